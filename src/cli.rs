@@ -1,0 +1,196 @@
+//! The command line (DESIGN.md §3): clap types only, no behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keep a fleet of Debian, Fedora/RHEL and Docker Compose hosts patched from one terminal.
+///
+/// Without a subcommand or --batch, tendhost opens the full-screen console.
+#[derive(Debug, Parser)]
+#[command(name = "tendhost", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(after_help = "\
+Config is read from --config, then $TENDHOST_CONFIG, then ./tendhost.toml, then
+$XDG_CONFIG_HOME/tendhost/tendhost.toml.
+
+Exit codes: 0 all selected hosts succeeded; 1 a host failed or a wave halted; 2 usage or config
+error; 3 interrupted; 4 another tendhost holds the state lock.")]
+pub struct Cli {
+    /// Config file to use instead of the usual places.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Keep snapshot, audit log, log file and lock here instead of $XDG_STATE_HOME/tendhost.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Look, but never change a host: every mutating action is disabled.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
+    /// Run COMMAND headless instead of opening the console.
+    #[arg(long, value_name = "COMMAND")]
+    pub batch: Option<BatchCommand>,
+
+    /// Options for --batch.
+    #[command(flatten)]
+    pub batch_args: BatchArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What `--batch` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BatchCommand {
+    /// Validate the config and print a summary of hosts, groups and tags.
+    Check,
+    /// Print the selected hosts with their last known state.
+    Hosts,
+    /// Gather inventory and pending packages from the selected hosts.
+    Inventory,
+    /// Update the selected hosts (all at once, bounded by [fleet] concurrency).
+    Update,
+    /// Reboot the selected hosts that need it.
+    Reboot,
+    /// Update the selected hosts in batches, halting on failures.
+    Wave,
+    /// Clear the failed state of the selected hosts.
+    Retry,
+    /// Mark the failures of the selected hosts as seen.
+    Ack,
+}
+
+/// Host selection and options for `--batch`.
+#[derive(Debug, Default, Clone, Args)]
+pub struct BatchArgs {
+    /// Hosts to act on (default: all, or those matched by --tag/--group).
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    #[command(flatten)]
+    pub select: Selectors,
+
+    /// Print one JSON object per line on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Simulate: report what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Let an upgrade go ahead even if it removes packages.
+    #[arg(long)]
+    pub allow_removals: bool,
+
+    /// Wave batch sizes, e.g. `1,5,25%` (canary first; the last size repeats).
+    #[arg(long, value_name = "N|N%[,…]")]
+    pub batch_size: Option<String>,
+
+    /// Pause between wave batches, e.g. `30s`.
+    #[arg(long, value_name = "SECS")]
+    pub delay: Option<String>,
+
+    /// Halt the wave when more than this many hosts failed (`N` or `N%`).
+    #[arg(long, value_name = "N|N%")]
+    pub max_failures: Option<String>,
+}
+
+/// Which hosts an operation touches. Tags combine with AND; no selector means all hosts.
+#[derive(Debug, Default, Clone, Args)]
+pub struct Selectors {
+    /// Only hosts with this tag (repeat for AND).
+    #[arg(long = "tag", short = 't', value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Only hosts in this group (repeat for OR).
+    #[arg(long = "group", short = 'g', value_name = "GROUP")]
+    pub groups: Vec<String>,
+
+    /// Leave this host out (repeatable).
+    #[arg(long = "exclude", short = 'x', value_name = "HOST")]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create tendhost's own ed25519 key and print its authorized_keys line.
+    Keygen {
+        /// Replace an existing key.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Manage hosts in tendhost.toml.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Add a host to tendhost.toml, keeping its comments and layout.
+    Add {
+        /// `user@address[:port]` of the new host.
+        #[arg(value_name = "USER@ADDR")]
+        target: String,
+        /// Name in tendhost (default: the address).
+        #[arg(long)]
+        name: Option<String>,
+        /// Tags for the host (repeatable).
+        #[arg(long = "tag", short = 't')]
+        tags: Vec<String>,
+    },
+    /// Connect to hosts and report reachable / auth failed / host key unknown or changed.
+    Test {
+        #[arg(value_name = "HOST")]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        select: Selectors,
+        /// Learn the keys of hosts not yet known (trust on first use).
+        #[arg(long)]
+        accept_new: bool,
+        /// One JSON object per host.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_a_wave() {
+        let cli = Cli::try_parse_from([
+            "tendhost",
+            "--batch",
+            "wave",
+            "--tag",
+            "web",
+            "--tag",
+            "prod",
+            "--batch-size",
+            "1,5,25%",
+            "--max-failures",
+            "10%",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(cli.batch, Some(BatchCommand::Wave));
+        assert_eq!(cli.batch_args.select.tags, ["web", "prod"]);
+        assert!(cli.batch_args.json);
+    }
+}

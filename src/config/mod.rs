@@ -1,0 +1,279 @@
+//! The validated, immutable configuration: what `tendhost.toml` says once every default has been
+//! applied and every rule checked.
+//!
+//! Parsing lives in `raw.rs` (TOML with byte spans, so every error can name file, line, column and
+//! key); the typed values below are what the rest of tendhost sees, shared as `Arc<Config>`. Nothing
+//! here opens a connection or touches the state dir.
+
+mod discover;
+mod duration;
+mod error;
+mod raw;
+mod window;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use discover::{discover, Discovered, DiscoverySource};
+pub use duration::{format_duration, parse_duration};
+pub use error::{ConfigError, Diagnostic};
+pub use window::MaintenanceWindow;
+
+/// A host's unique name, cheap to clone into events and log lines.
+pub type HostId = Arc<str>;
+
+/// Everything tendhost was told, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages and for `host add`.
+    pub path: PathBuf,
+    pub hosts: Vec<HostConfig>,
+    /// Group name → member host names, in file order.
+    pub groups: BTreeMap<String, Vec<HostId>>,
+    pub ssh: SshSettings,
+    pub fleet: FleetSettings,
+    pub audit: AuditSettings,
+    /// `[daemon] log_level` (the only daemon key that still means something).
+    pub log_level: Option<String>,
+    /// `[keys]`: action name → key specs, overriding the TUI's defaults.
+    pub keys: BTreeMap<String, Vec<String>>,
+    /// Things that loaded but deserve a word (e.g. the old `[daemon]` table).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Config {
+    /// Parses and validates `text`, naming `path` in every error.
+    pub fn from_str(path: impl Into<PathBuf>, text: &str) -> Result<Config, ConfigError> {
+        raw::load(path.into(), text)
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: impl Into<PathBuf>) -> Result<Config, ConfigError> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::from_str(path, &text)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&HostConfig> {
+        self.hosts.iter().find(|h| &*h.name == name)
+    }
+
+    /// All distinct tags, sorted.
+    pub fn tags(&self) -> Vec<&str> {
+        let mut tags: Vec<&str> = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.tags.iter().map(String::as_str))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        tags
+    }
+}
+
+/// How tendhost reaches a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ssh,
+    /// Commands run on this machine, as the user running tendhost.
+    Local,
+}
+
+/// Which package manager to drive; `Auto` detects it from `/etc/os-release`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerChoice {
+    Auto,
+    Apt,
+    Dnf,
+    Yum,
+    /// Inventory only; tendhost never updates this host's packages.
+    None,
+}
+
+/// apt's upgrade flavour: `Full` may install new dependencies and remove packages
+/// (`apt-get dist-upgrade`, like apt-dater and Ansible's `upgrade: dist`); `Safe` never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpgradeMode {
+    Full,
+    Safe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComposeVersion {
+    /// The standalone `docker-compose` binary.
+    V1,
+    /// The `docker compose` plugin.
+    V2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KnownHostsPolicy {
+    /// Unknown keys are refused; add them with `tendhost host test --accept-new` or ssh-keyscan.
+    Strict,
+    /// The first key seen is learned (trust on first use); a changed key is still refused.
+    AcceptNew,
+}
+
+/// One managed host, with `[defaults]` already applied.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub name: HostId,
+    /// IP address or DNS name (no port; see `port`).
+    pub addr: String,
+    pub port: u16,
+    pub user: String,
+    /// Private key file; `None` means ssh-agent or `TENDHOST_SSH_KEY`.
+    pub ssh_key: Option<PathBuf>,
+    /// `[user@]host[:port]` of a bastion, or the name of another configured host.
+    pub proxy_jump: Option<String>,
+    pub transport: Transport,
+    pub manager: ManagerChoice,
+    pub compose_paths: Vec<String>,
+    pub tags: Vec<String>,
+    /// Groups this host belongs to (reverse of `[groups]`).
+    pub groups: Vec<String>,
+    pub policy: Policy,
+    pub docker: DockerSettings,
+    pub checks: Checks,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub auto_reboot: bool,
+    pub maintenance_window: Option<MaintenanceWindow>,
+    pub upgrade_mode: UpgradeMode,
+    /// Lets an upgrade go ahead even when it would remove packages.
+    pub allow_removals: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DockerSettings {
+    pub compose_version: ComposeVersion,
+    pub pull_before_update: bool,
+}
+
+/// Health commands that gate a wave: `pre` must pass before a host is touched, `post` after.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub pre: Option<String>,
+    pub post: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    pub known_hosts: KnownHostsPolicy,
+    pub connect_timeout: Duration,
+    /// Upper bound for one remote command unless the caller sets its own.
+    pub command_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+/// A batch size in a wave: an absolute count or a share of the selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum BatchSize {
+    Count(usize),
+    Percent(u8),
+}
+
+/// When a wave halts: more than this many failed hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum FailureLimit {
+    Count(usize),
+    Percent(u8),
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    /// Periodic inventory refresh; `None` turns it off.
+    pub refresh_interval: Option<Duration>,
+    pub batch_size: Vec<BatchSize>,
+    pub delay: Duration,
+    pub max_failures: FailureLimit,
+    /// Most hosts talked to at once outside waves (refreshes, `host test`).
+    pub concurrency: usize,
+    /// How long a rebooting host may take to come back.
+    pub reboot_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub enabled: bool,
+    /// Overrides `audit.jsonl` in the state dir.
+    pub file: Option<PathBuf>,
+}
+
+impl BatchSize {
+    /// Parses `5` or `25%`.
+    pub fn parse(text: &str) -> Result<BatchSize, String> {
+        parse_count_or_percent(text).map(|v| match v {
+            CountOrPercent::Count(n) if n > 0 => Ok(BatchSize::Count(n)),
+            CountOrPercent::Count(_) => Err("a batch size must be at least 1".to_string()),
+            CountOrPercent::Percent(p) if p > 0 => Ok(BatchSize::Percent(p)),
+            CountOrPercent::Percent(_) => Err("a batch size must be more than 0%".to_string()),
+        })?
+    }
+
+    /// Parses a comma-separated list such as `1,5,25%`.
+    pub fn parse_list(text: &str) -> Result<Vec<BatchSize>, String> {
+        text.split(',').map(|part| BatchSize::parse(part.trim())).collect()
+    }
+
+    /// How many of `total` hosts this size means (a percentage rounds up, at least 1).
+    pub fn resolve(self, total: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => n,
+            BatchSize::Percent(p) => (total * usize::from(p)).div_ceil(100).max(1),
+        }
+    }
+}
+
+impl FailureLimit {
+    /// Parses `0`, `3` or `10%`.
+    pub fn parse(text: &str) -> Result<FailureLimit, String> {
+        Ok(match parse_count_or_percent(text)? {
+            CountOrPercent::Count(n) => FailureLimit::Count(n),
+            CountOrPercent::Percent(p) => FailureLimit::Percent(p),
+        })
+    }
+
+    /// The number of failures tolerated out of `total` hosts (a percentage rounds down).
+    pub fn resolve(self, total: usize) -> usize {
+        match self {
+            FailureLimit::Count(n) => n,
+            FailureLimit::Percent(p) => total * usize::from(p) / 100,
+        }
+    }
+}
+
+enum CountOrPercent {
+    Count(usize),
+    Percent(u8),
+}
+
+fn parse_count_or_percent(text: &str) -> Result<CountOrPercent, String> {
+    let text = text.trim();
+    if let Some(number) = text.strip_suffix('%') {
+        let p: u8 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not a percentage"))?;
+        if p > 100 {
+            return Err(format!("'{text}' is more than 100%"));
+        }
+        Ok(CountOrPercent::Percent(p))
+    } else {
+        text.parse()
+            .map(CountOrPercent::Count)
+            .map_err(|_| format!("'{text}' is neither a number nor a percentage"))
+    }
+}

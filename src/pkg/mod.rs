@@ -1,0 +1,137 @@
+//! What tendhost can do to a host's software: list pending updates, plan and run upgrades, and
+//! tell whether a reboot is needed, for apt, dnf/yum and Docker Compose stacks.
+//!
+//! pkg never opens a connection: every operation speaks through [`Executor`], so SSH hosts,
+//! local hosts and simulated hosts behave alike. Parsers are pure functions over captured output.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::remote::{self, Executor, OutputLine};
+
+/// One package with a newer version available.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingPackage {
+    pub name: String,
+    /// Installed version (`from` in DESIGN.md §3 JSON).
+    pub from: String,
+    /// Candidate version.
+    pub to: String,
+    /// Comes from a security origin / advisory.
+    #[serde(default)]
+    pub security: bool,
+}
+
+/// What an upgrade would do, from a dry run (`apt-get -s`, `dnf --assumeno`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradePlan {
+    pub upgrades: Vec<PendingPackage>,
+    /// Packages the upgrade would newly install (new dependencies).
+    pub installs: Vec<String>,
+    /// Packages the upgrade would remove: an upgrade with removals needs explicit consent.
+    pub removals: Vec<String>,
+    /// Held or kept-back packages that will not be upgraded.
+    pub held: Vec<String>,
+}
+
+/// Whether the host needs a reboot, and because of what.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebootStatus {
+    pub required: bool,
+    /// Packages that asked for it (apt's `reboot-required.pkgs`, or the new kernel).
+    pub packages: Vec<String>,
+}
+
+/// How an upgrade is to run.
+#[derive(Debug, Clone, Copy)]
+pub struct UpgradeOptions {
+    pub mode: crate::config::UpgradeMode,
+    /// Go ahead even when the plan removes packages.
+    pub allow_removals: bool,
+}
+
+/// The result of a real upgrade.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeReport {
+    pub plan: UpgradePlan,
+    pub reboot: RebootStatus,
+}
+
+/// Which package manager drives a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagerKind {
+    Apt,
+    Dnf,
+    Yum,
+}
+
+/// Failures of package operations. A variant names the step; the transport error is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{step}")]
+    Remote {
+        step: &'static str,
+        #[source]
+        source: remote::Error,
+    },
+    #[error("{step} failed (exit {code}): {detail}")]
+    CommandFailed {
+        step: &'static str,
+        code: String,
+        detail: String,
+    },
+    #[error("unsupported OS '{0}': tendhost knows apt, dnf and yum systems")]
+    UnsupportedOs(String),
+    #[error("the upgrade would remove {0:?}; allow removals to go ahead")]
+    WouldRemove(Vec<String>),
+    #[error("the package database is locked by another process (waited {0}s)")]
+    Locked(u64),
+    #[error("could not understand {what}: {detail}")]
+    Parse { what: &'static str, detail: String },
+}
+
+/// A package manager on one host. Every method takes the host's executor.
+#[async_trait]
+pub trait PackageManager: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> ManagerKind;
+
+    /// Refreshes the package lists (`apt-get update`, `dnf makecache`).
+    async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error>;
+
+    /// Lists upgradable packages without changing anything.
+    async fn pending(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PendingPackage>, Error>;
+
+    /// Simulates the upgrade.
+    async fn plan(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradePlan, Error>;
+
+    /// Upgrades for real, streaming every output line to `lines`.
+    async fn upgrade(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradeReport, Error>;
+
+    async fn reboot_status(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<RebootStatus, Error>;
+}
+
+pub type SharedManager = Arc<dyn PackageManager>;

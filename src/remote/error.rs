@@ -1,0 +1,70 @@
+use std::time::Duration;
+
+/// Why a command could not be run to completion on a host.
+///
+/// A non-zero exit status is not an error; these are the ways the transport itself fails.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connecting to {target}")]
+    Connect {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("ssh to {target}: {message}")]
+    Ssh { target: String, message: String },
+    #[error("authentication as '{user}' on {target} failed ({tried})")]
+    Auth {
+        target: String,
+        user: String,
+        tried: String,
+    },
+    #[error(
+        "host key for {target} is unknown ({fingerprint}); refusing to connect \
+         (set [ssh] known_hosts = \"accept-new\" or add it to {known_hosts})"
+    )]
+    HostKeyUnknown {
+        target: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
+    #[error(
+        "host key for {target} changed; refusing to connect \
+         (expected {expected}, got {got}; see {location})"
+    )]
+    HostKeyChanged {
+        target: String,
+        expected: String,
+        got: String,
+        location: String,
+    },
+    #[error("key file '{path}': {message}")]
+    Key { path: String, message: String },
+    #[error("command timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("command cancelled")]
+    Cancelled,
+    #[error("sudo on {target} needs a password; allow '{user}' to run it with NOPASSWD")]
+    SudoNeedsPassword { target: String, user: String },
+    #[error("connection to {target} lost: {message}")]
+    Disconnected { target: String, message: String },
+    #[error("{target} is unreachable after {attempts} attempts: {last}")]
+    Unreachable {
+        target: String,
+        attempts: u32,
+        last: String,
+    },
+    #[error("starting a local command")]
+    Spawn(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Whether retrying later could help (network trouble), as opposed to a refusal that needs a
+    /// person (a changed host key, a bad key file, sudo wanting a password).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Disconnected { .. } | Error::Timeout(_) | Error::Ssh { .. }
+        )
+    }
+}

@@ -1,0 +1,118 @@
+//! How tendhost runs a command on a host: the `Executor` trait and its two transports.
+//!
+//! Everything above this module (package managers, inventory, the engine) speaks only through
+//! `Executor`, so an SSH host and the local machine behave the same and tests can substitute a
+//! simulated executor. Nothing here knows about package managers or the state machine.
+
+mod error;
+mod local;
+pub mod quote;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use error::Error;
+pub use local::LocalExecutor;
+pub use quote::quote;
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line of a command's output, sent as soon as it is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// A shell command to run on a host, with how to run it.
+#[derive(Debug, Clone)]
+pub struct RemoteCommand {
+    /// A POSIX `sh` script. Anything interpolated into it must go through [`quote`].
+    pub script: String,
+    /// Run as root: prefixed with `sudo -n` when the login user is not root.
+    pub privileged: bool,
+    /// Kill the command (and report [`Error::Timeout`]) after this long.
+    pub timeout: Duration,
+}
+
+impl RemoteCommand {
+    pub fn new(script: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            script: script.into(),
+            privileged: false,
+            timeout,
+        }
+    }
+
+    pub fn privileged(mut self) -> Self {
+        self.privileged = true;
+        self
+    }
+}
+
+/// How a command ended, plus everything it printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// `None` when the process died of a signal (see `signal`).
+    pub exit_code: Option<u32>,
+    pub signal: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CommandOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// Runs commands on one host. Implementations reuse one connection for every command.
+#[async_trait]
+pub trait Executor: Send + Sync + fmt::Debug {
+    /// Runs `command`, sending each output line to `lines` as it arrives (when given) and
+    /// returning the whole output. Cancelling `cancel` stops the command and returns
+    /// [`Error::Cancelled`]. A non-zero exit is *not* an error: callers decide what it means.
+    async fn run(
+        &self,
+        command: &RemoteCommand,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<CommandOutput, Error>;
+
+    /// A short description of where commands go, e.g. `root@10.0.0.5:22` or `local`.
+    fn describe(&self) -> String;
+
+    /// Drops any open connection. The next `run` reconnects.
+    async fn disconnect(&self) {}
+}
+
+/// A shareable executor, as the engine holds it.
+pub type SharedExecutor = Arc<dyn Executor>;
+
+/// Wraps `script` for execution as root when `user` is not root: `sudo -n` never prompts, so a
+/// sudo that wants a password fails fast with a message we can recognise (see
+/// [`Error::SudoNeedsPassword`]).
+pub fn privileged_script(script: &str, user_is_root: bool) -> String {
+    if user_is_root {
+        script.to_string()
+    } else {
+        format!("sudo -n sh -c {}", quote(script))
+    }
+}
+
+/// True when stderr shows that `sudo -n` refused because it needs a password.
+pub fn sudo_wants_password(stderr: &str) -> bool {
+    stderr.contains("sudo: a password is required")
+        || stderr.contains("sudo: a terminal is required")
+}

@@ -1,0 +1,9 @@
+//! What tendhost keeps on disk: where (`paths`), and who may write there (`lock`).
+//!
+//! Every file here is written atomically (temp file, fsync, rename) with mode 0600.
+
+mod lock;
+mod paths;
+
+pub use lock::{LockError, StateLock};
+pub use paths::{write_private_atomic, Paths};
