@@ -359,6 +359,10 @@ impl HostSupervisor {
     /// Announces a move that already happened: one event, one audit record if it mutates.
     async fn after_move(&mut self, from: StateKind) {
         let to = self.state.kind();
+        if from == to {
+            // Acknowledging keeps the host failed: announced as `Acknowledged`, not as a move.
+            return;
+        }
         let reason = self.state.phase.reason();
         self.emit(Event::StateChanged {
             host: self.id.clone(),

@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use super::record::HostRecord;
 use crate::config::HostId;
-use crate::store::snapshot::{self, Snapshot};
+use crate::store::snapshot;
 
 pub(super) struct Hub {
     records: Vec<HostRecord>,
@@ -53,8 +53,8 @@ impl Hub {
     pub async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
         let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
         let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
-        let mut save = tokio::time::interval_at(Instant::now(), self.save_every);
-        save.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let save = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(save);
         loop {
             tokio::select! {
                 event = bus.recv() => match event {
@@ -64,7 +64,14 @@ impl Hub {
                     }
                     None => break, // every host, wave and handle is gone: shutdown
                 },
-                _ = save.tick(), if self.dirty => self.hand_over(&encoded),
+                () = &mut save, if self.dirty => {
+                    let began = Instant::now();
+                    self.hand_over(&encoded);
+                    // Encoding a large fleet takes a while and the hub does nothing else
+                    // meanwhile: keep it under a tenth of the hub's time.
+                    let pause = self.save_every.max(began.elapsed() * 10);
+                    save.as_mut().reset(Instant::now() + pause);
+                }
             }
         }
         self.hand_over(&encoded);
@@ -103,7 +110,7 @@ impl Hub {
     }
 
     fn hand_over(&mut self, encoded: &watch::Sender<Option<Vec<u8>>>) {
-        match snapshot::encode(&Snapshot::new(self.records.clone())) {
+        match snapshot::encode_records(&self.records) {
             Ok(bytes) => {
                 encoded.send_replace(Some(bytes));
                 self.dirty = false;
