@@ -108,7 +108,13 @@ fn print_check(config: &Config) -> Exit {
             config::Transport::Local => "local".to_string(),
             config::Transport::Ssh => format!("{}@{}:{}", host.user, host.addr, host.port),
         };
-        let _ = writeln!(out, "  host  {:<20} {:<28} {}", host.name, target, host.tags.join(","));
+        let _ = writeln!(
+            out,
+            "  host  {:<20} {:<28} {}",
+            host.name,
+            target,
+            host.tags.join(",")
+        );
     }
     for (group, members) in &config.groups {
         let names: Vec<&str> = members.iter().map(|m| &**m).collect();

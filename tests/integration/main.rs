@@ -1,0 +1,4 @@
+//! tendhost's integration tests: one binary, one module per area (STYLE.md §11).
+
+mod cli;
+mod config;
