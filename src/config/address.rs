@@ -50,10 +50,10 @@ pub(super) fn check_jump(jump: &str) -> Result<(), String> {
     } else {
         (rest, None)
     };
-    if let Some(port) = port {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("'{jump}' has an invalid port '{port}'"));
-        }
+    if let Some(port) = port
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("'{jump}' has an invalid port '{port}'"));
     }
     check_address(host).map_err(|_| format!("'{jump}' is not [user@]host[:port]"))
 }
