@@ -5,15 +5,7 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-mod cli;
-mod config;
-mod engine;
-mod exit;
-mod inventory;
-mod logging;
-mod pkg;
-mod remote;
-mod store;
+use tendhost::{cli, config, exit, store};
 
 use std::io::Write;
 use std::path::PathBuf;
