@@ -19,7 +19,7 @@ use super::window::{parse_day, parse_time};
 use super::{
     parse_duration, AuditSettings, BatchSize, Checks, ComposeVersion, Config, ConfigError,
     Diagnostic, DockerSettings, FailureLimit, FleetSettings, HostConfig, HostId,
-    KnownHostsPolicy, MaintenanceWindow, ManagerChoice, Policy, SshSettings, Transport,
+    KnownHostsPolicy, MaintenanceWindow, ManagerChoice, Policy, SshExplicit, SshSettings, Transport,
     UpgradeMode,
 };
 
@@ -106,6 +106,8 @@ pub(super) fn load(path: PathBuf, text: &str) -> Result<Config, ConfigError> {
 #[derive(Clone)]
 struct HostDefaults {
     user: String,
+    /// Which of `user`/`port` the file set (else `~/.ssh/config` may supply them).
+    explicit: SshExplicit,
     ssh_key: Option<PathBuf>,
     port: u16,
     proxy_jump: Option<String>,
@@ -119,6 +121,7 @@ impl Default for HostDefaults {
     fn default() -> Self {
         Self {
             user: "root".into(),
+            explicit: SshExplicit::default(),
             ssh_key: None,
             port: 22,
             proxy_jump: None,
@@ -287,12 +290,14 @@ impl Ctx<'_> {
         self.check_keys(table, "defaults", DEFAULTS_KEYS);
         if let Some(user) = self.user(table, "defaults") {
             d.user = user;
+            d.explicit.user = true;
         }
         if let Some(key) = self.string(table, "defaults", "ssh_key") {
             d.ssh_key = Some(expand_home(key.get_ref()));
         }
         if let Some(port) = self.port(table, "defaults") {
             d.port = port;
+            d.explicit.port = true;
         }
         if let Some(jump) = self.proxy_jump(table, "defaults") {
             d.proxy_jump = Some(jump);
@@ -377,7 +382,12 @@ impl Ctx<'_> {
                 String::new()
             }
         };
-        let user = self.user(table, "host").unwrap_or_else(|| d.user.clone());
+        let host_user = self.user(table, "host");
+        let explicit = SshExplicit {
+            user: d.explicit.user || host_user.is_some(),
+            port: d.explicit.port || table.get("port").is_some(),
+        };
+        let user = host_user.unwrap_or_else(|| d.user.clone());
         let ssh_key = self
             .string(table, "host", "ssh_key")
             .map(|k| expand_home(k.get_ref()))
@@ -427,6 +437,7 @@ impl Ctx<'_> {
             addr,
             port,
             user,
+            explicit,
             ssh_key,
             proxy_jump,
             transport,
