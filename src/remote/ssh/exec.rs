@@ -1,12 +1,16 @@
 //! Running one command on an open session: a fresh channel per command, output forwarded line
 //! by line as it arrives, exit status or signal collected, timeout and cancellation honoured.
 //!
-//! On timeout or cancellation the remote process is sent SIGKILL through the channel (OpenSSH
-//! delivers it to the command's process: for a privileged command that is `sudo`, which relays
-//! it to its child) and the channel is closed. A server that ignores the signal request leaves
-//! the process running until it next writes to its closed output (SIGPIPE) or finishes: a
-//! cancelled upgrade may therefore still complete on the host. Callers must treat a cancelled
-//! privileged command as "state unknown" and re-read the host's state, never assume rollback.
+//! On timeout or cancellation tendhost asks the server to SIGKILL the command (the SSH "signal"
+//! request) and closes the channel, then returns at once; the connection stays usable.
+//! What happens on the host depends on OpenSSH: it delivers the signal (to the command's whole
+//! process group) only for sessions of non-root users that are not privileged — for root
+//! logins it refuses ("session signalling requires privilege separation"), and a `sudo`'d
+//! command runs as root where the user's signal cannot reach it. In those cases the remote
+//! process **keeps running** until it finishes or next writes to its closed output (SIGPIPE).
+//! That is deliberate for package managers (killing dpkg mid-run can break a host), but it
+//! means a timed-out or cancelled privileged step leaves the host in an unknown state: callers
+//! must re-read it (and expect, e.g., a held dpkg lock) rather than assume nothing happened.
 
 use std::time::Duration;
 
