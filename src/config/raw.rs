@@ -1082,6 +1082,20 @@ fn check_jump(jump: &str) -> Result<(), String> {
         Some(_) => return Err(format!("'{jump}' has an empty user")),
         None => jump,
     };
+    // `[v6]:port` or `[v6]`: the port, if any, follows the bracket.
+    if let Some(inner) = rest.strip_prefix('[') {
+        let Some((host, after)) = inner.split_once(']') else {
+            return Err(format!("'{jump}' has an unclosed '['"));
+        };
+        if let Some(port) = after.strip_prefix(':') {
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!("'{jump}' has an invalid port '{port}'"));
+            }
+        } else if !after.is_empty() {
+            return Err(format!("'{jump}' is not [user@]host[:port]"));
+        }
+        return check_address(host).map_err(|_| format!("'{jump}' is not [user@]host[:port]"));
+    }
     let host = match rest.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') => {
             if port.parse::<u16>().map_or(true, |p| p == 0) {
