@@ -2,4 +2,5 @@
 //! `.ci/install-test-deps.sh`.
 
 mod harness;
+mod host_cmd;
 mod ssh;
