@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;
 pub mod pkg;

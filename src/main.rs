@@ -5,14 +5,14 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{cli, config, exit, store};
+use tendhost::{cli, config, exit, hostmgmt, remote, store};
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{BatchCommand, Cli, Command};
+use crate::cli::{BatchCommand, Cli, Command, HostCommand};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::store::Paths;
@@ -49,6 +49,10 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Ok(paths) => paths,
         Err(err) => return Ok(usage_error(&format!("resolving XDG directories: {err}"))),
     };
+    // keygen needs no config: it is often the first thing a new user runs.
+    if let Some(Command::Keygen { force }) = &cli.command {
+        return Ok(keygen(&paths, *force));
+    }
     let config = match load_config(&cli, &paths) {
         Ok(config) => config,
         Err(err) => {
@@ -64,9 +68,57 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         (None, Some(other)) => Ok(not_yet(&format!("--batch {other:?}").to_lowercase())),
         (None, None) => Ok(not_yet("the full-screen console")),
-        (Some(Command::Keygen { .. }), _) => Ok(not_yet("keygen")),
-        (Some(Command::Host(_)), _) => Ok(not_yet("host")),
-        (Some(Command::Completions { .. } | Command::Man), _) => Ok(Exit::Ok),
+        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
+            Ok(host_add(&config, target, name.clone(), tags.clone()))
+        }
+        (Some(Command::Host(HostCommand::Test { hosts, select, accept_new, json })), _) => {
+            let chosen = match hostmgmt::select_hosts(&config, hosts, select) {
+                Ok(chosen) => chosen,
+                Err(err) => return Ok(usage_error(&err.to_string())),
+            };
+            let ctx = remote::RemoteContext::from_config(&config, &paths);
+            let opts = hostmgmt::TestOptions {
+                accept_new: *accept_new,
+                json: *json,
+                concurrency: config.fleet.concurrency,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(runtime.block_on(hostmgmt::test_hosts(&chosen, &ctx, &opts)))
+        }
+        (Some(Command::Keygen { .. } | Command::Completions { .. } | Command::Man), _) => {
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// `tendhost keygen`: print the public line on stdout, say where the key is on stderr.
+fn keygen(paths: &Paths, force: bool) -> Exit {
+    match hostmgmt::keygen(paths, force) {
+        Ok(key) => {
+            let what = if key.created { "created" } else { "kept existing (use --force to replace)" };
+            eprintln!("tendhost: {what} key '{}'; add this line to authorized_keys:", key.path.display());
+            println!("{}", key.public_line);
+            Exit::Ok
+        }
+        Err(err) => {
+            eprintln!("tendhost: keygen: {}", error_chain(&err));
+            Exit::HostFailed
+        }
+    }
+}
+
+/// `tendhost host add`: append to the config file that was loaded.
+fn host_add(config: &Config, target: &str, name: Option<String>, tags: Vec<String>) -> Exit {
+    let host = match hostmgmt::NewHost::parse(target, name, tags) {
+        Ok(host) => host,
+        Err(err) => return usage_error(&err.to_string()),
+    };
+    match hostmgmt::add_host(&config.path, &host) {
+        Ok(_) => {
+            println!("added host '{}' to {}", host.name, config.path.display());
+            Exit::Ok
+        }
+        Err(err) => usage_error(&error_chain(&err)),
     }
 }
 
