@@ -12,15 +12,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Weekday;
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use super::window::{parse_day, parse_time};
 use super::{
-    parse_duration, AuditSettings, BatchSize, Checks, ComposeVersion, Config, ConfigError,
-    Diagnostic, DockerSettings, FailureLimit, FleetSettings, HostConfig, HostId,
-    KnownHostsPolicy, MaintenanceWindow, ManagerChoice, Policy, SshSettings, Transport,
-    UpgradeMode,
+    AuditSettings, BatchSize, Checks, ComposeVersion, Config, ConfigError, Diagnostic,
+    DockerSettings, FailureLimit, FleetSettings, HostConfig, HostId, KnownHostsPolicy,
+    MaintenanceWindow, ManagerChoice, Policy, SshSettings, Transport, UpgradeMode, parse_duration,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -60,7 +59,12 @@ const POLICY_KEYS: &[&str] = &[
 const WINDOW_KEYS: &[&str] = &["start", "end", "days"];
 const DOCKER_KEYS: &[&str] = &["compose_version", "pull_before_update"];
 const CHECK_KEYS: &[&str] = &["pre", "post"];
-const SSH_KEYS: &[&str] = &["known_hosts", "connect_timeout", "command_timeout", "keepalive"];
+const SSH_KEYS: &[&str] = &[
+    "known_hosts",
+    "connect_timeout",
+    "command_timeout",
+    "keepalive",
+];
 const FLEET_KEYS: &[&str] = &[
     "refresh_interval",
     "batch_size",
@@ -88,7 +92,11 @@ pub(super) fn load(path: PathBuf, text: &str) -> Result<Config, ConfigError> {
         Err(err) => {
             let span = err.span().unwrap_or(0..0);
             let key = key_at(text, span.start);
-            ctx.error(span, &key, &format!("invalid TOML: {}", first_line(err.message())));
+            ctx.error(
+                span,
+                &key,
+                &format!("invalid TOML: {}", first_line(err.message())),
+            );
             return Err(ConfigError::Invalid(ctx.errors));
         }
     };
@@ -507,7 +515,11 @@ impl Ctx<'_> {
         }
         if listed.is_empty() {
             if let Some(v) = table.get("days") {
-                self.error(v.span(), &format!("{at}.days"), "an empty list of days; leave 'days' out to mean every day");
+                self.error(
+                    v.span(),
+                    &format!("{at}.days"),
+                    "an empty list of days; leave 'days' out to mean every day",
+                );
             }
             days = vec![
                 Weekday::Mon,
@@ -719,7 +731,10 @@ impl Ctx<'_> {
                     self.error(
                         value.span(),
                         &at,
-                        &format!("expected a key or a list of keys, found {}", other.type_str()),
+                        &format!(
+                            "expected a key or a list of keys, found {}",
+                            other.type_str()
+                        ),
                     );
                     continue;
                 }
@@ -782,7 +797,10 @@ impl Ctx<'_> {
                 self.error(
                     span.clone(),
                     "host.name",
-                    &format!("duplicate host name '{}' (first defined on line {line})", host.name),
+                    &format!(
+                        "duplicate host name '{}' (first defined on line {line})",
+                        host.name
+                    ),
                 );
             } else {
                 first.insert(&host.name, span.start);
@@ -818,10 +836,19 @@ impl Ctx<'_> {
 
     fn type_error(&mut self, value: &Value<'_>, key: &str, expected: &str) {
         let found = value.get_ref().type_str();
-        self.error(value.span(), key, &format!("expected {expected}, found {found}"));
+        self.error(
+            value.span(),
+            key,
+            &format!("expected {expected}, found {found}"),
+        );
     }
 
-    fn table<'a, 'i>(&mut self, t: &'a DeTable<'i>, at: &str, key: &str) -> Option<&'a DeTable<'i>> {
+    fn table<'a, 'i>(
+        &mut self,
+        t: &'a DeTable<'i>,
+        at: &str,
+        key: &str,
+    ) -> Option<&'a DeTable<'i>> {
         let value = t.get(key)?;
         match value.get_ref() {
             DeValue::Table(table) => Some(table),
@@ -857,13 +884,15 @@ impl Ctx<'_> {
     fn integer(&mut self, t: &DeTable<'_>, at: &str, key: &str) -> Option<i64> {
         let value = t.get(key)?;
         match value.get_ref() {
-            DeValue::Integer(i) => match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    self.error(value.span(), &join(at, key), "number out of range");
-                    None
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(n),
+                    Err(_) => {
+                        self.error(value.span(), &join(at, key), "number out of range");
+                        None
+                    }
                 }
-            },
+            }
             _ => {
                 self.type_error(value, &join(at, key), "a whole number");
                 None
@@ -871,7 +900,13 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&mut self, t: &DeTable<'_>, at: &str, key: &str, zero_ok: bool) -> Option<Duration> {
+    fn duration(
+        &mut self,
+        t: &DeTable<'_>,
+        at: &str,
+        key: &str,
+        zero_ok: bool,
+    ) -> Option<Duration> {
         let value = t.get(key)?;
         let parsed = match value.get_ref() {
             DeValue::Integer(i) => parse_duration(i.as_str()),
@@ -938,7 +973,11 @@ impl Ctx<'_> {
             Ok(port) if port > 0 => Some(port),
             _ => {
                 let span = t.get("port").map_or(0..0, Spanned::span);
-                self.error(span, &join(at, "port"), &format!("{n} is not a port (1-65535)"));
+                self.error(
+                    span,
+                    &join(at, "port"),
+                    &format!("{n} is not a port (1-65535)"),
+                );
                 None
             }
         }
@@ -1002,7 +1041,10 @@ fn key_at(text: &str, offset: usize) -> String {
     if line.contains('=') && !key.is_empty() && !key.starts_with('[') {
         key.to_string()
     } else if let Some(header) = line.trim().strip_prefix('[') {
-        header.trim_matches(|c| c == '[' || c == ']').trim().to_string()
+        header
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_string()
     } else {
         "(syntax)".to_string()
     }
@@ -1057,7 +1099,9 @@ fn check_address(addr: &str) -> Result<(), String> {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    let all_numeric = addr.split('.').all(|l| l.chars().all(|c| c.is_ascii_digit()));
+    let all_numeric = addr
+        .split('.')
+        .all(|l| l.chars().all(|c| c.is_ascii_digit()));
     if addr.len() > 253 || all_numeric || !addr.split('.').all(valid_label) {
         return Err(bad());
     }
@@ -1116,10 +1160,24 @@ mod tests {
 
     #[test]
     fn addresses() {
-        for ok in ["192.168.1.10", "::1", "fe80::1", "host-1.example.com", "localhost"] {
+        for ok in [
+            "192.168.1.10",
+            "::1",
+            "fe80::1",
+            "host-1.example.com",
+            "localhost",
+        ] {
             assert!(check_address(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "999.1.1.1", "host name", "root@host", "host:22", "-bad.com", "a..b"] {
+        for bad in [
+            "",
+            "999.1.1.1",
+            "host name",
+            "root@host",
+            "host:22",
+            "-bad.com",
+            "a..b",
+        ] {
             assert!(check_address(bad).is_err(), "{bad}");
         }
     }
