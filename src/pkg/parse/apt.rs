@@ -201,6 +201,28 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_real_full_plan_with_removal_and_new_install() {
+        let text = include_str!("../../../tests/fixtures/apt/sim-dist-upgrade-localrepo.txt");
+        let plan = parse_simulation(text);
+        let names: Vec<&str> = plan.upgrades.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["tendhost-app", "tendhost-core"]);
+        assert_eq!(plan.installs, ["tendhost-newdep"]);
+        assert_eq!(plan.removals, ["tendhost-legacy"]);
+        assert!(plan.held.is_empty());
+    }
+
+    #[test]
+    fn reads_a_real_safe_plan_with_kept_back() {
+        let plan = parse_simulation(include_str!(
+            "../../../tests/fixtures/apt/sim-upgrade-localrepo.txt"
+        ));
+        assert_eq!(plan.upgrades.len(), 1);
+        assert_eq!(plan.held, ["tendhost-core"]);
+        let list = include_str!("../../../tests/fixtures/apt/list-upgradable-localrepo.stdout");
+        assert_eq!(parse_list_upgradable(list).len(), 2);
+    }
+
+    #[test]
     fn reads_installs_removals_and_kept_back() {
         let text = "\
 The following packages have been kept back:

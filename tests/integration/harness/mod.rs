@@ -1,0 +1,4 @@
+//! Test harness: real hosts for the integration tests (Debian roots with a local apt repo).
+
+pub mod aptrepo;
+pub mod debroot;

@@ -1,0 +1,4 @@
+//! tendhost's integration tests: one binary, one module per area, a shared harness.
+
+mod harness;
+mod pkg_apt;
