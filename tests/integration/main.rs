@@ -2,3 +2,4 @@
 
 mod harness;
 mod pkg_apt;
+mod pkg_dnf;

@@ -2,3 +2,4 @@
 
 pub mod aptrepo;
 pub mod debroot;
+pub mod rpmrepo;
