@@ -2,4 +2,5 @@
 
 mod harness;
 mod pkg_apt;
+mod pkg_compose;
 mod pkg_dnf;

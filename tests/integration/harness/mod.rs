@@ -2,4 +2,5 @@
 
 pub mod aptrepo;
 pub mod debroot;
+pub mod registry;
 pub mod rpmrepo;
