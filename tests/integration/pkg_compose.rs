@@ -114,6 +114,20 @@ async fn pulls_a_newer_image_and_recreates_only_what_changed() {
     assert_eq!(updated.changed().count(), 1);
     assert_eq!(running_image(&dir), v2);
 
+    // The inventory of this host now shows the recreated container and both images.
+    let inv = tendhost::inventory::collect(&exec, &cancel).await.unwrap();
+    let container = inv
+        .containers
+        .iter()
+        .find(|c| c.image == reference)
+        .unwrap_or_else(|| panic!("container missing from {:?}", inv.containers));
+    assert_eq!(container.state, "running");
+    assert!(
+        inv.images
+            .iter()
+            .any(|i| i.id == v2 && i.tags.contains(&reference))
+    );
+
     let again = updater(true)
         .update(&exec, &path, None, &cancel)
         .await
