@@ -4,6 +4,7 @@
 //! `main.rs` stays wiring only; nothing here prints or exits.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -5,7 +5,7 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{cli, config, exit, hostmgmt, remote, store};
+use tendhost::{batch, cli, config, engine, exit, hostmgmt, logging, remote, store};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,12 +66,20 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
 
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
-        (None, Some(other)) => Ok(not_yet(&format!("--batch {other:?}").to_lowercase())),
+        (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => Ok(not_yet("the full-screen console")),
         (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
             Ok(host_add(&config, target, name.clone(), tags.clone()))
         }
-        (Some(Command::Host(HostCommand::Test { hosts, select, accept_new, json })), _) => {
+        (
+            Some(Command::Host(HostCommand::Test {
+                hosts,
+                select,
+                accept_new,
+                json,
+            })),
+            _,
+        ) => {
             let chosen = match hostmgmt::select_hosts(&config, hosts, select) {
                 Ok(chosen) => chosen,
                 Err(err) => return Ok(usage_error(&err.to_string())),
@@ -91,12 +99,77 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     }
 }
 
+/// `--batch COMMAND`: validate, take the state lock, run the engine headless.
+fn run_batch(
+    command: BatchCommand,
+    cli: &Cli,
+    config: Config,
+    paths: &Paths,
+) -> color_eyre::Result<Exit> {
+    let request = match batch::Request::new(command, &cli.batch_args, &config) {
+        Ok(request) => request,
+        Err(err) => return Ok(usage_error(&err)),
+    };
+    if request.hosts.is_empty() {
+        return Ok(usage_error("no host matches the selection"));
+    }
+    if let Err(err) = paths.ensure_state_dir() {
+        return Ok(usage_error(&format!(
+            "creating the state dir '{}': {err}",
+            paths.state_dir.display()
+        )));
+    }
+    let _lock = match store::StateLock::acquire(&paths.lock()) {
+        Ok(lock) => lock,
+        Err(err @ store::LockError::Held { .. }) => {
+            eprintln!("tendhost: {err}");
+            return Ok(Exit::Locked);
+        }
+        Err(err) => return Ok(usage_error(&error_chain(&err))),
+    };
+    let _log = logging::init(&paths.log(), config.log_level.as_deref(), None)?;
+    let loaded = store::snapshot::load(&paths.snapshot());
+    if let Some(warning) = &loaded.warning {
+        eprintln!("tendhost: warning: {warning}");
+    }
+    let config = std::sync::Arc::new(config);
+    let mut deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
+    // A batch run is short: no periodic refresh on top of what it was asked to do.
+    deps.periodic_refresh = false;
+    let printer = batch::Printer::new(request.json, batch_name(command));
+    let runtime = tokio::runtime::Runtime::new()?;
+    Ok(runtime.block_on(async move {
+        let (engine, events) = engine::Engine::start(config, deps);
+        batch::run(engine, events, request, printer).await
+    }))
+}
+
+fn batch_name(command: BatchCommand) -> &'static str {
+    match command {
+        BatchCommand::Check => "check",
+        BatchCommand::Hosts => "hosts",
+        BatchCommand::Inventory => "inventory",
+        BatchCommand::Update => "update",
+        BatchCommand::Reboot => "reboot",
+        BatchCommand::Wave => "wave",
+        BatchCommand::Retry => "retry",
+        BatchCommand::Ack => "ack",
+    }
+}
+
 /// `tendhost keygen`: print the public line on stdout, say where the key is on stderr.
 fn keygen(paths: &Paths, force: bool) -> Exit {
     match hostmgmt::keygen(paths, force) {
         Ok(key) => {
-            let what = if key.created { "created" } else { "kept existing (use --force to replace)" };
-            eprintln!("tendhost: {what} key '{}'; add this line to authorized_keys:", key.path.display());
+            let what = if key.created {
+                "created"
+            } else {
+                "kept existing (use --force to replace)"
+            };
+            eprintln!(
+                "tendhost: {what} key '{}'; add this line to authorized_keys:",
+                key.path.display()
+            );
             println!("{}", key.public_line);
             Exit::Ok
         }

@@ -25,7 +25,11 @@ pub(super) struct Hub {
     save_every: Duration,
     dirty: bool,
     cancel: CancellationToken,
+    frontend_stalled: bool,
 }
+
+/// How long the hub waits for a frontend during shutdown before it stops forwarding.
+const STALL: Duration = Duration::from_millis(200);
 
 impl Hub {
     pub fn new(
@@ -47,6 +51,7 @@ impl Hub {
             // Save once at start so a restored "interrupted" state is on disk before anything runs.
             dirty: true,
             cancel,
+            frontend_stalled: false,
         }
     }
 
@@ -88,7 +93,7 @@ impl Hub {
             | Event::PendingRefreshed { host, .. }
             | Event::Planned { host, .. }
             | Event::Acknowledged { host } => host,
-            Event::Refused { .. } | Event::Wave(_) => return,
+            Event::Refused { .. } | Event::Wave(_) | Event::WaveHostFinished { .. } => return,
         };
         if let Some(&i) = self.index.get(host) {
             self.records[i].apply(event);
@@ -96,10 +101,14 @@ impl Hub {
         }
     }
 
-    async fn forward(&self, frontend: &mpsc::Sender<Event>, event: Event) {
+    async fn forward(&mut self, frontend: &mpsc::Sender<Event>, event: Event) {
         if self.cancel.is_cancelled() {
-            // Shutting down: the frontend may have stopped reading; never wait for it now.
-            let _ = frontend.try_send(event);
+            // Shutting down: the frontend may have stopped reading. Give it a moment per event
+            // (batch mode drains to the end); once it stalls, stop waiting for it.
+            if !self.frontend_stalled {
+                let sent = tokio::time::timeout(STALL, frontend.send(event)).await;
+                self.frontend_stalled = sent.is_err();
+            }
             return;
         }
         tokio::select! {

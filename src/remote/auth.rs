@@ -72,7 +72,9 @@ pub async fn authenticate(
                 }
             }
             KeyFile::Encrypted(public) => {
-                let held = agent_keys.iter().any(|(k, _)| k.key_data() == public.key_data());
+                let held = agent_keys
+                    .iter()
+                    .any(|(k, _)| k.key_data() == public.key_data());
                 let Some(agent) = agent.as_mut().filter(|_| held) else {
                     return Err(Error::Key {
                         path: path.display().to_string(),
@@ -241,10 +243,16 @@ mod tests {
     #[test]
     fn env_key_errors_never_echo_the_value() {
         let secret = "bm90IGEga2V5"; // "not a key"
-        let err = decode_env_key(secret).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = decode_env_key(secret)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("TENDHOST_SSH_KEY"), "{err}");
         assert!(!err.contains(secret), "{err}");
-        let err = decode_env_key("%%%").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = decode_env_key("%%%")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("base64"), "{err}");
     }
 }
