@@ -274,7 +274,8 @@ impl HostSupervisor {
         let mut probe = self.state.clone();
         match op {
             Op::Refresh | Op::Update { .. } => {
-                if matches!(op, Op::Update { .. })
+                // A wave still checks and refreshes such a host; only a direct update is refused.
+                if matches!(op, Op::Update { wave: None, .. })
                     && self.host.manager == crate::config::ManagerChoice::None
                 {
                     return Err(

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod config;
+mod engine;
 mod host_cmd;
 mod inventory;
 mod pkg_apt;
