@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::aptrepo::{self, Deb};
-use super::debroot::{run, DebRoot};
+use super::debroot::{DebRoot, run};
 use super::sshd::{SshHost, SshdOptions};
 
 /// Where the engine reads the boot id on these hosts (inside the root).
@@ -53,7 +53,9 @@ impl AptHost {
                     name: "tendhost-app",
                     version: "1.2",
                     depends: None,
-                    postinst: Some("#!/bin/sh\necho 'tendhost-app: configure failed' >&2\nexit 1\n"),
+                    postinst: Some(
+                        "#!/bin/sh\necho 'tendhost-app: configure failed' >&2\nexit 1\n",
+                    ),
                 };
                 let repo = root.path("repo");
                 aptrepo::build(&broken, &repo);
@@ -63,10 +65,8 @@ impl AptHost {
                 fs::write(repo.join("Packages"), index).expect("Packages index");
             }
             Packages::NeedsReboot => {
-                fs::create_dir_all(root.path("var/run")).expect("var/run");
-                fs::write(root.path("var/run/reboot-required"), "").expect("reboot-required");
-                fs::write(root.path("var/run/reboot-required.pkgs"), "linux-image-test\n")
-                    .expect("reboot-required.pkgs");
+                // Inside the root: its /var/run is an absolute symlink to /run.
+                root.sh("touch /var/run/reboot-required; echo linux-image-test > /var/run/reboot-required.pkgs");
             }
         }
         fs::write(root.path(BOOT_ID), "boot-1\n").expect("boot id");
@@ -91,13 +91,18 @@ impl AptHost {
     }
 
     pub fn boot_id(&self) -> String {
-        fs::read_to_string(self.root.path(BOOT_ID)).unwrap_or_default().trim().to_string()
+        fs::read_to_string(self.root.path(BOOT_ID))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     /// `Version Status` of an installed package, e.g. `1.1 ii `.
     pub fn version(&self, package: &str) -> String {
         self.root
-            .sh(&format!("dpkg-query -W -f '${{Version}}' {package} 2>/dev/null || true"))
+            .sh(&format!(
+                "dpkg-query -W -f '${{Version}}' {package} 2>/dev/null || true"
+            ))
             .trim()
             .to_string()
     }
@@ -117,7 +122,12 @@ pub enum Comeback {
 /// Watches `host` for the reboot marker for up to `within`; when it appears: stops sshd,
 /// writes a new boot id, clears reboot-required, stays down `down_for`, starts sshd again.
 /// Returns the host and whether a reboot happened.
-pub fn emulate_reboot(mut host: AptHost, within: Duration, down_for: Duration, comeback: Comeback) -> (AptHost, bool) {
+pub fn emulate_reboot(
+    mut host: AptHost,
+    within: Duration,
+    down_for: Duration,
+    comeback: Comeback,
+) -> (AptHost, bool) {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if host.reboot_requested().exists() {
@@ -125,14 +135,21 @@ pub fn emulate_reboot(mut host: AptHost, within: Duration, down_for: Duration, c
             // The connection that asked must see the host go away.
             std::thread::sleep(Duration::from_millis(200));
             host.sshd.stop();
-            let next = format!("boot-{}\n", std::process::id() as u128 * 1000 + Instant::now().elapsed().as_nanos() % 1000 + 2);
+            let next = format!(
+                "boot-{}\n",
+                std::process::id() as u128 * 1000 + Instant::now().elapsed().as_nanos() % 1000 + 2
+            );
             fs::write(host.root.path(BOOT_ID), next).expect("new boot id");
-            let _ = fs::remove_file(host.root.path("var/run/reboot-required"));
-            let _ = fs::remove_file(host.root.path("var/run/reboot-required.pkgs"));
+            // A reboot empties /run; inside the root, since its /var/run links to /run.
+            host.root
+                .sh("rm -f /var/run/reboot-required /var/run/reboot-required.pkgs");
             std::thread::sleep(down_for);
             match comeback {
                 Comeback::SameKey => host.sshd.restart().expect("restarting sshd"),
-                Comeback::NewHostKey => host.sshd.restart_with_new_host_key().expect("restarting sshd"),
+                Comeback::NewHostKey => host
+                    .sshd
+                    .restart_with_new_host_key()
+                    .expect("restarting sshd"),
             }
             return (host, true);
         }
