@@ -295,9 +295,12 @@ async fn reboot_round_trip_over_sshd_needs_a_new_boot_id_and_reports_a_changed_h
         &kernel.sshd,
         "auto_reboot = true",
     ));
-    body.push_str(&format!(
-        "[host.checks]\npost = \"test -e /etc/tendhost-boot-id\"\n\n"
-    ));
+    body.push_str(
+        "[host.checks]
+post = \"test -e /etc/tendhost-boot-id\"
+
+",
+    );
     body.push_str(&apt_toml(
         &env,
         "rekeyed",
