@@ -17,8 +17,8 @@ pub mod state;
 mod steps;
 pub mod wave;
 
-#[cfg(test)]
-pub(crate) mod sim;
+#[doc(hidden)]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, HostCommand, StateKind, StepOutcome, WaveStatus, WaveStep};
-use super::sim::{Behaviour, SimFleet};
+use super::testkit::{Behaviour, SimFleet};
 use super::*;
 use crate::config::{BatchSize, Config, FailureLimit};
 use crate::store::snapshot;

@@ -2,7 +2,8 @@
 //! commands (boot id, reboot, checks) and a `PackageManager` whose behaviour each host chooses.
 //! It records how many upgrades run at once, so tests can prove a wave's batch cap.
 //!
-//! Test-only. Every feature proven here is also proven against real sshd hosts.
+//! For unit tests, scale tests and the benchmark only; tendhost itself never builds one. Every
+//! feature proven with it is also proven against real sshd hosts.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,14 +76,14 @@ impl SimFleet {
     pub fn set(&self, host: &str, behaviour: Behaviour) {
         self.behaviours
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(host.to_string(), behaviour);
     }
 
     fn behaviour(&self, host: &str) -> Behaviour {
         self.behaviours
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(host)
             .cloned()
             .unwrap_or_default()
@@ -132,7 +133,10 @@ impl Executor for SimExecutor {
     ) -> Result<CommandOutput, remote::Error> {
         let behaviour = self.fleet.behaviour(&self.host);
         let target = self.host.to_string();
-        let mut machine = self.machine.lock().unwrap();
+        let mut machine = self
+            .machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if machine.down_until.is_some_and(|t| Instant::now() < t) {
             return Err(remote::Error::Connect {
                 target,
@@ -249,7 +253,11 @@ struct SimManager {
 
 impl SimManager {
     fn packages(&self) -> Vec<PendingPackage> {
-        if *self.done.lock().unwrap() {
+        if *self
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             return Vec::new();
         }
         (0..self.fleet.behaviour(&self.host).pending)
@@ -332,7 +340,10 @@ impl PackageManager for SimManager {
                 detail: "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
             });
         }
-        *self.done.lock().unwrap() = true;
+        *self
+            .done
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         Ok(UpgradeReport {
             plan: UpgradePlan::default(),
             reboot: RebootStatus {
