@@ -16,6 +16,7 @@ use crate::cli::{BatchCommand, Cli, Command, HostCommand};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::store::Paths;
+use crate::store::audit::AuditRecord;
 
 fn main() -> std::process::ExitCode {
     if let Err(report) = color_eyre::install() {
@@ -64,13 +65,27 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         eprintln!("tendhost: warning: {warning}");
     }
 
+    // One tendhost per state dir for everything that may change hosts, files or the snapshot;
+    // `check` only reads the config. (`--batch` takes the lock itself, after validating.)
+    let _lock = match (&cli.command, cli.batch) {
+        (Some(Command::Host(_)), _) => match take_lock(&paths) {
+            Ok(lock) => Some(lock),
+            Err(exit) => return Ok(exit),
+        },
+        _ => None,
+    };
+
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => Ok(not_yet("the full-screen console")),
-        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
-            Ok(host_add(&config, target, name.clone(), tags.clone()))
-        }
+        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(
+            &config,
+            &paths,
+            target,
+            name.clone(),
+            tags.clone(),
+        )),
         (
             Some(Command::Host(HostCommand::Test {
                 hosts,
@@ -113,19 +128,9 @@ fn run_batch(
     if request.hosts.is_empty() {
         return Ok(usage_error("no host matches the selection"));
     }
-    if let Err(err) = paths.ensure_state_dir() {
-        return Ok(usage_error(&format!(
-            "creating the state dir '{}': {err}",
-            paths.state_dir.display()
-        )));
-    }
-    let _lock = match store::StateLock::acquire(&paths.lock()) {
+    let _lock = match take_lock(paths) {
         Ok(lock) => lock,
-        Err(err @ store::LockError::Held { .. }) => {
-            eprintln!("tendhost: {err}");
-            return Ok(Exit::Locked);
-        }
-        Err(err) => return Ok(usage_error(&error_chain(&err))),
+        Err(exit) => return Ok(exit),
     };
     let _log = logging::init(&paths.log(), config.log_level.as_deref(), None)?;
     let loaded = store::snapshot::load(&paths.snapshot());
@@ -142,6 +147,24 @@ fn run_batch(
         let (engine, events) = engine::Engine::start(config, deps);
         batch::run(engine, events, request, printer).await
     }))
+}
+
+/// Creates the state dir and takes its lock; exit 4 when another tendhost holds it.
+fn take_lock(paths: &Paths) -> Result<store::StateLock, Exit> {
+    if let Err(err) = paths.ensure_state_dir() {
+        return Err(usage_error(&format!(
+            "creating the state dir '{}': {err}",
+            paths.state_dir.display()
+        )));
+    }
+    match store::StateLock::acquire(&paths.lock()) {
+        Ok(lock) => Ok(lock),
+        Err(err @ store::LockError::Held { .. }) => {
+            eprintln!("tendhost: {err}");
+            Err(Exit::Locked)
+        }
+        Err(err) => Err(usage_error(&error_chain(&err))),
+    }
 }
 
 fn batch_name(command: BatchCommand) -> &'static str {
@@ -181,7 +204,13 @@ fn keygen(paths: &Paths, force: bool) -> Exit {
 }
 
 /// `tendhost host add`: append to the config file that was loaded.
-fn host_add(config: &Config, target: &str, name: Option<String>, tags: Vec<String>) -> Exit {
+fn host_add(
+    config: &Config,
+    paths: &Paths,
+    target: &str,
+    name: Option<String>,
+    tags: Vec<String>,
+) -> Exit {
     let host = match hostmgmt::NewHost::parse(target, name, tags) {
         Ok(host) => host,
         Err(err) => return usage_error(&err.to_string()),
@@ -189,6 +218,19 @@ fn host_add(config: &Config, target: &str, name: Option<String>, tags: Vec<Strin
     match hostmgmt::add_host(&config.path, &host) {
         Ok(_) => {
             println!("added host '{}' to {}", host.name, config.path.display());
+            if config.audit.enabled {
+                let path = config.audit.file.clone().unwrap_or_else(|| paths.audit());
+                let detail = format!("host add '{target}' to '{}'", config.path.display());
+                let record =
+                    AuditRecord::new("config_change", Some(&host.name), "ok", Some(&detail))
+                        .by_local_user();
+                if let Err(err) = store::audit::append(&path, &[record]) {
+                    eprintln!(
+                        "tendhost: warning: writing the audit log '{}': {err}",
+                        path.display()
+                    );
+                }
+            }
             Exit::Ok
         }
         Err(err) => usage_error(&error_chain(&err)),

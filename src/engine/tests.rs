@@ -603,3 +603,58 @@ async fn shutdown_stops_running_steps_and_saves() {
     assert!(started.elapsed() < Duration::from_secs(6));
     assert!(rig.dir.path().join("snapshot.json").exists());
 }
+
+#[tokio::test(start_paused = true)]
+async fn periodic_refresh_spreads_hosts_over_the_interval() {
+    let mut text = String::from("[fleet]\nrefresh_interval = \"10m\"\n");
+    for i in 0..20 {
+        text.push_str(&format!(
+            "[[host]]\nname = \"h{i}\"\naddr = \"10.0.0.{i}\"\n"
+        ));
+    }
+    let config = Config::from_str("sim.toml", &text).unwrap();
+    let fleet = SimFleet::new();
+    let dir = tempfile::tempdir().unwrap();
+    let deps = EngineDeps {
+        executor_for: fleet.executors(),
+        managers: fleet.managers(),
+        paths: Paths {
+            state_dir: dir.path().to_path_buf(),
+            data_dir: dir.path().to_path_buf(),
+            config_dir: None,
+        },
+        snapshot: None,
+        reboot: RebootSettings::default(),
+        save_every: Duration::from_secs(2),
+        periodic_refresh: true,
+    };
+    let (engine, mut events) = Engine::start(Arc::new(config), deps);
+    let started = tokio::time::Instant::now();
+    let mut first: std::collections::HashMap<HostId, Duration> = Default::default();
+    while first.len() < 20 {
+        let event = tokio::time::timeout(Duration::from_secs(700), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Event::StateChanged {
+            host,
+            to: StateKind::Querying,
+            ..
+        } = event
+        {
+            first.entry(host).or_insert_with(|| started.elapsed());
+        }
+    }
+    let mut times: Vec<Duration> = first.into_values().collect();
+    times.sort();
+    assert!(
+        *times.last().unwrap() <= Duration::from_secs(600),
+        "{times:?}"
+    );
+    // Not all at once: the slots spread over the interval.
+    assert!(
+        times.last().unwrap().saturating_sub(times[0]) > Duration::from_secs(120),
+        "{times:?}"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}

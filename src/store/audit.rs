@@ -45,6 +45,14 @@ impl AuditRecord {
     }
 }
 
+impl AuditRecord {
+    /// Fills in the local user, for records appended directly with [`append`].
+    pub fn by_local_user(mut self) -> Self {
+        self.user = local_user();
+        self
+    }
+}
+
 /// Where records go. Disabled (`[audit] enabled = false`) it drops them.
 #[derive(Debug, Clone)]
 pub struct AuditSink {
