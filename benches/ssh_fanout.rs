@@ -32,7 +32,8 @@ fn main() {
 
 async fn run(count: usize) -> Result<(), String> {
     let started = Instant::now();
-    let hosts = sshd::start_fleet(count, &sshd::SshdOptions::default()).map_err(|e| e.to_string())?;
+    let hosts =
+        sshd::start_fleet(count, &sshd::SshdOptions::default()).map_err(|e| e.to_string())?;
     eprintln!("started {count} sshd hosts in {:?}", started.elapsed());
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let known_hosts = dir.path().join("known_hosts");
@@ -49,9 +50,11 @@ async fn run(count: usize) -> Result<(), String> {
         );
     }
     std::fs::write(&known_hosts, &lines).map_err(|e| e.to_string())?;
-    let config = Config::from_str(dir.path().join("bench.toml"), &toml).map_err(|e| format!("{e:?}"))?;
+    let config =
+        Config::from_str(dir.path().join("bench.toml"), &toml).map_err(|e| format!("{e:?}"))?;
     let ctx = RemoteContext::new(known_hosts.clone(), KnownHostsPolicy::Strict);
-    let executors: Vec<SharedExecutor> = config.hosts.iter().map(|h| executor_for(h, &ctx)).collect();
+    let executors: Vec<SharedExecutor> =
+        config.hosts.iter().map(|h| executor_for(h, &ctx)).collect();
 
     let first = fan_out(&executors).await?;
     let second = fan_out(&executors).await?;
@@ -59,9 +62,18 @@ async fn run(count: usize) -> Result<(), String> {
 
     println!();
     println!("ssh fan-out, {count} hosts, `true` on each, all at once (wall time)");
-    println!("  (a) tendhost, first command (connect + handshake + auth)  {:>8.1} ms", ms(first));
-    println!("  (b) tendhost, second command (reused connections)         {:>8.1} ms", ms(second));
-    println!("  (c) OpenSSH `ssh -o BatchMode=yes host true`, parallel    {:>8.1} ms", ms(openssh));
+    println!(
+        "  (a) tendhost, first command (connect + handshake + auth)  {:>8.1} ms",
+        ms(first)
+    );
+    println!(
+        "  (b) tendhost, second command (reused connections)         {:>8.1} ms",
+        ms(second)
+    );
+    println!(
+        "  (c) OpenSSH `ssh -o BatchMode=yes host true`, parallel    {:>8.1} ms",
+        ms(openssh)
+    );
     println!(
         "  aims: (a) <= (c): {}   (b) < (a)/10: {}",
         if first <= openssh { "yes" } else { "no" },
@@ -73,8 +85,12 @@ async fn run(count: usize) -> Result<(), String> {
 async fn fan_out(executors: &[SharedExecutor]) -> Result<Duration, String> {
     let started = Instant::now();
     let runs = executors.iter().map(|e| async move {
-        e.run(&RemoteCommand::new("true", Duration::from_secs(60)), None, &CancellationToken::new())
-            .await
+        e.run(
+            &RemoteCommand::new("true", Duration::from_secs(60)),
+            None,
+            &CancellationToken::new(),
+        )
+        .await
     });
     for result in futures::future::join_all(runs).await {
         let out = result.map_err(|e| e.to_string())?;
@@ -85,12 +101,22 @@ async fn fan_out(executors: &[SharedExecutor]) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
-async fn openssh_all(hosts: &[sshd::SshHost], known_hosts: &std::path::Path) -> Result<Duration, String> {
+async fn openssh_all(
+    hosts: &[sshd::SshHost],
+    known_hosts: &std::path::Path,
+) -> Result<Duration, String> {
     let key = sshd::client_key().map_err(|e| e.to_string())?;
     let started = Instant::now();
     let runs = hosts.iter().map(|host| {
         tokio::process::Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
             .args(["-o", "IdentitiesOnly=yes", "-i"])
@@ -103,7 +129,10 @@ async fn openssh_all(hosts: &[sshd::SshHost], known_hosts: &std::path::Path) -> 
     for out in futures::future::join_all(runs).await {
         let out = out.map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("ssh failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "ssh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
     Ok(started.elapsed())

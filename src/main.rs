@@ -71,7 +71,15 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
             Ok(host_add(&config, target, name.clone(), tags.clone()))
         }
-        (Some(Command::Host(HostCommand::Test { hosts, select, accept_new, json })), _) => {
+        (
+            Some(Command::Host(HostCommand::Test {
+                hosts,
+                select,
+                accept_new,
+                json,
+            })),
+            _,
+        ) => {
             let chosen = match hostmgmt::select_hosts(&config, hosts, select) {
                 Ok(chosen) => chosen,
                 Err(err) => return Ok(usage_error(&err.to_string())),
@@ -95,8 +103,15 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
 fn keygen(paths: &Paths, force: bool) -> Exit {
     match hostmgmt::keygen(paths, force) {
         Ok(key) => {
-            let what = if key.created { "created" } else { "kept existing (use --force to replace)" };
-            eprintln!("tendhost: {what} key '{}'; add this line to authorized_keys:", key.path.display());
+            let what = if key.created {
+                "created"
+            } else {
+                "kept existing (use --force to replace)"
+            };
+            eprintln!(
+                "tendhost: {what} key '{}'; add this line to authorized_keys:",
+                key.path.display()
+            );
             println!("{}", key.public_line);
             Exit::Ok
         }
@@ -152,7 +167,13 @@ fn print_check(config: &Config) -> Exit {
             config::Transport::Local => "local".to_string(),
             config::Transport::Ssh => format!("{}@{}:{}", host.user, host.addr, host.port),
         };
-        let _ = writeln!(out, "  host  {:<20} {:<28} {}", host.name, target, host.tags.join(","));
+        let _ = writeln!(
+            out,
+            "  host  {:<20} {:<28} {}",
+            host.name,
+            target,
+            host.tags.join(",")
+        );
     }
     for (group, members) in &config.groups {
         let names: Vec<&str> = members.iter().map(|m| &**m).collect();

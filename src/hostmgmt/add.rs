@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
+use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
 
 use crate::config::{Config, ConfigError};
 use crate::store::write_private_atomic;
@@ -102,10 +102,12 @@ pub fn add_host(path: &Path, host: &NewHost) -> Result<Config, AddError> {
 
 /// The text of `text` with `host` appended as the last `[[host]]`.
 fn append(path: &Path, text: &str, host: &NewHost) -> Result<String, AddError> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| AddError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| AddError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
     if !doc.contains_key("host") {
         doc.insert("host", Item::ArrayOfTables(ArrayOfTables::new()));
     }
@@ -160,7 +162,10 @@ auto_reboot = false
     #[test]
     fn parses_targets() {
         let h = NewHost::parse("root@10.0.0.9:2222", None, vec![]).unwrap();
-        assert_eq!((h.name.as_str(), h.user.as_deref(), h.port), ("10.0.0.9", Some("root"), Some(2222)));
+        assert_eq!(
+            (h.name.as_str(), h.user.as_deref(), h.port),
+            ("10.0.0.9", Some("root"), Some(2222))
+        );
         let h = NewHost::parse("db.lan", Some("db".into()), vec![]).unwrap();
         assert_eq!((h.addr.as_str(), h.user, h.port), ("db.lan", None, None));
         let h = NewHost::parse("u@[fe80::1]:22", None, vec![]).unwrap();
@@ -171,22 +176,34 @@ auto_reboot = false
 
     #[test]
     fn appends_and_keeps_everything_else_byte_for_byte() {
-        let host = NewHost::parse("ops@10.0.0.9:2222", Some("new".into()), vec!["a".into(), "b".into()])
-            .unwrap();
+        let host = NewHost::parse(
+            "ops@10.0.0.9:2222",
+            Some("new".into()),
+            vec!["a".into(), "b".into()],
+        )
+        .unwrap();
         let out = append(Path::new("t.toml"), EXAMPLE, &host).unwrap();
         let added = "\n[[host]]\nname = \"new\"\naddr = \"10.0.0.9\"\nuser = \"ops\"\nport = 2222\n\
                      tags = [\"a\", \"b\"]\n";
-        let at = out.find(added).unwrap_or_else(|| panic!("new host not found in:\n{out}"));
+        let at = out
+            .find(added)
+            .unwrap_or_else(|| panic!("new host not found in:\n{out}"));
         let without = format!("{}{}", &out[..at], &out[at + added.len()..]);
         assert_eq!(without, EXAMPLE, "the rest of the file changed");
         let config = Config::from_str("t.toml", &out).unwrap();
         assert_eq!(config.hosts.len(), 2);
-        assert!(!config.hosts[0].policy.auto_reboot, "the policy moved to the wrong host");
+        assert!(
+            !config.hosts[0].policy.auto_reboot,
+            "the policy moved to the wrong host"
+        );
     }
 
     #[test]
     fn refuses_duplicates() {
         let host = NewHost::parse("10.0.0.7", Some("web".into()), vec![]).unwrap();
-        assert!(matches!(append(Path::new("t"), EXAMPLE, &host), Err(AddError::Duplicate(_))));
+        assert!(matches!(
+            append(Path::new("t"), EXAMPLE, &host),
+            Err(AddError::Duplicate(_))
+        ));
     }
 }

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
 
-use crate::store::{write_private_atomic, Paths};
+use crate::store::{Paths, write_private_atomic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeygenError {
@@ -55,10 +55,12 @@ pub fn keygen(paths: &Paths, force: bool) -> Result<Keygen, KeygenError> {
             created: false,
         });
     }
-    paths.ensure_data_dir().map_err(|source| KeygenError::DataDir {
-        path: paths.data_dir.clone(),
-        source,
-    })?;
+    paths
+        .ensure_data_dir()
+        .map_err(|source| KeygenError::DataDir {
+            path: paths.data_dir.clone(),
+            source,
+        })?;
     let mut seed = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
         .map_err(|_| KeygenError::Random)?;

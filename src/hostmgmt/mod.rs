@@ -9,7 +9,7 @@ mod keygen;
 mod select;
 mod test;
 
-pub use add::{add_host, AddError, NewHost};
-pub use keygen::{keygen, Keygen, KeygenError};
-pub use select::{select_hosts, SelectError};
-pub use test::{test_hosts, TestOptions};
+pub use add::{AddError, NewHost, add_host};
+pub use keygen::{Keygen, KeygenError, keygen};
+pub use select::{SelectError, select_hosts};
+pub use test::{TestOptions, test_hosts};

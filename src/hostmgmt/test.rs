@@ -13,9 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{HostConfig, KnownHostsPolicy, Transport};
 use crate::exit::Exit;
-use crate::remote::{
-    Error, Executor, LocalExecutor, RemoteCommand, RemoteContext, SshExecutor,
-};
+use crate::remote::{Error, Executor, LocalExecutor, RemoteCommand, RemoteContext, SshExecutor};
 
 #[derive(Debug, Clone, Default)]
 pub struct TestOptions {
@@ -59,9 +57,18 @@ pub async fn test_hosts(hosts: &[&HostConfig], ctx: &RemoteContext, opts: &TestO
         };
     }
     if !opts.json {
-        let _ = writeln!(out, "{} reachable, {} failed", outcomes.len() - failed, failed);
+        let _ = writeln!(
+            out,
+            "{} reachable, {} failed",
+            outcomes.len() - failed,
+            failed
+        );
     }
-    if failed == 0 { Exit::Ok } else { Exit::HostFailed }
+    if failed == 0 {
+        Exit::Ok
+    } else {
+        Exit::HostFailed
+    }
 }
 
 async fn test_one(host: &HostConfig, ctx: Arc<RemoteContext>) -> Outcome {
@@ -71,7 +78,10 @@ async fn test_one(host: &HostConfig, ctx: Arc<RemoteContext>) -> Outcome {
     let (target, result) = match host.transport {
         Transport::Local => {
             let exec = LocalExecutor::new();
-            (exec.describe(), exec.run(&probe, None, &cancel).await.map(|_| ()))
+            (
+                exec.describe(),
+                exec.run(&probe, None, &cancel).await.map(|_| ()),
+            )
         }
         Transport::Ssh => {
             let exec = SshExecutor::new(host, ctx);
@@ -92,9 +102,7 @@ async fn test_one(host: &HostConfig, ctx: Arc<RemoteContext>) -> Outcome {
             let label = match &err {
                 Error::Auth { .. } | Error::Key { .. } => "auth failed",
                 Error::HostKeyUnknown { .. } => "host key unknown",
-                Error::HostKeyChanged { .. } | Error::HostKeyRejected { .. } => {
-                    "host key changed"
-                }
+                Error::HostKeyChanged { .. } | Error::HostKeyRejected { .. } => "host key changed",
                 Error::Connect { .. } | Error::Unreachable { .. } | Error::Timeout(_) => {
                     "unreachable"
                 }
@@ -117,7 +125,10 @@ fn to_line(o: &Outcome) -> String {
         .latency
         .map(|l| format!("{} ms", l.as_millis()))
         .unwrap_or_else(|| "-".into());
-    let mut line = format!("{:<20} {:<30} {:<17} {:>8}", o.host, o.target, o.result, latency);
+    let mut line = format!(
+        "{:<20} {:<30} {:<17} {:>8}",
+        o.host, o.target, o.result, latency
+    );
     if let Some(detail) = &o.detail {
         line.push_str("  ");
         line.push_str(detail);

@@ -32,7 +32,7 @@ pub struct Identities {
 
 /// A loaded key file.
 enum KeyFile {
-    Plain(PrivateKey),
+    Plain(Box<PrivateKey>),
     /// Encrypted; only its public half is usable (through the agent).
     Encrypted(PublicKey),
 }
@@ -67,12 +67,14 @@ pub async fn authenticate(
         match load_key_file(path)? {
             KeyFile::Plain(key) => {
                 let label = format!("key '{}'", path.display());
-                if offer_key(handle, user, key, &label, &mut tried).await? {
+                if offer_key(handle, user, *key, &label, &mut tried).await? {
                     return Ok(label);
                 }
             }
             KeyFile::Encrypted(public) => {
-                let held = agent_keys.iter().any(|(k, _)| k.key_data() == public.key_data());
+                let held = agent_keys
+                    .iter()
+                    .any(|(k, _)| k.key_data() == public.key_data());
                 let Some(agent) = agent.as_mut().filter(|_| held) else {
                     return Err(Error::Key {
                         path: path.display().to_string(),
@@ -112,7 +114,7 @@ pub async fn authenticate(
         }
         if let Ok(KeyFile::Plain(key)) = load_key_file(path) {
             let label = format!("key '{}'", path.display());
-            if offer_key(handle, user, key, &label, &mut tried).await? {
+            if offer_key(handle, user, *key, &label, &mut tried).await? {
                 return Ok(label);
             }
         }
@@ -187,7 +189,7 @@ fn load_key_file(path: &Path) -> Result<KeyFile, Error> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| key_error(format!("cannot read: {e}")))?;
     match decode_secret_key(&text, None) {
-        Ok(key) => Ok(KeyFile::Plain(key)),
+        Ok(key) => Ok(KeyFile::Plain(Box::new(key))),
         Err(russh::keys::Error::KeyIsEncrypted) => encrypted_public_half(path, &text)
             .map(KeyFile::Encrypted)
             .ok_or_else(|| {
@@ -241,10 +243,16 @@ mod tests {
     #[test]
     fn env_key_errors_never_echo_the_value() {
         let secret = "bm90IGEga2V5"; // "not a key"
-        let err = decode_env_key(secret).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = decode_env_key(secret)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("TENDHOST_SSH_KEY"), "{err}");
         assert!(!err.contains(secret), "{err}");
-        let err = decode_env_key("%%%").err().map(|e| e.to_string()).unwrap_or_default();
+        let err = decode_env_key("%%%")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("base64"), "{err}");
     }
 }

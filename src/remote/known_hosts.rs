@@ -66,7 +66,10 @@ pub fn check(files: &[PathBuf], addr: &str, port: u16, key: &PublicKey) -> Verdi
         .flat_map(|f| read_entries(f))
         .filter(|e| matches_host(&e.patterns, &name))
         .collect();
-    if let Some(e) = entries.iter().find(|e| e.revoked && e.key.key_data() == key.key_data()) {
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.revoked && e.key.key_data() == key.key_data())
+    {
         return Verdict::Revoked {
             location: e.location.clone(),
         };
@@ -109,7 +112,10 @@ pub fn known_algorithms(files: &[PathBuf], addr: &str, port: u16) -> Vec<Algorit
 /// Appends `key` for `addr:port` to `path`, creating it 0600 (and its directory 0700).
 pub fn learn(path: &Path, addr: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     let existing = fs::read(path).unwrap_or_default();
     let mut file = fs::OpenOptions::new()
@@ -235,7 +241,10 @@ mod tests {
             "# comment\nweb,10.0.0.5 ssh-ed25519 {KEY_A}\n[10.0.0.6]:2222 ssh-ed25519 {KEY_B}\n"
         ));
         assert_eq!(check(&files, "10.0.0.5", 22, &key(KEY_A)), Verdict::Trusted);
-        assert_eq!(check(&files, "10.0.0.6", 2222, &key(KEY_B)), Verdict::Trusted);
+        assert_eq!(
+            check(&files, "10.0.0.6", 2222, &key(KEY_B)),
+            Verdict::Trusted
+        );
         // Same address, other port: a different host as far as known_hosts is concerned.
         assert_eq!(check(&files, "10.0.0.6", 22, &key(KEY_B)), Verdict::Unknown);
         assert_eq!(check(&files, "10.0.0.7", 22, &key(KEY_A)), Verdict::Unknown);
@@ -265,9 +274,15 @@ mod tests {
             STANDARD.encode(hash.as_ref())
         );
         let (_d, files) = file(&line);
-        assert_eq!(check(&files, "10.0.0.5", 2222, &key(KEY_A)), Verdict::Trusted);
+        assert_eq!(
+            check(&files, "10.0.0.5", 2222, &key(KEY_A)),
+            Verdict::Trusted
+        );
         assert_eq!(check(&files, "10.0.0.5", 22, &key(KEY_A)), Verdict::Unknown);
-        assert!(matches!(check(&files, "10.0.0.5", 2222, &key(KEY_B)), Verdict::Changed { .. }));
+        assert!(matches!(
+            check(&files, "10.0.0.5", 2222, &key(KEY_B)),
+            Verdict::Changed { .. }
+        ));
     }
 
     #[test]
@@ -277,7 +292,10 @@ mod tests {
         ));
         assert_eq!(check(&files, "web.lan", 22, &key(KEY_A)), Verdict::Trusted);
         assert_eq!(check(&files, "bad.lan", 22, &key(KEY_A)), Verdict::Unknown);
-        assert!(matches!(check(&files, "web.lan", 22, &key(KEY_B)), Verdict::Revoked { .. }));
+        assert!(matches!(
+            check(&files, "web.lan", 22, &key(KEY_B)),
+            Verdict::Revoked { .. }
+        ));
     }
 
     #[test]
@@ -287,8 +305,14 @@ mod tests {
         learn(&path, "10.0.0.9", 2200, &key(KEY_A)).unwrap();
         learn(&path, "10.0.0.10", 22, &key(KEY_B)).unwrap();
         let files = vec![path.clone()];
-        assert_eq!(check(&files, "10.0.0.9", 2200, &key(KEY_A)), Verdict::Trusted);
-        assert_eq!(check(&files, "10.0.0.10", 22, &key(KEY_B)), Verdict::Trusted);
+        assert_eq!(
+            check(&files, "10.0.0.9", 2200, &key(KEY_A)),
+            Verdict::Trusted
+        );
+        assert_eq!(
+            check(&files, "10.0.0.10", 22, &key(KEY_B)),
+            Verdict::Trusted
+        );
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let text = fs::read_to_string(&path).unwrap();

@@ -46,7 +46,10 @@ fn apply_file(path: &Path, base: &Path, alias: &str, out: &mut SshConfigHost, de
             "host" => active = host_matches(value, alias),
             "match" => active = false,
             "include" if active && depth < 8 => {
-                for file in value.split_whitespace().flat_map(|p| expand_include(p, base)) {
+                for file in value
+                    .split_whitespace()
+                    .flat_map(|p| expand_include(p, base))
+                {
                     apply_file(&file, base, alias, out, depth + 1);
                 }
             }
@@ -115,7 +118,11 @@ fn expand_tilde(path: &str) -> PathBuf {
 /// An Include argument: relative paths are under `~/.ssh`; a `*`/`?` in the file name globs.
 fn expand_include(pattern: &str, base: &Path) -> Vec<PathBuf> {
     let path = expand_tilde(unquote(pattern));
-    let path = if path.is_absolute() { path } else { base.join(path) };
+    let path = if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -156,7 +163,10 @@ mod tests {
         assert_eq!(host.host_name.as_deref(), Some("10.0.0.5"));
         assert_eq!(host.user.as_deref(), Some("admin"));
         assert_eq!(host.port, Some(2222));
-        assert_eq!(host.identity_files, [PathBuf::from("/k1"), PathBuf::from("/k2")]);
+        assert_eq!(
+            host.identity_files,
+            [PathBuf::from("/k1"), PathBuf::from("/k2")]
+        );
         assert_eq!(host.proxy_jump.as_deref(), Some("bastion"));
         let other = lookup(&path, "db");
         assert_eq!(other.user.as_deref(), Some("nobody"));
@@ -169,7 +179,11 @@ mod tests {
             "Include conf.d/*.conf\nHost *.lan !secret.lan\n  User lan\nMatch all\n  User matched\n",
         );
         fs::create_dir(dir.path().join("conf.d")).unwrap();
-        fs::write(dir.path().join("conf.d/a.conf"), "Host box.lan\n  Port 2200\n").unwrap();
+        fs::write(
+            dir.path().join("conf.d/a.conf"),
+            "Host box.lan\n  Port 2200\n",
+        )
+        .unwrap();
         assert_eq!(lookup(&path, "box.lan").user.as_deref(), Some("lan"));
         assert_eq!(lookup(&path, "box.lan").port, Some(2200));
         assert_eq!(lookup(&path, "secret.lan").user, None);

@@ -49,7 +49,12 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
     crate::harness::sshd::keygen(&stranger, "not authorised").unwrap();
 
     let mut body = String::from("[ssh]\nknown_hosts = \"strict\"\nconnect_timeout = \"3s\"\n\n");
-    for (name, host) in [("good", &good), ("unknown", &unknown), ("changed", &changed), ("down", &down)] {
+    for (name, host) in [
+        ("good", &good),
+        ("unknown", &unknown),
+        ("changed", &changed),
+        ("down", &down),
+    ] {
         body.push_str(&env.host_toml(name, host, "root"));
     }
     body.push_str(&format!(
@@ -59,16 +64,35 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
     ));
     let config = env.write_config(&body);
 
-    let out = tendhost(&env).arg("--config").arg(&config).args(["host", "test"]).output().unwrap();
+    let out = tendhost(&env)
+        .arg("--config")
+        .arg(&config)
+        .args(["host", "test"])
+        .output()
+        .unwrap();
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(line_for(&text, "good").contains("reachable"), "{text}");
     assert!(line_for(&text, "good").contains(" ms"), "{text}");
-    assert!(line_for(&text, "unknown").contains("host key unknown"), "{text}");
-    assert!(line_for(&text, "unknown").contains(&unknown.host_key_fingerprint()), "{text}");
+    assert!(
+        line_for(&text, "unknown").contains("host key unknown"),
+        "{text}"
+    );
+    assert!(
+        line_for(&text, "unknown").contains(&unknown.host_key_fingerprint()),
+        "{text}"
+    );
     let changed_line = line_for(&text, "changed");
     assert!(changed_line.contains("host key changed"), "{text}");
-    assert!(changed_line.contains(&changed.host_key_fingerprint()), "{text}");
+    assert!(
+        changed_line.contains(&changed.host_key_fingerprint()),
+        "{text}"
+    );
     assert!(line_for(&text, "down").contains("unreachable"), "{text}");
     assert!(line_for(&text, "denied").contains("auth failed"), "{text}");
     assert!(text.contains("1 reachable, 4 failed"), "{text}");
@@ -94,7 +118,10 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
         .unwrap();
     let text = stdout(&out);
     assert!(line_for(&text, "unknown").contains("reachable"), "{text}");
-    assert!(line_for(&text, "changed").contains("host key changed"), "{text}");
+    assert!(
+        line_for(&text, "changed").contains("host key changed"),
+        "{text}"
+    );
     let out = tendhost(&env)
         .arg("--config")
         .arg(&config)
@@ -137,17 +164,37 @@ auto_reboot = false
     let out = tendhost(&env)
         .arg("--config")
         .arg(&config)
-        .args(["host", "add", "ops@10.0.0.9:2222", "--name", "db", "--tag", "db", "--tag", "prod"])
+        .args([
+            "host",
+            "add",
+            "ops@10.0.0.9:2222",
+            "--name",
+            "db",
+            "--tag",
+            "db",
+            "--tag",
+            "prod",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = fs::read_to_string(&config).unwrap();
     assert!(text.starts_with(original), "existing text changed:\n{text}");
     assert_eq!(
         &text[original.len()..],
         "\n[[host]]\nname = \"db\"\naddr = \"10.0.0.9\"\nuser = \"ops\"\nport = 2222\ntags = [\"db\", \"prod\"]\n"
     );
-    let out = tendhost(&env).arg("--config").arg(&config).args(["--batch", "check"]).output().unwrap();
+    let out = tendhost(&env)
+        .arg("--config")
+        .arg(&config)
+        .args(["--batch", "check"])
+        .output()
+        .unwrap();
     assert!(stdout(&out).contains("2 hosts"), "{}", stdout(&out));
 
     // A duplicate name is refused and the file left alone.
@@ -166,7 +213,12 @@ auto_reboot = false
 fn keygen_creates_a_key_that_host_test_then_uses() {
     let env = TestEnv::new();
     let out = tendhost(&env).arg("keygen").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout(&out).trim().to_string();
     assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
     assert!(!stdout(&out).contains("PRIVATE"));
@@ -176,8 +228,16 @@ fn keygen_creates_a_key_that_host_test_then_uses() {
     let host = SshHost::start(SshdOptions::default()).unwrap();
     host.authorize_key(&line).unwrap();
     env.trust(&host);
-    let config = env.write_config(&format!("[[host]]\nname = \"h\"\naddr = \"{}\"\n", host.addr));
-    let out = tendhost(&env).arg("--config").arg(&config).args(["host", "test"]).output().unwrap();
+    let config = env.write_config(&format!(
+        "[[host]]\nname = \"h\"\naddr = \"{}\"\n",
+        host.addr
+    ));
+    let out = tendhost(&env)
+        .arg("--config")
+        .arg(&config)
+        .args(["host", "test"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     // A second keygen keeps the key.

@@ -33,8 +33,12 @@ fn trusted(env: &TestEnv, host: &SshHost, user: &str) -> SharedExecutor {
     executor_for(&config.hosts[0], &env.context(&config))
 }
 
-async fn run(exec: &SharedExecutor, script: &str) -> Result<tendhost::remote::CommandOutput, Error> {
-    exec.run(&cmd(script), None, &CancellationToken::new()).await
+async fn run(
+    exec: &SharedExecutor,
+    script: &str,
+) -> Result<tendhost::remote::CommandOutput, Error> {
+    exec.run(&cmd(script), None, &CancellationToken::new())
+        .await
 }
 
 /// A path no command has touched yet, world-writable dir so non-root users can create it.
@@ -50,7 +54,9 @@ fn marker(env: &TestEnv, name: &str) -> PathBuf {
 fn harness_hosts_run_commands_and_stop_cleanly() {
     let mut hosts = start_fleet(2, &SshdOptions::default()).expect("starting sshd");
     assert_ne!(hosts[0].addr, hosts[1].addr);
-    let out = hosts[0].openssh("root", "echo hello; exit 3").expect("running ssh");
+    let out = hosts[0]
+        .openssh("root", "echo hello; exit 3")
+        .expect("running ssh");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     assert_eq!(out.status.code(), Some(3));
     hosts[1].stop();
@@ -67,10 +73,16 @@ async fn exec_returns_exit_codes_signals_and_both_streams() {
     let (host, env) = (start(), TestEnv::new());
     let exec = trusted(&env, &host, "root");
     let out = run(&exec, "echo out; echo err >&2; exit 3").await.unwrap();
-    assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (Some(3), "out\n", "err\n"));
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+        (Some(3), "out\n", "err\n")
+    );
     assert!(run(&exec, "true").await.unwrap().success());
     let out = run(&exec, "kill -TERM $$").await.unwrap();
-    assert_eq!((out.exit_code, out.signal.as_deref()), (None, Some("SIGTERM")));
+    assert_eq!(
+        (out.exit_code, out.signal.as_deref()),
+        (None, Some("SIGTERM"))
+    );
     assert_eq!(exec.describe(), format!("root@{}:22", host.addr));
 }
 
@@ -90,7 +102,10 @@ async fn one_connection_is_reused_and_carries_concurrent_commands() {
     for out in futures::future::join_all(runs).await {
         assert_eq!(out.unwrap().stdout, first);
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "commands ran one after another");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "commands ran one after another"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,17 +118,37 @@ async fn output_streams_line_by_line_in_order_as_it_arrives() {
         let exec = exec.clone();
         async move {
             // printf without newline then the rest: a line split across two data packets.
-            let script = "echo one; printf 'tw'; sleep 0.3; echo o; echo err >&2; sleep 1; printf last";
-            exec.run(&cmd(script), Some(&tx), &CancellationToken::new()).await
+            let script =
+                "echo one; printf 'tw'; sleep 0.3; echo o; echo err >&2; sleep 1; printf last";
+            exec.run(&cmd(script), Some(&tx), &CancellationToken::new())
+                .await
         }
     });
     let first = rx.recv().await.unwrap();
-    assert_eq!(first, OutputLine { stream: Stream::Stdout, line: "one".into() });
-    assert!(started.elapsed() < Duration::from_millis(900), "first line was held back");
+    assert_eq!(
+        first,
+        OutputLine {
+            stream: Stream::Stdout,
+            line: "one".into()
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "first line was held back"
+    );
     assert_eq!(rx.recv().await.unwrap().line, "two");
-    assert_eq!(rx.recv().await.unwrap(), OutputLine { stream: Stream::Stderr, line: "err".into() });
+    assert_eq!(
+        rx.recv().await.unwrap(),
+        OutputLine {
+            stream: Stream::Stderr,
+            line: "err".into()
+        }
+    );
     let before_last = started.elapsed();
-    assert!(before_last < Duration::from_millis(1200), "lines waited for the command to end");
+    assert!(
+        before_last < Duration::from_millis(1200),
+        "lines waited for the command to end"
+    );
     assert_eq!(rx.recv().await.unwrap().line, "last");
     let out = task.await.unwrap().unwrap();
     assert_eq!(out.stdout, "one\ntwo\nlast");
@@ -121,7 +156,8 @@ async fn output_streams_line_by_line_in_order_as_it_arrives() {
     // Lots of output: every line, in order, nothing lost to channel windowing.
     let (tx, mut rx) = mpsc::channel(64);
     let task = tokio::spawn(async move {
-        exec.run(&cmd("seq 1 50000"), Some(&tx), &CancellationToken::new()).await
+        exec.run(&cmd("seq 1 50000"), Some(&tx), &CancellationToken::new())
+            .await
     });
     let mut expected = 1;
     while let Some(line) = rx.recv().await {
@@ -145,13 +181,20 @@ async fn a_timeout_stops_the_remote_command_and_the_connection_stays_usable() {
         let mut c = cmd(&format!("sleep 2; touch {}", done.display()));
         c.timeout = Duration::from_millis(300);
         let started = Instant::now();
-        let err = exec.run(&c, None, &CancellationToken::new()).await.unwrap_err();
+        let err = exec
+            .run(&c, None, &CancellationToken::new())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Timeout(_)), "{err}");
         assert!(started.elapsed() < Duration::from_secs(2));
         assert!(run(&exec, "true").await.unwrap().success());
         if killed {
             tokio::time::sleep(Duration::from_millis(2500)).await;
-            assert!(!done.exists(), "the timed-out command kept running:\n{}", host.log());
+            assert!(
+                !done.exists(),
+                "the timed-out command kept running:\n{}",
+                host.log()
+            );
         }
     }
 }
@@ -183,7 +226,9 @@ async fn an_unknown_host_key_is_refused_under_strict_and_nothing_runs() {
     let config = env.config(&env.host_toml("h", &host, "root"));
     let exec = executor_for(&config.hosts[0], &env.context(&config));
     let ran = marker(&env, "ran");
-    let err = run(&exec, &format!("touch {}", ran.display())).await.unwrap_err();
+    let err = run(&exec, &format!("touch {}", ran.display()))
+        .await
+        .unwrap_err();
     match &err {
         Error::HostKeyUnknown { fingerprint, .. } => {
             assert_eq!(fingerprint, &host.host_key_fingerprint())
@@ -206,7 +251,9 @@ async fn a_changed_host_key_is_always_refused_with_both_fingerprints() {
     let config = env.config(&env.host_toml("h", &host, "root"));
     for policy in [KnownHostsPolicy::Strict, KnownHostsPolicy::AcceptNew] {
         let exec = executor_for(&config.hosts[0], &env.context_with(&config, policy));
-        let err = run(&exec, &format!("touch {}", ran.display())).await.unwrap_err();
+        let err = run(&exec, &format!("touch {}", ran.display()))
+            .await
+            .unwrap_err();
         match &err {
             Error::HostKeyChanged { expected, got, .. } => {
                 assert_eq!((expected, got), (&old, &new));
@@ -218,21 +265,35 @@ async fn a_changed_host_key_is_always_refused_with_both_fingerprints() {
         assert!(!ran.exists(), "a command ran on a host with a changed key");
     }
     let known = fs::read_to_string(env.known_hosts()).unwrap();
-    assert_eq!(known.lines().count(), 1, "accept-new overwrote or added a key:\n{known}");
+    assert_eq!(
+        known.lines().count(),
+        1,
+        "accept-new overwrote or added a key:\n{known}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_new_learns_a_first_key_into_a_private_file() {
     let (host, env) = (start(), TestEnv::new());
     let config = env.config(&env.host_toml("h", &host, "root"));
-    let exec = executor_for(&config.hosts[0], &env.context_with(&config, KnownHostsPolicy::AcceptNew));
+    let exec = executor_for(
+        &config.hosts[0],
+        &env.context_with(&config, KnownHostsPolicy::AcceptNew),
+    );
     assert!(run(&exec, "true").await.unwrap().success());
     let text = fs::read_to_string(env.known_hosts()).unwrap();
     assert_eq!(text, host.known_hosts_line());
-    let mode = fs::metadata(env.known_hosts()).unwrap().permissions().mode() & 0o777;
+    let mode = fs::metadata(env.known_hosts())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     // Learned once: a strict executor now trusts it.
-    let strict = executor_for(&config.hosts[0], &env.context_with(&config, KnownHostsPolicy::Strict));
+    let strict = executor_for(
+        &config.hosts[0],
+        &env.context_with(&config, KnownHostsPolicy::Strict),
+    );
     assert!(run(&strict, "true").await.unwrap().success());
 }
 
@@ -278,7 +339,10 @@ async fn sudo_runs_privileged_commands_for_a_non_root_user() {
         .unwrap();
     assert_ne!(out.stdout.lines().next(), Some("0"));
     let privileged = cmd("id -u; echo 'it''s quoted'").privileged();
-    let out = exec.run(&privileged, None, &CancellationToken::new()).await.unwrap();
+    let out = exec
+        .run(&privileged, None, &CancellationToken::new())
+        .await
+        .unwrap();
     assert_eq!(out.stdout, "0\nits quoted\n");
 }
 
@@ -298,7 +362,8 @@ async fn sudo_that_wants_a_password_is_a_clear_error() {
 fn extra_key(env: &TestEnv, host: &SshHost, kind: &str, passphrase: &str) -> PathBuf {
     let path = env.dir.path().join(format!("id_{kind}"));
     crate::harness::sshd::keygen_with(&path, kind, "extra", passphrase).unwrap();
-    host.authorize_key(&fs::read_to_string(path.with_extension("pub")).unwrap()).unwrap();
+    host.authorize_key(&fs::read_to_string(path.with_extension("pub")).unwrap())
+        .unwrap();
     path
 }
 
@@ -351,7 +416,10 @@ async fn agent_identities_authenticate_without_a_key_file() {
     let key = extra_key(&env, &host, "ed25519", "");
     let config = config_with_key(&env, &host, None);
     let exec = executor_for(&config.hosts[0], &env.context(&config));
-    assert!(matches!(run(&exec, "true").await.unwrap_err(), Error::Auth { .. }));
+    assert!(matches!(
+        run(&exec, "true").await.unwrap_err(),
+        Error::Auth { .. }
+    ));
     let agent = Agent::start(&env);
     agent.add(&key, "");
     fs::remove_file(&key).unwrap(); // only the agent has it now
@@ -370,7 +438,10 @@ async fn tendhost_ssh_key_authenticates_and_is_never_shown() {
     let config = config_with_key(&env, &host, None);
     let mut ctx = env.context(&config);
     ctx.env_key = Some(tendhost::remote::Secret::new(encoded.clone()));
-    assert!(!format!("{ctx:?}").contains(&encoded[..20]), "the key leaked into Debug");
+    assert!(
+        !format!("{ctx:?}").contains(&encoded[..20]),
+        "the key leaked into Debug"
+    );
     let exec = executor_for(&config.hosts[0], &ctx);
     assert!(run(&exec, "true").await.unwrap().success());
 }
@@ -401,7 +472,10 @@ async fn ssh_config_supplies_hostname_port_user_and_identity() {
     let exec = executor_for(&config.hosts[0], &ctx);
     let out = run(&exec, "id -un").await.unwrap();
     assert_eq!(out.stdout, format!("{NOPASSWD_USER}\n"));
-    assert_eq!(exec.describe(), format!("{NOPASSWD_USER}@{}:2200", host.addr));
+    assert_eq!(
+        exec.describe(),
+        format!("{NOPASSWD_USER}@{}:2200", host.addr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,10 +548,17 @@ async fn reconnects_after_sshd_restarts_and_gives_up_after_three_failures() {
         other => panic!("expected unreachable, got {other}"),
     }
     // Backoff 100 ms then 200 ms between the three attempts.
-    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
 
     host.restart().unwrap();
-    assert!(run(&exec, "true").await.unwrap().success(), "did not recover after the host came back");
+    assert!(
+        run(&exec, "true").await.unwrap().success(),
+        "did not recover after the host came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,7 +575,11 @@ async fn a_command_cut_off_by_a_dying_connection_is_reported_not_rerun() {
     host.stop();
     let err = task.await.unwrap().unwrap_err();
     assert!(matches!(err, Error::Disconnected { .. }), "{err}");
-    assert_eq!(fs::read_to_string(&counter).unwrap(), "x\n", "the command was re-run");
+    assert_eq!(
+        fs::read_to_string(&counter).unwrap(),
+        "x\n",
+        "the command was re-run"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,7 +601,12 @@ struct Agent {
 impl Agent {
     fn start(env: &TestEnv) -> Agent {
         let socket = env.dir.path().join("agent.sock");
-        let out = Command::new("ssh-agent").arg("-a").arg(&socket).arg("-s").output().unwrap();
+        let out = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&socket)
+            .arg("-s")
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         let pid = text
             .split("SSH_AGENT_PID=")
@@ -533,6 +623,7 @@ impl Agent {
         fs::write(&askpass, format!("#!/bin/sh\necho '{passphrase}'\n")).unwrap();
         fs::set_permissions(&askpass, fs::Permissions::from_mode(0o700)).unwrap();
         let status = Command::new("ssh-add")
+            .arg("-q")
             .arg(key)
             .env("SSH_AUTH_SOCK", &self.socket)
             .env("SSH_ASKPASS", &askpass)
@@ -552,4 +643,53 @@ impl Drop for Agent {
             nix::sys::signal::Signal::SIGKILL,
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harness_force_command_wraps_every_command() {
+    // The shape later suites use to run a host's commands inside a chroot.
+    let env = TestEnv::new();
+    let wrapper = env.dir.path().join("wrapper.sh");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh\nexport WRAPPED=yes\nexec sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let host = SshHost::start(SshdOptions {
+        force_command: Some(wrapper),
+        ..SshdOptions::default()
+    })
+    .unwrap();
+    let exec = trusted(&env, &host, "root");
+    let out = run(&exec, "echo \"$WRAPPED\"; exit 4").await.unwrap();
+    assert_eq!((out.stdout.as_str(), out.exit_code), ("yes\n", Some(4)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_times_out_and_the_host_becomes_unreachable() {
+    // Accepts TCP connections but never speaks SSH.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let env = TestEnv::new();
+    let config = env.config(&format!(
+        "[[host]]\nname = \"mute\"\naddr = \"127.0.0.1\"\nport = {port}\n"
+    ));
+    let mut ctx = env.context(&config);
+    ctx.connect_timeout = Duration::from_millis(300);
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let started = Instant::now();
+    let err = run(&exec, "true").await.unwrap_err();
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 3, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no answer within"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
 }

@@ -172,13 +172,26 @@ fn handshake_error(
             fingerprint,
             known_hosts: ctx.known_hosts.display().to_string(),
         },
-        (Some(KeyOutcome::Changed { expected, got, location }), _) => Error::HostKeyChanged {
+        (
+            Some(KeyOutcome::Changed {
+                expected,
+                got,
+                location,
+            }),
+            _,
+        ) => Error::HostKeyChanged {
             target,
             expected,
             got,
             location,
         },
-        (Some(KeyOutcome::Revoked { fingerprint, location }), _) => Error::HostKeyRejected {
+        (
+            Some(KeyOutcome::Revoked {
+                fingerprint,
+                location,
+            }),
+            _,
+        ) => Error::HostKeyRejected {
             target,
             message: format!("{fingerprint} is marked @revoked at {location}"),
         },
@@ -186,7 +199,13 @@ fn handshake_error(
             target,
             message: "the server offered a host certificate; tendhost trusts plain keys".into(),
         },
-        (Some(KeyOutcome::LearnFailed { fingerprint, message }), _) => Error::HostKeyRejected {
+        (
+            Some(KeyOutcome::LearnFailed {
+                fingerprint,
+                message,
+            }),
+            _,
+        ) => Error::HostKeyRejected {
             target,
             message: format!(
                 "could not record {fingerprint} in '{}': {message}",

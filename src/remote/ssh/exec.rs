@@ -200,7 +200,9 @@ impl<'a> Collector<'a> {
 }
 
 fn take_line(buf: &mut Vec<u8>) -> String {
-    let text = String::from_utf8_lossy(buf).trim_end_matches('\r').to_string();
+    let text = String::from_utf8_lossy(buf)
+        .trim_end_matches('\r')
+        .to_string();
     buf.clear();
     text
 }

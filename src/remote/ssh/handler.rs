@@ -44,14 +44,28 @@ impl HostKeyCheck {
 pub enum KeyOutcome {
     Trusted,
     /// Learned under `accept-new`.
-    Learned { fingerprint: String },
-    Unknown { fingerprint: String },
-    Changed { expected: String, got: String, location: String },
-    Revoked { fingerprint: String, location: String },
+    Learned {
+        fingerprint: String,
+    },
+    Unknown {
+        fingerprint: String,
+    },
+    Changed {
+        expected: String,
+        got: String,
+        location: String,
+    },
+    Revoked {
+        fingerprint: String,
+        location: String,
+    },
     /// The server offered a certificate; tendhost trusts plain keys only.
     Certificate,
     /// `accept-new` could not write the key down, so it is not trusted either.
-    LearnFailed { fingerprint: String, message: String },
+    LearnFailed {
+        fingerprint: String,
+        message: String,
+    },
 }
 
 /// One per connection attempt.
@@ -91,8 +105,12 @@ impl ClientHandler {
             Verdict::Unknown => match self.check.policy {
                 KnownHostsPolicy::Strict => KeyOutcome::Unknown { fingerprint: got },
                 KnownHostsPolicy::AcceptNew => {
-                    match known_hosts::learn(&self.check.own, &self.check.addr, self.check.port, key)
-                    {
+                    match known_hosts::learn(
+                        &self.check.own,
+                        &self.check.addr,
+                        self.check.port,
+                        key,
+                    ) {
                         Ok(()) => {
                             tracing::info!(
                                 host = %known_hosts::host_name(&self.check.addr, self.check.port),
@@ -115,7 +133,10 @@ impl ClientHandler {
 impl Handler for ClientHandler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let outcome = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.decide(key),
             PublicKeyOrCertificate::Certificate(_) => KeyOutcome::Certificate,

@@ -48,7 +48,11 @@ pub fn resolve(host: &HostConfig, ctx: &RemoteContext) -> Result<Route, Error> {
     resolve_configured(host, ctx, 0)
 }
 
-fn resolve_configured(host: &HostConfig, ctx: &RemoteContext, depth: usize) -> Result<Route, Error> {
+fn resolve_configured(
+    host: &HostConfig,
+    ctx: &RemoteContext,
+    depth: usize,
+) -> Result<Route, Error> {
     let ssh = lookup(ctx, &host.addr);
     let user = match (&ssh.user, host.explicit.user) {
         (Some(user), false) => user.clone(),
@@ -114,14 +118,22 @@ fn resolve_jumps(
         })?;
         let ssh = lookup(ctx, &alias);
         if let Some(inner) = ssh.proxy_jump.as_deref().filter(|j| *j != "none") {
-            hops.extend(resolve_jumps(inner, default_user, ctx, depth + 1, for_host)?);
+            hops.extend(resolve_jumps(
+                inner,
+                default_user,
+                ctx,
+                depth + 1,
+                for_host,
+            )?);
         }
         hops.push(Endpoint {
             addr: ssh.host_name.clone().unwrap_or(alias),
             port: port.or(ssh.port).unwrap_or(22),
             // OpenSSH would use the local login name; the target's user is the better guess
             // for a fleet where one admin account exists everywhere.
-            user: user.or(ssh.user.clone()).unwrap_or_else(|| default_user.to_string()),
+            user: user
+                .or(ssh.user.clone())
+                .unwrap_or_else(|| default_user.to_string()),
             identities: Identities {
                 required: Vec::new(),
                 optional: ssh.identity_files.clone(),
@@ -209,7 +221,10 @@ mod tests {
     #[test]
     fn ports_split_like_openssh() {
         assert_eq!(split_port("h:22").unwrap(), ("h".into(), Some(22)));
-        assert_eq!(split_port("[::1]:2222").unwrap(), ("::1".into(), Some(2222)));
+        assert_eq!(
+            split_port("[::1]:2222").unwrap(),
+            ("::1".into(), Some(2222))
+        );
         assert_eq!(split_port("h").unwrap(), ("h".into(), None));
         assert!(split_port("h:x").is_err());
     }
