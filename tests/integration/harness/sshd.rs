@@ -35,7 +35,8 @@ pub struct SshdOptions {
     /// Listen port; `None` means 22 (each host has its own address, so 22 never collides).
     pub port: Option<u16>,
     /// `ForceCommand` for every session, e.g. a wrapper that runs
-    /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot.
+    /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot. Note: sshd refuses "signal" requests for
+    /// forced-command sessions, so a timed-out command there is cut off, not killed.
     pub force_command: Option<PathBuf>,
     /// Extra `sshd_config` lines, placed first so they win over the harness defaults
     /// (sshd keeps the first value of a keyword).
@@ -415,6 +416,7 @@ fn prepare_system() -> io::Result<()> {
             fs::create_dir_all("/run/sshd").map_err(|e| e.to_string())?;
             fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
                 .map_err(|e| e.to_string())?;
+            kill_orphans();
             fs::create_dir_all(CLAIMS).map_err(|e| e.to_string())?;
             fs::set_permissions(CLAIMS, fs::Permissions::from_mode(0o1777))
                 .map_err(|e| e.to_string())
@@ -497,6 +499,37 @@ pub fn pid_alive(pid: i32) -> bool {
             .lines()
             .any(|l| l.starts_with("State:") && l.contains('Z')),
         Err(_) => false,
+    }
+}
+
+/// Kills harness sshds left behind by a test process that was itself killed (SIGKILL skips
+/// `Drop`): their parent died, so init adopted them (ppid 1). Live processes' hosts keep their
+/// parent and are left alone.
+fn kill_orphans() {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        // sshd rewrites its title: "sshd: /usr/sbin/sshd -D -f /tmp/tendhost-sshd-…/sshd_config".
+        if cmdline.contains(SSHD)
+            && cmdline.contains("/tendhost-sshd-")
+            && parent_of(pid) == Some(1)
+        {
+            kill_tree(pid);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
