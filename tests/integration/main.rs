@@ -1,6 +1,8 @@
-//! The integration suite: one binary, one module per area. Needs root and the packages of
-//! `.ci/install-test-deps.sh`.
+//! tendhost's integration tests: one binary, one module per area (STYLE.md §11).
 
 mod harness;
+
+mod cli;
+mod config;
 mod host_cmd;
 mod ssh;
