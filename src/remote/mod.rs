@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 pub use context::{RemoteContext, Secret};
 pub use error::Error;
 pub use factory::executor_for;
-pub use ssh::SshExecutor;
 pub use local::LocalExecutor;
 pub use quote::quote;
+pub use ssh::SshExecutor;
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
