@@ -693,3 +693,25 @@ async fn a_silent_server_times_out_and_the_host_becomes_unreachable() {
     );
     drop(listener);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_keys_is_an_auth_failure_not_network_trouble() {
+    let host = SshHost::start(SshdOptions {
+        extra_config: "MaxAuthTries 2\n".into(),
+        ..SshdOptions::default()
+    })
+    .unwrap();
+    let env = TestEnv::new();
+    let config = config_with_key(&env, &host, None);
+    let mut ctx = env.context(&config);
+    for i in 0..3 {
+        let key = env.dir.path().join(format!("stranger{i}"));
+        crate::harness::sshd::keygen(&key, "not authorised").unwrap();
+        ctx.default_identities.push(key);
+    }
+    ctx.default_identities.push(client_key().unwrap());
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let err = run(&exec, "true").await.unwrap_err();
+    assert!(matches!(err, Error::Auth { .. }), "{err}");
+    assert!(err.to_string().contains("stranger0"), "{err}");
+}
