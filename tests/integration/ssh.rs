@@ -715,3 +715,24 @@ async fn too_many_keys_is_an_auth_failure_not_network_trouble() {
     assert!(matches!(err, Error::Auth { .. }), "{err}");
     assert!(err.to_string().contains("stranger0"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silently_dead_connection_is_replaced() {
+    let (host, env) = (start(), TestEnv::new());
+    env.trust(&host);
+    let config = env.config(&env.host_toml("h", &host, "root"));
+    let mut ctx = env.context(&config);
+    ctx.connect_timeout = Duration::from_millis(700);
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let before = run(&exec, "echo $SSH_CONNECTION").await.unwrap().stdout;
+    // The old connection stays open but never answers again; the listener still accepts.
+    host.freeze_sessions();
+    let started = Instant::now();
+    let after = run(&exec, "echo $SSH_CONNECTION").await.unwrap().stdout;
+    assert_ne!(before, after, "expected a new connection");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

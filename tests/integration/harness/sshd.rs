@@ -158,6 +158,16 @@ impl SshHost {
         }
     }
 
+    /// Freezes (SIGSTOP) every session process while the listener keeps accepting: open
+    /// connections go silent without being closed, like a host that vanished (a VM reboot, a
+    /// pulled cable) from the point of view of a client holding a connection. New connections
+    /// still work. Undone by [`Self::stop`] or drop.
+    pub fn freeze_sessions(&self) {
+        if let Some(child) = &self.child {
+            signal_tree(child.id() as i32, nix::sys::signal::Signal::SIGSTOP);
+        }
+    }
+
     /// Stops and starts again with the same address, port and host key.
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop();
@@ -533,8 +543,13 @@ fn kill_orphans() {
     }
 }
 
-/// SIGKILLs every descendant of `root` (not `root` itself), deepest last found first.
+/// SIGKILLs every descendant of `root` (not `root` itself).
 fn kill_tree(root: i32) {
+    signal_tree(root, nix::sys::signal::Signal::SIGKILL);
+}
+
+/// Sends `signal` to every descendant of `root` (not `root` itself).
+fn signal_tree(root: i32, signal: nix::sys::signal::Signal) {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
@@ -559,10 +574,7 @@ fn kill_tree(root: i32) {
         }
     }
     for pid in all {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 
