@@ -5,7 +5,7 @@
 //! `cargo bench --bench ssh_fanout [-- HOSTS]` (default 50). Needs root and openssh-server
 //! (`.ci/install-test-deps.sh`). Not a test: it prints figures and asserts nothing.
 
-#[path = "../tests/integration/harness/sshd.rs"]
+#[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 
 use std::fmt::Write as _;
