@@ -27,13 +27,13 @@ pub struct Dnf {
 }
 
 impl Dnf {
-    pub fn dnf() -> Self {
+    pub fn using_dnf() -> Self {
         Self {
             kind: ManagerKind::Dnf,
         }
     }
 
-    pub fn yum() -> Self {
+    pub fn using_yum() -> Self {
         Self {
             kind: ManagerKind::Yum,
         }

@@ -22,7 +22,7 @@ async fn lists_pending_with_installed_versions_and_security() {
     let host = RpmHost::new(true);
     let exec = host.executor();
     let cancel = CancellationToken::new();
-    let dnf = Dnf::dnf();
+    let dnf = Dnf::using_dnf();
     dnf.refresh(&exec, &cancel).await.unwrap();
     let mut pending = dnf.pending(&exec, &cancel).await.unwrap();
     pending.sort_by(|a, b| a.name.cmp(&b.name));
@@ -46,7 +46,7 @@ async fn plans_refuses_removals_then_upgrades_for_real() {
     let host = RpmHost::new(true);
     let exec = host.executor();
     let cancel = CancellationToken::new();
-    let dnf = Dnf::dnf();
+    let dnf = Dnf::using_dnf();
 
     let plan = dnf.plan(&exec, options(false), &cancel).await.unwrap();
     assert_eq!(plan.upgrades.len(), 4);
@@ -93,7 +93,7 @@ async fn plans_refuses_removals_then_upgrades_for_real() {
 #[tokio::test]
 async fn without_needs_restarting_compares_the_running_kernel() {
     let host = RpmHost::new(false);
-    let status = Dnf::dnf()
+    let status = Dnf::using_dnf()
         .reboot_status(&host.executor(), &CancellationToken::new())
         .await
         .unwrap();

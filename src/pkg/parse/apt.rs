@@ -58,10 +58,10 @@ pub fn parse_simulation(text: &str) -> UpgradePlan {
             in_kept_back = true;
         } else if let Some(rest) = line.strip_prefix("Inst ") {
             parse_inst(rest, &mut plan);
-        } else if let Some(rest) = line.strip_prefix("Remv ") {
-            if let Some(name) = rest.split_whitespace().next() {
-                plan.removals.push(name.to_string());
-            }
+        } else if let Some(rest) = line.strip_prefix("Remv ")
+            && let Some(name) = rest.split_whitespace().next()
+        {
+            plan.removals.push(name.to_string());
         }
     }
     plan

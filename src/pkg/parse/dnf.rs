@@ -34,11 +34,11 @@ pub fn parse_check_update(text: &str) -> Vec<Candidate> {
         }
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let joined;
-        if let Some(name) = carried.take() {
-            if words.len() == 2 {
-                joined = name;
-                words.insert(0, &joined);
-            }
+        if let Some(name) = carried.take()
+            && words.len() == 2
+        {
+            joined = name;
+            words.insert(0, &joined);
         }
         match words.as_slice() {
             [name_arch] if split_name_arch(name_arch).is_some() && !line.starts_with(' ') => {
@@ -233,10 +233,10 @@ pub fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
             causes.push(name.trim().to_string());
         } else {
             let words: Vec<&str> = trimmed.split_whitespace().collect();
-            if let [time, name, release] = words.as_slice() {
-                if let Ok(time) = time.parse::<u64>() {
-                    kernels.push((time, (*name).to_string(), (*release).to_string()));
-                }
+            if let [time, name, release] = words.as_slice()
+                && let Ok(time) = time.parse::<u64>()
+            {
+                kernels.push((time, (*name).to_string(), (*release).to_string()));
             }
         }
     }

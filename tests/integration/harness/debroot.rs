@@ -66,19 +66,19 @@ fn mirror_in(text: &str) -> Option<String> {
                 .split_whitespace()
                 .filter(|w| !w.starts_with('['))
                 .collect();
-            if let [uri, suite, ..] = words.as_slice() {
-                if suite.starts_with("bookworm") && !suite.contains("security") {
-                    return Some((*uri).to_string());
-                }
+            if let [uri, suite, ..] = words.as_slice()
+                && suite.starts_with("bookworm")
+                && !suite.contains("security")
+            {
+                return Some((*uri).to_string());
             }
         } else if let Some(rest) = line.strip_prefix("URIs:") {
             uris = rest.split_whitespace().map(String::from).collect();
-        } else if let Some(rest) = line.strip_prefix("Suites:") {
-            if rest.split_whitespace().any(|s| s == "bookworm") {
-                if let Some(uri) = uris.first() {
-                    return Some(uri.clone());
-                }
-            }
+        } else if let Some(rest) = line.strip_prefix("Suites:")
+            && rest.split_whitespace().any(|s| s == "bookworm")
+            && let Some(uri) = uris.first()
+        {
+            return Some(uri.clone());
         }
     }
     None
