@@ -5,10 +5,14 @@
 //! key); the typed values below are what the rest of tendhost sees, shared as `Arc<Config>`. Nothing
 //! here opens a connection or touches the state dir.
 
+mod address;
 mod discover;
 mod duration;
 mod error;
+mod fields;
 mod raw;
+mod sections;
+mod suggest;
 mod window;
 
 use std::collections::BTreeMap;

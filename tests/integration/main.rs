@@ -1,8 +1,12 @@
-//! tendhost's integration tests: one binary, one module per area, a shared harness.
+//! tendhost's integration tests: one binary, one module per area (STYLE.md §11).
 
 mod harness;
+
+mod cli;
+mod config;
 mod inventory;
 mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;
 mod pkg_quoting;
+mod ssh;
