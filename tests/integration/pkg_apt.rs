@@ -253,3 +253,17 @@ async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
     );
     assert_eq!(version(&host, "tendhost-app"), "1.0 ii");
 }
+
+#[test]
+fn sshd_sessions_run_inside_the_root() {
+    let host = DebRoot::new("apt-sshd");
+    std::fs::write(host.path("etc/tendhost-root-marker"), "inside\n").unwrap();
+    let sshd = host.start_sshd();
+    let out = sshd
+        .openssh(
+            "root",
+            "cat /etc/tendhost-root-marker; test -d /work && echo escaped",
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+}

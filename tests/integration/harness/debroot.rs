@@ -198,6 +198,30 @@ impl DebRoot {
     }
 }
 
+impl DebRoot {
+    /// A real sshd test host whose every session runs inside this root: a `ForceCommand`
+    /// wrapper chroots and runs `sh -c "$SSH_ORIGINAL_COMMAND"` (sshd's own `ChrootDirectory`
+    /// refuses roots under group-writable parents; see HARNESS.md).
+    pub fn start_sshd(&self) -> super::SshHost {
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = self.dir.join("chroot-wrapper");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec chroot {} sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                tendhost::remote::quote(&self.root.display().to_string())
+            ),
+        )
+        .expect("writing the chroot wrapper");
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("wrapper mode");
+        super::SshHost::start(super::SshdOptions {
+            force_command: Some(wrapper),
+            ..Default::default()
+        })
+        .expect("starting sshd for the debroot")
+    }
+}
+
 impl Drop for DebRoot {
     fn drop(&mut self) {
         let _ = Command::new("umount")
