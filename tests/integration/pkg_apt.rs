@@ -207,18 +207,15 @@ async fn safe_upgrade_leaves_kept_back_packages_alone() {
     assert_eq!(version(&host, "tendhost-newdep"), "");
 }
 
-#[tokio::test]
-async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
-    let host = prepared("apt-lock").await;
-    // Another process holds dpkg's frontend lock (an fcntl lock, as apt and dpkg take it).
-    let lock_path = host.path("var/lib/dpkg/lock-frontend");
+/// Another process holding `path` with an fcntl lock, as apt and dpkg take theirs.
+fn hold_lock(path: &std::path::Path) -> std::process::Child {
     let mut holder = std::process::Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(
             "import fcntl,sys,time\nf=open(sys.argv[1],'a')\nfcntl.lockf(f,fcntl.LOCK_EX)\n\
              print('locked',flush=True)\ntime.sleep(120)",
         )
-        .arg(&lock_path)
+        .arg(path)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 holds the lock");
@@ -229,6 +226,13 @@ async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
     )
     .unwrap();
     assert_eq!(ready.trim(), "locked");
+    holder
+}
+
+#[tokio::test]
+async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
+    let host = prepared("apt-lock").await;
+    let mut holder = hold_lock(&host.path("var/lib/dpkg/lock-frontend"));
 
     let started = Instant::now();
     let result = Apt::with_lock_wait(Duration::from_secs(2))
@@ -266,4 +270,26 @@ fn sshd_sessions_run_inside_the_root() {
         )
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+}
+
+#[tokio::test]
+async fn a_held_lists_lock_stops_a_refresh_after_a_bounded_wait() {
+    let host = prepared("apt-lists-lock").await;
+    let mut holder = hold_lock(&host.path("var/lib/apt/lists/lock"));
+    let started = Instant::now();
+    let result = Apt::with_lock_wait(Duration::from_secs(4))
+        .refresh(&host.executor(), &CancellationToken::new())
+        .await;
+    let waited = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(matches!(result, Err(Error::Locked(4))), "{result:?}");
+    assert!(
+        waited >= Duration::from_secs(4),
+        "it waited for the lock: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "the wait is bounded: {waited:?}"
+    );
 }
