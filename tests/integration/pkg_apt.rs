@@ -46,21 +46,18 @@ async fn lists_pending_packages_with_versions() {
     let cancel = CancellationToken::new();
     let mut pending = Apt::new().pending(&host.executor(), &cancel).await.unwrap();
     pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let got: Vec<(&str, &str, &str)> = pending
+    let got: Vec<(&str, &str, &str, bool)> = pending
         .iter()
-        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str()))
+        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
         .collect();
     assert_eq!(
         got,
         [
-            ("tendhost-app", "1.0", "1.1"),
-            ("tendhost-core", "1.0", "1.1"),
-            ("tendhost-kernel", "1.0", "1.1"),
-        ]
-    );
-    assert!(
-        pending.iter().all(|p| !p.security),
-        "file:/repo is no security origin"
+            ("tendhost-app", "1.0", "1.1", false),
+            ("tendhost-core", "1.0", "1.1", false),
+            ("tendhost-kernel", "1.0", "1.1", true),
+        ],
+        "only the package from the bookworm-security suite is a security update"
     );
 }
 
@@ -98,6 +95,13 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
     assert_eq!(full.installs, ["tendhost-newdep"]);
     assert_eq!(full.removals, ["tendhost-legacy"]);
     assert!(full.held.is_empty());
+    let security: Vec<&str> = full
+        .upgrades
+        .iter()
+        .filter(|p| p.security)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(security, ["tendhost-kernel"]);
 
     let safe = apt
         .plan(&exec, options(UpgradeMode::Safe, false), &cancel)
