@@ -121,6 +121,15 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
         "1.0 ii",
         "a dry run changes nothing"
     );
+
+    // A package on hold is kept back even by a full upgrade.
+    host.sh("apt-mark hold tendhost-app >/dev/null");
+    let held = apt
+        .plan(&exec, options(UpgradeMode::Full, true), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(held.held, ["tendhost-app"]);
+    assert!(!held.upgrades.iter().any(|p| p.name == "tendhost-app"));
 }
 
 #[tokio::test]
