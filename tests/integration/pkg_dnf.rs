@@ -101,3 +101,22 @@ async fn without_needs_restarting_compares_the_running_kernel() {
     assert!(status.required);
     assert_eq!(status.packages, ["kernel-core"]);
 }
+
+/// `manager = "yum"` on a host where yum is dnf (RHEL 8+): yum's spelling of the security
+/// filter (`updateinfo list security`) must work there too.
+#[tokio::test]
+async fn yum_spelling_works_where_yum_is_dnf() {
+    let host = RpmHost::new(true);
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let yum = Dnf::using_yum();
+    assert_eq!(yum.kind(), tendhost::pkg::ManagerKind::Yum);
+    let pending = yum.pending(&exec, &cancel).await.unwrap();
+    assert_eq!(pending.len(), 4);
+    let secure: Vec<&str> = pending
+        .iter()
+        .filter(|p| p.security)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(secure, ["tendhost-sec"]);
+}
