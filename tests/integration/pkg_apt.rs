@@ -159,6 +159,8 @@ async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
     let cancel = CancellationToken::new();
     let apt = Apt::new();
     assert!(!apt.reboot_status(&exec, &cancel).await.unwrap().required);
+    // A locally edited conffile that the new version also changes: dpkg would ask.
+    std::fs::write(host.path("etc/tendhost-app.conf"), "edited by the admin\n").unwrap();
 
     let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(64);
     let collector = tokio::spawn(async move {
@@ -188,6 +190,15 @@ async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
     );
     assert!(lines.iter().any(|l| l.contains("Removing tendhost-legacy")));
     assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/tendhost-app.conf")).unwrap(),
+        "edited by the admin\n",
+        "--force-confold keeps the local conffile"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/tendhost-app.conf.dpkg-dist")).unwrap(),
+        "shipped by 1.1\n"
+    );
     assert_eq!(version(&host, "tendhost-core"), "1.1 ii");
     assert_eq!(version(&host, "tendhost-kernel"), "1.1 ii");
     assert_eq!(version(&host, "tendhost-newdep"), "1.0 ii");

@@ -3,7 +3,8 @@
 //! upgrades, with no network.
 //!
 //! The packages:
-//! - `tendhost-app` 1.0 → 1.1: a plain upgrade.
+//! - `tendhost-app` 1.0 → 1.1: a plain upgrade whose conffile `/etc/tendhost-app.conf` changes,
+//!   so a locally edited copy would make dpkg prompt unless told what to do.
 //! - `tendhost-kernel` 1.0 → 1.1: its postinst touches `/var/run/reboot-required` and appends
 //!   its name to `reboot-required.pkgs`, as a kernel update does. It is served from a second
 //!   repository, `file:/security`, whose Release file names the suite `bookworm-security`
@@ -85,6 +86,15 @@ pub fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
          Priority: optional\nSection: misc\nDescription: tendhost test package\n",
         deb.name, deb.version
     );
+    if deb.name == "tendhost-app" {
+        fs::create_dir_all(pkg.join("etc")).expect("etc dir");
+        fs::write(
+            pkg.join("etc/tendhost-app.conf"),
+            format!("shipped by {}\n", deb.version),
+        )
+        .expect("conffile");
+        fs::write(pkg.join("DEBIAN/conffiles"), "/etc/tendhost-app.conf\n").expect("conffiles");
+    }
     if let Some(depends) = deb.depends {
         control.push_str(&format!("Depends: {depends}\n"));
     }
