@@ -3,6 +3,16 @@
 //!
 //! pkg never opens a connection: every operation speaks through [`Executor`], so SSH hosts,
 //! local hosts and simulated hosts behave alike. Parsers are pure functions over captured output.
+//!
+//! Entry points: [`detect`] picks a host's [`PackageManager`] (from the config or
+//! `/etc/os-release`); [`ComposeUpdater`] handles a host's `compose_paths`.
+
+pub mod apt;
+pub mod compose;
+pub mod detect;
+pub mod dnf;
+pub mod parse;
+mod step;
 
 use std::sync::Arc;
 
@@ -12,6 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
+
+pub use compose::{ComposeReport, ComposeUpdater, ServiceImage};
+pub use detect::{detect, manager_for};
 
 /// One package with a newer version available.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +65,16 @@ pub struct UpgradeOptions {
     pub mode: crate::config::UpgradeMode,
     /// Go ahead even when the plan removes packages.
     pub allow_removals: bool,
+}
+
+impl UpgradeOptions {
+    /// The options a host's `[host.policy]` asks for (`upgrade_mode`, `allow_removals`).
+    pub fn from_policy(policy: &crate::config::Policy) -> Self {
+        Self {
+            mode: policy.upgrade_mode,
+            allow_removals: policy.allow_removals,
+        }
+    }
 }
 
 /// The result of a real upgrade.
