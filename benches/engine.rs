@@ -5,7 +5,7 @@
 //! `cargo bench --bench engine [-- SIM_HOSTS [SSH_HOSTS]]` (defaults 200 and 50; SSH_HOSTS 0 skips
 //! part b). Part b needs root and openssh-server. Not a test: it prints figures, asserts little.
 
-#[path = "../tests/integration/harness/sshd.rs"]
+#[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 
 use std::fmt::Write as _;
