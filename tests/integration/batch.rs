@@ -279,3 +279,82 @@ fn batch_exit_codes_for_usage_lock_and_interrupt() {
     assert_eq!(summary["interrupted"], true);
     assert!(state.join("snapshot.json").exists());
 }
+
+#[test]
+fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside() {
+    let env = TestEnv::new();
+    // The real upgrade (`apt-get -y …`) hangs; everything else runs normally.
+    let host = AptHost::start_with(
+        "batch-kill9",
+        Packages::Upgradable,
+        Some("case \"$SSH_ORIGINAL_COMMAND\" in *'apt-get -y'*) sleep 60;; esac"),
+    );
+    env.trust(&host.sshd);
+    env.write_config(&apt_block(&env, "victim", &host.sshd));
+    let state = env.state_dir().join("tendhost");
+
+    let mut child = tendhost_std(&env)
+        .args(["--batch", "update", "--json", "--allow-removals"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the snapshot on disk says the host is updating, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = fs::read_to_string(state.join("snapshot.json")).unwrap_or_default();
+        if text.contains("\"state\":\"updating\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the snapshot never showed the update: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to save anything more
+    child.wait().unwrap();
+
+    let out = tendhost(&env)
+        .args(["--batch", "hosts", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let victim = host_line(&lines, "victim");
+    assert_eq!(victim["state"], "failed", "{victim}");
+    assert!(
+        victim["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted during updating"),
+        "{victim}"
+    );
+
+    fs::write(
+        state.join("snapshot.json"),
+        b"{\"version\":1,\"hosts\":[{\"na",
+    )
+    .unwrap();
+    let out = tendhost(&env).args(["--batch", "hosts"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was not restored") && stderr.contains("kept as"),
+        "{stderr}"
+    );
+    let kept = fs::read_dir(&state)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("snapshot.json.bad-")
+        });
+    assert!(kept, "the corrupt snapshot was not kept aside");
+}
