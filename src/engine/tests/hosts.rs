@@ -1,0 +1,338 @@
+//! One host at a time: states, refusals, panics, reboots, periodic refresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::super::bus::{self, Event, HostCommand, StateKind, StepOutcome, WaveStep};
+use super::super::testkit::{Behaviour, SimFleet};
+use super::super::*;
+use super::*;
+use crate::config::Config;
+use crate::store::snapshot;
+
+#[tokio::test]
+async fn update_moves_through_the_states_and_is_audited() {
+    let mut rig = start(fleet_config(1, ""), SimFleet::new());
+    let (respond_to, answer) = oneshot::channel();
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::RunStep {
+                step: update(),
+                respond_to,
+                stop: CancellationToken::new(),
+            },
+        )
+        .unwrap();
+    let events = rig
+        .until(|e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: StateKind::Idle,
+                    from: StateKind::Updating,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(answer.await.unwrap(), StepOutcome::Succeeded);
+    assert_eq!(
+        state_of(&events, "h0"),
+        [
+            StateKind::Querying,
+            StateKind::PendingUpdates,
+            StateKind::Updating,
+            StateKind::Idle
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Output { line, .. } if line.contains("Unpacking")))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::PendingRefreshed { packages, .. } if packages.len() == 2))
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+    let audit = std::fs::read_to_string(rig.dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"action\":\"update\"") && audit.contains("pending_updates -> updating"),
+        "{audit}"
+    );
+    assert!(audit.contains("updating -> idle"), "{audit}");
+}
+
+#[tokio::test]
+async fn refuses_conflicting_commands_while_updating_and_reads_do_not_wait() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            upgrade_time: Duration::from_secs(3),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet);
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::Update {
+                dry_run: false,
+                allow_removals: false,
+            },
+        )
+        .unwrap();
+    rig.until(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: StateKind::Updating,
+                ..
+            }
+        )
+    })
+    .await;
+    let asked = std::time::Instant::now();
+    rig.engine.try_send("h0", HostCommand::Reboot).unwrap();
+    let events = rig.until(|e| matches!(e, Event::Refused { .. })).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "the refusal waited behind the upgrade"
+    );
+    let Some(Event::Refused {
+        reason, command, ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(*command, bus::CommandKind::Reboot);
+    assert_eq!(&**reason, "busy (updating)");
+    assert_eq!(
+        rig.engine.try_send("nope", HostCommand::Refresh),
+        Err(SendError::UnknownHost)
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_panicking_step_fails_the_host_which_stays_usable_after_retry() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            panic_upgrade: true,
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet.clone());
+    let outcome = rig.step("h0", update()).await;
+    let StepOutcome::Failed { error } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        error.contains("panicked") && error.contains("simulated bug"),
+        "{error}"
+    );
+    fleet.set("h0", Behaviour::default());
+    assert_eq!(
+        rig.step("h0", WaveStep::Retry).await,
+        StepOutcome::Succeeded
+    );
+    assert_eq!(rig.step("h0", update()).await, StepOutcome::Succeeded);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_keeps_its_context_until_retried() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            fail_upgrade: true,
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet);
+    let outcome = rig.step("h0", update()).await;
+    assert!(
+        matches!(&outcome, StepOutcome::Failed { error } if error.starts_with("upgrade: apt-get dist-upgrade failed")),
+        "{outcome:?}"
+    );
+    let refused = rig.step("h0", WaveStep::Refresh).await;
+    assert_eq!(
+        refused,
+        StepOutcome::Refused {
+            reason: "cannot refresh: it failed; retry it first".into()
+        }
+    );
+    assert_eq!(
+        rig.step("h0", WaveStep::Acknowledge).await,
+        StepOutcome::Succeeded
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+    let saved = snapshot::load(&rig.dir.path().join("snapshot.json"))
+        .snapshot
+        .unwrap();
+    let record = &saved.hosts[0];
+    let state::Phase::Failed(info) = &record.state.phase else {
+        panic!("{record:?}")
+    };
+    assert!(info.acknowledged);
+    assert_eq!(info.previous_state, StateKind::Updating);
+}
+
+#[tokio::test]
+async fn reboot_round_trip_needs_a_new_boot_id() {
+    let policy = "[host.policy]\nauto_reboot = true\n";
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            reboot_required: true,
+            ..Behaviour::default()
+        },
+    );
+    fleet.set(
+        "h1",
+        Behaviour {
+            reboot_required: true,
+            keep_boot_id: true,
+            ..Behaviour::default()
+        },
+    );
+    fleet.set(
+        "h2",
+        Behaviour {
+            reboot_required: true,
+            new_host_key: true,
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(3, policy), fleet);
+    assert_eq!(rig.step("h0", update()).await, StepOutcome::Succeeded);
+    let outcome = rig.step("h1", update()).await;
+    assert!(
+        matches!(&outcome, StepOutcome::Failed { error } if error.contains("boot id did not change")),
+        "{outcome:?}"
+    );
+    let outcome = rig.step("h2", update()).await;
+    assert!(
+        matches!(&outcome, StepOutcome::Failed { error } if error.contains("different host key") && !error.contains("within")),
+        "{outcome:?}"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn reboot_waits_when_auto_reboot_is_off() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            reboot_required: true,
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(
+        fleet_config(1, "[host.policy]\nauto_reboot = false\n"),
+        fleet,
+    );
+    let (respond_to, answer) = oneshot::channel();
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::RunStep {
+                step: update(),
+                respond_to,
+                stop: CancellationToken::new(),
+            },
+        )
+        .unwrap();
+    let events = rig
+        .until(|e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: StateKind::WaitingReboot,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(answer.await.unwrap(), StepOutcome::Succeeded);
+    let Some(Event::StateChanged {
+        reason: Some(reason),
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert!(reason.contains("auto_reboot is off"), "{reason}");
+    // An explicit reboot is the operator's decision.
+    assert_eq!(
+        rig.step("h0", WaveStep::Reboot).await,
+        StepOutcome::Succeeded
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn periodic_refresh_spreads_hosts_over_the_interval() {
+    let mut text = String::from("[fleet]\nrefresh_interval = \"10m\"\n");
+    for i in 0..20 {
+        text.push_str(&format!(
+            "[[host]]\nname = \"h{i}\"\naddr = \"10.0.0.{i}\"\n"
+        ));
+    }
+    let config = Config::from_str("sim.toml", &text).unwrap();
+    let fleet = SimFleet::new();
+    let dir = tempfile::tempdir().unwrap();
+    let deps = EngineDeps {
+        executor_for: fleet.executors(),
+        managers: fleet.managers(),
+        paths: Paths {
+            state_dir: dir.path().to_path_buf(),
+            data_dir: dir.path().to_path_buf(),
+            config_dir: None,
+        },
+        snapshot: None,
+        reboot: RebootSettings::default(),
+        save_every: Duration::from_secs(2),
+        periodic_refresh: true,
+    };
+    let (engine, mut events) = Engine::start(Arc::new(config), deps);
+    let started = tokio::time::Instant::now();
+    let mut first: std::collections::HashMap<HostId, Duration> = Default::default();
+    while first.len() < 20 {
+        let event = tokio::time::timeout(Duration::from_secs(700), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if let Event::StateChanged {
+            host,
+            to: StateKind::Querying,
+            ..
+        } = event
+        {
+            first.entry(host).or_insert_with(|| started.elapsed());
+        }
+    }
+    let mut times: Vec<Duration> = first.into_values().collect();
+    times.sort();
+    assert!(
+        *times.last().unwrap() <= Duration::from_secs(600),
+        "{times:?}"
+    );
+    // Not all at once: the slots spread over the interval.
+    assert!(
+        times.last().unwrap().saturating_sub(times[0]) > Duration::from_secs(120),
+        "{times:?}"
+    );
+    engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -1,0 +1,236 @@
+//! Engine behaviour on the simulated fleet: supervisors, refusals, panics, reboots, waves at scale,
+//! snapshots and audit. The same behaviours are proven on real sshd hosts in
+//! `tests/integration/engine.rs`.
+
+mod hosts;
+mod waves;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{Event, HostCommand, StateKind, StepOutcome, WaveStatus, WaveStep};
+use super::testkit::{Behaviour, SimFleet};
+use super::*;
+use crate::config::{BatchSize, Config, FailureLimit};
+use crate::store::snapshot;
+
+pub(crate) fn fleet_config(hosts: usize, extra: &str) -> Config {
+    let mut text = String::from("[fleet]\nconcurrency = 1000\nreboot_timeout = \"5s\"\n");
+    for i in 0..hosts {
+        text.push_str(&format!(
+            "[[host]]\nname = \"h{i}\"\naddr = \"10.{}.{}.{}\"\n{extra}\n",
+            i / 65536 % 256,
+            i / 256 % 256,
+            i % 256
+        ));
+    }
+    Config::from_str("sim.toml", &text).unwrap()
+}
+
+pub(crate) struct Rig {
+    pub engine: EngineHandle,
+    pub events: mpsc::Receiver<Event>,
+    pub dir: tempfile::TempDir,
+}
+
+pub(crate) fn start(config: Config, fleet: Arc<SimFleet>) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    start_in(config, fleet, dir, None)
+}
+
+pub(super) fn start_in(
+    config: Config,
+    fleet: Arc<SimFleet>,
+    dir: tempfile::TempDir,
+    snapshot: Option<snapshot::Snapshot>,
+) -> Rig {
+    let paths = Paths {
+        state_dir: dir.path().to_path_buf(),
+        data_dir: dir.path().to_path_buf(),
+        config_dir: None,
+    };
+    let deps = EngineDeps {
+        executor_for: fleet.executors(),
+        managers: fleet.managers(),
+        paths,
+        snapshot,
+        reboot: RebootSettings {
+            poll_interval: Duration::from_millis(50),
+            ..RebootSettings::default()
+        },
+        save_every: Duration::from_millis(100),
+        periodic_refresh: false,
+    };
+    let (engine, events) = Engine::start(Arc::new(config), deps);
+    Rig {
+        engine,
+        events,
+        dir,
+    }
+}
+
+impl Rig {
+    /// Runs one step on `host` and returns its outcome, draining events meanwhile.
+    pub async fn step(&mut self, host: &str, step: WaveStep) -> StepOutcome {
+        let (respond_to, answer) = oneshot::channel();
+        let command = HostCommand::RunStep {
+            step,
+            respond_to,
+            stop: CancellationToken::new(),
+        };
+        self.engine.try_send(host, command).unwrap();
+        let mut answer = std::pin::pin!(answer);
+        loop {
+            tokio::select! {
+                outcome = &mut answer => return outcome.unwrap(),
+                Some(_) = self.events.recv() => {}
+            }
+        }
+    }
+
+    /// Collects events until `stop` says so (or 30 s pass).
+    pub async fn until(&mut self, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::sleep(Duration::from_secs(120));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    let done = stop(&event);
+                    seen.push(event);
+                    if done { return seen; }
+                }
+                () = &mut deadline => panic!("timed out; saw {} events, last {:?}", seen.len(), seen.last()),
+            }
+        }
+    }
+
+    pub async fn wave_end(&mut self) -> bus::WaveProgress {
+        let events = self
+            .until(|e| matches!(e, Event::Wave(p) if matches!(p.status, WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted)))
+            .await;
+        match events.last() {
+            Some(Event::Wave(p)) => p.clone(),
+            _ => unreachable!(),
+        }
+    }
+}
+
+pub(super) fn state_of(events: &[Event], host: &str) -> Vec<StateKind> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StateChanged { host: h, to, .. } if &**h == host => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+pub(super) fn update() -> WaveStep {
+    WaveStep::Update {
+        dry_run: false,
+        allow_removals: false,
+    }
+}
+
+pub(super) fn wave(hosts: Vec<HostId>, sizes: &str, max_failures: FailureLimit) -> WaveRequest {
+    WaveRequest {
+        hosts,
+        sizes: BatchSize::parse_list(sizes).unwrap(),
+        delay: Duration::ZERO,
+        max_failures,
+        dry_run: false,
+        allow_removals: false,
+    }
+}
+
+#[tokio::test]
+async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h1",
+        Behaviour {
+            upgrade_time: Duration::from_secs(30),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(2, ""), fleet.clone());
+    rig.engine
+        .try_send(
+            "h1",
+            HostCommand::Update {
+                dry_run: false,
+                allow_removals: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        rig.step("h0", WaveStep::Refresh).await,
+        StepOutcome::Succeeded
+    );
+    rig.until(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: StateKind::Updating,
+                ..
+            }
+        )
+    })
+    .await;
+    // Let the hub save, then "kill -9": read the file as it is now, without a clean shutdown.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let loaded = snapshot::load(&rig.dir.path().join("snapshot.json"));
+    let saved = loaded.snapshot.unwrap();
+    assert_eq!(saved.hosts[1].state.kind(), StateKind::Updating);
+    let dir = tempfile::tempdir().unwrap();
+    let again = start_in(fleet_config(2, ""), fleet, dir, Some(saved));
+    let initial = again.engine.initial();
+    assert_eq!(initial[0].state.kind(), StateKind::PendingUpdates);
+    assert_eq!(initial[0].pending.len(), 2);
+    assert_eq!(
+        initial[1].error(),
+        Some("interrupted during updating: tendhost stopped; verify the host")
+    );
+    again.engine.shutdown(Duration::from_secs(5)).await;
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_running_steps_and_saves() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            upgrade_time: Duration::from_secs(60),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet);
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::Update {
+                dry_run: false,
+                allow_removals: false,
+            },
+        )
+        .unwrap();
+    rig.until(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: StateKind::Updating,
+                ..
+            }
+        )
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert!(rig.engine.shutdown(Duration::from_secs(5)).await);
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert!(rig.dir.path().join("snapshot.json").exists());
+}

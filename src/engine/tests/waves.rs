@@ -1,0 +1,111 @@
+//! Waves on the simulated fleet: the batch cap at scale, halting, pause/resume/abort.
+
+use std::time::Duration;
+
+use super::super::bus::Event;
+use super::super::testkit::{Behaviour, SimFleet};
+use super::super::*;
+use super::*;
+
+#[tokio::test]
+async fn wave_over_ten_thousand_hosts_never_exceeds_its_batch_size() {
+    let fleet = SimFleet::new();
+    let started = std::time::Instant::now();
+    let config = fleet_config(10_000, "");
+    eprintln!("config: {:?}", started.elapsed());
+    let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut rig = start(config, fleet.clone());
+    rig.engine
+        .start_wave(wave(hosts, "500", FailureLimit::Count(0)))
+        .unwrap();
+    let end = rig.wave_end().await;
+    eprintln!("wave done: {:?}", started.elapsed());
+    assert_eq!(end.status, WaveStatus::Finished);
+    assert_eq!(end.succeeded, 10_000);
+    assert_eq!(end.batches, 20);
+    assert_eq!(
+        fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst),
+        10_000
+    );
+    assert!(fleet.peak() <= 500, "peak {} hosts in flight", fleet.peak());
+    assert!(
+        fleet.peak() > 250,
+        "batches did not run in parallel (peak {})",
+        fleet.peak()
+    );
+    rig.engine.shutdown(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn wave_canary_first_and_halts_on_max_failures() {
+    let fleet = SimFleet::new();
+    let config = fleet_config(20, "");
+    let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    for bad in ["h3", "h4"] {
+        fleet.set(
+            bad,
+            Behaviour {
+                fail_upgrade: true,
+                ..Behaviour::default()
+            },
+        );
+    }
+    let mut rig = start(config, fleet.clone());
+    rig.engine
+        .start_wave(wave(hosts, "1,5", FailureLimit::Count(1)))
+        .unwrap();
+    let end = rig.wave_end().await;
+    assert_eq!(end.status, WaveStatus::Halted);
+    assert_eq!(
+        end.batch, 2,
+        "halted after the batch holding the second failure"
+    );
+    assert_eq!((end.succeeded, end.failed), (4, 2));
+    assert!(
+        end.reason
+            .as_deref()
+            .unwrap()
+            .contains("more than max_failures (1)")
+    );
+    assert!(fleet.peak() <= 5);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn wave_pause_resume_and_abort() {
+    let fleet = SimFleet::new();
+    let config = fleet_config(6, "");
+    let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut rig = start(config, fleet.clone());
+    let mut request = wave(hosts, "2", FailureLimit::Count(0));
+    request.delay = Duration::from_millis(300);
+    rig.engine.start_wave(request).unwrap();
+    assert!(
+        rig.engine
+            .start_wave(wave(vec!["h0".into()], "1", FailureLimit::Count(0)))
+            .is_err()
+    );
+    rig.until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Delaying))
+        .await;
+    rig.engine.pause_wave().unwrap();
+    rig.until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Paused))
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "a paused wave started hosts"
+    );
+    rig.engine.resume_wave().unwrap();
+    rig.until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Running && p.batch == 2))
+        .await;
+    rig.engine.abort_wave().unwrap();
+    let end = rig.wave_end().await;
+    assert_eq!(end.status, WaveStatus::Aborted);
+    assert!(end.done <= 4 && end.done >= 2, "{end:?}");
+    assert!(
+        rig.engine.abort_wave().is_err(),
+        "no wave should be running"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
