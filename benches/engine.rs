@@ -35,10 +35,10 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async {
         simulated(sim_hosts).await;
-        if ssh_hosts > 0 {
-            if let Err(e) = real(ssh_hosts).await {
-                eprintln!("engine bench: sshd part skipped: {e}");
-            }
+        if ssh_hosts > 0
+            && let Err(e) = real(ssh_hosts).await
+        {
+            eprintln!("engine bench: sshd part skipped: {e}");
         }
     });
 }
