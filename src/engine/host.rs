@@ -237,6 +237,18 @@ impl HostSupervisor {
         respond_to: Option<oneshot::Sender<StepOutcome>>,
         kind: CommandKind,
     ) {
+        // A wave reaching a host that already waits for a reboot goes straight to the reboot
+        // (if policy and window allow; otherwise the host keeps waiting and the step succeeds).
+        let op = match op {
+            Op::Update {
+                dry_run: false,
+                wave: Some(stop),
+                ..
+            } if self.running.is_none() && self.state.kind() == StateKind::WaitingReboot => {
+                Op::WaveReboot { stop }
+            }
+            op => op,
+        };
         if let Err(reason) = self.admissible(&op) {
             let outcome = self.refuse(kind, reason).await;
             if let Some(respond_to) = respond_to {
@@ -251,7 +263,7 @@ impl HostSupervisor {
         };
         // Wave steps are bounded by the wave's batch size; everything else by the fleet limit.
         let limit = match &op {
-            Op::Update { wave: Some(_), .. } => None,
+            Op::Update { wave: Some(_), .. } | Op::WaveReboot { .. } => None,
             _ => Some(self.deps.limit.clone()),
         };
         let task_op = op.clone();
@@ -284,6 +296,7 @@ impl HostSupervisor {
                 }
                 probe.apply(Transition::Query).map_err(|r| r.0)
             }
+            Op::WaveReboot { .. } => probe.apply(Transition::StartReboot).map_err(|r| r.0),
             Op::Reboot => {
                 probe
                     .apply(Transition::StartReboot)

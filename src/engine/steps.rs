@@ -51,6 +51,10 @@ pub(super) enum Op {
         wave: Option<CancellationToken>,
     },
     Reboot,
+    /// A wave step on a host already waiting for a reboot: reboot if policy allows.
+    WaveReboot {
+        stop: CancellationToken,
+    },
 }
 
 impl Op {
@@ -60,7 +64,7 @@ impl Op {
             Op::Update { dry_run: true, .. } => "planning a dry run",
             Op::Update { wave: Some(_), .. } => "running a wave step",
             Op::Update { .. } => "updating",
-            Op::Reboot => "rebooting",
+            Op::Reboot | Op::WaveReboot { .. } => "rebooting",
         }
     }
 }
@@ -86,6 +90,7 @@ impl StepContext {
                 wave,
             } => self.update_flow(dry_run, allow_removals, wave).await,
             Op::Reboot => self.reboot_flow(true, None).await,
+            Op::WaveReboot { stop } => self.reboot_flow(false, Some(&stop)).await,
         };
         match result {
             Ok(outcome) => outcome,

@@ -109,3 +109,83 @@ async fn wave_pause_resume_and_abort() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            reboot_required: true,
+            upgrade_time: Duration::from_millis(400),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(
+        fleet_config(1, "[host.policy]\nauto_reboot = true\n"),
+        fleet,
+    );
+    let (respond_to, answer) = tokio::sync::oneshot::channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let step = bus::WaveStep::Full {
+        dry_run: false,
+        allow_removals: false,
+    };
+    rig.engine
+        .try_send(
+            "h0",
+            bus::HostCommand::RunStep {
+                step,
+                respond_to,
+                stop: stop.clone(),
+            },
+        )
+        .unwrap();
+    rig.until(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: bus::StateKind::Updating,
+                ..
+            }
+        )
+    })
+    .await;
+    stop.cancel(); // the wave is aborted while the upgrade runs: it finishes, but no reboot
+    let events = rig
+        .until(|e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: bus::StateKind::WaitingReboot,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(answer.await.unwrap(), bus::StepOutcome::Succeeded);
+    let Some(Event::StateChanged {
+        reason: Some(reason),
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(&**reason, "wave aborted before the reboot");
+
+    rig.engine
+        .start_wave(wave(vec!["h0".into()], "1", FailureLimit::Count(0)))
+        .unwrap();
+    let events = rig
+        .until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Finished))
+        .await;
+    assert_eq!(
+        state_of(&events, "h0"),
+        [
+            bus::StateKind::Rebooting,
+            bus::StateKind::Verifying,
+            bus::StateKind::Idle
+        ]
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
