@@ -14,6 +14,7 @@ mod logging;
 mod pkg;
 mod remote;
 mod store;
+mod tui;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,11 +72,38 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         (None, Some(other)) => Ok(not_yet(&format!("--batch {other:?}").to_lowercase())),
-        (None, None) => Ok(not_yet("the full-screen console")),
+        (None, None) => run_console(&cli, &config, &paths),
         (Some(Command::Keygen { .. }), _) => Ok(not_yet("keygen")),
         (Some(Command::Host(_)), _) => Ok(not_yet("host")),
         (Some(Command::Completions { .. } | Command::Man), _) => Ok(Exit::Ok),
     }
+}
+
+/// The full-screen console. Logs go to the log file and the App log tab, never the terminal.
+fn run_console(cli: &Cli, config: &Config, paths: &Paths) -> color_eyre::Result<Exit> {
+    let settings = match tui::Settings::from_config(config, cli.read_only) {
+        Ok(settings) => settings,
+        Err(err) => return Ok(usage_error(&err.to_string())),
+    };
+    paths.ensure_state_dir()?;
+    let _lock = match store::StateLock::acquire(&paths.lock()) {
+        Ok(lock) => lock,
+        Err(err @ store::LockError::Held { .. }) => {
+            eprintln!("tendhost: {err}");
+            return Ok(Exit::Locked);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let _log = logging::init(
+        &paths.log(),
+        config.log_level.as_deref(),
+        Some(Box::new(tui_logger::TuiTracingSubscriberLayer)),
+    )?;
+    // Only fails if its mover thread cannot start; the App log tab then stays empty.
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Info);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(tui::console(config, settings))?;
+    Ok(Exit::Ok)
 }
 
 /// Finds and validates the config (DESIGN.md §3 discovery order).

@@ -1,0 +1,95 @@
+//! The full-screen console: a pure view over a model fed by engine events (DESIGN.md §8).
+//!
+//! The TUI never calls SSH and never edits host state. Engine news arrives only through
+//! `FleetModel::apply`; key presses become `UiRequest`s handed to an `EngineLink`. Render never
+//! awaits and does no I/O. Layout: `terminal` (enter/restore), `app` (the loop), `actions` (what
+//! keys do), `model` (the fleet), `view` (cursor, marks, dialogs), `keys` (the one keymap table),
+//! `filter`, `dialogs`, `views/` (drawing).
+
+mod actions;
+mod app;
+mod dialogs;
+mod filter;
+mod keys;
+mod model;
+mod request;
+mod scrollback;
+mod terminal;
+mod theme;
+mod view;
+mod views;
+
+#[cfg(test)]
+mod testing;
+
+use tokio::sync::mpsc;
+
+pub use app::{App, Settings};
+pub use dialogs::WaveDefaults;
+pub use keys::{KeyError, KeyMap};
+pub use model::{DEFAULT_LOG_LINES, FleetModel};
+pub use request::{EngineLink, HostAction, UiRequest, WaveSpec};
+pub use theme::Theme;
+
+use crate::config::Config;
+use crate::engine::bus::Event;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("setting up the terminal")]
+    Terminal(#[source] std::io::Error),
+    #[error("reading the keyboard")]
+    Input(#[source] std::io::Error),
+    #[error("drawing the screen")]
+    Draw(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Settings {
+    /// Settings from the config: `[keys]` overrides (which may be wrong: that is a usage error),
+    /// `[fleet]` wave defaults, `NO_COLOR`.
+    pub fn from_config(config: &Config, read_only: bool) -> Result<Settings, KeyError> {
+        Ok(Settings {
+            read_only,
+            keys: KeyMap::new(&config.keys)?,
+            theme: Theme::from_env(),
+            wave_defaults: WaveDefaults {
+                batch_sizes: config.fleet.batch_size.clone(),
+                delay: config.fleet.delay,
+                max_failures: config.fleet.max_failures,
+            },
+        })
+    }
+}
+
+/// Takes over the terminal, runs the console until the operator quits, and gives the terminal
+/// back on every path (return, error, panic).
+pub async fn run<L: EngineLink>(
+    model: FleetModel,
+    link: L,
+    events: mpsc::Receiver<Event>,
+    settings: Settings,
+) -> Result<(), TuiError> {
+    let mut guard = terminal::TerminalGuard::enter().map_err(TuiError::Terminal)?;
+    let app = App::new(model, link, settings);
+    let result = app.run(guard.terminal(), events).await;
+    drop(guard);
+    result
+}
+
+/// A link for a console started without an engine: every request is refused with a reason.
+#[derive(Debug, Default)]
+pub struct Detached;
+
+impl EngineLink for Detached {
+    fn send(&mut self, _request: UiRequest) -> Result<(), String> {
+        Err("no engine is running in this build".to_string())
+    }
+}
+
+/// The console over the configured fleet: builds the model, connects it to the engine and runs.
+pub async fn console(config: &Config, settings: Settings) -> Result<(), TuiError> {
+    let model = FleetModel::from_config(config, DEFAULT_LOG_LINES);
+    // Keep the sender alive for the whole run: a closed channel means "engine stopped".
+    let (_events_tx, events) = mpsc::channel(1024);
+    run(model, Detached, events, settings).await
+}
