@@ -18,6 +18,8 @@ impl<L: EngineLink> App<L> {
     pub fn handle_key(&mut self, key: KeyEvent) {
         self.dirty = true;
         self.view.status = None;
+        // Keys may arrive before the first frame; act on the rows the operator will see.
+        self.view.sync(&self.model);
         if self.view.input != Input::None {
             self.handle_input(key);
             return;

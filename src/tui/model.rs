@@ -354,13 +354,13 @@ mod tests {
         ));
         assert_eq!(model.total(StateKind::Idle), 2);
         assert_eq!(model.total(StateKind::Failed), 1);
-        let row = model.host(0).unwrap();
+        let row = model.host(1).unwrap();
         assert_eq!(row.error.as_deref(), Some("connection refused"));
         assert!(!row.acknowledged);
         model.apply(&Event::Acknowledged {
             host: "host-01".into(),
         });
-        assert!(model.host(0).unwrap().acknowledged);
+        assert!(model.host(1).unwrap().acknowledged);
     }
 
     #[test]

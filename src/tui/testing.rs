@@ -114,3 +114,81 @@ pub fn text(buffer: &Buffer) -> String {
     }
     out
 }
+
+/// A small fleet with something in every column: pending, security, reboot, failed, a wave.
+pub fn demo_model() -> FleetModel {
+    use crate::engine::bus::StateKind::*;
+    let mut model = fleet(6);
+    model.apply(&inventory("host-00", "debian", "12"));
+    model.apply(&inventory("host-01", "fedora", "40"));
+    model.apply(&inventory("host-02", "ubuntu", "24.04"));
+    model.apply(&pending("host-00", &[("openssl", true), ("curl", false), ("zlib1g", false)], false));
+    model.apply(&state_changed("host-00", Idle, PendingUpdates, None));
+    model.apply(&pending("host-01", &[("openssl", true)], true));
+    model.apply(&state_changed("host-01", Idle, Updating, None));
+    model.apply(&state_changed("host-02", Updating, Idle, None));
+    model.apply(&pending("host-02", &[], false));
+    model.apply(&state_changed("host-03", Querying, Failed, Some("connecting to host-03: connection refused")));
+    model.apply(&Event::Acknowledged { host: "host-03".into() });
+    model.apply(&Event::Wave(wave(WaveStatus::Running)));
+    for i in 0..30 {
+        model.apply(&Event::Output {
+            host: "host-00".into(),
+            stream: crate::remote::Stream::Stdout,
+            line: format!("Unpacking package-{i} (1.{i}) ...").into(),
+        });
+    }
+    model
+}
+
+/// The app over [`demo_model`], with a recording link and a pinned clock.
+pub fn demo_app(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
+    use crate::config::{BatchSize, FailureLimit};
+    let settings = crate::tui::app::Settings {
+        read_only,
+        keys: crate::tui::keys::KeyMap::defaults(),
+        theme,
+        wave_defaults: crate::tui::dialogs::WaveDefaults {
+            batch_sizes: BatchSize::parse_list("1,25%").unwrap(),
+            delay: std::time::Duration::from_secs(30),
+            max_failures: FailureLimit::Count(0),
+        },
+    };
+    let mut app = crate::tui::app::App::new(demo_model(), Default::default(), settings);
+    app.view.now = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).single().unwrap();
+    app
+}
+
+/// Renders the app into a `width`×`height` test terminal and returns the buffer.
+pub fn draw<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, width: u16, height: u16) -> Buffer {
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| app.draw(f)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// A key press as crossterm reports it.
+pub fn key(spec: &str) -> crossterm::event::KeyEvent {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let (code, mods) = match spec {
+        "Enter" => (KeyCode::Enter, KeyModifiers::NONE),
+        "Esc" => (KeyCode::Esc, KeyModifiers::NONE),
+        "Backspace" => (KeyCode::Backspace, KeyModifiers::NONE),
+        "Tab" => (KeyCode::Tab, KeyModifiers::NONE),
+        "Down" => (KeyCode::Down, KeyModifiers::NONE),
+        "Space" => (KeyCode::Char(' '), KeyModifiers::NONE),
+        s if s.chars().count() == 1 => {
+            let c = s.chars().next().unwrap();
+            let mods = if c.is_ascii_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+            (KeyCode::Char(c), mods)
+        }
+        other => panic!("no test key {other}"),
+    };
+    KeyEvent::new(code, mods)
+}
+
+/// Presses each key in turn: `press(&mut app, "/ t a g Enter")` types `/tag` then Enter.
+pub fn press<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, keys: &str) {
+    for k in keys.split(' ').filter(|k| !k.is_empty()) {
+        app.handle_key(key(k));
+    }
+}

@@ -15,31 +15,55 @@ use crate::tui::theme::{state_symbol, state_word};
 use crate::tui::view::{Input, ViewState};
 
 pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
+    // Widest first; on a narrow terminal the words go, the symbols and numbers stay.
+    let wave = ctx.model.wave();
+    let candidates = [(false, false), (true, false), (true, true)];
+    let width = usize::from(area.width);
+    let mut chosen = None;
+    for (compact_totals, compact_wave) in candidates {
+        let left = totals_line(ctx, compact_totals);
+        let right = wave.map(|w| wave_line(w, ctx, compact_wave)).unwrap_or_default();
+        let fits = left.width() + right.width() + 1 <= width;
+        chosen = Some((left, right));
+        if fits {
+            break;
+        }
+    }
+    let Some((left, right)) = chosen else { return };
+    let right_width = u16::try_from(right.width()).unwrap_or(u16::MAX).min(area.width);
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
+    Paragraph::new(left).render(left_area, buf);
+    Paragraph::new(right).right_aligned().render(right_area, buf);
+}
+
+fn totals_line(ctx: Ctx<'_>, compact: bool) -> Line<'static> {
     let theme = ctx.theme;
     let model = ctx.model;
     let mut spans = vec![
         Span::styled(" tendhost ", theme.title()),
-        Span::raw(format!(" {} hosts ", model.hosts().len())),
+        Span::raw(if compact {
+            format!(" {} ", model.hosts().len())
+        } else {
+            format!(" {} hosts ", model.hosts().len())
+        }),
     ];
     for state in ALL_STATES {
         let n = model.total(state);
         if n == 0 && state != StateKind::Idle {
             continue;
         }
-        spans.push(Span::styled(
-            format!(" {}{} {}", state_symbol(state), n, state_word(state)),
-            theme.state(state),
-        ));
+        let text = if compact {
+            format!(" {}{}", state_symbol(state), n)
+        } else {
+            format!(" {}{} {}", state_symbol(state), n, state_word(state))
+        };
+        spans.push(Span::styled(text, theme.state(state)));
     }
-    let wave = model.wave().map(|w| wave_line(w, ctx)).unwrap_or_default();
-    let wave_width = u16::try_from(wave.width()).unwrap_or(u16::MAX).min(area.width / 2 + 8);
-    let [left, right] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(wave_width)]).areas(area);
-    Paragraph::new(Line::from(spans)).render(left, buf);
-    Paragraph::new(wave).right_aligned().render(right, buf);
+    Line::from(spans)
 }
 
-fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>) -> Line<'static> {
+fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> {
     let theme = ctx.theme;
     const CELLS: usize = 5;
     let filled = (wave.done * CELLS).checked_div(wave.total).unwrap_or(0).min(CELLS);
@@ -52,13 +76,19 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>) -> Line<'static> {
         WaveStatus::Aborted => " aborted",
         WaveStatus::Finished => " done",
     };
-    let mut spans = vec![
-        Span::raw(format!("wave{status} {}/{} ", wave.batch, wave.batches)),
-        Span::styled(bar, theme.accent()),
-        Span::raw(format!(" {}/{} ok", wave.succeeded, wave.total)),
-    ];
+    let mut spans = vec![Span::raw(format!("wave{status} {}/{} ", wave.batch, wave.batches))];
+    if !compact {
+        spans.push(Span::styled(bar, theme.accent()));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::raw(format!("{}/{} ok", wave.succeeded, wave.total)));
     if wave.failed > 0 {
-        spans.push(Span::styled(format!(", {} failed", wave.failed), theme.error()));
+        let failed = if compact {
+            format!(" ✖{}", wave.failed)
+        } else {
+            format!(", {} failed", wave.failed)
+        };
+        spans.push(Span::styled(failed, theme.error()));
     }
     spans.push(Span::raw(" "));
     Line::from(spans)

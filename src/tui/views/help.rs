@@ -11,9 +11,14 @@ use crate::tui::view::{Overlay, ViewState};
 
 pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let theme = ctx.theme;
+    let note = if view.read_only {
+        " (ro): disabled by --read-only "
+    } else {
+        " [keys] in tendhost.toml rebinds them "
+    };
     let title = Line::from(vec![
         Span::styled(" Keys ", theme.title()),
-        Span::styled(" [keys] in tendhost.toml rebinds them ", theme.dim()),
+        Span::styled(note, theme.dim()),
     ]);
     let inner = popup(area, buf, 84, 24, title);
     let mut lines: Vec<Line> = Vec::new();
@@ -26,7 +31,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
         for binding in BINDINGS.iter().filter(|b| b.section == section) {
             let disabled = view.read_only && binding.mutating;
             let help = if disabled {
-                format!("{} (read-only)", binding.help)
+                format!("{} (ro)", binding.help)
             } else {
                 binding.help.to_string()
             };
