@@ -5,16 +5,7 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-mod cli;
-mod config;
-mod engine;
-mod exit;
-mod inventory;
-mod logging;
-mod pkg;
-mod remote;
-mod store;
-mod tui;
+use tendhost::{cli, config, exit, logging, store, tui};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -136,7 +127,13 @@ fn print_check(config: &Config) -> Exit {
             config::Transport::Local => "local".to_string(),
             config::Transport::Ssh => format!("{}@{}:{}", host.user, host.addr, host.port),
         };
-        let _ = writeln!(out, "  host  {:<20} {:<28} {}", host.name, target, host.tags.join(","));
+        let _ = writeln!(
+            out,
+            "  host  {:<20} {:<28} {}",
+            host.name,
+            target,
+            host.tags.join(",")
+        );
     }
     for (group, members) in &config.groups {
         let names: Vec<&str> = members.iter().map(|m| &**m).collect();

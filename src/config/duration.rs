@@ -23,7 +23,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => return Err(format!("'{text}' is not a duration (use e.g. 90s, 5m, 1h30m, 2d)")),
+            _ => {
+                return Err(format!(
+                    "'{text}' is not a duration (use e.g. 90s, 5m, 1h30m, 2d)"
+                ));
+            }
         };
         let value: u64 = number
             .parse()

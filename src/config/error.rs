@@ -52,9 +52,6 @@ fn render_all(diagnostics: &[Diagnostic]) -> String {
 }
 
 fn render_paths(paths: &[PathBuf]) -> String {
-    let shown: Vec<String> = paths
-        .iter()
-        .map(|p| format!("'{}'", p.display()))
-        .collect();
+    let shown: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display())).collect();
     shown.join(", ")
 }

@@ -5,10 +5,14 @@
 //! key); the typed values below are what the rest of tendhost sees, shared as `Arc<Config>`. Nothing
 //! here opens a connection or touches the state dir.
 
+mod address;
 mod discover;
 mod duration;
 mod error;
+mod fields;
 mod raw;
+mod sections;
+mod suggest;
 mod window;
 
 use std::collections::BTreeMap;
@@ -16,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use discover::{discover, Discovered, DiscoverySource};
+pub use discover::{Discovered, DiscoverySource, discover};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use window::MaintenanceWindow;
@@ -225,7 +229,9 @@ impl BatchSize {
 
     /// Parses a comma-separated list such as `1,5,25%`.
     pub fn parse_list(text: &str) -> Result<Vec<BatchSize>, String> {
-        text.split(',').map(|part| BatchSize::parse(part.trim())).collect()
+        text.split(',')
+            .map(|part| BatchSize::parse(part.trim()))
+            .collect()
     }
 
     /// How many of `total` hosts this size means (a percentage rounds up, at least 1).

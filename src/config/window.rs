@@ -33,7 +33,11 @@ impl MaintenanceWindow {
         } else {
             days.join(",")
         };
-        format!("{days} {}-{}", self.start.format("%H:%M"), self.end.format("%H:%M"))
+        format!(
+            "{days} {}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
     }
 }
 
@@ -56,7 +60,11 @@ pub fn parse_day(text: &str) -> Result<Weekday, String> {
         "fri" | "friday" => Weekday::Fri,
         "sat" | "saturday" => Weekday::Sat,
         "sun" | "sunday" => Weekday::Sun,
-        _ => return Err(format!("'{text}' is not a day (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)")),
+        _ => {
+            return Err(format!(
+                "'{text}' is not a day (use Mon, Tue, Wed, Thu, Fri, Sat, Sun)"
+            ));
+        }
     };
     Ok(day)
 }
@@ -96,9 +104,15 @@ mod tests {
     fn window_crossing_midnight_belongs_to_the_day_it_opens() {
         let w = window("22:00", "02:00", &[Weekday::Sat]);
         assert!(w.contains(at(28, 23, 0)));
-        assert!(w.contains(at(29, 1, 30)), "Sunday early morning continues Saturday's window");
+        assert!(
+            w.contains(at(29, 1, 30)),
+            "Sunday early morning continues Saturday's window"
+        );
         assert!(!w.contains(at(29, 23, 0)), "Sunday night is not a window");
-        assert!(!w.contains(at(28, 1, 30)), "Saturday early morning belongs to Friday");
+        assert!(
+            !w.contains(at(28, 1, 30)),
+            "Saturday early morning belongs to Friday"
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
 use crate::remote::Stream;
 
 /// The states of DESIGN.md §5, without their data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StateKind {
     Idle,
@@ -33,7 +35,10 @@ pub enum StateKind {
 pub enum HostCommand {
     /// Query inventory and pending packages.
     Refresh,
-    Update { dry_run: bool, allow_removals: bool },
+    Update {
+        dry_run: bool,
+        allow_removals: bool,
+    },
     Reboot,
     Retry,
     Acknowledge,

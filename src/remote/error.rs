@@ -64,7 +64,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Disconnected { .. } | Error::Timeout(_) | Error::Ssh { .. }
+            Error::Connect { .. }
+                | Error::Disconnected { .. }
+                | Error::Timeout(_)
+                | Error::Ssh { .. }
         )
     }
 }

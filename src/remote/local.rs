@@ -6,7 +6,7 @@
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    privileged_script, sudo_wants_password, CommandOutput, Error, Executor, OutputLine,
-    RemoteCommand, Stream,
+    CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, privileged_script,
+    sudo_wants_password,
 };
 
 /// Executes on the local machine as the user running tendhost.
@@ -76,8 +76,14 @@ impl Executor for LocalExecutor {
         let mut child = process.spawn().map_err(Error::Spawn)?;
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         // Both pipes exist: they were requested as `Stdio::piped()` just above.
-        let stdout = child.stdout.take().ok_or_else(|| Error::Spawn(missing_pipe()))?;
-        let stderr = child.stderr.take().ok_or_else(|| Error::Spawn(missing_pipe()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::Spawn(missing_pipe()))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| Error::Spawn(missing_pipe()))?;
 
         let collect = async {
             let (out, err) = tokio::join!(
@@ -179,7 +185,11 @@ mod tests {
     async fn returns_exit_code_and_both_streams() {
         let exec = LocalExecutor::new();
         let out = exec
-            .run(&cmd("echo out; echo err >&2; exit 3"), None, &CancellationToken::new())
+            .run(
+                &cmd("echo out; echo err >&2; exit 3"),
+                None,
+                &CancellationToken::new(),
+            )
             .await
             .unwrap();
         assert_eq!(out.exit_code, Some(3));
@@ -193,12 +203,19 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(16);
         let started = Instant::now();
         let task = tokio::spawn(async move {
-            exec.run(&cmd("echo one; sleep 1; echo two"), Some(&tx), &CancellationToken::new())
-                .await
+            exec.run(
+                &cmd("echo one; sleep 1; echo two"),
+                Some(&tx),
+                &CancellationToken::new(),
+            )
+            .await
         });
         let first = rx.recv().await.unwrap();
         assert_eq!(first.line, "one");
-        assert!(started.elapsed() < Duration::from_millis(900), "first line was held back");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "first line was held back"
+        );
         assert_eq!(rx.recv().await.unwrap().line, "two");
         task.await.unwrap().unwrap();
     }
@@ -209,7 +226,10 @@ mod tests {
         let mut c = cmd("sleep 30 & sleep 30");
         c.timeout = Duration::from_millis(200);
         let started = Instant::now();
-        let err = exec.run(&c, None, &CancellationToken::new()).await.unwrap_err();
+        let err = exec
+            .run(&c, None, &CancellationToken::new())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Timeout(_)));
         assert!(started.elapsed() < Duration::from_secs(5));
     }

@@ -4,6 +4,7 @@
 //! `Executor`, so an SSH host and the local machine behave the same and tests can substitute a
 //! simulated executor. Nothing here knows about package managers or the state machine.
 
+mod context;
 mod error;
 mod local;
 pub mod quote;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use context::{RemoteContext, Secret};
 pub use error::Error;
 pub use local::LocalExecutor;
 pub use quote::quote;

@@ -50,7 +50,11 @@ impl StateLock {
                 let pid = pid.trim();
                 return Err(LockError::Held {
                     dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-                    pid: if pid.is_empty() { "unknown".into() } else { pid.into() },
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.into()
+                    },
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io_err(e)),

@@ -6,4 +6,4 @@ mod lock;
 mod paths;
 
 pub use lock::{LockError, StateLock};
-pub use paths::{write_private_atomic, Paths};
+pub use paths::{Paths, write_private_atomic};

@@ -21,7 +21,11 @@ impl Paths {
         let dirs = directories::ProjectDirs::from("", "", "tendhost");
         let data_dir = match &dirs {
             Some(d) => d.data_dir().to_path_buf(),
-            None => return Err(io::Error::other("cannot find a home directory for XDG paths")),
+            None => {
+                return Err(io::Error::other(
+                    "cannot find a home directory for XDG paths",
+                ));
+            }
         };
         let state_dir = match (state_dir_override, &dirs) {
             (Some(dir), _) => dir.to_path_buf(),
@@ -70,7 +74,10 @@ impl Paths {
 }
 
 fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Replaces `path` with `contents` so that a reader (or a crash, or kill -9) sees either the old
@@ -121,6 +128,10 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
     }
 }

@@ -27,8 +27,8 @@ use tokio::sync::mpsc;
 pub use app::{App, Settings};
 pub use dialogs::WaveDefaults;
 pub use keys::{KeyError, KeyMap};
-pub use model::{DEFAULT_LOG_LINES, FleetModel};
-pub use request::{EngineLink, HostAction, UiRequest, WaveSpec};
+pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
+pub use request::{EngineLink, HostAction, RecordingLink, UiRequest, WaveSpec};
 pub use theme::Theme;
 
 use crate::config::Config;

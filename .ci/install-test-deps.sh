@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the system packages tendhost's integration tests need (Debian 12, run as root).
+# Idempotent: safe to run again. A temporary policy-rc.d keeps apt from starting daemons (a
+# machine-wide sshd on :22 would collide with the test hosts; docker-registry is started by tests).
+set -euo pipefail
+
+PACKAGES=(
+  # remote: real sshd test hosts, ssh-keygen/ssh-agent, sudo for non-root users
+  openssh-server openssh-client sudo
+  # tui: end-to-end tests drive the real binary in tmux
+  tmux
+  # pkg: a Debian root per test host and a local apt repository of generated .deb files
+  debootstrap dpkg-dev
+  # pkg: a real rpm database and repository for dnf/yum output
+  dnf dnf-plugins-core rpm createrepo-c
+  # pkg: a local registry on loopback for docker compose pulls
+  docker-registry
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  policy=/usr/sbin/policy-rc.d
+  created_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    created_policy=1
+  fi
+  trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q || true
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# sshd's privilege-separation directory.
+mkdir -p /run/sshd
+chmod 755 /run/sshd
+
+# A non-root user whose sudo needs no password (tests of `sudo -n` wrapping), and one whose sudo
+# does (tests of the "sudo needs a password" error).
+for user in tendhost-nopw tendhost-pw; do
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
+  # A usable (non-locked) password entry, so sshd allows pubkey logins with UsePAM no.
+  usermod -p '*' "$user"
+done
+mkdir -p /etc/sudoers.d
+echo 'tendhost-nopw ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/tendhost-nopw
+echo 'tendhost-pw ALL=(ALL) ALL' > /etc/sudoers.d/tendhost-pw
+chmod 440 /etc/sudoers.d/tendhost-nopw /etc/sudoers.d/tendhost-pw

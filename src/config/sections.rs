@@ -1,0 +1,403 @@
+//! Readers for the tables besides `[[host]]`: `[daemon]`, `[ssh]`, `[fleet]`, `[audit]`, `[keys]`
+//! and the per-host (or `[defaults]`) `policy`, `docker` and `checks` tables.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Weekday;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::raw::{Ctx, Value, expand_home};
+use super::window::{parse_day, parse_time};
+use super::{
+    AuditSettings, BatchSize, Checks, ComposeVersion, DockerSettings, FailureLimit, FleetSettings,
+    KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode,
+};
+
+const POLICY_KEYS: &[&str] = &[
+    "auto_reboot",
+    "maintenance_window",
+    "upgrade_mode",
+    "allow_removals",
+];
+const WINDOW_KEYS: &[&str] = &["start", "end", "days"];
+const DOCKER_KEYS: &[&str] = &["compose_version", "pull_before_update"];
+const CHECK_KEYS: &[&str] = &["pre", "post"];
+const SSH_KEYS: &[&str] = &[
+    "known_hosts",
+    "connect_timeout",
+    "command_timeout",
+    "keepalive",
+];
+const FLEET_KEYS: &[&str] = &[
+    "refresh_interval",
+    "batch_size",
+    "delay",
+    "max_failures",
+    "concurrency",
+    "reboot_timeout",
+];
+const AUDIT_KEYS: &[&str] = &["enabled", "file", "syslog", "webhook"];
+const DAEMON_KEYS: &[&str] = &["bind", "log_level", "tls", "auth"];
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
+
+impl Ctx<'_> {
+    /// `[daemon]` belongs to the old daemon design: `log_level` still applies, `bind` and
+    /// disabled `tls`/`auth` load with a warning, enabling `tls` or `auth` is an error.
+    pub(super) fn read_daemon(&mut self, root: &DeTable<'_>) -> Option<String> {
+        let daemon = self.table(root, "", "daemon")?;
+        self.check_keys(daemon, "daemon", DAEMON_KEYS);
+        if let Some((key, _)) = daemon.get_key_value("bind") {
+            self.warn(
+                key.span(),
+                "daemon.bind",
+                "ignored: tendhost has no network listener (the TUI runs the fleet in-process)",
+            );
+        }
+        for part in ["tls", "auth"] {
+            let key = format!("daemon.{part}");
+            let Some(table) = self.table(daemon, "daemon", part) else {
+                continue;
+            };
+            if let Some(enabled) = table.get("enabled") {
+                match enabled.get_ref().as_bool() {
+                    Some(true) => self.error(
+                        enabled.span(),
+                        &format!("{key}.enabled"),
+                        "tendhost has no network listener, so there is nothing to protect with \
+                         tls or auth; remove this (SSH and file permissions protect tendhost)",
+                    ),
+                    Some(false) => {}
+                    None => self.type_error(enabled, &format!("{key}.enabled"), "a boolean"),
+                }
+            }
+            let span = daemon.get_key_value(part).map_or(0..0, |(k, _)| k.span());
+            self.warn(span, &key, "ignored: tendhost has no network listener");
+        }
+        let level = self.string(daemon, "daemon", "log_level")?;
+        if LOG_LEVELS.contains(&level.get_ref().as_str()) {
+            Some(level.into_inner())
+        } else {
+            self.error(
+                level.span(),
+                "daemon.log_level",
+                &format!(
+                    "'{}' is not a log level (use {})",
+                    level.get_ref(),
+                    LOG_LEVELS.join(", ")
+                ),
+            );
+            None
+        }
+    }
+
+    pub(super) fn read_policy(
+        &mut self,
+        table: &DeTable<'_>,
+        at: &str,
+        mut policy: Policy,
+    ) -> Policy {
+        self.check_keys(table, at, POLICY_KEYS);
+        if let Some(v) = self.boolean(table, at, "auto_reboot") {
+            policy.auto_reboot = v;
+        }
+        if let Some(v) = self.boolean(table, at, "allow_removals") {
+            policy.allow_removals = v;
+        }
+        if let Some(mode) = self.string(table, at, "upgrade_mode") {
+            match mode.get_ref().as_str() {
+                "full" => policy.upgrade_mode = UpgradeMode::Full,
+                "safe" => policy.upgrade_mode = UpgradeMode::Safe,
+                other => self.error(
+                    mode.span(),
+                    &format!("{at}.upgrade_mode"),
+                    &format!("'{other}' is not an upgrade mode (use 'full' or 'safe')"),
+                ),
+            }
+        }
+        let window_key = format!("{at}.maintenance_window");
+        if let Some(window) = self.table(table, at, "maintenance_window") {
+            policy.maintenance_window = self.read_window(window, &window_key, table);
+        }
+        policy
+    }
+
+    pub(super) fn read_window(
+        &mut self,
+        table: &DeTable<'_>,
+        at: &str,
+        parent: &DeTable<'_>,
+    ) -> Option<MaintenanceWindow> {
+        self.check_keys(table, at, WINDOW_KEYS);
+        let whole = parent
+            .get_key_value("maintenance_window")
+            .map_or(0..0, |(k, _)| k.span());
+        let time = |ctx: &mut Self, key: &str| {
+            let value = ctx.string(table, at, key);
+            match value {
+                None => {
+                    if table.get(key).is_none() {
+                        ctx.error(whole.clone(), &format!("{at}.{key}"), "missing (HH:MM)");
+                    }
+                    None
+                }
+                Some(v) => match parse_time(v.get_ref()) {
+                    Ok(t) => Some(t),
+                    Err(why) => {
+                        ctx.error(v.span(), &format!("{at}.{key}"), &why);
+                        None
+                    }
+                },
+            }
+        };
+        let start = time(self, "start");
+        let end = time(self, "end");
+        let mut days = Vec::new();
+        let listed = self.string_list(table, at, "days");
+        for (day, span) in &listed {
+            match parse_day(day) {
+                Ok(d) if !days.contains(&d) => days.push(d),
+                Ok(_) => {}
+                Err(why) => self.error(span.clone(), &format!("{at}.days"), &why),
+            }
+        }
+        if listed.is_empty() {
+            if let Some(v) = table.get("days") {
+                self.error(
+                    v.span(),
+                    &format!("{at}.days"),
+                    "an empty list of days; leave 'days' out to mean every day",
+                );
+            }
+            days = vec![
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ];
+        }
+        let (start, end) = (start?, end?);
+        if start == end {
+            self.error(
+                whole,
+                at,
+                "start and end are equal; leave maintenance_window out to allow any time",
+            );
+            return None;
+        }
+        Some(MaintenanceWindow { start, end, days })
+    }
+
+    pub(super) fn read_docker(
+        &mut self,
+        table: &DeTable<'_>,
+        at: &str,
+        mut docker: DockerSettings,
+    ) -> DockerSettings {
+        self.check_keys(table, at, DOCKER_KEYS);
+        if let Some(v) = self.string(table, at, "compose_version") {
+            match v.get_ref().as_str() {
+                "v1" => docker.compose_version = ComposeVersion::V1,
+                "v2" => docker.compose_version = ComposeVersion::V2,
+                other => self.error(
+                    v.span(),
+                    &format!("{at}.compose_version"),
+                    &format!(
+                        "'{other}' is not a compose version (use 'v1' for docker-compose or \
+                         'v2' for docker compose)"
+                    ),
+                ),
+            }
+        }
+        if let Some(v) = self.boolean(table, at, "pull_before_update") {
+            docker.pull_before_update = v;
+        }
+        docker
+    }
+
+    pub(super) fn read_checks(
+        &mut self,
+        table: &DeTable<'_>,
+        at: &str,
+        mut checks: Checks,
+    ) -> Checks {
+        self.check_keys(table, at, CHECK_KEYS);
+        for (key, slot) in [("pre", &mut checks.pre), ("post", &mut checks.post)] {
+            if let Some(v) = self.string(table, at, key) {
+                if v.get_ref().trim().is_empty() {
+                    self.error(v.span(), &format!("{at}.{key}"), "an empty check command");
+                } else {
+                    *slot = Some(v.into_inner());
+                }
+            }
+        }
+        checks
+    }
+
+    pub(super) fn read_ssh(&mut self, table: Option<&DeTable<'_>>) -> SshSettings {
+        let mut ssh = SshSettings {
+            known_hosts: KnownHostsPolicy::Strict,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(3600),
+            keepalive: Duration::from_secs(30),
+        };
+        let Some(table) = table else { return ssh };
+        self.check_keys(table, "ssh", SSH_KEYS);
+        if let Some(v) = self.string(table, "ssh", "known_hosts") {
+            match v.get_ref().as_str() {
+                "strict" => ssh.known_hosts = KnownHostsPolicy::Strict,
+                "accept-new" => ssh.known_hosts = KnownHostsPolicy::AcceptNew,
+                other => self.error(
+                    v.span(),
+                    "ssh.known_hosts",
+                    &format!("'{other}' is not a policy (use 'strict' or 'accept-new')"),
+                ),
+            }
+        }
+        if let Some(d) = self.duration(table, "ssh", "connect_timeout", false) {
+            ssh.connect_timeout = d;
+        }
+        if let Some(d) = self.duration(table, "ssh", "command_timeout", false) {
+            ssh.command_timeout = d;
+        }
+        if let Some(d) = self.duration(table, "ssh", "keepalive", true) {
+            ssh.keepalive = d;
+        }
+        ssh
+    }
+
+    pub(super) fn read_fleet(&mut self, table: Option<&DeTable<'_>>) -> FleetSettings {
+        let mut fleet = FleetSettings {
+            refresh_interval: Some(Duration::from_secs(3600)),
+            batch_size: vec![BatchSize::Count(1), BatchSize::Percent(25)],
+            delay: Duration::from_secs(0),
+            max_failures: FailureLimit::Count(0),
+            concurrency: 32,
+            reboot_timeout: Duration::from_secs(600),
+        };
+        let Some(table) = table else { return fleet };
+        self.check_keys(table, "fleet", FLEET_KEYS);
+        if table.contains_key("refresh_interval") {
+            // 0 turns the periodic refresh off.
+            fleet.refresh_interval = self
+                .duration(table, "fleet", "refresh_interval", true)
+                .filter(|d| !d.is_zero());
+        }
+        if let Some(d) = self.duration(table, "fleet", "delay", true) {
+            fleet.delay = d;
+        }
+        if let Some(d) = self.duration(table, "fleet", "reboot_timeout", false) {
+            fleet.reboot_timeout = d;
+        }
+        if let Some(value) = table.get("batch_size") {
+            let parts: Vec<&Value<'_>> = match value.get_ref() {
+                DeValue::Array(items) => items.iter().collect(),
+                _ => vec![value],
+            };
+            let mut sizes = Vec::new();
+            for part in parts {
+                let parsed = match part.get_ref() {
+                    DeValue::Integer(i) => i
+                        .as_str()
+                        .parse::<usize>()
+                        .map_err(|_| "a batch size must be a positive number".to_string())
+                        .and_then(|n| BatchSize::parse(&n.to_string()).map(|b| vec![b])),
+                    DeValue::String(s) => BatchSize::parse_list(s),
+                    other => Err(format!(
+                        "expected a number, a percentage string or a list, found {}",
+                        other.type_str()
+                    )),
+                };
+                match parsed {
+                    Ok(more) => sizes.extend(more),
+                    Err(why) => self.error(part.span(), "fleet.batch_size", &why),
+                }
+            }
+            if !sizes.is_empty() {
+                fleet.batch_size = sizes;
+            }
+        }
+        if let Some(value) = table.get("max_failures") {
+            let parsed = match value.get_ref() {
+                DeValue::Integer(i) => FailureLimit::parse(i.as_str()),
+                DeValue::String(s) => FailureLimit::parse(s),
+                other => Err(format!(
+                    "expected a number or a percentage string, found {}",
+                    other.type_str()
+                )),
+            };
+            match parsed {
+                Ok(limit) => fleet.max_failures = limit,
+                Err(why) => self.error(value.span(), "fleet.max_failures", &why),
+            }
+        }
+        if let Some(n) = self.integer(table, "fleet", "concurrency") {
+            if (1..=4096).contains(&n) {
+                fleet.concurrency = n as usize;
+            } else {
+                let span = table.get("concurrency").map_or(0..0, Spanned::span);
+                self.error(span, "fleet.concurrency", "must be between 1 and 4096");
+            }
+        }
+        fleet
+    }
+
+    pub(super) fn read_audit(&mut self, table: Option<&DeTable<'_>>) -> AuditSettings {
+        let mut audit = AuditSettings {
+            enabled: true,
+            file: None,
+        };
+        let Some(table) = table else { return audit };
+        self.check_keys(table, "audit", AUDIT_KEYS);
+        if let Some(v) = self.boolean(table, "audit", "enabled") {
+            audit.enabled = v;
+        }
+        if let Some(v) = self.string(table, "audit", "file") {
+            audit.file = Some(expand_home(v.get_ref()));
+        }
+        if let Some(true) = self.boolean(table, "audit", "syslog") {
+            let span = table.get("syslog").map_or(0..0, Spanned::span);
+            self.error(span, "audit.syslog", "not supported: tendhost writes audit records to a JSON-lines file; ship that file to syslog instead");
+        }
+        if let Some(v) = table.get("webhook") {
+            self.error(v.span(), "audit.webhook", "not supported: tendhost makes no network calls besides SSH; ship the audit file instead");
+        }
+        audit
+    }
+
+    pub(super) fn read_keys(
+        &mut self,
+        table: Option<&DeTable<'_>>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut keys = BTreeMap::new();
+        let Some(table) = table else { return keys };
+        for (action, value) in table.iter() {
+            let at = format!("keys.{}", action.get_ref());
+            let specs = match value.get_ref() {
+                DeValue::String(s) => vec![s.to_string()],
+                DeValue::Array(_) => self
+                    .string_list(table, "keys", action.get_ref())
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .collect(),
+                other => {
+                    self.error(
+                        value.span(),
+                        &at,
+                        &format!(
+                            "expected a key or a list of keys, found {}",
+                            other.type_str()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            keys.insert(action.get_ref().to_string(), specs);
+        }
+        keys
+    }
+}

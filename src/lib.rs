@@ -1,0 +1,16 @@
+//! tendhost as a library: every module of the binary, so the integration tests and the benchmark
+//! can drive the real transport, config loader and engine instead of copies of them.
+//!
+//! `main.rs` stays wiring only; nothing here prints or exits.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod exit;
+pub mod inventory;
+pub mod logging;
+pub mod pkg;
+pub mod remote;
+pub mod store;
+pub mod tui;

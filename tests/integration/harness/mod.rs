@@ -1,0 +1,142 @@
+//! Shared test fixtures for the integration suite.
+//!
+//! - [`sshd`]: real OpenSSH hosts ([`SshHost::start`], [`start_fleet`]) torn down by pid on drop.
+//! - [`TestEnv`]: a private temp dir with tendhost's data dir (known_hosts, keys), a state dir and
+//!   a config file, plus helpers that turn harness hosts into a `Config` / `HostConfig` and a
+//!   hermetic `RemoteContext` (no `~/.ssh`, no agent, no `TENDHOST_SSH_KEY`).
+//!
+//! Typical use:
+//! ```ignore
+//! let host = SshHost::start(SshdOptions::default())?;
+//! let env = TestEnv::new();
+//! env.trust(&host);                                   // or KnownHostsPolicy::AcceptNew
+//! let config = env.config(&env.host_toml("web", &host, "root"));
+//! let exec = tendhost::remote::executor_for(&config.hosts[0], &env.context(&config));
+//! ```
+#![allow(dead_code)] // Not every test module uses every helper.
+
+pub mod sshd;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+pub use sshd::{SshHost, SshdOptions, client_key, start_fleet, NOPASSWD_USER, PASSWD_USER};
+use tendhost::config::{Config, HostConfig, KnownHostsPolicy};
+use tendhost::remote::RemoteContext;
+
+/// A private directory tree for one test: `data/` (known_hosts, keys), `state/`, `tendhost.toml`.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tendhost-env-")
+            .tempdir()
+            .expect("creating a temp dir");
+        fs::create_dir_all(dir.path().join("data")).expect("creating data dir");
+        fs::create_dir_all(dir.path().join("state")).expect("creating state dir");
+        fs::set_permissions(dir.path().join("data"), fs::Permissions::from_mode(0o700))
+            .expect("chmod data dir");
+        TestEnv { dir }
+    }
+
+    /// What `$XDG_DATA_HOME/tendhost` would be (set `XDG_DATA_HOME` to [`Self::xdg_data_home`]).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join("tendhost")
+    }
+
+    /// Value for `XDG_DATA_HOME` when running the binary against this env.
+    pub fn xdg_data_home(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// tendhost's own known_hosts for this env.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.data_dir().join("known_hosts")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("tendhost.toml")
+    }
+
+    /// Trusts `host`'s current key in this env's known_hosts.
+    pub fn trust(&self, host: &SshHost) {
+        self.append_known_hosts(&host.known_hosts_line());
+    }
+
+    pub fn append_known_hosts(&self, text: &str) {
+        fs::create_dir_all(self.data_dir()).expect("creating data dir");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.known_hosts())
+            .expect("opening known_hosts");
+        file.write_all(text.as_bytes()).expect("writing known_hosts");
+    }
+
+    /// A `[[host]]` block for `host`, logging in as `user` with the harness client key.
+    pub fn host_toml(&self, name: &str, host: &SshHost, user: &str) -> String {
+        format!(
+            "[[host]]\nname = \"{name}\"\naddr = \"{}\"\nport = {}\nuser = \"{user}\"\n\
+             ssh_key = \"{}\"\n\n",
+            host.addr,
+            host.port,
+            client_key().expect("client key").display()
+        )
+    }
+
+    /// Writes `body` (host blocks and any other tables) as this env's tendhost.toml, with
+    /// `[ssh] known_hosts = "strict"` and short timeouts unless `body` has its own `[ssh]`.
+    pub fn write_config(&self, body: &str) -> PathBuf {
+        let mut text = String::new();
+        if !body.contains("[ssh]") {
+            text.push_str("[ssh]\nknown_hosts = \"strict\"\nconnect_timeout = \"5s\"\n\n");
+        }
+        text.push_str(body);
+        fs::write(self.config_path(), text).expect("writing tendhost.toml");
+        self.config_path()
+    }
+
+    /// Writes and loads a config (see [`Self::write_config`]).
+    pub fn config(&self, body: &str) -> Config {
+        let path = self.write_config(body);
+        Config::load(&path).unwrap_or_else(|e| panic!("test config does not load: {e:?}"))
+    }
+
+    /// The config of a single harness host named `name`.
+    pub fn host_config(&self, name: &str, host: &SshHost, user: &str) -> HostConfig {
+        let config = self.config(&self.host_toml(name, host, user));
+        config.hosts[0].clone()
+    }
+
+    /// A hermetic context using this env's known_hosts with `policy`, knowing `config`'s hosts
+    /// (for `proxy_jump = "name"`), with short timeouts and backoff suited to tests.
+    pub fn context_with(&self, config: &Config, policy: KnownHostsPolicy) -> RemoteContext {
+        let mut ctx = RemoteContext::new(self.known_hosts(), policy)
+            .with_hosts(config.hosts.iter().cloned());
+        ctx.connect_timeout = std::time::Duration::from_secs(5);
+        ctx.command_timeout = std::time::Duration::from_secs(60);
+        ctx.backoff = std::time::Duration::from_millis(100);
+        ctx
+    }
+
+    /// [`Self::context_with`] under the config's own `[ssh] known_hosts` policy.
+    pub fn context(&self, config: &Config) -> RemoteContext {
+        self.context_with(config, config.ssh.known_hosts)
+    }
+}

@@ -1,0 +1,516 @@
+//! Real OpenSSH test hosts: one `/usr/sbin/sshd -D` per host, each on its own loopback address
+//! (127.77.X.Y), with its own ed25519 host key and the process-wide test client key authorised.
+//!
+//! Self-contained (std, nix, tempfile only) so the benchmark can include it with `#[path]`.
+//!
+//! Life cycle: [`SshHost::start`] → use → drop. Drop kills the listener *and every session process
+//! it forked* (sshd's per-connection children call `setsid`, so a process-group kill would miss
+//! them), even when the test panicked. [`SshHost::stop`], [`SshHost::restart`] and
+//! [`SshHost::restart_with_new_host_key`] cover "the host went away / came back / was
+//! reinstalled". Addresses are claimed with lock files under `/tmp/tendhost-sshd-claims`, so
+//! parallel test processes (several developers, several test binaries) never collide.
+//!
+//! Needs root (sshd privilege separation) and `/usr/sbin/sshd` (see `.ci/install-test-deps.sh`).
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const SSHD: &str = "/usr/sbin/sshd";
+const CLAIMS: &str = "/tmp/tendhost-sshd-claims";
+/// Users the harness authorises: root and the two accounts `.ci/install-test-deps.sh` creates.
+pub const NOPASSWD_USER: &str = "tendhost-nopw";
+pub const PASSWD_USER: &str = "tendhost-pw";
+
+/// How to start a test host.
+#[derive(Debug, Clone, Default)]
+pub struct SshdOptions {
+    /// Listen port; `None` means 22 (each host has its own address, so 22 never collides).
+    pub port: Option<u16>,
+    /// `ForceCommand` for every session, e.g. a wrapper that runs
+    /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot.
+    pub force_command: Option<PathBuf>,
+    /// Extra `sshd_config` lines, appended verbatim.
+    pub extra_config: String,
+    /// Additional public keys (OpenSSH one-line format) to authorise besides the test client key.
+    pub extra_authorized_keys: Vec<String>,
+}
+
+/// One running (or stopped) sshd test host.
+pub struct SshHost {
+    pub addr: String,
+    pub port: u16,
+    /// The host's private directory: config, host key, pid file, log, authorized_keys.
+    pub dir: PathBuf,
+    options: SshdOptions,
+    child: Option<Child>,
+    _claim: Claim,
+    _tmp: tempfile::TempDir,
+}
+
+impl SshHost {
+    /// Starts a host on a fresh loopback address and waits until it accepts connections.
+    pub fn start(options: SshdOptions) -> io::Result<SshHost> {
+        prepare_system()?;
+        let port = options.port.unwrap_or(22);
+        let (addr, claim) = Claim::next(port)?;
+        let tmp = tempfile::Builder::new().prefix("tendhost-sshd-").tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        // Readable by the non-root test users: sshd reads authorized_keys as the target user.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+        let mut host = SshHost {
+            addr,
+            port,
+            dir,
+            options,
+            child: None,
+            _claim: claim,
+            _tmp: tmp,
+        };
+        host.write_host_key()?;
+        host.write_authorized_keys()?;
+        host.write_config()?;
+        host.spawn()?;
+        Ok(host)
+    }
+
+    /// `addr:port`.
+    pub fn socket_addr(&self) -> SocketAddr {
+        // Both parts come from the claim: a dotted-quad address and a u16.
+        format!("{}:{}", self.addr, self.port)
+            .parse()
+            .expect("harness addresses are IPv4 literals")
+    }
+
+    /// The name OpenSSH and tendhost use for this host in known_hosts: `addr` on port 22,
+    /// `[addr]:port` otherwise.
+    pub fn known_hosts_name(&self) -> String {
+        if self.port == 22 {
+            self.addr.clone()
+        } else {
+            format!("[{}]:{}", self.addr, self.port)
+        }
+    }
+
+    /// The host's public key, `ssh-ed25519 AAAA…`.
+    pub fn host_public_key(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default();
+        let mut parts = text.split_whitespace();
+        format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+    }
+
+    /// A known_hosts line trusting this host's current key.
+    pub fn known_hosts_line(&self) -> String {
+        format!("{} {}\n", self.known_hosts_name(), self.host_public_key())
+    }
+
+    /// The same line with the name hashed (`|1|salt|hash`), as `HashKnownHosts yes` writes it.
+    pub fn hashed_known_hosts_line(&self) -> io::Result<String> {
+        let file = self.dir.join("kh-to-hash");
+        fs::write(&file, self.known_hosts_line())?;
+        let status = Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err(io::Error::other("ssh-keygen -H failed"));
+        }
+        fs::read_to_string(&file)
+    }
+
+    /// SHA256 fingerprint of the host key as OpenSSH prints it (`SHA256:…`).
+    pub fn host_key_fingerprint(&self) -> String {
+        fingerprint(&self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Stops the host: kills every session process, then the listener, and waits for them.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_tree(child.id() as i32);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again with the same address, port and host key.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.spawn()
+    }
+
+    /// Stops, generates a NEW host key (a reinstalled host, or a man in the middle), starts.
+    pub fn restart_with_new_host_key(&mut self) -> io::Result<()> {
+        self.stop();
+        self.write_host_key()?;
+        self.spawn()
+    }
+
+    /// sshd's own log (`-E`), for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Runs `command` with OpenSSH's client as `user`, for checks that must not depend on
+    /// tendhost's transport. Host keys are not checked (this is a side channel for tests).
+    pub fn openssh(&self, user: &str, command: &str) -> io::Result<std::process::Output> {
+        Command::new("ssh")
+            .args(openssh_args(self, user))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+    }
+
+    fn write_host_key(&self) -> io::Result<()> {
+        let key = self.dir.join("ssh_host_ed25519_key");
+        let _ = fs::remove_file(&key);
+        let _ = fs::remove_file(key.with_extension("pub"));
+        keygen(&key, "tendhost-test-host")
+    }
+
+    fn write_authorized_keys(&self) -> io::Result<()> {
+        let mut keys = fs::read_to_string(client_key()?.with_extension("pub"))?;
+        for extra in &self.options.extra_authorized_keys {
+            keys.push_str(extra.trim_end());
+            keys.push('\n');
+        }
+        let path = self.dir.join("authorized_keys");
+        fs::write(&path, keys)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644))
+    }
+
+    /// Adds a public key (one OpenSSH line) to this host's authorized_keys; takes effect at once.
+    pub fn authorize_key(&self, public_key_line: &str) -> io::Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("authorized_keys"))?;
+        writeln!(file, "{}", public_key_line.trim_end())
+    }
+
+    fn write_config(&self) -> io::Result<()> {
+        let d = self.dir.display();
+        let mut config = format!(
+            "ListenAddress {addr}:{port}\n\
+             HostKey {d}/ssh_host_ed25519_key\n\
+             PidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\n\
+             StrictModes no\n\
+             PermitRootLogin yes\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             UsePAM no\n\
+             PrintMotd no\n\
+             PrintLastLog no\n\
+             AllowTcpForwarding yes\n\
+             MaxStartups 500:30:1000\n\
+             MaxSessions 200\n\
+             SetEnv SHLVL=1\n\
+             LogLevel ERROR\n",
+            addr = self.addr,
+            port = self.port,
+        );
+        if let Some(command) = &self.options.force_command {
+            config.push_str(&format!("ForceCommand {}\n", command.display()));
+        }
+        config.push_str(&self.options.extra_config);
+        config.push('\n');
+        fs::write(self.dir.join("sshd_config"), config)
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let config = self.dir.join("sshd_config");
+        let log = self.dir.join("sshd.log");
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(&config)
+            .arg("-E")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                self.child = None;
+                return Err(io::Error::other(format!(
+                    "sshd on {} exited at start: {}",
+                    self.known_hosts_name(),
+                    self.log()
+                )));
+            }
+            if TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok()
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop();
+        Err(io::Error::other(format!(
+            "sshd on {} did not start listening",
+            self.known_hosts_name()
+        )))
+    }
+}
+
+impl Drop for SshHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts `count` hosts in parallel (sshd start-up is mostly waiting).
+pub fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHost>> {
+    let results: Vec<io::Result<SshHost>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..count)
+            .map(|_| scope.spawn(|| SshHost::start(options.clone())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("start panicked"))))
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// `ssh` arguments reaching `host` as `user` with the test client key, batch mode, no host key
+/// checking and no user config (append the remote command).
+pub fn openssh_args(host: &SshHost, user: &str) -> Vec<String> {
+    let key = client_key().map(|k| k.display().to_string()).unwrap_or_default();
+    vec![
+        "-F".into(),
+        "/dev/null".into(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=no".into(),
+        "-o".into(),
+        "UserKnownHostsFile=/dev/null".into(),
+        "-o".into(),
+        "LogLevel=ERROR".into(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-i".into(),
+        key,
+        "-p".into(),
+        host.port.to_string(),
+        format!("{user}@{}", host.addr),
+    ]
+}
+
+/// The process-wide test client key (ed25519, unencrypted, 0600), authorised on every host.
+pub fn client_key() -> io::Result<PathBuf> {
+    static KEY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = process_dir().map_err(|e| e.to_string())?;
+        let key = dir.join("client_ed25519");
+        keygen(&key, "tendhost-test-client").map_err(|e| e.to_string())?;
+        Ok(key)
+    })
+    .clone()
+    .map_err(io::Error::other)
+}
+
+/// A directory private to this test process, removed from earlier dead processes on first use.
+pub fn process_dir() -> io::Result<PathBuf> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let base = std::env::temp_dir();
+        if let Ok(entries) = fs::read_dir(&base) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if let Some(pid) = name.strip_prefix("tendhost-it-").and_then(|p| p.parse().ok())
+                    && !pid_alive(pid)
+                {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = base.join(format!("tendhost-it-{}", std::process::id()));
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+        Ok(dir)
+    })
+    .clone()
+    .map_err(io::Error::other)
+}
+
+/// Generates an unencrypted ed25519 key pair at `path` (+ `.pub`).
+pub fn keygen(path: &Path, comment: &str) -> io::Result<()> {
+    keygen_with(path, "ed25519", comment, "")
+}
+
+/// Generates a key pair of `kind` (`ed25519`, `ecdsa`, `rsa`), encrypted when `passphrase` is
+/// not empty.
+pub fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> io::Result<()> {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("ssh-keygen -t {kind} failed")))
+    }
+}
+
+/// `SHA256:…` of a public key file, via ssh-keygen.
+pub fn fingerprint(public_key: &Path) -> io::Result<String> {
+    let out = Command::new("ssh-keygen").arg("-lf").arg(public_key).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| io::Error::other("no fingerprint"))
+}
+
+/// `/run/sshd` must exist for privilege separation; checked once per process.
+fn prepare_system() -> io::Result<()> {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    READY
+        .get_or_init(|| {
+            if !Path::new(SSHD).exists() {
+                return Err(format!("{SSHD} is missing: run .ci/install-test-deps.sh"));
+            }
+            fs::create_dir_all("/run/sshd").map_err(|e| e.to_string())?;
+            fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            fs::create_dir_all(CLAIMS).map_err(|e| e.to_string())?;
+            fs::set_permissions(CLAIMS, fs::Permissions::from_mode(0o1777))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(io::Error::other)
+}
+
+/// A loopback address held by this process: a lock file naming our pid. Stale claims (dead pid)
+/// are taken over.
+struct Claim {
+    file: PathBuf,
+}
+
+impl Claim {
+    fn next(port: u16) -> io::Result<(String, Claim)> {
+        // Start at a pid-dependent place so concurrent processes rarely even contend.
+        static NEXT: Mutex<Option<u32>> = Mutex::new(None);
+        let mut next = NEXT.lock().unwrap_or_else(|p| p.into_inner());
+        let start = *next.get_or_insert_with(|| (std::process::id() % 200) * 250);
+        for i in 0..(254 * 256) {
+            let n = (start + i) % (254 * 256);
+            let addr = format!("127.77.{}.{}", n / 254, n % 254 + 1);
+            let file = Path::new(CLAIMS).join(format!("{addr}:{port}"));
+            if !Self::take(&file)? {
+                continue;
+            }
+            // Someone outside the harness may hold it.
+            if TcpListener::bind((addr.as_str(), port)).is_err() {
+                let _ = fs::remove_file(&file);
+                continue;
+            }
+            *next = Some(n + 1);
+            return Ok((addr, Claim { file }));
+        }
+        Err(io::Error::other("no free loopback address for a test sshd"))
+    }
+
+    fn take(file: &Path) -> io::Result<bool> {
+        for _ in 0..2 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(file)
+            {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())?;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok());
+                    match owner {
+                        Some(pid) if pid_alive(pid) => return Ok(false),
+                        // Stale (or half-written by a dying process): remove and retry once.
+                        _ => {
+                            let _ = fs::remove_file(file);
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.file);
+    }
+}
+
+/// Alive and not a zombie (init reaps killed daemons late here; a zombie is dead to us).
+pub fn pid_alive(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}
+
+/// SIGKILLs every descendant of `root` (not `root` itself), deepest last found first.
+fn kill_tree(root: i32) {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if let Some(ppid) = parent_of(pid) {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut stack = children.get(&root).cloned().unwrap_or_default();
+    let mut all = Vec::new();
+    while let Some(pid) = stack.pop() {
+        all.push(pid);
+        if let Some(kids) = children.get(&pid) {
+            stack.extend(kids);
+        }
+    }
+    for pid in all {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`; comm may contain spaces and parentheses, so split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
