@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HostId;
 use crate::inventory::Inventory;
@@ -46,6 +47,9 @@ pub enum HostCommand {
     RunStep {
         step: WaveStep,
         respond_to: oneshot::Sender<StepOutcome>,
+        /// Cancelled when the caller (a wave being aborted) wants the host to stop at the next
+        /// safe point: between steps, never in the middle of an upgrade.
+        stop: CancellationToken,
     },
 }
 
@@ -66,7 +70,17 @@ pub enum CommandKind {
 #[serde(rename_all = "snake_case")]
 pub enum WaveStep {
     /// pre-check → refresh → update → reboot if required and allowed → verify.
-    Full { dry_run: bool },
+    Full { dry_run: bool, allow_removals: bool },
+    /// Batch `inventory`: refresh inventory and pending packages.
+    Refresh,
+    /// Batch `update`: refresh → update → reboot if required and allowed → verify.
+    Update { dry_run: bool, allow_removals: bool },
+    /// Batch `reboot`: reboot a host waiting for it, then verify.
+    Reboot,
+    /// Batch `retry`.
+    Retry,
+    /// Batch `ack`.
+    Acknowledge,
 }
 
 /// A host's answer to a wave step.
@@ -74,8 +88,16 @@ pub enum WaveStep {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum StepOutcome {
     Succeeded,
-    Skipped { reason: String },
-    Failed { error: String },
+    /// The command was refused (the host was busy, failed, or in the wrong state).
+    Refused {
+        reason: String,
+    },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// Something that already happened.
@@ -141,10 +163,60 @@ pub struct WaveProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaveStatus {
+    Started,
     Running,
     Paused,
     Delaying,
     Halted,
     Aborted,
     Finished,
+}
+
+impl StateKind {
+    /// The lowercase name used in JSON and messages (`pending_updates`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Idle => "idle",
+            StateKind::Querying => "querying",
+            StateKind::PendingUpdates => "pending_updates",
+            StateKind::Updating => "updating",
+            StateKind::WaitingReboot => "waiting_reboot",
+            StateKind::Rebooting => "rebooting",
+            StateKind::Verifying => "verifying",
+            StateKind::Failed => "failed",
+        }
+    }
+
+    /// A step in progress: the host must not be given another mutating command.
+    pub fn is_busy(self) -> bool {
+        matches!(
+            self,
+            StateKind::Querying | StateKind::Updating | StateKind::Rebooting | StateKind::Verifying
+        )
+    }
+}
+
+impl std::fmt::Display for StateKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_str().replace('_', " "))
+    }
+}
+
+impl HostCommand {
+    pub fn kind(&self) -> CommandKind {
+        match self {
+            HostCommand::Refresh => CommandKind::Refresh,
+            HostCommand::Update { .. } => CommandKind::Update,
+            HostCommand::Reboot => CommandKind::Reboot,
+            HostCommand::Retry => CommandKind::Retry,
+            HostCommand::Acknowledge => CommandKind::Acknowledge,
+            HostCommand::RunStep { .. } => CommandKind::WaveStep,
+        }
+    }
+}
+
+impl StepOutcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, StepOutcome::Failed { .. })
+    }
 }

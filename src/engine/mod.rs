@@ -1,5 +1,408 @@
 //! The orchestration core: one supervisor task per host, an event bus, waves and schedules.
 //!
-//! The engine knows nothing of the TUI or of batch output; both consume its events.
+//! [`Engine::start`] spawns a [`host`] supervisor per configured host, the hub, the snapshot writer
+//! and the audit appender, and returns an [`EngineHandle`] (commands go down) and the event
+//! receiver (events come up). The engine knows nothing of the TUI or of batch output; both are
+//! consumers of the same events, and the hub persists them identically for both.
 
 pub mod bus;
+mod host;
+mod hub;
+mod reboot;
+mod record;
+pub mod schedule;
+mod select;
+pub mod state;
+mod steps;
+pub mod wave;
+
+#[cfg(test)]
+pub(crate) mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use bus::{Event, HostCommand, StateKind};
+pub use host::{HostHandle, SHUTDOWN_GRACE};
+pub use record::HostRecord;
+pub use select::{Selectors, select};
+pub use wave::{WavePlan, WaveRequest};
+
+use crate::config::{Config, HostConfig, HostId};
+use crate::inventory::Inventory;
+use crate::pkg::{self, SharedManager};
+use crate::remote::{Executor, SharedExecutor};
+use crate::store::Paths;
+use crate::store::audit::{AuditRecord, AuditSink};
+use crate::store::snapshot::Snapshot;
+
+/// Events waiting for the frontend. Bounded: a slow frontend slows the hosts, not memory.
+const FRONTEND_QUEUE: usize = 1024;
+/// Events waiting for the hub.
+const BUS_QUEUE: usize = 1024;
+
+/// Makes the executor for one host (SSH or local). Called once per host at start.
+pub type ExecutorFactory = Arc<dyn Fn(&HostConfig) -> SharedExecutor + Send + Sync>;
+
+/// Where package managers and inventory come from, so tests can inject simulated ones.
+#[async_trait]
+pub trait ManagerSource: Send + Sync {
+    /// The package manager for `host` (detected when `manager = "auto"`); `None` for
+    /// `manager = "none"`.
+    async fn manager(
+        &self,
+        host: &HostConfig,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<Option<SharedManager>, pkg::Error>;
+
+    async fn inventory(
+        &self,
+        host: &HostConfig,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<Inventory, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// How reboots are issued and verified. Configurable so test hosts can emulate a reboot.
+#[derive(Debug, Clone)]
+pub struct RebootSettings {
+    /// Run as root on the host; expected to drop the connection.
+    pub command: String,
+    /// Read before and after: a reboot must change it.
+    pub boot_id_path: String,
+    /// Between polls while waiting for the host to go down and come back.
+    pub poll_interval: Duration,
+}
+
+impl Default for RebootSettings {
+    fn default() -> Self {
+        RebootSettings {
+            command: "systemctl reboot || reboot".to_string(),
+            boot_id_path: "/proc/sys/kernel/random/boot_id".to_string(),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the engine is built from.
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub executor_for: ExecutorFactory,
+    pub managers: Arc<dyn ManagerSource>,
+    pub paths: Paths,
+    /// The snapshot restored at start, if any.
+    pub snapshot: Option<Snapshot>,
+    pub reboot: RebootSettings,
+    /// How often the hub saves the snapshot while something changes.
+    pub save_every: Duration,
+    /// Whether to run the periodic refresh (`[fleet] refresh_interval`); batch turns it off.
+    pub periodic_refresh: bool,
+}
+
+/// Why a command could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("host busy: its command queue is full")]
+    Busy,
+    #[error("unknown host")]
+    UnknownHost,
+    #[error("the engine is shutting down")]
+    Stopped,
+}
+
+pub struct Engine;
+
+/// The way in to the engine. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<Config>,
+    hosts: Vec<HostHandle>,
+    index: HashMap<HostId, usize>,
+    initial: Vec<HostRecord>,
+    /// Taken at shutdown so the hub sees the bus close once the hosts are gone.
+    events: Mutex<Option<mpsc::Sender<Event>>>,
+    audit: Mutex<Option<AuditSink>>,
+    /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
+    wave: Mutex<Option<wave::WaveControl>>,
+    next_wave: AtomicU64,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Engine {
+    /// Starts every host supervisor and the hub. Must be called inside a tokio runtime.
+    pub fn start(config: Arc<Config>, deps: EngineDeps) -> (EngineHandle, mpsc::Receiver<Event>) {
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (events, bus) = mpsc::channel(BUS_QUEUE);
+        let (frontend, frontend_events) = mpsc::channel(FRONTEND_QUEUE);
+
+        let audit = if config.audit.enabled {
+            let path = config
+                .audit
+                .file
+                .clone()
+                .unwrap_or_else(|| deps.paths.audit());
+            AuditSink::spawn(path, &tracker)
+        } else {
+            AuditSink::disabled()
+        };
+
+        let now = Utc::now();
+        let mut restored: HashMap<HostId, HostRecord> = deps
+            .snapshot
+            .map(|s| s.hosts.into_iter().map(|r| (r.name.clone(), r)).collect())
+            .unwrap_or_default();
+        let initial: Vec<HostRecord> = config
+            .hosts
+            .iter()
+            .map(|host| {
+                let mut record = restored
+                    .remove(&host.name)
+                    .unwrap_or_else(|| HostRecord::new(host.name.clone()));
+                record.restore(now);
+                record
+            })
+            .collect();
+
+        let limit = Arc::new(Semaphore::new(config.fleet.concurrency.max(1)));
+        let refresh_interval = config
+            .fleet
+            .refresh_interval
+            .filter(|_| deps.periodic_refresh);
+        let mut hosts = Vec::with_capacity(config.hosts.len());
+        for (host, record) in config.hosts.iter().zip(&initial) {
+            let host = Arc::new(host.clone());
+            let step = steps::StepContext {
+                id: host.name.clone(),
+                exec: (deps.executor_for)(&host),
+                host: host.clone(),
+                tools: deps.managers.clone(),
+                manager: Arc::new(OnceCell::new()),
+                events: events.clone(),
+                moves: mpsc::channel(1).0, // replaced per step by the supervisor
+                cancel: cancel.clone(),
+                reboot: deps.reboot.clone(),
+                command_timeout: config.ssh.command_timeout,
+                reboot_timeout: config.fleet.reboot_timeout,
+            };
+            let host_deps = host::HostDeps {
+                step,
+                audit: audit.clone(),
+                limit: limit.clone(),
+                refresh_interval,
+            };
+            let state = record.state.clone();
+            hosts.push(HostHandle::spawn(
+                host,
+                state,
+                host_deps,
+                cancel.child_token(),
+                &tracker,
+            ));
+        }
+        let index = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.id.clone(), i))
+            .collect();
+
+        tracker.spawn(
+            hub::Hub::new(
+                &initial,
+                deps.paths.snapshot(),
+                deps.save_every,
+                cancel.clone(),
+            )
+            .run(bus, frontend),
+        );
+
+        let inner = Inner {
+            config,
+            hosts,
+            index,
+            initial,
+            events: Mutex::new(Some(events)),
+            audit: Mutex::new(Some(audit)),
+            wave: Mutex::new(None),
+            next_wave: AtomicU64::new(1),
+            cancel,
+            tracker,
+        };
+        (
+            EngineHandle {
+                inner: Arc::new(inner),
+            },
+            frontend_events,
+        )
+    }
+}
+
+impl EngineHandle {
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+
+    /// Every host, in config order.
+    pub fn hosts(&self) -> &[HostHandle] {
+        &self.inner.hosts
+    }
+
+    pub fn host(&self, id: &str) -> Option<&HostHandle> {
+        self.inner.index.get(id).map(|&i| &self.inner.hosts[i])
+    }
+
+    /// The restored per-host view at start, in config order, to seed a UI.
+    pub fn initial(&self) -> &[HostRecord] {
+        &self.inner.initial
+    }
+
+    /// Queues `command` for `host` without waiting.
+    pub fn try_send(&self, host: &str, command: HostCommand) -> Result<(), SendError> {
+        self.host(host)
+            .ok_or(SendError::UnknownHost)?
+            .try_send(command)
+    }
+
+    /// Starts a wave over `request.hosts`; returns its id. Refused while another wave runs.
+    pub fn start_wave(&self, request: WaveRequest) -> Result<u64, String> {
+        let mut slot = self
+            .inner
+            .wave
+            .lock()
+            .map_err(|_| "wave state poisoned".to_string())?;
+        if let Some(running) = slot.as_ref() {
+            if !running.finished.is_cancelled() {
+                return Err(format!("wave {} is still running", running.id));
+            }
+        }
+        if request.hosts.is_empty() {
+            return Err("no hosts selected for the wave".to_string());
+        }
+        let events = self
+            .inner
+            .events
+            .lock()
+            .map_err(|_| "engine state poisoned".to_string())?
+            .clone()
+            .ok_or_else(|| "the engine is shutting down".to_string())?;
+        let audit = self
+            .inner
+            .audit
+            .lock()
+            .map_err(|_| "engine state poisoned".to_string())?
+            .clone()
+            .unwrap_or_else(AuditSink::disabled);
+        let plan = WavePlan::new(request.hosts.clone(), &request.sizes, request.max_failures);
+        let handles = plan
+            .batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|id| {
+                        self.host(id)
+                            .cloned()
+                            .ok_or_else(|| format!("unknown host '{id}'"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
+        let (paused, paused_rx) = watch::channel(false);
+        let control = wave::WaveControl {
+            id,
+            paused,
+            abort: CancellationToken::new(),
+            finished: CancellationToken::new(),
+        };
+        let runner = wave::WaveRunner {
+            id,
+            plan,
+            handles,
+            request,
+            events,
+            audit,
+            paused: paused_rx,
+            abort: control.abort.clone(),
+            finished: control.finished.clone(),
+            cancel: self.inner.cancel.clone(),
+        };
+        self.inner.tracker.spawn(runner.run());
+        *slot = Some(control);
+        Ok(id)
+    }
+
+    /// Pauses the running wave before its next batch (hosts in flight finish).
+    pub fn pause_wave(&self) -> Result<(), String> {
+        self.with_wave(|w| {
+            w.paused.send_replace(true);
+        })
+    }
+
+    pub fn resume_wave(&self) -> Result<(), String> {
+        self.with_wave(|w| {
+            w.paused.send_replace(false);
+        })
+    }
+
+    /// Aborts the running wave: no new host starts, in-flight hosts stop at their next safe point.
+    pub fn abort_wave(&self) -> Result<(), String> {
+        self.with_wave(|w| w.abort.cancel())
+    }
+
+    fn with_wave(&self, f: impl FnOnce(&wave::WaveControl)) -> Result<(), String> {
+        let slot = self
+            .inner
+            .wave
+            .lock()
+            .map_err(|_| "wave state poisoned".to_string())?;
+        match slot.as_ref() {
+            Some(w) if !w.finished.is_cancelled() => {
+                f(w);
+                Ok(())
+            }
+            _ => Err("no wave is running".to_string()),
+        }
+    }
+
+    /// Records a mutating action that happened outside a host (a config change, say).
+    pub async fn audit(&self, record: AuditRecord) {
+        let sink = self.inner.audit.lock().ok().and_then(|s| s.clone());
+        if let Some(sink) = sink {
+            sink.record(record).await;
+        }
+    }
+
+    /// Stops everything: steps get `grace` to stop safely, then the hub saves a last snapshot.
+    /// Returns false when something did not stop in time.
+    pub async fn shutdown(&self, grace: Duration) -> bool {
+        self.inner.cancel.cancel();
+        // Drop our own senders so the hub and the audit appender see their inputs close.
+        if let Ok(mut events) = self.inner.events.lock() {
+            events.take();
+        }
+        if let Ok(mut audit) = self.inner.audit.lock() {
+            audit.take();
+        }
+        self.inner.tracker.close();
+        tokio::time::timeout(grace + Duration::from_secs(5), self.inner.tracker.wait())
+            .await
+            .is_ok()
+    }
+}

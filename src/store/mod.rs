@@ -1,9 +1,13 @@
-//! What tendhost keeps on disk: where (`paths`), and who may write there (`lock`).
+//! What tendhost keeps on disk: where (`paths`), who may write there (`lock`), the fleet
+//! snapshot (`snapshot`) and the audit trail (`audit`).
 //!
-//! Every file here is written atomically (temp file, fsync, rename) with mode 0600.
+//! Every file here is written atomically (temp file, fsync, rename) with mode 0600, except the
+//! audit log, which is appended and fsynced per record.
 
+pub mod audit;
 mod lock;
 mod paths;
+pub mod snapshot;
 
 pub use lock::{LockError, StateLock};
 pub use paths::{Paths, write_private_atomic};

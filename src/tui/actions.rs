@@ -210,7 +210,9 @@ impl<L: EngineLink> App<L> {
     fn pause_or_resume(&mut self) {
         let request = match self.model.wave().map(|w| w.status) {
             Some(WaveStatus::Paused) => UiRequest::ResumeWave,
-            Some(WaveStatus::Running | WaveStatus::Delaying) => UiRequest::PauseWave,
+            Some(WaveStatus::Started | WaveStatus::Running | WaveStatus::Delaying) => {
+                UiRequest::PauseWave
+            }
             _ => {
                 self.view.set_status("no wave is running", true);
                 return;

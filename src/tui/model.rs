@@ -194,7 +194,10 @@ impl FleetModel {
         self.wave.as_ref().is_some_and(|w| {
             matches!(
                 w.status,
-                WaveStatus::Running | WaveStatus::Paused | WaveStatus::Delaying
+                WaveStatus::Started
+                    | WaveStatus::Running
+                    | WaveStatus::Paused
+                    | WaveStatus::Delaying
             )
         })
     }

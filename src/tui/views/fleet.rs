@@ -69,7 +69,7 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
     let filled = (wave.done * CELLS).checked_div(wave.total).unwrap_or(0).min(CELLS);
     let bar: String = "■".repeat(filled) + &"□".repeat(CELLS - filled);
     let status = match wave.status {
-        WaveStatus::Running => "",
+        WaveStatus::Started | WaveStatus::Running => "",
         WaveStatus::Paused => " paused",
         WaveStatus::Delaying => " waiting",
         WaveStatus::Halted => " halted",

@@ -1,0 +1,130 @@
+//! The hub: the only receiver of host events. It folds each event into the fleet records, hands
+//! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
+//! frontend, so the TUI and batch persist identically.
+//!
+//! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
+//! newest encoding and never holds up the hub with disk I/O.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::bus::Event;
+use super::record::HostRecord;
+use crate::config::HostId;
+use crate::store::snapshot::{self, Snapshot};
+
+pub(super) struct Hub {
+    records: Vec<HostRecord>,
+    index: HashMap<HostId, usize>,
+    path: PathBuf,
+    save_every: Duration,
+    dirty: bool,
+    cancel: CancellationToken,
+}
+
+impl Hub {
+    pub fn new(
+        initial: &[HostRecord],
+        path: PathBuf,
+        save_every: Duration,
+        cancel: CancellationToken,
+    ) -> Self {
+        let index = initial
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        Hub {
+            records: initial.to_vec(),
+            index,
+            path,
+            save_every,
+            // Save once at start so a restored "interrupted" state is on disk before anything runs.
+            dirty: true,
+            cancel,
+        }
+    }
+
+    pub async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
+        let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
+        let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
+        let mut save = tokio::time::interval_at(Instant::now(), self.save_every);
+        save.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = bus.recv() => match event {
+                    Some(event) => {
+                        self.apply(&event);
+                        self.forward(&frontend, event).await;
+                    }
+                    None => break, // every host, wave and handle is gone: shutdown
+                },
+                _ = save.tick(), if self.dirty => self.hand_over(&encoded),
+            }
+        }
+        self.hand_over(&encoded);
+        drop(encoded);
+        // The writer finishes the last snapshot and stops once the watch closes.
+        let _ = writer.await;
+    }
+
+    fn apply(&mut self, event: &Event) {
+        let host = match event {
+            Event::StateChanged { host, .. }
+            | Event::Output { host, .. }
+            | Event::InventoryRefreshed { host, .. }
+            | Event::PendingRefreshed { host, .. }
+            | Event::Planned { host, .. }
+            | Event::Acknowledged { host } => host,
+            Event::Refused { .. } | Event::Wave(_) => return,
+        };
+        if let Some(&i) = self.index.get(host) {
+            self.records[i].apply(event);
+            self.dirty = true;
+        }
+    }
+
+    async fn forward(&self, frontend: &mpsc::Sender<Event>, event: Event) {
+        if self.cancel.is_cancelled() {
+            // Shutting down: the frontend may have stopped reading; never wait for it now.
+            let _ = frontend.try_send(event);
+            return;
+        }
+        tokio::select! {
+            // A frontend that went away is normal at the end of a batch run.
+            _ = frontend.send(event) => {}
+            () = self.cancel.cancelled() => {}
+        }
+    }
+
+    fn hand_over(&mut self, encoded: &watch::Sender<Option<Vec<u8>>>) {
+        match snapshot::encode(&Snapshot::new(self.records.clone())) {
+            Ok(bytes) => {
+                encoded.send_replace(Some(bytes));
+                self.dirty = false;
+            }
+            Err(e) => tracing::error!("encoding the snapshot: {e}"),
+        }
+    }
+}
+
+async fn write_snapshots(path: PathBuf, mut latest: watch::Receiver<Option<Vec<u8>>>) {
+    // `changed` still reports a value sent just before the hub dropped the sender, so the last
+    // snapshot is always written; it errs only once nothing new is left.
+    while latest.changed().await.is_ok() {
+        let bytes = latest.borrow_and_update().clone();
+        if let Some(bytes) = bytes {
+            let target = path.clone();
+            match tokio::task::spawn_blocking(move || snapshot::save_bytes(&target, &bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("saving the snapshot '{}': {e}", path.display()),
+                Err(e) => tracing::error!("saving the snapshot '{}': {e}", path.display()),
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! A simulated fleet for unit and scale tests: an `Executor` that answers the engine's own
+//! commands (boot id, reboot, checks) and a `PackageManager` whose behaviour each host chooses.
+//! It records how many upgrades run at once, so tests can prove a wave's batch cap.
+//!
+//! Test-only. Every feature proven here is also proven against real sshd hosts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{ExecutorFactory, ManagerSource};
+use crate::config::{HostConfig, HostId};
+use crate::inventory::{Inventory, InventorySource, OsInfo};
+use crate::pkg::{
+    self, ManagerKind, PackageManager, PendingPackage, RebootStatus, SharedManager, UpgradeOptions,
+    UpgradePlan, UpgradeReport,
+};
+use crate::remote::{self, CommandOutput, Executor, OutputLine, RemoteCommand, SharedExecutor};
+
+/// How one simulated host behaves.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    pub pending: usize,
+    pub upgrade_time: Duration,
+    pub fail_upgrade: bool,
+    pub panic_upgrade: bool,
+    pub reboot_required: bool,
+    /// How long a reboot keeps the host away.
+    pub down_for: Duration,
+    /// The reboot does not change the boot id (a reboot that did not happen).
+    pub keep_boot_id: bool,
+    /// The host comes back with another host key.
+    pub new_host_key: bool,
+    /// Removals the upgrade plan reports.
+    pub removals: Vec<String>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            pending: 2,
+            upgrade_time: Duration::from_millis(50),
+            fail_upgrade: false,
+            panic_upgrade: false,
+            reboot_required: false,
+            down_for: Duration::from_millis(300),
+            keep_boot_id: false,
+            new_host_key: false,
+            removals: Vec::new(),
+        }
+    }
+}
+
+/// The whole simulated fleet: behaviours, plus counters shared by every host.
+#[derive(Debug, Default)]
+pub struct SimFleet {
+    pub behaviours: Mutex<HashMap<String, Behaviour>>,
+    pub in_flight: AtomicUsize,
+    pub peak: AtomicUsize,
+    pub upgrades: AtomicUsize,
+}
+
+impl SimFleet {
+    pub fn new() -> Arc<Self> {
+        Arc::new(SimFleet::default())
+    }
+
+    pub fn set(&self, host: &str, behaviour: Behaviour) {
+        self.behaviours
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), behaviour);
+    }
+
+    fn behaviour(&self, host: &str) -> Behaviour {
+        self.behaviours
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    pub fn executors(self: &Arc<Self>) -> ExecutorFactory {
+        let fleet = self.clone();
+        Arc::new(move |host: &HostConfig| -> SharedExecutor {
+            Arc::new(SimExecutor {
+                host: host.name.clone(),
+                fleet: fleet.clone(),
+                machine: Mutex::new(Machine {
+                    boot: 1,
+                    down_until: None,
+                    key_changed: false,
+                }),
+            })
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Machine {
+    boot: u32,
+    down_until: Option<Instant>,
+    key_changed: bool,
+}
+
+#[derive(Debug)]
+pub struct SimExecutor {
+    host: HostId,
+    fleet: Arc<SimFleet>,
+    machine: Mutex<Machine>,
+}
+
+#[async_trait]
+impl Executor for SimExecutor {
+    async fn run(
+        &self,
+        command: &RemoteCommand,
+        _lines: Option<&mpsc::Sender<OutputLine>>,
+        _cancel: &CancellationToken,
+    ) -> Result<CommandOutput, remote::Error> {
+        let behaviour = self.fleet.behaviour(&self.host);
+        let target = self.host.to_string();
+        let mut machine = self.machine.lock().unwrap();
+        if machine.down_until.is_some_and(|t| Instant::now() < t) {
+            return Err(remote::Error::Connect {
+                target,
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            });
+        }
+        if machine.key_changed {
+            return Err(remote::Error::HostKeyChanged {
+                target,
+                expected: "SHA256:old".into(),
+                got: "SHA256:new".into(),
+                location: "known_hosts:1".into(),
+            });
+        }
+        let script = command.script.as_str();
+        if script.starts_with("cat ") {
+            return Ok(ok(&format!("boot-{}\n", machine.boot)));
+        }
+        if script.contains("reboot") {
+            machine.down_until = Some(Instant::now() + behaviour.down_for);
+            if !behaviour.keep_boot_id {
+                machine.boot += 1;
+            }
+            machine.key_changed = behaviour.new_host_key;
+            return Err(remote::Error::Disconnected {
+                target,
+                message: "connection closed".into(),
+            });
+        }
+        let code = script
+            .strip_prefix("exit ")
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(CommandOutput {
+            exit_code: Some(code),
+            stderr: if code == 0 {
+                String::new()
+            } else {
+                "check said no\n".into()
+            },
+            ..Default::default()
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("sim:{}", self.host)
+    }
+}
+
+fn ok(stdout: &str) -> CommandOutput {
+    CommandOutput {
+        exit_code: Some(0),
+        stdout: stdout.to_string(),
+        ..Default::default()
+    }
+}
+
+impl SimFleet {
+    /// The manager source to put in `EngineDeps::managers`.
+    pub fn managers(self: &Arc<Self>) -> Arc<dyn ManagerSource> {
+        Arc::new(SimSource(self.clone()))
+    }
+}
+
+struct SimSource(Arc<SimFleet>);
+
+#[async_trait]
+impl ManagerSource for SimSource {
+    async fn manager(
+        &self,
+        host: &HostConfig,
+        _exec: &dyn Executor,
+        _cancel: &CancellationToken,
+    ) -> Result<Option<SharedManager>, pkg::Error> {
+        Ok(Some(Arc::new(SimManager {
+            host: host.name.to_string(),
+            fleet: self.0.clone(),
+            done: Mutex::new(false),
+        })))
+    }
+
+    async fn inventory(
+        &self,
+        host: &HostConfig,
+        _exec: &dyn Executor,
+        _cancel: &CancellationToken,
+    ) -> Result<Inventory, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Inventory {
+            os: OsInfo {
+                id: "debian".into(),
+                id_like: Vec::new(),
+                version_id: "12".into(),
+                pretty_name: "Debian GNU/Linux 12 (bookworm)".into(),
+            },
+            kernel: "6.1.0".into(),
+            hostname: host.name.to_string(),
+            uptime_secs: 100,
+            installed_packages: 300,
+            containers: Vec::new(),
+            images: Vec::new(),
+            source: InventorySource::Probe,
+            collected_at: Utc::now(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SimManager {
+    host: String,
+    fleet: Arc<SimFleet>,
+    /// Upgraded already: nothing is pending any more.
+    done: Mutex<bool>,
+}
+
+impl SimManager {
+    fn packages(&self) -> Vec<PendingPackage> {
+        if *self.done.lock().unwrap() {
+            return Vec::new();
+        }
+        (0..self.fleet.behaviour(&self.host).pending)
+            .map(|i| PendingPackage {
+                name: format!("pkg{i}"),
+                from: "1.0".into(),
+                to: "1.1".into(),
+                security: i == 0,
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PackageManager for SimManager {
+    fn kind(&self) -> ManagerKind {
+        ManagerKind::Apt
+    }
+
+    async fn refresh(
+        &self,
+        _exec: &dyn Executor,
+        _cancel: &CancellationToken,
+    ) -> Result<(), pkg::Error> {
+        Ok(())
+    }
+
+    async fn pending(
+        &self,
+        _exec: &dyn Executor,
+        _cancel: &CancellationToken,
+    ) -> Result<Vec<PendingPackage>, pkg::Error> {
+        Ok(self.packages())
+    }
+
+    async fn plan(
+        &self,
+        _exec: &dyn Executor,
+        _options: UpgradeOptions,
+        _cancel: &CancellationToken,
+    ) -> Result<UpgradePlan, pkg::Error> {
+        Ok(UpgradePlan {
+            upgrades: self.packages(),
+            removals: self.fleet.behaviour(&self.host).removals,
+            ..Default::default()
+        })
+    }
+
+    async fn upgrade(
+        &self,
+        _exec: &dyn Executor,
+        _options: UpgradeOptions,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradeReport, pkg::Error> {
+        let behaviour = self.fleet.behaviour(&self.host);
+        let now = self.fleet.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.fleet.peak.fetch_max(now, Ordering::SeqCst);
+        self.fleet.upgrades.fetch_add(1, Ordering::SeqCst);
+        if let Some(lines) = lines {
+            let _ = lines
+                .send(OutputLine {
+                    stream: remote::Stream::Stdout,
+                    line: format!("Unpacking pkg0 on {}", self.host),
+                })
+                .await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(behaviour.upgrade_time) => {}
+            () = cancel.cancelled() => {}
+        }
+        self.fleet.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if behaviour.panic_upgrade {
+            panic!("simulated bug in the upgrade of {}", self.host);
+        }
+        if behaviour.fail_upgrade {
+            return Err(pkg::Error::CommandFailed {
+                step: "apt-get dist-upgrade",
+                code: "100".into(),
+                detail: "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
+            });
+        }
+        *self.done.lock().unwrap() = true;
+        Ok(UpgradeReport {
+            plan: UpgradePlan::default(),
+            reboot: RebootStatus {
+                required: behaviour.reboot_required,
+                packages: if behaviour.reboot_required {
+                    vec!["linux-image".into()]
+                } else {
+                    Vec::new()
+                },
+            },
+        })
+    }
+
+    async fn reboot_status(
+        &self,
+        _exec: &dyn Executor,
+        _cancel: &CancellationToken,
+    ) -> Result<RebootStatus, pkg::Error> {
+        Ok(RebootStatus::default())
+    }
+}

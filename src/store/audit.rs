@@ -1,0 +1,160 @@
+//! The audit trail: every mutating action (update, reboot, wave start/stop, retry, ack, config
+//! change) as one JSON line in `audit.jsonl`, fsynced per record, file mode 0600.
+//!
+//! One appender task owns the file; everyone else holds an [`AuditSink`] and sends it records.
+//! The audit log knows nothing about hosts beyond their names.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+/// Records waiting for the appender. Senders wait when it is full: an action is not done until
+/// its audit line is on its way.
+const AUDIT_QUEUE: usize = 256;
+
+/// One line of `audit.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub host: Option<String>,
+    /// The local user running tendhost.
+    pub user: String,
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AuditRecord {
+    /// A record stamped now; the sink fills in the user.
+    pub fn new(action: &str, host: Option<&str>, result: &str, detail: Option<&str>) -> Self {
+        AuditRecord {
+            at: Utc::now(),
+            action: action.to_string(),
+            host: host.map(str::to_string),
+            user: String::new(),
+            result: result.to_string(),
+            detail: detail.map(str::to_string),
+        }
+    }
+}
+
+/// Where records go. Disabled (`[audit] enabled = false`) it drops them.
+#[derive(Debug, Clone)]
+pub struct AuditSink {
+    records: Option<mpsc::Sender<AuditRecord>>,
+    user: String,
+}
+
+impl AuditSink {
+    pub fn disabled() -> Self {
+        AuditSink {
+            records: None,
+            user: String::new(),
+        }
+    }
+
+    /// Starts the appender task writing to `path`. It stops once every sink is dropped.
+    pub fn spawn(path: PathBuf, tracker: &TaskTracker) -> Self {
+        let (records, incoming) = mpsc::channel(AUDIT_QUEUE);
+        tracker.spawn(append_all(path, incoming));
+        AuditSink {
+            records: Some(records),
+            user: local_user(),
+        }
+    }
+
+    pub async fn record(&self, mut record: AuditRecord) {
+        if let Some(records) = &self.records {
+            record.user.clone_from(&self.user);
+            // The appender lives until every sink is gone, so this only fails at shutdown.
+            let _ = records.send(record).await;
+        }
+    }
+}
+
+async fn append_all(path: PathBuf, mut incoming: mpsc::Receiver<AuditRecord>) {
+    while let Some(first) = incoming.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = incoming.try_recv() {
+            batch.push(more);
+        }
+        let target = path.clone();
+        let written = tokio::task::spawn_blocking(move || append(&target, &batch)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!("writing the audit log '{}': {err}", path.display()),
+            Err(err) => tracing::error!("writing the audit log '{}': {err}", path.display()),
+        }
+    }
+}
+
+/// Appends `records`, each line fsynced before the next is written.
+pub fn append(path: &Path, records: &[AuditRecord]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    for record in records {
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        file.write_all(&line)?;
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+fn local_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid {}", nix::unistd::getuid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_private_json_lines_with_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let tracker = TaskTracker::new();
+        let sink = AuditSink::spawn(path.clone(), &tracker);
+        sink.record(AuditRecord::new("update", Some("web1"), "ok", None))
+            .await;
+        sink.record(AuditRecord::new(
+            "wave_start",
+            None,
+            "started",
+            Some("3 hosts"),
+        ))
+        .await;
+        drop(sink);
+        tracker.close();
+        tracker.wait().await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["action"], "update");
+        assert_eq!(lines[0]["host"], "web1");
+        assert_eq!(lines[0]["user"], local_user());
+        assert_eq!(lines[1]["detail"], "3 hosts");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
