@@ -213,6 +213,13 @@ impl FleetModel {
         }
     }
 
+    /// A row to fill from the snapshot read at start. State changes go through `seed_state`
+    /// (which keeps the totals right), everything else may be set here.
+    pub fn seed_row(&mut self, name: &str) -> Option<&mut HostRow> {
+        self.generation += 1;
+        self.row_mut(name)
+    }
+
     /// Folds one engine event into the model. Events about unknown hosts are ignored: the engine
     /// and the screen were built from the same config, so they can only come from a race at exit.
     pub fn apply(&mut self, event: &Event) {

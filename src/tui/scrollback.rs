@@ -33,6 +33,14 @@ impl Scrollback {
         }
     }
 
+    /// Refills from a snapshot: `lines` oldest first, `dropped` already lost before them.
+    pub fn restore<'a>(&mut self, lines: impl IntoIterator<Item = &'a str>, dropped: u64) {
+        self.dropped = dropped;
+        for line in lines {
+            self.push(Stream::Stdout, line.into());
+        }
+    }
+
     /// Appends a line, dropping the oldest one when the bound is reached.
     pub fn push(&mut self, stream: Stream, text: Arc<str>) {
         if self.lines.len() == self.capacity {
