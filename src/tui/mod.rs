@@ -9,6 +9,7 @@
 mod actions;
 mod app;
 mod dialogs;
+mod engine_link;
 mod filter;
 mod keys;
 mod model;
@@ -19,6 +20,8 @@ mod theme;
 mod view;
 mod views;
 
+#[cfg(test)]
+mod app_tests;
 #[cfg(test)]
 mod testing;
 
