@@ -92,7 +92,9 @@ fn run_console(cli: &Cli, config: &Config, paths: &Paths) -> color_eyre::Result<
     )?;
     // Only fails if its mover thread cannot start; the App log tab then stays empty.
     let _ = tui_logger::init_logger(tui_logger::LevelFilter::Info);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(tui::console(config, settings))?;
     Ok(Exit::Ok)
 }

@@ -29,7 +29,10 @@ impl<L: EngineLink> App<L> {
         };
         if action.is_mutating() && self.view.read_only {
             self.view.set_status(
-                format!("read-only: '{}' is disabled (started with --read-only)", action.name()),
+                format!(
+                    "read-only: '{}' is disabled (started with --read-only)",
+                    action.name()
+                ),
                 true,
             );
             return;
@@ -131,7 +134,9 @@ impl<L: EngineLink> App<L> {
             return;
         }
         if self.view.tab == Tab::Log {
-            let Some(host) = self.view.cursor_host(&self.model) else { return };
+            let Some(host) = self.view.cursor_host(&self.model) else {
+                return;
+            };
             let height = self.view.detail_height;
             let max_top = host.log.len().saturating_sub(height);
             let top = self.view.log_scroll.unwrap_or(max_top);
@@ -144,7 +149,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn toggle_mark(&mut self) {
-        let Some(host) = self.view.cursor_host(&self.model) else { return };
+        let Some(host) = self.view.cursor_host(&self.model) else {
+            return;
+        };
         let name = host.name.clone();
         if !self.view.marks.remove(&name) {
             self.view.marks.insert(name);
@@ -179,7 +186,8 @@ impl<L: EngineLink> App<L> {
                     .is_some_and(|h| h.state == StateKind::Failed)
             });
             if hosts.is_empty() {
-                self.view.set_status(format!("no failed host to {}", action.verb()), true);
+                self.view
+                    .set_status(format!("no failed host to {}", action.verb()), true);
                 return;
             }
         }
@@ -195,8 +203,14 @@ impl<L: EngineLink> App<L> {
 
     fn open_wave(&mut self) {
         if self.model.wave_running() {
-            let (p, a) = (self.keys.first_key(Action::PauseWave), self.keys.first_key(Action::AbortWave));
-            self.view.set_status(format!("a wave is running: {p} pauses or resumes, {a} aborts"), true);
+            let (p, a) = (
+                self.keys.first_key(Action::PauseWave),
+                self.keys.first_key(Action::AbortWave),
+            );
+            self.view.set_status(
+                format!("a wave is running: {p} pauses or resumes, {a} aborts"),
+                true,
+            );
             return;
         }
         let (hosts, source) = self.view.wave_targets(&self.model);
@@ -218,7 +232,11 @@ impl<L: EngineLink> App<L> {
                 return;
             }
         };
-        let verb = if request == UiRequest::ResumeWave { "resuming" } else { "pausing" };
+        let verb = if request == UiRequest::ResumeWave {
+            "resuming"
+        } else {
+            "pausing"
+        };
         match self.link.send(request) {
             Ok(()) => self.view.set_status(format!("{verb} the wave"), false),
             Err(err) => self.view.set_status(err, true),
@@ -226,7 +244,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn handle_help(&mut self, action: Action) {
-        let Overlay::Help { scroll } = &mut self.view.overlay else { return };
+        let Overlay::Help { scroll } = &mut self.view.overlay else {
+            return;
+        };
         match action {
             Action::MoveDown => *scroll += 1,
             Action::MoveUp => *scroll = scroll.saturating_sub(1),
@@ -236,7 +256,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn handle_confirm(&mut self, action: Action) {
-        let Overlay::Confirm(dialog) = &mut self.view.overlay else { return };
+        let Overlay::Confirm(dialog) = &mut self.view.overlay else {
+            return;
+        };
         match action {
             Action::ToggleDryRun => dialog.toggle_dry_run(),
             Action::Confirm | Action::Zoom => {
@@ -269,10 +291,16 @@ impl<L: EngineLink> App<L> {
                 }
                 if refused.is_empty() {
                     let s = if total == 1 { "" } else { "s" };
-                    self.view.set_status(format!("{}: sent to {total} host{s}", action.verb()), false);
+                    self.view
+                        .set_status(format!("{}: sent to {total} host{s}", action.verb()), false);
                 } else {
                     self.view.set_status(
-                        format!("{}: {} of {total} refused: {}", action.verb(), refused.len(), refused.join(", ")),
+                        format!(
+                            "{}: {} of {total} refused: {}",
+                            action.verb(),
+                            refused.len(),
+                            refused.join(", ")
+                        ),
                         true,
                     );
                 }
@@ -281,7 +309,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn handle_wave(&mut self, action: Action) {
-        let Overlay::Wave(dialog) = &mut self.view.overlay else { return };
+        let Overlay::Wave(dialog) = &mut self.view.overlay else {
+            return;
+        };
         match action {
             Action::MoveDown | Action::NextTab => dialog.move_field(1),
             Action::MoveUp | Action::PrevTab => dialog.move_field(-1),
@@ -295,9 +325,12 @@ impl<L: EngineLink> App<L> {
                 match self.link.send(UiRequest::StartWave(spec)) {
                     Ok(()) => {
                         let kind = if dry { "dry-run wave" } else { "wave" };
-                        self.view.set_status(format!("{kind} started on {n} hosts"), false);
+                        self.view
+                            .set_status(format!("{kind} started on {n} hosts"), false);
                     }
-                    Err(err) => self.view.set_status(format!("wave not started: {err}"), true),
+                    Err(err) => self
+                        .view
+                        .set_status(format!("wave not started: {err}"), true),
                 }
             }
             Action::Back | Action::Quit => self.view.overlay = Overlay::None,
@@ -306,7 +339,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn handle_packages(&mut self, action: Action) {
-        let Overlay::Packages(dialog) = &mut self.view.overlay else { return };
+        let Overlay::Packages(dialog) = &mut self.view.overlay else {
+            return;
+        };
         let page = self.view.table_height.max(1) as isize;
         match action {
             Action::MoveDown => dialog.move_cursor(1),
@@ -316,12 +351,20 @@ impl<L: EngineLink> App<L> {
             Action::Top => dialog.move_cursor(isize::MIN / 2),
             Action::Bottom => dialog.move_cursor(isize::MAX / 2),
             Action::Zoom | Action::Mark | Action::Confirm => {
-                let Some(group) = dialog.selected() else { return };
+                let Some(group) = dialog.selected() else {
+                    return;
+                };
                 let (name, hosts) = (group.name.clone(), group.hosts.clone());
                 self.view.marks = hosts.iter().cloned().collect();
                 self.view.overlay = Overlay::None;
                 let n = hosts.len();
-                self.view.set_status(format!("marked {n} host{} needing '{name}'", if n == 1 { "" } else { "s" }), false);
+                self.view.set_status(
+                    format!(
+                        "marked {n} host{} needing '{name}'",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
             }
             Action::Back | Action::Quit | Action::Packages => self.view.overlay = Overlay::None,
             _ => {}
@@ -332,7 +375,11 @@ impl<L: EngineLink> App<L> {
     fn handle_input(&mut self, key: KeyEvent) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let filter = self.view.input == Input::Filter;
-        let mut text = if filter { self.view.filter_text.clone() } else { self.view.search.clone() };
+        let mut text = if filter {
+            self.view.filter_text.clone()
+        } else {
+            self.view.search.clone()
+        };
         match key.code {
             KeyCode::Enter => {
                 self.view.input = Input::None;
@@ -375,7 +422,9 @@ impl<L: EngineLink> App<L> {
     }
 
     fn next_match(&mut self) {
-        let Some(host) = self.view.cursor_host(&self.model) else { return };
+        let Some(host) = self.view.cursor_host(&self.model) else {
+            return;
+        };
         let from = self.view.search_hit.map_or(0, |h| h + 1);
         match host.log.find(&self.view.search, from) {
             Some(hit) => {

@@ -1,7 +1,7 @@
 //! The UI task: one `select!` over terminal input, engine events and two timers.
 //!
 //! Engine events are drained, then drawn once; redraws happen only when something changed, at
-//! most once per `FRAME_BUDGET`; the clock ticks only while a relative time is on screen, so an
+//! most once per `FRAME_BUDGET` (a key press is drawn at once); the clock ticks only while a relative time is on screen, so an
 //! idle fleet costs ~0% CPU. Key handling lives in `actions.rs`; drawing in `views/`.
 
 use std::time::Duration;
@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::{self, MissedTickBehavior};
 
 use crate::engine::bus::Event;
+use crate::tui::TuiError;
 use crate::tui::dialogs::WaveDefaults;
 use crate::tui::keys::KeyMap;
 use crate::tui::model::FleetModel;
@@ -22,7 +23,6 @@ use crate::tui::request::EngineLink;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, Tab, ViewState};
 use crate::tui::views::{self, Ctx};
-use crate::tui::TuiError;
 
 /// At most one frame per this long (~60 fps): bursts of events cost one draw, not one each.
 pub const FRAME_BUDGET: Duration = Duration::from_millis(16);
@@ -94,16 +94,32 @@ impl<L: EngineLink> App<L> {
         views::render(frame, ctx, &mut self.view);
     }
 
-    /// Runs until the operator quits. Returns when `q` is confirmed or input ends.
+    /// Runs on the real keyboard until the operator quits.
     pub async fn run<B: Backend>(
-        mut self,
+        self,
         terminal: &mut Terminal<B>,
-        mut events: mpsc::Receiver<Event>,
+        events: mpsc::Receiver<Event>,
     ) -> Result<(), TuiError>
     where
         B::Error: Send + Sync + 'static,
     {
-        let mut input = EventStream::new();
+        self.run_with_input(terminal, events, EventStream::new())
+            .await
+    }
+
+    /// Runs until `q` is confirmed or `input` ends. `input` is crossterm's `EventStream` in
+    /// production; the benchmark feeds keys through a channel to time key-to-screen latency.
+    pub async fn run_with_input<B, I>(
+        mut self,
+        terminal: &mut Terminal<B>,
+        mut events: mpsc::Receiver<Event>,
+        mut input: I,
+    ) -> Result<(), TuiError>
+    where
+        B: Backend,
+        B::Error: Send + Sync + 'static,
+        I: futures::Stream<Item = std::io::Result<TermEvent>> + Unpin,
+    {
         let mut frame = time::interval(FRAME_BUDGET);
         frame.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut clock = time::interval(CLOCK_TICK);
@@ -115,7 +131,15 @@ impl<L: EngineLink> App<L> {
             tokio::select! {
                 // All branches are cancel-safe: EventStream::next, recv and tick lose nothing.
                 input_event = input.next() => match input_event {
-                    Some(Ok(event)) => self.handle_terminal_event(event),
+                    Some(Ok(event)) => {
+                        self.handle_terminal_event(event);
+                        // A key is answered at once rather than at the next frame tick: keys are
+                        // rare, so this costs nothing and halves key-to-screen latency.
+                        if self.dirty && !self.quit {
+                            self.draw_now(terminal)?;
+                            frame.reset();
+                        }
+                    }
                     Some(Err(err)) => return Err(TuiError::Input(err)),
                     None => return Ok(()), // stdin closed: nobody can press q
                 },
@@ -135,17 +159,24 @@ impl<L: EngineLink> App<L> {
                         self.dirty = true;
                     }
                 },
-                _ = frame.tick(), if self.dirty => {
-                    self.view.now = Utc::now();
-                    terminal
-                        .draw(|f| self.draw(f))
-                        .map_err(|e| TuiError::Draw(Box::new(e)))?;
-                    self.dirty = false;
-                }
+                _ = frame.tick(), if self.dirty => self.draw_now(terminal)?,
                 _ = clock.tick(), if self.view.shows_relative_times => self.dirty = true,
                 _ = app_log.tick(), if self.view.tab == Tab::AppLog => self.dirty = true,
             }
         }
+        Ok(())
+    }
+
+    fn draw_now<B>(&mut self, terminal: &mut Terminal<B>) -> Result<(), TuiError>
+    where
+        B: Backend,
+        B::Error: Send + Sync + 'static,
+    {
+        self.view.now = Utc::now();
+        terminal
+            .draw(|f| self.draw(f))
+            .map_err(|e| TuiError::Draw(Box::new(e)))?;
+        self.dirty = false;
         Ok(())
     }
 

@@ -45,9 +45,18 @@ fn filter_is_live_and_esc_or_backspace_clears_it() {
     assert_eq!(app.view.input, Input::None);
     assert_eq!(app.view.filter_text, "tag:db");
     press(&mut app, "Backspace");
-    assert!(app.view.filter_text.is_empty(), "Backspace goes back, clearing the filter");
+    assert!(
+        app.view.filter_text.is_empty(),
+        "Backspace goes back, clearing the filter"
+    );
     press(&mut app, "/ s t a t e : z z");
-    assert!(app.view.filter_error.as_deref().unwrap().contains("unknown state 'zz'"));
+    assert!(
+        app.view
+            .filter_error
+            .as_deref()
+            .unwrap()
+            .contains("unknown state 'zz'")
+    );
     press(&mut app, "Esc");
     assert!(app.view.filter_text.is_empty());
     assert!(app.view.filter_error.is_none());
@@ -57,17 +66,31 @@ fn filter_is_live_and_esc_or_backspace_clears_it() {
 fn marks_decide_the_targets_else_the_cursor_host() {
     let mut app = app();
     press(&mut app, "r");
-    let Overlay::Confirm(dialog) = &app.view.overlay else { panic!("no confirmation") };
-    assert_eq!(dialog.hosts, vec!["host-00".into()] as Vec<crate::config::HostId>);
+    let Overlay::Confirm(dialog) = &app.view.overlay else {
+        panic!("no confirmation")
+    };
+    assert_eq!(
+        dialog.hosts,
+        vec!["host-00".into()] as Vec<crate::config::HostId>
+    );
     press(&mut app, "q");
-    assert!(matches!(app.view.overlay, Overlay::None), "q closes a dialog");
+    assert!(
+        matches!(app.view.overlay, Overlay::None),
+        "q closes a dialog"
+    );
     assert!(!app.should_quit());
     press(&mut app, "Space j Space r y");
     assert_eq!(
         app.link().sent,
         [
-            UiRequest::Host { host: "host-00".into(), action: HostAction::Refresh },
-            UiRequest::Host { host: "host-02".into(), action: HostAction::Refresh },
+            UiRequest::Host {
+                host: "host-00".into(),
+                action: HostAction::Refresh
+            },
+            UiRequest::Host {
+                host: "host-02".into(),
+                action: HostAction::Refresh
+            },
         ]
     );
     press(&mut app, "c");
@@ -89,7 +112,10 @@ fn update_confirmation_toggles_dry_run_and_sends_per_host() {
     press(&mut app, "u d Enter");
     assert_eq!(
         app.link().sent,
-        [UiRequest::Host { host: "host-00".into(), action: HostAction::Update { dry_run: true } }]
+        [UiRequest::Host {
+            host: "host-00".into(),
+            action: HostAction::Update { dry_run: true }
+        }]
     );
     let status = app.view.status.clone().unwrap();
     assert_eq!(status.text, "dry-run update: sent to 1 host");
@@ -107,11 +133,21 @@ fn escape_cancels_a_confirmation_without_sending() {
 fn retry_and_ack_only_target_failed_hosts() {
     let mut app = app();
     press(&mut app, "x");
-    assert!(app.view.status.as_ref().unwrap().text.contains("no failed host"));
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no failed host")
+    );
     press(&mut app, "* a y");
     assert_eq!(
         app.link().sent,
-        [UiRequest::Host { host: "host-03".into(), action: HostAction::Acknowledge }]
+        [UiRequest::Host {
+            host: "host-03".into(),
+            action: HostAction::Acknowledge
+        }]
     );
 }
 
@@ -127,23 +163,48 @@ fn wave_dialog_sends_the_composed_wave() {
         dry_run: false,
     };
     assert_eq!(app.link().sent, [UiRequest::StartWave(expected)]);
-    assert!(app.view.status.as_ref().unwrap().text.starts_with("wave started on 3 hosts"));
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("wave started on 3 hosts")
+    );
 }
 
 #[test]
 fn pause_resume_and_abort_a_running_wave() {
     let mut app = app();
     press(&mut app, "p");
-    assert!(app.view.status.as_ref().unwrap().text.contains("no wave is running"));
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("no wave is running")
+    );
     app.apply(&Event::Wave(wave(WaveStatus::Running)));
     press(&mut app, "w");
-    assert!(app.view.status.as_ref().unwrap().text.contains("a wave is running"));
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("a wave is running")
+    );
     press(&mut app, "p");
     app.apply(&Event::Wave(wave(WaveStatus::Paused)));
     press(&mut app, "p A y");
     assert_eq!(
         app.link().sent,
-        [UiRequest::PauseWave, UiRequest::ResumeWave, UiRequest::AbortWave]
+        [
+            UiRequest::PauseWave,
+            UiRequest::ResumeWave,
+            UiRequest::AbortWave
+        ]
     );
 }
 
@@ -152,12 +213,22 @@ fn read_only_disables_every_mutating_key() {
     let mut app = demo_app(Theme::plain(), true);
     for key in ["u", "b", "w", "p", "A", "x", "a"] {
         press(&mut app, key);
-        assert!(matches!(app.view.overlay, Overlay::None), "'{key}' opened a dialog");
+        assert!(
+            matches!(app.view.overlay, Overlay::None),
+            "'{key}' opened a dialog"
+        );
         let status = app.view.status.clone().unwrap();
-        assert!(status.error && status.text.starts_with("read-only:"), "{key}: {status:?}");
+        assert!(
+            status.error && status.text.starts_with("read-only:"),
+            "{key}: {status:?}"
+        );
     }
     press(&mut app, "r y");
-    assert_eq!(app.link().sent.len(), 1, "refresh changes no host and stays available");
+    assert_eq!(
+        app.link().sent.len(),
+        1,
+        "refresh changes no host and stays available"
+    );
 }
 
 #[test]
@@ -166,11 +237,18 @@ fn q_asks_while_work_is_running_and_quits_when_idle() {
     // host-01 is updating in the demo fleet.
     press(&mut app, "q");
     assert!(!app.should_quit());
-    let Overlay::Confirm(dialog) = &app.view.overlay else { panic!("q did not ask") };
+    let Overlay::Confirm(dialog) = &app.view.overlay else {
+        panic!("q did not ask")
+    };
     assert!(dialog.question().contains("1 host is busy"));
     press(&mut app, "Esc");
     assert!(!app.should_quit());
-    app.apply(&state_changed("host-01", StateKind::Updating, StateKind::Idle, None));
+    app.apply(&state_changed(
+        "host-01",
+        StateKind::Updating,
+        StateKind::Idle,
+        None,
+    ));
     press(&mut app, "q");
     assert!(app.should_quit());
 }
@@ -183,7 +261,10 @@ fn packages_view_marks_the_hosts_needing_a_package() {
     let mut marked: Vec<String> = app.view.marks.iter().map(|m| m.to_string()).collect();
     marked.sort();
     assert_eq!(marked, ["host-00", "host-01"]);
-    assert_eq!(app.view.status.as_ref().unwrap().text, "marked 2 hosts needing 'openssl'");
+    assert_eq!(
+        app.view.status.as_ref().unwrap().text,
+        "marked 2 hosts needing 'openssl'"
+    );
     // P, Enter, u: "patch openssl everywhere" in three keys.
     press(&mut app, "u y");
     assert_eq!(app.link().sent.len(), 2);
@@ -221,5 +302,9 @@ fn refused_sends_become_a_status_message() {
     press(&mut app, "r y");
     let status = app.view.status.clone().unwrap();
     assert!(status.error);
-    assert!(status.text.contains("host-00 (host busy"), "{}", status.text);
+    assert!(
+        status.text.contains("host-00 (host busy"),
+        "{}",
+        status.text
+    );
 }

@@ -30,7 +30,11 @@ impl ConfirmDialog {
         match &self.what {
             Confirmable::Host(action) => {
                 let n = self.hosts.len();
-                format!("{} {n} host{}?", action.verb(), if n == 1 { "" } else { "s" })
+                format!(
+                    "{} {n} host{}?",
+                    action.verb(),
+                    if n == 1 { "" } else { "s" }
+                )
             }
             Confirmable::AbortWave => {
                 "abort the wave? in-flight hosts finish their current step".to_string()
@@ -100,13 +104,21 @@ pub struct WaveDialog {
 impl WaveDialog {
     pub fn new(hosts: Vec<HostId>, source: &'static str, defaults: &WaveDefaults) -> Self {
         let mut batch_choices = vec![defaults.batch_sizes.clone()];
-        batch_choices.extend(BATCH_PRESETS.iter().filter_map(|p| BatchSize::parse_list(p).ok()));
+        batch_choices.extend(
+            BATCH_PRESETS
+                .iter()
+                .filter_map(|p| BatchSize::parse_list(p).ok()),
+        );
         dedup_keep_first(&mut batch_choices);
         let mut delay_choices = vec![defaults.delay];
         delay_choices.extend(DELAY_PRESETS.iter().map(|&s| Duration::from_secs(s)));
         dedup_keep_first(&mut delay_choices);
         let mut failure_choices = vec![defaults.max_failures];
-        failure_choices.extend(FAILURE_PRESETS.iter().filter_map(|p| FailureLimit::parse(p).ok()));
+        failure_choices.extend(
+            FAILURE_PRESETS
+                .iter()
+                .filter_map(|p| FailureLimit::parse(p).ok()),
+        );
         dedup_keep_first(&mut failure_choices);
         Self {
             hosts,
@@ -332,9 +344,17 @@ mod tests {
     #[test]
     fn packages_group_across_hosts_security_first() {
         let mut model = fleet(3);
-        model.apply(&pending("host-00", &[("curl", false), ("openssl", true)], false));
+        model.apply(&pending(
+            "host-00",
+            &[("curl", false), ("openssl", true)],
+            false,
+        ));
         model.apply(&pending("host-01", &[("curl", false)], false));
-        model.apply(&pending("host-02", &[("curl", false), ("zlib", false)], false));
+        model.apply(&pending(
+            "host-02",
+            &[("curl", false), ("zlib", false)],
+            false,
+        ));
         let view = PackagesDialog::build(&model);
         let names: Vec<&str> = view.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, ["openssl", "curl", "zlib"]);

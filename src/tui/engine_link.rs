@@ -54,7 +54,9 @@ pub fn seed(model: &mut FleetModel, records: &[HostRecord]) {
             _ => (None, false),
         };
         model.seed_state(&record.name, record.state.kind(), error);
-        let Some(row) = model.seed_row(&record.name) else { continue };
+        let Some(row) = model.seed_row(&record.name) else {
+            continue;
+        };
         row.acknowledged = acknowledged;
         if let Phase::WaitingReboot { reason } = &record.state.phase {
             row.reboot_reason = Some(reason.clone());

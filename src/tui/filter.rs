@@ -34,7 +34,9 @@ enum StateMatch {
 pub enum FilterError {
     #[error("unknown filter key '{0}' (use tag:, group:, state:, os: or a bare name)")]
     UnknownKey(String),
-    #[error("unknown state '{0}' (idle, querying, pending, updating, waiting, rebooting, verifying, failed, busy)")]
+    #[error(
+        "unknown state '{0}' (idle, querying, pending, updating, waiting, rebooting, verifying, failed, busy)"
+    )]
     UnknownState(String),
     #[error("'{0}:' needs a value")]
     Empty(String),
@@ -43,7 +45,10 @@ pub enum FilterError {
 impl Filter {
     /// Parses whitespace-separated terms.
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
-        let terms = text.split_whitespace().map(parse_term).collect::<Result<_, _>>()?;
+        let terms = text
+            .split_whitespace()
+            .map(parse_term)
+            .collect::<Result<_, _>>()?;
         Ok(Filter { terms })
     }
 
@@ -118,8 +123,18 @@ mod tests {
         let mut model = fleet(6);
         model.apply(&inventory("host-00", "debian", "12"));
         model.apply(&inventory("host-01", "fedora", "40"));
-        model.apply(&state_changed("host-02", StateKind::Idle, StateKind::Failed, Some("x")));
-        model.apply(&state_changed("host-03", StateKind::Idle, StateKind::Updating, None));
+        model.apply(&state_changed(
+            "host-02",
+            StateKind::Idle,
+            StateKind::Failed,
+            Some("x"),
+        ));
+        model.apply(&state_changed(
+            "host-03",
+            StateKind::Idle,
+            StateKind::Updating,
+            None,
+        ));
         let filter = Filter::parse(filter).unwrap();
         model
             .hosts()

@@ -92,15 +92,33 @@ macro_rules! bind {
 /// The default keymap (DESIGN.md §8).
 pub const BINDINGS: &[Binding] = &[
     bind!(MoveUp, "move_up", ["k", "Up"], "up / scroll up", Move),
-    bind!(MoveDown, "move_down", ["j", "Down"], "down / scroll down", Move),
+    bind!(
+        MoveDown,
+        "move_down",
+        ["j", "Down"],
+        "down / scroll down",
+        Move
+    ),
     bind!(PageUp, "page_up", ["PgUp", "Ctrl-b"], "page up", Move),
     bind!(PageDown, "page_down", ["PgDn", "Ctrl-f"], "page down", Move),
     bind!(Top, "top", ["g", "Home"], "first line", Move),
     bind!(Bottom, "bottom", ["G", "End"], "last line", Move),
     bind!(NextTab, "next_tab", ["Tab"], "next detail tab", Move),
-    bind!(PrevTab, "prev_tab", ["Shift-Tab"], "previous detail tab", Move),
+    bind!(
+        PrevTab,
+        "prev_tab",
+        ["Shift-Tab"],
+        "previous detail tab",
+        Move
+    ),
     bind!(Zoom, "zoom", ["Enter"], "zoom the detail pane", Move),
-    bind!(Back, "back", ["Esc", "Backspace"], "back; clears the filter", Move),
+    bind!(
+        Back,
+        "back",
+        ["Esc", "Backspace"],
+        "back; clears the filter",
+        Move
+    ),
     bind!(Filter, "filter", ["/"], "filter (log: search)", Select),
     bind!(NextMatch, "next_match", ["n"], "next search match", Move),
     bind!(Follow, "follow", ["f"], "follow the log", Move),
@@ -110,17 +128,57 @@ pub const BINDINGS: &[Binding] = &[
     bind!(Sort, "sort", ["s"], "sort by next column", Select),
     bind!(Packages, "packages", ["P"], "fleet-wide packages", Select),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
-    bind!(Update, "update", ["u"], "update (d: dry run)", Act, mutating),
+    bind!(
+        Update,
+        "update",
+        ["u"],
+        "update (d: dry run)",
+        Act,
+        mutating
+    ),
     bind!(Reboot, "reboot", ["b"], "reboot", Act, mutating),
     bind!(Wave, "wave", ["w"], "wave dialog", Act, mutating),
-    bind!(PauseWave, "pause_wave", ["p"], "pause / resume wave", Act, mutating),
-    bind!(AbortWave, "abort_wave", ["A"], "abort the wave", Act, mutating),
+    bind!(
+        PauseWave,
+        "pause_wave",
+        ["p"],
+        "pause / resume wave",
+        Act,
+        mutating
+    ),
+    bind!(
+        AbortWave,
+        "abort_wave",
+        ["A"],
+        "abort the wave",
+        Act,
+        mutating
+    ),
     bind!(Retry, "retry", ["x"], "retry failed host", Act, mutating),
-    bind!(Acknowledge, "acknowledge", ["a"], "acknowledge failure", Act, mutating),
+    bind!(
+        Acknowledge,
+        "acknowledge",
+        ["a"],
+        "acknowledge failure",
+        Act,
+        mutating
+    ),
     bind!(Confirm, "confirm", ["y"], "confirm (or Enter)", Dialog),
     bind!(ToggleDryRun, "dry_run", ["d"], "toggle dry run", Dialog),
-    bind!(Decrease, "decrease", ["h", "Left", "-"], "previous value", Dialog),
-    bind!(Increase, "increase", ["l", "Right", "+"], "next value", Dialog),
+    bind!(
+        Decrease,
+        "decrease",
+        ["h", "Left", "-"],
+        "previous value",
+        Dialog
+    ),
+    bind!(
+        Increase,
+        "increase",
+        ["l", "Right", "+"],
+        "next value",
+        Dialog
+    ),
     bind!(Help, "help", ["?"], "this help", Move),
     bind!(Quit, "quit", ["q"], "quit; closes dialogs", Move),
 ];
@@ -152,7 +210,8 @@ pub struct KeyPress {
 
 impl KeyPress {
     pub fn from_event(event: &KeyEvent) -> Self {
-        let mut mods = event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let mut mods =
+            event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match event.code {
             // Shift is already in the character (or in BackTab).
             KeyCode::Char(c) => {
@@ -182,7 +241,10 @@ impl KeyPress {
                 mods |= KeyModifiers::ALT;
                 rest = &rest[4..];
             } else if lower == "shift-tab" || lower == "backtab" {
-                return Ok(Self { code: KeyCode::BackTab, mods });
+                return Ok(Self {
+                    code: KeyCode::BackTab,
+                    mods,
+                });
             } else {
                 break;
             }
@@ -273,7 +335,9 @@ fn did_you_mean(name: &str) -> String {
         .iter()
         .map(|b| b.name)
         .find(|candidate| {
-            candidate.contains(name) || name.contains(candidate) || edit_distance(candidate, name) <= 2
+            candidate.contains(name)
+                || name.contains(candidate)
+                || edit_distance(candidate, name) <= 2
         })
         .map(|c| format!(" (did you mean '{c}'?)"))
         .unwrap_or_default()
@@ -313,7 +377,10 @@ impl KeyMap {
         let mut keys = Vec::with_capacity(BINDINGS.len());
         for binding in BINDINGS {
             let presses: Vec<KeyPress> = match overrides.get(binding.name) {
-                Some(specs) => specs.iter().map(|s| KeyPress::parse(s)).collect::<Result<_, _>>()?,
+                Some(specs) => specs
+                    .iter()
+                    .map(|s| KeyPress::parse(s))
+                    .collect::<Result<_, _>>()?,
                 None => binding
                     .keys
                     .iter()
@@ -381,7 +448,11 @@ impl KeyMap {
                 .find(|(a, _)| *a == binding.action)
                 .map(|(_, presses)| presses.iter().map(|p| format!("`{p}`")).collect())
                 .unwrap_or_default();
-            let ro = if binding.mutating { " (not with `--read-only`)" } else { "" };
+            let ro = if binding.mutating {
+                " (not with `--read-only`)"
+            } else {
+                ""
+            };
             out.push_str(&format!(
                 "| {} | {}{} | `{}` |\n",
                 keys.join(" "),
@@ -428,12 +499,24 @@ mod tests {
             (key(KeyCode::Char('G'), KeyModifiers::SHIFT), Action::Bottom),
             (key(KeyCode::BackTab, KeyModifiers::SHIFT), Action::PrevTab),
             (key(KeyCode::Char(' '), none), Action::Mark),
-            (key(KeyCode::Char('*'), KeyModifiers::SHIFT), Action::MarkAll),
-            (key(KeyCode::Char('P'), KeyModifiers::SHIFT), Action::Packages),
-            (key(KeyCode::Char('A'), KeyModifiers::SHIFT), Action::AbortWave),
+            (
+                key(KeyCode::Char('*'), KeyModifiers::SHIFT),
+                Action::MarkAll,
+            ),
+            (
+                key(KeyCode::Char('P'), KeyModifiers::SHIFT),
+                Action::Packages,
+            ),
+            (
+                key(KeyCode::Char('A'), KeyModifiers::SHIFT),
+                Action::AbortWave,
+            ),
             (key(KeyCode::Backspace, none), Action::Back),
             (key(KeyCode::Esc, none), Action::Back),
-            (key(KeyCode::Char('f'), KeyModifiers::CONTROL), Action::PageDown),
+            (
+                key(KeyCode::Char('f'), KeyModifiers::CONTROL),
+                Action::PageDown,
+            ),
             (key(KeyCode::Char('q'), none), Action::Quit),
         ];
         for (event, action) in cases {
@@ -445,14 +528,23 @@ mod tests {
     #[test]
     fn overrides_replace_defaults() {
         let mut overrides = BTreeMap::new();
-        overrides.insert("update".to_string(), vec!["U".to_string(), "F5".to_string()]);
+        overrides.insert(
+            "update".to_string(),
+            vec!["U".to_string(), "F5".to_string()],
+        );
         let map = KeyMap::new(&overrides).unwrap();
-        assert_eq!(map.action(&key(KeyCode::Char('u'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            map.action(&key(KeyCode::Char('u'), KeyModifiers::NONE)),
+            None
+        );
         assert_eq!(
             map.action(&key(KeyCode::Char('U'), KeyModifiers::SHIFT)),
             Some(Action::Update)
         );
-        assert_eq!(map.action(&key(KeyCode::F(5), KeyModifiers::NONE)), Some(Action::Update));
+        assert_eq!(
+            map.action(&key(KeyCode::F(5), KeyModifiers::NONE)),
+            Some(Action::Update)
+        );
         assert_eq!(map.keys_label(Action::Update), "U/F5");
     }
 
@@ -470,12 +562,26 @@ mod tests {
         assert!(matches!(one("update", "j"), KeyError::Conflict { .. }));
         let mut empty = BTreeMap::new();
         empty.insert("quit".to_string(), vec![]);
-        assert_eq!(KeyMap::new(&empty).unwrap_err(), KeyError::Unbound("quit".into()));
+        assert_eq!(
+            KeyMap::new(&empty).unwrap_err(),
+            KeyError::Unbound("quit".into())
+        );
     }
 
     #[test]
     fn key_specs_round_trip_through_display() {
-        for spec in ["j", "G", "Up", "PgDn", "Ctrl-u", "Shift-Tab", "Space", "F5", "Alt-x", "?"] {
+        for spec in [
+            "j",
+            "G",
+            "Up",
+            "PgDn",
+            "Ctrl-u",
+            "Shift-Tab",
+            "Space",
+            "F5",
+            "Alt-x",
+            "?",
+        ] {
             assert_eq!(KeyPress::parse(spec).unwrap().to_string(), spec);
         }
     }
@@ -484,7 +590,9 @@ mod tests {
     fn readme_key_table_matches_the_code() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
             .expect("README.md");
-        let start = readme.find("<!-- keys:start -->").expect("keys:start marker");
+        let start = readme
+            .find("<!-- keys:start -->")
+            .expect("keys:start marker");
         let end = readme.find("<!-- keys:end -->").expect("keys:end marker");
         let table = readme[start + "<!-- keys:start -->".len()..end].trim();
         assert_eq!(

@@ -77,9 +77,9 @@ impl HostRow {
 
     /// The OS id and the ids it is like, lowercase, for `os:` filters.
     pub fn os_ids(&self) -> impl Iterator<Item = &str> {
-        self.inventory
-            .iter()
-            .flat_map(|inv| std::iter::once(inv.os.id.as_str()).chain(inv.os.id_like.iter().map(String::as_str)))
+        self.inventory.iter().flat_map(|inv| {
+            std::iter::once(inv.os.id.as_str()).chain(inv.os.id_like.iter().map(String::as_str))
+        })
     }
 
     pub fn pending_count(&self) -> Option<usize> {
@@ -127,7 +127,13 @@ impl FleetModel {
                 crate::config::Transport::Local => "local".to_string(),
                 crate::config::Transport::Ssh => format!("{}@{}:{}", h.user, h.addr, h.port),
             };
-            HostRow::new(h.name.clone(), target, h.tags.clone(), h.groups.clone(), log_lines)
+            HostRow::new(
+                h.name.clone(),
+                target,
+                h.tags.clone(),
+                h.groups.clone(),
+                log_lines,
+            )
         });
         Self::from_rows(rows.collect())
     }
@@ -259,7 +265,9 @@ impl FleetModel {
                 }
             }
             Event::InventoryRefreshed { host, inventory } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.inventory = Some(inventory.clone());
             }
             Event::PendingRefreshed {
@@ -267,7 +275,9 @@ impl FleetModel {
                 packages,
                 reboot,
             } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.security = packages.iter().filter(|p| p.security).count();
                 row.pending = Some(packages.clone());
                 row.reboot = reboot.clone();
@@ -277,7 +287,9 @@ impl FleetModel {
                 plan,
                 dry_run,
             } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.plan = Some((plan.clone(), *dry_run));
             }
             Event::Refused {
@@ -285,11 +297,15 @@ impl FleetModel {
                 command,
                 reason,
             } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.refused = Some((*command, reason.clone()));
             }
             Event::Acknowledged { host } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.acknowledged = true;
             }
             Event::Wave(progress) => self.wave = Some(progress.clone()),
@@ -355,7 +371,12 @@ mod tests {
     fn state_changes_move_totals_and_record_errors() {
         let mut model = fleet(3);
         assert_eq!(model.total(StateKind::Idle), 3);
-        model.apply(&state_changed("host-01", StateKind::Idle, StateKind::Querying, None));
+        model.apply(&state_changed(
+            "host-01",
+            StateKind::Idle,
+            StateKind::Querying,
+            None,
+        ));
         model.apply(&state_changed(
             "host-01",
             StateKind::Querying,
@@ -376,7 +397,11 @@ mod tests {
     #[test]
     fn pending_refresh_counts_security_updates() {
         let mut model = fleet(1);
-        model.apply(&pending("host-00", &[("openssl", true), ("curl", false)], true));
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            true,
+        ));
         let row = model.host(0).unwrap();
         assert_eq!(row.pending_count(), Some(2));
         assert_eq!(row.security, 1);
@@ -386,9 +411,19 @@ mod tests {
     #[test]
     fn finished_update_stamps_last_update() {
         let mut model = fleet(1);
-        model.apply(&state_changed("host-00", StateKind::PendingUpdates, StateKind::Updating, None));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::PendingUpdates,
+            StateKind::Updating,
+            None,
+        ));
         assert!(model.host(0).unwrap().last_update.is_none());
-        model.apply(&state_changed("host-00", StateKind::Updating, StateKind::Idle, None));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::Updating,
+            StateKind::Idle,
+            None,
+        ));
         assert!(model.host(0).unwrap().last_update.is_some());
     }
 
@@ -419,7 +454,12 @@ mod tests {
     #[test]
     fn events_for_unknown_hosts_are_ignored() {
         let mut model = fleet(1);
-        model.apply(&state_changed("ghost", StateKind::Idle, StateKind::Failed, Some("x")));
+        model.apply(&state_changed(
+            "ghost",
+            StateKind::Idle,
+            StateKind::Failed,
+            Some("x"),
+        ));
         assert_eq!(model.total(StateKind::Failed), 0);
     }
 
@@ -427,12 +467,19 @@ mod tests {
     fn busy_and_wave_running() {
         let mut model = fleet(2);
         assert_eq!(model.busy_hosts(), 0);
-        model.apply(&state_changed("host-00", StateKind::Idle, StateKind::Updating, None));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::Idle,
+            StateKind::Updating,
+            None,
+        ));
         assert_eq!(model.busy_hosts(), 1);
         assert!(!model.wave_running());
         model.apply(&Event::Wave(crate::tui::testing::wave(WaveStatus::Paused)));
         assert!(model.wave_running());
-        model.apply(&Event::Wave(crate::tui::testing::wave(WaveStatus::Finished)));
+        model.apply(&Event::Wave(crate::tui::testing::wave(
+            WaveStatus::Finished,
+        )));
         assert!(!model.wave_running());
     }
 }

@@ -52,7 +52,11 @@ pub fn pending(host: &str, packages: &[(&str, bool)], reboot: bool) -> Event {
         packages: packages.into(),
         reboot: RebootStatus {
             required: reboot,
-            packages: if reboot { vec!["linux-image-amd64".into()] } else { vec![] },
+            packages: if reboot {
+                vec!["linux-image-amd64".into()]
+            } else {
+                vec![]
+            },
         },
     }
 }
@@ -122,14 +126,25 @@ pub fn demo_model() -> FleetModel {
     model.apply(&inventory("host-00", "debian", "12"));
     model.apply(&inventory("host-01", "fedora", "40"));
     model.apply(&inventory("host-02", "ubuntu", "24.04"));
-    model.apply(&pending("host-00", &[("openssl", true), ("curl", false), ("zlib1g", false)], false));
+    model.apply(&pending(
+        "host-00",
+        &[("openssl", true), ("curl", false), ("zlib1g", false)],
+        false,
+    ));
     model.apply(&state_changed("host-00", Idle, PendingUpdates, None));
     model.apply(&pending("host-01", &[("openssl", true)], true));
     model.apply(&state_changed("host-01", Idle, Updating, None));
     model.apply(&state_changed("host-02", Updating, Idle, None));
     model.apply(&pending("host-02", &[], false));
-    model.apply(&state_changed("host-03", Querying, Failed, Some("connecting to host-03: connection refused")));
-    model.apply(&Event::Acknowledged { host: "host-03".into() });
+    model.apply(&state_changed(
+        "host-03",
+        Querying,
+        Failed,
+        Some("connecting to host-03: connection refused"),
+    ));
+    model.apply(&Event::Acknowledged {
+        host: "host-03".into(),
+    });
     model.apply(&Event::Wave(wave(WaveStatus::Running)));
     for i in 0..30 {
         model.apply(&Event::Output {
@@ -142,7 +157,10 @@ pub fn demo_model() -> FleetModel {
 }
 
 /// The app over [`demo_model`], with a recording link and a pinned clock.
-pub fn demo_app(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
+pub fn demo_app(
+    theme: crate::tui::theme::Theme,
+    read_only: bool,
+) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
     use crate::config::{BatchSize, FailureLimit};
     let settings = crate::tui::app::Settings {
         read_only,
@@ -160,8 +178,13 @@ pub fn demo_app(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui:
 }
 
 /// Renders the app into a `width`×`height` test terminal and returns the buffer.
-pub fn draw<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, width: u16, height: u16) -> Buffer {
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+pub fn draw<L: crate::tui::request::EngineLink>(
+    app: &mut crate::tui::app::App<L>,
+    width: u16,
+    height: u16,
+) -> Buffer {
+    let mut terminal =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| app.draw(f)).unwrap();
     terminal.backend().buffer().clone()
 }
@@ -178,7 +201,11 @@ pub fn key(spec: &str) -> crossterm::event::KeyEvent {
         "Space" => (KeyCode::Char(' '), KeyModifiers::NONE),
         s if s.chars().count() == 1 => {
             let c = s.chars().next().unwrap();
-            let mods = if c.is_ascii_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::NONE };
+            let mods = if c.is_ascii_uppercase() {
+                KeyModifiers::SHIFT
+            } else {
+                KeyModifiers::NONE
+            };
             (KeyCode::Char(c), mods)
         }
         other => panic!("no test key {other}"),

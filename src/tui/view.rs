@@ -183,7 +183,10 @@ impl ViewState {
         if self.visible_key == Some(key) && self.visible.len() <= model.hosts().len() {
             return;
         }
-        let current = self.cursor_index().and_then(|i| model.host(i)).map(|h| h.name.clone());
+        let current = self
+            .cursor_index()
+            .and_then(|i| model.host(i))
+            .map(|h| h.name.clone());
         let hosts = model.hosts();
         self.visible.clear();
         self.visible
@@ -213,7 +216,9 @@ impl ViewState {
     /// The hosts an action applies to: the marked ones, else the cursor host.
     pub fn targets(&self, model: &FleetModel) -> Vec<HostId> {
         if self.marks.is_empty() {
-            self.cursor_host(model).map(|h| vec![h.name.clone()]).unwrap_or_default()
+            self.cursor_host(model)
+                .map(|h| vec![h.name.clone()])
+                .unwrap_or_default()
         } else {
             model
                 .hosts()
@@ -233,7 +238,11 @@ impl ViewState {
                 .filter_map(|&i| model.host(i))
                 .map(|h| h.name.clone())
                 .collect();
-            let source = if self.filter.is_empty() { "all hosts" } else { "filtered hosts" };
+            let source = if self.filter.is_empty() {
+                "all hosts"
+            } else {
+                "filtered hosts"
+            };
             (hosts, source)
         } else {
             (self.targets(model), "marked hosts")
@@ -281,7 +290,9 @@ fn sort_rows(rows: &mut [usize], hosts: &[HostRow], key: SortKey) {
     match key {
         // Config order is the operator's order; keep it for "name".
         SortKey::Name => rows.sort_by(|&a, &b| hosts[a].name.cmp(&hosts[b].name)),
-        SortKey::State => rows.sort_by_key(|&i| (state_rank(hosts[i].state), hosts[i].name.clone())),
+        SortKey::State => {
+            rows.sort_by_key(|&i| (state_rank(hosts[i].state), hosts[i].name.clone()))
+        }
         SortKey::Pending => rows.sort_by_key(|&i| {
             let h = &hosts[i];
             (

@@ -20,7 +20,13 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     let width = area.width.min(72);
     let host_lines = dialog.hosts.len().clamp(1, 6) as u16;
     let height = (host_lines + 6).min(area.height);
-    let inner = popup(area, buf, width, height, Line::styled(" Confirm ", theme.title()));
+    let inner = popup(
+        area,
+        buf,
+        width,
+        height,
+        Line::styled(" Confirm ", theme.title()),
+    );
     let mut lines = vec![Line::from(Span::styled(dialog.question(), theme.title()))];
     if !dialog.hosts.is_empty() {
         lines.extend(name_list(
@@ -36,15 +42,24 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     )];
     hint.push(Span::raw(" go  "));
     if let Confirmable::Host(HostAction::Update { dry_run }) = dialog.what {
-        hint.push(Span::styled(keys.keys_label(Action::ToggleDryRun), theme.title()));
+        hint.push(Span::styled(
+            keys.keys_label(Action::ToggleDryRun),
+            theme.title(),
+        ));
         let state = if dry_run { "on" } else { "off" };
         hint.push(Span::raw(format!(" dry run: {state}  ")));
     }
     hint.push(Span::styled(
-        format!("{}/{}", keys.keys_label(Action::Back), keys.keys_label(Action::Quit)),
+        format!(
+            "{}/{}",
+            keys.keys_label(Action::Back),
+            keys.keys_label(Action::Quit)
+        ),
         theme.title(),
     ));
     hint.push(Span::raw(" cancel"));
     lines.push(Line::from(hint));
-    Paragraph::new(lines).wrap(Wrap { trim: false }).render(inner, buf);
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .render(inner, buf);
 }

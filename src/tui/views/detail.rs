@@ -20,7 +20,9 @@ use crate::tui::view::{Tab, ViewState};
 
 pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let host = view.cursor_host(ctx.model);
-    let block = Block::default().borders(Borders::ALL).title(title(ctx, view, host));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title(ctx, view, host));
     let inner = block.inner(area);
     block.render(area, buf);
     view.detail_height = usize::from(inner.height).max(1);
@@ -43,7 +45,11 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
     };
     let scroll = view.detail_scroll.min(lines.len().saturating_sub(1));
     view.detail_scroll = scroll;
-    let window: Vec<Line> = lines.into_iter().skip(scroll).take(view.detail_height).collect();
+    let window: Vec<Line> = lines
+        .into_iter()
+        .skip(scroll)
+        .take(view.detail_height)
+        .collect();
     Paragraph::new(window).render(inner, buf);
 }
 
@@ -97,18 +103,29 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     }
     lines.push(field("tags", tags, ctx));
     if let Some(error) = &host.error {
-        let ack = if host.acknowledged { " (acknowledged)" } else { "" };
+        let ack = if host.acknowledged {
+            " (acknowledged)"
+        } else {
+            ""
+        };
         lines.push(Line::from(vec![
             Span::styled(format!("{:<10} ", "error"), theme.dim()),
             Span::styled(format!("{error}{ack}"), theme.error()),
         ]));
     }
     if let Some((command, reason)) = &host.refused {
-        lines.push(field("refused", format!("{command:?}: {reason}").to_lowercase(), ctx));
+        lines.push(field(
+            "refused",
+            format!("{command:?}: {reason}").to_lowercase(),
+            ctx,
+        ));
     }
     if host.reboot.required || host.state == StateKind::WaitingReboot {
         let why = if host.reboot.packages.is_empty() {
-            host.reboot_reason.as_deref().unwrap_or("the package manager says so").to_string()
+            host.reboot_reason
+                .as_deref()
+                .unwrap_or("the package manager says so")
+                .to_string()
         } else {
             format!("for {}", host.reboot.packages.join(", "))
         };
@@ -143,7 +160,11 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     }
     for (i, c) in inv.containers.iter().enumerate() {
         let name = if i == 0 { "containers" } else { "" };
-        lines.push(field(name, format!("{} ({}) {}", c.name, c.image, c.state), ctx));
+        lines.push(field(
+            name,
+            format!("{} ({}) {}", c.name, c.image, c.state),
+            ctx,
+        ));
     }
     lines
 }
@@ -170,18 +191,27 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
         }
     }
     let Some(pending) = &host.pending else {
-        lines.push(Line::from(Span::styled("not checked yet (r refreshes)", theme.dim())));
+        lines.push(Line::from(Span::styled(
+            "not checked yet (r refreshes)",
+            theme.dim(),
+        )));
         return lines;
     };
     if pending.is_empty() {
-        lines.push(Line::from(Span::styled("up to date", theme.state(StateKind::Idle))));
+        lines.push(Line::from(Span::styled(
+            "up to date",
+            theme.state(StateKind::Idle),
+        )));
     }
     let name_w = (width / 3).clamp(10, 28);
     let version_w = width.saturating_sub(name_w + 14) / 2;
     for pkg in pending.iter() {
         let mut spans = vec![
             Span::raw(format!("{:<name_w$} ", fit(&pkg.name, name_w))),
-            Span::styled(format!("{:>version_w$}", fit(&pkg.from, version_w)), theme.dim()),
+            Span::styled(
+                format!("{:>version_w$}", fit(&pkg.from, version_w)),
+                theme.dim(),
+            ),
             Span::raw(" → "),
             Span::raw(format!("{:<version_w$}", fit(&pkg.to, version_w))),
         ];

@@ -22,7 +22,9 @@ pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
     let mut chosen = None;
     for (compact_totals, compact_wave) in candidates {
         let left = totals_line(ctx, compact_totals);
-        let right = wave.map(|w| wave_line(w, ctx, compact_wave)).unwrap_or_default();
+        let right = wave
+            .map(|w| wave_line(w, ctx, compact_wave))
+            .unwrap_or_default();
         let fits = left.width() + right.width() + 1 <= width;
         chosen = Some((left, right));
         if fits {
@@ -30,11 +32,15 @@ pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
         }
     }
     let Some((left, right)) = chosen else { return };
-    let right_width = u16::try_from(right.width()).unwrap_or(u16::MAX).min(area.width);
+    let right_width = u16::try_from(right.width())
+        .unwrap_or(u16::MAX)
+        .min(area.width);
     let [left_area, right_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
     Paragraph::new(left).render(left_area, buf);
-    Paragraph::new(right).right_aligned().render(right_area, buf);
+    Paragraph::new(right)
+        .right_aligned()
+        .render(right_area, buf);
 }
 
 fn totals_line(ctx: Ctx<'_>, compact: bool) -> Line<'static> {
@@ -66,7 +72,10 @@ fn totals_line(ctx: Ctx<'_>, compact: bool) -> Line<'static> {
 fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> {
     let theme = ctx.theme;
     const CELLS: usize = 5;
-    let filled = (wave.done * CELLS).checked_div(wave.total).unwrap_or(0).min(CELLS);
+    let filled = (wave.done * CELLS)
+        .checked_div(wave.total)
+        .unwrap_or(0)
+        .min(CELLS);
     let bar: String = "■".repeat(filled) + &"□".repeat(CELLS - filled);
     let status = match wave.status {
         WaveStatus::Started | WaveStatus::Running => "",
@@ -76,7 +85,10 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
         WaveStatus::Aborted => " aborted",
         WaveStatus::Finished => " done",
     };
-    let mut spans = vec![Span::raw(format!("wave{status} {}/{} ", wave.batch, wave.batches))];
+    let mut spans = vec![Span::raw(format!(
+        "wave{status} {}/{} ",
+        wave.batch, wave.batches
+    ))];
     if !compact {
         spans.push(Span::styled(bar, theme.accent()));
         spans.push(Span::raw(" "));
@@ -96,7 +108,9 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
 
 pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let theme = ctx.theme;
-    let block = Block::default().borders(Borders::ALL).title(table_title(ctx, view));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(table_title(ctx, view));
     let inner = block.inner(area);
     block.render(area, buf);
     let height = usize::from(inner.height.saturating_sub(1)); // one line for the column header
@@ -114,7 +128,9 @@ pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewS
         Constraint::Fill(1),
         Constraint::Length(7),
     ];
-    let mut titles = vec!["", "HOST", "STATE", "OS", "PEND", "SEC", "RB", "TAGS", "UPDATED"];
+    let mut titles = vec![
+        "", "HOST", "STATE", "OS", "PEND", "SEC", "RB", "TAGS", "UPDATED",
+    ];
     if wide {
         widths.push(Constraint::Fill(2));
         titles.push("LAST ERROR");
@@ -152,16 +168,29 @@ pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewS
 fn table_title(ctx: Ctx<'_>, view: &ViewState) -> Line<'static> {
     let theme = ctx.theme;
     let mut spans = vec![Span::styled(
-        format!(" Hosts {}/{} ", view.visible().len(), ctx.model.hosts().len()),
+        format!(
+            " Hosts {}/{} ",
+            view.visible().len(),
+            ctx.model.hosts().len()
+        ),
         theme.title(),
     )];
     if !view.filter_text.is_empty() || view.input == Input::Filter {
-        spans.push(Span::styled(format!(" filter: {} ", view.filter_text), theme.accent()));
+        spans.push(Span::styled(
+            format!(" filter: {} ", view.filter_text),
+            theme.accent(),
+        ));
     }
     if !view.marks.is_empty() {
-        spans.push(Span::styled(format!(" {} marked ", view.marks.len()), theme.marked()));
+        spans.push(Span::styled(
+            format!(" {} marked ", view.marks.len()),
+            theme.marked(),
+        ));
     }
-    spans.push(Span::styled(format!(" sort: {} ", view.sort.label()), theme.dim()));
+    spans.push(Span::styled(
+        format!(" sort: {} ", view.sort.label()),
+        theme.dim(),
+    ));
     Line::from(spans)
 }
 
@@ -187,7 +216,11 @@ fn host_row(
         Some(n) => (n.to_string(), host.security.to_string()),
         None => ("—".to_string(), "—".to_string()),
     };
-    let sec_style = if host.security > 0 { theme.warn() } else { Style::new() };
+    let sec_style = if host.security > 0 {
+        theme.warn()
+    } else {
+        Style::new()
+    };
     let reboot = if host.reboot.required || host.state == StateKind::WaitingReboot {
         Cell::from(Span::styled("⟳", theme.warn()))
     } else {
@@ -213,5 +246,9 @@ fn host_row(
         cells.push(Cell::from(Span::styled(error.to_string(), theme.error())));
     }
     let row = Row::new(cells);
-    if is_cursor { row.style(theme.cursor()) } else { row }
+    if is_cursor {
+        row.style(theme.cursor())
+    } else {
+        row
+    }
 }

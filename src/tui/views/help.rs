@@ -23,7 +23,12 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
     let inner = popup(area, buf, 84, 24, title);
     let mut lines: Vec<Line> = Vec::new();
     let key_w = 14;
-    for section in [Section::Move, Section::Select, Section::Act, Section::Dialog] {
+    for section in [
+        Section::Move,
+        Section::Select,
+        Section::Act,
+        Section::Dialog,
+    ] {
         if !lines.is_empty() {
             lines.push(Line::raw(""));
         }
@@ -37,8 +42,21 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
             };
             let style = if disabled { theme.dim() } else { theme.title() };
             lines.push(Line::from(vec![
-                Span::styled(format!("{:<key_w$} ", fit(&ctx.keys.keys_label(binding.action), key_w)), style),
-                Span::styled(help, if disabled { theme.dim() } else { Default::default() }),
+                Span::styled(
+                    format!(
+                        "{:<key_w$} ",
+                        fit(&ctx.keys.keys_label(binding.action), key_w)
+                    ),
+                    style,
+                ),
+                Span::styled(
+                    help,
+                    if disabled {
+                        theme.dim()
+                    } else {
+                        Default::default()
+                    },
+                ),
             ]));
         }
     }
@@ -50,7 +68,9 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
     };
     *scroll = (*scroll).min(per_column.saturating_sub(height));
     let scroll = *scroll;
-    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns]).spacing(2).split(inner);
+    let areas = Layout::horizontal(vec![Constraint::Fill(1); columns])
+        .spacing(2)
+        .split(inner);
     for (i, column) in areas.iter().enumerate() {
         let chunk: Vec<Line> = lines
             .iter()

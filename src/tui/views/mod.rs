@@ -86,7 +86,11 @@ fn render_footer(area: Rect, buf: &mut ratatui::buffer::Buffer, ctx: Ctx<'_>, vi
             Span::styled("▏", theme.accent()),
         ]),
         (Input::None, Some(status)) => {
-            let style = if status.error { theme.error() } else { theme.accent() };
+            let style = if status.error {
+                theme.error()
+            } else {
+                theme.accent()
+            };
             Line::from(Span::styled(format!(" {}", status.text), style))
         }
         (Input::None, None) => hints(ctx, view, area.width),
@@ -101,7 +105,11 @@ fn hints(ctx: Ctx<'_>, view: &ViewState, width: u16) -> Line<'static> {
     if view.read_only {
         spans.push(Span::styled(" READ-ONLY", theme.warn()));
     }
-    let move_keys = format!("{}/{}", keys.first_key(Action::MoveDown), keys.first_key(Action::MoveUp));
+    let move_keys = format!(
+        "{}/{}",
+        keys.first_key(Action::MoveDown),
+        keys.first_key(Action::MoveUp)
+    );
     let items: [(String, &str, bool); 10] = [
         (move_keys, "move", false),
         (keys.first_key(Action::Mark), "mark", false),
@@ -116,7 +124,10 @@ fn hints(ctx: Ctx<'_>, view: &ViewState, width: u16) -> Line<'static> {
     ];
     let mut used: usize = spans.iter().map(|s| s.width()).sum();
     // Help and quit must always fit: reserve their room first.
-    let tail: usize = items[8..].iter().map(|(k, l, _)| k.chars().count() + l.len() + 3).sum();
+    let tail: usize = items[8..]
+        .iter()
+        .map(|(k, l, _)| k.chars().count() + l.len() + 3)
+        .sum();
     for (i, (key, label, mutating)) in items.iter().enumerate() {
         if view.read_only && *mutating {
             continue;
@@ -133,7 +144,13 @@ fn hints(ctx: Ctx<'_>, view: &ViewState, width: u16) -> Line<'static> {
 }
 
 /// A bordered box centred in `area`, cleared, at most `width`×`height`.
-fn popup(area: Rect, buf: &mut ratatui::buffer::Buffer, width: u16, height: u16, title: Line<'static>) -> Rect {
+fn popup(
+    area: Rect,
+    buf: &mut ratatui::buffer::Buffer,
+    width: u16,
+    height: u16,
+    title: Line<'static>,
+) -> Rect {
     use ratatui::widgets::Widget;
     let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
         .flex(Flex::Center)
@@ -170,11 +187,19 @@ pub fn fit(text: &str, width: usize) -> String {
 }
 
 /// A list of names joined by ", ", ending in "… and N more" when it will not fit `width`×`lines`.
-pub fn name_list(names: &[crate::config::HostId], width: usize, lines: usize) -> Vec<Line<'static>> {
+pub fn name_list(
+    names: &[crate::config::HostId],
+    width: usize,
+    lines: usize,
+) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let mut current = String::new();
     for (i, name) in names.iter().enumerate() {
-        let piece = if i + 1 < names.len() { format!("{name}, ") } else { name.to_string() };
+        let piece = if i + 1 < names.len() {
+            format!("{name}, ")
+        } else {
+            name.to_string()
+        };
         if current.chars().count() + piece.chars().count() > width && !current.is_empty() {
             out.push(Line::raw(std::mem::take(&mut current)));
             if out.len() + 1 == lines.max(1) {

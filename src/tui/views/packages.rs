@@ -30,7 +30,10 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
             hosts_with
         )),
         Span::styled(
-            format!(" {} marks the hosts needing it ", ctx.keys.keys_label(Action::Zoom)),
+            format!(
+                " {} marks the hosts needing it ",
+                ctx.keys.keys_label(Action::Zoom)
+            ),
             theme.dim(),
         ),
     ]);
@@ -72,7 +75,11 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
                 Cell::from(sec),
                 Cell::from(Span::styled(group.versions.clone(), theme.dim())),
             ]);
-            if cursor { row.style(theme.cursor()) } else { row }
+            if cursor {
+                row.style(theme.cursor())
+            } else {
+                row
+            }
         })
         .collect();
     let widths = [

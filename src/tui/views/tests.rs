@@ -19,7 +19,10 @@ fn fleet_screen_at_80x24() {
     assert!(screen.contains("tendhost  6  ●3 ◆1 ▲1 ✖1"), "{screen}");
     assert!(screen.contains("wave 2/5 ■□□□□ 13/42 ok, 1 failed"));
     let wide = text(&draw(&mut app, 120, 24));
-    assert!(wide.contains("6 hosts  ●3 idle ◆1 pending ▲1 updating ✖1 failed"), "{wide}");
+    assert!(
+        wide.contains("6 hosts  ●3 idle ◆1 pending ▲1 updating ✖1 failed"),
+        "{wide}"
+    );
     assert!(screen.contains("✖ failed (ack)"));
     assert!(screen.contains("Debian 12"));
     assert!(screen.contains("3h ago"), "relative update time");
@@ -48,7 +51,12 @@ fn no_color_draws_no_colour_but_keeps_every_symbol() {
     let mut app = demo_app(Theme::plain(), false);
     let buf = draw(&mut app, 80, 24);
     for cell in buf.content() {
-        assert_eq!(cell.fg, Color::Reset, "cell {:?} has a colour", cell.symbol());
+        assert_eq!(
+            cell.fg,
+            Color::Reset,
+            "cell {:?} has a colour",
+            cell.symbol()
+        );
         assert_eq!(cell.bg, Color::Reset);
     }
     let screen = text(&buf);
@@ -150,7 +158,10 @@ fn inventory_tab_shows_os_kernel_containers_and_errors() {
     assert!(screen.contains("web (nginx:1.25) running"));
     press(&mut app, "j j j");
     let screen = text(&draw(&mut app, 80, 30));
-    assert!(screen.contains("connection refused (acknowledged)"), "{screen}");
+    assert!(
+        screen.contains("connection refused (acknowledged)"),
+        "{screen}"
+    );
 }
 
 #[test]
@@ -197,7 +208,11 @@ fn help_lists_every_binding_from_the_keymap() {
     press(&mut app, "?");
     let screen = text(&draw(&mut app, 100, 40));
     for binding in crate::tui::keys::BINDINGS {
-        assert!(screen.contains(binding.help), "help lacks '{}'", binding.help);
+        assert!(
+            screen.contains(binding.help),
+            "help lacks '{}'",
+            binding.help
+        );
     }
     let small = text(&draw(&mut app, 80, 24));
     assert!(small.contains("Keys"));
@@ -211,7 +226,10 @@ fn read_only_says_so() {
     assert!(!screen.contains(" u update"));
     press(&mut app, "u");
     let screen = text(&draw(&mut app, 80, 24));
-    assert!(screen.contains("read-only: 'update' is disabled"), "{screen}");
+    assert!(
+        screen.contains("read-only: 'update' is disabled"),
+        "{screen}"
+    );
     press(&mut app, "?");
     let screen = text(&draw(&mut app, 100, 40));
     assert!(screen.contains("update (d: dry run) (ro)"), "{screen}");

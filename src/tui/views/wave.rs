@@ -32,7 +32,12 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         format!("{} batches: {}{more}", plan.len(), sizes.join(", "))
     };
     let values = [
-        (WaveField::BatchSizes, "batch sizes", sizes_text(dialog.batch_sizes()), plan_text),
+        (
+            WaveField::BatchSizes,
+            "batch sizes",
+            sizes_text(dialog.batch_sizes()),
+            plan_text,
+        ),
         (
             WaveField::Delay,
             "delay",
@@ -43,7 +48,10 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
             WaveField::MaxFailures,
             "max failures",
             failures_text(dialog.max_failures()),
-            format!("halts after {} failed", dialog.max_failures().resolve(n) + 1),
+            format!(
+                "halts after {} failed",
+                dialog.max_failures().resolve(n) + 1
+            ),
         ),
         (
             WaveField::DryRun,
@@ -58,7 +66,11 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     ];
     for (field, name, value, note) in values {
         let current = field == dialog.current_field();
-        let value_style = if current { theme.cursor() } else { theme.accent() };
+        let value_style = if current {
+            theme.cursor()
+        } else {
+            theme.accent()
+        };
         let note_style = if field == WaveField::DryRun && !dialog.dry_run {
             theme.error()
         } else {
@@ -73,15 +85,26 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
-        Span::styled(format!("{}/Enter", keys.first_key(Action::Confirm)), theme.title()),
+        Span::styled(
+            format!("{}/Enter", keys.first_key(Action::Confirm)),
+            theme.title(),
+        ),
         Span::raw(" start  "),
         Span::styled(
-            format!("{}/{}", keys.first_key(Action::MoveDown), keys.first_key(Action::MoveUp)),
+            format!(
+                "{}/{}",
+                keys.first_key(Action::MoveDown),
+                keys.first_key(Action::MoveUp)
+            ),
             theme.title(),
         ),
         Span::raw(" field  "),
         Span::styled(
-            format!("{}/{}", keys.first_key(Action::Decrease), keys.first_key(Action::Increase)),
+            format!(
+                "{}/{}",
+                keys.first_key(Action::Decrease),
+                keys.first_key(Action::Increase)
+            ),
             theme.title(),
         ),
         Span::raw(" change  "),

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-pub use sshd::{SshHost, SshdOptions, client_key, start_fleet, NOPASSWD_USER, PASSWD_USER};
+pub use sshd::{NOPASSWD_USER, PASSWD_USER, SshHost, SshdOptions, client_key, start_fleet};
 use tendhost::config::{Config, HostConfig, KnownHostsPolicy};
 use tendhost::remote::RemoteContext;
 
@@ -86,7 +86,8 @@ impl TestEnv {
             .mode(0o600)
             .open(self.known_hosts())
             .expect("opening known_hosts");
-        file.write_all(text.as_bytes()).expect("writing known_hosts");
+        file.write_all(text.as_bytes())
+            .expect("writing known_hosts");
     }
 
     /// A `[[host]]` block for `host`, logging in as `user` with the harness client key.
@@ -127,8 +128,8 @@ impl TestEnv {
     /// A hermetic context using this env's known_hosts with `policy`, knowing `config`'s hosts
     /// (for `proxy_jump = "name"`), with short timeouts and backoff suited to tests.
     pub fn context_with(&self, config: &Config, policy: KnownHostsPolicy) -> RemoteContext {
-        let mut ctx = RemoteContext::new(self.known_hosts(), policy)
-            .with_hosts(config.hosts.iter().cloned());
+        let mut ctx =
+            RemoteContext::new(self.known_hosts(), policy).with_hosts(config.hosts.iter().cloned());
         ctx.connect_timeout = std::time::Duration::from_secs(5);
         ctx.command_timeout = std::time::Duration::from_secs(60);
         ctx.backoff = std::time::Duration::from_millis(100);

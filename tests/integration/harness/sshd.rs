@@ -61,7 +61,9 @@ impl SshHost {
         prepare_system()?;
         let port = options.port.unwrap_or(22);
         let (addr, claim) = Claim::next(port)?;
-        let tmp = tempfile::Builder::new().prefix("tendhost-sshd-").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("tendhost-sshd-")
+            .tempdir()?;
         let dir = tmp.path().to_path_buf();
         // Readable by the non-root test users: sshd reads authorized_keys as the target user.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
@@ -101,9 +103,14 @@ impl SshHost {
 
     /// The host's public key, `ssh-ed25519 AAAA…`.
     pub fn host_public_key(&self) -> String {
-        let text = fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default();
+        let text =
+            fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default();
         let mut parts = text.split_whitespace();
-        format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or(""))
+        format!(
+            "{} {}",
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or("")
+        )
     }
 
     /// A known_hosts line trusting this host's current key.
@@ -258,8 +265,7 @@ impl SshHost {
                     self.log()
                 )));
             }
-            if TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok()
-            {
+            if TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -286,7 +292,10 @@ pub fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHos
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(io::Error::other("start panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("start panicked")))
+            })
             .collect()
     });
     results.into_iter().collect()
@@ -295,7 +304,9 @@ pub fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHos
 /// `ssh` arguments reaching `host` as `user` with the test client key, batch mode, no host key
 /// checking and no user config (append the remote command).
 pub fn openssh_args(host: &SshHost, user: &str) -> Vec<String> {
-    let key = client_key().map(|k| k.display().to_string()).unwrap_or_default();
+    let key = client_key()
+        .map(|k| k.display().to_string())
+        .unwrap_or_default();
     vec![
         "-F".into(),
         "/dev/null".into(),
@@ -338,7 +349,9 @@ pub fn process_dir() -> io::Result<PathBuf> {
         if let Ok(entries) = fs::read_dir(&base) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                if let Some(pid) = name.strip_prefix("tendhost-it-").and_then(|p| p.parse().ok())
+                if let Some(pid) = name
+                    .strip_prefix("tendhost-it-")
+                    .and_then(|p| p.parse().ok())
                     && !pid_alive(pid)
                 {
                     let _ = fs::remove_dir_all(entry.path());
@@ -377,7 +390,10 @@ pub fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> 
 
 /// `SHA256:…` of a public key file, via ssh-keygen.
 pub fn fingerprint(public_key: &Path) -> io::Result<String> {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(public_key).output()?;
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public_key)
+        .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .nth(1)
@@ -447,7 +463,9 @@ impl Claim {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok());
+                    let owner = fs::read_to_string(file)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
                     match owner {
                         Some(pid) if pid_alive(pid) => return Ok(false),
                         // Stale (or half-written by a dying process): remove and retry once.
@@ -484,7 +502,11 @@ fn kill_tree(root: i32) {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
                 continue;
             };
             if let Some(ppid) = parent_of(pid) {
