@@ -229,6 +229,9 @@ pub struct PackageGroup {
     pub versions: String,
 }
 
+/// Hosts needing a package, whether any says security, and the distinct (from, to) pairs.
+type Grouping<'a> = (Vec<HostId>, bool, Vec<(&'a str, &'a str)>);
+
 /// The fleet-wide package view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackagesDialog {
@@ -242,7 +245,7 @@ pub struct PackagesDialog {
 impl PackagesDialog {
     /// Groups every pending package by name: security first, then by how many hosts need it.
     pub fn build(model: &FleetModel) -> Self {
-        let mut by_name: BTreeMap<&str, (Vec<HostId>, bool, Vec<(&str, &str)>)> = BTreeMap::new();
+        let mut by_name: BTreeMap<&str, Grouping<'_>> = BTreeMap::new();
         for host in model.hosts() {
             for pkg in host.pending.iter().flat_map(|p| p.iter()) {
                 let entry = by_name.entry(pkg.name.as_str()).or_default();

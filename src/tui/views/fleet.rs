@@ -25,7 +25,7 @@ pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
         let right = wave
             .map(|w| wave_line(w, ctx, compact_wave))
             .unwrap_or_default();
-        let fits = left.width() + right.width() + 1 <= width;
+        let fits = left.width() + right.width() < width;
         chosen = Some((left, right));
         if fits {
             break;
