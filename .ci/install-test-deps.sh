@@ -13,8 +13,11 @@ PACKAGES=(
   debootstrap dpkg-dev
   # pkg: a real rpm database and repository for dnf/yum output
   dnf dnf-plugins-core rpm createrepo-c
-  # pkg: a local registry on loopback for docker compose pulls
-  docker-registry
+  # pkg: a local registry on loopback for docker compose pulls, compose v1, and gcc/libc6-dev
+  # for the static binary inside the test images
+  docker-registry docker-compose gcc libc6-dev
+  # pkg: the dpkg-lock test holds apt's fcntl lock from python3
+  python3
 )
 
 missing=()

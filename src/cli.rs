@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Without a subcommand or --batch, tendhost opens the full-screen console.
 #[derive(Debug, Parser)]
-#[command(name = "tendhost", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+#[command(name = "tendhost", version, about, long_about = None)]
 #[command(after_help = "\
 Config is read from --config, then $TENDHOST_CONFIG, then ./tendhost.toml, then
 $XDG_CONFIG_HOME/tendhost/tendhost.toml.

@@ -4,10 +4,12 @@
 //! `main.rs` stays wiring only; nothing here prints or exits.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod exit;
+pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;
 pub mod pkg;

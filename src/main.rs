@@ -5,14 +5,14 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{cli, config, exit, logging, store, tui};
+use tendhost::{batch, cli, config, engine, exit, hostmgmt, logging, remote, store, tui};
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{BatchCommand, Cli, Command};
+use crate::cli::{BatchCommand, Cli, Command, HostCommand};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::store::Paths;
@@ -49,6 +49,10 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Ok(paths) => paths,
         Err(err) => return Ok(usage_error(&format!("resolving XDG directories: {err}"))),
     };
+    // keygen needs no config: it is often the first thing a new user runs.
+    if let Some(Command::Keygen { force }) = &cli.command {
+        return Ok(keygen(&paths, *force));
+    }
     let config = match load_config(&cli, &paths) {
         Ok(config) => config,
         Err(err) => {
@@ -62,40 +66,171 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
 
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
-        (None, Some(other)) => Ok(not_yet(&format!("--batch {other:?}").to_lowercase())),
-        (None, None) => run_console(&cli, &config, &paths),
-        (Some(Command::Keygen { .. }), _) => Ok(not_yet("keygen")),
-        (Some(Command::Host(_)), _) => Ok(not_yet("host")),
-        (Some(Command::Completions { .. } | Command::Man), _) => Ok(Exit::Ok),
+        (None, Some(command)) => run_batch(command, &cli, config, &paths),
+        (None, None) => run_console(&cli, config, &paths),
+        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
+            Ok(host_add(&config, target, name.clone(), tags.clone()))
+        }
+        (
+            Some(Command::Host(HostCommand::Test {
+                hosts,
+                select,
+                accept_new,
+                json,
+            })),
+            _,
+        ) => {
+            let chosen = match hostmgmt::select_hosts(&config, hosts, select) {
+                Ok(chosen) => chosen,
+                Err(err) => return Ok(usage_error(&err.to_string())),
+            };
+            let ctx = remote::RemoteContext::from_config(&config, &paths);
+            let opts = hostmgmt::TestOptions {
+                accept_new: *accept_new,
+                json: *json,
+                concurrency: config.fleet.concurrency,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(runtime.block_on(hostmgmt::test_hosts(&chosen, &ctx, &opts)))
+        }
+        (Some(Command::Keygen { .. } | Command::Completions { .. } | Command::Man), _) => {
+            Ok(Exit::Ok)
+        }
     }
 }
 
-/// The full-screen console. Logs go to the log file and the App log tab, never the terminal.
-fn run_console(cli: &Cli, config: &Config, paths: &Paths) -> color_eyre::Result<Exit> {
-    let settings = match tui::Settings::from_config(config, cli.read_only) {
-        Ok(settings) => settings,
-        Err(err) => return Ok(usage_error(&err.to_string())),
+/// `--batch COMMAND`: validate, take the state lock, run the engine headless.
+fn run_batch(
+    command: BatchCommand,
+    cli: &Cli,
+    config: Config,
+    paths: &Paths,
+) -> color_eyre::Result<Exit> {
+    let request = match batch::Request::new(command, &cli.batch_args, &config) {
+        Ok(request) => request,
+        Err(err) => return Ok(usage_error(&err)),
     };
-    paths.ensure_state_dir()?;
+    if request.hosts.is_empty() {
+        return Ok(usage_error("no host matches the selection"));
+    }
+    if let Err(err) = paths.ensure_state_dir() {
+        return Ok(usage_error(&format!(
+            "creating the state dir '{}': {err}",
+            paths.state_dir.display()
+        )));
+    }
     let _lock = match store::StateLock::acquire(&paths.lock()) {
         Ok(lock) => lock,
         Err(err @ store::LockError::Held { .. }) => {
             eprintln!("tendhost: {err}");
             return Ok(Exit::Locked);
         }
-        Err(err) => return Err(err.into()),
+        Err(err) => return Ok(usage_error(&error_chain(&err))),
+    };
+    let _log = logging::init(&paths.log(), config.log_level.as_deref(), None)?;
+    let loaded = store::snapshot::load(&paths.snapshot());
+    if let Some(warning) = &loaded.warning {
+        eprintln!("tendhost: warning: {warning}");
+    }
+    let config = std::sync::Arc::new(config);
+    let mut deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
+    // A batch run is short: no periodic refresh on top of what it was asked to do.
+    deps.periodic_refresh = false;
+    let printer = batch::Printer::new(request.json, batch_name(command));
+    let runtime = tokio::runtime::Runtime::new()?;
+    Ok(runtime.block_on(async move {
+        let (engine, events) = engine::Engine::start(config, deps);
+        batch::run(engine, events, request, printer).await
+    }))
+}
+
+fn batch_name(command: BatchCommand) -> &'static str {
+    match command {
+        BatchCommand::Check => "check",
+        BatchCommand::Hosts => "hosts",
+        BatchCommand::Inventory => "inventory",
+        BatchCommand::Update => "update",
+        BatchCommand::Reboot => "reboot",
+        BatchCommand::Wave => "wave",
+        BatchCommand::Retry => "retry",
+        BatchCommand::Ack => "ack",
+    }
+}
+
+/// `tendhost keygen`: print the public line on stdout, say where the key is on stderr.
+fn keygen(paths: &Paths, force: bool) -> Exit {
+    match hostmgmt::keygen(paths, force) {
+        Ok(key) => {
+            let what = if key.created {
+                "created"
+            } else {
+                "kept existing (use --force to replace)"
+            };
+            eprintln!(
+                "tendhost: {what} key '{}'; add this line to authorized_keys:",
+                key.path.display()
+            );
+            println!("{}", key.public_line);
+            Exit::Ok
+        }
+        Err(err) => {
+            eprintln!("tendhost: keygen: {}", error_chain(&err));
+            Exit::HostFailed
+        }
+    }
+}
+
+/// `tendhost host add`: append to the config file that was loaded.
+fn host_add(config: &Config, target: &str, name: Option<String>, tags: Vec<String>) -> Exit {
+    let host = match hostmgmt::NewHost::parse(target, name, tags) {
+        Ok(host) => host,
+        Err(err) => return usage_error(&err.to_string()),
+    };
+    match hostmgmt::add_host(&config.path, &host) {
+        Ok(_) => {
+            println!("added host '{}' to {}", host.name, config.path.display());
+            Exit::Ok
+        }
+        Err(err) => usage_error(&error_chain(&err)),
+    }
+}
+
+/// The full-screen console over the engine. Logs go to the log file and the App log tab, never
+/// onto the terminal the console owns.
+fn run_console(cli: &Cli, config: Config, paths: &Paths) -> color_eyre::Result<Exit> {
+    let settings = match tui::Settings::from_config(&config, cli.read_only) {
+        Ok(settings) => settings,
+        Err(err) => return Ok(usage_error(&err.to_string())),
+    };
+    if let Err(err) = paths.ensure_state_dir() {
+        return Ok(usage_error(&format!(
+            "creating the state dir '{}': {err}",
+            paths.state_dir.display()
+        )));
+    }
+    let _lock = match store::StateLock::acquire(&paths.lock()) {
+        Ok(lock) => lock,
+        Err(err @ store::LockError::Held { .. }) => {
+            eprintln!("tendhost: {err}");
+            return Ok(Exit::Locked);
+        }
+        Err(err) => return Ok(usage_error(&error_chain(&err))),
     };
     let _log = logging::init(
         &paths.log(),
         config.log_level.as_deref(),
         Some(Box::new(tui_logger::TuiTracingSubscriberLayer)),
     )?;
-    // Only fails if its mover thread cannot start; the App log tab then stays empty.
+    // Fails only if its mover thread cannot start; the App log tab then stays empty.
     let _ = tui_logger::init_logger(tui_logger::LevelFilter::Info);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(tui::console(config, settings))?;
+    let loaded = store::snapshot::load(&paths.snapshot());
+    if let Some(warning) = &loaded.warning {
+        tracing::warn!("{warning}");
+    }
+    let config = std::sync::Arc::new(config);
+    let deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(tui::console(config, deps, settings))?;
     Ok(Exit::Ok)
 }
 
@@ -145,10 +280,6 @@ fn print_check(config: &Config) -> Exit {
         let _ = writeln!(out, "  tags  {}", tags.join(", "));
     }
     Exit::Ok
-}
-
-fn not_yet(what: &str) -> Exit {
-    usage_error(&format!("{what} is not available yet in this build"))
 }
 
 fn usage_error(message: &str) -> Exit {

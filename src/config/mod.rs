@@ -136,6 +136,9 @@ pub struct HostConfig {
     pub addr: String,
     pub port: u16,
     pub user: String,
+    /// Whether tendhost.toml set `user`/`port` (for this host or in `[defaults]`); when it did
+    /// not, `~/.ssh/config` may supply them.
+    pub explicit: SshExplicit,
     /// Private key file; `None` means ssh-agent or `TENDHOST_SSH_KEY`.
     pub ssh_key: Option<PathBuf>,
     /// `[user@]host[:port]` of a bastion, or the name of another configured host.
@@ -149,6 +152,13 @@ pub struct HostConfig {
     pub policy: Policy,
     pub docker: DockerSettings,
     pub checks: Checks,
+}
+
+/// Which connection settings tendhost.toml gave explicitly rather than by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SshExplicit {
+    pub user: bool,
+    pub port: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use super::address::check_address;
 use super::suggest::did_you_mean;
 use super::{
     Checks, ComposeVersion, Config, ConfigError, Diagnostic, DockerSettings, HostConfig, HostId,
-    ManagerChoice, Policy, Transport, UpgradeMode,
+    ManagerChoice, Policy, SshExplicit, Transport, UpgradeMode,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -85,6 +85,8 @@ pub(super) fn load(path: PathBuf, text: &str) -> Result<Config, ConfigError> {
 #[derive(Clone)]
 struct HostDefaults {
     user: String,
+    /// Which of `user`/`port` the file set (else `~/.ssh/config` may supply them).
+    explicit: SshExplicit,
     ssh_key: Option<PathBuf>,
     port: u16,
     proxy_jump: Option<String>,
@@ -98,6 +100,7 @@ impl Default for HostDefaults {
     fn default() -> Self {
         Self {
             user: "root".into(),
+            explicit: SshExplicit::default(),
             ssh_key: None,
             port: 22,
             proxy_jump: None,
@@ -217,12 +220,14 @@ impl Ctx<'_> {
         self.check_keys(table, "defaults", DEFAULTS_KEYS);
         if let Some(user) = self.user(table, "defaults") {
             d.user = user;
+            d.explicit.user = true;
         }
         if let Some(key) = self.string(table, "defaults", "ssh_key") {
             d.ssh_key = Some(expand_home(key.get_ref()));
         }
         if let Some(port) = self.port(table, "defaults") {
             d.port = port;
+            d.explicit.port = true;
         }
         if let Some(jump) = self.proxy_jump(table, "defaults") {
             d.proxy_jump = Some(jump);
@@ -307,7 +312,12 @@ impl Ctx<'_> {
                 String::new()
             }
         };
-        let user = self.user(table, "host").unwrap_or_else(|| d.user.clone());
+        let host_user = self.user(table, "host");
+        let explicit = SshExplicit {
+            user: d.explicit.user || host_user.is_some(),
+            port: d.explicit.port || table.get("port").is_some(),
+        };
+        let user = host_user.unwrap_or_else(|| d.user.clone());
         let ssh_key = self
             .string(table, "host", "ssh_key")
             .map(|k| expand_home(k.get_ref()))
@@ -357,6 +367,7 @@ impl Ctx<'_> {
             addr,
             port,
             user,
+            explicit,
             ssh_key,
             proxy_jump,
             transport,

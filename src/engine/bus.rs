@@ -140,6 +140,12 @@ pub enum Event {
         host: HostId,
     },
     Wave(WaveProgress),
+    /// One host of a wave is done (sent just before the matching `Wave` progress).
+    WaveHostFinished {
+        wave_id: u64,
+        host: HostId,
+        outcome: StepOutcome,
+    },
 }
 
 /// Where a running wave stands.

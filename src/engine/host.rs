@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -359,6 +359,10 @@ impl HostSupervisor {
     /// Announces a move that already happened: one event, one audit record if it mutates.
     async fn after_move(&mut self, from: StateKind) {
         let to = self.state.kind();
+        if from == to {
+            // Acknowledging keeps the host failed: announced as `Acknowledged`, not as a move.
+            return;
+        }
         let reason = self.state.phase.reason();
         self.emit(Event::StateChanged {
             host: self.id.clone(),

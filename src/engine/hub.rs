@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use super::record::HostRecord;
 use crate::config::HostId;
-use crate::store::snapshot::{self, Snapshot};
+use crate::store::snapshot;
 
 pub(super) struct Hub {
     records: Vec<HostRecord>,
@@ -25,7 +25,11 @@ pub(super) struct Hub {
     save_every: Duration,
     dirty: bool,
     cancel: CancellationToken,
+    frontend_stalled: bool,
 }
+
+/// How long the hub waits for a frontend during shutdown before it stops forwarding.
+const STALL: Duration = Duration::from_millis(200);
 
 impl Hub {
     pub fn new(
@@ -47,14 +51,15 @@ impl Hub {
             // Save once at start so a restored "interrupted" state is on disk before anything runs.
             dirty: true,
             cancel,
+            frontend_stalled: false,
         }
     }
 
     pub async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
         let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
         let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
-        let mut save = tokio::time::interval_at(Instant::now(), self.save_every);
-        save.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let save = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(save);
         loop {
             tokio::select! {
                 event = bus.recv() => match event {
@@ -64,7 +69,14 @@ impl Hub {
                     }
                     None => break, // every host, wave and handle is gone: shutdown
                 },
-                _ = save.tick(), if self.dirty => self.hand_over(&encoded),
+                () = &mut save, if self.dirty => {
+                    let began = Instant::now();
+                    self.hand_over(&encoded);
+                    // Encoding a large fleet takes a while and the hub does nothing else
+                    // meanwhile: keep it under a tenth of the hub's time.
+                    let pause = self.save_every.max(began.elapsed() * 10);
+                    save.as_mut().reset(Instant::now() + pause);
+                }
             }
         }
         self.hand_over(&encoded);
@@ -81,7 +93,7 @@ impl Hub {
             | Event::PendingRefreshed { host, .. }
             | Event::Planned { host, .. }
             | Event::Acknowledged { host } => host,
-            Event::Refused { .. } | Event::Wave(_) => return,
+            Event::Refused { .. } | Event::Wave(_) | Event::WaveHostFinished { .. } => return,
         };
         if let Some(&i) = self.index.get(host) {
             self.records[i].apply(event);
@@ -89,10 +101,14 @@ impl Hub {
         }
     }
 
-    async fn forward(&self, frontend: &mpsc::Sender<Event>, event: Event) {
+    async fn forward(&mut self, frontend: &mpsc::Sender<Event>, event: Event) {
         if self.cancel.is_cancelled() {
-            // Shutting down: the frontend may have stopped reading; never wait for it now.
-            let _ = frontend.try_send(event);
+            // Shutting down: the frontend may have stopped reading. Give it a moment per event
+            // (batch mode drains to the end); once it stalls, stop waiting for it.
+            if !self.frontend_stalled {
+                let sent = tokio::time::timeout(STALL, frontend.send(event)).await;
+                self.frontend_stalled = sent.is_err();
+            }
             return;
         }
         tokio::select! {
@@ -103,7 +119,7 @@ impl Hub {
     }
 
     fn hand_over(&mut self, encoded: &watch::Sender<Option<Vec<u8>>>) {
-        match snapshot::encode(&Snapshot::new(self.records.clone())) {
+        match snapshot::encode_records(&self.records) {
             Ok(bytes) => {
                 encoded.send_replace(Some(bytes));
                 self.dirty = false;

@@ -8,6 +8,7 @@
 pub mod bus;
 mod host;
 mod hub;
+mod real;
 mod reboot;
 mod record;
 pub mod schedule;
@@ -34,6 +35,7 @@ use tokio_util::task::TaskTracker;
 
 pub use bus::{Event, HostCommand, StateKind};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
+pub use real::{RealManagers, SAVE_EVERY};
 pub use record::HostRecord;
 pub use select::{Selectors, select};
 pub use wave::{WavePlan, WaveRequest};

@@ -106,6 +106,9 @@ impl HostRecord {
     ) {
         let reason = reason.unwrap_or_else(|| Arc::from(""));
         self.last_change = Some(at);
+        if from == to {
+            return;
+        }
         self.state.phase = match to {
             StateKind::Idle => Phase::Idle,
             StateKind::Querying => Phase::Querying,

@@ -63,15 +63,6 @@ impl Op {
             Op::Reboot => "rebooting",
         }
     }
-
-    pub fn command(&self) -> CommandKind {
-        match self {
-            Op::Refresh => CommandKind::Refresh,
-            Op::Update { wave: Some(_), .. } => CommandKind::WaveStep,
-            Op::Update { .. } => CommandKind::Update,
-            Op::Reboot => CommandKind::Reboot,
-        }
-    }
 }
 
 /// A step stopped: the host is failed with this message (the supervisor moves it).

@@ -93,7 +93,7 @@ impl Rig {
     /// Collects events until `stop` says so (or 30 s pass).
     pub async fn until(&mut self, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
         let mut seen = Vec::new();
-        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        let deadline = tokio::time::sleep(Duration::from_secs(120));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
@@ -372,7 +372,10 @@ async fn reboot_waits_when_auto_reboot_is_off() {
             ..Behaviour::default()
         },
     );
-    let mut rig = start(fleet_config(1, ""), fleet);
+    let mut rig = start(
+        fleet_config(1, "[host.policy]\nauto_reboot = false\n"),
+        fleet,
+    );
     let (respond_to, answer) = oneshot::channel();
     rig.engine
         .try_send(
@@ -415,13 +418,16 @@ async fn reboot_waits_when_auto_reboot_is_off() {
 #[tokio::test]
 async fn wave_over_ten_thousand_hosts_never_exceeds_its_batch_size() {
     let fleet = SimFleet::new();
+    let started = std::time::Instant::now();
     let config = fleet_config(10_000, "");
+    eprintln!("config: {:?}", started.elapsed());
     let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
     let mut rig = start(config, fleet.clone());
     rig.engine
         .start_wave(wave(hosts, "500", FailureLimit::Count(0)))
         .unwrap();
     let end = rig.wave_end().await;
+    eprintln!("wave done: {:?}", started.elapsed());
     assert_eq!(end.status, WaveStatus::Finished);
     assert_eq!(end.succeeded, 10_000);
     assert_eq!(end.batches, 20);

@@ -211,6 +211,15 @@ impl WaveRunner {
         }
         while let Some((id, outcome)) = answers.next().await {
             progress.done += 1;
+            // The hub outlives the wave; a closed bus only happens during shutdown.
+            let _ = self
+                .events
+                .send(Event::WaveHostFinished {
+                    wave_id: self.id,
+                    host: id.clone(),
+                    outcome: outcome.clone(),
+                })
+                .await;
             match outcome {
                 StepOutcome::Succeeded => progress.succeeded += 1,
                 StepOutcome::Failed { .. } => progress.failed += 1,

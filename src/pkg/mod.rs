@@ -3,6 +3,16 @@
 //!
 //! pkg never opens a connection: every operation speaks through [`Executor`], so SSH hosts,
 //! local hosts and simulated hosts behave alike. Parsers are pure functions over captured output.
+//!
+//! Entry points: [`detect`] picks a host's [`PackageManager`] (from the config or
+//! `/etc/os-release`); [`ComposeUpdater`] handles a host's `compose_paths`.
+
+pub mod apt;
+pub mod compose;
+pub mod detect;
+pub mod dnf;
+pub mod parse;
+mod step;
 
 use std::sync::Arc;
 
@@ -12,6 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
+
+pub use compose::{ComposeReport, ComposeUpdater, ServiceImage};
+pub use detect::{detect, manager_for};
 
 /// One package with a newer version available.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

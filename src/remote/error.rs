@@ -38,6 +38,8 @@ pub enum Error {
         got: String,
         location: String,
     },
+    #[error("host key for {target} refused: {message}")]
+    HostKeyRejected { target: String, message: String },
     #[error("key file '{path}': {message}")]
     Key { path: String, message: String },
     #[error("command timed out after {0:?}")]

@@ -4,10 +4,15 @@
 //! `Executor`, so an SSH host and the local machine behave the same and tests can substitute a
 //! simulated executor. Nothing here knows about package managers or the state machine.
 
+mod auth;
 mod context;
 mod error;
+mod factory;
+pub mod known_hosts;
 mod local;
 pub mod quote;
+pub mod ssh;
+mod ssh_config;
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use context::{RemoteContext, Secret};
 pub use error::Error;
+pub use factory::executor_for;
 pub use local::LocalExecutor;
 pub use quote::quote;
+pub use ssh::SshExecutor;
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -43,7 +43,23 @@ impl Snapshot {
 
 /// Serialises `snapshot` for [`save_bytes`] (split so the caller can do it off the hot path).
 pub fn encode(snapshot: &Snapshot) -> io::Result<Vec<u8>> {
-    serde_json::to_vec(snapshot).map_err(io::Error::other)
+    encode_records(&snapshot.hosts)
+}
+
+/// Serialises records as a snapshot without copying them first.
+pub fn encode_records(hosts: &[HostRecord]) -> io::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct SnapshotRef<'a> {
+        version: u32,
+        saved_at: DateTime<Utc>,
+        hosts: &'a [HostRecord],
+    }
+    let snapshot = SnapshotRef {
+        version: FORMAT_VERSION,
+        saved_at: Utc::now(),
+        hosts,
+    };
+    serde_json::to_vec(&snapshot).map_err(io::Error::other)
 }
 
 pub fn save_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -34,8 +34,11 @@ pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
 pub use request::{EngineLink, HostAction, RecordingLink, UiRequest, WaveSpec};
 pub use theme::Theme;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::engine::bus::Event;
+use crate::engine::{Engine, EngineDeps, SHUTDOWN_GRACE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
@@ -79,20 +82,19 @@ pub async fn run<L: EngineLink>(
     result
 }
 
-/// A link for a console started without an engine: every request is refused with a reason.
-#[derive(Debug, Default)]
-pub struct Detached;
-
-impl EngineLink for Detached {
-    fn send(&mut self, _request: UiRequest) -> Result<(), String> {
-        Err("no engine is running in this build".to_string())
+/// The console over the configured fleet: starts the engine, opens the screen on the engine's
+/// restored picture, and stops the engine (steps get `SHUTDOWN_GRACE`) once the screen is gone.
+pub async fn console(
+    config: Arc<Config>,
+    deps: EngineDeps,
+    settings: Settings,
+) -> Result<(), TuiError> {
+    let (engine, events) = Engine::start(config.clone(), deps);
+    let mut model = FleetModel::from_config(&config, DEFAULT_LOG_LINES);
+    engine_link::seed(&mut model, engine.initial());
+    let result = run(model, engine.clone(), events, settings).await;
+    if !engine.shutdown(SHUTDOWN_GRACE).await {
+        tracing::warn!("some host steps did not stop within the shutdown grace period");
     }
-}
-
-/// The console over the configured fleet: builds the model, connects it to the engine and runs.
-pub async fn console(config: &Config, settings: Settings) -> Result<(), TuiError> {
-    let model = FleetModel::from_config(config, DEFAULT_LOG_LINES);
-    // Keep the sender alive for the whole run: a closed channel means "engine stopped".
-    let (_events_tx, events) = mpsc::channel(1024);
-    run(model, Detached, events, settings).await
+    result
 }

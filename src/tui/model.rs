@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, HostId};
-use crate::engine::bus::{CommandKind, Event, StateKind, WaveProgress, WaveStatus};
+use crate::engine::bus::{CommandKind, Event, StateKind, StepOutcome, WaveProgress, WaveStatus};
 use crate::inventory::Inventory;
 use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
 use crate::tui::scrollback::Scrollback;
@@ -57,6 +57,8 @@ pub struct HostRow {
     pub last_update: Option<DateTime<Utc>>,
     /// The last refusal, shown in the detail pane and the status line.
     pub refused: Option<(CommandKind, Arc<str>)>,
+    /// How this host's part in the last wave ended ("skipped: outside its window").
+    pub wave_result: Option<String>,
     pub log: Scrollback,
 }
 
@@ -309,6 +311,15 @@ impl FleetModel {
                 row.acknowledged = true;
             }
             Event::Wave(progress) => self.wave = Some(progress.clone()),
+            Event::WaveHostFinished { host, outcome, .. } => {
+                let Some(row) = self.row_mut(host) else { return };
+                row.wave_result = Some(match outcome {
+                    StepOutcome::Succeeded => "succeeded".to_string(),
+                    StepOutcome::Refused { reason } => format!("refused: {reason}"),
+                    StepOutcome::Skipped { reason } => format!("skipped: {reason}"),
+                    StepOutcome::Failed { error } => format!("failed: {error}"),
+                });
+            }
         }
         self.generation += 1;
     }
@@ -351,6 +362,7 @@ impl HostRow {
             plan: None,
             last_update: None,
             refused: None,
+            wave_result: None,
             log: Scrollback::new(log_lines),
         }
     }

@@ -1,7 +1,14 @@
-//! tendhost's integration tests: one binary, one module per area (STYLE.md §11).
+//! tendhost's integration tests: one binary, one module per area (STYLE.md §11). Needs root and
+//! the packages of `.ci/install-test-deps.sh`.
 
 mod harness;
 
 mod cli;
 mod config;
+mod host_cmd;
+mod inventory;
+mod pkg_apt;
+mod pkg_compose;
+mod pkg_dnf;
+mod pkg_quoting;
 mod ssh;

@@ -113,6 +113,9 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
             Span::styled(format!("{error}{ack}"), theme.error()),
         ]));
     }
+    if let Some(result) = &host.wave_result {
+        lines.push(field("wave", result.clone(), ctx));
+    }
     if let Some((command, reason)) = &host.refused {
         lines.push(field(
             "refused",

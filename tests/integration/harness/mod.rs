@@ -15,6 +15,10 @@
 //! ```
 #![allow(dead_code)] // Not every test module uses every helper.
 
+pub mod aptrepo;
+pub mod debroot;
+pub mod registry;
+pub mod rpmrepo;
 pub mod sshd;
 
 use std::fs;

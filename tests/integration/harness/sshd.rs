@@ -37,7 +37,8 @@ pub struct SshdOptions {
     /// `ForceCommand` for every session, e.g. a wrapper that runs
     /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot.
     pub force_command: Option<PathBuf>,
-    /// Extra `sshd_config` lines, appended verbatim.
+    /// Extra `sshd_config` lines, placed first so they win over the harness defaults
+    /// (sshd keeps the first value of a keyword).
     pub extra_config: String,
     /// Additional public keys (OpenSSH one-line format) to authorise besides the test client key.
     pub extra_authorized_keys: Vec<String>,
@@ -212,7 +213,11 @@ impl SshHost {
 
     fn write_config(&self) -> io::Result<()> {
         let d = self.dir.display();
-        let mut config = format!(
+        // sshd keeps the first value it reads for a keyword: the caller's lines go first so
+        // they override the defaults below.
+        let mut config = self.options.extra_config.clone();
+        config.push('\n');
+        config.push_str(&format!(
             "ListenAddress {addr}:{port}\n\
              HostKey {d}/ssh_host_ed25519_key\n\
              PidFile {d}/sshd.pid\n\
@@ -232,12 +237,10 @@ impl SshHost {
              LogLevel ERROR\n",
             addr = self.addr,
             port = self.port,
-        );
+        ));
         if let Some(command) = &self.options.force_command {
             config.push_str(&format!("ForceCommand {}\n", command.display()));
         }
-        config.push_str(&self.options.extra_config);
-        config.push('\n');
         fs::write(self.dir.join("sshd_config"), config)
     }
 

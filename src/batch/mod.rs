@@ -1,0 +1,373 @@
+//! Headless mode (`--batch`): the same engine as the TUI, another consumer of its events.
+//!
+//! One request (command + selection + options) runs to completion; results are tallied per host,
+//! never fatal; the exit code is computed once at the end (DESIGN.md §3). SIGINT/SIGTERM stop the
+//! engine cleanly and exit 3. Output goes through [`output::Printer`]: JSON lines or a table on
+//! stdout, progress on stderr. This module never talks to a host except through the engine.
+
+mod output;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{BatchArgs, BatchCommand};
+use crate::config::{BatchSize, Config, FailureLimit, HostId, parse_duration};
+use crate::engine::bus::{StepOutcome, WaveProgress, WaveStatus, WaveStep};
+use crate::engine::{
+    EngineHandle, Event, HostCommand, HostRecord, SHUTDOWN_GRACE, Selectors, WaveRequest, select,
+};
+use crate::exit::Exit;
+pub use output::Printer;
+
+/// A validated batch invocation.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub command: BatchCommand,
+    pub hosts: Vec<HostId>,
+    pub json: bool,
+    pub dry_run: bool,
+    pub allow_removals: bool,
+    /// Set for `wave`.
+    pub wave: Option<WaveRequest>,
+}
+
+impl Request {
+    /// Checks selectors and options against the config; `Err` is a usage error (exit 2).
+    pub fn new(
+        command: BatchCommand,
+        args: &BatchArgs,
+        config: &Config,
+    ) -> Result<Request, String> {
+        let selectors = Selectors {
+            hosts: args.hosts.clone(),
+            tags: args.select.tags.clone(),
+            groups: args.select.groups.clone(),
+            exclude: args.select.exclude.clone(),
+        };
+        let hosts = select(config, &selectors)?;
+        let wave_only =
+            args.batch_size.is_some() || args.delay.is_some() || args.max_failures.is_some();
+        if wave_only && command != BatchCommand::Wave {
+            return Err("--batch-size, --delay and --max-failures only apply to 'wave'".into());
+        }
+        if args.dry_run && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
+            return Err("--dry-run only applies to 'update' and 'wave'".into());
+        }
+        let wave = (command == BatchCommand::Wave)
+            .then(|| wave_request(args, config, hosts.clone()))
+            .transpose()?;
+        Ok(Request {
+            command,
+            hosts,
+            json: args.json,
+            dry_run: args.dry_run,
+            allow_removals: args.allow_removals,
+            wave,
+        })
+    }
+
+    fn step(&self) -> Option<WaveStep> {
+        Some(match self.command {
+            BatchCommand::Inventory => WaveStep::Refresh,
+            BatchCommand::Update => WaveStep::Update {
+                dry_run: self.dry_run,
+                allow_removals: self.allow_removals,
+            },
+            BatchCommand::Reboot => WaveStep::Reboot,
+            BatchCommand::Retry => WaveStep::Retry,
+            BatchCommand::Ack => WaveStep::Acknowledge,
+            BatchCommand::Check | BatchCommand::Hosts | BatchCommand::Wave => return None,
+        })
+    }
+
+    /// Whether a refusal counts as a skip (nothing to do) rather than a failure.
+    fn refusal_is_skip(&self) -> bool {
+        matches!(
+            self.command,
+            BatchCommand::Reboot | BatchCommand::Retry | BatchCommand::Ack
+        )
+    }
+}
+
+fn wave_request(
+    args: &BatchArgs,
+    config: &Config,
+    hosts: Vec<HostId>,
+) -> Result<WaveRequest, String> {
+    let sizes = match &args.batch_size {
+        Some(text) => BatchSize::parse_list(text).map_err(|e| format!("--batch-size: {e}"))?,
+        None => config.fleet.batch_size.clone(),
+    };
+    let delay = match &args.delay {
+        Some(text) => parse_duration(text).map_err(|e| format!("--delay: {e}"))?,
+        None => config.fleet.delay,
+    };
+    let max_failures = match &args.max_failures {
+        Some(text) => FailureLimit::parse(text).map_err(|e| format!("--max-failures: {e}"))?,
+        None => config.fleet.max_failures,
+    };
+    Ok(WaveRequest {
+        hosts,
+        sizes,
+        delay,
+        max_failures,
+        dry_run: args.dry_run,
+        allow_removals: args.allow_removals,
+    })
+}
+
+/// How one host ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostResult {
+    /// `hosts` only reports; nothing ran.
+    Reported,
+    Succeeded,
+    Skipped(String),
+    Failed(String),
+}
+
+/// Runs `request` on a started engine, printing as it goes; returns the exit code. Stops the
+/// engine before returning.
+pub async fn run(
+    engine: EngineHandle,
+    events: mpsc::Receiver<Event>,
+    request: Request,
+    printer: Printer,
+) -> Exit {
+    let interrupt = CancellationToken::new();
+    let watcher = tokio::spawn(watch_signals(interrupt.clone()));
+    let exit = Runner::new(engine, events, request, printer, interrupt)
+        .run()
+        .await;
+    watcher.abort();
+    exit
+}
+
+struct Runner {
+    engine: EngineHandle,
+    events: mpsc::Receiver<Event>,
+    request: Request,
+    printer: Printer,
+    interrupt: CancellationToken,
+    records: HashMap<HostId, HostRecord>,
+    results: HashMap<HostId, HostResult>,
+    wave: Option<WaveProgress>,
+}
+
+impl Runner {
+    fn new(
+        engine: EngineHandle,
+        events: mpsc::Receiver<Event>,
+        request: Request,
+        printer: Printer,
+        interrupt: CancellationToken,
+    ) -> Self {
+        let records = engine
+            .initial()
+            .iter()
+            .filter(|r| request.hosts.contains(&r.name))
+            .map(|r| (r.name.clone(), r.clone()))
+            .collect();
+        Runner {
+            engine,
+            events,
+            request,
+            printer,
+            interrupt,
+            records,
+            results: HashMap::new(),
+            wave: None,
+        }
+    }
+
+    async fn run(mut self) -> Exit {
+        let interrupted = match (self.request.command, self.request.step()) {
+            (BatchCommand::Wave, _) => self.run_wave().await,
+            (_, Some(step)) => self.run_steps(step).await,
+            _ => {
+                for host in &self.request.hosts {
+                    self.results.insert(host.clone(), HostResult::Reported);
+                }
+                false
+            }
+        };
+        self.finish(interrupted).await
+    }
+
+    /// Sends `step` to every selected host (the engine bounds concurrency) and waits for all.
+    async fn run_steps(&mut self, step: WaveStep) -> bool {
+        let mut answers = FuturesUnordered::new();
+        for host in self.request.hosts.clone() {
+            let (respond_to, answer) = oneshot::channel();
+            let command = HostCommand::RunStep {
+                step,
+                respond_to,
+                stop: CancellationToken::new(),
+            };
+            match self.engine.try_send(&host, command) {
+                Ok(()) => answers.push(async move { (host, answer.await) }),
+                Err(e) => {
+                    self.results.insert(host, HostResult::Failed(e.to_string()));
+                }
+            }
+        }
+        while !answers.is_empty() {
+            tokio::select! {
+                Some((host, outcome)) = answers.next() => {
+                    let result = match outcome {
+                        Ok(outcome) => self.result_of(outcome),
+                        Err(_) => HostResult::Failed("stopped before finishing".into()),
+                    };
+                    self.results.insert(host, result);
+                }
+                Some(event) = self.events.recv() => self.handle_event(event),
+                () = self.interrupt.cancelled() => return true,
+            }
+        }
+        false
+    }
+
+    async fn run_wave(&mut self) -> bool {
+        let Some(request) = self.request.wave.clone() else {
+            return false;
+        };
+        if let Err(e) = self.engine.start_wave(request) {
+            for host in &self.request.hosts {
+                self.results
+                    .insert(host.clone(), HostResult::Failed(e.clone()));
+            }
+            return false;
+        }
+        loop {
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    let ended = matches!(&event, Event::Wave(p) if matches!(p.status,
+                        WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted));
+                    self.handle_event(event);
+                    if ended {
+                        return false;
+                    }
+                }
+                () = self.interrupt.cancelled() => {
+                    let _ = self.engine.abort_wave();
+                    return true;
+                }
+            }
+        }
+    }
+
+    fn result_of(&self, outcome: StepOutcome) -> HostResult {
+        match outcome {
+            StepOutcome::Succeeded => HostResult::Succeeded,
+            StepOutcome::Skipped { reason } => HostResult::Skipped(reason),
+            StepOutcome::Refused { reason } if self.request.refusal_is_skip() => {
+                HostResult::Skipped(reason)
+            }
+            StepOutcome::Refused { reason } | StepOutcome::Failed { error: reason } => {
+                HostResult::Failed(reason)
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        let host = match &event {
+            Event::StateChanged { host, .. }
+            | Event::Output { host, .. }
+            | Event::InventoryRefreshed { host, .. }
+            | Event::PendingRefreshed { host, .. }
+            | Event::Planned { host, .. }
+            | Event::Refused { host, .. }
+            | Event::Acknowledged { host } => Some(host.clone()),
+            Event::Wave(progress) => {
+                self.wave = Some(progress.clone());
+                None
+            }
+            Event::WaveHostFinished { host, outcome, .. } => {
+                let result = self.result_of(outcome.clone());
+                self.results.insert(host.clone(), result);
+                Some(host.clone())
+            }
+        };
+        if let Some(record) = host.as_ref().and_then(|h| self.records.get_mut(h)) {
+            record.apply(&event);
+        } else if host.is_some() {
+            return; // a host outside the selection (a periodic refresh, say)
+        }
+        self.printer.event(&event);
+    }
+
+    /// Stops the engine, folds in its last events, prints results and the summary.
+    async fn finish(mut self, interrupted: bool) -> Exit {
+        let engine = self.engine.clone();
+        let stopping = tokio::spawn(async move { engine.shutdown(SHUTDOWN_GRACE).await });
+        while let Some(event) = self.events.recv().await {
+            self.handle_event(event);
+        }
+        let _ = stopping.await;
+        let hosts = self.request.hosts.clone();
+        let mut tally = output::Tally::default();
+        for host in &hosts {
+            let result =
+                self.results
+                    .get(host)
+                    .cloned()
+                    .unwrap_or_else(|| match self.request.command {
+                        BatchCommand::Wave if !interrupted => {
+                            HostResult::Skipped("the wave stopped before this host".into())
+                        }
+                        _ => HostResult::Failed("interrupted before it finished".into()),
+                    });
+            tally.add(&result);
+            if let Some(record) = self.records.get(host) {
+                self.printer.host(record, &result);
+            }
+        }
+        let halted = self
+            .wave
+            .as_ref()
+            .is_some_and(|w| w.status == WaveStatus::Halted);
+        self.printer
+            .summary(&tally, interrupted, self.wave.as_ref());
+        if interrupted {
+            Exit::Interrupted
+        } else if tally.failed > 0 || halted {
+            Exit::HostFailed
+        } else {
+            Exit::Ok
+        }
+    }
+}
+
+async fn watch_signals(interrupt: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!(
+        "tendhost: interrupted; stopping cleanly (steps in flight get {}s)",
+        SHUTDOWN_GRACE.as_secs()
+    );
+    interrupt.cancel();
+}
+
+/// For tests: a request over every host.
+#[cfg(test)]
+pub(crate) fn request_for(command: BatchCommand, hosts: Vec<HostId>) -> Request {
+    Request {
+        command,
+        hosts,
+        json: true,
+        dry_run: false,
+        allow_removals: false,
+        wave: None,
+    }
+}

@@ -1,0 +1,301 @@
+//! What batch mode prints (DESIGN.md §3). With `--json`: one object per line on stdout, each with
+//! `"type"`, live events first, then one `"host"` line per selected host, then `"summary"` last.
+//! Without: progress on stderr, a table and a summary line on stdout.
+//!
+//! The only writer of stdout in batch mode. A closed stdout (`| head`) is not an error.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::HostResult;
+use crate::engine::bus::{WaveProgress, WaveStatus};
+use crate::engine::{Event, HostRecord};
+
+/// Counts for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, result: &HostResult) {
+        match result {
+            HostResult::Reported | HostResult::Succeeded => self.ok += 1,
+            HostResult::Skipped(_) => self.skipped += 1,
+            HostResult::Failed(_) => self.failed += 1,
+        }
+    }
+}
+
+pub struct Printer {
+    json: bool,
+    command: &'static str,
+    pub started_at: DateTime<Utc>,
+    /// Human mode prints a table header before the first host row.
+    header_done: bool,
+    /// Captured output for tests instead of stdout.
+    captured: Option<Vec<u8>>,
+}
+
+impl Printer {
+    pub fn new(json: bool, command: &'static str) -> Self {
+        Printer {
+            json,
+            command,
+            started_at: Utc::now(),
+            header_done: false,
+            captured: None,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn capturing(json: bool, command: &'static str) -> Self {
+        Printer {
+            captured: Some(Vec::new()),
+            ..Printer::new(json, command)
+        }
+    }
+
+    /// A live event: a JSON line, or a progress line on stderr.
+    pub fn event(&mut self, event: &Event) {
+        if self.json {
+            if let Some(value) = event_json(event) {
+                self.line(&value.to_string());
+            }
+            return;
+        }
+        match event {
+            Event::StateChanged {
+                host,
+                from,
+                to,
+                reason,
+                ..
+            } => {
+                let why = reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                eprintln!("tendhost: {host}: {from} -> {to}{why}");
+            }
+            Event::Refused { host, reason, .. } => eprintln!("tendhost: {host}: refused: {reason}"),
+            Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
+                eprintln!(
+                    "tendhost: wave {}: {} batch {}/{}, {}/{} done, {} failed",
+                    p.wave_id,
+                    status_word(p.status),
+                    p.batch,
+                    p.batches,
+                    p.done,
+                    p.total,
+                    p.failed
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// One host's final line.
+    pub fn host(&mut self, record: &HostRecord, result: &HostResult) {
+        if self.json {
+            self.line(&host_json(record, result).to_string());
+            return;
+        }
+        if !self.header_done {
+            self.header_done = true;
+            let header = format!(
+                "{:<20} {:<16} {:<28} {:>5} {:>3}  {}",
+                "HOST", "STATE", "OS", "PEND", "RB", "RESULT"
+            );
+            self.line(&header);
+        }
+        let os = record
+            .inventory
+            .as_ref()
+            .map_or("-".to_string(), |i| i.os.pretty_name.clone());
+        let outcome = match result {
+            HostResult::Reported => String::new(),
+            HostResult::Succeeded => "ok".to_string(),
+            HostResult::Skipped(why) => format!("skipped: {why}"),
+            HostResult::Failed(why) => format!("failed: {why}"),
+        };
+        let row = format!(
+            "{:<20} {:<16} {:<28} {:>5} {:>3}  {}",
+            truncate(&record.name, 20),
+            record.state.kind().as_str(),
+            truncate(&os, 28),
+            record.pending.len(),
+            if record.reboot.required { "yes" } else { "-" },
+            outcome
+        );
+        self.line(&row);
+    }
+
+    /// The last line.
+    pub fn summary(&mut self, tally: &Tally, interrupted: bool, wave: Option<&WaveProgress>) {
+        if self.json {
+            let mut value = json!({
+                "type": "summary",
+                "command": self.command,
+                "ok": tally.ok,
+                "failed": tally.failed,
+                "skipped": tally.skipped,
+                "total": tally.ok + tally.failed + tally.skipped,
+                "interrupted": interrupted,
+                "elapsed_secs": (Utc::now() - self.started_at).num_milliseconds() as f64 / 1000.0,
+            });
+            if let Some(w) = wave {
+                value["wave"] = json!({
+                    "status": w.status,
+                    "batches": w.batches,
+                    "reason": w.reason,
+                });
+            }
+            self.line(&value.to_string());
+            return;
+        }
+        let mut text = format!(
+            "{}: {} ok, {} failed, {} skipped",
+            self.command, tally.ok, tally.failed, tally.skipped
+        );
+        if let Some(w) = wave {
+            text.push_str(&format!("; wave {}", status_word(w.status)));
+            if let Some(reason) = &w.reason {
+                text.push_str(&format!(" ({reason})"));
+            }
+        }
+        if interrupted {
+            text.push_str("; interrupted");
+        }
+        self.line(&text);
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(buffer) = &mut self.captured {
+            buffer.extend_from_slice(text.as_bytes());
+            buffer.push(b'\n');
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        // A reader that went away (`| head`) is fine: the exit code still says what happened.
+        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    }
+
+    #[cfg(test)]
+    pub fn captured(&self) -> String {
+        String::from_utf8_lossy(self.captured.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+fn event_json(event: &Event) -> Option<Value> {
+    Some(match event {
+        Event::StateChanged {
+            host,
+            from,
+            to,
+            at,
+            reason,
+        } => {
+            json!({"type": "state_changed", "host": host, "from": from, "to": to, "at": at, "reason": reason})
+        }
+        Event::Output { host, stream, line } => {
+            json!({"type": "output", "host": host, "stream": stream, "line": line})
+        }
+        Event::Planned {
+            host,
+            plan,
+            dry_run,
+        } => json!({
+            "type": "planned", "host": host, "dry_run": dry_run,
+            "upgrades": plan.upgrades, "installs": plan.installs,
+            "removals": plan.removals, "held": plan.held,
+        }),
+        Event::Refused {
+            host,
+            command,
+            reason,
+        } => json!({"type": "refused", "host": host, "command": command, "reason": reason}),
+        Event::Acknowledged { host } => json!({"type": "acknowledged", "host": host}),
+        Event::Wave(p) => {
+            let mut value = serde_json::to_value(p).ok()?;
+            value["type"] = json!(if p.status == WaveStatus::Running && p.done == 0 {
+                "wave_batch"
+            } else {
+                "wave"
+            });
+            value
+        }
+        Event::WaveHostFinished {
+            wave_id,
+            host,
+            outcome,
+        } => {
+            let mut value = json!({"type": "wave_host", "wave_id": wave_id, "host": host});
+            if let Ok(Value::Object(fields)) = serde_json::to_value(outcome) {
+                for (k, v) in fields {
+                    value[k] = v;
+                }
+            }
+            value
+        }
+        Event::InventoryRefreshed { .. } | Event::PendingRefreshed { .. } => return None,
+    })
+}
+
+fn host_json(record: &HostRecord, result: &HostResult) -> Value {
+    let packages: Vec<Value> = record
+        .pending
+        .iter()
+        .map(|p| json!({"name": p.name, "from": p.from, "to": p.to, "security": p.security}))
+        .collect();
+    let (outcome, reason) = match result {
+        HostResult::Reported => (None, None),
+        HostResult::Succeeded => (Some("succeeded"), None),
+        HostResult::Skipped(why) => (Some("skipped"), Some(why.as_str())),
+        HostResult::Failed(why) => (Some("failed"), Some(why.as_str())),
+    };
+    let error = match result {
+        HostResult::Failed(why) => Some(why.as_str()),
+        _ => record.error(),
+    };
+    json!({
+        "type": "host",
+        "host": record.name,
+        "state": record.state.kind(),
+        "os": record.inventory.as_ref().map(|i| i.os.pretty_name.clone()),
+        "pending": record.pending.len(),
+        "packages": packages,
+        "reboot_required": record.reboot.required,
+        "error": error,
+        "outcome": outcome,
+        "reason": reason,
+        "retry_count": record.state.retry_count,
+        "last_update": record.last_update,
+        "plan": record.plan,
+    })
+}
+
+fn status_word(status: WaveStatus) -> &'static str {
+    match status {
+        WaveStatus::Started => "started",
+        WaveStatus::Running => "running",
+        WaveStatus::Paused => "paused",
+        WaveStatus::Delaying => "delaying",
+        WaveStatus::Halted => "halted",
+        WaveStatus::Aborted => "aborted",
+        WaveStatus::Finished => "finished",
+    }
+}
+
+fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(width - 1).collect();
+        format!("{cut}…")
+    }
+}

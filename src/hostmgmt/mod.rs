@@ -1,0 +1,15 @@
+//! `tendhost keygen`, `tendhost host add` and `tendhost host test`: setting up and checking the
+//! SSH side of a fleet, outside the engine.
+//!
+//! Each subcommand is a function returning an [`crate::exit::Exit`] and printing its own
+//! results; `main` only dispatches. Nothing here knows about the TUI or the engine.
+
+mod add;
+mod keygen;
+mod select;
+mod test;
+
+pub use add::{AddError, NewHost, add_host};
+pub use keygen::{Keygen, KeygenError, keygen};
+pub use select::{SelectError, select_hosts};
+pub use test::{TestOptions, test_hosts};

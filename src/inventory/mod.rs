@@ -1,0 +1,133 @@
+//! What is on a host: OS, kernel, uptime, installed packages and containers.
+//!
+//! Gathered through `osqueryi --json` when the host has it, else by a fallback probe
+//! (os-release, uname, /proc/uptime, dpkg-query / rpm, docker ps). Either way the result is
+//! one typed [`Inventory`]. osquery has no table of pending updates (osquery #5201): those always
+//! come from the package manager (`pkg`).
+
+mod osquery;
+mod probe;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::remote::{self, Executor, RemoteCommand};
+
+/// Inventory reads a few files and lists; a host that takes longer is stuck.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why an inventory could not be collected.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("collecting inventory ({step})")]
+    Remote {
+        step: &'static str,
+        #[source]
+        source: remote::Error,
+    },
+    #[error("inventory probe failed (exit {code}): {detail}")]
+    ProbeFailed { code: String, detail: String },
+    #[error("could not understand the inventory probe's output (no os-release found)")]
+    Unparsable,
+}
+
+/// Collects one host's inventory: through `osqueryi --json` when the host has osquery and it
+/// answers, otherwise through the fallback probe. Never privileged: everything it reads is
+/// world-readable (docker facts need the login user to reach the docker socket).
+pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<Inventory, Error> {
+    let script = format!(
+        "if command -v osqueryi >/dev/null 2>&1; then\n{}\nelse echo @@no-osquery; fi",
+        osquery::SCRIPT
+    );
+    let out = run(exec, "osqueryi", script, cancel).await?;
+    if let Some(facts) = osquery::parse(&out.stdout).filter(|f| !f.os.id.is_empty()) {
+        return Ok(inventory(facts, InventorySource::Osquery));
+    }
+    let out = run(exec, "probe", probe::SCRIPT.to_string(), cancel).await?;
+    if !out.success() {
+        let code = out
+            .exit_code
+            .map_or_else(|| "signal".into(), |c| c.to_string());
+        let detail = out.stderr.lines().last().unwrap_or("").trim().to_string();
+        return Err(Error::ProbeFailed { code, detail });
+    }
+    let facts = probe::parse(&out.stdout).ok_or(Error::Unparsable)?;
+    Ok(inventory(facts, InventorySource::Probe))
+}
+
+async fn run(
+    exec: &dyn Executor,
+    step: &'static str,
+    script: String,
+    cancel: &CancellationToken,
+) -> Result<remote::CommandOutput, Error> {
+    exec.run(&RemoteCommand::new(script, COLLECT_TIMEOUT), None, cancel)
+        .await
+        .map_err(|source| Error::Remote { step, source })
+}
+
+fn inventory(facts: probe::ProbeFacts, source: InventorySource) -> Inventory {
+    Inventory {
+        os: facts.os,
+        kernel: facts.kernel,
+        hostname: facts.hostname,
+        uptime_secs: facts.uptime_secs,
+        installed_packages: facts.installed_packages,
+        containers: facts.containers,
+        images: facts.images,
+        source,
+        collected_at: Utc::now(),
+    }
+}
+
+/// Facts about one host at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub os: OsInfo,
+    pub kernel: String,
+    pub hostname: String,
+    pub uptime_secs: u64,
+    /// How many packages are installed (the list itself is not kept in the snapshot).
+    pub installed_packages: usize,
+    pub containers: Vec<Container>,
+    pub images: Vec<Image>,
+    pub source: InventorySource,
+    pub collected_at: DateTime<Utc>,
+}
+
+/// From `/etc/os-release` (or osquery's `os_version`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    /// `ID`, e.g. `debian`.
+    pub id: String,
+    /// `ID_LIKE`, split on spaces.
+    pub id_like: Vec<String>,
+    /// `VERSION_ID`, e.g. `12`.
+    pub version_id: String,
+    /// `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub pretty_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventorySource {
+    Osquery,
+    Probe,
+}

@@ -1,0 +1,175 @@
+//! apt hosts (Debian, Ubuntu, Proxmox, Raspbian): refresh, list, simulate, upgrade, reboot check.
+//!
+//! Builds shell commands and reads their output through the pure parsers in `parse::apt`; it
+//! never opens a connection itself. Every command runs with `LC_ALL=C` so the parsers read the
+//! English they were written for.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::parse::apt as parse;
+use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
+use super::{
+    Error, ManagerKind, PackageManager, PendingPackage, RebootStatus, UpgradeOptions, UpgradePlan,
+    UpgradeReport,
+};
+use crate::config::UpgradeMode;
+use crate::remote::{Executor, OutputLine};
+
+/// How long apt waits for another process's dpkg/apt lock before giving up with
+/// [`Error::Locked`]: long enough for an unattended-upgrades run to finish a package, short
+/// enough that an operator is told instead of watching a spinner.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// Options every dpkg run gets: keep locally changed config files and never ask about them.
+const DPKG_OPTIONS: &str = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+
+/// The apt package manager of one host.
+#[derive(Debug, Clone)]
+pub struct Apt {
+    lock_wait: Duration,
+}
+
+impl Default for Apt {
+    fn default() -> Self {
+        Self {
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+}
+
+impl Apt {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how long to wait for a dpkg lock held by another process (whole seconds).
+    pub fn with_lock_wait(lock_wait: Duration) -> Self {
+        Self { lock_wait }
+    }
+
+    fn lock_option(&self) -> String {
+        format!("-o DPkg::Lock::Timeout={}", self.lock_wait.as_secs())
+    }
+
+    /// Maps a failed apt run to [`Error::Locked`] when the lock was the reason.
+    fn failure(&self, step: &'static str, output: &crate::remote::CommandOutput) -> Error {
+        if parse::is_lock_error(&output.stderr) {
+            Error::Locked(self.lock_wait.as_secs())
+        } else {
+            step::failed(step, output)
+        }
+    }
+}
+
+/// apt-get's verb for an upgrade mode.
+fn verb(mode: UpgradeMode) -> &'static str {
+    match mode {
+        UpgradeMode::Full => "dist-upgrade",
+        UpgradeMode::Safe => "upgrade",
+    }
+}
+
+#[async_trait]
+impl PackageManager for Apt {
+    fn kind(&self) -> ManagerKind {
+        ManagerKind::Apt
+    }
+
+    async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error> {
+        const STEP: &str = "apt-get update";
+        let script = format!("LC_ALL=C apt-get {} -q update", self.lock_option());
+        let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(self.failure(STEP, &out))
+        }
+    }
+
+    async fn pending(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PendingPackage>, Error> {
+        const STEP: &str = "apt list --upgradable";
+        let script = "LC_ALL=C apt list --upgradable".to_string();
+        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        if !out.success() {
+            return Err(step::failed(STEP, &out));
+        }
+        Ok(parse::parse_list_upgradable(&out.stdout))
+    }
+
+    async fn plan(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradePlan, Error> {
+        const STEP: &str = "apt-get -s (dry run)";
+        let script = format!(
+            "LC_ALL=C apt-get -s -o Debug::NoLocking=1 {}",
+            verb(options.mode)
+        );
+        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        if !out.success() {
+            return Err(step::failed(STEP, &out));
+        }
+        Ok(parse::parse_simulation(&out.stdout))
+    }
+
+    async fn upgrade(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradeReport, Error> {
+        const STEP: &str = "apt-get upgrade";
+        let plan = self.plan(exec, options, cancel).await?;
+        if !plan.removals.is_empty() && !options.allow_removals {
+            return Err(Error::WouldRemove(plan.removals));
+        }
+        // `--no-remove` backs the check above: should the plan change between the simulation
+        // and the real run, apt aborts instead of removing what nobody agreed to.
+        let no_remove = if options.allow_removals {
+            ""
+        } else {
+            " --no-remove"
+        };
+        let script = format!(
+            "DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -y {} {DPKG_OPTIONS}{no_remove} {}",
+            self.lock_option(),
+            verb(options.mode)
+        );
+        let out = step::run(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
+        if !out.success() {
+            return Err(self.failure(STEP, &out));
+        }
+        let reboot = self.reboot_status(exec, cancel).await?;
+        Ok(UpgradeReport { plan, reboot })
+    }
+
+    async fn reboot_status(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<RebootStatus, Error> {
+        const STEP: &str = "reboot-required check";
+        let script = format!(
+            "if [ -e /var/run/reboot-required ]; then echo {}; \
+             cat /var/run/reboot-required.pkgs 2>/dev/null; fi; true",
+            parse::REBOOT_MARKER
+        );
+        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        if !out.success() {
+            return Err(step::failed(STEP, &out));
+        }
+        let (required, packages) = parse::parse_reboot_probe(&out.stdout);
+        Ok(RebootStatus { required, packages })
+    }
+}

@@ -1,0 +1,218 @@
+//! dnf and yum hosts (Fedora, RHEL, CentOS Stream, Rocky, Alma; yum on CentOS 7): the same
+//! operations as apt, through `check-update` (exit 100 = updates exist), `--assumeno`
+//! simulations, `-y upgrade`, `updateinfo` for security flags and `needs-restarting -r`.
+//!
+//! Builds shell commands and reads their output through `parse::dnf`; never opens a connection.
+//! Package names read from one command and passed to the next go through [`quote`].
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::parse::dnf as parse;
+use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
+use super::{
+    Error, ManagerKind, PackageManager, PendingPackage, RebootStatus, UpgradeOptions, UpgradePlan,
+    UpgradeReport,
+};
+use crate::remote::{Executor, OutputLine, quote};
+
+/// dnf or yum on one host. Both speak the same commands; they differ in the binary and in how
+/// `updateinfo` spells its security filter.
+#[derive(Debug, Clone, Copy)]
+pub struct Dnf {
+    kind: ManagerKind,
+}
+
+impl Dnf {
+    pub fn dnf() -> Self {
+        Self {
+            kind: ManagerKind::Dnf,
+        }
+    }
+
+    pub fn yum() -> Self {
+        Self {
+            kind: ManagerKind::Yum,
+        }
+    }
+
+    fn binary(&self) -> &'static str {
+        match self.kind {
+            ManagerKind::Yum => "yum",
+            _ => "dnf",
+        }
+    }
+
+    /// Installed versions of `names`, as `(name, arch, version)`.
+    async fn installed(
+        &self,
+        exec: &dyn Executor,
+        names: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let quoted: Vec<String> = names.iter().map(|n| quote(n)).collect();
+        let script = format!(
+            "rpm -q --qf '%{{NAME}}.%{{ARCH}} %{{EPOCHNUM}}:%{{VERSION}}-%{{RELEASE}}\\n' -- {}",
+            quoted.join(" ")
+        );
+        // rpm exits non-zero when one name is not installed; the other lines are still good.
+        let out = step::run(exec, "rpm -q", script, false, QUERY_TIMEOUT, None, cancel).await?;
+        Ok(parse::parse_rpm_versions(&out.stdout))
+    }
+
+    /// Names with a security advisory; empty when updateinfo is unavailable (no metadata, or an
+    /// old yum without the plugin): missing advisories must not block listing updates.
+    async fn security(&self, exec: &dyn Executor, cancel: &CancellationToken) -> BTreeSet<String> {
+        let filter = match self.kind {
+            ManagerKind::Yum => "security",
+            _ => "--security",
+        };
+        let script = format!("LC_ALL=C {} -q updateinfo list {filter}", self.binary());
+        let out = step::run(
+            exec,
+            "updateinfo",
+            script,
+            true,
+            QUERY_TIMEOUT,
+            None,
+            cancel,
+        )
+        .await;
+        match out {
+            Ok(out) if out.success() => parse::parse_updateinfo_security(&out.stdout),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Fills `from` and `security` of packages parsed from a table that shows neither.
+    async fn complete(
+        &self,
+        exec: &dyn Executor,
+        packages: &mut [PendingPackage],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
+        let installed = self.installed(exec, &names, cancel).await?;
+        let security = self.security(exec, cancel).await;
+        for p in packages.iter_mut() {
+            if let Some((_, _, v)) = installed.iter().find(|(n, _, _)| *n == p.name) {
+                p.from = v.clone();
+            }
+            p.security = security.contains(&p.name);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PackageManager for Dnf {
+    fn kind(&self) -> ManagerKind {
+        self.kind
+    }
+
+    async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error> {
+        const STEP: &str = "makecache";
+        let script = format!("LC_ALL=C {} -q makecache", self.binary());
+        let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(step::failed(STEP, &out))
+        }
+    }
+
+    async fn pending(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<PendingPackage>, Error> {
+        const STEP: &str = "check-update";
+        let script = format!("LC_ALL=C {} -q check-update", self.binary());
+        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        // Exit 100 means "updates exist" and is success (DESIGN §9); 0 means none.
+        let candidates = match out.exit_code {
+            Some(0) => return Ok(Vec::new()),
+            Some(100) => parse::parse_check_update(&out.stdout),
+            _ => return Err(step::failed(STEP, &out)),
+        };
+        let names: Vec<String> = candidates.iter().map(|c| c.name.clone()).collect();
+        let installed = self.installed(exec, &names, cancel).await?;
+        let security = self.security(exec, cancel).await;
+        Ok(parse::pending_from(&candidates, &installed, &security))
+    }
+
+    async fn plan(
+        &self,
+        exec: &dyn Executor,
+        _options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradePlan, Error> {
+        const STEP: &str = "upgrade --assumeno (dry run)";
+        let script = format!("LC_ALL=C {} --assumeno upgrade", self.binary());
+        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
+        let understood = out.stdout.contains("Dependencies resolved")
+            || out.stdout.contains("Nothing to do")
+            || out.stdout.contains("No packages marked for update");
+        if !understood || !matches!(out.exit_code, Some(0 | 1)) {
+            return Err(step::failed(STEP, &out));
+        }
+        let mut plan = parse::parse_transaction(&out.stdout);
+        self.complete(exec, &mut plan.upgrades, cancel).await?;
+        Ok(plan)
+    }
+
+    async fn upgrade(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradeReport, Error> {
+        const STEP: &str = "upgrade";
+        let plan = self.plan(exec, options, cancel).await?;
+        if !plan.removals.is_empty() && !options.allow_removals {
+            return Err(Error::WouldRemove(plan.removals));
+        }
+        let script = format!("LC_ALL=C {} -y upgrade", self.binary());
+        let out = step::run(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
+        if !out.success() {
+            return Err(step::failed(STEP, &out));
+        }
+        let reboot = self.reboot_status(exec, cancel).await?;
+        Ok(UpgradeReport { plan, reboot })
+    }
+
+    async fn reboot_status(
+        &self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<RebootStatus, Error> {
+        const STEP: &str = "reboot-required check";
+        let (rc, running) = (parse::RC_MARKER, parse::RUNNING_MARKER);
+        let script = format!(
+            "LC_ALL=C; export LC_ALL\n\
+             if command -v needs-restarting >/dev/null 2>&1; then \
+             needs-restarting -r; echo \"{rc} $?\"; \
+             elif {bin} needs-restarting --help >/dev/null 2>&1; then \
+             {bin} needs-restarting -r; echo \"{rc} $?\"; fi\n\
+             echo \"{running} $(uname -r)\"\n\
+             rpm -q --qf '%{{INSTALLTIME}} %{{NAME}} %{{VERSION}}-%{{RELEASE}}.%{{ARCH}}\\n' \
+             kernel kernel-core 2>/dev/null\n\
+             true",
+            bin = self.binary()
+        );
+        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        if !out.success() {
+            return Err(step::failed(STEP, &out));
+        }
+        let (required, packages) = parse::parse_reboot_probe(&out.stdout);
+        Ok(RebootStatus { required, packages })
+    }
+}

@@ -1,0 +1,9 @@
+//! Pure parsers over captured command output: text in, typed values out, never a panic.
+//!
+//! Nothing here runs a command; the managers in `pkg` feed these with what their `Executor`
+//! returned. Each parser is tested on real captured output under `tests/fixtures/` and fuzzed.
+
+pub mod apt;
+pub mod compose;
+pub mod dnf;
+pub mod os_release;

@@ -1,0 +1,243 @@
+//! Running one command on an open session: a fresh channel per command, output forwarded line
+//! by line as it arrives, exit status or signal collected, timeout and cancellation honoured.
+//!
+//! On timeout or cancellation tendhost asks the server to SIGKILL the command (the SSH "signal"
+//! request) and closes the channel, then returns at once; the connection stays usable.
+//! What happens on the host depends on OpenSSH: it delivers the signal (to the command's whole
+//! process group) only for sessions of non-root users that are not privileged — for root
+//! logins it refuses ("session signalling requires privilege separation"), and a `sudo`'d
+//! command runs as root where the user's signal cannot reach it. In those cases the remote
+//! process **keeps running** until it finishes or next writes to its closed output (SIGPIPE).
+//! That is deliberate for package managers (killing dpkg mid-run can break a host), but it
+//! means a timed-out or cancelled privileged step leaves the host in an unknown state: callers
+//! must re-read it (and expect, e.g., a held dpkg lock) rather than assume nothing happened.
+
+use std::time::Duration;
+
+use russh::client::Msg;
+use russh::{Channel, ChannelMsg, Sig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::Session;
+use crate::remote::{CommandOutput, Error, OutputLine, Stream};
+
+/// Why a command did not produce a [`CommandOutput`].
+pub enum RunError {
+    /// No channel could be opened: the connection is probably stale; reconnecting may help.
+    Open(String),
+    /// The command started (or may have): never retried blindly.
+    Failed(Error),
+}
+
+/// Runs `script` on `session`.
+pub async fn run(
+    session: &Session,
+    target: &str,
+    script: &str,
+    lines: Option<&mpsc::Sender<OutputLine>>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<CommandOutput, RunError> {
+    let mut channel = session
+        .handle
+        .channel_open_session()
+        .await
+        .map_err(|e| RunError::Open(e.to_string()))?;
+    channel
+        .exec(true, script.as_bytes())
+        .await
+        .map_err(|e| RunError::Open(e.to_string()))?;
+
+    let mut collector = Collector::new(lines);
+    let ended = {
+        let work = pump(&mut channel, &mut collector);
+        tokio::select! {
+            ended = work => Ended::Done(ended),
+            () = tokio::time::sleep(timeout) => Ended::TimedOut,
+            () = cancel.cancelled() => Ended::Cancelled,
+        }
+    };
+    match ended {
+        Ended::Done(Ok(status)) => {
+            collector.finish().await;
+            Ok(collector.into_output(status))
+        }
+        Ended::Done(Err(message)) => {
+            collector.finish().await;
+            Err(RunError::Failed(Error::Disconnected {
+                target: target.to_string(),
+                message,
+            }))
+        }
+        Ended::TimedOut => {
+            stop(&channel).await;
+            Err(RunError::Failed(Error::Timeout(timeout)))
+        }
+        Ended::Cancelled => {
+            stop(&channel).await;
+            Err(RunError::Failed(Error::Cancelled))
+        }
+    }
+}
+
+enum Ended {
+    Done(Result<Status, String>),
+    TimedOut,
+    Cancelled,
+}
+
+#[derive(Default)]
+struct Status {
+    exit_code: Option<u32>,
+    signal: Option<String>,
+}
+
+/// Reads channel messages until the server closes the channel.
+async fn pump(channel: &mut Channel<Msg>, out: &mut Collector<'_>) -> Result<Status, String> {
+    let mut status = Status::default();
+    let mut ended = false;
+    while let Some(message) = channel.wait().await {
+        match message {
+            ChannelMsg::Data { data } => out.push(Stream::Stdout, &data).await,
+            // Extended data type 1 is SSH_EXTENDED_DATA_STDERR (RFC 4254 §5.2).
+            ChannelMsg::ExtendedData { data, ext: 1 } => out.push(Stream::Stderr, &data).await,
+            ChannelMsg::ExitStatus { exit_status } => {
+                status.exit_code = Some(exit_status);
+                ended = true;
+            }
+            ChannelMsg::ExitSignal { signal_name, .. } => {
+                status.signal = Some(signal_label(&signal_name));
+                ended = true;
+            }
+            ChannelMsg::Failure => return Err("the server refused to run the command".into()),
+            ChannelMsg::Close => break,
+            _ => {}
+        }
+    }
+    if ended {
+        Ok(status)
+    } else {
+        Err("the connection closed before the command finished".into())
+    }
+}
+
+/// Best effort: ask the server to kill the command, then close our end.
+async fn stop(channel: &Channel<Msg>) {
+    let _ = channel.signal(Sig::KILL).await;
+    let _ = channel.close().await;
+}
+
+fn signal_label(sig: &Sig) -> String {
+    match sig {
+        Sig::Custom(name) => format!("SIG{name}"),
+        other => format!("SIG{other:?}"),
+    }
+}
+
+/// Splits both streams into lines across data chunks, forwards complete lines at once, and
+/// keeps everything for the final [`CommandOutput`].
+struct Collector<'a> {
+    lines: Option<&'a mpsc::Sender<OutputLine>>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Bytes of the current unfinished line per stream.
+    partial: [Vec<u8>; 2],
+}
+
+impl<'a> Collector<'a> {
+    fn new(lines: Option<&'a mpsc::Sender<OutputLine>>) -> Self {
+        Self {
+            lines,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            partial: [Vec::new(), Vec::new()],
+        }
+    }
+
+    async fn push(&mut self, stream: Stream, data: &[u8]) {
+        match stream {
+            Stream::Stdout => self.stdout.extend_from_slice(data),
+            Stream::Stderr => self.stderr.extend_from_slice(data),
+        }
+        let Some(lines) = self.lines else {
+            return;
+        };
+        let partial = &mut self.partial[stream as usize];
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            partial.extend_from_slice(&rest[..end]);
+            rest = &rest[end + 1..];
+            let line = take_line(partial);
+            // A closed receiver only means nobody watches the live output any more.
+            let _ = lines.send(OutputLine { stream, line }).await;
+        }
+        partial.extend_from_slice(rest);
+    }
+
+    /// Forwards unterminated last lines.
+    async fn finish(&mut self) {
+        let Some(lines) = self.lines else {
+            return;
+        };
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let partial = &mut self.partial[stream as usize];
+            if !partial.is_empty() {
+                let line = take_line(partial);
+                let _ = lines.send(OutputLine { stream, line }).await;
+            }
+        }
+    }
+
+    fn into_output(self, status: Status) -> CommandOutput {
+        CommandOutput {
+            exit_code: status.exit_code,
+            signal: status.signal,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+        }
+    }
+}
+
+fn take_line(buf: &mut Vec<u8>) -> String {
+    let text = String::from_utf8_lossy(buf)
+        .trim_end_matches('\r')
+        .to_string();
+    buf.clear();
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_split_across_chunks_per_stream() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let out = {
+            let mut c = Collector::new(Some(&tx));
+            c.push(Stream::Stdout, b"one\ntw").await;
+            c.push(Stream::Stderr, b"err").await;
+            c.push(Stream::Stdout, b"o\r\nthree").await;
+            c.push(Stream::Stderr, b"!\n").await;
+            c.finish().await;
+            c.into_output(Status::default())
+        };
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(l) = rx.recv().await {
+            got.push((l.stream, l.line));
+        }
+        assert_eq!(
+            got,
+            [
+                (Stream::Stdout, "one".to_string()),
+                (Stream::Stdout, "two".to_string()),
+                (Stream::Stderr, "err!".to_string()),
+                (Stream::Stdout, "three".to_string()),
+            ]
+        );
+        assert_eq!(out.stdout, "one\ntwo\r\nthree");
+        assert_eq!(out.stderr, "err!\n");
+    }
+}

@@ -1,0 +1,255 @@
+//! Real apt, end to end: a debootstrapped Debian root per test with a local repository of
+//! generated packages (see `harness::aptrepo`), driven through the same `Executor` path as
+//! any host.
+
+use std::time::{Duration, Instant};
+
+use tendhost::config::{ManagerChoice, UpgradeMode};
+use tendhost::pkg::apt::Apt;
+use tendhost::pkg::{self, Error, ManagerKind, PackageManager, UpgradeOptions};
+use tendhost::remote::OutputLine;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::aptrepo;
+use crate::harness::debroot::DebRoot;
+
+fn options(mode: UpgradeMode, allow_removals: bool) -> UpgradeOptions {
+    UpgradeOptions {
+        mode,
+        allow_removals,
+    }
+}
+
+/// A root with the 1.0 packages installed and apt's lists refreshed from the local repo.
+async fn prepared(name: &str) -> DebRoot {
+    let host = DebRoot::new(name);
+    aptrepo::install(&host);
+    Apt::new()
+        .refresh(&host.executor(), &CancellationToken::new())
+        .await
+        .expect("apt-get update against file:/repo");
+    host
+}
+
+fn version(host: &DebRoot, package: &str) -> String {
+    host.sh(&format!(
+        "dpkg-query -W -f '${{Version}} ${{db:Status-Abbrev}}' {package} 2>/dev/null || true"
+    ))
+    .trim()
+    .to_string()
+}
+
+#[tokio::test]
+async fn lists_pending_packages_with_versions() {
+    let host = prepared("apt-list").await;
+    let cancel = CancellationToken::new();
+    let mut pending = Apt::new().pending(&host.executor(), &cancel).await.unwrap();
+    pending.sort_by(|a, b| a.name.cmp(&b.name));
+    let got: Vec<(&str, &str, &str)> = pending
+        .iter()
+        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tendhost-app", "1.0", "1.1"),
+            ("tendhost-core", "1.0", "1.1"),
+            ("tendhost-kernel", "1.0", "1.1"),
+        ]
+    );
+    assert!(
+        pending.iter().all(|p| !p.security),
+        "file:/repo is no security origin"
+    );
+}
+
+#[tokio::test]
+async fn detects_apt_from_the_roots_os_release() {
+    let host = DebRoot::new("apt-detect");
+    let manager = pkg::detect(
+        &host.executor(),
+        ManagerChoice::Auto,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap()
+    .expect("auto always picks a manager or fails");
+    assert_eq!(manager.kind(), ManagerKind::Apt);
+}
+
+#[tokio::test]
+async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
+    let host = prepared("apt-plan").await;
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let apt = Apt::new();
+
+    let full = apt
+        .plan(&exec, options(UpgradeMode::Full, false), &cancel)
+        .await
+        .unwrap();
+    let mut upgraded: Vec<&str> = full.upgrades.iter().map(|p| p.name.as_str()).collect();
+    upgraded.sort();
+    assert_eq!(
+        upgraded,
+        ["tendhost-app", "tendhost-core", "tendhost-kernel"]
+    );
+    assert_eq!(full.installs, ["tendhost-newdep"]);
+    assert_eq!(full.removals, ["tendhost-legacy"]);
+    assert!(full.held.is_empty());
+
+    let safe = apt
+        .plan(&exec, options(UpgradeMode::Safe, false), &cancel)
+        .await
+        .unwrap();
+    let mut upgraded: Vec<&str> = safe.upgrades.iter().map(|p| p.name.as_str()).collect();
+    upgraded.sort();
+    assert_eq!(upgraded, ["tendhost-app", "tendhost-kernel"]);
+    assert_eq!(
+        safe.held,
+        ["tendhost-core"],
+        "a new dependency keeps it back"
+    );
+    assert!(safe.installs.is_empty() && safe.removals.is_empty());
+    assert_eq!(
+        version(&host, "tendhost-app"),
+        "1.0 ii",
+        "a dry run changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_upgrade_that_would_remove_packages() {
+    let host = prepared("apt-refuse").await;
+    let err = Apt::new()
+        .upgrade(
+            &host.executor(),
+            options(UpgradeMode::Full, false),
+            None,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::WouldRemove(r) if r == &["tendhost-legacy".to_string()]),
+        "{err}"
+    );
+    assert_eq!(version(&host, "tendhost-app"), "1.0 ii");
+    assert_eq!(version(&host, "tendhost-legacy"), "1.0 ii");
+}
+
+#[tokio::test]
+async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
+    let host = prepared("apt-upgrade").await;
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let apt = Apt::new();
+    assert!(!apt.reboot_status(&exec, &cancel).await.unwrap().required);
+
+    let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(64);
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(line) = lines_rx.recv().await {
+            all.push(line.line);
+        }
+        all
+    });
+    let report = apt
+        .upgrade(
+            &exec,
+            options(UpgradeMode::Full, true),
+            Some(&lines_tx),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    drop(lines_tx);
+    let lines = collector.await.unwrap();
+
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Setting up tendhost-app (1.1)")),
+        "streamed lines: {lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("Removing tendhost-legacy")));
+    assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
+    assert_eq!(version(&host, "tendhost-core"), "1.1 ii");
+    assert_eq!(version(&host, "tendhost-kernel"), "1.1 ii");
+    assert_eq!(version(&host, "tendhost-newdep"), "1.0 ii");
+    assert_eq!(version(&host, "tendhost-legacy"), "");
+    assert!(report.reboot.required);
+    assert_eq!(report.reboot.packages, ["tendhost-kernel"]);
+    assert_eq!(
+        apt.reboot_status(&exec, &cancel).await.unwrap(),
+        report.reboot
+    );
+    assert!(apt.pending(&exec, &cancel).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn safe_upgrade_leaves_kept_back_packages_alone() {
+    let host = prepared("apt-safe").await;
+    let report = Apt::new()
+        .upgrade(
+            &host.executor(),
+            options(UpgradeMode::Safe, false),
+            None,
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.plan.held, ["tendhost-core"]);
+    assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
+    assert_eq!(version(&host, "tendhost-core"), "1.0 ii");
+    assert_eq!(version(&host, "tendhost-legacy"), "1.0 ii");
+    assert_eq!(version(&host, "tendhost-newdep"), "");
+}
+
+#[tokio::test]
+async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
+    let host = prepared("apt-lock").await;
+    // Another process holds dpkg's frontend lock (an fcntl lock, as apt and dpkg take it).
+    let lock_path = host.path("var/lib/dpkg/lock-frontend");
+    let mut holder = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(
+            "import fcntl,sys,time\nf=open(sys.argv[1],'a')\nfcntl.lockf(f,fcntl.LOCK_EX)\n\
+             print('locked',flush=True)\ntime.sleep(120)",
+        )
+        .arg(&lock_path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 holds the lock");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "locked");
+
+    let started = Instant::now();
+    let result = Apt::with_lock_wait(Duration::from_secs(2))
+        .upgrade(
+            &host.executor(),
+            options(UpgradeMode::Safe, false),
+            None,
+            &CancellationToken::new(),
+        )
+        .await;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Locked(2)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the wait is bounded"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the package database is locked by another process (waited 2s)"
+    );
+    assert_eq!(version(&host, "tendhost-app"), "1.0 ii");
+}

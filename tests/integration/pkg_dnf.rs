@@ -1,0 +1,103 @@
+//! Real dnf, end to end: Debian's dnf against a local rpm repository (see
+//! `harness::rpmrepo`), driven through the `Executor` with tendhost's own command lines.
+
+use tendhost::config::UpgradeMode;
+use tendhost::pkg::dnf::Dnf;
+use tendhost::pkg::{Error, PackageManager, UpgradeOptions};
+use tendhost::remote::OutputLine;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::rpmrepo::RpmHost;
+
+fn options(allow_removals: bool) -> UpgradeOptions {
+    UpgradeOptions {
+        mode: UpgradeMode::Full,
+        allow_removals,
+    }
+}
+
+#[tokio::test]
+async fn lists_pending_with_installed_versions_and_security() {
+    let host = RpmHost::new(true);
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let dnf = Dnf::dnf();
+    dnf.refresh(&exec, &cancel).await.unwrap();
+    let mut pending = dnf.pending(&exec, &cancel).await.unwrap();
+    pending.sort_by(|a, b| a.name.cmp(&b.name));
+    let got: Vec<(&str, &str, &str, bool)> = pending
+        .iter()
+        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("kernel-core", "6.0.0-1", "6.1.0-1", false),
+            ("tendhost-app", "1.0-1", "1.1-1", false),
+            ("tendhost-core", "1.0-1", "1.1-1", false),
+            ("tendhost-sec", "1.0-1", "1.1-1", true),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn plans_refuses_removals_then_upgrades_for_real() {
+    let host = RpmHost::new(true);
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let dnf = Dnf::dnf();
+
+    let plan = dnf.plan(&exec, options(false), &cancel).await.unwrap();
+    assert_eq!(plan.upgrades.len(), 4);
+    assert!(plan.upgrades.iter().all(|p| !p.from.is_empty()), "{plan:?}");
+    assert_eq!(plan.installs, ["tendhost-newdep"]);
+    assert_eq!(plan.removals, ["tendhost-legacy"]);
+    assert!(!dnf.reboot_status(&exec, &cancel).await.unwrap().required);
+
+    let err = dnf
+        .upgrade(&exec, options(false), None, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::WouldRemove(_)), "{err}");
+    assert_eq!(host.version("tendhost-app"), "1.0-1");
+
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(64);
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(line) = rx.recv().await {
+            all.push(line.line);
+        }
+        all
+    });
+    let report = dnf
+        .upgrade(&exec, options(true), Some(&tx), &cancel)
+        .await
+        .unwrap();
+    drop(tx);
+    let lines = collector.await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Upgrading") && l.contains("tendhost-app")),
+        "{lines:#?}"
+    );
+    assert_eq!(host.version("tendhost-app"), "1.1-1");
+    assert_eq!(host.version("tendhost-newdep"), "1.0-1");
+    assert_eq!(host.version("tendhost-legacy"), "");
+    assert!(report.reboot.required);
+    assert_eq!(report.reboot.packages, ["tendhost-newdep"]);
+    assert!(dnf.pending(&exec, &cancel).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn without_needs_restarting_compares_the_running_kernel() {
+    let host = RpmHost::new(false);
+    let status = Dnf::dnf()
+        .reboot_status(&host.executor(), &CancellationToken::new())
+        .await
+        .unwrap();
+    // The newest installed kernel-core (6.0.0-1.noarch) is not the running kernel.
+    assert!(status.required);
+    assert_eq!(status.packages, ["kernel-core"]);
+}
