@@ -289,6 +289,12 @@ impl<L: EngineLink> App<L> {
                         refused.push(format!("{host} ({reason})"));
                     }
                 }
+                tracing::info!(
+                    action = action.verb(),
+                    hosts = total,
+                    refused = refused.len(),
+                    "console request"
+                );
                 if refused.is_empty() {
                     let s = if total == 1 { "" } else { "s" };
                     self.view
@@ -324,6 +330,7 @@ impl<L: EngineLink> App<L> {
                 let (n, dry) = (spec.hosts.len(), spec.dry_run);
                 match self.link.send(UiRequest::StartWave(spec)) {
                     Ok(()) => {
+                        tracing::info!(hosts = n, dry_run = dry, "wave started from the console");
                         let kind = if dry { "dry-run wave" } else { "wave" };
                         self.view
                             .set_status(format!("{kind} started on {n} hosts"), false);

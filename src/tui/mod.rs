@@ -92,6 +92,11 @@ pub async fn console(
     let (engine, events) = Engine::start(config.clone(), deps);
     let mut model = FleetModel::from_config(&config, DEFAULT_LOG_LINES);
     engine_link::seed(&mut model, engine.initial());
+    tracing::info!(
+        hosts = model.hosts().len(),
+        read_only = settings.read_only,
+        "console started"
+    );
     let result = run(model, engine.clone(), events, settings).await;
     if !engine.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("some host steps did not stop within the shutdown grace period");

@@ -312,7 +312,9 @@ impl FleetModel {
             }
             Event::Wave(progress) => self.wave = Some(progress.clone()),
             Event::WaveHostFinished { host, outcome, .. } => {
-                let Some(row) = self.row_mut(host) else { return };
+                let Some(row) = self.row_mut(host) else {
+                    return;
+                };
                 row.wave_result = Some(match outcome {
                     StepOutcome::Succeeded => "succeeded".to_string(),
                     StepOutcome::Refused { reason } => format!("refused: {reason}"),

@@ -12,3 +12,4 @@ mod pkg_compose;
 mod pkg_dnf;
 mod pkg_quoting;
 mod ssh;
+mod tui;

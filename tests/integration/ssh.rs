@@ -647,7 +647,9 @@ impl Drop for Agent {
 #[test]
 fn harness_authorizes_the_non_root_test_user() {
     let host = SshHost::start(SshdOptions::default()).expect("starting sshd");
-    let out = host.openssh(NOPASSWD_USER, "id -un; sudo -n id -u").expect("ssh");
+    let out = host
+        .openssh(NOPASSWD_USER, "id -un; sudo -n id -u")
+        .expect("ssh");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         format!("{NOPASSWD_USER}\n0\n"),

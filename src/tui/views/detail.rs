@@ -177,6 +177,16 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
     let mut lines = Vec::new();
     if let Some((plan, dry_run)) = &host.plan {
         let kind = if *dry_run { "dry run" } else { "last upgrade" };
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{kind}: {} upgrades, {} new, {} removals, {} held",
+                plan.upgrades.len(),
+                plan.installs.len(),
+                plan.removals.len(),
+                plan.held.len()
+            ),
+            theme.accent(),
+        )));
         if !plan.removals.is_empty() {
             lines.push(Line::from(Span::styled(
                 format!("{kind}: would REMOVE {}", plan.removals.join(", ")),

@@ -1,0 +1,324 @@
+//! The console end to end: the real binary in a real terminal (tmux), driven by keystrokes and
+//! read back with `capture-pane`, against harness sshd hosts whose sessions run inside their own
+//! Debian roots with a local apt repository.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::harness::debroot::DebRoot;
+use crate::harness::{SshHost, SshdOptions, TestEnv, aptrepo};
+
+/// One tmux server per test (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts `command` in an 80×24 session with `escape-time 0`; the shell echoes the exit code
+    /// and lingers so the test can read it.
+    fn start(name: &str, command: &str, env: &[(&str, String)]) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("tendhost-{name}-{}", std::process::id()),
+        };
+        let exports: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+        let script = format!("env {exports}{command}; echo EXIT=$?; sleep 600");
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        tmux.run(&["set", "-sg", "escape-time", "0"]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux (see .ci/install-test-deps.sh)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Sends tmux key names one by one, pausing briefly as a person would.
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.run(&["send-keys", "-t", "t", key]);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    /// Types literal text.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", text]);
+        std::thread::sleep(Duration::from_millis(60));
+    }
+
+    /// Waits until the screen satisfies `check`, or fails showing the last screen.
+    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("tendhost")
+}
+
+/// A harness sshd whose every session runs inside `root` (ForceCommand + chroot).
+fn chrooted_host(env: &TestEnv, root: &DebRoot, name: &str) -> SshHost {
+    let wrapper = env.dir.path().join(format!("{name}-session.sh"));
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec chroot {} /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+            root.root().display()
+        ),
+    )
+    .expect("writing the session wrapper");
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
+    // The wrapper sits in the env dir: sshd must be able to run it.
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod env");
+    SshHost::start(SshdOptions {
+        force_command: Some(wrapper),
+        ..SshdOptions::default()
+    })
+    .expect("starting sshd")
+}
+
+fn installed_version(root: &DebRoot, package: &str) -> String {
+    root.sh(&format!("dpkg-query -W -f '${{Version}}' {package}"))
+}
+
+fn console_env(env: &TestEnv) -> Vec<(&'static str, String)> {
+    vec![
+        ("XDG_DATA_HOME", env.xdg_data_home().display().to_string()),
+        ("TERM", "xterm-256color".to_string()),
+        ("RUST_LOG", "tendhost=debug".to_string()),
+    ]
+}
+
+fn console_command(env: &TestEnv, extra: &str) -> String {
+    format!(
+        "{} --config {} --state-dir {} {extra}",
+        binary().display(),
+        env.config_path().display(),
+        env.state_dir().display()
+    )
+}
+
+#[test]
+fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
+    let names = ["web-1", "web-2", "db-1"];
+    let roots: Vec<DebRoot> = names
+        .iter()
+        .map(|name| {
+            let root = DebRoot::new(&format!("tui-{name}"));
+            aptrepo::install(&root);
+            root
+        })
+        .collect();
+    let env = TestEnv::new();
+    let hosts: Vec<SshHost> = names
+        .iter()
+        .zip(&roots)
+        .map(|(name, root)| chrooted_host(&env, root, name))
+        .collect();
+    let mut body = String::from("[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n");
+    for (name, host) in names.iter().zip(&hosts) {
+        env.trust(host);
+        let tag = &name[..name.find('-').unwrap_or(name.len())];
+        body.push_str(&env.host_toml(name, host, "root"));
+        body.push_str(&format!("tags = [\"{tag}\"]\n\n"));
+    }
+    env.write_config(&body);
+
+    let tmux = Tmux::start("wave", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 3/3")
+    });
+
+    // Refresh every host: mark all, r, confirm.
+    tmux.keys(&["*", "r"]);
+    let confirm = tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("refresh 3 hosts?")
+    });
+    assert!(confirm.contains("web-1, web-2, db-1"), "{confirm}");
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "three hosts with pending updates",
+        Duration::from_secs(90),
+        |s| s.contains("◆3 pending"),
+    );
+
+    // Filter to the web hosts, mark them, open the wave dialog.
+    tmux.keys(&["c", "/"]);
+    tmux.type_text("tag:web");
+    tmux.keys(&["Enter"]);
+    let filtered = tmux.wait_for("the filter", Duration::from_secs(5), |s| {
+        s.contains("Hosts 2/3")
+    });
+    assert!(filtered.contains("filter: tag:web"), "{filtered}");
+    assert!(
+        !filtered.contains("db-1 "),
+        "db-1 is filtered out:\n{filtered}"
+    );
+    tmux.keys(&["*", "w"]);
+    let dialog = tmux.wait_for("the wave dialog", Duration::from_secs(5), |s| {
+        s.contains("2 marked hosts:")
+    });
+    assert!(dialog.contains("web-1, web-2"), "{dialog}");
+    assert!(
+        dialog.contains("‹ yes ›"),
+        "a wave from the keyboard starts as a dry run:\n{dialog}"
+    );
+    tmux.keys(&["y"]);
+    let done = tmux.wait_for("the wave to finish", Duration::from_secs(120), |s| {
+        s.contains("wave done")
+    });
+    assert!(done.contains("2/2 ok"), "{done}");
+
+    // The Pending tab of the cursor host shows the dry run's plan.
+    tmux.keys(&["Tab"]);
+    let pending = tmux.wait_for("the Pending tab", Duration::from_secs(5), |s| {
+        s.contains("[Pending]")
+    });
+    assert!(pending.contains("dry run:"), "{pending}");
+    assert!(pending.contains("tendhost-app"), "{pending}");
+    for root in &roots {
+        assert_eq!(
+            installed_version(root, "tendhost-app"),
+            "1.0",
+            "a dry run changed a host"
+        );
+    }
+
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(30), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+    assert!(
+        !after.contains("Hosts 2/3"),
+        "the alternate screen was left behind:\n{after}"
+    );
+    let audit = fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap_or_default();
+    assert!(audit.contains("wave"), "the wave is audited: {audit}");
+}
+
+#[test]
+fn read_only_help_resize_and_quit_with_local_hosts() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[fleet]\nrefresh_interval = \"0\"\n\n\
+         [[host]]\nname = \"alpha\"\ntransport = \"local\"\ntags = [\"web\"]\n\n\
+         [[host]]\nname = \"beta\"\ntransport = \"local\"\ntags = [\"db\"]\n",
+    );
+    let mut vars = console_env(&env);
+    vars.push(("NO_COLOR", "1".to_string()));
+    let tmux = Tmux::start("ro", &console_command(&env, "--read-only"), &vars);
+    let screen = tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 2/2")
+    });
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    assert!(screen.contains("● idle"), "{screen}");
+
+    tmux.keys(&["u"]);
+    tmux.wait_for("the read-only message", Duration::from_secs(5), |s| {
+        s.contains("read-only: 'update' is disabled")
+    });
+    tmux.keys(&["?"]);
+    tmux.wait_for("the help overlay", Duration::from_secs(5), |s| {
+        s.contains("disabled by --read-only")
+    });
+    tmux.keys(&["BSpace"]);
+    tmux.wait_for("help to close", Duration::from_secs(5), |s| {
+        !s.contains("disabled by --read-only")
+    });
+
+    // Resize the window: the table follows and gains the LAST ERROR column at 140 columns.
+    tmux.run(&["resize-window", "-t", "t", "-x", "140", "-y", "30"]);
+    let wide = tmux.wait_for("the wide layout", Duration::from_secs(5), |s| {
+        s.contains("LAST ERROR")
+    });
+    assert!(wide.lines().any(|l| l.chars().count() >= 130), "{wide}");
+    tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    tmux.wait_for("the narrow layout", Duration::from_secs(5), |s| {
+        !s.contains("LAST ERROR")
+    });
+
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+}
+
+#[test]
+fn a_second_console_on_the_same_state_dir_is_refused() {
+    let env = TestEnv::new();
+    env.write_config("[[host]]\nname = \"alpha\"\ntransport = \"local\"\n");
+    let tmux = Tmux::start(
+        "lock",
+        &console_command(&env, "--read-only"),
+        &console_env(&env),
+    );
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    let out = Command::new(binary())
+        .args(["--config"])
+        .arg(env.config_path())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .env("XDG_DATA_HOME", env.xdg_data_home())
+        .output()
+        .expect("running tendhost");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another tendhost"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=0")
+    });
+}
