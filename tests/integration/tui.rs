@@ -322,3 +322,88 @@ fn a_second_console_on_the_same_state_dir_is_refused() {
         s.contains("EXIT=0")
     });
 }
+
+/// Regenerates `assets/screenshot.png`'s input: a harness fleet in the console at 100×30, with
+/// colours, captured by tmux into `target/screenshot.ansi`. Render it with
+/// `python3 tools/screenshot.py target/screenshot.ansi assets/screenshot.png`.
+/// Ignored by default: it exists to make the picture, and still fails if the scene is wrong.
+#[test]
+#[ignore = "run by hand to refresh the README screenshot"]
+fn screenshot_of_a_harness_fleet() {
+    let names = ["web-1", "web-2", "web-3", "db-1", "ci-runner"];
+    let tags = [
+        "web,production",
+        "web,production",
+        "web",
+        "db,production",
+        "ci",
+    ];
+    let roots: Vec<DebRoot> = names
+        .iter()
+        .map(|name| {
+            let root = DebRoot::new(&format!("shot-{name}"));
+            aptrepo::install(&root);
+            root
+        })
+        .collect();
+    let env = TestEnv::new();
+    let mut hosts: Vec<SshHost> = names
+        .iter()
+        .zip(&roots)
+        .map(|(name, root)| chrooted_host(&env, root, name))
+        .collect();
+    let mut legacy = SshHost::start(SshdOptions::default()).expect("starting sshd");
+    let mut body = String::from(
+        "[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n[groups]\ncanary = [\"web-1\"]\n\n",
+    );
+    for ((name, host), tags) in names.iter().zip(&hosts).zip(tags) {
+        env.trust(host);
+        body.push_str(&env.host_toml(name, host, "root"));
+        let list: Vec<String> = tags.split(',').map(|t| format!("\"{t}\"")).collect();
+        body.push_str(&format!("tags = [{}]\n\n", list.join(", ")));
+        if *name == "web-3" {
+            // `safe` never removes packages, so the update goes ahead without consent.
+            body.push_str("[host.policy]\nupgrade_mode = \"safe\"\nauto_reboot = false\n\n");
+        }
+    }
+    env.trust(&legacy);
+    body.push_str(&env.host_toml("legacy-nas", &legacy, "root"));
+    body.push_str("tags = [\"storage\"]\n\n");
+    env.write_config(&body);
+    legacy.stop();
+
+    let tmux = Tmux::start("shot", &console_command(&env, ""), &console_env(&env));
+    tmux.run(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 6/6")
+    });
+    tmux.keys(&["*", "r", "y"]);
+    tmux.wait_for("the refresh", Duration::from_secs(90), |s| {
+        s.contains("◆5 pending") && s.contains("✖1 failed")
+    });
+    // A real update of web-3: its kernel package asks for a reboot, which policy holds back.
+    tmux.keys(&["c", "G", "u", "y"]);
+    tmux.wait_for(
+        "web-3 to wait for its reboot",
+        Duration::from_secs(120),
+        |s| s.contains("needs reboot"),
+    );
+    // A dry-run wave over the production hosts, then back to the whole fleet.
+    tmux.keys(&["/"]);
+    tmux.type_text("tag:production");
+    tmux.keys(&["Enter", "w", "y"]);
+    tmux.wait_for("the wave", Duration::from_secs(120), |s| {
+        s.contains("wave done")
+    });
+    tmux.keys(&["Escape", "g", "Space", "Space", "j", "Tab"]);
+    tmux.wait_for("the Pending tab", Duration::from_secs(5), |s| {
+        s.contains("[Pending]")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let out = tmux.run(&["capture-pane", "-e", "-p", "-t", "t"]);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshot.ansi");
+    fs::write(&path, &out.stdout).expect("writing the capture");
+    eprintln!("captured {}", path.display());
+    tmux.keys(&["q"]);
+    drop(hosts.drain(..));
+}

@@ -179,7 +179,7 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
         let kind = if *dry_run { "dry run" } else { "last upgrade" };
         lines.push(Line::from(Span::styled(
             format!(
-                "{kind}: {} upgrades, {} new, {} removals, {} held",
+                "{kind}: {} to upgrade, {} new, {} to remove, {} held",
                 plan.upgrades.len(),
                 plan.installs.len(),
                 plan.removals.len(),
@@ -216,17 +216,24 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
             theme.state(StateKind::Idle),
         )));
     }
-    let name_w = (width / 3).clamp(10, 28);
-    let version_w = width.saturating_sub(name_w + 14) / 2;
+    // Columns as wide as their longest entry, within a third of the pane each.
+    let longest = |f: fn(&crate::pkg::PendingPackage) -> &str| {
+        pending
+            .iter()
+            .map(|p| f(p).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let name_w = longest(|p| &p.name).clamp(10, (width / 3).max(10));
+    let version_cap = width.saturating_sub(name_w + 14) / 2;
+    let from_w = longest(|p| &p.from).min(version_cap);
+    let to_w = longest(|p| &p.to).min(version_cap);
     for pkg in pending.iter() {
         let mut spans = vec![
             Span::raw(format!("{:<name_w$} ", fit(&pkg.name, name_w))),
-            Span::styled(
-                format!("{:>version_w$}", fit(&pkg.from, version_w)),
-                theme.dim(),
-            ),
+            Span::styled(format!("{:>from_w$}", fit(&pkg.from, from_w)), theme.dim()),
             Span::raw(" → "),
-            Span::raw(format!("{:<version_w$}", fit(&pkg.to, version_w))),
+            Span::raw(format!("{:<to_w$}", fit(&pkg.to, to_w))),
         ];
         if pkg.security {
             spans.push(Span::styled(" security", theme.warn()));

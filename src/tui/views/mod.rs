@@ -46,7 +46,12 @@ pub fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
     if view.zoomed {
         detail::render(body, buf, ctx, view);
     } else {
-        let hosts_height = (body.height * 11 / 20).max(5).min(body.height);
+        // The table takes what its rows need, up to 55%; the detail pane gets the rest.
+        let rows_needed = u16::try_from(view.visible().len() + 3).unwrap_or(u16::MAX);
+        let hosts_height = (body.height * 11 / 20)
+            .min(rows_needed)
+            .max(5)
+            .min(body.height);
         let [hosts, detail_area] =
             Layout::vertical([Constraint::Length(hosts_height), Constraint::Min(0)]).areas(body);
         fleet::render_table(hosts, buf, ctx, view);
