@@ -230,8 +230,10 @@ fn run_console(cli: &Cli, config: Config, paths: &Paths) -> color_eyre::Result<E
     let config = std::sync::Arc::new(config);
     let deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(tui::console(config, deps, settings))?;
-    Ok(Exit::Ok)
+    match runtime.block_on(tui::console(config, deps, settings))? {
+        tui::Ended::Quit => Ok(Exit::Ok),
+        tui::Ended::Interrupted => Ok(Exit::Interrupted),
+    }
 }
 
 /// Finds and validates the config (DESIGN.md §3 discovery order).

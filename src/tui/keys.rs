@@ -180,7 +180,7 @@ pub const BINDINGS: &[Binding] = &[
         Dialog
     ),
     bind!(Help, "help", ["?"], "this help", Move),
-    bind!(Quit, "quit", ["q"], "quit; closes dialogs", Move),
+    bind!(Quit, "quit", ["q", "Ctrl-c"], "quit; closes dialogs", Move),
 ];
 
 impl Action {

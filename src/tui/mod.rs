@@ -67,19 +67,62 @@ impl Settings {
     }
 }
 
-/// Takes over the terminal, runs the console until the operator quits, and gives the terminal
-/// back on every path (return, error, panic).
+/// How the console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The operator quit.
+    Quit,
+    /// SIGINT, SIGTERM or SIGHUP (the ssh session went away): stopped cleanly all the same.
+    Interrupted,
+}
+
+/// Takes over the terminal, runs the console until the operator quits or a signal arrives, and
+/// gives the terminal back on every path (return, error, signal, panic).
 pub async fn run<L: EngineLink>(
     model: FleetModel,
     link: L,
     events: mpsc::Receiver<Event>,
     settings: Settings,
-) -> Result<(), TuiError> {
+) -> Result<Ended, TuiError> {
+    // Installed before the screen changes, so a signal can never leave it half set up.
+    let mut signals = Signals::new().map_err(TuiError::Terminal)?;
     let mut guard = terminal::TerminalGuard::enter().map_err(TuiError::Terminal)?;
     let app = App::new(model, link, settings);
-    let result = app.run(guard.terminal(), events).await;
+    // Dropping the app future on a signal is safe: every branch of its select! is cancel-safe
+    // and it owns nothing that needs more than Drop.
+    let result = tokio::select! {
+        result = app.run(guard.terminal(), events) => result.map(|()| Ended::Quit),
+        () = signals.recv() => Ok(Ended::Interrupted),
+    };
     drop(guard);
     result
+}
+
+/// The signals that end the console: Ctrl-C from outside raw mode (`kill -INT`), `kill`, and a
+/// hang-up when the operator's ssh session drops.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
 }
 
 /// The console over the configured fleet: starts the engine, opens the screen on the engine's
@@ -88,7 +131,7 @@ pub async fn console(
     config: Arc<Config>,
     deps: EngineDeps,
     settings: Settings,
-) -> Result<(), TuiError> {
+) -> Result<Ended, TuiError> {
     let (engine, events) = Engine::start(config.clone(), deps);
     let mut model = FleetModel::from_config(&config, DEFAULT_LOG_LINES);
     engine_link::seed(&mut model, engine.initial());
@@ -98,6 +141,9 @@ pub async fn console(
         "console started"
     );
     let result = run(model, engine.clone(), events, settings).await;
+    if let Ok(Ended::Interrupted) = result {
+        tracing::info!("console interrupted by a signal; stopping the engine");
+    }
     if !engine.shutdown(SHUTDOWN_GRACE).await {
         tracing::warn!("some host steps did not stop within the shutdown grace period");
     }

@@ -64,3 +64,31 @@ pub fn install_panic_hook() {
         }));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn panic_hook_restores_then_hands_over_to_the_previous_hook() {
+        static PREVIOUS_RAN: AtomicBool = AtomicBool::new(false);
+        // Stands in for color-eyre's hook, which main installs first.
+        let original = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PREVIOUS_RAN.store(true, Ordering::SeqCst);
+            original(info);
+        }));
+        install_panic_hook();
+        let result = std::panic::catch_unwind(|| panic!("boom (expected by this test)"));
+        assert!(result.is_err());
+        assert!(
+            PREVIOUS_RAN.load(Ordering::SeqCst),
+            "the previous hook must still report"
+        );
+        // Restoring twice (guard drop after the hook) must be harmless.
+        restore();
+        restore();
+    }
+}

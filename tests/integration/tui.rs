@@ -407,3 +407,40 @@ fn screenshot_of_a_harness_fleet() {
     tmux.keys(&["q"]);
     drop(hosts.drain(..));
 }
+
+/// The pid of the program the tmux pane's shell is running (the console).
+fn console_pid(tmux: &Tmux) -> i32 {
+    let out = tmux.run(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let children = fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("reading the shell's children");
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the console runs under the pane's shell")
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_exits_3() {
+    let env = TestEnv::new();
+    env.write_config("[[host]]\nname = \"alpha\"\ntransport = \"local\"\n");
+    let tmux = Tmux::start("term", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    let pid = console_pid(&tmux);
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=3"), "{after}");
+    assert!(
+        !after.contains("Hosts 1/1"),
+        "the alternate screen was left behind:\n{after}"
+    );
+}
