@@ -5,7 +5,7 @@
 //! `cargo bench --bench ssh_fanout [-- HOSTS]` (default 50). Needs root and openssh-server
 //! (`.ci/install-test-deps.sh`). Not a test: it prints figures and asserts nothing.
 
-#[path = "../tests/integration/harness/sshd.rs"]
+#[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 
 use std::fmt::Write as _;
@@ -59,6 +59,13 @@ async fn run(count: usize) -> Result<(), String> {
     let first = fan_out(&executors).await?;
     let second = fan_out(&executors).await?;
     let openssh = openssh_all(&hosts, &known_hosts).await?;
+    // Context for (b): the latency of one command on a warm connection, no contention.
+    let sequential = 20;
+    let started = Instant::now();
+    for _ in 0..sequential {
+        fan_out(&executors[..1]).await?;
+    }
+    let per_command = started.elapsed() / sequential;
 
     println!();
     println!("ssh fan-out, {count} hosts, `true` on each, all at once (wall time)");
@@ -73,6 +80,10 @@ async fn run(count: usize) -> Result<(), String> {
     println!(
         "  (c) OpenSSH `ssh -o BatchMode=yes host true`, parallel    {:>8.1} ms",
         ms(openssh)
+    );
+    println!(
+        "  (d) one host, {sequential} commands one after another: per command       {:>8.1} ms",
+        ms(per_command)
     );
     println!(
         "  aims: (a) <= (c): {}   (b) < (a)/10: {}",

@@ -49,6 +49,13 @@ pub async fn test_hosts(hosts: &[&HostConfig], ctx: &RemoteContext, opts: &TestO
         .await;
     let failed = outcomes.iter().filter(|o| o.result != "reachable").count();
     let mut out = std::io::stdout().lock();
+    if !opts.json {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<30} {:<17} {:>8}  DETAIL",
+            "HOST", "TARGET", "RESULT", "LATENCY"
+        );
+    }
     for o in &outcomes {
         let _ = if opts.json {
             writeln!(out, "{}", to_json(o))

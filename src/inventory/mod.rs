@@ -38,14 +38,23 @@ pub enum Error {
 /// answers, otherwise through the fallback probe. Never privileged: everything it reads is
 /// world-readable (docker facts need the login user to reach the docker socket).
 pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<Inventory, Error> {
+    // One round trip in the common case: the host picks osquery or the probe itself.
     let script = format!(
-        "if command -v osqueryi >/dev/null 2>&1; then\n{}\nelse echo @@no-osquery; fi",
-        osquery::SCRIPT
+        "if command -v osqueryi >/dev/null 2>&1; then\n{}\nelse\n{}\nfi",
+        osquery::SCRIPT,
+        probe::SCRIPT
     );
-    let out = run(exec, "osqueryi", script, cancel).await?;
+    let out = run(exec, "inventory", script, cancel).await?;
     if let Some(facts) = osquery::parse(&out.stdout).filter(|f| !f.os.id.is_empty()) {
         return Ok(inventory(facts, InventorySource::Osquery));
     }
+    if out.success()
+        && probe::is_probe_output(&out.stdout)
+        && let Some(facts) = probe::parse(&out.stdout)
+    {
+        return Ok(inventory(facts, InventorySource::Probe));
+    }
+    // osquery is there but did not answer usefully: ask the probe directly.
     let out = run(exec, "probe", probe::SCRIPT.to_string(), cancel).await?;
     if !out.success() {
         let code = out

@@ -76,10 +76,10 @@ pub fn parse(output: &str) -> Option<ProbeFacts> {
             _ => {}
         }
     }
-    if facts.os.id.is_empty() {
-        if let Some(row) = &os_version {
-            facts.os = os_from_osquery(row);
-        }
+    if facts.os.id.is_empty()
+        && let Some(row) = &os_version
+    {
+        facts.os = os_from_osquery(row);
     }
     answered.then_some(facts)
 }

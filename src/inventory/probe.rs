@@ -9,6 +9,7 @@ use crate::pkg::parse::os_release::parse_os_release;
 
 /// The probe script. Every section is best effort: a missing tool leaves its section empty.
 pub const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+echo @@probe
 echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 echo @@kernel; uname -r
 echo @@hostname; uname -n
@@ -37,6 +38,11 @@ pub struct ProbeFacts {
     pub installed_packages: usize,
     pub containers: Vec<Container>,
     pub images: Vec<Image>,
+}
+
+/// True when `output` came from [`SCRIPT`] (and not from the osquery script).
+pub fn is_probe_output(output: &str) -> bool {
+    output.lines().any(|l| l.trim() == "@@probe")
 }
 
 /// Splits `@@name` sections; text before the first marker is ignored.

@@ -4,7 +4,7 @@
 //! never opens a connection itself. Every command runs with `LC_ALL=C` so the parsers read the
 //! English they were written for.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -17,12 +17,15 @@ use super::{
     UpgradeReport,
 };
 use crate::config::UpgradeMode;
-use crate::remote::{Executor, OutputLine};
+use crate::remote::{self, Executor, OutputLine};
 
 /// How long apt waits for another process's dpkg/apt lock before giving up with
 /// [`Error::Locked`]: long enough for an unattended-upgrades run to finish a package, short
 /// enough that an operator is told instead of watching a spinner.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// How often a refresh blocked by the lists lock tries again.
+const LOCK_RETRY: Duration = Duration::from_secs(3);
 
 /// Options every dpkg run gets: keep locally changed config files and never ask about them.
 const DPKG_OPTIONS: &str = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
@@ -81,12 +84,25 @@ impl PackageManager for Apt {
 
     async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error> {
         const STEP: &str = "apt-get update";
-        let script = format!("LC_ALL=C apt-get {} -q update", self.lock_option());
-        let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(self.failure(STEP, &out))
+        // `DPkg::Lock::Timeout` does not cover the lists lock `apt-get update` takes, so a held
+        // lock is retried here, within the same bound.
+        let started = Instant::now();
+        loop {
+            let script = format!("LC_ALL=C apt-get {} -q update", self.lock_option());
+            let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+            if out.success() {
+                return Ok(());
+            }
+            let remaining = self.lock_wait.saturating_sub(started.elapsed());
+            if !parse::is_lock_error(&out.stderr) || remaining.is_zero() {
+                return Err(self.failure(STEP, &out));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(remaining.min(LOCK_RETRY)) => {}
+                () = cancel.cancelled() => {
+                    return Err(Error::Remote { step: STEP, source: remote::Error::Cancelled });
+                }
+            }
         }
     }
 

@@ -72,8 +72,8 @@ fn uses_yum(os: &OsInfo) -> bool {
 pub fn manager(kind: ManagerKind) -> SharedManager {
     match kind {
         ManagerKind::Apt => Arc::new(Apt::new()),
-        ManagerKind::Dnf => Arc::new(Dnf::dnf()),
-        ManagerKind::Yum => Arc::new(Dnf::yum()),
+        ManagerKind::Dnf => Arc::new(Dnf::using_dnf()),
+        ManagerKind::Yum => Arc::new(Dnf::using_yum()),
     }
 }
 

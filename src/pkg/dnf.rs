@@ -27,13 +27,13 @@ pub struct Dnf {
 }
 
 impl Dnf {
-    pub fn dnf() -> Self {
+    pub fn using_dnf() -> Self {
         Self {
             kind: ManagerKind::Dnf,
         }
     }
 
-    pub fn yum() -> Self {
+    pub fn using_yum() -> Self {
         Self {
             kind: ManagerKind::Yum,
         }
@@ -101,7 +101,9 @@ impl Dnf {
         let installed = self.installed(exec, &names, cancel).await?;
         let security = self.security(exec, cancel).await;
         for p in packages.iter_mut() {
-            if let Some((_, _, v)) = installed.iter().find(|(n, _, _)| *n == p.name) {
+            if let Some((_, _, v)) = installed.iter().find(|(n, _, _)| *n == p.name)
+                && p.from.is_empty()
+            {
                 p.from = v.clone();
             }
             p.security = security.contains(&p.name);
@@ -158,6 +160,7 @@ impl PackageManager for Dnf {
         let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
         // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
         let understood = out.stdout.contains("Dependencies resolved")
+            || out.stdout.contains("Transaction Summary")
             || out.stdout.contains("Nothing to do")
             || out.stdout.contains("No packages marked for update");
         if !understood || !matches!(out.exit_code, Some(0 | 1)) {

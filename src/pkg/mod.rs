@@ -67,6 +67,16 @@ pub struct UpgradeOptions {
     pub allow_removals: bool,
 }
 
+impl UpgradeOptions {
+    /// The options a host's `[host.policy]` asks for (`upgrade_mode`, `allow_removals`).
+    pub fn from_policy(policy: &crate::config::Policy) -> Self {
+        Self {
+            mode: policy.upgrade_mode,
+            allow_removals: policy.allow_removals,
+        }
+    }
+}
+
 /// The result of a real upgrade.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpgradeReport {

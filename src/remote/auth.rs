@@ -32,7 +32,7 @@ pub struct Identities {
 
 /// A loaded key file.
 enum KeyFile {
-    Plain(PrivateKey),
+    Plain(Box<PrivateKey>),
     /// Encrypted; only its public half is usable (through the agent).
     Encrypted(PublicKey),
 }
@@ -67,7 +67,7 @@ pub async fn authenticate(
         match load_key_file(path)? {
             KeyFile::Plain(key) => {
                 let label = format!("key '{}'", path.display());
-                if offer_key(handle, user, key, &label, &mut tried).await? {
+                if offer_key(handle, target, user, *key, &label, &mut tried).await? {
                     return Ok(label);
                 }
             }
@@ -94,7 +94,7 @@ pub async fn authenticate(
     if let Some(secret) = &ctx.env_key {
         let key = decode_env_key(secret.expose())?;
         let label = "TENDHOST_SSH_KEY".to_string();
-        if offer_key(handle, user, key, &label, &mut tried).await? {
+        if offer_key(handle, target, user, key, &label, &mut tried).await? {
             return Ok(label);
         }
     }
@@ -114,7 +114,7 @@ pub async fn authenticate(
         }
         if let Ok(KeyFile::Plain(key)) = load_key_file(path) {
             let label = format!("key '{}'", path.display());
-            if offer_key(handle, user, key, &label, &mut tried).await? {
+            if offer_key(handle, target, user, *key, &label, &mut tried).await? {
                 return Ok(label);
             }
         }
@@ -133,6 +133,7 @@ pub async fn authenticate(
 
 async fn offer_key(
     handle: &mut Handle<ClientHandler>,
+    target: &str,
     user: &str,
     key: PrivateKey,
     label: &str,
@@ -140,15 +141,21 @@ async fn offer_key(
 ) -> Result<bool, Error> {
     let hash = rsa_hash(handle, key.algorithm().is_rsa()).await;
     let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-    let result = handle
-        .authenticate_publickey(user, key)
-        .await
-        .map_err(|e| Error::Ssh {
-            target: label.to_string(),
-            message: e.to_string(),
-        })?;
     tried.push(label.to_string());
-    Ok(matches!(result, AuthResult::Success))
+    match handle.authenticate_publickey(user, key).await {
+        Ok(result) => Ok(matches!(result, AuthResult::Success)),
+        // Typically sshd's MaxAuthTries: it hangs up after too many offered keys. A person must
+        // choose the key, so this is an auth failure, not network trouble to retry.
+        Err(e) => Err(Error::Auth {
+            target: target.to_string(),
+            user: user.to_string(),
+            tried: format!(
+                "tried {}; then the server closed the connection ({e}); too many keys offered? \
+                 set ssh_key for this host",
+                tried.join(", ")
+            ),
+        }),
+    }
 }
 
 async fn offer_agent_key(
@@ -189,7 +196,7 @@ fn load_key_file(path: &Path) -> Result<KeyFile, Error> {
     };
     let text = std::fs::read_to_string(path).map_err(|e| key_error(format!("cannot read: {e}")))?;
     match decode_secret_key(&text, None) {
-        Ok(key) => Ok(KeyFile::Plain(key)),
+        Ok(key) => Ok(KeyFile::Plain(Box::new(key))),
         Err(russh::keys::Error::KeyIsEncrypted) => encrypted_public_half(path, &text)
             .map(KeyFile::Encrypted)
             .ok_or_else(|| {

@@ -11,5 +11,6 @@ mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;
 mod pkg_quoting;
+mod pkg_ssh;
 mod ssh;
 mod tui;

@@ -46,21 +46,18 @@ async fn lists_pending_packages_with_versions() {
     let cancel = CancellationToken::new();
     let mut pending = Apt::new().pending(&host.executor(), &cancel).await.unwrap();
     pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let got: Vec<(&str, &str, &str)> = pending
+    let got: Vec<(&str, &str, &str, bool)> = pending
         .iter()
-        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str()))
+        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
         .collect();
     assert_eq!(
         got,
         [
-            ("tendhost-app", "1.0", "1.1"),
-            ("tendhost-core", "1.0", "1.1"),
-            ("tendhost-kernel", "1.0", "1.1"),
-        ]
-    );
-    assert!(
-        pending.iter().all(|p| !p.security),
-        "file:/repo is no security origin"
+            ("tendhost-app", "1.0", "1.1", false),
+            ("tendhost-core", "1.0", "1.1", false),
+            ("tendhost-kernel", "1.0", "1.1", true),
+        ],
+        "only the package from the bookworm-security suite is a security update"
     );
 }
 
@@ -98,6 +95,13 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
     assert_eq!(full.installs, ["tendhost-newdep"]);
     assert_eq!(full.removals, ["tendhost-legacy"]);
     assert!(full.held.is_empty());
+    let security: Vec<&str> = full
+        .upgrades
+        .iter()
+        .filter(|p| p.security)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(security, ["tendhost-kernel"]);
 
     let safe = apt
         .plan(&exec, options(UpgradeMode::Safe, false), &cancel)
@@ -117,6 +121,15 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
         "1.0 ii",
         "a dry run changes nothing"
     );
+
+    // A package on hold is kept back even by a full upgrade.
+    host.sh("apt-mark hold tendhost-app >/dev/null");
+    let held = apt
+        .plan(&exec, options(UpgradeMode::Full, true), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(held.held, ["tendhost-app"]);
+    assert!(!held.upgrades.iter().any(|p| p.name == "tendhost-app"));
 }
 
 #[tokio::test]
@@ -146,6 +159,8 @@ async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
     let cancel = CancellationToken::new();
     let apt = Apt::new();
     assert!(!apt.reboot_status(&exec, &cancel).await.unwrap().required);
+    // A locally edited conffile that the new version also changes: dpkg would ask.
+    std::fs::write(host.path("etc/tendhost-app.conf"), "edited by the admin\n").unwrap();
 
     let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(64);
     let collector = tokio::spawn(async move {
@@ -175,6 +190,15 @@ async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
     );
     assert!(lines.iter().any(|l| l.contains("Removing tendhost-legacy")));
     assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/tendhost-app.conf")).unwrap(),
+        "edited by the admin\n",
+        "--force-confold keeps the local conffile"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.path("etc/tendhost-app.conf.dpkg-dist")).unwrap(),
+        "shipped by 1.1\n"
+    );
     assert_eq!(version(&host, "tendhost-core"), "1.1 ii");
     assert_eq!(version(&host, "tendhost-kernel"), "1.1 ii");
     assert_eq!(version(&host, "tendhost-newdep"), "1.0 ii");
@@ -207,18 +231,15 @@ async fn safe_upgrade_leaves_kept_back_packages_alone() {
     assert_eq!(version(&host, "tendhost-newdep"), "");
 }
 
-#[tokio::test]
-async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
-    let host = prepared("apt-lock").await;
-    // Another process holds dpkg's frontend lock (an fcntl lock, as apt and dpkg take it).
-    let lock_path = host.path("var/lib/dpkg/lock-frontend");
+/// Another process holding `path` with an fcntl lock, as apt and dpkg take theirs.
+fn hold_lock(path: &std::path::Path) -> std::process::Child {
     let mut holder = std::process::Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(
             "import fcntl,sys,time\nf=open(sys.argv[1],'a')\nfcntl.lockf(f,fcntl.LOCK_EX)\n\
              print('locked',flush=True)\ntime.sleep(120)",
         )
-        .arg(&lock_path)
+        .arg(path)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 holds the lock");
@@ -229,6 +250,13 @@ async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
     )
     .unwrap();
     assert_eq!(ready.trim(), "locked");
+    holder
+}
+
+#[tokio::test]
+async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
+    let host = prepared("apt-lock").await;
+    let mut holder = hold_lock(&host.path("var/lib/dpkg/lock-frontend"));
 
     let started = Instant::now();
     let result = Apt::with_lock_wait(Duration::from_secs(2))
@@ -252,4 +280,40 @@ async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
         "the package database is locked by another process (waited 2s)"
     );
     assert_eq!(version(&host, "tendhost-app"), "1.0 ii");
+}
+
+#[test]
+fn sshd_sessions_run_inside_the_root() {
+    let host = DebRoot::new("apt-sshd");
+    std::fs::write(host.path("etc/tendhost-root-marker"), "inside\n").unwrap();
+    let sshd = host.start_sshd();
+    let out = sshd
+        .openssh(
+            "root",
+            "cat /etc/tendhost-root-marker; test -d /work && echo escaped",
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "inside\n");
+}
+
+#[tokio::test]
+async fn a_held_lists_lock_stops_a_refresh_after_a_bounded_wait() {
+    let host = prepared("apt-lists-lock").await;
+    let mut holder = hold_lock(&host.path("var/lib/apt/lists/lock"));
+    let started = Instant::now();
+    let result = Apt::with_lock_wait(Duration::from_secs(4))
+        .refresh(&host.executor(), &CancellationToken::new())
+        .await;
+    let waited = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(matches!(result, Err(Error::Locked(4))), "{result:?}");
+    assert!(
+        waited >= Duration::from_secs(4),
+        "it waited for the lock: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(30),
+        "the wait is bounded: {waited:?}"
+    );
 }

@@ -184,3 +184,66 @@ async fn hostile_stack_paths_run_nothing_extra() {
         assert!(!marker.exists(), "{name:?} ran a command");
     }
 }
+
+/// Debian 12 ships only compose v1; the v2 plugin is not packaged. A `docker` wrapper that hands
+/// `docker compose …` to `docker-compose` stands in for the plugin, so the v2 command lines run
+/// through a real shell and a real compose (their arguments are the same in both versions).
+#[tokio::test]
+async fn v2_command_lines_reach_compose() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let shim = work.path().join("shim");
+    fs::create_dir_all(&shim).unwrap();
+    let docker = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v docker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let log = work.path().join("invocations");
+    fs::write(
+        shim.join("docker"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {log}\nif [ \"$1\" = compose ]; then shift; exec docker-compose \"$@\"; fi\n\
+             exec {docker} \"$@\"\n",
+            log = log.display(),
+            docker = docker.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(shim.join("docker"), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = work.path().join("stack");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  api:\n    image: tendhost-test/none:latest\n  worker:\n    image: tendhost-test/none:latest\n",
+    )
+    .unwrap();
+    let exec = LocalExecutor::with_wrapper(vec![
+        "env".into(),
+        format!("PATH={}:/usr/local/bin:/usr/bin:/bin", shim.display()),
+        "sh".into(),
+        "-c".into(),
+    ]);
+    let v2 = ComposeUpdater::new(&DockerSettings {
+        compose_version: ComposeVersion::V2,
+        pull_before_update: false,
+    });
+    let path = dir.join("compose.yaml").display().to_string();
+    let report = v2
+        .check(&exec, &path, None, &CancellationToken::new())
+        .await
+        .unwrap();
+    let mut services: Vec<&str> = report.services.iter().map(|s| s.service.as_str()).collect();
+    services.sort();
+    assert_eq!(services, ["api", "worker"]);
+    let calls = fs::read_to_string(&log).unwrap();
+    assert!(
+        calls
+            .lines()
+            .any(|l| l == "compose -f compose.yaml config --services"),
+        "{calls}"
+    );
+}

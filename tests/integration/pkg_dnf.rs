@@ -22,7 +22,7 @@ async fn lists_pending_with_installed_versions_and_security() {
     let host = RpmHost::new(true);
     let exec = host.executor();
     let cancel = CancellationToken::new();
-    let dnf = Dnf::dnf();
+    let dnf = Dnf::using_dnf();
     dnf.refresh(&exec, &cancel).await.unwrap();
     let mut pending = dnf.pending(&exec, &cancel).await.unwrap();
     pending.sort_by(|a, b| a.name.cmp(&b.name));
@@ -46,7 +46,7 @@ async fn plans_refuses_removals_then_upgrades_for_real() {
     let host = RpmHost::new(true);
     let exec = host.executor();
     let cancel = CancellationToken::new();
-    let dnf = Dnf::dnf();
+    let dnf = Dnf::using_dnf();
 
     let plan = dnf.plan(&exec, options(false), &cancel).await.unwrap();
     assert_eq!(plan.upgrades.len(), 4);
@@ -93,11 +93,30 @@ async fn plans_refuses_removals_then_upgrades_for_real() {
 #[tokio::test]
 async fn without_needs_restarting_compares_the_running_kernel() {
     let host = RpmHost::new(false);
-    let status = Dnf::dnf()
+    let status = Dnf::using_dnf()
         .reboot_status(&host.executor(), &CancellationToken::new())
         .await
         .unwrap();
     // The newest installed kernel-core (6.0.0-1.noarch) is not the running kernel.
     assert!(status.required);
     assert_eq!(status.packages, ["kernel-core"]);
+}
+
+/// `manager = "yum"` on a host where yum is dnf (RHEL 8+): yum's spelling of the security
+/// filter (`updateinfo list security`) must work there too.
+#[tokio::test]
+async fn yum_spelling_works_where_yum_is_dnf() {
+    let host = RpmHost::new(true);
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let yum = Dnf::using_yum();
+    assert_eq!(yum.kind(), tendhost::pkg::ManagerKind::Yum);
+    let pending = yum.pending(&exec, &cancel).await.unwrap();
+    assert_eq!(pending.len(), 4);
+    let secure: Vec<&str> = pending
+        .iter()
+        .filter(|p| p.security)
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(secure, ["tendhost-sec"]);
 }

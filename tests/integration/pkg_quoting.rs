@@ -73,7 +73,7 @@ async fn hostile_package_names_run_nothing_extra() {
         "-c".into(),
     ]);
 
-    let pending = Dnf::dnf()
+    let pending = Dnf::using_dnf()
         .pending(&exec, &CancellationToken::new())
         .await
         .unwrap();

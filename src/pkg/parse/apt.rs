@@ -58,10 +58,10 @@ pub fn parse_simulation(text: &str) -> UpgradePlan {
             in_kept_back = true;
         } else if let Some(rest) = line.strip_prefix("Inst ") {
             parse_inst(rest, &mut plan);
-        } else if let Some(rest) = line.strip_prefix("Remv ") {
-            if let Some(name) = rest.split_whitespace().next() {
-                plan.removals.push(name.to_string());
-            }
+        } else if let Some(rest) = line.strip_prefix("Remv ")
+            && let Some(name) = rest.split_whitespace().next()
+        {
+            plan.removals.push(name.to_string());
         }
     }
     plan
@@ -101,11 +101,13 @@ fn parse_inst(rest: &str, plan: &mut UpgradePlan) {
     }
 }
 
-/// Origins look like `Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64]`.
+/// Origins look like `Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64]`
+/// (`LABEL:VERSION/SUITE`), or `Debian-Security:bookworm-security` (`LABEL:SUITE`) when the
+/// release has no version; either way the suite is the word's tail.
 fn origins_are_security(origins: &str) -> bool {
     origins
         .split([',', ' '])
-        .filter_map(|o| o.rsplit_once('/').map(|(_, suite)| suite))
+        .filter(|o| o.contains(':'))
         .any(is_security_suite)
 }
 
@@ -232,6 +234,7 @@ The following packages will be REMOVED:
 Inst newdep (1.0 local [all])
 Remv oldlib [0.9]
 Inst app-core [1.0] (1.1 local [all]) []
+Inst tendhost-kernel [1.0] (1.1 Debian-Security:bookworm-security [all])
 Conf newdep (1.0 local [all])
 ";
         let plan = parse_simulation(text);
@@ -239,6 +242,8 @@ Conf newdep (1.0 local [all])
         assert_eq!(plan.removals, ["oldlib"]);
         assert_eq!(plan.held, ["app-core", "extra"]);
         assert_eq!(plan.upgrades[0].to, "1.1");
+        assert!(!plan.upgrades[0].security);
+        assert!(plan.upgrades[1].security, "LABEL:SUITE without a version");
     }
 
     #[test]

@@ -34,11 +34,11 @@ pub fn parse_check_update(text: &str) -> Vec<Candidate> {
         }
         let mut words: Vec<&str> = line.split_whitespace().collect();
         let joined;
-        if let Some(name) = carried.take() {
-            if words.len() == 2 {
-                joined = name;
-                words.insert(0, &joined);
-            }
+        if let Some(name) = carried.take()
+            && words.len() == 2
+        {
+            joined = name;
+            words.insert(0, &joined);
         }
         match words.as_slice() {
             [name_arch] if split_name_arch(name_arch).is_some() && !line.starts_with(' ') => {
@@ -157,10 +157,10 @@ fn section_of(header: &str) -> Section {
 
 /// Parses the transaction table of `dnf --assumeno upgrade` / `yum --assumeno update`.
 ///
-/// Upgrades come back with an empty `from` (the table does not show it; see [`pending_from`]).
-/// "replacing NAME.ARCH VERSION" lines under an upgrade mean the old package is obsoleted and
-/// removed, so they count as removals, as do `Removing…` sections; `Skipping…` sections (held
-/// back by conflicts or broken dependencies) become `held`.
+/// Upgrades come back with an empty `from` unless the table shows it (see [`pending_from`]).
+/// A "replacing" line naming another package means that package is obsoleted and removed, so
+/// it counts as a removal, as do `Removing…` sections; `Skipping…` sections (held back by
+/// conflicts or broken dependencies) become `held`.
 pub fn parse_transaction(text: &str) -> UpgradePlan {
     let mut plan = UpgradePlan::default();
     let mut section = Section::Other;
@@ -178,10 +178,8 @@ pub fn parse_transaction(text: &str) -> UpgradePlan {
             continue;
         }
         let mut words: Vec<&str> = line.split_whitespace().collect();
-        if let ["replacing", name_arch, ..] = words.as_slice() {
-            if let Some((name, _)) = split_name_arch(name_arch) {
-                plan.removals.push(name.to_string());
-            }
+        if words.first() == Some(&"replacing") {
+            apply_replacing(&words, section, &mut plan);
             continue;
         }
         let joined;
@@ -209,6 +207,38 @@ pub fn parse_transaction(text: &str) -> UpgradePlan {
     plan
 }
 
+/// Architectures rpm uses, to tell dnf4's `replacing NAME.ARCH VERSION` from dnf5's
+/// `replacing NAME ARCH VERSION REPO SIZE` (package names may contain dots too).
+const ARCHES: &[&str] = &[
+    "noarch", "x86_64", "i686", "i386", "aarch64", "ppc64le", "ppc64", "s390x", "armv7hl",
+    "armhfp", "riscv64", "src",
+];
+
+/// Handles a `replacing` line. dnf5 prints one under every upgrade naming the old version of
+/// the same package: that gives `from`, and removes nothing. A different name is an obsoleted
+/// package, which is removed.
+fn apply_replacing(words: &[&str], section: Section, plan: &mut UpgradePlan) {
+    let (name, version) = match words {
+        [_, name_arch, version, ..]
+            if split_name_arch(name_arch).is_some_and(|(_, arch)| ARCHES.contains(&arch)) =>
+        {
+            let (name, _) = split_name_arch(name_arch).unwrap_or((name_arch, ""));
+            (name, *version)
+        }
+        [_, name, _arch, version, ..] => (*name, *version),
+        [_, name, ..] => (*name, ""),
+        _ => return,
+    };
+    if section == Section::Upgrade
+        && let Some(last) = plan.upgrades.last_mut()
+        && last.name == name
+    {
+        last.from = version.to_string();
+        return;
+    }
+    plan.removals.push(name.to_string());
+}
+
 /// Marker the reboot probe prints after `needs-restarting -r`, followed by its exit code.
 pub const RC_MARKER: &str = "tendhost-rc";
 /// Marker the reboot probe prints before the running kernel release.
@@ -233,10 +263,10 @@ pub fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
             causes.push(name.trim().to_string());
         } else {
             let words: Vec<&str> = trimmed.split_whitespace().collect();
-            if let [time, name, release] = words.as_slice() {
-                if let Ok(time) = time.parse::<u64>() {
-                    kernels.push((time, (*name).to_string(), (*release).to_string()));
-                }
+            if let [time, name, release] = words.as_slice()
+                && let Ok(time) = time.parse::<u64>()
+            {
+                kernels.push((time, (*name).to_string(), (*release).to_string()));
             }
         }
     }
@@ -337,6 +367,28 @@ mod tests {
             "obsoleted packages are removed"
         );
         assert!(plan.held.is_empty());
+    }
+
+    #[test]
+    fn reads_dnf5_replacing_lines() {
+        // dnf5's layout (Fedora 41+), written from its documented table format: every upgrade
+        // names the version it replaces; only a different name is a removal.
+        let text = "\
+Package                Arch    Version          Repository      Size
+Upgrading:
+ curl                  x86_64  8.6.0-10.fc40    updates    450.4 KiB
+   replacing curl      x86_64  8.6.0-8.fc40     fedora     445.1 KiB
+ new-thing             noarch  2.0-1.fc40       updates     12.0 KiB
+   replacing old-thing noarch  1.0-1.fc40       fedora      10.0 KiB
+
+Transaction Summary:
+ Upgrading:          2 packages
+";
+        let plan = parse_transaction(text);
+        assert_eq!(plan.upgrades.len(), 2);
+        assert_eq!(plan.upgrades[0].from, "8.6.0-8.fc40");
+        assert_eq!(plan.upgrades[0].to, "8.6.0-10.fc40");
+        assert_eq!(plan.removals, ["old-thing"]);
     }
 
     #[test]

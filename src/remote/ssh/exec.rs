@@ -37,12 +37,14 @@ pub async fn run(
     script: &str,
     lines: Option<&mpsc::Sender<OutputLine>>,
     timeout: Duration,
+    open_timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<CommandOutput, RunError> {
-    let mut channel = session
-        .handle
-        .channel_open_session()
+    // A connection whose peer vanished without a reset (a VM that rebooted) looks open until
+    // keepalives fail; a channel that is not confirmed in time means the same thing.
+    let mut channel = tokio::time::timeout(open_timeout, session.handle.channel_open_session())
         .await
+        .map_err(|_| RunError::Open(format!("no channel within {open_timeout:?}")))?
         .map_err(|e| RunError::Open(e.to_string()))?;
     channel
         .exec(true, script.as_bytes())

@@ -185,8 +185,16 @@ impl Executor for SshExecutor {
         // once. Nothing ran yet, so this retry is safe.
         for round in 0..2 {
             let session = self.session(cancel).await?;
-            let result =
-                exec::run(&session, &target, &script, lines, command.timeout, cancel).await;
+            let result = exec::run(
+                &session,
+                &target,
+                &script,
+                lines,
+                command.timeout,
+                self.ctx.connect_timeout,
+                cancel,
+            )
+            .await;
             let output = match result {
                 Ok(output) => output,
                 Err(RunError::Open(message)) => {

@@ -3,9 +3,12 @@
 //! upgrades, with no network.
 //!
 //! The packages:
-//! - `tendhost-app` 1.0 → 1.1: a plain upgrade.
+//! - `tendhost-app` 1.0 → 1.1: a plain upgrade whose conffile `/etc/tendhost-app.conf` changes,
+//!   so a locally edited copy would make dpkg prompt unless told what to do.
 //! - `tendhost-kernel` 1.0 → 1.1: its postinst touches `/var/run/reboot-required` and appends
-//!   its name to `reboot-required.pkgs`, as a kernel update does.
+//!   its name to `reboot-required.pkgs`, as a kernel update does. It is served from a second
+//!   repository, `file:/security`, whose Release file names the suite `bookworm-security`
+//!   (origin `Debian-Security`), so apt reports it as a security update.
 //! - `tendhost-core` 1.0 → 1.1, which depends on the NEW package `tendhost-newdep`: kept back
 //!   by `apt-get upgrade`, installed by `dist-upgrade`.
 //! - `tendhost-legacy` 1.0, which only works with `tendhost-core (<< 1.1)`: `dist-upgrade`
@@ -83,6 +86,15 @@ pub fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
          Priority: optional\nSection: misc\nDescription: tendhost test package\n",
         deb.name, deb.version
     );
+    if deb.name == "tendhost-app" {
+        fs::create_dir_all(pkg.join("etc")).expect("etc dir");
+        fs::write(
+            pkg.join("etc/tendhost-app.conf"),
+            format!("shipped by {}\n", deb.version),
+        )
+        .expect("conffile");
+        fs::write(pkg.join("DEBIAN/conffiles"), "/etc/tendhost-app.conf\n").expect("conffiles");
+    }
     if let Some(depends) = deb.depends {
         control.push_str(&format!("Depends: {depends}\n"));
     }
@@ -114,17 +126,48 @@ pub fn install(host: &DebRoot) {
     host.sh(&format!("dpkg -i {} >/dev/null", args.join(" ")));
 
     let repo = host.path("repo");
-    fs::create_dir_all(&repo).expect("repo dir");
-    for d in newer() {
-        build(&d, &repo);
+    let security = host.path("security");
+    for dir in [&repo, &security] {
+        fs::create_dir_all(dir).expect("repo dir");
     }
-    let packages = run(Command::new("dpkg-scanpackages")
-        .args(["--multiversion", ".", "/dev/null"])
-        .current_dir(&repo));
-    fs::write(repo.join("Packages"), packages).expect("Packages index");
+    for d in newer() {
+        let target = if d.name == "tendhost-kernel" {
+            &security
+        } else {
+            &repo
+        };
+        build(&d, target);
+    }
+    for dir in [&repo, &security] {
+        let packages = run(Command::new("dpkg-scanpackages")
+            .args(["--multiversion", ".", "/dev/null"])
+            .current_dir(dir));
+        fs::write(dir.join("Packages"), packages).expect("Packages index");
+    }
+    write_security_release(&security);
     fs::write(
         host.path("etc/apt/sources.list"),
-        "deb [trusted=yes] file:/repo ./\n",
+        "deb [trusted=yes] file:/repo ./\ndeb [trusted=yes] file:/security ./\n",
     )
     .expect("sources.list");
+}
+
+/// A flat-repository Release file naming the suite as Debian's security archive does.
+fn write_security_release(dir: &Path) {
+    let packages = fs::read(dir.join("Packages")).expect("reading Packages");
+    let sum = run(Command::new("sha256sum").arg(dir.join("Packages")));
+    let sum = sum
+        .split_whitespace()
+        .next()
+        .expect("sha256sum prints a hash");
+    fs::write(
+        dir.join("Release"),
+        format!(
+            "Origin: Debian\nLabel: Debian-Security\nSuite: bookworm-security\n\
+             Codename: bookworm-security\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nSHA256:\n \
+             {sum} {} Packages\n",
+            packages.len()
+        ),
+    )
+    .expect("Release");
 }

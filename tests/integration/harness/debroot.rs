@@ -66,19 +66,19 @@ fn mirror_in(text: &str) -> Option<String> {
                 .split_whitespace()
                 .filter(|w| !w.starts_with('['))
                 .collect();
-            if let [uri, suite, ..] = words.as_slice() {
-                if suite.starts_with("bookworm") && !suite.contains("security") {
-                    return Some((*uri).to_string());
-                }
+            if let [uri, suite, ..] = words.as_slice()
+                && suite.starts_with("bookworm")
+                && !suite.contains("security")
+            {
+                return Some((*uri).to_string());
             }
         } else if let Some(rest) = line.strip_prefix("URIs:") {
             uris = rest.split_whitespace().map(String::from).collect();
-        } else if let Some(rest) = line.strip_prefix("Suites:") {
-            if rest.split_whitespace().any(|s| s == "bookworm") {
-                if let Some(uri) = uris.first() {
-                    return Some(uri.clone());
-                }
-            }
+        } else if let Some(rest) = line.strip_prefix("Suites:")
+            && rest.split_whitespace().any(|s| s == "bookworm")
+            && let Some(uri) = uris.first()
+        {
+            return Some(uri.clone());
         }
     }
     None
@@ -195,6 +195,30 @@ impl DebRoot {
             "sh".into(),
             "-c".into(),
         ])
+    }
+}
+
+impl DebRoot {
+    /// A real sshd test host whose every session runs inside this root: a `ForceCommand`
+    /// wrapper chroots and runs `sh -c "$SSH_ORIGINAL_COMMAND"` (sshd's own `ChrootDirectory`
+    /// refuses roots under group-writable parents; see HARNESS.md).
+    pub fn start_sshd(&self) -> super::SshHost {
+        use std::os::unix::fs::PermissionsExt;
+        let wrapper = self.dir.join("chroot-wrapper");
+        fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec chroot {} sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                tendhost::remote::quote(&self.root.display().to_string())
+            ),
+        )
+        .expect("writing the chroot wrapper");
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("wrapper mode");
+        super::SshHost::start(super::SshdOptions {
+            force_command: Some(wrapper),
+            ..Default::default()
+        })
+        .expect("starting sshd for the debroot")
     }
 }
 

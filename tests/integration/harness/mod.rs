@@ -1,5 +1,9 @@
 //! Shared test fixtures for the integration suite.
 //!
+//! - [`debroot`]: a debootstrapped Debian root per test host (cached base + overlay), and
+//!   [`aptrepo`]: a local apt repository of generated .deb packages inside it.
+//! - [`rpmrepo`]: a real rpm database and repository driven by Debian's dnf.
+//! - [`registry`]: a loopback docker registry and tiny locally built images.
 //! - [`sshd`]: real OpenSSH hosts ([`SshHost::start`], [`start_fleet`]) torn down by pid on drop.
 //! - [`TestEnv`]: a private temp dir with tendhost's data dir (known_hosts, keys), a state dir and
 //!   a config file, plus helpers that turn harness hosts into a `Config` / `HostConfig` and a

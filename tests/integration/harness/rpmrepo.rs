@@ -141,13 +141,13 @@ impl RpmHost {
             " --disableplugin=needs-restarting"
         };
         let r = root.display();
-        write_script(
-            &shim.join("dnf"),
-            &format!(
-                "#!/bin/sh\nexec /usr/bin/dnf --installroot={r} --releasever=1 \
-                 --setopt=reposdir={r}/etc/yum.repos.d --disableplugin=local{hide} \"$@\"\n"
-            ),
+        let dnf = format!(
+            "#!/bin/sh\nexec /usr/bin/dnf --installroot={r} --releasever=1 \
+             --setopt=reposdir={r}/etc/yum.repos.d --disableplugin=local{hide} \"$@\"\n"
         );
+        write_script(&shim.join("dnf"), &dnf);
+        // On RHEL/CentOS 8 and later `yum` is dnf under another name.
+        write_script(&shim.join("yum"), &dnf);
         write_script(
             &shim.join("rpm"),
             &format!("#!/bin/sh\nexec /usr/bin/rpm --root={r} \"$@\"\n"),

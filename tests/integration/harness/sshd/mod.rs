@@ -2,6 +2,7 @@
 //! (127.77.X.Y), with its own ed25519 host key and the process-wide test client key authorised.
 //!
 //! Self-contained (std, nix, tempfile only) so the benchmark can include it with `#[path]`.
+//! `keys` makes test keys, `procs` owns address claims and killing process trees.
 //!
 //! Life cycle: [`SshHost::start`] → use → drop. Drop kills the listener *and every session process
 //! it forked* (sshd's per-connection children call `setsid`, so a process-group kill would miss
@@ -11,17 +12,25 @@
 //! parallel test processes (several developers, several test binaries) never collide.
 //!
 //! Needs root (sshd privilege separation) and `/usr/sbin/sshd` (see `.ci/install-test-deps.sh`).
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
 
-use std::collections::HashMap;
+// Each consumer (the test binary, the benchmark) uses a different part of the harness.
+#![allow(dead_code, unused_imports)]
+
+mod keys;
+mod procs;
+
 use std::fs;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+pub use keys::{client_key, fingerprint, keygen, keygen_with, process_dir};
+pub use procs::pid_alive;
+use procs::{Claim, kill_orphans, kill_tree, signal_tree};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const CLAIMS: &str = "/tmp/tendhost-sshd-claims";
@@ -35,7 +44,8 @@ pub struct SshdOptions {
     /// Listen port; `None` means 22 (each host has its own address, so 22 never collides).
     pub port: Option<u16>,
     /// `ForceCommand` for every session, e.g. a wrapper that runs
-    /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot.
+    /// `sh -c "$SSH_ORIGINAL_COMMAND"` inside a chroot. Note: sshd refuses "signal" requests for
+    /// forced-command sessions, so a timed-out command there is cut off, not killed.
     pub force_command: Option<PathBuf>,
     /// Extra `sshd_config` lines, placed first so they win over the harness defaults
     /// (sshd keeps the first value of a keyword).
@@ -154,6 +164,16 @@ impl SshHost {
             kill_tree(child.id() as i32);
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Freezes (SIGSTOP) every session process while the listener keeps accepting: open
+    /// connections go silent without being closed, like a host that vanished (a VM reboot, a
+    /// pulled cable) from the point of view of a client holding a connection. New connections
+    /// still work. Undone by [`Self::stop`] or drop.
+    pub fn freeze_sessions(&self) {
+        if let Some(child) = &self.child {
+            signal_tree(child.id() as i32, nix::sys::signal::Signal::SIGSTOP);
         }
     }
 
@@ -331,79 +351,6 @@ pub fn openssh_args(host: &SshHost, user: &str) -> Vec<String> {
     ]
 }
 
-/// The process-wide test client key (ed25519, unencrypted, 0600), authorised on every host.
-pub fn client_key() -> io::Result<PathBuf> {
-    static KEY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = process_dir().map_err(|e| e.to_string())?;
-        let key = dir.join("client_ed25519");
-        keygen(&key, "tendhost-test-client").map_err(|e| e.to_string())?;
-        Ok(key)
-    })
-    .clone()
-    .map_err(io::Error::other)
-}
-
-/// A directory private to this test process, removed from earlier dead processes on first use.
-pub fn process_dir() -> io::Result<PathBuf> {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = std::env::temp_dir();
-        if let Ok(entries) = fs::read_dir(&base) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if let Some(pid) = name
-                    .strip_prefix("tendhost-it-")
-                    .and_then(|p| p.parse().ok())
-                    && !pid_alive(pid)
-                {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let dir = base.join(format!("tendhost-it-{}", std::process::id()));
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-        Ok(dir)
-    })
-    .clone()
-    .map_err(io::Error::other)
-}
-
-/// Generates an unencrypted ed25519 key pair at `path` (+ `.pub`).
-pub fn keygen(path: &Path, comment: &str) -> io::Result<()> {
-    keygen_with(path, "ed25519", comment, "")
-}
-
-/// Generates a key pair of `kind` (`ed25519`, `ecdsa`, `rsa`), encrypted when `passphrase` is
-/// not empty.
-pub fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> io::Result<()> {
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!("ssh-keygen -t {kind} failed")))
-    }
-}
-
-/// `SHA256:…` of a public key file, via ssh-keygen.
-pub fn fingerprint(public_key: &Path) -> io::Result<String> {
-    let out = Command::new("ssh-keygen")
-        .arg("-lf")
-        .arg(public_key)
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .nth(1)
-        .map(str::to_string)
-        .ok_or_else(|| io::Error::other("no fingerprint"))
-}
-
 /// `/run/sshd` must exist for privilege separation; checked once per process.
 fn prepare_system() -> io::Result<()> {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
@@ -415,127 +362,11 @@ fn prepare_system() -> io::Result<()> {
             fs::create_dir_all("/run/sshd").map_err(|e| e.to_string())?;
             fs::set_permissions("/run/sshd", fs::Permissions::from_mode(0o755))
                 .map_err(|e| e.to_string())?;
+            kill_orphans();
             fs::create_dir_all(CLAIMS).map_err(|e| e.to_string())?;
             fs::set_permissions(CLAIMS, fs::Permissions::from_mode(0o1777))
                 .map_err(|e| e.to_string())
         })
         .clone()
         .map_err(io::Error::other)
-}
-
-/// A loopback address held by this process: a lock file naming our pid. Stale claims (dead pid)
-/// are taken over.
-struct Claim {
-    file: PathBuf,
-}
-
-impl Claim {
-    fn next(port: u16) -> io::Result<(String, Claim)> {
-        // Start at a pid-dependent place so concurrent processes rarely even contend.
-        static NEXT: Mutex<Option<u32>> = Mutex::new(None);
-        let mut next = NEXT.lock().unwrap_or_else(|p| p.into_inner());
-        let start = *next.get_or_insert_with(|| (std::process::id() % 200) * 250);
-        for i in 0..(254 * 256) {
-            let n = (start + i) % (254 * 256);
-            let addr = format!("127.77.{}.{}", n / 254, n % 254 + 1);
-            let file = Path::new(CLAIMS).join(format!("{addr}:{port}"));
-            if !Self::take(&file)? {
-                continue;
-            }
-            // Someone outside the harness may hold it.
-            if TcpListener::bind((addr.as_str(), port)).is_err() {
-                let _ = fs::remove_file(&file);
-                continue;
-            }
-            *next = Some(n + 1);
-            return Ok((addr, Claim { file }));
-        }
-        Err(io::Error::other("no free loopback address for a test sshd"))
-    }
-
-    fn take(file: &Path) -> io::Result<bool> {
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(file)
-            {
-                Ok(mut f) => {
-                    write!(f, "{}", std::process::id())?;
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(file)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok());
-                    match owner {
-                        Some(pid) if pid_alive(pid) => return Ok(false),
-                        // Stale (or half-written by a dying process): remove and retry once.
-                        _ => {
-                            let _ = fs::remove_file(file);
-                        }
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(false)
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.file);
-    }
-}
-
-/// Alive and not a zombie (init reaps killed daemons late here; a zombie is dead to us).
-pub fn pid_alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/status")) {
-        Ok(status) => !status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z')),
-        Err(_) => false,
-    }
-}
-
-/// SIGKILLs every descendant of `root` (not `root` itself), deepest last found first.
-fn kill_tree(root: i32) {
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = parent_of(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
-        }
-    }
-    let mut stack = children.get(&root).cloned().unwrap_or_default();
-    let mut all = Vec::new();
-    while let Some(pid) = stack.pop() {
-        all.push(pid);
-        if let Some(kids) = children.get(&pid) {
-            stack.extend(kids);
-        }
-    }
-    for pid in all {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // `pid (comm) state ppid …`; comm may contain spaces and parentheses, so split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
