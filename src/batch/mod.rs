@@ -358,16 +358,3 @@ async fn watch_signals(interrupt: CancellationToken) {
     );
     interrupt.cancel();
 }
-
-/// For tests: a request over every host.
-#[cfg(test)]
-pub(crate) fn request_for(command: BatchCommand, hosts: Vec<HostId>) -> Request {
-    Request {
-        command,
-        hosts,
-        json: true,
-        dry_run: false,
-        allow_removals: false,
-        wave: None,
-    }
-}

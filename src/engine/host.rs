@@ -274,7 +274,8 @@ impl HostSupervisor {
         let mut probe = self.state.clone();
         match op {
             Op::Refresh | Op::Update { .. } => {
-                if matches!(op, Op::Update { .. })
+                // A wave still checks and refreshes such a host; only a direct update is refused.
+                if matches!(op, Op::Update { wave: None, .. })
                     && self.host.manager == crate::config::ManagerChoice::None
                 {
                     return Err(
@@ -333,16 +334,16 @@ impl HostSupervisor {
 
     /// A move requested by the running step.
     async fn handle_move(&mut self, transition: Transition) {
-        if let Transition::Fail { error, at } = &transition {
-            if self.state.clone().apply(transition.clone()).is_err() {
-                // A step failed before it moved the host into a busy state (a dry-run plan
-                // failing, say): the operator must still see it.
-                let (error, at) = (error.clone(), *at);
-                let from = self.state.kind();
-                self.state.force_fail(error, at);
-                self.after_move(from).await;
-                return;
-            }
+        if let Transition::Fail { error, at } = &transition
+            && self.state.clone().apply(transition.clone()).is_err()
+        {
+            // A step failed before it moved the host into a busy state (a dry-run plan
+            // failing, say): the operator must still see it.
+            let (error, at) = (error.clone(), *at);
+            let from = self.state.kind();
+            self.state.force_fail(error, at);
+            self.after_move(from).await;
+            return;
         }
         if let Err(refusal) = self.apply(transition).await {
             tracing::error!(host = %self.id, "a step asked for an illegal move: {refusal}");
@@ -404,11 +405,11 @@ impl HostSupervisor {
                 StepOutcome::Failed { error }
             }
         };
-        if let Some(running) = self.running.take() {
-            if let Some(respond_to) = running.respond_to {
-                // The requester may have stopped waiting (an aborted wave); nothing to do then.
-                let _ = respond_to.send(outcome);
-            }
+        if let Some(running) = self.running.take()
+            && let Some(respond_to) = running.respond_to
+        {
+            // The requester may have stopped waiting (an aborted wave); nothing to do then.
+            let _ = respond_to.send(outcome);
         }
     }
 

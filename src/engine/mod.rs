@@ -288,10 +288,10 @@ impl EngineHandle {
             .wave
             .lock()
             .map_err(|_| "wave state poisoned".to_string())?;
-        if let Some(running) = slot.as_ref() {
-            if !running.finished.is_cancelled() {
-                return Err(format!("wave {} is still running", running.id));
-            }
+        if let Some(running) = slot.as_ref()
+            && !running.finished.is_cancelled()
+        {
+            return Err(format!("wave {} is still running", running.id));
         }
         if request.hosts.is_empty() {
             return Err("no hosts selected for the wave".to_string());

@@ -110,16 +110,17 @@ impl StepContext {
         wave: Option<CancellationToken>,
     ) -> StepResult<StepOutcome> {
         let stop = wave.clone().unwrap_or_default();
-        if wave.is_some() && !dry_run {
-            if let Err(reason) = schedule::host_window_allows(&self.host) {
-                return Ok(StepOutcome::Skipped { reason });
-            }
+        if wave.is_some()
+            && !dry_run
+            && let Err(reason) = schedule::host_window_allows(&self.host)
+        {
+            return Ok(StepOutcome::Skipped { reason });
         }
         self.move_to(Transition::Query).await;
-        if wave.is_some() {
-            if let Some(pre) = self.host.checks.pre.clone() {
-                self.check("pre-check", &pre).await?;
-            }
+        if wave.is_some()
+            && let Some(pre) = self.host.checks.pre.clone()
+        {
+            self.check("pre-check", &pre).await?;
         }
         let found = self.query().await?;
         self.settle_query(&found).await;

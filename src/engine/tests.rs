@@ -30,7 +30,6 @@ pub(crate) fn fleet_config(hosts: usize, extra: &str) -> Config {
 pub(crate) struct Rig {
     pub engine: EngineHandle,
     pub events: mpsc::Receiver<Event>,
-    pub fleet: Arc<SimFleet>,
     pub dir: tempfile::TempDir,
 }
 
@@ -66,7 +65,6 @@ fn start_in(
     Rig {
         engine,
         events,
-        fleet,
         dir,
     }
 }

@@ -3,8 +3,10 @@
 
 mod harness;
 
+mod batch;
 mod cli;
 mod config;
+mod engine;
 mod host_cmd;
 mod inventory;
 mod pkg_apt;

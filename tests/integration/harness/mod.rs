@@ -19,6 +19,7 @@
 //! ```
 #![allow(dead_code)] // Not every test module uses every helper.
 
+pub mod apthost;
 pub mod aptrepo;
 pub mod debroot;
 pub mod registry;

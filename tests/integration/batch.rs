@@ -1,0 +1,281 @@
+//! `tendhost --batch …` through the real binary against real sshd hosts: JSON lines, the table,
+//! and the exit codes of DESIGN.md §3 (0 ok, 1 a host failed, 2 usage, 3 interrupted, 4 locked).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::harness::apthost::{AptHost, Packages};
+use crate::harness::{SshHost, SshdOptions, TestEnv};
+
+/// The binary, isolated from the user running the tests (XDG dirs and HOME inside `env`).
+fn tendhost(env: &TestEnv) -> Command {
+    Command::from_std(tendhost_std(env))
+}
+
+fn tendhost_std(env: &TestEnv) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tendhost"));
+    cmd.env("XDG_DATA_HOME", env.xdg_data_home())
+        .env("XDG_STATE_HOME", env.state_dir())
+        .env("HOME", env.dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("TENDHOST_SSH_KEY")
+        .env_remove("TENDHOST_CONFIG")
+        .arg("--config")
+        .arg(env.config_path())
+        .arg("--state-dir")
+        .arg(env.state_dir().join("tendhost"))
+        .current_dir(env.dir.path());
+    cmd
+}
+
+/// Every stdout line parsed as JSON; each must have a "type".
+fn json_lines(out: &Output) -> Vec<Value> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .map(|line| {
+            let value: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(value["type"].is_string(), "no type: {line}");
+            value
+        })
+        .collect()
+}
+
+fn host_line<'a>(lines: &'a [Value], host: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["type"] == "host" && l["host"] == host)
+        .unwrap_or_else(|| panic!("no host line for '{host}' in {lines:#?}"))
+}
+
+/// auto_reboot off: these roots are chroots on the test machine, never reboot anything.
+fn apt_block(env: &TestEnv, name: &str, host: &SshHost) -> String {
+    format!(
+        "{}manager = \"apt\"\n\n[host.policy]\nauto_reboot = false\n\n",
+        env.host_toml(name, host, "root")
+    )
+}
+
+#[test]
+fn batch_update_prints_json_lines_a_table_and_exits_by_result() {
+    let env = TestEnv::new();
+    let good = AptHost::start("batch-good", Packages::Upgradable);
+    let broken = AptHost::start("batch-broken", Packages::Broken);
+    env.trust(&good.sshd);
+    env.trust(&broken.sshd);
+    let mut body = apt_block(&env, "good", &good.sshd);
+    body.push_str(&apt_block(&env, "broken", &broken.sshd));
+    env.write_config(&body);
+
+    // Dry run: nothing changes, the plan and the pending packages are reported.
+    let out = tendhost(&env)
+        .args(["--batch", "update", "--dry-run", "--json", "good"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    assert_eq!(lines.last().unwrap()["ok"], 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "planned" && l["dry_run"] == true)
+    );
+    let host = host_line(&lines, "good");
+    assert_eq!(host["pending"], 3, "{host}");
+    assert_eq!(host["packages"].as_array().unwrap().len(), 3);
+    assert_eq!(host["state"], "pending_updates");
+    assert!(host["os"].as_str().unwrap().contains("Debian"));
+    assert_eq!(
+        good.version("tendhost-app"),
+        "1.0",
+        "a dry run changed the host"
+    );
+
+    // A real update of both: one succeeds, one fails → exit 1, summary last.
+    let out = tendhost(&env)
+        .args(["--batch", "update", "--json", "--allow-removals"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        (
+            summary["type"].as_str(),
+            summary["ok"].as_u64(),
+            summary["failed"].as_u64()
+        ),
+        (Some("summary"), Some(1), Some(1))
+    );
+    assert_eq!(host_line(&lines, "good")["state"], "waiting_reboot");
+    assert_eq!(host_line(&lines, "good")["error"], Value::Null);
+    let failed = host_line(&lines, "broken");
+    assert_eq!(failed["state"], "failed");
+    assert!(
+        failed["error"].as_str().unwrap().starts_with("upgrade:"),
+        "{failed}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output" && l["host"] == "good")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "state_changed" && l["to"] == "updating")
+    );
+    assert_eq!(good.version("tendhost-app"), "1.1");
+
+    // The snapshot carried the failure over to the next run; the table shows it.
+    let out = tendhost(&env).args(["--batch", "hosts"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("broken ") && l.contains("failed")),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().last().unwrap(),
+        "hosts: 2 ok, 0 failed, 0 skipped"
+    );
+
+    // ack then retry clear it; retrying a host that is not failed is a skip, not a failure.
+    let out = tendhost(&env)
+        .args(["--batch", "ack", "broken"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tendhost(&env)
+        .args(["--batch", "retry", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    assert_eq!(host_line(&lines, "broken")["state"], "idle");
+    assert_eq!(host_line(&lines, "broken")["retry_count"], 1);
+    assert_eq!(host_line(&lines, "good")["outcome"], "skipped");
+
+    let audit = fs::read_to_string(env.state_dir().join("tendhost/audit.jsonl")).unwrap();
+    for action in ["\"update\"", "\"ack\"", "\"retry\""] {
+        assert!(audit.contains(action), "audit lacks {action}:\n{audit}");
+    }
+}
+
+#[test]
+fn batch_exit_codes_for_usage_lock_and_interrupt() {
+    let env = TestEnv::new();
+    // A host whose every command hangs for a while before it runs.
+    let wrapper = env.dir.path().join("slow.sh");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh\nsleep 30\nexec sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let slow = SshHost::start(SshdOptions {
+        force_command: Some(wrapper),
+        ..SshdOptions::default()
+    })
+    .unwrap();
+    env.trust(&slow);
+    env.write_config(&format!(
+        "{}manager = \"none\"\n",
+        env.host_toml("slow", &slow, "root")
+    ));
+
+    let out = tendhost(&env)
+        .args(["--batch", "update", "nosuchhost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown host 'nosuchhost'"));
+    let out = tendhost(&env)
+        .args(["--batch", "inventory", "--delay", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "wave options outside 'wave' are a usage error"
+    );
+
+    // Another tendhost holds the state lock: exit 4, nothing touched.
+    let state = env.state_dir().join("tendhost");
+    fs::create_dir_all(&state).unwrap();
+    let lock = tendhost::store::StateLock::acquire(&state.join("lock")).unwrap();
+    let out = tendhost(&env)
+        .args(["--batch", "inventory"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another tendhost"));
+    drop(lock);
+
+    // SIGINT while the host hangs: a clean stop with exit 3 and a summary line.
+    let child = tendhost_std(&env)
+        .args(["--batch", "inventory", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let asked = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["interrupted"], true);
+    assert!(state.join("snapshot.json").exists());
+}

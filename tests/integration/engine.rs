@@ -1,0 +1,385 @@
+//! The engine against real sshd hosts: waves over six hosts (three with real apt in their own
+//! Debian roots), a host killed mid-wave, a failing upgrade, halting on max failures, and reboot
+//! round trips with a new boot id (and with a changed host key).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tendhost::config::{BatchSize, Config, FailureLimit, HostId};
+use tendhost::engine::bus::{StepOutcome, WaveProgress, WaveStatus, WaveStep};
+use tendhost::engine::state::Phase;
+use tendhost::engine::{
+    Engine, EngineDeps, EngineHandle, Event, HostCommand, RebootSettings, StateKind, WaveRequest,
+};
+use tendhost::store::Paths;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::apthost::{self, AptHost, Comeback, Packages};
+use crate::harness::{SshHost, SshdOptions, TestEnv};
+
+struct Rig {
+    engine: EngineHandle,
+    events: mpsc::Receiver<Event>,
+    seen: Vec<Event>,
+}
+
+fn start_engine(env: &TestEnv, config: Config) -> Rig {
+    let paths = Paths {
+        state_dir: env.state_dir(),
+        data_dir: env.data_dir(),
+        config_dir: None,
+    };
+    let ctx = env.context(&config);
+    let mut deps = EngineDeps::with_context(ctx, &paths, None);
+    deps.periodic_refresh = false;
+    deps.reboot = RebootSettings {
+        command: apthost::REBOOT_COMMAND.to_string(),
+        boot_id_path: apthost::BOOT_ID.to_string(),
+        poll_interval: Duration::from_millis(250),
+    };
+    let (engine, events) = Engine::start(Arc::new(config), deps);
+    Rig {
+        engine,
+        events,
+        seen: Vec::new(),
+    }
+}
+
+impl Rig {
+    /// Collects events until `stop` matches one (panics after `limit`).
+    async fn until(&mut self, limit: Duration, mut stop: impl FnMut(&Event) -> bool) -> Event {
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                Some(event) = self.events.recv() => {
+                    self.seen.push(event.clone());
+                    if stop(&event) {
+                        return event;
+                    }
+                }
+                () = &mut deadline => panic!("timed out; last events: {:#?}", &self.seen[self.seen.len().saturating_sub(8)..]),
+            }
+        }
+    }
+
+    async fn wave_end(&mut self, limit: Duration) -> WaveProgress {
+        match self
+            .until(limit, |e| {
+                matches!(e, Event::Wave(p) if matches!(p.status, WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted))
+            })
+            .await
+        {
+            Event::Wave(p) => p,
+            _ => unreachable!(),
+        }
+    }
+
+    async fn step(&mut self, host: &str, step: WaveStep, limit: Duration) -> StepOutcome {
+        let (respond_to, answer) = oneshot::channel();
+        let command = HostCommand::RunStep {
+            step,
+            respond_to,
+            stop: CancellationToken::new(),
+        };
+        self.engine
+            .try_send(host, command)
+            .expect("queueing a step");
+        let mut answer = std::pin::pin!(answer);
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                outcome = &mut answer => {
+                    self.settle().await;
+                    return outcome.expect("supervisor answered");
+                }
+                Some(event) = self.events.recv() => self.seen.push(event),
+                () = &mut deadline => panic!("step on '{host}' timed out; last events: {:#?}", &self.seen[self.seen.len().saturating_sub(8)..]),
+            }
+        }
+    }
+
+    /// Takes in the events still on their way through the hub (a step's answer comes directly).
+    async fn settle(&mut self) {
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(300), self.events.recv()).await
+        {
+            self.seen.push(event);
+        }
+    }
+
+    /// The last state each host moved to, and the reason.
+    fn last_state(&self, host: &str) -> (StateKind, Option<String>) {
+        self.seen
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                Event::StateChanged {
+                    host: h,
+                    to,
+                    reason,
+                    ..
+                } if &**h == host => Some((*to, reason.as_deref().map(str::to_string))),
+                _ => None,
+            })
+            .unwrap_or((StateKind::Idle, None))
+    }
+
+    fn wave_outcome(&self, host: &str) -> Option<StepOutcome> {
+        self.seen.iter().rev().find_map(|e| match e {
+            Event::WaveHostFinished {
+                host: h, outcome, ..
+            } if &**h == host => Some(outcome.clone()),
+            _ => None,
+        })
+    }
+}
+
+fn apt_toml(env: &TestEnv, name: &str, host: &SshHost, policy: &str) -> String {
+    format!(
+        "{}manager = \"apt\"\n\n[host.policy]\n{policy}\n\n",
+        env.host_toml(name, host, "root")
+    )
+}
+
+fn plain_toml(env: &TestEnv, name: &str, host: &SshHost, pre: Option<&str>) -> String {
+    let mut text = format!(
+        "{}manager = \"none\"\n\n",
+        env.host_toml(name, host, "root")
+    );
+    if let Some(pre) = pre {
+        text.push_str(&format!("[host.checks]\npre = \"{pre}\"\n\n"));
+    }
+    text
+}
+
+fn names(list: &[&str]) -> Vec<HostId> {
+    list.iter().map(|n| HostId::from(*n)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgrade() {
+    let env = TestEnv::new();
+    let good = AptHost::start("eng-good", Packages::Upgradable);
+    let broken = AptHost::start("eng-broken", Packages::Broken);
+    let mut plain: Vec<SshHost> = (0..4)
+        .map(|_| SshHost::start(SshdOptions::default()).expect("starting sshd"))
+        .collect();
+    for host in [&good.sshd, &broken.sshd].into_iter().chain(plain.iter()) {
+        env.trust(host);
+    }
+    let mut body = String::from("[fleet]\nreboot_timeout = \"20s\"\n\n");
+    body.push_str(&apt_toml(&env, "good", &good.sshd, "auto_reboot = false"));
+    body.push_str(&apt_toml(
+        &env,
+        "broken",
+        &broken.sshd,
+        "auto_reboot = false",
+    ));
+    body.push_str(&plain_toml(&env, "p1", &plain[0], None));
+    body.push_str(&plain_toml(&env, "p2", &plain[1], None));
+    body.push_str(&plain_toml(&env, "doomed", &plain[2], Some("sleep 6")));
+    body.push_str(&plain_toml(&env, "p4", &plain[3], None));
+    let mut rig = start_engine(&env, env.config(&body));
+
+    let request = WaveRequest {
+        hosts: names(&["good", "broken", "p1", "p2", "doomed", "p4"]),
+        sizes: BatchSize::parse_list("1,5").unwrap(),
+        delay: Duration::from_millis(200),
+        max_failures: FailureLimit::Count(5),
+        dry_run: false,
+        allow_removals: true,
+    };
+    rig.engine.start_wave(request).expect("starting the wave");
+    // Kill 'doomed' while its pre-check runs, in the second batch.
+    rig.until(Duration::from_secs(240), |e| {
+        matches!(e, Event::StateChanged { host, to: StateKind::Querying, .. } if &**host == "doomed")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    plain[2].stop();
+    let end = rig.wave_end(Duration::from_secs(300)).await;
+
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!(
+        (end.succeeded, end.failed, end.skipped),
+        (4, 2, 0),
+        "{end:?}"
+    );
+    // Real apt upgraded the good host; its kernel package asks for a reboot it may not do.
+    assert_eq!(good.version("tendhost-app"), "1.1");
+    assert_eq!(good.version("tendhost-kernel"), "1.1");
+    let (state, reason) = rig.last_state("good");
+    assert_eq!(state, StateKind::WaitingReboot);
+    assert!(reason.unwrap().contains("auto_reboot is off"));
+    assert!(rig.seen.iter().any(|e| matches!(e, Event::Output { host, line, .. } if &**host == "good" && line.contains("tendhost-app"))));
+    // The broken upgrade failed with dpkg's complaint, and the host says so.
+    let (state, reason) = rig.last_state("broken");
+    assert_eq!(state, StateKind::Failed);
+    let reason = reason.unwrap();
+    assert!(reason.starts_with("upgrade:"), "{reason}");
+    // The killed host failed in its pre-check, as a lost connection, not as a success.
+    let (state, reason) = rig.last_state("doomed");
+    assert_eq!(state, StateKind::Failed);
+    assert!(
+        reason.as_deref().unwrap_or("").starts_with("pre-check"),
+        "{reason:?}"
+    );
+    for host in ["p1", "p2", "p4"] {
+        assert_eq!(
+            rig.wave_outcome(host),
+            Some(StepOutcome::Succeeded),
+            "{host}"
+        );
+        assert_eq!(rig.last_state(host).0, StateKind::Idle, "{host}");
+    }
+
+    // A second wave, the (still dead) killed host first, no failure allowed: it halts after
+    // the canary. (The broken host would now pass: dpkg left tendhost-app half-configured.)
+    assert_eq!(
+        rig.step("doomed", WaveStep::Retry, Duration::from_secs(10))
+            .await,
+        StepOutcome::Succeeded
+    );
+    let request = WaveRequest {
+        hosts: names(&["doomed", "p1", "p2"]),
+        sizes: vec![BatchSize::Count(1)],
+        delay: Duration::ZERO,
+        max_failures: FailureLimit::Count(0),
+        dry_run: false,
+        allow_removals: true,
+    };
+    let before = rig.seen.len();
+    rig.engine
+        .start_wave(request)
+        .expect("starting the second wave");
+    let end = rig.wave_end(Duration::from_secs(240)).await;
+    assert_eq!(end.status, WaveStatus::Halted, "{end:?}");
+    assert_eq!((end.batch, end.failed, end.done), (1, 1, 1), "{end:?}");
+    assert!(end.reason.unwrap().contains("max_failures"));
+    let touched_after = rig.seen[before..].iter().any(
+        |e| matches!(e, Event::StateChanged { host, .. } if &**host == "p1" || &**host == "p2"),
+    );
+    assert!(!touched_after, "a halted wave went on to the next batch");
+
+    assert!(rig.engine.shutdown(Duration::from_secs(5)).await);
+    let audit = std::fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
+    for needle in [
+        "\"wave_start\"",
+        "\"wave_stop\"",
+        "halted",
+        "\"retry\"",
+        "\"update\"",
+    ] {
+        assert!(audit.contains(needle), "audit lacks {needle}:\n{audit}");
+    }
+    let snapshot = tendhost::store::snapshot::load(&env.state_dir().join("snapshot.json"));
+    let saved = snapshot.snapshot.expect("a snapshot was saved");
+    let doomed = saved.hosts.iter().find(|h| &*h.name == "doomed").unwrap();
+    assert!(matches!(doomed.state.phase, Phase::Failed(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reboot_round_trip_over_sshd_needs_a_new_boot_id_and_reports_a_changed_host_key() {
+    let env = TestEnv::new();
+    let kernel = AptHost::start("eng-reboot", Packages::Upgradable);
+    let rekeyed = AptHost::start("eng-rekey", Packages::NeedsReboot);
+    env.trust(&kernel.sshd);
+    env.trust(&rekeyed.sshd);
+    let mut body = String::from("[fleet]\nreboot_timeout = \"30s\"\n\n");
+    body.push_str(&apt_toml(
+        &env,
+        "kernel",
+        &kernel.sshd,
+        "auto_reboot = true",
+    ));
+    body.push_str(
+        "[host.checks]
+post = \"test -e /etc/tendhost-boot-id\"
+
+",
+    );
+    body.push_str(&apt_toml(
+        &env,
+        "rekeyed",
+        &rekeyed.sshd,
+        "auto_reboot = true",
+    ));
+    let mut rig = start_engine(&env, env.config(&body));
+
+    // The update pulls in the kernel package, which requires a reboot; policy allows it.
+    let old_boot = kernel.boot_id();
+    let emulator = std::thread::spawn(move || {
+        apthost::emulate_reboot(
+            kernel,
+            Duration::from_secs(240),
+            Duration::from_secs(2),
+            Comeback::SameKey,
+        )
+    });
+    let update = WaveStep::Update {
+        dry_run: false,
+        allow_removals: true,
+    };
+    let outcome = rig.step("kernel", update, Duration::from_secs(300)).await;
+    let (kernel, rebooted) = emulator.join().unwrap();
+    assert!(rebooted, "the engine never asked for a reboot");
+    assert_eq!(
+        outcome,
+        StepOutcome::Succeeded,
+        "{:#?}",
+        &rig.seen[rig.seen.len().saturating_sub(6)..]
+    );
+    assert_ne!(kernel.boot_id(), old_boot);
+    let moves: Vec<StateKind> = rig
+        .seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::StateChanged { host, to, .. } if &**host == "kernel" => Some(*to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        moves[moves.len() - 5..],
+        [
+            StateKind::Updating,
+            StateKind::WaitingReboot,
+            StateKind::Rebooting,
+            StateKind::Verifying,
+            StateKind::Idle
+        ]
+    );
+
+    // A host that needs a reboot and comes back with another host key: reported as such.
+    assert_eq!(
+        rig.step("rekeyed", WaveStep::Refresh, Duration::from_secs(60))
+            .await,
+        StepOutcome::Succeeded
+    );
+    assert_eq!(rig.last_state("rekeyed").0, StateKind::WaitingReboot);
+    let emulator = std::thread::spawn(move || {
+        apthost::emulate_reboot(
+            rekeyed,
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            Comeback::NewHostKey,
+        )
+    });
+    let outcome = rig
+        .step("rekeyed", WaveStep::Reboot, Duration::from_secs(120))
+        .await;
+    let (_rekeyed, rebooted) = emulator.join().unwrap();
+    assert!(rebooted);
+    let StepOutcome::Failed { error } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(error.contains("different host key"), "{error}");
+    assert!(!error.contains("did not come back"), "{error}");
+    assert_eq!(rig.last_state("rekeyed").0, StateKind::Failed);
+
+    assert!(rig.engine.shutdown(Duration::from_secs(5)).await);
+    let audit = std::fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("\"action\":\"reboot\""), "{audit}");
+}
