@@ -1,15 +1,15 @@
 //! The console end to end: the real binary in a real terminal (tmux), driven by keystrokes and
 //! read back with `capture-pane`, against harness sshd hosts whose sessions run inside their own
-//! Debian roots with a local apt repository.
+//! Debian roots with a local apt repository (`harness::apthost`).
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::harness::apthost::{AptHost, Packages};
 use crate::harness::debroot::DebRoot;
-use crate::harness::{SshHost, SshdOptions, TestEnv, aptrepo};
+use crate::harness::{SshHost, SshdOptions, TestEnv};
 
 /// One tmux server per test (its own socket), killed on drop.
 struct Tmux {
@@ -106,27 +106,6 @@ fn binary() -> PathBuf {
     assert_cmd::cargo::cargo_bin("tendhost")
 }
 
-/// A harness sshd whose every session runs inside `root` (ForceCommand + chroot).
-fn chrooted_host(env: &TestEnv, root: &DebRoot, name: &str) -> SshHost {
-    let wrapper = env.dir.path().join(format!("{name}-session.sh"));
-    fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nexec chroot {} /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
-            root.root().display()
-        ),
-    )
-    .expect("writing the session wrapper");
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod wrapper");
-    // The wrapper sits in the env dir: sshd must be able to run it.
-    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod env");
-    SshHost::start(SshdOptions {
-        force_command: Some(wrapper),
-        ..SshdOptions::default()
-    })
-    .expect("starting sshd")
-}
-
 fn installed_version(root: &DebRoot, package: &str) -> String {
     root.sh(&format!("dpkg-query -W -f '${{Version}}' {package}"))
 }
@@ -151,20 +130,12 @@ fn console_command(env: &TestEnv, extra: &str) -> String {
 #[test]
 fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
     let names = ["web-1", "web-2", "db-1"];
-    let roots: Vec<DebRoot> = names
+    let fleet: Vec<AptHost> = names
         .iter()
-        .map(|name| {
-            let root = DebRoot::new(&format!("tui-{name}"));
-            aptrepo::install(&root);
-            root
-        })
+        .map(|name| AptHost::start(&format!("tui-{name}"), Packages::Upgradable))
         .collect();
     let env = TestEnv::new();
-    let hosts: Vec<SshHost> = names
-        .iter()
-        .zip(&roots)
-        .map(|(name, root)| chrooted_host(&env, root, name))
-        .collect();
+    let hosts: Vec<&SshHost> = fleet.iter().map(|h| &h.sshd).collect();
     let mut body = String::from("[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n");
     for (name, host) in names.iter().zip(&hosts) {
         env.trust(host);
@@ -226,9 +197,9 @@ fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
     });
     assert!(pending.contains("dry run:"), "{pending}");
     assert!(pending.contains("tendhost-app"), "{pending}");
-    for root in &roots {
+    for host in &fleet {
         assert_eq!(
-            installed_version(root, "tendhost-app"),
+            installed_version(&host.root, "tendhost-app"),
             "1.0",
             "a dry run changed a host"
         );
@@ -338,20 +309,12 @@ fn screenshot_of_a_harness_fleet() {
         "db,production",
         "ci",
     ];
-    let roots: Vec<DebRoot> = names
+    let fleet: Vec<AptHost> = names
         .iter()
-        .map(|name| {
-            let root = DebRoot::new(&format!("shot-{name}"));
-            aptrepo::install(&root);
-            root
-        })
+        .map(|name| AptHost::start(&format!("shot-{name}"), Packages::Upgradable))
         .collect();
     let env = TestEnv::new();
-    let mut hosts: Vec<SshHost> = names
-        .iter()
-        .zip(&roots)
-        .map(|(name, root)| chrooted_host(&env, root, name))
-        .collect();
+    let hosts: Vec<&SshHost> = fleet.iter().map(|h| &h.sshd).collect();
     let mut legacy = SshHost::start(SshdOptions::default()).expect("starting sshd");
     let mut body = String::from(
         "[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n[groups]\ncanary = [\"web-1\"]\n\n",
@@ -405,7 +368,6 @@ fn screenshot_of_a_harness_fleet() {
     fs::write(&path, &out.stdout).expect("writing the capture");
     eprintln!("captured {}", path.display());
     tmux.keys(&["q"]);
-    drop(hosts.drain(..));
 }
 
 /// The pid of the program the tmux pane's shell is running (the console).
