@@ -78,6 +78,17 @@ impl<L: EngineLink> App<L> {
     /// Folds an engine event into the model.
     pub fn apply(&mut self, event: &Event) {
         self.model.apply(event);
+        // A refusal answers something the operator just asked for: say it where they look.
+        if let Event::Refused {
+            host,
+            command,
+            reason,
+        } = event
+        {
+            let what = format!("{command:?}").to_lowercase();
+            self.view
+                .set_status(format!("{host}: {what} refused: {reason}"), true);
+        }
         self.dirty = true;
     }
 

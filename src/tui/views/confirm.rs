@@ -18,8 +18,22 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     let theme = ctx.theme;
     let keys = ctx.keys;
     let width = area.width.min(72);
-    let host_lines = dialog.hosts.len().clamp(1, 6) as u16;
-    let height = (host_lines + 6).min(area.height);
+    let inner_width = usize::from(width.saturating_sub(2));
+    let warnings = match dialog.what {
+        Confirmable::Host(HostAction::Update { .. }) => plan_warnings(ctx, &dialog.hosts),
+        _ => Vec::new(),
+    };
+    // Question, host names (at most 6 lines), warnings, a blank line and the key hint.
+    let max_name_lines = 6.min(usize::from(area.height).saturating_sub(warnings.len() + 5));
+    let names = if dialog.hosts.is_empty() {
+        Vec::new()
+    } else {
+        name_list(&dialog.hosts, inner_width, max_name_lines.max(1))
+    };
+    let needed = 1 + names.len() + warnings.len() + 2;
+    let height = u16::try_from(needed + 2)
+        .unwrap_or(u16::MAX)
+        .min(area.height);
     let inner = popup(
         area,
         buf,
@@ -28,13 +42,8 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         Line::styled(" Confirm ", theme.title()),
     );
     let mut lines = vec![Line::from(Span::styled(dialog.question(), theme.title()))];
-    if !dialog.hosts.is_empty() {
-        lines.extend(name_list(
-            &dialog.hosts,
-            usize::from(inner.width),
-            usize::from(inner.height.saturating_sub(3)),
-        ));
-    }
+    lines.extend(names);
+    lines.extend(warnings);
     lines.push(Line::raw(""));
     let mut hint = vec![Span::styled(
         format!("{}/Enter", keys.keys_label(Action::Confirm)),
@@ -62,4 +71,37 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);
+}
+
+/// What the last plan said an update would do beyond upgrading (apt-dater and
+/// unattended-upgrades hide this; tendhost shows it before it runs): removals and held packages.
+fn plan_warnings(ctx: Ctx<'_>, hosts: &[crate::config::HostId]) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for name in hosts {
+        let Some((plan, _)) = ctx
+            .model
+            .position(name)
+            .and_then(|i| ctx.model.host(i))
+            .and_then(|h| h.plan.as_ref())
+        else {
+            continue;
+        };
+        if !plan.removals.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("{name} would remove: {}", plan.removals.join(", ")),
+                ctx.theme.error(),
+            )));
+        }
+        if !plan.held.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("{name} holds back: {}", plan.held.join(", ")),
+                ctx.theme.warn(),
+            )));
+        }
+        if lines.len() >= 3 {
+            lines.push(Line::raw("… (see each host's Pending tab)"));
+            break;
+        }
+    }
+    lines
 }

@@ -235,3 +235,49 @@ fn read_only_says_so() {
     assert!(screen.contains("update (d: dry run) (ro)"), "{screen}");
     assert!(screen.contains("disabled by --read-only"));
 }
+
+#[test]
+fn update_confirmation_shows_planned_removals_first() {
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Planned {
+        host: "host-00".into(),
+        plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
+            removals: vec!["tendhost-legacy".into()],
+            held: vec!["tendhost-core".into()],
+            ..Default::default()
+        }),
+        dry_run: true,
+    });
+    press(&mut app, "u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("host-00 would remove: tendhost-legacy"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("host-00 holds back: tendhost-core"),
+        "{screen}"
+    );
+    // The Pending tab says the same.
+    press(&mut app, "Esc Tab");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("dry run: would REMOVE tendhost-legacy"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_refusal_reaches_the_status_line() {
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Refused {
+        host: "host-01".into(),
+        command: crate::engine::bus::CommandKind::Reboot,
+        reason: "host is updating".into(),
+    });
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("host-01: reboot refused: host is updating"),
+        "{screen}"
+    );
+}
