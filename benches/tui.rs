@@ -132,14 +132,13 @@ impl Backend for Probe {
         let cells: Vec<(u16, u16, &Cell)> = content.collect();
         let mut watch = self.watch.lock().expect("probe lock");
         watch.frames += 1;
-        if let Some((x, y, sent)) = watch.target {
-            if cells
+        if let Some((x, y, sent)) = watch.target
+            && cells
                 .iter()
                 .any(|(cx, cy, c)| *cx == x && *cy == y && c.symbol() == "›")
-            {
-                watch.latencies.push(sent.elapsed());
-                watch.target = None;
-            }
+        {
+            watch.latencies.push(sent.elapsed());
+            watch.target = None;
         }
         drop(watch);
         self.inner
