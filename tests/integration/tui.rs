@@ -224,7 +224,8 @@ fn read_only_help_resize_and_quit_with_local_hosts() {
     env.write_config(
         "[fleet]\nrefresh_interval = \"0\"\n\n\
          [[host]]\nname = \"alpha\"\ntransport = \"local\"\ntags = [\"web\"]\n\n\
-         [[host]]\nname = \"beta\"\ntransport = \"local\"\ntags = [\"db\"]\n",
+         [[host]]\nname = \"beta\"\ntransport = \"local\"\ntags = [\"db\"]\n\n\
+         [keys]\nhelp = [\"?\", \"F1\"]\n",
     );
     let mut vars = console_env(&env);
     vars.push(("NO_COLOR", "1".to_string()));
@@ -239,7 +240,8 @@ fn read_only_help_resize_and_quit_with_local_hosts() {
     tmux.wait_for("the read-only message", Duration::from_secs(5), |s| {
         s.contains("read-only: 'update' is disabled")
     });
-    tmux.keys(&["?"]);
+    // F1 comes from [keys] in the config.
+    tmux.keys(&["F1"]);
     tmux.wait_for("the help overlay", Duration::from_secs(5), |s| {
         s.contains("disabled by --read-only")
     });
@@ -404,5 +406,26 @@ fn sigterm_restores_the_terminal_and_exits_3() {
     assert!(
         !after.contains("Hosts 1/1"),
         "the alternate screen was left behind:\n{after}"
+    );
+}
+
+#[test]
+fn a_bad_keys_section_is_a_usage_error() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[[host]]\nname = \"alpha\"\ntransport = \"local\"\n\n[keys]\nupdte = \"U\"\n",
+    );
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(env.config_path())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .output()
+        .expect("running tendhost");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tendhost: [keys]: unknown action 'updte' (did you mean 'update'?)"),
+        "{stderr}"
     );
 }
