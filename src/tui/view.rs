@@ -180,7 +180,7 @@ impl ViewState {
     /// on the same host when it is still visible.
     pub fn sync(&mut self, model: &FleetModel) {
         let key = (model.generation(), self.view_generation);
-        if self.visible_key == Some(key) && self.visible.len() <= model.hosts().len() {
+        if self.visible_key == Some(key) {
             return;
         }
         let current = self
