@@ -34,6 +34,9 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
         Paragraph::new(Span::styled("no host selected", ctx.theme.dim())).render(inner, buf);
         return;
     };
+    if view.tab == Tab::Inventory && (host.since.is_some() || host.inventory.is_some()) {
+        view.shows_relative_times = true; // "since 3m ago", "gathered 1h ago"
+    }
     let lines = match view.tab {
         Tab::Inventory => inventory_lines(host, ctx, view),
         Tab::Pending => pending_lines(host, ctx, usize::from(inner.width)),
