@@ -7,8 +7,9 @@ set -euo pipefail
 PACKAGES=(
   # remote: real sshd test hosts, ssh-keygen/ssh-agent, sudo for non-root users
   openssh-server openssh-client sudo
-  # tui: end-to-end tests drive the real binary in tmux
-  tmux
+  # tui: end-to-end tests drive the real binary in tmux; the README screenshot is rendered from
+  # `tmux capture-pane -e` by tools/screenshot.py with PIL and a DejaVu monospace font
+  tmux python3-pil fonts-dejavu-core
   # pkg: a Debian root per test host and a local apt repository of generated .deb files
   debootstrap dpkg-dev
   # pkg: a real rpm database and repository for dnf/yum output

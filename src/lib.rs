@@ -15,3 +15,4 @@ pub mod logging;
 pub mod pkg;
 pub mod remote;
 pub mod store;
+pub mod tui;

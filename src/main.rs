@@ -5,7 +5,7 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{batch, cli, config, engine, exit, hostmgmt, logging, remote, store};
+use tendhost::{batch, cli, config, engine, exit, hostmgmt, logging, remote, store, tui};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -78,14 +78,10 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
-        (None, None) => Ok(not_yet("the full-screen console")),
-        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(
-            &config,
-            &paths,
-            target,
-            name.clone(),
-            tags.clone(),
-        )),
+        (None, None) => run_console(&cli, config, &paths),
+        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
+            Ok(host_add(&config, &paths, target, name.clone(), tags.clone()))
+        }
         (
             Some(Command::Host(HostCommand::Test {
                 hosts,
@@ -237,6 +233,37 @@ fn host_add(
     }
 }
 
+/// The full-screen console over the engine. Logs go to the log file and the App log tab, never
+/// onto the terminal the console owns.
+fn run_console(cli: &Cli, config: Config, paths: &Paths) -> color_eyre::Result<Exit> {
+    let settings = match tui::Settings::from_config(&config, cli.read_only) {
+        Ok(settings) => settings,
+        Err(err) => return Ok(usage_error(&err.to_string())),
+    };
+    let _lock = match take_lock(paths) {
+        Ok(lock) => lock,
+        Err(exit) => return Ok(exit),
+    };
+    let _log = logging::init(
+        &paths.log(),
+        config.log_level.as_deref(),
+        Some(Box::new(tui_logger::TuiTracingSubscriberLayer)),
+    )?;
+    // Fails only if its mover thread cannot start; the App log tab then stays empty.
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Info);
+    let loaded = store::snapshot::load(&paths.snapshot());
+    if let Some(warning) = &loaded.warning {
+        tracing::warn!("{warning}");
+    }
+    let config = std::sync::Arc::new(config);
+    let deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
+    let runtime = tokio::runtime::Runtime::new()?;
+    match runtime.block_on(tui::console(config, deps, settings))? {
+        tui::Ended::Quit => Ok(Exit::Ok),
+        tui::Ended::Interrupted => Ok(Exit::Interrupted),
+    }
+}
+
 /// Finds and validates the config (DESIGN.md §3 discovery order).
 fn load_config(cli: &Cli, paths: &Paths) -> Result<Config, ConfigError> {
     let env = std::env::var_os("TENDHOST_CONFIG").map(PathBuf::from);
@@ -283,10 +310,6 @@ fn print_check(config: &Config) -> Exit {
         let _ = writeln!(out, "  tags  {}", tags.join(", "));
     }
     Exit::Ok
-}
-
-fn not_yet(what: &str) -> Exit {
-    usage_error(&format!("{what} is not available yet in this build"))
 }
 
 fn usage_error(message: &str) -> Exit {

@@ -15,3 +15,4 @@ mod pkg_dnf;
 mod pkg_quoting;
 mod pkg_ssh;
 mod ssh;
+mod tui;

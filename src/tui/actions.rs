@@ -1,0 +1,450 @@
+//! What each key does on each screen. Keys change view state or produce `UiRequest`s; they never
+//! edit host state (that arrives later as events). A refused or failed request becomes a
+//! status-line message, never a crash.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::config::HostId;
+use crate::engine::bus::{StateKind, WaveStatus};
+use crate::tui::app::App;
+use crate::tui::dialogs::{ConfirmDialog, Confirmable, PackagesDialog, WaveDialog};
+use crate::tui::filter::Filter;
+use crate::tui::keys::Action;
+use crate::tui::request::{EngineLink, HostAction, UiRequest};
+use crate::tui::view::{Input, Overlay, Tab};
+
+impl<L: EngineLink> App<L> {
+    /// Handles one key press on whatever screen is in front.
+    pub fn handle_key(&mut self, key: KeyEvent) {
+        self.dirty = true;
+        self.view.status = None;
+        // Keys may arrive before the first frame; act on the rows the operator will see.
+        self.view.sync(&self.model);
+        if self.view.input != Input::None {
+            self.handle_input(key);
+            return;
+        }
+        let Some(action) = self.keys.action(&key) else {
+            return;
+        };
+        if action.is_mutating() && self.view.read_only {
+            self.view.set_status(
+                format!(
+                    "read-only: '{}' is disabled (started with --read-only)",
+                    action.name()
+                ),
+                true,
+            );
+            return;
+        }
+        match &self.view.overlay {
+            Overlay::None => self.handle_main(action),
+            Overlay::Help { .. } => self.handle_help(action),
+            Overlay::Confirm(_) => self.handle_confirm(action),
+            Overlay::Wave(_) => self.handle_wave(action),
+            Overlay::Packages(_) => self.handle_packages(action),
+        }
+    }
+
+    fn handle_main(&mut self, action: Action) {
+        let page = self.view.table_height.max(1) as isize;
+        match action {
+            Action::MoveUp => self.move_or_scroll(-1),
+            Action::MoveDown => self.move_or_scroll(1),
+            Action::PageUp => self.move_or_scroll(-page),
+            Action::PageDown => self.move_or_scroll(page),
+            Action::Top => self.move_or_scroll(isize::MIN / 2),
+            Action::Bottom => self.move_or_scroll(isize::MAX / 2),
+            Action::NextTab | Action::PrevTab => {
+                self.view.tab = if action == Action::NextTab {
+                    self.view.tab.next()
+                } else {
+                    self.view.tab.prev()
+                };
+                self.view.detail_scroll = 0;
+            }
+            Action::Zoom => self.view.zoomed = !self.view.zoomed,
+            Action::Back => self.back(),
+            Action::Filter if self.view.zoomed && self.view.tab == Tab::Log => {
+                self.view.input = Input::LogSearch;
+            }
+            Action::Filter => self.view.input = Input::Filter,
+            Action::NextMatch => self.next_match(),
+            Action::Follow => {
+                self.view.tab = Tab::Log;
+                self.view.log_scroll = None;
+                self.view.set_status("following the log", false);
+            }
+            Action::Mark => self.toggle_mark(),
+            Action::MarkAll => self.mark_all(),
+            Action::ClearMarks => self.view.marks.clear(),
+            Action::Sort => {
+                self.view.sort = self.view.sort.next();
+                self.view.invalidate();
+            }
+            Action::Packages => {
+                self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
+            }
+            Action::Refresh => self.confirm_hosts(HostAction::Refresh),
+            Action::Update => self.confirm_hosts(HostAction::Update { dry_run: false }),
+            Action::Reboot => self.confirm_hosts(HostAction::Reboot),
+            Action::Retry => self.confirm_hosts(HostAction::Retry),
+            Action::Acknowledge => self.confirm_hosts(HostAction::Acknowledge),
+            Action::Wave => self.open_wave(),
+            Action::PauseWave => self.pause_or_resume(),
+            Action::AbortWave if self.model.wave_running() => {
+                self.view.overlay = Overlay::Confirm(ConfirmDialog {
+                    what: Confirmable::AbortWave,
+                    hosts: Vec::new(),
+                });
+            }
+            Action::AbortWave => self.view.set_status("no wave is running", true),
+            Action::Help => self.view.overlay = Overlay::Help { scroll: 0 },
+            Action::Quit => self.ask_quit(),
+            Action::Confirm | Action::ToggleDryRun | Action::Decrease | Action::Increase => {}
+        }
+    }
+
+    fn back(&mut self) {
+        if self.view.zoomed {
+            self.view.zoomed = false;
+        } else if !self.view.filter_text.is_empty() {
+            self.set_filter(String::new());
+        } else if !self.view.marks.is_empty() {
+            self.view.marks.clear();
+        }
+    }
+
+    fn ask_quit(&mut self) {
+        let busy = self.model.busy_hosts();
+        if busy > 0 || self.model.wave_running() {
+            self.view.overlay = Overlay::Confirm(ConfirmDialog {
+                what: Confirmable::Quit { busy },
+                hosts: Vec::new(),
+            });
+        } else {
+            self.quit = true;
+        }
+    }
+
+    /// Moves the host cursor, or scrolls the detail pane when it is zoomed.
+    fn move_or_scroll(&mut self, delta: isize) {
+        if !self.view.zoomed {
+            self.view.move_cursor(delta);
+            return;
+        }
+        if self.view.tab == Tab::Log {
+            let Some(host) = self.view.cursor_host(&self.model) else {
+                return;
+            };
+            let height = self.view.detail_height;
+            let max_top = host.log.len().saturating_sub(height);
+            let top = self.view.log_scroll.unwrap_or(max_top);
+            let next = top.saturating_add_signed(delta).min(max_top);
+            // Scrolling back to the end resumes following, like `less +F`.
+            self.view.log_scroll = (next < max_top).then_some(next);
+        } else {
+            self.view.detail_scroll = self.view.detail_scroll.saturating_add_signed(delta);
+        }
+    }
+
+    fn toggle_mark(&mut self) {
+        let Some(host) = self.view.cursor_host(&self.model) else {
+            return;
+        };
+        let name = host.name.clone();
+        if !self.view.marks.remove(&name) {
+            self.view.marks.insert(name);
+        }
+        self.view.move_cursor(1);
+    }
+
+    fn mark_all(&mut self) {
+        let names: Vec<HostId> = self
+            .view
+            .visible()
+            .iter()
+            .filter_map(|&i| self.model.host(i))
+            .map(|h| h.name.clone())
+            .collect();
+        if names.iter().all(|n| self.view.marks.contains(n)) {
+            for name in &names {
+                self.view.marks.remove(name);
+            }
+        } else {
+            self.view.marks.extend(names);
+        }
+    }
+
+    fn confirm_hosts(&mut self, action: HostAction) {
+        let mut hosts = self.view.targets(&self.model);
+        if matches!(action, HostAction::Retry | HostAction::Acknowledge) {
+            hosts.retain(|name| {
+                self.model
+                    .position(name)
+                    .and_then(|i| self.model.host(i))
+                    .is_some_and(|h| h.state == StateKind::Failed)
+            });
+            if hosts.is_empty() {
+                self.view
+                    .set_status(format!("no failed host to {}", action.verb()), true);
+                return;
+            }
+        }
+        if hosts.is_empty() {
+            self.view.set_status("no host selected", true);
+            return;
+        }
+        self.view.overlay = Overlay::Confirm(ConfirmDialog {
+            what: Confirmable::Host(action),
+            hosts,
+        });
+    }
+
+    fn open_wave(&mut self) {
+        if self.model.wave_running() {
+            let (p, a) = (
+                self.keys.first_key(Action::PauseWave),
+                self.keys.first_key(Action::AbortWave),
+            );
+            self.view.set_status(
+                format!("a wave is running: {p} pauses or resumes, {a} aborts"),
+                true,
+            );
+            return;
+        }
+        let (hosts, source) = self.view.wave_targets(&self.model);
+        if hosts.is_empty() {
+            self.view.set_status("no host to run a wave on", true);
+            return;
+        }
+        self.view.overlay = Overlay::Wave(WaveDialog::new(hosts, source, &self.wave_defaults));
+    }
+
+    fn pause_or_resume(&mut self) {
+        let request = match self.model.wave().map(|w| w.status) {
+            Some(WaveStatus::Paused) => UiRequest::ResumeWave,
+            Some(WaveStatus::Started | WaveStatus::Running | WaveStatus::Delaying) => {
+                UiRequest::PauseWave
+            }
+            _ => {
+                self.view.set_status("no wave is running", true);
+                return;
+            }
+        };
+        let verb = if request == UiRequest::ResumeWave {
+            "resuming"
+        } else {
+            "pausing"
+        };
+        match self.link.send(request) {
+            Ok(()) => self.view.set_status(format!("{verb} the wave"), false),
+            Err(err) => self.view.set_status(err, true),
+        }
+    }
+
+    fn handle_help(&mut self, action: Action) {
+        let Overlay::Help { scroll } = &mut self.view.overlay else {
+            return;
+        };
+        match action {
+            Action::MoveDown => *scroll += 1,
+            Action::MoveUp => *scroll = scroll.saturating_sub(1),
+            Action::Back | Action::Quit | Action::Help => self.view.overlay = Overlay::None,
+            _ => {}
+        }
+    }
+
+    fn handle_confirm(&mut self, action: Action) {
+        let Overlay::Confirm(dialog) = &mut self.view.overlay else {
+            return;
+        };
+        match action {
+            Action::ToggleDryRun => dialog.toggle_dry_run(),
+            Action::Confirm | Action::Zoom => {
+                let dialog = dialog.clone();
+                self.view.overlay = Overlay::None;
+                self.run_confirmed(dialog);
+            }
+            Action::Back | Action::Quit => self.view.overlay = Overlay::None,
+            _ => {}
+        }
+    }
+
+    fn run_confirmed(&mut self, dialog: ConfirmDialog) {
+        match dialog.what {
+            Confirmable::Quit { .. } => self.quit = true,
+            Confirmable::AbortWave => match self.link.send(UiRequest::AbortWave) {
+                Ok(()) => self.view.set_status("aborting the wave", false),
+                Err(err) => self.view.set_status(err, true),
+            },
+            Confirmable::Host(action) => {
+                let total = dialog.hosts.len();
+                let mut refused = Vec::new();
+                for host in dialog.hosts {
+                    if let Err(reason) = self.link.send(UiRequest::Host {
+                        host: host.clone(),
+                        action,
+                    }) {
+                        refused.push(format!("{host} ({reason})"));
+                    }
+                }
+                tracing::info!(
+                    action = action.verb(),
+                    hosts = total,
+                    refused = refused.len(),
+                    "console request"
+                );
+                if refused.is_empty() {
+                    let s = if total == 1 { "" } else { "s" };
+                    self.view
+                        .set_status(format!("{}: sent to {total} host{s}", action.verb()), false);
+                } else {
+                    self.view.set_status(
+                        format!(
+                            "{}: {} of {total} refused: {}",
+                            action.verb(),
+                            refused.len(),
+                            refused.join(", ")
+                        ),
+                        true,
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle_wave(&mut self, action: Action) {
+        let Overlay::Wave(dialog) = &mut self.view.overlay else {
+            return;
+        };
+        match action {
+            Action::MoveDown | Action::NextTab => dialog.move_field(1),
+            Action::MoveUp | Action::PrevTab => dialog.move_field(-1),
+            Action::Decrease => dialog.adjust(-1),
+            Action::Increase | Action::Mark => dialog.adjust(1),
+            Action::ToggleDryRun => dialog.dry_run = !dialog.dry_run,
+            Action::Confirm | Action::Zoom => {
+                let spec = dialog.spec();
+                self.view.overlay = Overlay::None;
+                let (n, dry) = (spec.hosts.len(), spec.dry_run);
+                match self.link.send(UiRequest::StartWave(spec)) {
+                    Ok(()) => {
+                        tracing::info!(hosts = n, dry_run = dry, "wave started from the console");
+                        let kind = if dry { "dry-run wave" } else { "wave" };
+                        self.view
+                            .set_status(format!("{kind} started on {n} hosts"), false);
+                    }
+                    Err(err) => self
+                        .view
+                        .set_status(format!("wave not started: {err}"), true),
+                }
+            }
+            Action::Back | Action::Quit => self.view.overlay = Overlay::None,
+            _ => {}
+        }
+    }
+
+    fn handle_packages(&mut self, action: Action) {
+        let Overlay::Packages(dialog) = &mut self.view.overlay else {
+            return;
+        };
+        let page = self.view.table_height.max(1) as isize;
+        match action {
+            Action::MoveDown => dialog.move_cursor(1),
+            Action::MoveUp => dialog.move_cursor(-1),
+            Action::PageDown => dialog.move_cursor(page),
+            Action::PageUp => dialog.move_cursor(-page),
+            Action::Top => dialog.move_cursor(isize::MIN / 2),
+            Action::Bottom => dialog.move_cursor(isize::MAX / 2),
+            Action::Zoom | Action::Mark | Action::Confirm => {
+                let Some(group) = dialog.selected() else {
+                    return;
+                };
+                let (name, hosts) = (group.name.clone(), group.hosts.clone());
+                self.view.marks = hosts.iter().cloned().collect();
+                self.view.overlay = Overlay::None;
+                let n = hosts.len();
+                self.view.set_status(
+                    format!(
+                        "marked {n} host{} needing '{name}'",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                    false,
+                );
+            }
+            Action::Back | Action::Quit | Action::Packages => self.view.overlay = Overlay::None,
+            _ => {}
+        }
+    }
+
+    /// Keystrokes while the filter or log search line is open.
+    fn handle_input(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let filter = self.view.input == Input::Filter;
+        let mut text = if filter {
+            self.view.filter_text.clone()
+        } else {
+            self.view.search.clone()
+        };
+        match key.code {
+            KeyCode::Enter => {
+                self.view.input = Input::None;
+                if !filter {
+                    self.next_match();
+                }
+                return;
+            }
+            KeyCode::Esc => {
+                self.view.input = Input::None;
+                text.clear();
+            }
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Char('u') if ctrl => text.clear(),
+            KeyCode::Char(c) if !ctrl => text.push(c),
+            _ => return,
+        }
+        if filter {
+            self.set_filter(text);
+        } else {
+            self.view.search = text;
+            self.view.search_hit = None;
+        }
+    }
+
+    fn set_filter(&mut self, text: String) {
+        match Filter::parse(&text) {
+            Ok(filter) => {
+                self.view.filter = filter;
+                self.view.filter_error = None;
+                self.view.invalidate();
+            }
+            Err(err) => self.view.filter_error = Some(err.to_string()),
+        }
+        self.view.filter_text = text;
+        self.view.cursor = 0;
+        self.view.offset = 0;
+    }
+
+    fn next_match(&mut self) {
+        let Some(host) = self.view.cursor_host(&self.model) else {
+            return;
+        };
+        let from = self.view.search_hit.map_or(0, |h| h + 1);
+        match host.log.find(&self.view.search, from) {
+            Some(hit) => {
+                self.view.search_hit = Some(hit);
+                let top = hit.saturating_sub(self.view.detail_height / 2);
+                self.view.log_scroll = Some(top);
+                self.view.tab = Tab::Log;
+            }
+            None if self.view.search.is_empty() => {}
+            None => {
+                let text = format!("'{}' not found in {}'s log", self.view.search, host.name);
+                self.view.set_status(text, true);
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The UI task: one `select!` over terminal input, engine events and two timers.
+//!
+//! Engine events are drained, then drawn once; redraws happen only when something changed, at
+//! most once per `FRAME_BUDGET` (a key press is drawn at once); the clock ticks only while a relative time is on screen, so an
+//! idle fleet costs ~0% CPU. Key handling lives in `actions.rs`; drawing in `views/`.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::backend::Backend;
+use ratatui::{Frame, Terminal};
+use tokio::sync::mpsc;
+use tokio::time::{self, MissedTickBehavior};
+
+use crate::engine::bus::Event;
+use crate::tui::TuiError;
+use crate::tui::dialogs::WaveDefaults;
+use crate::tui::keys::KeyMap;
+use crate::tui::model::FleetModel;
+use crate::tui::request::EngineLink;
+use crate::tui::theme::Theme;
+use crate::tui::view::{Overlay, Tab, ViewState};
+use crate::tui::views::{self, Ctx};
+
+/// At most one frame per this long (~60 fps): bursts of events cost one draw, not one each.
+pub const FRAME_BUDGET: Duration = Duration::from_millis(16);
+/// Relative times ("3m ago") have minute resolution; this keeps them honest.
+const CLOCK_TICK: Duration = Duration::from_secs(15);
+/// tui-logger fills its buffer from its own thread; poll it only while the App log is shown.
+const APP_LOG_TICK: Duration = Duration::from_millis(250);
+/// Most events folded in before a frame, so a firehose cannot starve the screen.
+const MAX_DRAIN: usize = 10_000;
+
+/// Everything the console is told at start besides the fleet.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub read_only: bool,
+    pub keys: KeyMap,
+    pub theme: Theme,
+    pub wave_defaults: WaveDefaults,
+}
+
+pub struct App<L> {
+    pub model: FleetModel,
+    pub view: ViewState,
+    pub keys: KeyMap,
+    pub theme: Theme,
+    pub(crate) link: L,
+    pub(crate) wave_defaults: WaveDefaults,
+    pub(crate) quit: bool,
+    pub(crate) dirty: bool,
+}
+
+impl<L: EngineLink> App<L> {
+    pub fn new(model: FleetModel, link: L, settings: Settings) -> Self {
+        Self {
+            model,
+            view: ViewState::new(settings.read_only),
+            keys: settings.keys,
+            theme: settings.theme,
+            link,
+            wave_defaults: settings.wave_defaults,
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    pub fn link(&self) -> &L {
+        &self.link
+    }
+
+    /// Folds an engine event into the model.
+    pub fn apply(&mut self, event: &Event) {
+        self.model.apply(event);
+        // A refusal answers something the operator just asked for: say it where they look.
+        if let Event::Refused {
+            host,
+            command,
+            reason,
+        } = event
+        {
+            let what = format!("{command:?}").to_lowercase();
+            self.view
+                .set_status(format!("{host}: {what} refused: {reason}"), true);
+        }
+        self.dirty = true;
+    }
+
+    /// Draws the whole screen from the model and the view state.
+    pub fn draw(&mut self, frame: &mut Frame) {
+        if let Overlay::Packages(dialog) = &mut self.view.overlay {
+            dialog.rebuild(&self.model);
+        }
+        let ctx = Ctx {
+            model: &self.model,
+            keys: &self.keys,
+            theme: self.theme,
+        };
+        views::render(frame, ctx, &mut self.view);
+    }
+
+    /// Runs on the real keyboard until the operator quits.
+    pub async fn run<B: Backend>(
+        self,
+        terminal: &mut Terminal<B>,
+        events: mpsc::Receiver<Event>,
+    ) -> Result<(), TuiError>
+    where
+        B::Error: Send + Sync + 'static,
+    {
+        self.run_with_input(terminal, events, EventStream::new())
+            .await
+    }
+
+    /// Runs until `q` is confirmed or `input` ends. `input` is crossterm's `EventStream` in
+    /// production; the benchmark feeds keys through a channel to time key-to-screen latency.
+    pub async fn run_with_input<B, I>(
+        mut self,
+        terminal: &mut Terminal<B>,
+        mut events: mpsc::Receiver<Event>,
+        mut input: I,
+    ) -> Result<(), TuiError>
+    where
+        B: Backend,
+        B::Error: Send + Sync + 'static,
+        I: futures::Stream<Item = std::io::Result<TermEvent>> + Unpin,
+    {
+        let mut frame = time::interval(FRAME_BUDGET);
+        frame.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut clock = time::interval(CLOCK_TICK);
+        clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut app_log = time::interval(APP_LOG_TICK);
+        app_log.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut engine_open = true;
+        while !self.quit {
+            tokio::select! {
+                // All branches are cancel-safe: EventStream::next, recv and tick lose nothing.
+                input_event = input.next() => match input_event {
+                    Some(Ok(event)) => {
+                        self.handle_terminal_event(event);
+                        // A key is answered at once rather than at the next frame tick: keys are
+                        // rare, so this costs nothing and halves key-to-screen latency.
+                        if self.dirty && !self.quit {
+                            self.draw_now(terminal)?;
+                            frame.reset();
+                        }
+                    }
+                    Some(Err(err)) => return Err(TuiError::Input(err)),
+                    None => return Ok(()), // stdin closed: nobody can press q
+                },
+                event = events.recv(), if engine_open => match event {
+                    Some(event) => {
+                        self.apply(&event);
+                        let mut drained = 1;
+                        while drained < MAX_DRAIN {
+                            let Ok(event) = events.try_recv() else { break };
+                            self.apply(&event);
+                            drained += 1;
+                        }
+                    }
+                    None => {
+                        engine_open = false;
+                        self.view.set_status("the engine stopped; press q to quit", true);
+                        self.dirty = true;
+                    }
+                },
+                _ = frame.tick(), if self.dirty => self.draw_now(terminal)?,
+                _ = clock.tick(), if self.view.shows_relative_times => self.dirty = true,
+                _ = app_log.tick(), if self.view.tab == Tab::AppLog => self.dirty = true,
+            }
+        }
+        Ok(())
+    }
+
+    fn draw_now<B>(&mut self, terminal: &mut Terminal<B>) -> Result<(), TuiError>
+    where
+        B: Backend,
+        B::Error: Send + Sync + 'static,
+    {
+        self.view.now = Utc::now();
+        terminal
+            .draw(|f| self.draw(f))
+            .map_err(|e| TuiError::Draw(Box::new(e)))?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn handle_terminal_event(&mut self, event: TermEvent) {
+        match event {
+            TermEvent::Key(key) if key.kind != KeyEventKind::Release => self.handle_key(key),
+            TermEvent::Resize(..) | TermEvent::FocusGained => self.dirty = true,
+            _ => {}
+        }
+    }
+}

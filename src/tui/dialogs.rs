@@ -1,0 +1,378 @@
+//! The state of each dialog: what it asks, what it will send. Drawing lives in `views/`.
+//!
+//! A dialog never sends anything itself; `app.rs` turns a confirmed dialog into `UiRequest`s.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{BatchSize, FailureLimit, HostId};
+use crate::tui::model::FleetModel;
+use crate::tui::request::{HostAction, WaveSpec};
+
+/// What a confirmation is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmable {
+    Host(HostAction),
+    AbortWave,
+    Quit { busy: usize },
+}
+
+/// "update 3 hosts: a, b, c?" with y/Enter to go, anything that means back to cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmDialog {
+    pub what: Confirmable,
+    pub hosts: Vec<HostId>,
+}
+
+impl ConfirmDialog {
+    /// The question, naming the verb and how many hosts.
+    pub fn question(&self) -> String {
+        match &self.what {
+            Confirmable::Host(action) => {
+                let n = self.hosts.len();
+                format!(
+                    "{} {n} host{}?",
+                    action.verb(),
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+            Confirmable::AbortWave => {
+                "abort the wave? in-flight hosts finish their current step".to_string()
+            }
+            Confirmable::Quit { busy } => format!(
+                "quit while {busy} host{} {} busy? their steps are stopped safely",
+                if *busy == 1 { "" } else { "s" },
+                if *busy == 1 { "is" } else { "are" }
+            ),
+        }
+    }
+
+    /// Flips dry run for an update; other actions ignore it.
+    pub fn toggle_dry_run(&mut self) {
+        if let Confirmable::Host(HostAction::Update { dry_run }) = &mut self.what {
+            *dry_run = !*dry_run;
+        }
+    }
+}
+
+/// Choices offered for each wave field; the config's values come first.
+const BATCH_PRESETS: &[&str] = &["1", "1,5,25%", "1,25%", "10%", "25%", "50%", "100%"];
+const DELAY_PRESETS: &[u64] = &[0, 10, 30, 60, 300, 900];
+const FAILURE_PRESETS: &[&str] = &["0", "1", "2", "5", "10%", "25%"];
+
+/// The wave dialog's fields, in the order the cursor visits them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaveField {
+    BatchSizes,
+    Delay,
+    MaxFailures,
+    DryRun,
+}
+
+impl WaveField {
+    pub const ALL: [WaveField; 4] = [
+        WaveField::BatchSizes,
+        WaveField::Delay,
+        WaveField::MaxFailures,
+        WaveField::DryRun,
+    ];
+}
+
+/// The wave settings the dialog starts from (`[fleet]` in tendhost.toml).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveDefaults {
+    pub batch_sizes: Vec<BatchSize>,
+    pub delay: Duration,
+    pub max_failures: FailureLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveDialog {
+    pub hosts: Vec<HostId>,
+    /// "marked hosts", "filtered hosts" or "all hosts".
+    pub source: &'static str,
+    pub field: usize,
+    batch_choices: Vec<Vec<BatchSize>>,
+    batch: usize,
+    delay_choices: Vec<Duration>,
+    delay: usize,
+    failure_choices: Vec<FailureLimit>,
+    failures: usize,
+    pub dry_run: bool,
+}
+
+impl WaveDialog {
+    pub fn new(hosts: Vec<HostId>, source: &'static str, defaults: &WaveDefaults) -> Self {
+        let mut batch_choices = vec![defaults.batch_sizes.clone()];
+        batch_choices.extend(
+            BATCH_PRESETS
+                .iter()
+                .filter_map(|p| BatchSize::parse_list(p).ok()),
+        );
+        dedup_keep_first(&mut batch_choices);
+        let mut delay_choices = vec![defaults.delay];
+        delay_choices.extend(DELAY_PRESETS.iter().map(|&s| Duration::from_secs(s)));
+        dedup_keep_first(&mut delay_choices);
+        let mut failure_choices = vec![defaults.max_failures];
+        failure_choices.extend(
+            FAILURE_PRESETS
+                .iter()
+                .filter_map(|p| FailureLimit::parse(p).ok()),
+        );
+        dedup_keep_first(&mut failure_choices);
+        Self {
+            hosts,
+            source,
+            field: 0,
+            batch_choices,
+            batch: 0,
+            delay_choices,
+            delay: 0,
+            failure_choices,
+            failures: 0,
+            // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
+            dry_run: true,
+        }
+    }
+
+    pub fn current_field(&self) -> WaveField {
+        WaveField::ALL[self.field.min(WaveField::ALL.len() - 1)]
+    }
+
+    pub fn move_field(&mut self, delta: isize) {
+        self.field = self
+            .field
+            .saturating_add_signed(delta)
+            .min(WaveField::ALL.len() - 1);
+    }
+
+    /// Steps the current field's value by `delta` through its choices (wrapping).
+    pub fn adjust(&mut self, delta: isize) {
+        fn step(i: &mut usize, len: usize, delta: isize) {
+            let len = len.max(1) as isize;
+            *i = ((*i as isize + delta).rem_euclid(len)) as usize;
+        }
+        match self.current_field() {
+            WaveField::BatchSizes => step(&mut self.batch, self.batch_choices.len(), delta),
+            WaveField::Delay => step(&mut self.delay, self.delay_choices.len(), delta),
+            WaveField::MaxFailures => step(&mut self.failures, self.failure_choices.len(), delta),
+            WaveField::DryRun => self.dry_run = !self.dry_run,
+        }
+    }
+
+    pub fn batch_sizes(&self) -> &[BatchSize] {
+        &self.batch_choices[self.batch]
+    }
+
+    pub fn delay(&self) -> Duration {
+        self.delay_choices[self.delay]
+    }
+
+    pub fn max_failures(&self) -> FailureLimit {
+        self.failure_choices[self.failures]
+    }
+
+    /// How the selection splits: `[1, 5, 11]` (the last size repeats until all are placed).
+    pub fn plan(&self) -> Vec<usize> {
+        plan_batches(self.hosts.len(), self.batch_sizes())
+    }
+
+    pub fn spec(&self) -> WaveSpec {
+        WaveSpec {
+            hosts: self.hosts.clone(),
+            batch_sizes: self.batch_sizes().to_vec(),
+            delay: self.delay(),
+            max_failures: self.max_failures(),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+fn dedup_keep_first<T: PartialEq>(items: &mut Vec<T>) {
+    let mut i = 0;
+    while i < items.len() {
+        if items[..i].contains(&items[i]) {
+            items.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+/// Splits `total` hosts into batches of the given sizes; the last size repeats. Mirrors the
+/// engine's wave plan closely enough for a preview; the engine's plan is the one that runs.
+pub fn plan_batches(total: usize, sizes: &[BatchSize]) -> Vec<usize> {
+    let mut batches = Vec::new();
+    let mut placed = 0;
+    let mut i = 0;
+    while placed < total {
+        let size = sizes
+            .get(i)
+            .or(sizes.last())
+            .map_or(total, |s| s.resolve(total))
+            .max(1)
+            .min(total - placed);
+        batches.push(size);
+        placed += size;
+        i += 1;
+    }
+    batches
+}
+
+/// One package pending somewhere in the fleet, with the hosts that need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageGroup {
+    pub name: String,
+    pub hosts: Vec<HostId>,
+    pub security: bool,
+    /// `from → to` when every host agrees, else a count of versions.
+    pub versions: String,
+}
+
+/// Hosts needing a package, whether any says security, and the distinct (from, to) pairs.
+type Grouping<'a> = (Vec<HostId>, bool, Vec<(&'a str, &'a str)>);
+
+/// The fleet-wide package view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagesDialog {
+    pub groups: Vec<PackageGroup>,
+    pub cursor: usize,
+    pub offset: usize,
+    /// The model generation `groups` was built from.
+    pub generation: u64,
+}
+
+impl PackagesDialog {
+    /// Groups every pending package by name: security first, then by how many hosts need it.
+    pub fn build(model: &FleetModel) -> Self {
+        let mut by_name: BTreeMap<&str, Grouping<'_>> = BTreeMap::new();
+        for host in model.hosts() {
+            for pkg in host.pending.iter().flat_map(|p| p.iter()) {
+                let entry = by_name.entry(pkg.name.as_str()).or_default();
+                entry.0.push(host.name.clone());
+                entry.1 |= pkg.security;
+                let pair = (pkg.from.as_str(), pkg.to.as_str());
+                if !entry.2.contains(&pair) {
+                    entry.2.push(pair);
+                }
+            }
+        }
+        let mut groups: Vec<PackageGroup> = by_name
+            .into_iter()
+            .map(|(name, (hosts, security, versions))| PackageGroup {
+                name: name.to_string(),
+                hosts,
+                security,
+                versions: match versions.as_slice() {
+                    [(from, to)] => format!("{from} → {to}"),
+                    many => format!("{} versions", many.len()),
+                },
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            b.security
+                .cmp(&a.security)
+                .then(b.hosts.len().cmp(&a.hosts.len()))
+                .then(a.name.cmp(&b.name))
+        });
+        Self {
+            groups,
+            cursor: 0,
+            offset: 0,
+            generation: model.generation(),
+        }
+    }
+
+    /// Rebuilds after the fleet changed, keeping the cursor on the same package.
+    pub fn rebuild(&mut self, model: &FleetModel) {
+        if self.generation == model.generation() {
+            return;
+        }
+        let current = self.selected().map(|g| g.name.clone());
+        let (cursor, offset) = (self.cursor, self.offset);
+        *self = Self::build(model);
+        self.offset = offset;
+        self.cursor = current
+            .and_then(|name| self.groups.iter().position(|g| g.name == name))
+            .unwrap_or(cursor)
+            .min(self.groups.len().saturating_sub(1));
+    }
+
+    pub fn selected(&self) -> Option<&PackageGroup> {
+        self.groups.get(self.cursor)
+    }
+
+    pub fn move_cursor(&mut self, delta: isize) {
+        let last = self.groups.len().saturating_sub(1);
+        self.cursor = self.cursor.saturating_add_signed(delta).min(last);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::testing::{fleet, pending};
+
+    #[test]
+    fn plans_canary_then_percentages() {
+        let sizes = BatchSize::parse_list("1,5,25%").unwrap();
+        assert_eq!(plan_batches(42, &sizes), [1, 5, 11, 11, 11, 3]);
+        assert_eq!(plan_batches(3, &sizes), [1, 2]);
+        assert!(plan_batches(0, &sizes).is_empty());
+    }
+
+    #[test]
+    fn wave_dialog_starts_from_config_and_dry_run() {
+        let defaults = WaveDefaults {
+            batch_sizes: BatchSize::parse_list("1,25%").unwrap(),
+            delay: Duration::from_secs(30),
+            max_failures: FailureLimit::Count(0),
+        };
+        let mut dialog = WaveDialog::new(vec!["a".into(), "b".into()], "marked hosts", &defaults);
+        assert!(dialog.dry_run);
+        assert_eq!(dialog.batch_sizes(), defaults.batch_sizes.as_slice());
+        dialog.adjust(1);
+        assert_eq!(dialog.batch_sizes(), [BatchSize::Count(1)]);
+        dialog.adjust(-2);
+        assert_eq!(dialog.batch_sizes(), [BatchSize::Percent(100)]);
+        dialog.move_field(1);
+        dialog.adjust(1);
+        assert_eq!(dialog.delay(), Duration::from_secs(0));
+        dialog.move_field(5);
+        assert_eq!(dialog.current_field(), WaveField::DryRun);
+        dialog.adjust(1);
+        assert!(!dialog.spec().dry_run);
+    }
+
+    #[test]
+    fn packages_group_across_hosts_security_first() {
+        let mut model = fleet(3);
+        model.apply(&pending(
+            "host-00",
+            &[("curl", false), ("openssl", true)],
+            false,
+        ));
+        model.apply(&pending("host-01", &[("curl", false)], false));
+        model.apply(&pending(
+            "host-02",
+            &[("curl", false), ("zlib", false)],
+            false,
+        ));
+        let view = PackagesDialog::build(&model);
+        let names: Vec<&str> = view.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["openssl", "curl", "zlib"]);
+        assert_eq!(view.groups[1].hosts.len(), 3);
+        assert_eq!(view.groups[1].versions, "1.0-1 → 1.1-1");
+    }
+
+    #[test]
+    fn update_confirmation_toggles_dry_run() {
+        let mut dialog = ConfirmDialog {
+            what: Confirmable::Host(HostAction::Update { dry_run: false }),
+            hosts: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(dialog.question(), "update 2 hosts?");
+        dialog.toggle_dry_run();
+        assert_eq!(dialog.question(), "dry-run update 2 hosts?");
+    }
+}

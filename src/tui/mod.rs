@@ -1,0 +1,151 @@
+//! The full-screen console: a pure view over a model fed by engine events (DESIGN.md §8).
+//!
+//! The TUI never calls SSH and never edits host state. Engine news arrives only through
+//! `FleetModel::apply`; key presses become `UiRequest`s handed to an `EngineLink`. Render never
+//! awaits and does no I/O. Layout: `terminal` (enter/restore), `app` (the loop), `actions` (what
+//! keys do), `model` (the fleet), `view` (cursor, marks, dialogs), `keys` (the one keymap table),
+//! `filter`, `dialogs`, `views/` (drawing).
+
+mod actions;
+mod app;
+mod dialogs;
+mod engine_link;
+mod filter;
+mod keys;
+mod model;
+mod request;
+mod scrollback;
+mod terminal;
+mod theme;
+mod view;
+mod views;
+
+#[cfg(test)]
+mod app_tests;
+#[cfg(test)]
+mod testing;
+
+use tokio::sync::mpsc;
+
+pub use app::{App, Settings};
+pub use dialogs::WaveDefaults;
+pub use keys::{KeyError, KeyMap};
+pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
+pub use request::{EngineLink, HostAction, RecordingLink, UiRequest, WaveSpec};
+pub use theme::Theme;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::bus::Event;
+use crate::engine::{Engine, EngineDeps, SHUTDOWN_GRACE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    #[error("setting up the terminal")]
+    Terminal(#[source] std::io::Error),
+    #[error("reading the keyboard")]
+    Input(#[source] std::io::Error),
+    #[error("drawing the screen")]
+    Draw(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Settings {
+    /// Settings from the config: `[keys]` overrides (which may be wrong: that is a usage error),
+    /// `[fleet]` wave defaults, `NO_COLOR`.
+    pub fn from_config(config: &Config, read_only: bool) -> Result<Settings, KeyError> {
+        Ok(Settings {
+            read_only,
+            keys: KeyMap::new(&config.keys)?,
+            theme: Theme::from_env(),
+            wave_defaults: WaveDefaults {
+                batch_sizes: config.fleet.batch_size.clone(),
+                delay: config.fleet.delay,
+                max_failures: config.fleet.max_failures,
+            },
+        })
+    }
+}
+
+/// How the console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The operator quit.
+    Quit,
+    /// SIGINT, SIGTERM or SIGHUP (the ssh session went away): stopped cleanly all the same.
+    Interrupted,
+}
+
+/// Takes over the terminal, runs the console until the operator quits or a signal arrives, and
+/// gives the terminal back on every path (return, error, signal, panic).
+pub async fn run<L: EngineLink>(
+    model: FleetModel,
+    link: L,
+    events: mpsc::Receiver<Event>,
+    settings: Settings,
+) -> Result<Ended, TuiError> {
+    // Installed before the screen changes, so a signal can never leave it half set up.
+    let mut signals = Signals::new().map_err(TuiError::Terminal)?;
+    let mut guard = terminal::TerminalGuard::enter().map_err(TuiError::Terminal)?;
+    let app = App::new(model, link, settings);
+    // Dropping the app future on a signal is safe: every branch of its select! is cancel-safe
+    // and it owns nothing that needs more than Drop.
+    let result = tokio::select! {
+        result = app.run(guard.terminal(), events) => result.map(|()| Ended::Quit),
+        () = signals.recv() => Ok(Ended::Interrupted),
+    };
+    drop(guard);
+    result
+}
+
+/// The signals that end the console: Ctrl-C from outside raw mode (`kill -INT`), `kill`, and a
+/// hang-up when the operator's ssh session drops.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+/// The console over the configured fleet: starts the engine, opens the screen on the engine's
+/// restored picture, and stops the engine (steps get `SHUTDOWN_GRACE`) once the screen is gone.
+pub async fn console(
+    config: Arc<Config>,
+    deps: EngineDeps,
+    settings: Settings,
+) -> Result<Ended, TuiError> {
+    let (engine, events) = Engine::start(config.clone(), deps);
+    let mut model = FleetModel::from_config(&config, DEFAULT_LOG_LINES);
+    engine_link::seed(&mut model, engine.initial());
+    tracing::info!(
+        hosts = model.hosts().len(),
+        read_only = settings.read_only,
+        "console started"
+    );
+    let result = run(model, engine.clone(), events, settings).await;
+    if let Ok(Ended::Interrupted) = result {
+        tracing::info!("console interrupted by a signal; stopping the engine");
+    }
+    if !engine.shutdown(SHUTDOWN_GRACE).await {
+        tracing::warn!("some host steps did not stop within the shutdown grace period");
+    }
+    result
+}

@@ -1,0 +1,71 @@
+//! What the screen asks of the engine: [`UiRequest`]s, handed to an [`EngineLink`].
+//!
+//! The TUI never calls SSH and never edits host state; a key press becomes a request, and the
+//! engine answers later with events (or refuses now with a message). The link must not wait:
+//! it is called from the UI task between frames.
+
+use std::time::Duration;
+
+use crate::config::{BatchSize, FailureLimit, HostId};
+
+/// A command for one host, as the UI sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAction {
+    Refresh,
+    Update { dry_run: bool },
+    Reboot,
+    Retry,
+    Acknowledge,
+}
+
+impl HostAction {
+    /// The verb the confirmation dialog and messages use.
+    pub fn verb(self) -> &'static str {
+        match self {
+            HostAction::Refresh => "refresh",
+            HostAction::Update { dry_run: true } => "dry-run update",
+            HostAction::Update { dry_run: false } => "update",
+            HostAction::Reboot => "reboot",
+            HostAction::Retry => "retry",
+            HostAction::Acknowledge => "acknowledge",
+        }
+    }
+}
+
+/// A wave as the dialog composed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveSpec {
+    pub hosts: Vec<HostId>,
+    pub batch_sizes: Vec<BatchSize>,
+    pub delay: Duration,
+    pub max_failures: FailureLimit,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UiRequest {
+    Host { host: HostId, action: HostAction },
+    StartWave(WaveSpec),
+    PauseWave,
+    ResumeWave,
+    AbortWave,
+}
+
+/// Where requests go. Implementations never block: a full queue is an immediate `Err`
+/// ("host busy"), shown on the status line.
+pub trait EngineLink {
+    fn send(&mut self, request: UiRequest) -> Result<(), String>;
+}
+
+/// Records requests instead of sending them: for tests, and for a console without an engine.
+#[derive(Debug, Default)]
+pub struct RecordingLink {
+    pub sent: Vec<UiRequest>,
+}
+
+impl EngineLink for RecordingLink {
+    fn send(&mut self, request: UiRequest) -> Result<(), String> {
+        self.sent.push(request);
+        Ok(())
+    }
+}

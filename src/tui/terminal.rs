@@ -1,0 +1,94 @@
+//! Entering and leaving the full screen, and making sure we always leave.
+//!
+//! The terminal is restored on every exit path: [`TerminalGuard`]'s `Drop` covers returns and
+//! errors, and [`install_panic_hook`] (set after color-eyre's, which it then calls) covers panics,
+//! so a crash report is printed on a sane screen, not into the alternate one.
+
+use std::io::{self, Stdout, stdout};
+use std::sync::Once;
+
+use crossterm::cursor::{Hide, Show};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+pub type Tty = Terminal<CrosstermBackend<Stdout>>;
+
+/// Owns the full-screen terminal; dropping it restores the user's terminal.
+pub struct TerminalGuard {
+    terminal: Tty,
+}
+
+impl TerminalGuard {
+    /// Switches to raw mode and the alternate screen.
+    pub fn enter() -> io::Result<Self> {
+        install_panic_hook();
+        enable_raw_mode()?;
+        // From here on, an error must undo raw mode: the guard does that once it exists.
+        let guard = Self {
+            terminal: Terminal::new(CrosstermBackend::new(stdout()))?,
+        };
+        execute!(stdout(), EnterAlternateScreen, Hide)?;
+        Ok(guard)
+    }
+
+    pub fn terminal(&mut self) -> &mut Tty {
+        &mut self.terminal
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Leaves the alternate screen and raw mode. Safe to call twice; errors are ignored because
+/// there is nothing better to do with them while exiting.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+/// Restores the terminal before the previously installed hook (color-eyre's) prints the panic.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn panic_hook_restores_then_hands_over_to_the_previous_hook() {
+        static PREVIOUS_RAN: AtomicBool = AtomicBool::new(false);
+        // Stands in for color-eyre's hook, which main installs first.
+        let original = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PREVIOUS_RAN.store(true, Ordering::SeqCst);
+            original(info);
+        }));
+        install_panic_hook();
+        let result = std::panic::catch_unwind(|| panic!("boom (expected by this test)"));
+        assert!(result.is_err());
+        assert!(
+            PREVIOUS_RAN.load(Ordering::SeqCst),
+            "the previous hook must still report"
+        );
+        // Restoring twice (guard drop after the hook) must be harmless.
+        restore();
+        restore();
+    }
+}

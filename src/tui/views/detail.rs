@@ -1,0 +1,310 @@
+//! The detail pane of the cursor host: Inventory | Pending | Log | App log.
+//!
+//! The Log tab shows the host's bounded scrollback (only the window on screen is built), follows
+//! the newest line unless scrolled, says how many old lines were dropped, and highlights search
+//! hits. The App log tab is tui-logger's widget over tendhost's own tracing events.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+use tui_logger::TuiLoggerWidget;
+
+use super::{Ctx, ago, fit};
+use crate::engine::bus::StateKind;
+use crate::remote::Stream;
+use crate::tui::model::HostRow;
+use crate::tui::theme::{state_symbol, state_word};
+use crate::tui::view::{Tab, ViewState};
+
+pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+    let host = view.cursor_host(ctx.model);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(title(ctx, view, host));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    view.detail_height = usize::from(inner.height).max(1);
+    if view.tab == Tab::AppLog {
+        render_app_log(inner, buf, ctx);
+        return;
+    }
+    let Some(host) = host else {
+        Paragraph::new(Span::styled("no host selected", ctx.theme.dim())).render(inner, buf);
+        return;
+    };
+    if view.tab == Tab::Inventory && (host.since.is_some() || host.inventory.is_some()) {
+        view.shows_relative_times = true; // "since 3m ago", "gathered 1h ago"
+    }
+    let lines = match view.tab {
+        Tab::Inventory => inventory_lines(host, ctx, view),
+        Tab::Pending => pending_lines(host, ctx, usize::from(inner.width)),
+        Tab::Log => {
+            render_log(inner, buf, ctx, view, host);
+            return;
+        }
+        Tab::AppLog => Vec::new(),
+    };
+    let scroll = view.detail_scroll.min(lines.len().saturating_sub(1));
+    view.detail_scroll = scroll;
+    let window: Vec<Line> = lines
+        .into_iter()
+        .skip(scroll)
+        .take(view.detail_height)
+        .collect();
+    Paragraph::new(window).render(inner, buf);
+}
+
+fn title(ctx: Ctx<'_>, view: &ViewState, host: Option<&HostRow>) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut spans = vec![Span::styled(
+        format!(" {} ", host.map(|h| h.name.to_string()).unwrap_or_default()),
+        theme.title(),
+    )];
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled("│", theme.dim()));
+        }
+        if *tab == view.tab {
+            spans.push(Span::styled(format!("[{}]", tab.title()), theme.cursor()));
+        } else {
+            spans.push(Span::styled(format!(" {} ", tab.title()), theme.dim()));
+        }
+    }
+    if view.tab == Tab::Log {
+        let mode = match view.log_scroll {
+            None => " follow ".to_string(),
+            Some(top) => format!(" line {} ", top + 1),
+        };
+        spans.push(Span::styled(mode, theme.accent()));
+    }
+    Line::from(spans)
+}
+
+fn field(name: &str, value: impl Into<String>, ctx: Ctx<'_>) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(format!("{name:<10} "), ctx.theme.dim()),
+        Span::raw(value.into()),
+    ])
+}
+
+fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let mut state = format!("{} {}", state_symbol(host.state), state_word(host.state));
+    if let Some(since) = host.since {
+        state.push_str(&format!(" since {}", ago(since, view.now)));
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{:<10} ", "state"), theme.dim()),
+        Span::styled(state, theme.state(host.state)),
+    ])];
+    lines.push(field("target", host.target.clone(), ctx));
+    let mut tags = host.tags.join(",");
+    if !host.groups.is_empty() {
+        tags.push_str(&format!("  groups {}", host.groups.join(",")));
+    }
+    lines.push(field("tags", tags, ctx));
+    if let Some(error) = &host.error {
+        let ack = if host.acknowledged {
+            " (acknowledged)"
+        } else {
+            ""
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10} ", "error"), theme.dim()),
+            Span::styled(format!("{error}{ack}"), theme.error()),
+        ]));
+    }
+    if let Some(result) = &host.wave_result {
+        lines.push(field("wave", result.clone(), ctx));
+    }
+    if let Some((command, reason)) = &host.refused {
+        lines.push(field(
+            "refused",
+            format!("{command:?}: {reason}").to_lowercase(),
+            ctx,
+        ));
+    }
+    if host.reboot.required || host.state == StateKind::WaitingReboot {
+        let why = if host.reboot.packages.is_empty() {
+            host.reboot_reason
+                .as_deref()
+                .unwrap_or("the package manager says so")
+                .to_string()
+        } else {
+            format!("for {}", host.reboot.packages.join(", "))
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<10} ", "reboot"), theme.dim()),
+            Span::styled(format!("required {why}"), theme.warn()),
+        ]));
+    }
+    let Some(inv) = &host.inventory else {
+        lines.push(field("inventory", "not gathered yet (r refreshes)", ctx));
+        return lines;
+    };
+    lines.push(field("os", inv.os.pretty_name.clone(), ctx));
+    lines.push(field("kernel", inv.kernel.clone(), ctx));
+    lines.push(field("uptime", uptime(inv.uptime_secs), ctx));
+    let pending = match host.pending_count() {
+        Some(n) => format!(", {n} pending ({} security)", host.security),
+        None => String::new(),
+    };
+    lines.push(field(
+        "packages",
+        format!("{} installed{pending}", inv.installed_packages),
+        ctx,
+    ));
+    lines.push(field(
+        "gathered",
+        format!("{} by {:?}", ago(inv.collected_at, view.now), inv.source).to_lowercase(),
+        ctx,
+    ));
+    if inv.containers.is_empty() {
+        lines.push(field("containers", "none", ctx));
+    }
+    for (i, c) in inv.containers.iter().enumerate() {
+        let name = if i == 0 { "containers" } else { "" };
+        lines.push(field(
+            name,
+            format!("{} ({}) {}", c.name, c.image, c.state),
+            ctx,
+        ));
+    }
+    lines
+}
+
+fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let mut lines = Vec::new();
+    if let Some((plan, dry_run)) = &host.plan {
+        let kind = if *dry_run { "dry run" } else { "last upgrade" };
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{kind}: {} to upgrade, {} new, {} to remove, {} held",
+                plan.upgrades.len(),
+                plan.installs.len(),
+                plan.removals.len(),
+                plan.held.len()
+            ),
+            theme.accent(),
+        )));
+        if !plan.removals.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("{kind}: would REMOVE {}", plan.removals.join(", ")),
+                theme.error(),
+            )));
+        }
+        if !plan.held.is_empty() {
+            lines.push(Line::from(Span::styled(
+                format!("{kind}: held back {}", plan.held.join(", ")),
+                theme.warn(),
+            )));
+        }
+        if !plan.installs.is_empty() {
+            lines.push(field("new", plan.installs.join(", "), ctx));
+        }
+    }
+    let Some(pending) = &host.pending else {
+        lines.push(Line::from(Span::styled(
+            "not checked yet (r refreshes)",
+            theme.dim(),
+        )));
+        return lines;
+    };
+    if pending.is_empty() {
+        lines.push(Line::from(Span::styled(
+            "up to date",
+            theme.state(StateKind::Idle),
+        )));
+    }
+    // Columns as wide as their longest entry, within a third of the pane each.
+    let longest = |f: fn(&crate::pkg::PendingPackage) -> &str| {
+        pending
+            .iter()
+            .map(|p| f(p).chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let name_w = longest(|p| &p.name).clamp(10, (width / 3).max(10));
+    let version_cap = width.saturating_sub(name_w + 14) / 2;
+    let from_w = longest(|p| &p.from).min(version_cap);
+    let to_w = longest(|p| &p.to).min(version_cap);
+    for pkg in pending.iter() {
+        let mut spans = vec![
+            Span::raw(format!("{:<name_w$} ", fit(&pkg.name, name_w))),
+            Span::styled(format!("{:>from_w$}", fit(&pkg.from, from_w)), theme.dim()),
+            Span::raw(" → "),
+            Span::raw(format!("{:<to_w$}", fit(&pkg.to, to_w))),
+        ];
+        if pkg.security {
+            spans.push(Span::styled(" security", theme.warn()));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines
+}
+
+fn render_log(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState, host: &HostRow) {
+    let theme = ctx.theme;
+    let log = &host.log;
+    let mut height = usize::from(area.height);
+    let mut lines: Vec<Line> = Vec::with_capacity(height);
+    if log.dropped() > 0 {
+        lines.push(Line::from(Span::styled(
+            format!("… {} older lines dropped", log.dropped()),
+            theme.dim(),
+        )));
+        height = height.saturating_sub(1);
+    }
+    if log.is_empty() {
+        lines.push(Line::from(Span::styled("no output yet", theme.dim())));
+    }
+    let max_top = log.len().saturating_sub(height);
+    let top = match view.log_scroll {
+        None => max_top,
+        Some(top) => top.min(max_top),
+    };
+    if view.log_scroll.is_some() {
+        view.log_scroll = Some(top);
+    }
+    let needle = view.search.to_lowercase();
+    for (i, line) in log.window(top, top + height).enumerate() {
+        let mut style = match line.stream {
+            Stream::Stdout => Style::new(),
+            Stream::Stderr => theme.warn(),
+        };
+        if !needle.is_empty() && line.text.to_lowercase().contains(&needle) {
+            style = theme.accent();
+        }
+        if view.search_hit == Some(top + i) {
+            style = theme.cursor();
+        }
+        lines.push(Line::from(Span::styled(line.text.to_string(), style)));
+    }
+    Paragraph::new(lines).render(area, buf);
+}
+
+fn render_app_log(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
+    let theme = ctx.theme;
+    TuiLoggerWidget::default()
+        .output_file(false)
+        .output_line(false)
+        .output_target(false)
+        .output_separator(' ')
+        .style_error(theme.error())
+        .style_warn(theme.warn())
+        .style_info(Style::new())
+        .style_debug(theme.dim())
+        .style_trace(theme.dim())
+        .render(area, buf);
+}
+
+fn uptime(secs: u64) -> String {
+    let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match d {
+        0 => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}

@@ -1,0 +1,254 @@
+//! The header line (fleet totals, wave progress) and the hosts table.
+//!
+//! Rows are built only for the window on screen, so 10,000 hosts cost what 20 do.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Widget};
+
+use super::{Ctx, ago, fit};
+use crate::engine::bus::{StateKind, WaveProgress, WaveStatus};
+use crate::tui::model::{ALL_STATES, HostRow};
+use crate::tui::theme::{state_symbol, state_word};
+use crate::tui::view::{Input, ViewState};
+
+pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
+    // Widest first; on a narrow terminal the words go, the symbols and numbers stay.
+    let wave = ctx.model.wave();
+    let candidates = [(false, false), (true, false), (true, true)];
+    let width = usize::from(area.width);
+    let mut chosen = None;
+    for (compact_totals, compact_wave) in candidates {
+        let left = totals_line(ctx, compact_totals);
+        let right = wave
+            .map(|w| wave_line(w, ctx, compact_wave))
+            .unwrap_or_default();
+        let fits = left.width() + right.width() < width;
+        chosen = Some((left, right));
+        if fits {
+            break;
+        }
+    }
+    let Some((left, right)) = chosen else { return };
+    let right_width = u16::try_from(right.width())
+        .unwrap_or(u16::MAX)
+        .min(area.width);
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(right_width)]).areas(area);
+    Paragraph::new(left).render(left_area, buf);
+    Paragraph::new(right)
+        .right_aligned()
+        .render(right_area, buf);
+}
+
+fn totals_line(ctx: Ctx<'_>, compact: bool) -> Line<'static> {
+    let theme = ctx.theme;
+    let model = ctx.model;
+    let mut spans = vec![
+        Span::styled(" tendhost ", theme.title()),
+        Span::raw(if compact {
+            format!(" {} ", model.hosts().len())
+        } else {
+            format!(" {} hosts ", model.hosts().len())
+        }),
+    ];
+    for state in ALL_STATES {
+        let n = model.total(state);
+        if n == 0 && state != StateKind::Idle {
+            continue;
+        }
+        let text = if compact {
+            format!(" {}{}", state_symbol(state), n)
+        } else {
+            format!(" {}{} {}", state_symbol(state), n, state_word(state))
+        };
+        spans.push(Span::styled(text, theme.state(state)));
+    }
+    Line::from(spans)
+}
+
+fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> {
+    let theme = ctx.theme;
+    const CELLS: usize = 5;
+    let filled = (wave.done * CELLS)
+        .checked_div(wave.total)
+        .unwrap_or(0)
+        .min(CELLS);
+    let bar: String = "■".repeat(filled) + &"□".repeat(CELLS - filled);
+    let status = match wave.status {
+        WaveStatus::Started | WaveStatus::Running => "",
+        WaveStatus::Paused => " paused",
+        WaveStatus::Delaying => " waiting",
+        WaveStatus::Halted => " halted",
+        WaveStatus::Aborted => " aborted",
+        WaveStatus::Finished => " done",
+    };
+    let mut spans = vec![Span::raw(format!(
+        "wave{status} {}/{} ",
+        wave.batch, wave.batches
+    ))];
+    if !compact {
+        spans.push(Span::styled(bar, theme.accent()));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::raw(format!("{}/{} ok", wave.succeeded, wave.total)));
+    if wave.failed > 0 {
+        let failed = if compact {
+            format!(" ✖{}", wave.failed)
+        } else {
+            format!(", {} failed", wave.failed)
+        };
+        spans.push(Span::styled(failed, theme.error()));
+    }
+    spans.push(Span::raw(" "));
+    Line::from(spans)
+}
+
+pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+    let theme = ctx.theme;
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(table_title(ctx, view));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    let height = usize::from(inner.height.saturating_sub(1)); // one line for the column header
+    view.table_height = height.max(1);
+    view.scroll_into_view(height);
+    let wide = inner.width >= 120;
+    let mut widths = vec![
+        Constraint::Length(2),
+        Constraint::Length(if wide { 22 } else { 16 }),
+        Constraint::Length(14),
+        Constraint::Length(11),
+        Constraint::Length(4),
+        Constraint::Length(3),
+        Constraint::Length(2),
+        Constraint::Fill(1),
+        Constraint::Length(7),
+    ];
+    let mut titles = vec![
+        "", "HOST", "STATE", "OS", "PEND", "SEC", "RB", "TAGS", "UPDATED",
+    ];
+    if wide {
+        widths.push(Constraint::Fill(2));
+        titles.push("LAST ERROR");
+    }
+    let header = Row::new(titles).style(theme.title());
+    let end = (view.offset + height).min(view.visible().len());
+    let mut relative = false;
+    let rows: Vec<Row> = view.visible()[view.offset..end]
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &idx)| {
+            let host = ctx.model.host(idx)?;
+            let is_cursor = view.offset + i == view.cursor;
+            let marked = view.marks.contains(&host.name);
+            relative |= host.last_update.is_some();
+            Some(host_row(host, ctx, view, is_cursor, marked, wide))
+        })
+        .collect();
+    view.shows_relative_times |= relative;
+    if rows.is_empty() {
+        let text = if ctx.model.hosts().is_empty() {
+            "no hosts configured: add one with 'tendhost host add user@addr'"
+        } else {
+            "no host matches the filter (Esc clears it)"
+        };
+        Paragraph::new(Span::styled(text, theme.dim())).render(inner, buf);
+        return;
+    }
+    Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .render(inner, buf);
+}
+
+fn table_title(ctx: Ctx<'_>, view: &ViewState) -> Line<'static> {
+    let theme = ctx.theme;
+    let mut spans = vec![Span::styled(
+        format!(
+            " Hosts {}/{} ",
+            view.visible().len(),
+            ctx.model.hosts().len()
+        ),
+        theme.title(),
+    )];
+    if !view.filter_text.is_empty() || view.input == Input::Filter {
+        spans.push(Span::styled(
+            format!(" filter: {} ", view.filter_text),
+            theme.accent(),
+        ));
+    }
+    if !view.marks.is_empty() {
+        spans.push(Span::styled(
+            format!(" {} marked ", view.marks.len()),
+            theme.marked(),
+        ));
+    }
+    spans.push(Span::styled(
+        format!(" sort: {} ", view.sort.label()),
+        theme.dim(),
+    ));
+    Line::from(spans)
+}
+
+fn host_row(
+    host: &HostRow,
+    ctx: Ctx<'_>,
+    view: &ViewState,
+    is_cursor: bool,
+    marked: bool,
+    wide: bool,
+) -> Row<'static> {
+    let theme = ctx.theme;
+    let select = format!(
+        "{}{}",
+        if is_cursor { "›" } else { " " },
+        if marked { "*" } else { " " }
+    );
+    let mut state = format!("{} {}", state_symbol(host.state), state_word(host.state));
+    if host.state == StateKind::Failed && host.acknowledged {
+        state.push_str(" (ack)");
+    }
+    let (pending, security) = match host.pending_count() {
+        Some(n) => (n.to_string(), host.security.to_string()),
+        None => ("—".to_string(), "—".to_string()),
+    };
+    let sec_style = if host.security > 0 {
+        theme.warn()
+    } else {
+        Style::new()
+    };
+    let reboot = if host.reboot.required || host.state == StateKind::WaitingReboot {
+        Cell::from(Span::styled("⟳", theme.warn()))
+    } else {
+        Cell::from(Span::styled("·", theme.dim()))
+    };
+    let updated = host
+        .last_update
+        .map(|t| ago(t, view.now))
+        .unwrap_or_else(|| "—".to_string());
+    let mut cells = vec![
+        Cell::from(Span::styled(select, theme.marked())),
+        Cell::from(host.name.to_string()),
+        Cell::from(Span::styled(state, theme.state(host.state))),
+        Cell::from(fit(&host.os_label(), 11)),
+        Cell::from(Line::from(pending).right_aligned()),
+        Cell::from(Line::from(Span::styled(security, sec_style)).right_aligned()),
+        reboot,
+        Cell::from(Span::styled(host.tags.join(","), theme.dim())),
+        Cell::from(updated),
+    ];
+    if wide {
+        let error = host.error.as_deref().unwrap_or("");
+        cells.push(Cell::from(Span::styled(error.to_string(), theme.error())));
+    }
+    let row = Row::new(cells);
+    if is_cursor {
+        row.style(theme.cursor())
+    } else {
+        row
+    }
+}

@@ -1,0 +1,283 @@
+//! Whole-screen tests: every view drawn into a `TestBackend`, text and styles asserted.
+
+use ratatui::style::Color;
+
+use crate::tui::testing::{demo_app, draw, fleet, press, text};
+use crate::tui::theme::Theme;
+
+fn color() -> Theme {
+    Theme { color: true }
+}
+
+#[test]
+fn fleet_screen_at_80x24() {
+    let mut app = demo_app(color(), false);
+    let buf = draw(&mut app, 80, 24);
+    let screen = text(&buf);
+    insta::assert_snapshot!("fleet_80x24", screen);
+    // At 80 columns the totals go compact so the wave progress fits beside them.
+    assert!(screen.contains("tendhost  6  ●3 ◆1 ▲1 ✖1"), "{screen}");
+    assert!(screen.contains("wave 2/5 ■□□□□ 13/42 ok, 1 failed"));
+    let wide = text(&draw(&mut app, 120, 24));
+    assert!(
+        wide.contains("6 hosts  ●3 idle ◆1 pending ▲1 updating ✖1 failed"),
+        "{wide}"
+    );
+    assert!(screen.contains("✖ failed (ack)"));
+    assert!(screen.contains("Debian 12"));
+    assert!(screen.contains("3h ago"), "relative update time");
+    assert!(app.view.shows_relative_times);
+}
+
+#[test]
+fn states_are_coloured_from_the_16_colour_palette_only() {
+    let mut app = demo_app(color(), false);
+    let buf = draw(&mut app, 100, 30);
+    let mut saw_red = false;
+    for cell in buf.content() {
+        for c in [cell.fg, cell.bg] {
+            assert!(
+                !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+                "colour {c:?} is outside the 16-colour palette"
+            );
+        }
+        saw_red |= cell.symbol() == "✖" && cell.fg == Color::Red;
+    }
+    assert!(saw_red, "failed state should be red with colour on");
+}
+
+#[test]
+fn no_color_draws_no_colour_but_keeps_every_symbol() {
+    let mut app = demo_app(Theme::plain(), false);
+    let buf = draw(&mut app, 80, 24);
+    for cell in buf.content() {
+        assert_eq!(
+            cell.fg,
+            Color::Reset,
+            "cell {:?} has a colour",
+            cell.symbol()
+        );
+        assert_eq!(cell.bg, Color::Reset);
+    }
+    let screen = text(&buf);
+    insta::assert_snapshot!("fleet_80x24_no_color", screen);
+    for symbol in ["●", "◆", "▲", "✖", "⟳", "›"] {
+        assert!(screen.contains(symbol), "missing {symbol}");
+    }
+}
+
+#[test]
+fn wide_terminal_shows_last_error_and_small_ones_do_not_panic() {
+    let mut app = demo_app(color(), false);
+    let wide = text(&draw(&mut app, 140, 30));
+    assert!(wide.contains("LAST ERROR"));
+    assert!(wide.contains("connection refused"));
+    for (w, h) in [(80, 24), (60, 15), (20, 5), (1, 1), (200, 60)] {
+        draw(&mut app, w, h);
+    }
+    press(&mut app, "?");
+    draw(&mut app, 30, 8);
+    press(&mut app, "Esc w");
+    draw(&mut app, 30, 8);
+}
+
+#[test]
+fn only_the_visible_window_is_drawn_at_10000_hosts() {
+    let mut app = demo_app(color(), false);
+    app.model = fleet(10_000);
+    draw(&mut app, 80, 24);
+    press(&mut app, "G");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("›  host-9999"), "{screen}");
+    assert!(!screen.contains("host-00 "));
+    assert_eq!(app.view.offset, 10_000 - app.view.table_height);
+}
+
+#[test]
+fn pending_tab_lists_versions_and_security() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "Tab");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("[Pending]"));
+    let line = screen.lines().find(|l| l.contains("openssl")).unwrap();
+    assert!(line.contains("1.0-1 → 1.1-1"), "{line}");
+    assert!(line.contains("security"));
+}
+
+#[test]
+fn log_tab_follows_and_reports_dropped_lines() {
+    let mut app = demo_app(color(), false);
+    for i in 0..150 {
+        app.apply(&crate::engine::bus::Event::Output {
+            host: "host-00".into(),
+            stream: crate::remote::Stream::Stderr,
+            line: format!("Setting up thing-{i}").into(),
+        });
+    }
+    press(&mut app, "Tab Tab");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("[Log]"));
+    assert!(screen.contains("follow"));
+    // 180 lines into a scrollback of 100: the oldest 80 are dropped and counted.
+    assert!(screen.contains("… 80 older lines dropped"), "{screen}");
+    assert!(screen.contains("Setting up thing-149"));
+    insta::assert_snapshot!("log_tab_80x24", screen);
+}
+
+#[test]
+fn zoomed_log_scrolls_and_searches() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "Tab Tab Enter");
+    draw(&mut app, 80, 24);
+    press(&mut app, "g");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("Unpacking package-0 "), "{screen}");
+    assert!(screen.contains("line 1"));
+    press(&mut app, "/ p a c k a g e - 2 5 Enter");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("package-25"));
+    assert_eq!(app.view.search_hit, Some(25));
+    press(&mut app, "G");
+    assert_eq!(app.view.log_scroll, None, "G resumes following");
+}
+
+#[test]
+fn app_log_tab_draws_tui_logger() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "Tab Tab Tab");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("[App log]"));
+}
+
+#[test]
+fn inventory_tab_shows_os_kernel_containers_and_errors() {
+    let mut app = demo_app(color(), false);
+    let screen = text(&draw(&mut app, 80, 30));
+    assert!(screen.contains("kernel     6.1.0-18-amd64"));
+    assert!(screen.contains("uptime     3d 1h"));
+    assert!(screen.contains("web (nginx:1.25) running"));
+    press(&mut app, "j j j");
+    let screen = text(&draw(&mut app, 80, 30));
+    assert!(
+        screen.contains("connection refused (acknowledged)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn package_view_groups_by_package() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "P");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("packages_80x24", screen);
+    assert!(screen.contains("3 pending across 2 hosts"));
+    let openssl = screen.lines().find(|l| l.contains("openssl")).unwrap();
+    assert!(openssl.contains(" 2 sec"), "{openssl}");
+    assert!(screen.contains("host-00, host-01"));
+}
+
+#[test]
+fn wave_dialog_previews_batches() {
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
+        crate::engine::bus::WaveStatus::Finished,
+    )));
+    press(&mut app, "/ t a g : w e b Enter w");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("wave_80x24", screen);
+    assert!(screen.contains("3 filtered hosts:"));
+    assert!(screen.contains("host-00, host-02, host-04"));
+    assert!(screen.contains("3 batches: 1, 1, 1"), "{screen}");
+    assert!(screen.contains("‹ yes ›"));
+}
+
+#[test]
+fn confirmation_names_the_hosts() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "Space Space u");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("confirm_80x24", screen);
+    assert!(screen.contains("update 2 hosts?"));
+    assert!(screen.contains("host-00, host-01"));
+    assert!(screen.contains("dry run: off"));
+}
+
+#[test]
+fn help_lists_every_binding_from_the_keymap() {
+    let mut app = demo_app(color(), false);
+    press(&mut app, "?");
+    let screen = text(&draw(&mut app, 100, 40));
+    for binding in crate::tui::keys::BINDINGS {
+        assert!(
+            screen.contains(binding.help),
+            "help lacks '{}'",
+            binding.help
+        );
+    }
+    let small = text(&draw(&mut app, 80, 24));
+    assert!(small.contains("Keys"));
+}
+
+#[test]
+fn read_only_says_so() {
+    let mut app = demo_app(color(), true);
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("READ-ONLY"));
+    assert!(!screen.contains(" u update"));
+    press(&mut app, "u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("read-only: 'update' is disabled"),
+        "{screen}"
+    );
+    press(&mut app, "?");
+    let screen = text(&draw(&mut app, 100, 40));
+    assert!(screen.contains("update (d: dry run) (ro)"), "{screen}");
+    assert!(screen.contains("disabled by --read-only"));
+}
+
+#[test]
+fn update_confirmation_shows_planned_removals_first() {
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Planned {
+        host: "host-00".into(),
+        plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
+            removals: vec!["tendhost-legacy".into()],
+            held: vec!["tendhost-core".into()],
+            ..Default::default()
+        }),
+        dry_run: true,
+    });
+    press(&mut app, "u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("host-00 would remove: tendhost-legacy"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("host-00 holds back: tendhost-core"),
+        "{screen}"
+    );
+    // The Pending tab says the same.
+    press(&mut app, "Esc Tab");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("dry run: would REMOVE tendhost-legacy"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_refusal_reaches_the_status_line() {
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Refused {
+        host: "host-01".into(),
+        command: crate::engine::bus::CommandKind::Reboot,
+        reason: "host is updating".into(),
+    });
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("host-01: reboot refused: host is updating"),
+        "{screen}"
+    );
+}

@@ -1,0 +1,431 @@
+//! The console end to end: the real binary in a real terminal (tmux), driven by keystrokes and
+//! read back with `capture-pane`, against harness sshd hosts whose sessions run inside their own
+//! Debian roots with a local apt repository (`harness::apthost`).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::harness::apthost::{AptHost, Packages};
+use crate::harness::debroot::DebRoot;
+use crate::harness::{SshHost, SshdOptions, TestEnv};
+
+/// One tmux server per test (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Starts `command` in an 80×24 session with `escape-time 0`; the shell echoes the exit code
+    /// and lingers so the test can read it.
+    fn start(name: &str, command: &str, env: &[(&str, String)]) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("tendhost-{name}-{}", std::process::id()),
+        };
+        let exports: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
+        let script = format!("env {exports}{command}; echo EXIT=$?; sleep 600");
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        tmux.run(&["set", "-sg", "escape-time", "0"]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running tmux (see .ci/install-test-deps.sh)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+
+    /// Sends tmux key names one by one, pausing briefly as a person would.
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.run(&["send-keys", "-t", "t", key]);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    /// Types literal text.
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", text]);
+        std::thread::sleep(Duration::from_millis(60));
+    }
+
+    /// Waits until the screen satisfies `check`, or fails showing the last screen.
+    fn wait_for(&self, what: &str, timeout: Duration, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("tendhost")
+}
+
+fn installed_version(root: &DebRoot, package: &str) -> String {
+    root.sh(&format!("dpkg-query -W -f '${{Version}}' {package}"))
+}
+
+fn console_env(env: &TestEnv) -> Vec<(&'static str, String)> {
+    vec![
+        ("XDG_DATA_HOME", env.xdg_data_home().display().to_string()),
+        ("TERM", "xterm-256color".to_string()),
+        ("RUST_LOG", "tendhost=debug".to_string()),
+    ]
+}
+
+fn console_command(env: &TestEnv, extra: &str) -> String {
+    format!(
+        "{} --config {} --state-dir {} {extra}",
+        binary().display(),
+        env.config_path().display(),
+        env.state_dir().display()
+    )
+}
+
+#[test]
+fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
+    let names = ["web-1", "web-2", "db-1"];
+    let fleet: Vec<AptHost> = names
+        .iter()
+        .map(|name| AptHost::start(&format!("tui-{name}"), Packages::Upgradable))
+        .collect();
+    let env = TestEnv::new();
+    let hosts: Vec<&SshHost> = fleet.iter().map(|h| &h.sshd).collect();
+    let mut body = String::from("[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n");
+    for (name, host) in names.iter().zip(&hosts) {
+        env.trust(host);
+        let tag = &name[..name.find('-').unwrap_or(name.len())];
+        body.push_str(&env.host_toml(name, host, "root"));
+        body.push_str(&format!("tags = [\"{tag}\"]\n\n"));
+    }
+    env.write_config(&body);
+
+    let tmux = Tmux::start("wave", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 3/3")
+    });
+
+    // Refresh every host: mark all, r, confirm.
+    tmux.keys(&["*", "r"]);
+    let confirm = tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("refresh 3 hosts?")
+    });
+    assert!(confirm.contains("web-1, web-2, db-1"), "{confirm}");
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "three hosts with pending updates",
+        Duration::from_secs(90),
+        |s| s.contains("◆3 pending"),
+    );
+
+    // Filter to the web hosts, mark them, open the wave dialog.
+    tmux.keys(&["c", "/"]);
+    tmux.type_text("tag:web");
+    tmux.keys(&["Enter"]);
+    let filtered = tmux.wait_for("the filter", Duration::from_secs(5), |s| {
+        s.contains("Hosts 2/3")
+    });
+    assert!(filtered.contains("filter: tag:web"), "{filtered}");
+    assert!(
+        !filtered.contains("db-1 "),
+        "db-1 is filtered out:\n{filtered}"
+    );
+    tmux.keys(&["*", "w"]);
+    let dialog = tmux.wait_for("the wave dialog", Duration::from_secs(5), |s| {
+        s.contains("2 marked hosts:")
+    });
+    assert!(dialog.contains("web-1, web-2"), "{dialog}");
+    assert!(
+        dialog.contains("‹ yes ›"),
+        "a wave from the keyboard starts as a dry run:\n{dialog}"
+    );
+    tmux.keys(&["y"]);
+    let done = tmux.wait_for("the wave to finish", Duration::from_secs(120), |s| {
+        s.contains("wave done")
+    });
+    assert!(done.contains("2/2 ok"), "{done}");
+
+    // The Pending tab of the cursor host shows the dry run's plan.
+    tmux.keys(&["Tab"]);
+    let pending = tmux.wait_for("the Pending tab", Duration::from_secs(5), |s| {
+        s.contains("[Pending]")
+    });
+    assert!(pending.contains("dry run:"), "{pending}");
+    assert!(pending.contains("tendhost-app"), "{pending}");
+    for host in &fleet {
+        assert_eq!(
+            installed_version(&host.root, "tendhost-app"),
+            "1.0",
+            "a dry run changed a host"
+        );
+    }
+
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(30), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+    assert!(
+        !after.contains("Hosts 2/3"),
+        "the alternate screen was left behind:\n{after}"
+    );
+    let audit = fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap_or_default();
+    assert!(audit.contains("wave"), "the wave is audited: {audit}");
+}
+
+#[test]
+fn read_only_help_resize_and_quit_with_local_hosts() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[fleet]\nrefresh_interval = \"0\"\n\n\
+         [[host]]\nname = \"alpha\"\ntransport = \"local\"\ntags = [\"web\"]\n\n\
+         [[host]]\nname = \"beta\"\ntransport = \"local\"\ntags = [\"db\"]\n\n\
+         [keys]\nhelp = [\"?\", \"F1\"]\n",
+    );
+    let mut vars = console_env(&env);
+    vars.push(("NO_COLOR", "1".to_string()));
+    let tmux = Tmux::start("ro", &console_command(&env, "--read-only"), &vars);
+    let screen = tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 2/2")
+    });
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    assert!(screen.contains("● idle"), "{screen}");
+
+    tmux.keys(&["u"]);
+    tmux.wait_for("the read-only message", Duration::from_secs(5), |s| {
+        s.contains("read-only: 'update' is disabled")
+    });
+    // F1 comes from [keys] in the config.
+    tmux.keys(&["F1"]);
+    tmux.wait_for("the help overlay", Duration::from_secs(5), |s| {
+        s.contains("disabled by --read-only")
+    });
+    tmux.keys(&["BSpace"]);
+    tmux.wait_for("help to close", Duration::from_secs(5), |s| {
+        !s.contains("disabled by --read-only")
+    });
+
+    // Resize the window: the table follows and gains the LAST ERROR column at 140 columns.
+    tmux.run(&["resize-window", "-t", "t", "-x", "140", "-y", "30"]);
+    let wide = tmux.wait_for("the wide layout", Duration::from_secs(5), |s| {
+        s.contains("LAST ERROR")
+    });
+    assert!(wide.lines().any(|l| l.chars().count() >= 130), "{wide}");
+    tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    tmux.wait_for("the narrow layout", Duration::from_secs(5), |s| {
+        !s.contains("LAST ERROR")
+    });
+
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+}
+
+#[test]
+fn a_second_console_on_the_same_state_dir_is_refused() {
+    let env = TestEnv::new();
+    env.write_config("[[host]]\nname = \"alpha\"\ntransport = \"local\"\n");
+    let tmux = Tmux::start(
+        "lock",
+        &console_command(&env, "--read-only"),
+        &console_env(&env),
+    );
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    let out = Command::new(binary())
+        .args(["--config"])
+        .arg(env.config_path())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .env("XDG_DATA_HOME", env.xdg_data_home())
+        .output()
+        .expect("running tendhost");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another tendhost"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=0")
+    });
+}
+
+/// Regenerates `assets/screenshot.png`'s input: a harness fleet in the console at 100×30, with
+/// colours, captured by tmux into `target/screenshot.ansi`. Render it with
+/// `python3 tools/screenshot.py target/screenshot.ansi assets/screenshot.png`.
+/// Ignored by default: it exists to make the picture, and still fails if the scene is wrong.
+#[test]
+#[ignore = "run by hand to refresh the README screenshot"]
+fn screenshot_of_a_harness_fleet() {
+    let names = ["web-1", "web-2", "web-3", "db-1", "ci-runner"];
+    let tags = [
+        "web,production",
+        "web,production",
+        "web",
+        "db,production",
+        "ci",
+    ];
+    let fleet: Vec<AptHost> = names
+        .iter()
+        .map(|name| AptHost::start(&format!("shot-{name}"), Packages::Upgradable))
+        .collect();
+    let env = TestEnv::new();
+    let hosts: Vec<&SshHost> = fleet.iter().map(|h| &h.sshd).collect();
+    let mut legacy = SshHost::start(SshdOptions::default()).expect("starting sshd");
+    let mut body = String::from(
+        "[fleet]\nrefresh_interval = \"0\"\ndelay = \"0s\"\n\n[groups]\ncanary = [\"web-1\"]\n\n",
+    );
+    for ((name, host), tags) in names.iter().zip(&hosts).zip(tags) {
+        env.trust(host);
+        body.push_str(&env.host_toml(name, host, "root"));
+        let list: Vec<String> = tags.split(',').map(|t| format!("\"{t}\"")).collect();
+        body.push_str(&format!("tags = [{}]\n\n", list.join(", ")));
+        if *name == "web-3" {
+            // `safe` never removes packages, so the update goes ahead without consent.
+            body.push_str("[host.policy]\nupgrade_mode = \"safe\"\nauto_reboot = false\n\n");
+        }
+    }
+    env.trust(&legacy);
+    body.push_str(&env.host_toml("legacy-nas", &legacy, "root"));
+    body.push_str("tags = [\"storage\"]\n\n");
+    env.write_config(&body);
+    legacy.stop();
+
+    let tmux = Tmux::start("shot", &console_command(&env, ""), &console_env(&env));
+    tmux.run(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 6/6")
+    });
+    tmux.keys(&["*", "r", "y"]);
+    tmux.wait_for("the refresh", Duration::from_secs(90), |s| {
+        s.contains("◆5 pending") && s.contains("✖1 failed")
+    });
+    // A real update of web-3: its kernel package asks for a reboot, which policy holds back.
+    tmux.keys(&["c", "G", "u", "y"]);
+    tmux.wait_for(
+        "web-3 to wait for its reboot",
+        Duration::from_secs(120),
+        |s| s.contains("needs reboot"),
+    );
+    // A dry-run wave over the production hosts, then back to the whole fleet.
+    tmux.keys(&["/"]);
+    tmux.type_text("tag:production");
+    tmux.keys(&["Enter", "w", "y"]);
+    tmux.wait_for("the wave", Duration::from_secs(120), |s| {
+        s.contains("wave done")
+    });
+    tmux.keys(&["Escape", "g", "Space", "Space", "j", "Tab"]);
+    tmux.wait_for("the Pending tab", Duration::from_secs(5), |s| {
+        s.contains("[Pending]")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let out = tmux.run(&["capture-pane", "-e", "-p", "-t", "t"]);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshot.ansi");
+    fs::write(&path, &out.stdout).expect("writing the capture");
+    eprintln!("captured {}", path.display());
+    tmux.keys(&["q"]);
+}
+
+/// The pid of the program the tmux pane's shell is running (the console).
+fn console_pid(tmux: &Tmux) -> i32 {
+    let out = tmux.run(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let children = fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+        .expect("reading the shell's children");
+    children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the console runs under the pane's shell")
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_exits_3() {
+    let env = TestEnv::new();
+    env.write_config("[[host]]\nname = \"alpha\"\ntransport = \"local\"\n");
+    let tmux = Tmux::start("term", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    let pid = console_pid(&tmux);
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=3"), "{after}");
+    assert!(
+        !after.contains("Hosts 1/1"),
+        "the alternate screen was left behind:\n{after}"
+    );
+}
+
+#[test]
+fn a_bad_keys_section_is_a_usage_error() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[[host]]\nname = \"alpha\"\ntransport = \"local\"\n\n[keys]\nupdte = \"U\"\n",
+    );
+    let out = Command::new(binary())
+        .arg("--config")
+        .arg(env.config_path())
+        .arg("--state-dir")
+        .arg(env.state_dir())
+        .output()
+        .expect("running tendhost");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tendhost: [keys]: unknown action 'updte' (did you mean 'update'?)"),
+        "{stderr}"
+    );
+}
