@@ -79,9 +79,13 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => run_console(&cli, config, &paths),
-        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => {
-            Ok(host_add(&config, &paths, target, name.clone(), tags.clone()))
-        }
+        (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(
+            &config,
+            &paths,
+            target,
+            name.clone(),
+            tags.clone(),
+        )),
         (
             Some(Command::Host(HostCommand::Test {
                 hosts,
