@@ -43,6 +43,8 @@ pub(super) struct HostDeps {
     /// Bounds hosts doing non-wave work at once (`[fleet] concurrency`).
     pub limit: Arc<Semaphore>,
     pub refresh_interval: Option<Duration>,
+    /// How long ago this host was last refreshed (from the snapshot), to place its first refresh.
+    pub since_last_refresh: Option<Duration>,
 }
 
 impl HostHandle {
@@ -115,7 +117,8 @@ struct HostSupervisor {
 impl HostSupervisor {
     async fn run(mut self) {
         let mut refresh = self.deps.refresh_interval.map(|every| {
-            let first = schedule::first_refresh_delay(&self.id, every);
+            let first =
+                schedule::first_refresh_delay(&self.id, every, self.deps.since_last_refresh);
             Box::pin(tokio::time::sleep(first))
         });
         loop {

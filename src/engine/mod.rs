@@ -208,6 +208,7 @@ impl Engine {
                 audit: audit.clone(),
                 limit: limit.clone(),
                 refresh_interval,
+                since_last_refresh: record.last_refresh.and_then(|at| (now - at).to_std().ok()),
             };
             let state = record.state.clone();
             hosts.push(HostHandle::spawn(

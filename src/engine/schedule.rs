@@ -36,14 +36,29 @@ pub fn reboot_allowed(host: &HostConfig, now: NaiveDateTime) -> Result<(), Strin
     window_allows(host.policy.maintenance_window.as_ref(), now)
 }
 
-/// The delay before a host's first periodic refresh: a fixed fraction of `interval` derived from
-/// the host's name, so hosts are spread evenly over the interval and keep their slot across
-/// restarts.
-pub fn first_refresh_delay(host: &str, interval: Duration) -> Duration {
+/// How long a fleet that has never been seen (or not for a whole interval) takes to be queried
+/// at start: hosts are spread over this window so a large fleet is not hit in one instant, and
+/// the operator still sees inventories within seconds of opening the console.
+pub const STARTUP_SPREAD: Duration = Duration::from_secs(5);
+
+/// The delay before a host's first periodic refresh.
+///
+/// A host whose last refresh is unknown or older than `interval` is due now: it gets a slot in
+/// the first [`STARTUP_SPREAD`]. Otherwise it waits out the rest of its interval. Either way its
+/// offset is a fixed fraction derived from the host's name, so hosts stay spread out and keep
+/// their slot across restarts.
+pub fn first_refresh_delay(
+    host: &str,
+    interval: Duration,
+    since_last: Option<Duration>,
+) -> Duration {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     host.hash(&mut hasher);
     let fraction = (hasher.finish() % 10_000) as f64 / 10_000.0;
-    interval.mul_f64(fraction)
+    match since_last {
+        Some(age) if age < interval => (interval - age).max(STARTUP_SPREAD.mul_f64(fraction)),
+        _ => STARTUP_SPREAD.min(interval).mul_f64(fraction),
+    }
 }
 
 /// The delay until the next refresh: `interval` ± 10%, so slots drift apart instead of lining up
@@ -108,24 +123,36 @@ mod tests {
     }
 
     #[test]
-    fn refresh_slots_spread_over_the_interval() {
+    fn stale_or_unknown_hosts_are_refreshed_at_start_spread_over_a_few_seconds() {
         let interval = Duration::from_secs(3600);
         let delays: Vec<Duration> = (0..1000)
-            .map(|i| first_refresh_delay(&format!("host{i}"), interval))
+            .map(|i| first_refresh_delay(&format!("host{i}"), interval, None))
             .collect();
-        assert!(delays.iter().all(|d| *d < interval));
-        // Ten buckets of six minutes each get roughly a tenth of the hosts.
+        assert!(delays.iter().all(|d| *d < STARTUP_SPREAD));
+        // Ten buckets of half a second each get roughly a tenth of the hosts.
         let mut buckets = [0usize; 10];
         for d in &delays {
-            buckets[(d.as_secs() / 360) as usize] += 1;
+            buckets[(d.as_millis() / 500) as usize] += 1;
         }
         assert!(
             buckets.iter().all(|&n| (50..=150).contains(&n)),
             "{buckets:?}"
         );
         assert_eq!(
-            first_refresh_delay("web1", interval),
-            first_refresh_delay("web1", interval)
+            first_refresh_delay("web1", interval, None),
+            first_refresh_delay("web1", interval, None)
+        );
+        let stale = Some(Duration::from_secs(7200));
+        assert!(first_refresh_delay("web1", interval, stale) < STARTUP_SPREAD);
+    }
+
+    #[test]
+    fn recently_refreshed_hosts_wait_out_their_interval() {
+        let interval = Duration::from_secs(3600);
+        let ten_minutes_ago = Some(Duration::from_secs(600));
+        assert_eq!(
+            first_refresh_delay("web1", interval, ten_minutes_ago),
+            Duration::from_secs(3000)
         );
     }
 

@@ -322,10 +322,13 @@ impl StepContext {
             .refresh(exec, &self.cancel)
             .await
             .map_err(step("refreshing package lists"))?;
-        let pending = manager
+        let mut pending = manager
             .pending(exec, &self.cancel)
             .await
             .map_err(step("listing pending updates"))?;
+        // Managers list in their own order (apt's puts `apt-transport-https` before `apt`); every
+        // consumer (console, batch JSON, snapshot) wants one stable order by name.
+        pending.sort_by(|a, b| a.name.cmp(&b.name));
         let reboot = manager
             .reboot_status(exec, &self.cancel)
             .await

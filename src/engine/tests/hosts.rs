@@ -283,7 +283,7 @@ async fn reboot_waits_when_auto_reboot_is_off() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn periodic_refresh_spreads_hosts_over_the_interval() {
+async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
     let mut text = String::from("[fleet]\nrefresh_interval = \"10m\"\n");
     for i in 0..20 {
         text.push_str(&format!(
@@ -308,8 +308,8 @@ async fn periodic_refresh_spreads_hosts_over_the_interval() {
     };
     let (engine, mut events) = Engine::start(Arc::new(config), deps);
     let started = tokio::time::Instant::now();
-    let mut first: std::collections::HashMap<HostId, Duration> = Default::default();
-    while first.len() < 20 {
+    let mut seen: std::collections::HashMap<HostId, Vec<Duration>> = Default::default();
+    while seen.len() < 20 || seen.values().any(|times| times.len() < 2) {
         let event = tokio::time::timeout(Duration::from_secs(700), events.recv())
             .await
             .unwrap()
@@ -320,19 +320,27 @@ async fn periodic_refresh_spreads_hosts_over_the_interval() {
             ..
         } = event
         {
-            first.entry(host).or_insert_with(|| started.elapsed());
+            seen.entry(host).or_default().push(started.elapsed());
         }
     }
-    let mut times: Vec<Duration> = first.into_values().collect();
-    times.sort();
+    let mut firsts: Vec<Duration> = seen.values().map(|times| times[0]).collect();
+    firsts.sort();
+    // Never seen before: every host is queried within the start-up spread, but not all at once.
     assert!(
-        *times.last().unwrap() <= Duration::from_secs(600),
-        "{times:?}"
+        *firsts.last().unwrap() <= schedule::STARTUP_SPREAD,
+        "{firsts:?}"
     );
-    // Not all at once: the slots spread over the interval.
     assert!(
-        times.last().unwrap().saturating_sub(times[0]) > Duration::from_secs(120),
-        "{times:?}"
+        firsts.last().unwrap().saturating_sub(firsts[0]) > Duration::from_secs(1),
+        "{firsts:?}"
     );
+    // Then every host comes round again after its interval, give or take the 10% jitter.
+    for times in seen.values() {
+        let gap = times[1] - times[0];
+        assert!(
+            gap >= Duration::from_secs(540) && gap <= Duration::from_secs(661),
+            "{times:?}"
+        );
+    }
     engine.shutdown(Duration::from_secs(5)).await;
 }
