@@ -8,6 +8,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod errors;
 pub mod exit;
 pub mod hostmgmt;
 pub mod inventory;

@@ -5,7 +5,7 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{batch, cli, config, engine, exit, hostmgmt, logging, remote, store, tui};
+use tendhost::{batch, cli, config, engine, errors, exit, hostmgmt, logging, remote, store, tui};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     let config = match load_config(&cli, &paths) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("{}", prefixed(&error_chain(&err)));
+            eprintln!("{}", prefixed(&errors::chain(&err)));
             return Ok(Exit::Usage);
         }
     };
@@ -163,7 +163,7 @@ fn take_lock(paths: &Paths) -> Result<store::StateLock, Exit> {
             eprintln!("tendhost: {err}");
             Err(Exit::Locked)
         }
-        Err(err) => Err(usage_error(&error_chain(&err))),
+        Err(err) => Err(usage_error(&errors::chain(&err))),
     }
 }
 
@@ -197,7 +197,7 @@ fn keygen(paths: &Paths, force: bool) -> Exit {
             Exit::Ok
         }
         Err(err) => {
-            eprintln!("tendhost: keygen: {}", error_chain(&err));
+            eprintln!("tendhost: keygen: {}", errors::chain(&err));
             Exit::HostFailed
         }
     }
@@ -233,7 +233,7 @@ fn host_add(
             }
             Exit::Ok
         }
-        Err(err) => usage_error(&error_chain(&err)),
+        Err(err) => usage_error(&errors::chain(&err)),
     }
 }
 
@@ -319,17 +319,6 @@ fn print_check(config: &Config) -> Exit {
 fn usage_error(message: &str) -> Exit {
     eprintln!("tendhost: {message}");
     Exit::Usage
-}
-
-/// An error and its causes on one line: `reading config 'x': No such file or directory`.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 /// Prefixes every line of a multi-line message with `tendhost: `.

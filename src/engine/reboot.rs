@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::steps::{StepContext, chain};
+use super::steps::StepContext;
 use crate::config::format_duration;
+use crate::errors::chain;
 use crate::remote;
 
 /// Polls until the host answers with a boot id other than `old` (returned), or fails with the

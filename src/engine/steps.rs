@@ -18,6 +18,7 @@ use super::schedule;
 use super::state::Transition;
 use super::{ManagerSource, RebootSettings};
 use crate::config::{HostConfig, HostId};
+use crate::errors::chain;
 use crate::pkg::{RebootStatus, SharedManager, UpgradeOptions};
 use crate::remote::{self, OutputLine, RemoteCommand, SharedExecutor, quote};
 
@@ -466,21 +467,6 @@ impl StepContext {
         })
         .await;
     }
-}
-
-/// An error and its causes on one line.
-pub(super) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn last_line(text: &str) -> String {

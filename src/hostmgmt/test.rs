@@ -12,6 +12,7 @@ use futures::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{HostConfig, KnownHostsPolicy, Transport};
+use crate::errors;
 use crate::exit::Exit;
 use crate::remote::{Error, Executor, LocalExecutor, RemoteCommand, RemoteContext, SshExecutor};
 
@@ -115,7 +116,7 @@ async fn test_one(host: &HostConfig, ctx: Arc<RemoteContext>) -> Outcome {
                 }
                 _ => "error",
             };
-            (label, Some(error_chain(&err)))
+            (label, Some(errors::chain(&err)))
         }
     };
     Outcome {
@@ -154,14 +155,4 @@ fn to_json(o: &Outcome) -> String {
         "error": o.detail,
     })
     .to_string()
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -33,6 +33,7 @@ use super::{
     sudo_wants_password,
 };
 use crate::config::HostConfig;
+use crate::errors;
 
 /// Runs commands on one host over SSH.
 pub struct SshExecutor {
@@ -117,7 +118,7 @@ impl SshExecutor {
                     return Err(Error::Unreachable {
                         target: self.describe(),
                         attempts: attempt,
-                        last: error_chain(&err),
+                        last: errors::chain(&err),
                     });
                 }
                 Err(err) => {
@@ -125,7 +126,7 @@ impl SshExecutor {
                     tracing::warn!(
                         host = %self.host,
                         attempt,
-                        error = %error_chain(&err),
+                        error = %errors::chain(&err),
                         "ssh connect failed; retrying in {delay:?}"
                     );
                     tokio::select! {
@@ -152,17 +153,6 @@ fn worth_retrying(err: &Error) -> bool {
         err,
         Error::Connect { .. } | Error::Ssh { .. } | Error::Disconnected { .. }
     )
-}
-
-/// An error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]
