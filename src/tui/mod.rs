@@ -13,6 +13,7 @@ mod engine_link;
 mod filter;
 mod keys;
 mod model;
+mod progress;
 mod request;
 mod scrollback;
 mod terminal;

@@ -14,6 +14,7 @@ use crate::config::{Config, HostId};
 use crate::engine::bus::{CommandKind, Event, StateKind, StepOutcome, WaveProgress, WaveStatus};
 use crate::inventory::Inventory;
 use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
+use crate::tui::progress::UpdateProgress;
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.
@@ -60,6 +61,8 @@ pub struct HostRow {
     /// How this host's part in the last wave ended ("skipped: outside its window").
     pub wave_result: Option<String>,
     pub log: Scrollback,
+    /// How far the running upgrade has got, while the host is updating.
+    pub progress: Option<UpdateProgress>,
 }
 
 impl HostRow {
@@ -234,6 +237,9 @@ impl FleetModel {
         match event {
             Event::Output { host, stream, line } => {
                 if let Some(row) = self.row_mut(host) {
+                    if let Some(progress) = row.progress.as_mut() {
+                        progress.observe(line);
+                    }
                     row.log.push(*stream, line.clone());
                 }
                 return; // output does not change anything rows are filtered or sorted by
@@ -249,6 +255,13 @@ impl FleetModel {
                 self.set_state(i, *to);
                 let row = &mut self.hosts[i];
                 row.since = Some(*at);
+                row.progress = (*to == StateKind::Updating).then(|| {
+                    let planned = match &row.plan {
+                        Some((plan, false)) => plan.upgrades.len() + plan.installs.len(),
+                        _ => row.pending_count().unwrap_or(0),
+                    };
+                    UpdateProgress::new(planned)
+                });
                 match to {
                     StateKind::Failed => {
                         row.error = reason.clone();
@@ -366,6 +379,7 @@ impl HostRow {
             refused: None,
             wave_result: None,
             log: Scrollback::new(log_lines),
+            progress: None,
         }
     }
 }
@@ -463,6 +477,41 @@ mod tests {
         assert_eq!(log.dropped(), 150);
         assert_eq!(&*log.get(0).unwrap().text, "line 150");
         assert_eq!(model.generation(), before);
+    }
+
+    #[test]
+    fn an_upgrade_reports_progress_from_its_output_until_it_ends() {
+        let mut model = fleet(1);
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            false,
+        ));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::PendingUpdates,
+            StateKind::Updating,
+            None,
+        ));
+        let percent = |m: &FleetModel| m.host(0).unwrap().progress.and_then(|p| p.percent());
+        assert_eq!(percent(&model), Some(0));
+        model.apply(&Event::Output {
+            host: "host-00".into(),
+            stream: Stream::Stdout,
+            line: "Setting up openssl (1.1-1) ...".into(),
+        });
+        assert_eq!(percent(&model), Some(50));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::Updating,
+            StateKind::Idle,
+            None,
+        ));
+        assert_eq!(
+            percent(&model),
+            None,
+            "progress belongs to the running upgrade only"
+        );
     }
 
     #[test]

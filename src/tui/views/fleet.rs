@@ -212,6 +212,9 @@ fn host_row(
     if host.state == StateKind::Failed && host.acknowledged {
         state.push_str(" (ack)");
     }
+    if let Some(percent) = host.progress.and_then(|p| p.percent()) {
+        state.push_str(&format!(" {percent}%"));
+    }
     let (pending, security) = match host.pending_count() {
         Some(n) => (n.to_string(), host.security.to_string()),
         None => ("—".to_string(), "—".to_string()),
