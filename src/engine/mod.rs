@@ -20,7 +20,7 @@ pub mod wave;
 #[doc(hidden)]
 pub mod testkit;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

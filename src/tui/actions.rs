@@ -86,7 +86,10 @@ impl<L: EngineLink> App<L> {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
             Action::Refresh => self.confirm_hosts(HostAction::Refresh),
-            Action::Update => self.confirm_hosts(HostAction::Update { dry_run: false }),
+            Action::Update => self.confirm_hosts(HostAction::Update {
+                dry_run: false,
+                allow_removals: false,
+            }),
             Action::Reboot => self.confirm_hosts(HostAction::Reboot),
             Action::Retry => self.confirm_hosts(HostAction::Retry),
             Action::Acknowledge => self.confirm_hosts(HostAction::Acknowledge),
@@ -101,7 +104,11 @@ impl<L: EngineLink> App<L> {
             Action::AbortWave => self.view.set_status("no wave is running", true),
             Action::Help => self.view.overlay = Overlay::Help { scroll: 0 },
             Action::Quit => self.ask_quit(),
-            Action::Confirm | Action::ToggleDryRun | Action::Decrease | Action::Increase => {}
+            Action::Confirm
+            | Action::ToggleDryRun
+            | Action::ToggleRemovals
+            | Action::Decrease
+            | Action::Increase => {}
         }
     }
 
@@ -261,6 +268,7 @@ impl<L: EngineLink> App<L> {
         };
         match action {
             Action::ToggleDryRun => dialog.toggle_dry_run(),
+            Action::ToggleRemovals => dialog.toggle_removals(),
             Action::Confirm | Action::Zoom => {
                 let dialog = dialog.clone();
                 self.view.overlay = Overlay::None;
@@ -289,16 +297,27 @@ impl<L: EngineLink> App<L> {
                         refused.push(format!("{host} ({reason})"));
                     }
                 }
+                let removals = matches!(
+                    action,
+                    HostAction::Update {
+                        allow_removals: true,
+                        ..
+                    }
+                );
                 tracing::info!(
                     action = action.verb(),
                     hosts = total,
                     refused = refused.len(),
+                    allow_removals = removals,
                     "console request"
                 );
                 if refused.is_empty() {
                     let s = if total == 1 { "" } else { "s" };
-                    self.view
-                        .set_status(format!("{}: sent to {total} host{s}", action.verb()), false);
+                    let consent = if removals { " (removals allowed)" } else { "" };
+                    self.view.set_status(
+                        format!("{}: sent to {total} host{s}{consent}", action.verb()),
+                        false,
+                    );
                 } else {
                     self.view.set_status(
                         format!(
@@ -324,16 +343,23 @@ impl<L: EngineLink> App<L> {
             Action::Decrease => dialog.adjust(-1),
             Action::Increase | Action::Mark => dialog.adjust(1),
             Action::ToggleDryRun => dialog.dry_run = !dialog.dry_run,
+            Action::ToggleRemovals => dialog.allow_removals = !dialog.allow_removals,
             Action::Confirm | Action::Zoom => {
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;
-                let (n, dry) = (spec.hosts.len(), spec.dry_run);
+                let (n, dry, removals) = (spec.hosts.len(), spec.dry_run, spec.allow_removals);
                 match self.link.send(UiRequest::StartWave(spec)) {
                     Ok(()) => {
-                        tracing::info!(hosts = n, dry_run = dry, "wave started from the console");
+                        tracing::info!(
+                            hosts = n,
+                            dry_run = dry,
+                            allow_removals = removals,
+                            "wave started from the console"
+                        );
                         let kind = if dry { "dry-run wave" } else { "wave" };
+                        let consent = if removals { " (removals allowed)" } else { "" };
                         self.view
-                            .set_status(format!("{kind} started on {n} hosts"), false);
+                            .set_status(format!("{kind} started on {n} hosts{consent}"), false);
                     }
                     Err(err) => self
                         .view

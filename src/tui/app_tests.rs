@@ -114,11 +114,59 @@ fn update_confirmation_toggles_dry_run_and_sends_per_host() {
         app.link().sent,
         [UiRequest::Host {
             host: "host-00".into(),
-            action: HostAction::Update { dry_run: true }
+            action: HostAction::Update {
+                dry_run: true,
+                allow_removals: false
+            }
         }]
     );
     let status = app.view.status.clone().unwrap();
     assert_eq!(status.text, "dry-run update: sent to 1 host");
+}
+
+#[test]
+fn removals_are_refused_unless_the_operator_presses_r_in_the_confirmation() {
+    let mut app = app();
+    press(&mut app, "Space Space u y");
+    press(&mut app, "u R R R y");
+    let update = |host: &str, allow_removals| UiRequest::Host {
+        host: host.into(),
+        action: HostAction::Update {
+            dry_run: false,
+            allow_removals,
+        },
+    };
+    assert_eq!(
+        app.link().sent,
+        [
+            update("host-00", false),
+            update("host-01", false),
+            update("host-00", true),
+            update("host-01", true),
+        ]
+    );
+    let status = app.view.status.clone().unwrap();
+    assert_eq!(
+        status.text, "update: sent to 2 hosts (removals allowed)",
+        "the status line repeats the consent"
+    );
+    // Outside a dialog the key does nothing; a reboot confirmation ignores it.
+    press(&mut app, "Esc R b R y");
+    assert_eq!(
+        app.link().sent[4..],
+        [UiRequest::Host {
+            host: "host-02".into(),
+            action: HostAction::Reboot
+        }]
+    );
+}
+
+#[test]
+fn read_only_still_refuses_updates_and_waves_with_or_without_consent() {
+    let mut app = demo_app(Theme::plain(), true);
+    press(&mut app, "u R y w R y");
+    assert!(app.link().sent.is_empty());
+    assert!(matches!(app.view.overlay, Overlay::None));
 }
 
 #[test]
@@ -161,6 +209,7 @@ fn wave_dialog_sends_the_composed_wave() {
         delay: Duration::from_secs(30),
         max_failures: FailureLimit::Count(1),
         dry_run: false,
+        allow_removals: false,
     };
     assert_eq!(app.link().sent, [UiRequest::StartWave(expected)]);
     assert!(
@@ -171,6 +220,30 @@ fn wave_dialog_sends_the_composed_wave() {
             .text
             .starts_with("wave started on 3 hosts")
     );
+}
+
+#[test]
+fn wave_dialog_sends_consent_to_removals_from_its_key_or_its_field() {
+    let mut app = app();
+    press(&mut app, "w R y");
+    let UiRequest::StartWave(spec) = &app.link().sent[0] else {
+        panic!("{:?}", app.link().sent)
+    };
+    assert!(spec.allow_removals && spec.dry_run);
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .ends_with("(removals allowed)")
+    );
+    // The field, reached with j, toggles it too; twice is back to refused.
+    press(&mut app, "w j j j j l R y");
+    let UiRequest::StartWave(spec) = &app.link().sent[1] else {
+        panic!("{:?}", app.link().sent)
+    };
+    assert!(!spec.allow_removals);
 }
 
 #[test]

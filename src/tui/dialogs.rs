@@ -49,9 +49,27 @@ impl ConfirmDialog {
 
     /// Flips dry run for an update; other actions ignore it.
     pub fn toggle_dry_run(&mut self) {
-        if let Confirmable::Host(HostAction::Update { dry_run }) = &mut self.what {
+        if let Confirmable::Host(HostAction::Update { dry_run, .. }) = &mut self.what {
             *dry_run = !*dry_run;
         }
+    }
+
+    /// Flips the operator's consent to removals for an update; other actions ignore it.
+    pub fn toggle_removals(&mut self) {
+        if let Confirmable::Host(HostAction::Update { allow_removals, .. }) = &mut self.what {
+            *allow_removals = !*allow_removals;
+        }
+    }
+
+    /// Whether this is an update the operator allowed to remove packages.
+    pub fn allows_removals(&self) -> bool {
+        matches!(
+            self.what,
+            Confirmable::Host(HostAction::Update {
+                allow_removals: true,
+                ..
+            })
+        )
     }
 }
 
@@ -67,14 +85,16 @@ pub enum WaveField {
     Delay,
     MaxFailures,
     DryRun,
+    AllowRemovals,
 }
 
 impl WaveField {
-    pub const ALL: [WaveField; 4] = [
+    pub const ALL: [WaveField; 5] = [
         WaveField::BatchSizes,
         WaveField::Delay,
         WaveField::MaxFailures,
         WaveField::DryRun,
+        WaveField::AllowRemovals,
     ];
 }
 
@@ -99,6 +119,8 @@ pub struct WaveDialog {
     failure_choices: Vec<FailureLimit>,
     failures: usize,
     pub dry_run: bool,
+    /// Consent to upgrades that remove packages; off until the operator says otherwise.
+    pub allow_removals: bool,
 }
 
 impl WaveDialog {
@@ -132,6 +154,7 @@ impl WaveDialog {
             failures: 0,
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
+            allow_removals: false,
         }
     }
 
@@ -157,6 +180,7 @@ impl WaveDialog {
             WaveField::Delay => step(&mut self.delay, self.delay_choices.len(), delta),
             WaveField::MaxFailures => step(&mut self.failures, self.failure_choices.len(), delta),
             WaveField::DryRun => self.dry_run = !self.dry_run,
+            WaveField::AllowRemovals => self.allow_removals = !self.allow_removals,
         }
     }
 
@@ -184,6 +208,7 @@ impl WaveDialog {
             delay: self.delay(),
             max_failures: self.max_failures(),
             dry_run: self.dry_run,
+            allow_removals: self.allow_removals,
         }
     }
 }
@@ -339,9 +364,31 @@ mod tests {
         dialog.adjust(1);
         assert_eq!(dialog.delay(), Duration::from_secs(0));
         dialog.move_field(5);
+        dialog.move_field(-1);
         assert_eq!(dialog.current_field(), WaveField::DryRun);
         dialog.adjust(1);
         assert!(!dialog.spec().dry_run);
+        assert!(!dialog.spec().allow_removals, "removals start refused");
+    }
+
+    #[test]
+    fn wave_dialog_toggles_removals_as_a_field() {
+        let defaults = WaveDefaults {
+            batch_sizes: BatchSize::parse_list("1").unwrap(),
+            delay: Duration::ZERO,
+            max_failures: FailureLimit::Count(0),
+        };
+        let mut dialog = WaveDialog::new(vec!["a".into()], "all hosts", &defaults);
+        dialog.move_field(10);
+        assert_eq!(dialog.current_field(), WaveField::AllowRemovals);
+        dialog.adjust(1);
+        assert!(dialog.spec().allow_removals);
+        assert!(
+            dialog.spec().dry_run,
+            "the removals field leaves dry run alone"
+        );
+        dialog.adjust(-1);
+        assert!(!dialog.spec().allow_removals);
     }
 
     #[test]
@@ -368,11 +415,44 @@ mod tests {
     #[test]
     fn update_confirmation_toggles_dry_run() {
         let mut dialog = ConfirmDialog {
-            what: Confirmable::Host(HostAction::Update { dry_run: false }),
+            what: Confirmable::Host(HostAction::Update {
+                dry_run: false,
+                allow_removals: false,
+            }),
             hosts: vec!["a".into(), "b".into()],
         };
         assert_eq!(dialog.question(), "update 2 hosts?");
         dialog.toggle_dry_run();
         assert_eq!(dialog.question(), "dry-run update 2 hosts?");
+        assert!(!dialog.allows_removals(), "dry run leaves removals alone");
+    }
+
+    #[test]
+    fn update_confirmation_toggles_removals_and_other_actions_ignore_it() {
+        let mut dialog = ConfirmDialog {
+            what: Confirmable::Host(HostAction::Update {
+                dry_run: false,
+                allow_removals: false,
+            }),
+            hosts: vec!["a".into()],
+        };
+        dialog.toggle_removals();
+        assert_eq!(
+            dialog.what,
+            Confirmable::Host(HostAction::Update {
+                dry_run: false,
+                allow_removals: true
+            })
+        );
+        assert!(dialog.allows_removals());
+        dialog.toggle_removals();
+        assert!(!dialog.allows_removals());
+        let mut reboot = ConfirmDialog {
+            what: Confirmable::Host(HostAction::Reboot),
+            hosts: vec!["a".into()],
+        };
+        reboot.toggle_removals();
+        assert_eq!(reboot.what, Confirmable::Host(HostAction::Reboot));
+        assert!(!reboot.allows_removals());
     }
 }

@@ -22,8 +22,7 @@ impl EngineLink for EngineHandle {
                     delay: spec.delay,
                     max_failures: spec.max_failures,
                     dry_run: spec.dry_run,
-                    // Removals need the host's own consent (`allow_removals` in its policy).
-                    allow_removals: false,
+                    allow_removals: spec.allow_removals,
                 })
                 .map(|_| ()),
             UiRequest::PauseWave => self.pause_wave(),
@@ -36,9 +35,12 @@ impl EngineLink for EngineHandle {
 fn command(action: HostAction) -> HostCommand {
     match action {
         HostAction::Refresh => HostCommand::Refresh,
-        HostAction::Update { dry_run } => HostCommand::Update {
+        HostAction::Update {
             dry_run,
-            allow_removals: false,
+            allow_removals,
+        } => HostCommand::Update {
+            dry_run,
+            allow_removals,
         },
         HostAction::Reboot => HostCommand::Reboot,
         HostAction::Retry => HostCommand::Retry,
@@ -120,5 +122,104 @@ mod tests {
         assert_eq!(host.log.len(), 2);
         assert_eq!(host.log.dropped(), 7);
         assert_eq!(model.host(0).unwrap().security, 1);
+    }
+
+    #[test]
+    fn consent_to_removals_reaches_the_host_command() {
+        for allow in [false, true] {
+            let sent = command(HostAction::Update {
+                dry_run: false,
+                allow_removals: allow,
+            });
+            assert!(
+                matches!(
+                    sent,
+                    HostCommand::Update {
+                        dry_run: false,
+                        allow_removals
+                    } if allow_removals == allow
+                ),
+                "{sent:?}"
+            );
+        }
+    }
+
+    /// Through the real engine (simulated hosts whose plan removes 'legacy'): without consent
+    /// the update is refused and nothing is upgraded; with it, host and wave both upgrade.
+    #[tokio::test]
+    async fn the_engine_refuses_removals_unless_the_console_consents() {
+        use std::time::Duration;
+
+        use crate::config::BatchSize;
+        use crate::engine::bus::Event;
+        use crate::engine::testkit::{Behaviour, SimFleet};
+        use crate::engine::tests::{fleet_config, start};
+        use crate::tui::request::WaveSpec;
+
+        let fleet = SimFleet::new();
+        for host in ["h0", "h1", "h2"] {
+            fleet.set(
+                host,
+                Behaviour {
+                    removals: vec!["legacy".into()],
+                    ..Behaviour::default()
+                },
+            );
+        }
+        let mut rig = start(fleet_config(3, ""), fleet.clone());
+        let update = |host: &str, allow_removals| UiRequest::Host {
+            host: host.into(),
+            action: HostAction::Update {
+                dry_run: false,
+                allow_removals,
+            },
+        };
+        rig.engine.send(update("h0", false)).unwrap();
+        let events = rig.until(|e| matches!(e, Event::Refused { .. })).await;
+        let Some(Event::Refused { host, reason, .. }) = events.last() else {
+            unreachable!()
+        };
+        assert_eq!(&**host, "h0");
+        assert!(reason.contains("'legacy'"), "{reason}");
+        assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+        rig.engine.send(update("h1", true)).unwrap();
+        let events = rig
+            .until(|e| {
+                matches!(e, Event::StateChanged { host, from: StateKind::Updating, .. }
+                    if &**host == "h1")
+            })
+            .await;
+        assert!(
+            matches!(
+                events.last(),
+                Some(Event::StateChanged {
+                    to: StateKind::Idle,
+                    ..
+                })
+            ),
+            "{:?}",
+            events.last()
+        );
+        assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        rig.engine
+            .send(UiRequest::StartWave(WaveSpec {
+                hosts: vec!["h2".into()],
+                batch_sizes: vec![BatchSize::Count(1)],
+                delay: Duration::ZERO,
+                max_failures: crate::config::FailureLimit::Count(0),
+                dry_run: false,
+                allow_removals: true,
+            }))
+            .unwrap();
+        let end = rig.wave_end().await;
+        assert_eq!(
+            end.status,
+            crate::engine::bus::WaveStatus::Finished,
+            "{end:?}"
+        );
+        assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 2);
+        rig.engine.shutdown(Duration::from_secs(5)).await;
     }
 }

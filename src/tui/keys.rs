@@ -40,6 +40,7 @@ pub enum Action {
     Packages,
     Confirm,
     ToggleDryRun,
+    ToggleRemovals,
     Decrease,
     Increase,
     Help,
@@ -165,6 +166,13 @@ pub const BINDINGS: &[Binding] = &[
     ),
     bind!(Confirm, "confirm", ["y"], "confirm (or Enter)", Dialog),
     bind!(ToggleDryRun, "dry_run", ["d"], "toggle dry run", Dialog),
+    bind!(
+        ToggleRemovals,
+        "allow_removals",
+        ["R"],
+        "allow package removals",
+        Dialog
+    ),
     bind!(
         Decrease,
         "decrease",
@@ -510,6 +518,10 @@ mod tests {
             (
                 key(KeyCode::Char('A'), KeyModifiers::SHIFT),
                 Action::AbortWave,
+            ),
+            (
+                key(KeyCode::Char('R'), KeyModifiers::SHIFT),
+                Action::ToggleRemovals,
             ),
             (key(KeyCode::Backspace, none), Action::Back),
             (key(KeyCode::Esc, none), Action::Back),

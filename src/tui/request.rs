@@ -12,7 +12,12 @@ use crate::config::{BatchSize, FailureLimit, HostId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostAction {
     Refresh,
-    Update { dry_run: bool },
+    /// `allow_removals` is the operator's consent, given in the confirmation: without it the
+    /// engine refuses an upgrade whose plan removes packages.
+    Update {
+        dry_run: bool,
+        allow_removals: bool,
+    },
     Reboot,
     Retry,
     Acknowledge,
@@ -23,8 +28,8 @@ impl HostAction {
     pub fn verb(self) -> &'static str {
         match self {
             HostAction::Refresh => "refresh",
-            HostAction::Update { dry_run: true } => "dry-run update",
-            HostAction::Update { dry_run: false } => "update",
+            HostAction::Update { dry_run: true, .. } => "dry-run update",
+            HostAction::Update { dry_run: false, .. } => "update",
             HostAction::Reboot => "reboot",
             HostAction::Retry => "retry",
             HostAction::Acknowledge => "acknowledge",
@@ -40,6 +45,8 @@ pub struct WaveSpec {
     pub delay: Duration,
     pub max_failures: FailureLimit,
     pub dry_run: bool,
+    /// Consent to upgrades that remove packages, for every host of the wave.
+    pub allow_removals: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

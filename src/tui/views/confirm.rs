@@ -6,6 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use super::{Ctx, name_list, popup};
+use crate::config::HostId;
+use crate::pkg::UpgradePlan;
 use crate::tui::dialogs::Confirmable;
 use crate::tui::keys::Action;
 use crate::tui::request::HostAction;
@@ -20,17 +22,55 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     let width = area.width.min(72);
     let inner_width = usize::from(width.saturating_sub(2));
     let warnings = match dialog.what {
-        Confirmable::Host(HostAction::Update { .. }) => plan_warnings(ctx, &dialog.hosts),
+        Confirmable::Host(HostAction::Update {
+            dry_run,
+            allow_removals,
+        }) => plan_warnings(ctx, &dialog.hosts, dry_run, allow_removals),
         _ => Vec::new(),
     };
     // Question, host names (at most 6 lines), warnings, a blank line and the key hint.
-    let max_name_lines = 6.min(usize::from(area.height).saturating_sub(warnings.len() + 5));
+    let warning_rows: usize = warnings.iter().map(|l| rows(l, inner_width)).sum();
+    let max_name_lines = 6.min(usize::from(area.height).saturating_sub(warning_rows + 5));
     let names = if dialog.hosts.is_empty() {
         Vec::new()
     } else {
         name_list(&dialog.hosts, inner_width, max_name_lines.max(1))
     };
-    let needed = 1 + names.len() + warnings.len() + 2;
+    let mut hint = vec![Span::styled(
+        format!("{}/Enter", keys.keys_label(Action::Confirm)),
+        theme.title(),
+    )];
+    hint.push(Span::raw(" go  "));
+    if let Confirmable::Host(HostAction::Update {
+        dry_run,
+        allow_removals,
+    }) = dialog.what
+    {
+        hint.push(Span::styled(
+            keys.keys_label(Action::ToggleDryRun),
+            theme.title(),
+        ));
+        hint.push(Span::raw(format!(" dry run: {}  ", on_off(dry_run))));
+        hint.push(Span::styled(
+            keys.keys_label(Action::ToggleRemovals),
+            theme.title(),
+        ));
+        hint.push(Span::raw(format!(
+            " removals: {}  ",
+            on_off(allow_removals)
+        )));
+    }
+    hint.push(Span::styled(
+        format!(
+            "{}/{}",
+            keys.first_key(Action::Back),
+            keys.first_key(Action::Quit)
+        ),
+        theme.title(),
+    ));
+    hint.push(Span::raw(" cancel"));
+    let hint = Line::from(hint);
+    let needed = 1 + names.len() + warning_rows + 1 + rows(&hint, inner_width);
     let height = u16::try_from(needed + 2)
         .unwrap_or(u16::MAX)
         .min(area.height);
@@ -45,63 +85,116 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     lines.extend(names);
     lines.extend(warnings);
     lines.push(Line::raw(""));
-    let mut hint = vec![Span::styled(
-        format!("{}/Enter", keys.keys_label(Action::Confirm)),
-        theme.title(),
-    )];
-    hint.push(Span::raw(" go  "));
-    if let Confirmable::Host(HostAction::Update { dry_run }) = dialog.what {
-        hint.push(Span::styled(
-            keys.keys_label(Action::ToggleDryRun),
-            theme.title(),
-        ));
-        let state = if dry_run { "on" } else { "off" };
-        hint.push(Span::raw(format!(" dry run: {state}  ")));
-    }
-    hint.push(Span::styled(
-        format!(
-            "{}/{}",
-            keys.keys_label(Action::Back),
-            keys.keys_label(Action::Quit)
-        ),
-        theme.title(),
-    ));
-    hint.push(Span::raw(" cancel"));
-    lines.push(Line::from(hint));
+    lines.push(hint);
     Paragraph::new(lines)
         .wrap(Wrap { trim: false })
         .render(inner, buf);
 }
 
+/// How many rows `line` takes when wrapped at `width` (an estimate: wrapping at words can
+/// take more; the popup is then one row short, never wrong about what it says).
+fn rows(line: &Line<'_>, width: usize) -> usize {
+    line.width().div_ceil(width.max(1)).max(1)
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// Hosts shown by name in a warning before the rest are counted.
+const NAMED_HOSTS: usize = 3;
+
 /// What the last plan said an update would do beyond upgrading (apt-dater and
-/// unattended-upgrades hide this; tendhost shows it before it runs): removals and held packages.
-fn plan_warnings(ctx: Ctx<'_>, hosts: &[crate::config::HostId]) -> Vec<Line<'static>> {
+/// unattended-upgrades hide this; tendhost shows it before it runs): removals, and whether the
+/// operator consented to them, then held packages.
+///
+/// Without consent the engine refuses a real update whose plan removes packages, so the dialog
+/// says so and names the key that gives consent. With consent it names what will go, in the
+/// warning colour and behind a symbol so it still reads under NO_COLOR.
+fn plan_warnings(
+    ctx: Ctx<'_>,
+    hosts: &[HostId],
+    dry_run: bool,
+    allow_removals: bool,
+) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let plans: Vec<(&HostId, &UpgradePlan)> = hosts
+        .iter()
+        .filter_map(|name| {
+            let host = ctx.model.position(name).and_then(|i| ctx.model.host(i))?;
+            host.plan.as_ref().map(|(plan, _)| (name, &**plan))
+        })
+        .collect();
+    let removing: Vec<&(&HostId, &UpgradePlan)> = plans
+        .iter()
+        .filter(|(_, plan)| !plan.removals.is_empty())
+        .collect();
     let mut lines = Vec::new();
-    for name in hosts {
-        let Some((plan, _)) = ctx
-            .model
-            .position(name)
-            .and_then(|i| ctx.model.host(i))
-            .and_then(|h| h.plan.as_ref())
-        else {
-            continue;
-        };
-        if !plan.removals.is_empty() {
-            lines.push(Line::from(Span::styled(
+    let more = removing.len().saturating_sub(NAMED_HOSTS);
+    if allow_removals {
+        if removing.is_empty() {
+            lines.push(Line::styled(
+                "⚠ removals ALLOWED (none in the last known plans)",
+                theme.warn(),
+            ));
+        }
+        for (name, plan) in removing.iter().take(NAMED_HOSTS) {
+            lines.push(Line::styled(
+                format!("⚠ removals ALLOWED: {} on {name}", plan.removals.join(", ")),
+                theme.warn(),
+            ));
+        }
+        if more > 0 {
+            lines.push(Line::styled(
+                format!("⚠ removals ALLOWED on {more} more host{}", plural(more)),
+                theme.warn(),
+            ));
+        }
+    } else if !removing.is_empty() {
+        for (name, plan) in removing.iter().take(NAMED_HOSTS) {
+            lines.push(Line::styled(
                 format!("{name} would remove: {}", plan.removals.join(", ")),
-                ctx.theme.error(),
+                theme.error(),
+            ));
+        }
+        if more > 0 {
+            lines.push(Line::raw(format!(
+                "… and {more} more host{} (see each host's Pending tab)",
+                plural(more)
             )));
         }
-        if !plan.held.is_empty() {
-            lines.push(Line::from(Span::styled(
-                format!("{name} holds back: {}", plan.held.join(", ")),
-                ctx.theme.warn(),
-            )));
-        }
-        if lines.len() >= 3 {
-            lines.push(Line::raw("… (see each host's Pending tab)"));
-            break;
+        if !dry_run {
+            let n = removing.len();
+            lines.push(Line::styled(
+                format!(
+                    "⚠ REFUSED on {} unless removals are allowed: press {}",
+                    if n == 1 {
+                        removing[0].0.to_string()
+                    } else {
+                        format!("these {n} hosts")
+                    },
+                    ctx.keys.first_key(Action::ToggleRemovals)
+                ),
+                theme.warn(),
+            ));
         }
     }
+    let held: Vec<&(&HostId, &UpgradePlan)> = plans
+        .iter()
+        .filter(|(_, plan)| !plan.held.is_empty())
+        .collect();
+    for (name, plan) in held.iter().take(NAMED_HOSTS) {
+        lines.push(Line::styled(
+            format!("{name} holds back: {}", plan.held.join(", ")),
+            theme.warn(),
+        ));
+    }
+    if held.len() > NAMED_HOSTS {
+        lines.push(Line::raw("… (see each host's Pending tab)"));
+    }
     lines
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }

@@ -281,3 +281,90 @@ fn a_refusal_reaches_the_status_line() {
         "{screen}"
     );
 }
+
+/// host-00's last plan removes two packages; host-01's removes nothing.
+fn app_with_removals(theme: Theme) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
+    let mut app = demo_app(theme, false);
+    app.apply(&crate::engine::bus::Event::Planned {
+        host: "host-00".into(),
+        plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
+            removals: vec!["pkg-a".into(), "pkg-b".into()],
+            ..Default::default()
+        }),
+        dry_run: true,
+    });
+    app
+}
+
+#[test]
+fn confirmation_says_removals_are_refused_until_allowed() {
+    let mut app = app_with_removals(color());
+    press(&mut app, "Space Space u");
+    let buf = draw(&mut app, 80, 24);
+    let screen = text(&buf);
+    insta::assert_snapshot!("confirm_removals_off_80x24", screen);
+    assert!(
+        screen.contains("host-00 would remove: pkg-a, pkg-b"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("⚠ REFUSED on host-00 unless removals are allowed: press R"),
+        "{screen}"
+    );
+    assert!(screen.contains("R removals: off"), "{screen}");
+    let refused = buf
+        .content()
+        .iter()
+        .find(|c| c.symbol() == "⚠")
+        .expect("a warning symbol");
+    assert_eq!(refused.fg, Color::Yellow, "warning colour");
+
+    press(&mut app, "R");
+    let buf = draw(&mut app, 80, 24);
+    let screen = text(&buf);
+    insta::assert_snapshot!("confirm_removals_on_80x24", screen);
+    assert!(
+        screen.contains("⚠ removals ALLOWED: pkg-a, pkg-b on host-00"),
+        "{screen}"
+    );
+    assert!(screen.contains("R removals: on"), "{screen}");
+    assert!(!screen.contains("REFUSED"), "{screen}");
+}
+
+#[test]
+fn allowed_removals_read_without_colour() {
+    let mut app = app_with_removals(Theme::plain());
+    press(&mut app, "u R");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("⚠ removals ALLOWED: pkg-a, pkg-b on host-00"),
+        "{screen}"
+    );
+    // A dry run is never refused for removals, so it does not threaten to.
+    press(&mut app, "R d");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("host-00 would remove: pkg-a, pkg-b"));
+    assert!(!screen.contains("REFUSED"), "{screen}");
+}
+
+#[test]
+fn wave_dialog_previews_consent_to_removals() {
+    let mut app = app_with_removals(color());
+    app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
+        crate::engine::bus::WaveStatus::Finished,
+    )));
+    press(&mut app, "w");
+    let screen = text(&draw(&mut app, 80, 24));
+    let line = screen.lines().find(|l| l.contains("removals ")).unwrap();
+    assert!(line.contains("‹ refused ›"), "{line}");
+    assert!(line.contains("⚠ 'host-00' would remove: REFUSED"), "{line}");
+    press(&mut app, "R");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("wave_removals_on_80x24", screen);
+    let line = screen.lines().find(|l| l.contains("removals ")).unwrap();
+    assert!(line.contains("‹ ⚠ allowed ›"), "{line}");
+    assert!(
+        line.contains("⚠ ALLOWED: pkg-a, pkg-b on host-00"),
+        "{line}"
+    );
+}

@@ -1,4 +1,5 @@
-//! The wave dialog: which hosts, how they split into batches, delay, failure limit, dry run.
+//! The wave dialog: which hosts, how they split into batches, delay, failure limit, dry run and
+//! consent to removals.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -6,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{Ctx, name_list, popup};
-use crate::config::{BatchSize, FailureLimit, format_duration};
+use crate::config::{BatchSize, FailureLimit, HostId, format_duration};
 use crate::tui::dialogs::WaveField;
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
@@ -63,6 +64,17 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
                 "REAL: hosts are updated and may reboot".to_string()
             },
         ),
+        (
+            WaveField::AllowRemovals,
+            "removals",
+            if dialog.allow_removals {
+                "⚠ allowed"
+            } else {
+                "refused"
+            }
+            .to_string(),
+            removals_note(ctx, &dialog.hosts, dialog.allow_removals),
+        ),
     ];
     for (field, name, value, note) in values {
         let current = field == dialog.current_field();
@@ -71,10 +83,12 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         } else {
             theme.accent()
         };
-        let note_style = if field == WaveField::DryRun && !dialog.dry_run {
-            theme.error()
-        } else {
-            theme.dim()
+        let note_style = match field {
+            WaveField::DryRun if !dialog.dry_run => theme.error(),
+            WaveField::AllowRemovals if dialog.allow_removals || note.starts_with('⚠') => {
+                theme.warn()
+            }
+            _ => theme.dim(),
         };
         lines.push(Line::from(vec![
             Span::raw(if current { " › " } else { "   " }),
@@ -110,10 +124,32 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         Span::raw(" change  "),
         Span::styled(keys.first_key(Action::ToggleDryRun), theme.title()),
         Span::raw(" dry run  "),
+        Span::styled(keys.first_key(Action::ToggleRemovals), theme.title()),
+        Span::raw(" removals  "),
         Span::styled(keys.first_key(Action::Quit), theme.title()),
         Span::raw(" back"),
     ]));
     Paragraph::new(lines).render(inner, buf);
+}
+
+/// What consent to removals means for these hosts, from their last known plans.
+fn removals_note(ctx: Ctx<'_>, hosts: &[HostId], allowed: bool) -> String {
+    let removing: Vec<(&HostId, &[String])> = hosts
+        .iter()
+        .filter_map(|name| {
+            let host = ctx.model.position(name).and_then(|i| ctx.model.host(i))?;
+            let (plan, _) = host.plan.as_ref()?;
+            (!plan.removals.is_empty()).then_some((name, plan.removals.as_slice()))
+        })
+        .collect();
+    match (allowed, removing.as_slice()) {
+        (false, []) => "an upgrade that removes packages fails".to_string(),
+        (false, [(name, _)]) => format!("⚠ '{name}' would remove: REFUSED"),
+        (false, many) => format!("⚠ {} hosts would remove: REFUSED", many.len()),
+        (true, []) => "⚠ ALLOWED (none in the last plans)".to_string(),
+        (true, [(name, pkgs)]) => format!("⚠ ALLOWED: {} on {name}", pkgs.join(", ")),
+        (true, many) => format!("⚠ ALLOWED on {} hosts", many.len()),
+    }
 }
 
 fn sizes_text(sizes: &[BatchSize]) -> String {
