@@ -197,12 +197,41 @@ fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
     });
     assert!(pending.contains("dry run:"), "{pending}");
     assert!(pending.contains("tendhost-app"), "{pending}");
+
+    // The plan removes tendhost-legacy: the update confirmation says the update will be refused
+    // unless removals are allowed, and once allowed names what goes where.
+    tmux.keys(&["u"]);
+    let confirm = tmux.wait_for("the update confirmation", Duration::from_secs(5), |s| {
+        s.contains("update 2 hosts?")
+    });
+    assert!(
+        confirm.contains("web-1 would remove: tendhost-legacy"),
+        "{confirm}"
+    );
+    assert!(
+        confirm.contains("REFUSED on these 2 hosts unless removals are allowed: press R"),
+        "{confirm}"
+    );
+    tmux.keys(&["R"]);
+    let allowed = tmux.wait_for("consent to removals", Duration::from_secs(5), |s| {
+        s.contains("R removals: on")
+    });
+    assert!(
+        allowed.contains("removals ALLOWED: tendhost-legacy on web-1"),
+        "{allowed}"
+    );
+    // Withdraw consent and go: real apt plans the removal and the engine refuses the update.
+    tmux.keys(&["R", "y"]);
+    tmux.wait_for("the refusal", Duration::from_secs(60), |s| {
+        s.contains("update refused: the upgrade would remove 'tendhost-legacy'")
+    });
     for host in &fleet {
         assert_eq!(
             installed_version(&host.root, "tendhost-app"),
             "1.0",
-            "a dry run changed a host"
+            "a dry run or a refused update changed a host"
         );
+        assert_eq!(installed_version(&host.root, "tendhost-legacy"), "1.0");
     }
 
     tmux.keys(&["q"]);
