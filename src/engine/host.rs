@@ -316,6 +316,7 @@ impl HostSupervisor {
     }
 
     async fn refuse(&mut self, command: CommandKind, reason: String) -> StepOutcome {
+        tracing::info!(host = %self.id, "refused {command:?}: {reason}");
         self.emit(Event::Refused {
             host: self.id.clone(),
             command,
@@ -381,6 +382,14 @@ impl HostSupervisor {
             return;
         }
         let reason = self.state.phase.reason();
+        // The log file and the console's App log tell the story host by host; failures stand out.
+        match (to, reason.as_deref()) {
+            (StateKind::Failed, Some(why)) => {
+                tracing::warn!(host = %self.id, "{from} -> {to}: {why}")
+            }
+            (_, Some(why)) => tracing::info!(host = %self.id, "{from} -> {to} ({why})"),
+            (_, None) => tracing::info!(host = %self.id, "{from} -> {to}"),
+        }
         self.emit(Event::StateChanged {
             host: self.id.clone(),
             from,
