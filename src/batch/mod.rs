@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{BatchArgs, BatchCommand};
 use crate::config::{BatchSize, Config, FailureLimit, HostId, parse_duration};
 use crate::engine::bus::{StepOutcome, WaveProgress, WaveStatus, WaveStep};
-use crate::engine::{
-    EngineHandle, Event, HostCommand, HostRecord, SHUTDOWN_GRACE, Selectors, WaveRequest, select,
-};
+use crate::engine::{EngineHandle, Event, HostCommand, HostRecord, Selectors, WaveRequest, select};
 use crate::exit::Exit;
 pub use output::Printer;
 
@@ -301,7 +299,16 @@ impl Runner {
     /// Stops the engine, folds in its last events, prints results and the summary.
     async fn finish(mut self, interrupted: bool) -> Exit {
         let engine = self.engine.clone();
-        let stopping = tokio::spawn(async move { engine.shutdown(SHUTDOWN_GRACE).await });
+        let stopping = tokio::spawn(async move {
+            engine
+                .stop(|| {
+                    eprintln!(
+                        "tendhost: waiting for upgrades in flight to finish; interrupt again to \
+                         abandon them (their hosts will need checking)"
+                    )
+                })
+                .await
+        });
         while let Some(event) = self.events.recv().await {
             self.handle_event(event);
         }
@@ -352,9 +359,6 @@ async fn watch_signals(interrupt: CancellationToken) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!(
-        "tendhost: interrupted; stopping cleanly (steps in flight get {}s)",
-        SHUTDOWN_GRACE.as_secs()
-    );
+    eprintln!("tendhost: interrupted; stopping cleanly");
     interrupt.cancel();
 }

@@ -316,6 +316,7 @@ impl HostSupervisor {
     }
 
     async fn refuse(&mut self, command: CommandKind, reason: String) -> StepOutcome {
+        tracing::info!(host = %self.id, "refused {command:?}: {reason}");
         self.emit(Event::Refused {
             host: self.id.clone(),
             command,
@@ -381,6 +382,14 @@ impl HostSupervisor {
             return;
         }
         let reason = self.state.phase.reason();
+        // The log file and the console's App log tell the story host by host; failures stand out.
+        match (to, reason.as_deref()) {
+            (StateKind::Failed, Some(why)) => {
+                tracing::warn!(host = %self.id, "{from} -> {to}: {why}")
+            }
+            (_, Some(why)) => tracing::info!(host = %self.id, "{from} -> {to} ({why})"),
+            (_, None) => tracing::info!(host = %self.id, "{from} -> {to}"),
+        }
         self.emit(Event::StateChanged {
             host: self.id.clone(),
             from,
@@ -431,15 +440,27 @@ impl HostSupervisor {
 
     /// At shutdown: steps got a child of the cancelled token; give them time to stop safely.
     async fn drain_steps(&mut self) {
-        let drain = async {
-            while let Some(done) = self.ops.join_next().await {
-                while let Ok(transition) = self.moves_in.try_recv() {
-                    self.handle_move(transition).await;
+        // Queries and waits stop at once on the cancelled token; an upgrade runs on until it is
+        // done or abandoned (see `StepContext::abandon`), then gets SHUTDOWN_GRACE to wind down.
+        let abandon = self.deps.step.abandon.clone();
+        let drained = {
+            let drain = async {
+                while let Some(done) = self.ops.join_next().await {
+                    while let Ok(transition) = self.moves_in.try_recv() {
+                        self.handle_move(transition).await;
+                    }
+                    self.finish_step(done).await;
                 }
-                self.finish_step(done).await;
+            };
+            tokio::pin!(drain);
+            tokio::select! {
+                () = &mut drain => true,
+                () = abandon.cancelled() => {
+                    tokio::time::timeout(SHUTDOWN_GRACE, &mut drain).await.is_ok()
+                }
             }
         };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        if !drained {
             self.ops.abort_all();
         }
         while let Ok(transition) = self.moves_in.try_recv() {

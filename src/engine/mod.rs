@@ -143,6 +143,8 @@ struct Inner {
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
     cancel: CancellationToken,
+    /// Cancelled only to stop upgrades in flight (see `steps::StepContext::abandon`).
+    abandon: CancellationToken,
     tracker: TaskTracker,
 }
 
@@ -150,6 +152,7 @@ impl Engine {
     /// Starts every host supervisor and the hub. Must be called inside a tokio runtime.
     pub fn start(config: Arc<Config>, deps: EngineDeps) -> (EngineHandle, mpsc::Receiver<Event>) {
         let cancel = CancellationToken::new();
+        let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (events, bus) = mpsc::channel(BUS_QUEUE);
         let (frontend, frontend_events) = mpsc::channel(FRONTEND_QUEUE);
@@ -199,6 +202,7 @@ impl Engine {
                 events: events.clone(),
                 moves: mpsc::channel(1).0, // replaced per step by the supervisor
                 cancel: cancel.clone(),
+                abandon: abandon.clone(),
                 reboot: deps.reboot.clone(),
                 command_timeout: config.ssh.command_timeout,
                 reboot_timeout: config.fleet.reboot_timeout,
@@ -245,6 +249,7 @@ impl Engine {
             wave: Mutex::new(None),
             next_wave: AtomicU64::new(1),
             cancel,
+            abandon,
             tracker,
         };
         (
@@ -392,8 +397,9 @@ impl EngineHandle {
         }
     }
 
-    /// Stops everything: steps get `grace` to stop safely, then the hub saves a last snapshot.
-    /// Returns false when something did not stop in time.
+    /// Stops everything. Queries, waits and waves stop at once; upgrades in flight are let
+    /// finish for up to `grace` (killing apt half-way is worse than waiting), then abandoned.
+    /// The hub saves a last snapshot. Returns false when something did not stop in time.
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.cancel.cancel();
         // Drop our own senders so the hub and the audit appender see their inputs close.
@@ -404,8 +410,50 @@ impl EngineHandle {
             audit.take();
         }
         self.inner.tracker.close();
-        tokio::time::timeout(grace + Duration::from_secs(5), self.inner.tracker.wait())
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
             .is_ok()
+        {
+            return true;
+        }
+        self.abandon();
+        tokio::time::timeout(
+            SHUTDOWN_GRACE + Duration::from_secs(5),
+            self.inner.tracker.wait(),
+        )
+        .await
+        .is_ok()
+    }
+
+    /// Stops the engine the way an operator expects: at once when nothing is upgrading;
+    /// otherwise calls `notice` (once) to say so, lets the upgrades finish (each is bounded by
+    /// `[ssh] command_timeout`), and abandons them on SIGINT or SIGTERM. Returns false when
+    /// something did not stop in time.
+    pub async fn stop(&self, notice: impl FnOnce()) -> bool {
+        let grace = self.inner.config.ssh.command_timeout;
+        let stopping = self.shutdown(grace);
+        tokio::pin!(stopping);
+        tokio::select! {
+            done = &mut stopping => return done,
+            () = tokio::time::sleep(Duration::from_secs(1)) => notice(),
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return stopping.await;
+        };
+        tokio::select! {
+            done = &mut stopping => done,
+            _ = int.recv() => { self.abandon(); stopping.await }
+            _ = term.recv() => { self.abandon(); stopping.await }
+        }
+    }
+
+    /// Stops upgrades in flight now (a second Ctrl-C): their hosts end up Failed with the
+    /// reason, for the operator to check with `dpkg --audit` or `dnf history`.
+    pub fn abandon(&self) {
+        self.inner.abandon.cancel();
     }
 }

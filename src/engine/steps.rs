@@ -35,6 +35,10 @@ pub(super) struct StepContext {
     pub events: mpsc::Sender<Event>,
     pub moves: mpsc::Sender<Transition>,
     pub cancel: CancellationToken,
+    /// Stops a running upgrade. Separate from `cancel` because killing apt or dnf half-way can
+    /// leave a host's package database broken: at shutdown upgrades are let finish, and only
+    /// abandoned when the operator insists or the caller's grace runs out.
+    pub abandon: CancellationToken,
     pub reboot: RebootSettings,
     pub command_timeout: Duration,
     pub reboot_timeout: Duration,
@@ -182,11 +186,11 @@ impl StepContext {
             .ok_or_else(|| Stop("no package manager".into()))?;
         let options = self.options(allow_removals);
         let exec = self.exec.clone();
-        let cancel = self.cancel.clone();
+        let abandon = self.abandon.clone();
         let report = self
             .with_output(|lines| async move {
                 manager
-                    .upgrade(exec.as_ref(), options, Some(&lines), &cancel)
+                    .upgrade(exec.as_ref(), options, Some(&lines), &abandon)
                     .await
             })
             .await
@@ -210,7 +214,12 @@ impl StepContext {
             return self.reboot_flow(false, Some(&stop)).await;
         }
         if let Some(post) = self.host.checks.post.clone() {
-            self.check("post-check", &post).await?;
+            if self.cancel.is_cancelled() {
+                // The upgrade was let finish while tendhost stops; nothing more may start now.
+                tracing::warn!(host = %self.id, "post-check not run: tendhost is stopping");
+            } else {
+                self.check("post-check", &post).await?;
+            }
         }
         self.move_to(Transition::Updated).await;
         Ok(StepOutcome::Succeeded)
@@ -229,7 +238,9 @@ impl StepContext {
         } else {
             schedule::reboot_allowed(&self.host, now)
         };
-        if allowed.is_err() || stop.is_some_and(CancellationToken::is_cancelled) {
+        let stopping =
+            self.cancel.is_cancelled() || stop.is_some_and(CancellationToken::is_cancelled);
+        if allowed.is_err() || stopping {
             // The host stays in WaitingReboot with its reason; the update itself succeeded.
             return Ok(StepOutcome::Succeeded);
         }

@@ -325,11 +325,18 @@ impl PackageManager for SimManager {
                 })
                 .await;
         }
-        tokio::select! {
-            () = tokio::time::sleep(behaviour.upgrade_time) => {}
-            () = cancel.cancelled() => {}
-        }
+        let cancelled = tokio::select! {
+            () = tokio::time::sleep(behaviour.upgrade_time) => false,
+            () = cancel.cancelled() => true,
+        };
         self.fleet.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if cancelled {
+            // As the real managers report a command stopped half-way.
+            return Err(pkg::Error::Remote {
+                step: "apt-get dist-upgrade",
+                source: remote::Error::Cancelled,
+            });
+        }
         if behaviour.panic_upgrade {
             panic!("simulated bug in the upgrade of {}", self.host);
         }

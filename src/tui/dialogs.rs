@@ -40,7 +40,7 @@ impl ConfirmDialog {
                 "abort the wave? in-flight hosts finish their current step".to_string()
             }
             Confirmable::Quit { busy } => format!(
-                "quit while {busy} host{} {} busy? their steps are stopped safely",
+                "quit while {busy} host{} {} busy? upgrades in flight are let finish",
                 if *busy == 1 { "" } else { "s" },
                 if *busy == 1 { "is" } else { "are" }
             ),

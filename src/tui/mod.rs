@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::bus::Event;
-use crate::engine::{Engine, EngineDeps, SHUTDOWN_GRACE};
+use crate::engine::{Engine, EngineDeps};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
@@ -127,7 +127,8 @@ impl Signals {
 }
 
 /// The console over the configured fleet: starts the engine, opens the screen on the engine's
-/// restored picture, and stops the engine (steps get `SHUTDOWN_GRACE`) once the screen is gone.
+/// restored picture, and stops the engine once the screen is gone (upgrades in flight are let
+/// finish: see `EngineHandle::stop`).
 pub async fn console(
     config: Arc<Config>,
     deps: EngineDeps,
@@ -145,7 +146,13 @@ pub async fn console(
     if let Ok(Ended::Interrupted) = result {
         tracing::info!("console interrupted by a signal; stopping the engine");
     }
-    if !engine.shutdown(SHUTDOWN_GRACE).await {
+    let notice = || {
+        eprintln!(
+            "tendhost: waiting for upgrades in flight to finish; press Ctrl-C to abandon them \
+             (their hosts will need checking)"
+        )
+    };
+    if !engine.stop(notice).await {
         tracing::warn!("some host steps did not stop within the shutdown grace period");
     }
     result

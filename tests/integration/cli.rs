@@ -62,3 +62,44 @@ fn usage_errors_exit_2_without_a_panic() {
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
 }
+
+#[test]
+fn a_batch_run_logs_to_the_state_dir_and_keeps_its_files_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tendhost.toml");
+    std::fs::write(
+        &config,
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\nmanager = \"none\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let out = tendhost()
+        .args(["--batch", "inventory", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::read_to_string(state.join("tendhost.log")).unwrap();
+    assert!(
+        log.contains("idle -> querying") && log.contains("host=here"),
+        "{log}"
+    );
+    for file in ["tendhost.log", "snapshot.json", "lock"] {
+        let mode = std::fs::metadata(state.join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+    let dir_mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+}

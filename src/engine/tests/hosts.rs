@@ -344,3 +344,70 @@ async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
     }
     engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Starts a slow upgrade on `h0` and returns once the host is updating.
+async fn start_slow_upgrade(rig: &mut Rig) -> oneshot::Receiver<StepOutcome> {
+    let (respond_to, answer) = oneshot::channel();
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::RunStep {
+                step: update(),
+                respond_to,
+                stop: CancellationToken::new(),
+            },
+        )
+        .unwrap();
+    rig.until(|e| {
+        matches!(
+            e,
+            Event::StateChanged {
+                to: StateKind::Updating,
+                ..
+            }
+        )
+    })
+    .await;
+    answer
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_upgrade_in_flight_finish() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            upgrade_time: Duration::from_millis(1500),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet.clone());
+    let answer = start_slow_upgrade(&mut rig).await;
+    // Longer than SHUTDOWN_GRACE would matter if the upgrade were cancelled like a query.
+    assert!(rig.engine.shutdown(Duration::from_secs(30)).await);
+    assert_eq!(answer.await.unwrap(), StepOutcome::Succeeded);
+    let snapshot = snapshot::load(&rig.dir.path().join("snapshot.json"));
+    let host = &snapshot.snapshot.unwrap().hosts[0];
+    assert_eq!(host.state.kind(), StateKind::Idle, "{:?}", host.state);
+}
+
+#[tokio::test]
+async fn an_abandoned_upgrade_fails_its_host_with_the_reason() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            upgrade_time: Duration::from_secs(600),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet.clone());
+    let answer = start_slow_upgrade(&mut rig).await;
+    let engine = rig.engine.clone();
+    let stopping = tokio::spawn(async move { engine.shutdown(Duration::from_secs(600)).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stopping.is_finished(), "the upgrade was not let finish");
+    rig.engine.abandon();
+    assert!(stopping.await.unwrap());
+    assert!(matches!(answer.await.unwrap(), StepOutcome::Failed { .. }));
+}
