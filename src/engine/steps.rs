@@ -166,7 +166,9 @@ impl StepContext {
             dry_run: false,
         })
         .await;
-        if !plan.removals.is_empty() && !allow_removals {
+        // Consent comes from the command (`--allow-removals`, `R` in the console) or the host's
+        // own policy; `options` is the one place that combines them.
+        if !plan.removals.is_empty() && !self.options(allow_removals).allow_removals {
             let reason = format!(
                 "the upgrade would remove {}; allow removals to go ahead",
                 quoted_list(&plan.removals)

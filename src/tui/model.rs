@@ -63,6 +63,9 @@ pub struct HostRow {
     pub log: Scrollback,
     /// How far the running upgrade has got, while the host is updating.
     pub progress: Option<UpdateProgress>,
+    /// `[host.policy] allow_removals`: the engine lets this host's upgrades remove packages
+    /// without the operator's consent per command.
+    pub removals_allowed_by_policy: bool,
 }
 
 impl HostRow {
@@ -132,13 +135,15 @@ impl FleetModel {
                 crate::config::Transport::Local => "local".to_string(),
                 crate::config::Transport::Ssh => format!("{}@{}:{}", h.user, h.addr, h.port),
             };
-            HostRow::new(
+            let mut row = HostRow::new(
                 h.name.clone(),
                 target,
                 h.tags.clone(),
                 h.groups.clone(),
                 log_lines,
-            )
+            );
+            row.removals_allowed_by_policy = h.policy.allow_removals;
+            row
         });
         Self::from_rows(rows.collect())
     }
@@ -380,6 +385,7 @@ impl HostRow {
             wave_result: None,
             log: Scrollback::new(log_lines),
             progress: None,
+            removals_allowed_by_policy: false,
         }
     }
 }

@@ -411,3 +411,45 @@ async fn an_abandoned_upgrade_fails_its_host_with_the_reason() {
     assert!(stopping.await.unwrap());
     assert!(matches!(answer.await.unwrap(), StepOutcome::Failed { .. }));
 }
+
+/// Runs one update step on `h0` and returns its outcome.
+async fn update_outcome(rig: &mut Rig) -> StepOutcome {
+    let (respond_to, answer) = oneshot::channel();
+    rig.engine
+        .try_send(
+            "h0",
+            HostCommand::RunStep {
+                step: update(),
+                respond_to,
+                stop: CancellationToken::new(),
+            },
+        )
+        .unwrap();
+    answer.await.unwrap()
+}
+
+#[tokio::test]
+async fn removals_need_consent_from_the_command_or_the_host_policy() {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            removals: vec!["legacy".into()],
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(fleet_config(1, ""), fleet.clone());
+    let refused = update_outcome(&mut rig).await;
+    assert!(
+        matches!(&refused, StepOutcome::Failed { error } if error.contains("'legacy'")),
+        "{refused:?}"
+    );
+    assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 0);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+
+    let policy = "[host.policy]\nallow_removals = true\n";
+    let mut rig = start(fleet_config(1, policy), fleet.clone());
+    assert_eq!(update_outcome(&mut rig).await, StepOutcome::Succeeded);
+    assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 1);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

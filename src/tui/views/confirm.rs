@@ -125,6 +125,12 @@ fn plan_warnings(
             host.plan.as_ref().map(|(plan, _)| (name, &**plan))
         })
         .collect();
+    let by_policy = |name: &HostId| {
+        ctx.model
+            .position(name)
+            .and_then(|i| ctx.model.host(i))
+            .is_some_and(|h| h.removals_allowed_by_policy)
+    };
     let removing: Vec<&(&HostId, &UpgradePlan)> = plans
         .iter()
         .filter(|(_, plan)| !plan.removals.is_empty())
@@ -152,10 +158,20 @@ fn plan_warnings(
         }
     } else if !removing.is_empty() {
         for (name, plan) in removing.iter().take(NAMED_HOSTS) {
-            lines.push(Line::styled(
-                format!("{name} would remove: {}", plan.removals.join(", ")),
-                theme.error(),
-            ));
+            lines.push(if by_policy(name) {
+                Line::styled(
+                    format!(
+                        "⚠ {name} will remove: {} (allowed by its policy)",
+                        plan.removals.join(", ")
+                    ),
+                    theme.warn(),
+                )
+            } else {
+                Line::styled(
+                    format!("{name} would remove: {}", plan.removals.join(", ")),
+                    theme.error(),
+                )
+            });
         }
         if more > 0 {
             lines.push(Line::raw(format!(
@@ -163,13 +179,17 @@ fn plan_warnings(
                 plural(more)
             )));
         }
-        if !dry_run {
-            let n = removing.len();
+        let refused: Vec<&&(&HostId, &UpgradePlan)> = removing
+            .iter()
+            .filter(|(name, _)| !by_policy(name))
+            .collect();
+        if !dry_run && !refused.is_empty() {
+            let n = refused.len();
             lines.push(Line::styled(
                 format!(
                     "⚠ REFUSED on {} unless removals are allowed: press {}",
                     if n == 1 {
-                        removing[0].0.to_string()
+                        refused[0].0.to_string()
                     } else {
                         format!("these {n} hosts")
                     },

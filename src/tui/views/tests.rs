@@ -332,6 +332,21 @@ fn confirmation_says_removals_are_refused_until_allowed() {
 }
 
 #[test]
+fn a_host_whose_policy_allows_removals_is_not_called_refused() {
+    let mut app = app_with_removals(color());
+    let mut rows = app.model.hosts().to_vec();
+    rows[0].removals_allowed_by_policy = true;
+    app.model = crate::tui::model::FleetModel::from_rows(rows);
+    press(&mut app, "Space Space u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("⚠ host-00 will remove: pkg-a, pkg-b (allowed by its policy)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("REFUSED"), "{screen}");
+}
+
+#[test]
 fn allowed_removals_read_without_colour() {
     let mut app = app_with_removals(Theme::plain());
     press(&mut app, "u R");

@@ -132,14 +132,16 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     Paragraph::new(lines).render(inner, buf);
 }
 
-/// What consent to removals means for these hosts, from their last known plans.
+/// What consent to removals means for these hosts, from their last known plans. Hosts whose
+/// own policy allows removals are never refused, so they do not count as such.
 fn removals_note(ctx: Ctx<'_>, hosts: &[HostId], allowed: bool) -> String {
     let removing: Vec<(&HostId, &[String])> = hosts
         .iter()
         .filter_map(|name| {
             let host = ctx.model.position(name).and_then(|i| ctx.model.host(i))?;
             let (plan, _) = host.plan.as_ref()?;
-            (!plan.removals.is_empty()).then_some((name, plan.removals.as_slice()))
+            let counts = !plan.removals.is_empty() && (allowed || !host.removals_allowed_by_policy);
+            counts.then_some((name, plan.removals.as_slice()))
         })
         .collect();
     match (allowed, removing.as_slice()) {
