@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 
 use super::super::bus::{self, Event, HostCommand, StateKind, StepOutcome, WaveStep};
 use super::super::testkit::{Behaviour, SimFleet};
@@ -16,17 +15,7 @@ use crate::store::snapshot;
 #[tokio::test]
 async fn update_moves_through_the_states_and_is_audited() {
     let mut rig = start(fleet_config(1, ""), SimFleet::new());
-    let (respond_to, answer) = oneshot::channel();
-    rig.engine
-        .try_send(
-            "h0",
-            HostCommand::RunStep {
-                step: update(),
-                respond_to,
-                stop: CancellationToken::new(),
-            },
-        )
-        .unwrap();
+    let answer = rig.send_step("h0", update());
     let events = rig
         .until(|e| {
             matches!(
@@ -243,17 +232,7 @@ async fn reboot_waits_when_auto_reboot_is_off() {
         fleet_config(1, "[host.policy]\nauto_reboot = false\n"),
         fleet,
     );
-    let (respond_to, answer) = oneshot::channel();
-    rig.engine
-        .try_send(
-            "h0",
-            HostCommand::RunStep {
-                step: update(),
-                respond_to,
-                stop: CancellationToken::new(),
-            },
-        )
-        .unwrap();
+    let answer = rig.send_step("h0", update());
     let events = rig
         .until(|e| {
             matches!(
@@ -347,17 +326,7 @@ async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
 
 /// Starts a slow upgrade on `h0` and returns once the host is updating.
 async fn start_slow_upgrade(rig: &mut Rig) -> oneshot::Receiver<StepOutcome> {
-    let (respond_to, answer) = oneshot::channel();
-    rig.engine
-        .try_send(
-            "h0",
-            HostCommand::RunStep {
-                step: update(),
-                respond_to,
-                stop: CancellationToken::new(),
-            },
-        )
-        .unwrap();
+    let answer = rig.send_step("h0", update());
     rig.until(|e| {
         matches!(
             e,
@@ -412,22 +381,6 @@ async fn an_abandoned_upgrade_fails_its_host_with_the_reason() {
     assert!(matches!(answer.await.unwrap(), StepOutcome::Failed { .. }));
 }
 
-/// Runs one update step on `h0` and returns its outcome.
-async fn update_outcome(rig: &mut Rig) -> StepOutcome {
-    let (respond_to, answer) = oneshot::channel();
-    rig.engine
-        .try_send(
-            "h0",
-            HostCommand::RunStep {
-                step: update(),
-                respond_to,
-                stop: CancellationToken::new(),
-            },
-        )
-        .unwrap();
-    answer.await.unwrap()
-}
-
 #[tokio::test]
 async fn removals_need_consent_from_the_command_or_the_host_policy() {
     let fleet = SimFleet::new();
@@ -439,7 +392,7 @@ async fn removals_need_consent_from_the_command_or_the_host_policy() {
         },
     );
     let mut rig = start(fleet_config(1, ""), fleet.clone());
-    let refused = update_outcome(&mut rig).await;
+    let refused = rig.step("h0", update()).await;
     assert!(
         matches!(&refused, StepOutcome::Failed { error } if error.contains("'legacy'")),
         "{refused:?}"
@@ -449,7 +402,7 @@ async fn removals_need_consent_from_the_command_or_the_host_policy() {
 
     let policy = "[host.policy]\nallow_removals = true\n";
     let mut rig = start(fleet_config(1, policy), fleet.clone());
-    assert_eq!(update_outcome(&mut rig).await, StepOutcome::Succeeded);
+    assert_eq!(rig.step("h0", update()).await, StepOutcome::Succeeded);
     assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 1);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -73,8 +73,8 @@ pub(super) fn start_in(
 }
 
 impl Rig {
-    /// Runs one step on `host` and returns its outcome, draining events meanwhile.
-    pub async fn step(&mut self, host: &str, step: WaveStep) -> StepOutcome {
+    /// Sends one step to `host`; its outcome arrives on the returned receiver.
+    pub fn send_step(&self, host: &str, step: WaveStep) -> oneshot::Receiver<StepOutcome> {
         let (respond_to, answer) = oneshot::channel();
         let command = HostCommand::RunStep {
             step,
@@ -82,6 +82,12 @@ impl Rig {
             stop: CancellationToken::new(),
         };
         self.engine.try_send(host, command).unwrap();
+        answer
+    }
+
+    /// Runs one step on `host` and returns its outcome, draining events meanwhile.
+    pub async fn step(&mut self, host: &str, step: WaveStep) -> StepOutcome {
+        let answer = self.send_step(host, step);
         let mut answer = std::pin::pin!(answer);
         loop {
             tokio::select! {
