@@ -59,14 +59,7 @@ async fn update_moves_through_the_states_and_is_audited() {
 
 #[tokio::test]
 async fn refuses_conflicting_commands_while_updating_and_reads_do_not_wait() {
-    let fleet = SimFleet::new();
-    fleet.set(
-        "h0",
-        Behaviour {
-            upgrade_time: Duration::from_secs(3),
-            ..Behaviour::default()
-        },
-    );
+    let fleet = slow_fleet(Duration::from_secs(3));
     let mut rig = start(fleet_config(1, ""), fleet);
     rig.engine
         .try_send(
@@ -77,16 +70,7 @@ async fn refuses_conflicting_commands_while_updating_and_reads_do_not_wait() {
             },
         )
         .unwrap();
-    rig.until(|e| {
-        matches!(
-            e,
-            Event::StateChanged {
-                to: StateKind::Updating,
-                ..
-            }
-        )
-    })
-    .await;
+    rig.until_state(StateKind::Updating).await;
     let asked = std::time::Instant::now();
     rig.engine.try_send("h0", HostCommand::Reboot).unwrap();
     let events = rig.until(|e| matches!(e, Event::Refused { .. })).await;
@@ -327,29 +311,13 @@ async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
 /// Starts a slow upgrade on `h0` and returns once the host is updating.
 async fn start_slow_upgrade(rig: &mut Rig) -> oneshot::Receiver<StepOutcome> {
     let answer = rig.send_step("h0", update());
-    rig.until(|e| {
-        matches!(
-            e,
-            Event::StateChanged {
-                to: StateKind::Updating,
-                ..
-            }
-        )
-    })
-    .await;
+    rig.until_state(StateKind::Updating).await;
     answer
 }
 
 #[tokio::test]
 async fn shutdown_lets_an_upgrade_in_flight_finish() {
-    let fleet = SimFleet::new();
-    fleet.set(
-        "h0",
-        Behaviour {
-            upgrade_time: Duration::from_millis(1500),
-            ..Behaviour::default()
-        },
-    );
+    let fleet = slow_fleet(Duration::from_millis(1500));
     let mut rig = start(fleet_config(1, ""), fleet.clone());
     let answer = start_slow_upgrade(&mut rig).await;
     // Longer than SHUTDOWN_GRACE would matter if the upgrade were cancelled like a query.
@@ -362,14 +330,7 @@ async fn shutdown_lets_an_upgrade_in_flight_finish() {
 
 #[tokio::test]
 async fn an_abandoned_upgrade_fails_its_host_with_the_reason() {
-    let fleet = SimFleet::new();
-    fleet.set(
-        "h0",
-        Behaviour {
-            upgrade_time: Duration::from_secs(600),
-            ..Behaviour::default()
-        },
-    );
+    let fleet = slow_fleet(Duration::from_secs(600));
     let mut rig = start(fleet_config(1, ""), fleet.clone());
     let answer = start_slow_upgrade(&mut rig).await;
     let engine = rig.engine.clone();

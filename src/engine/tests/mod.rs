@@ -30,6 +30,19 @@ pub(crate) fn fleet_config(hosts: usize, extra: &str) -> Config {
     Config::from_str("sim.toml", &text).unwrap()
 }
 
+/// A fleet whose `h0` takes `upgrade_time` to upgrade.
+pub(crate) fn slow_fleet(upgrade_time: Duration) -> Arc<SimFleet> {
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            upgrade_time,
+            ..Behaviour::default()
+        },
+    );
+    fleet
+}
+
 pub(crate) struct Rig {
     pub engine: EngineHandle,
     pub events: mpsc::Receiver<Event>,
@@ -95,6 +108,12 @@ impl Rig {
                 Some(_) = self.events.recv() => {}
             }
         }
+    }
+
+    /// Collects events until some host moves to `to`.
+    pub async fn until_state(&mut self, to: StateKind) -> Vec<Event> {
+        self.until(|e| matches!(e, Event::StateChanged { to: reached, .. } if *reached == to))
+            .await
     }
 
     /// Collects events until `stop` says so (or 30 s pass).
@@ -177,16 +196,7 @@ async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
         rig.step("h0", WaveStep::Refresh).await,
         StepOutcome::Succeeded
     );
-    rig.until(|e| {
-        matches!(
-            e,
-            Event::StateChanged {
-                to: StateKind::Updating,
-                ..
-            }
-        )
-    })
-    .await;
+    rig.until_state(StateKind::Updating).await;
     // Let the hub save, then "kill -9": read the file as it is now, without a clean shutdown.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let loaded = snapshot::load(&rig.dir.path().join("snapshot.json"));
@@ -207,14 +217,7 @@ async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
 
 #[tokio::test]
 async fn shutdown_stops_running_steps_and_saves() {
-    let fleet = SimFleet::new();
-    fleet.set(
-        "h0",
-        Behaviour {
-            upgrade_time: Duration::from_secs(60),
-            ..Behaviour::default()
-        },
-    );
+    let fleet = slow_fleet(Duration::from_secs(60));
     let mut rig = start(fleet_config(1, ""), fleet);
     rig.engine
         .try_send(
@@ -225,16 +228,7 @@ async fn shutdown_stops_running_steps_and_saves() {
             },
         )
         .unwrap();
-    rig.until(|e| {
-        matches!(
-            e,
-            Event::StateChanged {
-                to: StateKind::Updating,
-                ..
-            }
-        )
-    })
-    .await;
+    rig.until_state(StateKind::Updating).await;
     let started = std::time::Instant::now();
     assert!(rig.engine.shutdown(Duration::from_secs(5)).await);
     assert!(started.elapsed() < Duration::from_secs(6));
