@@ -34,6 +34,18 @@ fn tendhost_std(env: &TestEnv) -> std::process::Command {
 }
 
 /// Every stdout line parsed as JSON; each must have a "type".
+/// Runs tendhost with `args` and checks its exit code, showing stderr when it differs.
+fn run_expecting(env: &TestEnv, args: &[&str], code: i32) -> Output {
+    let out = tendhost(env).args(args).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "tendhost {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn json_lines(out: &Output) -> Vec<Value> {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
@@ -73,15 +85,10 @@ fn batch_update_prints_json_lines_a_table_and_exits_by_result() {
     env.write_config(&body);
 
     // Dry run: nothing changes, the plan and the pending packages are reported.
-    let out = tendhost(&env)
-        .args(["--batch", "update", "--dry-run", "--json", "good"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_expecting(
+        &env,
+        &["--batch", "update", "--dry-run", "--json", "good"],
+        0,
     );
     let lines = json_lines(&out);
     assert_eq!(lines.last().unwrap()["type"], "summary");
@@ -103,15 +110,10 @@ fn batch_update_prints_json_lines_a_table_and_exits_by_result() {
     );
 
     // A real update of both: one succeeds, one fails → exit 1, summary last.
-    let out = tendhost(&env)
-        .args(["--batch", "update", "--json", "--allow-removals"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_expecting(
+        &env,
+        &["--batch", "update", "--json", "--allow-removals"],
+        1,
     );
     let lines = json_lines(&out);
     let summary = lines.last().unwrap();
@@ -160,26 +162,8 @@ fn batch_update_prints_json_lines_a_table_and_exits_by_result() {
     );
 
     // ack then retry clear it; retrying a host that is not failed is a skip, not a failure.
-    let out = tendhost(&env)
-        .args(["--batch", "ack", "broken"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = tendhost(&env)
-        .args(["--batch", "retry", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_expecting(&env, &["--batch", "ack", "broken"], 0);
+    let out = run_expecting(&env, &["--batch", "retry", "--json"], 0);
     let lines = json_lines(&out);
     assert_eq!(host_line(&lines, "broken")["state"], "idle");
     assert_eq!(host_line(&lines, "broken")["retry_count"], 1);
@@ -234,16 +218,7 @@ fn batch_exit_codes_for_usage_lock_and_interrupt() {
     let state = env.state_dir().join("tendhost");
     fs::create_dir_all(&state).unwrap();
     let lock = tendhost::store::StateLock::acquire(&state.join("lock")).unwrap();
-    let out = tendhost(&env)
-        .args(["--batch", "inventory"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_expecting(&env, &["--batch", "inventory"], 4);
     assert!(String::from_utf8_lossy(&out.stderr).contains("another tendhost"));
     drop(lock);
 
@@ -315,16 +290,7 @@ fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside(
     child.kill().unwrap(); // SIGKILL: no chance to save anything more
     child.wait().unwrap();
 
-    let out = tendhost(&env)
-        .args(["--batch", "hosts", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
     let lines = json_lines(&out);
     let victim = host_line(&lines, "victim");
     assert_eq!(victim["state"], "failed", "{victim}");
