@@ -146,10 +146,7 @@ impl PackageManager for Apt {
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, Error> {
         const STEP: &str = "apt-get upgrade";
-        let plan = self.plan(exec, options, cancel).await?;
-        if !plan.removals.is_empty() && !options.allow_removals {
-            return Err(Error::WouldRemove(plan.removals));
-        }
+        let plan = self.plan(exec, options, cancel).await?.consented(options)?;
         // `--no-remove` backs the check above: should the plan change between the simulation
         // and the real run, apt aborts instead of removing what nobody agreed to.
         let no_remove = if options.allow_removals {

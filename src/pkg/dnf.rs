@@ -179,10 +179,7 @@ impl PackageManager for Dnf {
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, Error> {
         const STEP: &str = "upgrade";
-        let plan = self.plan(exec, options, cancel).await?;
-        if !plan.removals.is_empty() && !options.allow_removals {
-            return Err(Error::WouldRemove(plan.removals));
-        }
+        let plan = self.plan(exec, options, cancel).await?.consented(options)?;
         let script = format!("LC_ALL=C {} -y upgrade", self.binary());
         let out = step::run(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
         if !out.success() {

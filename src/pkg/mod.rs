@@ -51,6 +51,18 @@ pub struct UpgradePlan {
     pub held: Vec<String>,
 }
 
+impl UpgradePlan {
+    /// The plan, if `options` allow what it does: a plan that removes packages needs explicit
+    /// consent (apt-dater drops auto-confirm in the same case). Every manager checks here.
+    pub fn consented(self, options: UpgradeOptions) -> Result<UpgradePlan, Error> {
+        if self.removals.is_empty() || options.allow_removals {
+            Ok(self)
+        } else {
+            Err(Error::WouldRemove(self.removals))
+        }
+    }
+}
+
 /// Whether the host needs a reboot, and because of what.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebootStatus {
