@@ -21,6 +21,11 @@ fn cursor_name(app: &crate::tui::app::App<crate::tui::request::RecordingLink>) -
     app.view.cursor_host(&app.model).unwrap().name.to_string()
 }
 
+/// The status line's text (panics when there is none: every caller expects one).
+fn status<L: crate::tui::request::EngineLink>(app: &crate::tui::app::App<L>) -> &str {
+    &app.view.status.as_ref().expect("a status message").text
+}
+
 #[test]
 fn vim_keys_arrows_and_g_move_the_cursor() {
     let mut app = app();
@@ -181,14 +186,7 @@ fn escape_cancels_a_confirmation_without_sending() {
 fn retry_and_ack_only_target_failed_hosts() {
     let mut app = app();
     press(&mut app, "x");
-    assert!(
-        app.view
-            .status
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no failed host")
-    );
+    assert!(status(&app).contains("no failed host"));
     press(&mut app, "* a y");
     assert_eq!(
         app.link().sent,
@@ -250,24 +248,10 @@ fn wave_dialog_sends_consent_to_removals_from_its_key_or_its_field() {
 fn pause_resume_and_abort_a_running_wave() {
     let mut app = app();
     press(&mut app, "p");
-    assert!(
-        app.view
-            .status
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no wave is running")
-    );
+    assert!(status(&app).contains("no wave is running"));
     app.apply(&Event::Wave(wave(WaveStatus::Running)));
     press(&mut app, "w");
-    assert!(
-        app.view
-            .status
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("a wave is running")
-    );
+    assert!(status(&app).contains("a wave is running"));
     press(&mut app, "p");
     app.apply(&Event::Wave(wave(WaveStatus::Paused)));
     press(&mut app, "p A y");
