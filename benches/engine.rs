@@ -13,15 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tendhost::config::{BatchSize, Config, FailureLimit, HostId, KnownHostsPolicy};
-use tendhost::engine::bus::{StepOutcome, WaveStatus, WaveStep};
+use tendhost::engine::bus::{JobKind, Outcome, WaveStatus};
 use tendhost::engine::testkit::{Behaviour, SimFleet};
 use tendhost::engine::{
-    Engine, EngineDeps, EngineHandle, Event, HostCommand, RebootSettings, WaveRequest,
+    Engine, EngineDeps, EngineHandle, Event, Job, Origin, RebootSettings, WaveRequest,
 };
 use tendhost::remote::RemoteContext;
 use tendhost::store::Paths;
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 fn main() {
     let mut args = std::env::args()
@@ -152,24 +151,19 @@ async fn simulated(hosts: usize) {
 async fn run_all(
     engine: &EngineHandle,
     events: &mut mpsc::Receiver<Event>,
-    step: WaveStep,
+    step: JobKind,
 ) -> (usize, usize) {
     let mut answers = Vec::new();
     for host in engine.hosts() {
-        let (respond_to, answer) = oneshot::channel();
-        host.try_send(HostCommand::RunStep {
-            step,
-            respond_to,
-            stop: CancellationToken::new(),
-        })
-        .expect("queueing");
+        let (job, answer) = Job::answered(step, Origin::Batch);
+        host.try_send(job).expect("queueing");
         answers.push(answer);
     }
     let mut count = 0;
     let collect = async {
         let mut ok = 0;
         for answer in answers {
-            if answer.await == Ok(StepOutcome::Succeeded) {
+            if answer.await == Ok(Outcome::Succeeded) {
                 ok += 1;
             }
         }
@@ -215,7 +209,7 @@ async fn real(count: usize) -> Result<(), String> {
     let (engine, mut events) = Engine::start(Arc::new(config), deps);
 
     let t = Instant::now();
-    let (ok, inventory_events) = run_all(&engine, &mut events, WaveStep::Refresh).await;
+    let (ok, inventory_events) = run_all(&engine, &mut events, JobKind::Refresh).await;
     let inventory = t.elapsed();
     let t = Instant::now();
     engine

@@ -20,6 +20,7 @@ use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Size};
 use tendhost::config::{BatchSize, FailureLimit};
 use tendhost::engine::bus::{Event, StateKind};
+use tendhost::fleet::{HostState, Phase};
 use tendhost::remote::Stream;
 use tendhost::tui::{
     App, FleetModel, HostRow, KeyMap, RecordingLink, Settings, Theme, WaveDefaults,
@@ -36,6 +37,7 @@ fn settings() -> Settings {
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
         },
+        startup_warning: None,
     }
 }
 
@@ -53,15 +55,28 @@ fn fleet(n: usize) -> FleetModel {
         .collect();
     let mut model = FleetModel::from_rows(rows);
     for i in (0..n).step_by(3) {
-        model.apply(&Event::StateChanged {
-            host: format!("host-{i:05}").into(),
-            from: StateKind::Idle,
-            to: StateKind::PendingUpdates,
-            at: Utc::now(),
-            reason: None,
-        });
+        model.apply(&moved(
+            format!("host-{i:05}"),
+            StateKind::Idle,
+            Phase::PendingUpdates,
+        ));
     }
     model
+}
+
+/// A state change as a supervisor announces it: the whole new state.
+fn moved(host: String, from: StateKind, phase: Phase) -> Event {
+    let state = HostState {
+        phase,
+        since: Some(Utc::now()),
+        ..HostState::default()
+    };
+    Event::StateChanged {
+        host: host.into(),
+        from,
+        to: state.kind(),
+        state: Arc::new(state),
+    }
 }
 
 fn frame_time() {
@@ -82,17 +97,14 @@ fn frame_time() {
         for i in 0..frames {
             // A state change bumps the model: the 10,000-row filter and sort are redone.
             let host = format!("host-{:05}", (i * 7) % 10_000);
-            app.apply(&Event::StateChanged {
-                host: host.into(),
-                from: StateKind::Idle,
-                to: if i % 2 == 0 {
-                    StateKind::Querying
-                } else {
-                    StateKind::Idle
-                },
-                at: Utc::now(),
-                reason: None,
-            });
+            let to = if i % 2 == 0 {
+                Phase::Querying {
+                    resting: Box::new(Phase::Idle),
+                }
+            } else {
+                Phase::Idle
+            };
+            app.apply(&moved(host, StateKind::Idle, to));
             terminal.draw(|f| app.draw(f)).expect("draw");
         }
         let changed = start.elapsed() / frames;

@@ -259,6 +259,10 @@ fn run_console(cli: &Cli, config: Config, paths: &Paths) -> color_eyre::Result<E
     if let Some(warning) = &loaded.warning {
         tracing::warn!("{warning}");
     }
+    let settings = tui::Settings {
+        startup_warning: loaded.warning,
+        ..settings
+    };
     let config = std::sync::Arc::new(config);
     let deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
     let runtime = tokio::runtime::Runtime::new()?;

@@ -9,14 +9,17 @@ mod output;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BatchArgs, BatchCommand};
 use crate::config::{BatchSize, Config, FailureLimit, HostId, parse_duration};
-use crate::engine::bus::{StepOutcome, WaveProgress, WaveStatus, WaveStep};
-use crate::engine::{EngineHandle, Event, HostCommand, HostRecord, Selectors, WaveRequest, select};
+use crate::engine::bus::{WaveProgress, WaveStatus};
+use crate::engine::{
+    EngineHandle, Event, Job, JobKind, Origin, Outcome, Selectors, WaveRequest, select,
+};
 use crate::exit::Exit;
+use crate::fleet::HostModel;
 pub use output::Printer;
 
 /// A validated batch invocation.
@@ -66,26 +69,19 @@ impl Request {
         })
     }
 
-    fn step(&self) -> Option<WaveStep> {
+    /// The job each selected host gets; `None` for commands that only report (or a wave).
+    fn job(&self) -> Option<JobKind> {
         Some(match self.command {
-            BatchCommand::Inventory => WaveStep::Refresh,
-            BatchCommand::Update => WaveStep::Update {
+            BatchCommand::Inventory => JobKind::Refresh,
+            BatchCommand::Update => JobKind::Update {
                 dry_run: self.dry_run,
                 allow_removals: self.allow_removals,
             },
-            BatchCommand::Reboot => WaveStep::Reboot,
-            BatchCommand::Retry => WaveStep::Retry,
-            BatchCommand::Ack => WaveStep::Acknowledge,
+            BatchCommand::Reboot => JobKind::Reboot,
+            BatchCommand::Retry => JobKind::Retry,
+            BatchCommand::Ack => JobKind::Acknowledge,
             BatchCommand::Check | BatchCommand::Hosts | BatchCommand::Wave => return None,
         })
-    }
-
-    /// Whether a refusal counts as a skip (nothing to do) rather than a failure.
-    fn refusal_is_skip(&self) -> bool {
-        matches!(
-            self.command,
-            BatchCommand::Reboot | BatchCommand::Retry | BatchCommand::Ack
-        )
     }
 }
 
@@ -149,7 +145,7 @@ struct Runner {
     request: Request,
     printer: Printer,
     interrupt: CancellationToken,
-    records: HashMap<HostId, HostRecord>,
+    models: HashMap<HostId, HostModel>,
     results: HashMap<HostId, HostResult>,
     wave: Option<WaveProgress>,
 }
@@ -162,11 +158,11 @@ impl Runner {
         printer: Printer,
         interrupt: CancellationToken,
     ) -> Self {
-        let records = engine
+        let models = engine
             .initial()
             .iter()
-            .filter(|r| request.hosts.contains(&r.name))
-            .map(|r| (r.name.clone(), r.clone()))
+            .filter(|saved| request.hosts.contains(&saved.model.name))
+            .map(|saved| (saved.model.name.clone(), saved.model.clone()))
             .collect();
         Runner {
             engine,
@@ -174,16 +170,16 @@ impl Runner {
             request,
             printer,
             interrupt,
-            records,
+            models,
             results: HashMap::new(),
             wave: None,
         }
     }
 
     async fn run(mut self) -> Exit {
-        let interrupted = match (self.request.command, self.request.step()) {
+        let interrupted = match (self.request.command, self.request.job()) {
             (BatchCommand::Wave, _) => self.run_wave().await,
-            (_, Some(step)) => self.run_steps(step).await,
+            (_, Some(kind)) => self.run_jobs(kind).await,
             _ => {
                 for host in &self.request.hosts {
                     self.results.insert(host.clone(), HostResult::Reported);
@@ -194,17 +190,12 @@ impl Runner {
         self.finish(interrupted).await
     }
 
-    /// Sends `step` to every selected host (the engine bounds concurrency) and waits for all.
-    async fn run_steps(&mut self, step: WaveStep) -> bool {
+    /// Gives every selected host the job (the engine bounds concurrency) and waits for all.
+    async fn run_jobs(&mut self, kind: JobKind) -> bool {
         let mut answers = FuturesUnordered::new();
         for host in self.request.hosts.clone() {
-            let (respond_to, answer) = oneshot::channel();
-            let command = HostCommand::RunStep {
-                step,
-                respond_to,
-                stop: CancellationToken::new(),
-            };
-            match self.engine.try_send(&host, command) {
+            let (job, answer) = Job::answered(kind, Origin::Batch);
+            match self.engine.try_send(&host, job) {
                 Ok(()) => answers.push(async move { (host, answer.await) }),
                 Err(e) => {
                     self.results.insert(host, HostResult::Failed(e.to_string()));
@@ -215,7 +206,7 @@ impl Runner {
             tokio::select! {
                 Some((host, outcome)) = answers.next() => {
                     let result = match outcome {
-                        Ok(outcome) => self.result_of(outcome),
+                        Ok(outcome) => result_of(outcome),
                         Err(_) => HostResult::Failed("stopped before finishing".into()),
                     };
                     self.results.insert(host, result);
@@ -234,7 +225,7 @@ impl Runner {
         if let Err(e) = self.engine.start_wave(request) {
             for host in &self.request.hosts {
                 self.results
-                    .insert(host.clone(), HostResult::Failed(e.clone()));
+                    .insert(host.clone(), HostResult::Failed(e.to_string()));
             }
             return false;
         }
@@ -256,42 +247,20 @@ impl Runner {
         }
     }
 
-    fn result_of(&self, outcome: StepOutcome) -> HostResult {
-        match outcome {
-            StepOutcome::Succeeded => HostResult::Succeeded,
-            StepOutcome::Skipped { reason } => HostResult::Skipped(reason),
-            StepOutcome::Refused { reason } if self.request.refusal_is_skip() => {
-                HostResult::Skipped(reason)
-            }
-            StepOutcome::Refused { reason } | StepOutcome::Failed { error: reason } => {
-                HostResult::Failed(reason)
-            }
-        }
-    }
-
     fn handle_event(&mut self, event: Event) {
-        let host = match &event {
-            Event::StateChanged { host, .. }
-            | Event::Output { host, .. }
-            | Event::InventoryRefreshed { host, .. }
-            | Event::PendingRefreshed { host, .. }
-            | Event::Planned { host, .. }
-            | Event::Refused { host, .. }
-            | Event::Acknowledged { host } => Some(host.clone()),
-            Event::Wave(progress) => {
-                self.wave = Some(progress.clone());
-                None
-            }
+        match &event {
+            Event::Wave(progress) => self.wave = Some(progress.clone()),
             Event::WaveHostFinished { host, outcome, .. } => {
-                let result = self.result_of(outcome.clone());
-                self.results.insert(host.clone(), result);
-                Some(host.clone())
+                self.results
+                    .insert(host.clone(), result_of(outcome.clone()));
             }
-        };
-        if let Some(record) = host.as_ref().and_then(|h| self.records.get_mut(h)) {
-            record.apply(&event);
-        } else if host.is_some() {
-            return; // a host outside the selection (a periodic refresh, say)
+            _ => {}
+        }
+        if let Some(host) = event.host() {
+            let Some(model) = self.models.get_mut(host) else {
+                return; // a host outside the selection
+            };
+            model.apply(&event);
         }
         self.printer.event(&event);
     }
@@ -327,8 +296,8 @@ impl Runner {
                         _ => HostResult::Failed("interrupted before it finished".into()),
                     });
             tally.add(&result);
-            if let Some(record) = self.records.get(host) {
-                self.printer.host(record, &result);
+            if let Some(model) = self.models.get(host) {
+                self.printer.host(model, &result);
             }
         }
         let halted = self
@@ -344,6 +313,16 @@ impl Runner {
         } else {
             Exit::Ok
         }
+    }
+}
+
+/// The engine decided what the job's end means for this requester (`job.rs`); a wave's
+/// refusals are hosts it passed over.
+fn result_of(outcome: Outcome) -> HostResult {
+    match outcome {
+        Outcome::Succeeded => HostResult::Succeeded,
+        Outcome::Skipped { reason } | Outcome::Refused { reason } => HostResult::Skipped(reason),
+        Outcome::Failed { error } => HostResult::Failed(error),
     }
 }
 

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::HostResult;
-use crate::engine::bus::{WaveProgress, WaveStatus};
-use crate::engine::{Event, HostRecord};
+use crate::engine::Event;
+use crate::engine::bus::{StageStatus, WaveProgress, WaveStatus};
+use crate::fleet::HostModel;
 
 /// Counts for the summary line.
 #[derive(Debug, Default, Clone)]
@@ -73,15 +74,34 @@ impl Printer {
                 host,
                 from,
                 to,
-                reason,
-                ..
+                state,
             } => {
-                let why = reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                eprintln!("tendhost: {host}: {from} -> {to}{why}");
+                let why = match (state.phase.reason(), &state.last_error) {
+                    (Some(reason), _) => format!(" ({reason})"),
+                    (None, Some(error))
+                        if from == to || *from == crate::fleet::StateKind::Querying =>
+                    {
+                        format!(" (read failed: {})", error.error)
+                    }
+                    _ => String::new(),
+                };
+                if from != to || !why.is_empty() {
+                    eprintln!("tendhost: {host}: {from} -> {to}{why}");
+                }
             }
+            Event::Stage {
+                host,
+                stage,
+                status,
+            } => match status {
+                StageStatus::Started | StageStatus::Done => {}
+                StageStatus::Skipped { reason } => {
+                    eprintln!("tendhost: {host}: {} skipped: {reason}", stage.as_str())
+                }
+                StageStatus::Failed { error } => {
+                    eprintln!("tendhost: {host}: {} failed: {error}", stage.as_str())
+                }
+            },
             Event::Refused { host, reason, .. } => eprintln!("tendhost: {host}: refused: {reason}"),
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
                 eprintln!(
@@ -100,9 +120,9 @@ impl Printer {
     }
 
     /// One host's final line.
-    pub fn host(&mut self, record: &HostRecord, result: &HostResult) {
+    pub fn host(&mut self, model: &HostModel, result: &HostResult) {
         if self.json {
-            self.line(&host_json(record, result).to_string());
+            self.line(&host_json(model, result).to_string());
             return;
         }
         if !self.header_done {
@@ -113,7 +133,7 @@ impl Printer {
             );
             self.line(&header);
         }
-        let os = record
+        let os = model
             .inventory
             .as_ref()
             .map_or("-".to_string(), |i| i.os.pretty_name.clone());
@@ -125,11 +145,13 @@ impl Printer {
         };
         let row = format!(
             "{:<20} {:<16} {:<28} {:>5} {:>3}  {}",
-            truncate(&record.name, 20),
-            record.state.kind().as_str(),
+            truncate(&model.name, 20),
+            model.kind().as_str(),
             truncate(&os, 28),
-            record.pending.len(),
-            if record.reboot.required { "yes" } else { "-" },
+            model
+                .pending_count()
+                .map_or_else(|| "-".to_string(), |n| n.to_string()),
+            if model.reboot.required { "yes" } else { "-" },
             outcome
         );
         self.line(&row);
@@ -197,11 +219,34 @@ fn event_json(event: &Event) -> Option<Value> {
             host,
             from,
             to,
-            at,
-            reason,
+            state,
         } => {
-            json!({"type": "state_changed", "host": host, "from": from, "to": to, "at": at, "reason": reason})
+            let last_error = state.last_error.as_ref().map(|e| {
+                json!({"error": e.error, "at": e.at, "tries": e.tries, "transient": e.transient})
+            });
+            json!({"type": "state_changed", "host": host, "from": from, "to": to,
+                   "at": state.since, "reason": state.phase.reason(),
+                   "retry_count": state.retry_count, "last_error": last_error,
+                   "unreachable": state.unreachable()})
         }
+        Event::Stage {
+            host,
+            stage,
+            status,
+        } => {
+            let mut value = json!({"type": "stage", "host": host, "stage": stage});
+            if let Ok(Value::Object(fields)) = serde_json::to_value(status) {
+                for (k, v) in fields {
+                    value[k] = v;
+                }
+            }
+            value
+        }
+        Event::Stacks {
+            host,
+            stacks,
+            updated,
+        } => json!({"type": "stacks", "host": host, "updated": updated, "stacks": stacks}),
         Event::Output { host, stream, line } => {
             json!({"type": "output", "host": host, "stream": stream, "line": line})
         }
@@ -214,12 +259,9 @@ fn event_json(event: &Event) -> Option<Value> {
             "upgrades": plan.upgrades, "installs": plan.installs,
             "removals": plan.removals, "held": plan.held,
         }),
-        Event::Refused {
-            host,
-            command,
-            reason,
-        } => json!({"type": "refused", "host": host, "command": command, "reason": reason}),
-        Event::Acknowledged { host } => json!({"type": "acknowledged", "host": host}),
+        Event::Refused { host, job, reason } => {
+            json!({"type": "refused", "host": host, "command": job.name(), "reason": reason})
+        }
         Event::Wave(p) => {
             let mut value = serde_json::to_value(p).ok()?;
             value["type"] = json!(if p.status == WaveStatus::Running && p.done == 0 {
@@ -246,11 +288,16 @@ fn event_json(event: &Event) -> Option<Value> {
     })
 }
 
-fn host_json(record: &HostRecord, result: &HostResult) -> Value {
-    let packages: Vec<Value> = record
-        .pending
+fn host_json(model: &HostModel, result: &HostResult) -> Value {
+    let pending = model.pending.as_deref().unwrap_or_default();
+    let packages: Vec<Value> = pending
         .iter()
         .map(|p| json!({"name": p.name, "from": p.from, "to": p.to, "security": p.security}))
+        .collect();
+    let compose: Vec<Value> = model
+        .compose_changes
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
     let (outcome, reason) = match result {
         HostResult::Reported => (None, None),
@@ -258,24 +305,34 @@ fn host_json(record: &HostRecord, result: &HostResult) -> Value {
         HostResult::Skipped(why) => (Some("skipped"), Some(why.as_str())),
         HostResult::Failed(why) => (Some("failed"), Some(why.as_str())),
     };
+    let state = &model.state;
     let error = match result {
         HostResult::Failed(why) => Some(why.as_str()),
-        _ => record.error(),
+        _ => state.error(),
     };
+    let last_error = state
+        .last_error
+        .as_ref()
+        .map(|e| json!({"error": e.error, "at": e.at, "tries": e.tries, "transient": e.transient}));
     json!({
         "type": "host",
-        "host": record.name,
-        "state": record.state.kind(),
-        "os": record.inventory.as_ref().map(|i| i.os.pretty_name.clone()),
-        "pending": record.pending.len(),
+        "host": model.name,
+        "state": model.kind(),
+        "since": state.since,
+        "os": model.inventory.as_ref().map(|i| i.os.pretty_name.clone()),
+        "pending": pending.len(),
         "packages": packages,
-        "reboot_required": record.reboot.required,
+        "reboot_required": model.reboot.required,
         "error": error,
+        "last_error": last_error,
+        "unreachable": state.unreachable(),
         "outcome": outcome,
         "reason": reason,
-        "retry_count": record.state.retry_count,
-        "last_update": record.last_update,
-        "plan": record.plan,
+        "retry_count": state.retry_count,
+        "last_update": state.last_update,
+        "plan": model.plan.as_ref().map(|p| &p.plan),
+        "compose": compose,
+        "stacks": model.stacks,
     })
 }
 

@@ -1,228 +1,54 @@
 //! The messages between the engine and its consumers (TUI, batch). No logic lives here.
 //!
-//! Commands go down and can be refused; events come up, in the past tense, carrying owned data so
-//! a receiver never reaches back into the sender. Large payloads sit behind `Arc`.
+//! Jobs go down and can be refused; events come up (their types live in [`crate::fleet`], the
+//! vocabulary every consumer shares). A job's rules — which checks and windows apply, whether a
+//! refusal is a skip — are decided in one place, `job.rs`.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HostId;
-use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
-use crate::remote::Stream;
+pub use crate::fleet::event::{
+    Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus,
+};
+pub use crate::fleet::state::StateKind;
 
-/// The states of DESIGN.md §5, without their data.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum StateKind {
-    Idle,
-    Querying,
-    PendingUpdates,
-    Updating,
-    WaitingReboot,
-    Rebooting,
-    Verifying,
-    Failed,
-}
-
-/// A request to one host. The supervisor may refuse it with a reason.
+/// A request to one host: what to do, who asked, and where the answer goes.
 #[derive(Debug)]
-pub enum HostCommand {
-    /// Query inventory and pending packages.
-    Refresh,
-    Update {
-        dry_run: bool,
-        allow_removals: bool,
-    },
-    Reboot,
-    Retry,
-    Acknowledge,
-    /// Sent by a wave: run one step and answer on `respond_to`.
-    RunStep {
-        step: WaveStep,
-        respond_to: oneshot::Sender<StepOutcome>,
-        /// Cancelled when the caller (a wave being aborted) wants the host to stop at the next
-        /// safe point: between steps, never in the middle of an upgrade.
-        stop: CancellationToken,
-    },
+pub struct Job {
+    pub kind: JobKind,
+    pub origin: Origin,
+    /// Answered once the job is done (or refused); `None` when nobody waits (the console,
+    /// which learns everything from events).
+    pub respond_to: Option<oneshot::Sender<Outcome>>,
+    /// Cancelled when the requester (a wave being aborted) wants the host to stop at its next
+    /// safe point: between stages, never in the middle of an upgrade.
+    pub stop: CancellationToken,
 }
 
-/// What kind of command was refused (for messages and JSON).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandKind {
-    Refresh,
-    Update,
-    Reboot,
-    Retry,
-    Acknowledge,
-    WaveStep,
-}
-
-/// One step a wave asks of a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaveStep {
-    /// pre-check → refresh → update → reboot if required and allowed → verify.
-    Full { dry_run: bool, allow_removals: bool },
-    /// Batch `inventory`: refresh inventory and pending packages.
-    Refresh,
-    /// Batch `update`: refresh → update → reboot if required and allowed → verify.
-    Update { dry_run: bool, allow_removals: bool },
-    /// Batch `reboot`: reboot a host waiting for it, then verify.
-    Reboot,
-    /// Batch `retry`.
-    Retry,
-    /// Batch `ack`.
-    Acknowledge,
-}
-
-/// A host's answer to a wave step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum StepOutcome {
-    Succeeded,
-    /// The command was refused (the host was busy, failed, or in the wrong state).
-    Refused {
-        reason: String,
-    },
-    Skipped {
-        reason: String,
-    },
-    Failed {
-        error: String,
-    },
-}
-
-/// Something that already happened.
-#[derive(Debug, Clone)]
-pub enum Event {
-    StateChanged {
-        host: HostId,
-        from: StateKind,
-        to: StateKind,
-        at: DateTime<Utc>,
-        /// Set when `to` is `Failed` (the error) or `WaitingReboot` (why it waits).
-        reason: Option<Arc<str>>,
-    },
-    Output {
-        host: HostId,
-        stream: Stream,
-        line: Arc<str>,
-    },
-    InventoryRefreshed {
-        host: HostId,
-        inventory: Arc<Inventory>,
-    },
-    PendingRefreshed {
-        host: HostId,
-        packages: Arc<[PendingPackage]>,
-        reboot: RebootStatus,
-    },
-    /// The result of a dry run or of a real upgrade's plan.
-    Planned {
-        host: HostId,
-        plan: Arc<UpgradePlan>,
-        dry_run: bool,
-    },
-    Refused {
-        host: HostId,
-        command: CommandKind,
-        reason: Arc<str>,
-    },
-    Acknowledged {
-        host: HostId,
-    },
-    Wave(WaveProgress),
-    /// One host of a wave is done (sent just before the matching `Wave` progress).
-    WaveHostFinished {
-        wave_id: u64,
-        host: HostId,
-        outcome: StepOutcome,
-    },
-}
-
-/// Where a running wave stands.
-#[derive(Debug, Clone, Serialize)]
-pub struct WaveProgress {
-    pub wave_id: u64,
-    pub status: WaveStatus,
-    /// 1-based index of the batch in flight.
-    pub batch: usize,
-    pub batches: usize,
-    pub done: usize,
-    pub succeeded: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub total: usize,
-    pub in_flight: Vec<HostId>,
-    /// Why the wave halted, when it did.
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaveStatus {
-    Started,
-    Running,
-    Paused,
-    Delaying,
-    Halted,
-    Aborted,
-    Finished,
-}
-
-impl StateKind {
-    /// The lowercase name used in JSON and messages (`pending_updates`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StateKind::Idle => "idle",
-            StateKind::Querying => "querying",
-            StateKind::PendingUpdates => "pending_updates",
-            StateKind::Updating => "updating",
-            StateKind::WaitingReboot => "waiting_reboot",
-            StateKind::Rebooting => "rebooting",
-            StateKind::Verifying => "verifying",
-            StateKind::Failed => "failed",
+impl Job {
+    /// A job nobody waits for.
+    pub fn new(kind: JobKind, origin: Origin) -> Job {
+        Job {
+            kind,
+            origin,
+            respond_to: None,
+            stop: CancellationToken::new(),
         }
     }
 
-    /// A step in progress: the host must not be given another mutating command.
-    pub fn is_busy(self) -> bool {
-        matches!(
-            self,
-            StateKind::Querying | StateKind::Updating | StateKind::Rebooting | StateKind::Verifying
-        )
+    /// A job whose outcome arrives on the returned receiver.
+    pub fn answered(kind: JobKind, origin: Origin) -> (Job, oneshot::Receiver<Outcome>) {
+        let (respond_to, answer) = oneshot::channel();
+        let job = Job {
+            respond_to: Some(respond_to),
+            ..Job::new(kind, origin)
+        };
+        (job, answer)
     }
-}
 
-impl std::fmt::Display for StateKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.as_str().replace('_', " "))
-    }
-}
-
-impl HostCommand {
-    pub fn kind(&self) -> CommandKind {
-        match self {
-            HostCommand::Refresh => CommandKind::Refresh,
-            HostCommand::Update { .. } => CommandKind::Update,
-            HostCommand::Reboot => CommandKind::Reboot,
-            HostCommand::Retry => CommandKind::Retry,
-            HostCommand::Acknowledge => CommandKind::Acknowledge,
-            HostCommand::RunStep { .. } => CommandKind::WaveStep,
-        }
-    }
-}
-
-impl StepOutcome {
-    pub fn is_failure(&self) -> bool {
-        matches!(self, StepOutcome::Failed { .. })
+    /// Stops at the next safe point when `stop` is cancelled.
+    pub fn stopped_by(mut self, stop: CancellationToken) -> Job {
+        self.stop = stop;
+        self
     }
 }

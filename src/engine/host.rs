@@ -1,10 +1,15 @@
-//! One supervisor task per host: the only writer of that host's state.
+//! One supervisor task per host: the only writer of that host's state, and in charge of every
+//! step it runs.
 //!
-//! Commands arrive on the host's own bounded queue ([`HostHandle::try_send`] never waits); the
-//! long work runs as a step in the supervisor's `JoinSet`, so the loop keeps answering (and
-//! refusing) while an upgrade runs. Every move goes through [`HostState::apply`] and leaves as one
-//! `Event::StateChanged`, plus an audit record when it changes the host. A step that panics fails
-//! the host with the message; the supervisor itself keeps running.
+//! Jobs arrive on the host's own bounded queue ([`HostHandle::try_send`] never waits); the long
+//! work runs as a step in the supervisor's `JoinSet`, so the loop keeps answering (and refusing)
+//! while an upgrade runs. A step asks for each move and waits for the answer; every move goes
+//! through [`HostState::apply`] and leaves as one `Event::StateChanged` carrying the new state,
+//! plus an audit record when it changes the host. Everything else a step emits comes through the
+//! same channel, so events leave in the order they happened. When a step ends with an error the
+//! supervisor decides what it means for the host: a failed read returns it to where it rested, a
+//! failed mutation fails it. A step that panics fails the host with the message; the supervisor
+//! itself keeps running.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,29 +21,38 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::SendError;
-use super::bus::{CommandKind, Event, HostCommand, StateKind, StepOutcome, WaveStep};
+use super::bus::{Event, Job, JobKind, Origin, Outcome};
+use super::error::Error;
+use super::job::Done;
 use super::schedule;
-use super::state::{HostState, Phase, Transition};
-use super::steps::{Op, StepContext};
-use crate::config::{HostConfig, HostId};
+use super::step::{StepContext, StepMsg, StepResult};
+use crate::config::{HostConfig, HostId, ManagerChoice};
+use crate::errors::chain;
+use crate::fleet::{HostState, Refusal, StateKind, Transition};
 use crate::store::audit::{AuditRecord, AuditSink};
 
-/// Commands waiting for one host. Small: a full queue shows as "busy", it is not a backlog.
-const COMMAND_QUEUE: usize = 8;
+/// Jobs waiting for one host. Small: a full queue shows as "busy", it is not a backlog.
+const JOB_QUEUE: usize = 8;
+/// Messages from the running step. Small: a step waits for its supervisor, not the reverse.
+const STEP_QUEUE: usize = 16;
 /// How long a step gets to stop on its own at shutdown before it is aborted.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The first retry of a periodic refresh that failed, doubled per straight failure up to the
+/// refresh interval.
+const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The way in to one host. Cheap to clone; when the last clone drops, the supervisor stops.
 #[derive(Debug, Clone)]
 pub struct HostHandle {
     pub id: HostId,
-    commands: mpsc::Sender<HostCommand>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Everything a supervisor shares with the rest of the engine.
 #[derive(Clone)]
 pub(super) struct HostDeps {
     pub step: StepContext,
+    pub events: mpsc::Sender<Event>,
     pub audit: AuditSink,
     /// Bounds hosts doing non-wave work at once (`[fleet] concurrency`).
     pub limit: Arc<Semaphore>,
@@ -56,60 +70,60 @@ impl HostHandle {
         cancel: CancellationToken,
         tracker: &TaskTracker,
     ) -> Self {
-        let (commands, incoming) = mpsc::channel(COMMAND_QUEUE);
-        let (moves, moves_in) = mpsc::channel(16);
+        let (jobs, incoming) = mpsc::channel(JOB_QUEUE);
+        let (to_supervisor, from_steps) = mpsc::channel(STEP_QUEUE);
         let id = host.name.clone();
         let supervisor = HostSupervisor {
             id: id.clone(),
             host,
             state,
-            commands: incoming,
-            moves_in,
-            moves,
-            ops: JoinSet::new(),
+            jobs: incoming,
+            from_steps,
+            to_supervisor,
+            steps: JoinSet::new(),
             running: None,
+            reschedule: None,
             deps,
             cancel,
         };
         tracker.spawn(supervisor.run());
-        HostHandle { id, commands }
+        HostHandle { id, jobs }
     }
 
     /// Never waits. `Err(Busy)` means the queue is full; callers show it, they do not retry in a
     /// loop.
-    pub fn try_send(&self, command: HostCommand) -> Result<(), SendError> {
-        self.commands.try_send(command).map_err(|e| match e {
+    pub fn try_send(&self, job: Job) -> Result<(), SendError> {
+        self.jobs.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Busy,
             mpsc::error::TrySendError::Closed(_) => SendError::Stopped,
         })
     }
 
-    /// Waits for room in the queue (for the wave runner, which must not drop a step).
-    pub async fn send(&self, command: HostCommand) -> Result<(), SendError> {
-        self.commands
-            .send(command)
-            .await
-            .map_err(|_| SendError::Stopped)
+    /// Waits for room in the queue (for the wave runner, which must not drop a job).
+    pub async fn send(&self, job: Job) -> Result<(), SendError> {
+        self.jobs.send(job).await.map_err(|_| SendError::Stopped)
     }
 }
 
-/// The step in flight, if any.
+/// The job in flight, if any.
 struct Running {
-    op: Op,
-    respond_to: Option<oneshot::Sender<StepOutcome>>,
+    job: Job,
+    respond_to: Option<oneshot::Sender<Outcome>>,
 }
 
 struct HostSupervisor {
     id: HostId,
     host: Arc<HostConfig>,
     state: HostState,
-    commands: mpsc::Receiver<HostCommand>,
-    /// Moves requested by the running step. The supervisor holds a sender too, so this never
+    jobs: mpsc::Receiver<Job>,
+    /// Moves and events from the running step. The supervisor holds a sender too, so this never
     /// closes while it runs.
-    moves_in: mpsc::Receiver<Transition>,
-    moves: mpsc::Sender<Transition>,
-    ops: JoinSet<StepOutcome>,
+    from_steps: mpsc::Receiver<StepMsg>,
+    to_supervisor: mpsc::Sender<StepMsg>,
+    steps: JoinSet<StepResult<Done>>,
     running: Option<Running>,
+    /// When the periodic refresh should come next, decided when a scheduled refresh ends.
+    reschedule: Option<Duration>,
     deps: HostDeps,
     cancel: CancellationToken,
 }
@@ -122,16 +136,18 @@ impl HostSupervisor {
             Box::pin(tokio::time::sleep(first))
         });
         loop {
-            // `biased`: moves queued by a step are applied before its completion is handled, so
-            // events leave in the order they happened. Every branch is cancel-safe (`recv`,
-            // `join_next`, `sleep`).
+            if let (Some(delay), Some(timer)) = (self.reschedule.take(), refresh.as_mut()) {
+                timer.as_mut().reset(tokio::time::Instant::now() + delay);
+            }
+            // `biased`: what a step sent is handled before its completion, so events leave in
+            // the order they happened. Every branch is cancel-safe (`recv`, `join_next`, `sleep`).
             tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
-                Some(transition) = self.moves_in.recv() => self.handle_move(transition).await,
-                Some(done) = self.ops.join_next() => self.finish_step(done).await,
-                command = self.commands.recv() => match command {
-                    Some(command) => self.handle_command(command).await,
+                Some(message) = self.from_steps.recv() => self.handle_step_message(message).await,
+                Some(done) = self.steps.join_next() => self.finish_step(done).await,
+                job = self.jobs.recv() => match job {
+                    Some(job) => self.handle_job(job).await,
                     None => break, // every HostHandle is gone: nobody can reach us
                 },
                 () = async {
@@ -144,266 +160,177 @@ impl HostSupervisor {
                         let next = schedule::next_refresh_delay(every, rand::random::<f64>());
                         timer.as_mut().reset(tokio::time::Instant::now() + next);
                     }
-                    self.periodic_refresh();
+                    self.periodic_refresh().await;
                 }
             }
         }
         self.drain_steps().await;
     }
 
-    async fn handle_command(&mut self, command: HostCommand) {
-        let kind = command.kind();
-        match command {
-            HostCommand::Refresh => self.start(Op::Refresh, None, kind).await,
-            HostCommand::Update {
-                dry_run,
-                allow_removals,
-            } => {
-                let op = Op::Update {
-                    dry_run,
-                    allow_removals,
-                    wave: None,
-                };
-                self.start(op, None, kind).await;
+    /// When the periodic refresh comes next after one ended: the interval (with jitter), or
+    /// sooner with backoff while reads keep failing.
+    fn next_refresh(&self, every: Duration) -> Duration {
+        let regular = schedule::next_refresh_delay(every, rand::random::<f64>());
+        match &self.state.last_error {
+            Some(error) if error.transient => {
+                let doublings = error.tries.saturating_sub(1).min(16);
+                (REFRESH_BACKOFF * 2u32.pow(doublings)).min(regular)
             }
-            HostCommand::Reboot => self.start(Op::Reboot, None, kind).await,
-            // The outcome already left as an event (moved or refused).
-            HostCommand::Retry => _ = self.instant(Transition::Retry, kind).await,
-            HostCommand::Acknowledge => _ = self.instant(Transition::Acknowledge, kind).await,
-            HostCommand::RunStep {
-                step,
-                respond_to,
-                stop,
-            } => {
-                let op = match step {
-                    WaveStep::Full {
-                        dry_run,
-                        allow_removals,
-                    } => Op::Update {
-                        dry_run,
-                        allow_removals,
-                        wave: Some(stop),
-                    },
-                    WaveStep::Update {
-                        dry_run,
-                        allow_removals,
-                    } => Op::Update {
-                        dry_run,
-                        allow_removals,
-                        wave: None,
-                    },
-                    WaveStep::Refresh => Op::Refresh,
-                    WaveStep::Reboot => Op::Reboot,
-                    WaveStep::Retry | WaveStep::Acknowledge => {
-                        let transition = if step == WaveStep::Retry {
-                            Transition::Retry
-                        } else {
-                            Transition::Acknowledge
-                        };
-                        let outcome = self.instant(transition, kind).await;
-                        // The caller may have given up waiting; that is its business.
-                        let _ = respond_to.send(outcome);
-                        return;
-                    }
-                };
-                self.start(op, Some(respond_to), kind).await;
-            }
+            _ => regular,
         }
+    }
+
+    async fn handle_job(&mut self, mut job: Job) {
+        let respond_to = job.respond_to.take();
+        let result = match job.kind {
+            JobKind::Retry => self.instant(Transition::Retry, &job).await,
+            JobKind::Acknowledge => self.instant(Transition::Acknowledge, &job).await,
+            _ => match self.admissible(&job) {
+                Ok(()) => {
+                    self.start(job, respond_to);
+                    return;
+                }
+                Err(refusal) => Err(Error::Refused(refusal)),
+            },
+        };
+        self.answer(&job, respond_to, result).await;
     }
 
     /// Retry and acknowledge: no remote work, applied at once (unless a step is running).
-    async fn instant(&mut self, transition: Transition, kind: CommandKind) -> StepOutcome {
+    async fn instant(&mut self, transition: Transition, job: &Job) -> StepResult<Done> {
         if let Some(running) = &self.running {
-            let reason = format!("busy ({})", running.op.label());
-            return self.refuse(kind, reason).await;
+            return Err(Error::Refused(busy(&running.job)));
         }
-        let acknowledging = transition == Transition::Acknowledge;
-        match self.apply(transition).await {
-            Ok(()) => {
-                if acknowledging {
-                    self.emit(Event::Acknowledged {
-                        host: self.id.clone(),
-                    })
-                    .await;
-                    self.audit("ack", "ok", None).await;
+        self.apply(transition).await?;
+        if job.kind == JobKind::Acknowledge {
+            self.audit("ack", "ok", None).await;
+        }
+        Ok(Done::Ran)
+    }
+
+    /// Whether `job` may start now; the reason when not.
+    fn admissible(&self, job: &Job) -> Result<(), Refusal> {
+        if let Some(running) = &self.running {
+            return Err(busy(&running.job));
+        }
+        let mut probe = self.state.clone();
+        let now = Utc::now();
+        match job.kind {
+            JobKind::Update { dry_run, .. } => {
+                if job.refuses_nothing_to_update()
+                    && self.host.manager == ManagerChoice::None
+                    && self.host.compose_paths.is_empty()
+                {
+                    return Err(Refusal(
+                        "nothing to update: manager is 'none' and the host has no compose_paths"
+                            .into(),
+                    ));
                 }
-                StepOutcome::Succeeded
+                if self.state.kind() == StateKind::WaitingReboot && !dry_run {
+                    return probe.apply(Transition::StartReboot, now);
+                }
+                probe.apply(Transition::Query, now)
             }
-            Err(reason) => self.refuse(kind, reason).await,
+            JobKind::Refresh => probe.apply(Transition::Query, now),
+            JobKind::Reboot => {
+                probe
+                    .apply(Transition::StartReboot, now)
+                    .map_err(|r| match self.state.kind() {
+                        StateKind::Idle | StateKind::PendingUpdates => {
+                            Refusal("cannot reboot: no reboot is pending (refresh to check)".into())
+                        }
+                        _ => r,
+                    })?;
+                schedule::host_window_allows(&self.host)
+                    .map_err(|why| Refusal(format!("cannot reboot: {why}")))
+            }
+            JobKind::Retry | JobKind::Acknowledge => Ok(()),
         }
     }
 
-    /// Starts `op` as a step unless the host is busy or in the wrong state.
-    async fn start(
-        &mut self,
-        op: Op,
-        respond_to: Option<oneshot::Sender<StepOutcome>>,
-        kind: CommandKind,
-    ) {
-        // A wave reaching a host that already waits for a reboot goes straight to the reboot
-        // (if policy and window allow; otherwise the host keeps waiting and the step succeeds).
-        let op = match op {
-            Op::Update {
-                dry_run: false,
-                wave: Some(stop),
-                ..
-            } if self.running.is_none() && self.state.kind() == StateKind::WaitingReboot => {
-                Op::WaveReboot { stop }
-            }
-            op => op,
-        };
-        if let Err(reason) = self.admissible(&op) {
-            let outcome = self.refuse(kind, reason).await;
-            if let Some(respond_to) = respond_to {
-                let _ = respond_to.send(outcome);
-            }
-            return;
-        }
+    /// Starts `job` as a step; the caller checked that it is admissible.
+    fn start(&mut self, job: Job, respond_to: Option<oneshot::Sender<Outcome>>) {
         let step = StepContext {
-            moves: self.moves.clone(),
+            supervisor: self.to_supervisor.clone(),
             cancel: self.cancel.child_token(),
             ..self.deps.step.clone()
         };
-        // Wave steps are bounded by the wave's batch size; everything else by the fleet limit.
-        let limit = match &op {
-            Op::Update { wave: Some(_), .. } | Op::WaveReboot { .. } => None,
+        // Wave jobs are bounded by the wave's batch size; everything else by the fleet limit.
+        let limit = match job.origin {
+            Origin::Wave(_) => None,
             _ => Some(self.deps.limit.clone()),
         };
-        let task_op = op.clone();
-        self.ops.spawn(async move {
+        let work = Job {
+            kind: job.kind,
+            origin: job.origin,
+            respond_to: None,
+            stop: job.stop.clone(),
+        };
+        let from = self.state.kind();
+        self.steps.spawn(async move {
             let _permit = match limit {
                 // The semaphore is never closed, so acquiring can only succeed.
                 Some(limit) => limit.acquire_owned().await.ok(),
                 None => None,
             };
-            step.run(task_op).await
+            step.run(work, from).await
         });
-        self.running = Some(Running { op, respond_to });
+        self.running = Some(Running { job, respond_to });
     }
 
-    /// Whether `op` may start now; the reason when not.
-    fn admissible(&self, op: &Op) -> Result<(), String> {
-        if let Some(running) = &self.running {
-            return Err(format!("busy ({})", running.op.label()));
+    /// The refresh timer fired: refresh if the host is resting; otherwise skip this round.
+    async fn periodic_refresh(&mut self) {
+        let job = Job::new(JobKind::Refresh, Origin::Schedule);
+        if self.admissible(&job).is_ok() {
+            self.start(job, None);
         }
-        let mut probe = self.state.clone();
-        match op {
-            Op::Refresh | Op::Update { .. } => {
-                // A wave still checks and refreshes such a host; only a direct update is refused.
-                if matches!(op, Op::Update { wave: None, .. })
-                    && self.host.manager == crate::config::ManagerChoice::None
-                {
-                    return Err(
-                        "manager is 'none' for this host; tendhost does not update it".into(),
-                    );
+    }
+
+    async fn handle_step_message(&mut self, message: StepMsg) {
+        match message {
+            StepMsg::Move { transition, reply } => {
+                let result = self.apply(transition).await;
+                if let Err(refusal) = &result {
+                    tracing::error!(host = %self.id, "a step asked for an illegal move: {refusal}");
                 }
-                probe.apply(Transition::Query).map_err(|r| r.0)
+                // The step waits for this answer; it is gone only if it was aborted.
+                let _ = reply.send(result);
             }
-            Op::WaveReboot { .. } => probe.apply(Transition::StartReboot).map_err(|r| r.0),
-            Op::Reboot => {
-                probe
-                    .apply(Transition::StartReboot)
-                    .map_err(|r| match self.state.kind() {
-                        StateKind::Idle | StateKind::PendingUpdates => {
-                            "cannot reboot: no reboot is pending (refresh to check)".to_string()
-                        }
-                        _ => r.0,
-                    })?;
-                schedule::host_window_allows(&self.host)
-                    .map_err(|why| format!("cannot reboot: {why}"))
-            }
+            StepMsg::Event(event) => self.emit(event).await,
         }
     }
 
-    async fn refuse(&mut self, command: CommandKind, reason: String) -> StepOutcome {
-        tracing::info!(host = %self.id, "refused {command:?}: {reason}");
-        self.emit(Event::Refused {
-            host: self.id.clone(),
-            command,
-            reason: reason.clone().into(),
-        })
-        .await;
-        StepOutcome::Refused { reason }
-    }
-
-    fn periodic_refresh(&mut self) {
-        let idle = matches!(self.state.phase, Phase::Idle | Phase::PendingUpdates);
-        if self.running.is_none() && idle {
-            // Not through `start`: a periodic refresh that cannot run now is simply skipped.
-            let _ = self.admissible(&Op::Refresh).map(|()| {
-                let step = StepContext {
-                    moves: self.moves.clone(),
-                    cancel: self.cancel.child_token(),
-                    ..self.deps.step.clone()
-                };
-                let limit = self.deps.limit.clone();
-                self.ops.spawn(async move {
-                    let _permit = limit.acquire_owned().await.ok();
-                    step.run(Op::Refresh).await
-                });
-                self.running = Some(Running {
-                    op: Op::Refresh,
-                    respond_to: None,
-                });
-            });
-        }
-    }
-
-    /// A move requested by the running step.
-    async fn handle_move(&mut self, transition: Transition) {
-        if let Transition::Fail { error, at } = &transition
-            && self.state.clone().apply(transition.clone()).is_err()
-        {
-            // A step failed before it moved the host into a busy state (a dry-run plan
-            // failing, say): the operator must still see it.
-            let (error, at) = (error.clone(), *at);
-            let from = self.state.kind();
-            self.state.force_fail(error, at);
-            self.after_move(from).await;
-            return;
-        }
-        if let Err(refusal) = self.apply(transition).await {
-            tracing::error!(host = %self.id, "a step asked for an illegal move: {refusal}");
-        }
-    }
-
-    async fn apply(&mut self, transition: Transition) -> Result<(), String> {
+    async fn apply(&mut self, transition: Transition) -> Result<(), Refusal> {
         let from = self.state.kind();
-        self.state.apply(transition).map_err(|r| r.0)?;
+        self.state.apply(transition, Utc::now())?;
         self.after_move(from).await;
         Ok(())
     }
 
-    /// Announces a move that already happened: one event, one audit record if it mutates.
+    /// Announces the new state: one event, one audit record if it mutates.
     async fn after_move(&mut self, from: StateKind) {
         let to = self.state.kind();
-        if from == to {
-            // Acknowledging keeps the host failed: announced as `Acknowledged`, not as a move.
-            return;
-        }
         let reason = self.state.phase.reason();
         // The log file and the console's App log tell the story host by host; failures stand out.
-        match (to, reason.as_deref()) {
-            (StateKind::Failed, Some(why)) => {
+        match (to, reason.as_deref(), &self.state.last_error) {
+            (StateKind::Failed, Some(why), _) => {
                 tracing::warn!(host = %self.id, "{from} -> {to}: {why}")
             }
-            (_, Some(why)) => tracing::info!(host = %self.id, "{from} -> {to} ({why})"),
-            (_, None) => tracing::info!(host = %self.id, "{from} -> {to}"),
+            (_, _, Some(error)) if from == StateKind::Querying => {
+                tracing::warn!(host = %self.id, "{from} -> {to}: read failed (try {}): {}", error.tries, error.error)
+            }
+            (_, Some(why), _) => tracing::info!(host = %self.id, "{from} -> {to} ({why})"),
+            _ if from == to => {}
+            _ => tracing::info!(host = %self.id, "{from} -> {to}"),
         }
         self.emit(Event::StateChanged {
             host: self.id.clone(),
             from,
             to,
-            at: Utc::now(),
-            reason: reason.clone(),
+            state: Arc::new(self.state.clone()),
         })
         .await;
-        let reads = [
-            StateKind::Idle,
-            StateKind::Querying,
-            StateKind::PendingUpdates,
-        ];
-        if !(reads.contains(&from) && reads.contains(&to)) {
+        if from != to && (from.is_mutating() || to.is_mutating() || from == StateKind::Failed) {
             let action = match (from, to) {
                 (StateKind::Failed, StateKind::Idle) => "retry",
                 (_, StateKind::Updating) => "update",
@@ -415,24 +342,74 @@ impl HostSupervisor {
         }
     }
 
-    async fn finish_step(&mut self, done: Result<StepOutcome, JoinError>) {
-        let outcome = match done {
-            Ok(outcome) => outcome,
-            Err(err) => {
-                let error = if err.is_panic() {
-                    format!("internal error: the step panicked: {}", panic_message(err))
-                } else {
-                    "internal error: the step was cancelled".to_string()
-                };
-                let from = self.state.kind();
-                self.state.force_fail(error.clone().into(), Utc::now());
-                self.after_move(from).await;
-                StepOutcome::Failed { error }
-            }
+    /// A step ended: decide what its result means for the host, then answer the requester.
+    async fn finish_step(&mut self, done: Result<StepResult<Done>, JoinError>) {
+        let result = match done {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => Err(Error::Panicked(panic_message(err))),
+            Err(_) => Err(Error::Aborted),
         };
-        if let Some(running) = self.running.take()
-            && let Some(respond_to) = running.respond_to
-        {
+        if let Err(error) = &result {
+            self.settle_failure(error).await;
+        }
+        if let Some(Running { job, respond_to }) = self.running.take() {
+            if job.origin == Origin::Schedule {
+                self.reschedule = self
+                    .deps
+                    .refresh_interval
+                    .map(|every| self.next_refresh(every));
+            }
+            self.answer(&job, respond_to, result).await;
+        }
+    }
+
+    /// The one place a step's error turns into the host's state.
+    async fn settle_failure(&mut self, error: &Error) {
+        let text: Arc<str> = chain(error).into();
+        let from = self.state.kind();
+        match (error, from) {
+            // Refused: nothing ran after the refusal, so nothing changed on the host.
+            (Error::Refused(_), _) => {}
+            (Error::Panicked(_) | Error::Aborted, _) => {
+                self.state.force_fail(text, Utc::now());
+                self.after_move(from).await;
+            }
+            (_, kind) if kind.is_mutating() => {
+                // `Fail` is legal from every mutating state.
+                let _ = self.apply(Transition::Fail { error: text }).await;
+            }
+            (_, StateKind::Failed) => {}
+            _ => {
+                // A read (refresh, plan, pre-check) failed: back to where the host rested.
+                let transient = error.is_transient();
+                let _ = self
+                    .apply(Transition::ReadFailed {
+                        error: text,
+                        transient,
+                    })
+                    .await;
+            }
+        }
+    }
+
+    /// Tells the requester how `job` ended; refusals also leave as an event for the screen.
+    async fn answer(
+        &mut self,
+        job: &Job,
+        respond_to: Option<oneshot::Sender<Outcome>>,
+        result: StepResult<Done>,
+    ) {
+        if let Err(Error::Refused(refusal)) = &result {
+            tracing::info!(host = %self.id, "refused {}: {refusal}", job.kind.name());
+            self.emit(Event::Refused {
+                host: self.id.clone(),
+                job: job.kind,
+                reason: refusal.0.as_str().into(),
+            })
+            .await;
+        }
+        let outcome = job.outcome(&result);
+        if let Some(respond_to) = respond_to {
             // The requester may have stopped waiting (an aborted wave); nothing to do then.
             let _ = respond_to.send(outcome);
         }
@@ -445,11 +422,15 @@ impl HostSupervisor {
         let abandon = self.deps.step.abandon.clone();
         let drained = {
             let drain = async {
-                while let Some(done) = self.ops.join_next().await {
-                    while let Ok(transition) = self.moves_in.try_recv() {
-                        self.handle_move(transition).await;
+                loop {
+                    tokio::select! {
+                        biased;
+                        Some(message) = self.from_steps.recv() => self.handle_step_message(message).await,
+                        done = self.steps.join_next() => match done {
+                            Some(done) => self.finish_step(done).await,
+                            None => break,
+                        },
                     }
-                    self.finish_step(done).await;
                 }
             };
             tokio::pin!(drain);
@@ -461,22 +442,37 @@ impl HostSupervisor {
             }
         };
         if !drained {
-            self.ops.abort_all();
+            self.steps.abort_all();
+            while let Some(done) = self.steps.join_next().await {
+                self.finish_step(done).await;
+            }
         }
-        while let Ok(transition) = self.moves_in.try_recv() {
-            self.handle_move(transition).await;
+        while let Ok(message) = self.from_steps.try_recv() {
+            self.handle_step_message(message).await;
         }
     }
 
     async fn emit(&self, event: Event) {
         // The hub outlives every supervisor; a closed bus only happens during shutdown.
-        let _ = self.deps.step.events.send(event).await;
+        let _ = self.deps.events.send(event).await;
     }
 
     async fn audit(&self, action: &str, result: &str, detail: Option<&str>) {
         let record = AuditRecord::new(action, Some(&self.id), result, detail);
         self.deps.audit.record(record).await;
     }
+}
+
+fn busy(job: &Job) -> Refusal {
+    let doing = match job.kind {
+        JobKind::Refresh => "refreshing",
+        JobKind::Update { dry_run: true, .. } => "planning a dry run",
+        JobKind::Update { .. } if matches!(job.origin, Origin::Wave(_)) => "running a wave step",
+        JobKind::Update { .. } => "updating",
+        JobKind::Reboot => "rebooting",
+        JobKind::Retry | JobKind::Acknowledge => "answering",
+    };
+    Refusal(format!("busy ({doing})"))
 }
 
 fn panic_message(err: JoinError) -> String {

@@ -1,4 +1,5 @@
-//! The hub: the only receiver of host events. It folds each event into the fleet records, hands
+//! The hub: the only receiver of host events. It folds each event into the fleet's host models
+//! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
 //! frontend, so the TUI and batch persist identically.
 //!
@@ -14,12 +15,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
-use super::record::HostRecord;
 use crate::config::HostId;
-use crate::store::snapshot;
+use crate::store::snapshot::{self, SavedHost};
 
 pub(super) struct Hub {
-    records: Vec<HostRecord>,
+    records: Vec<SavedHost>,
     index: HashMap<HostId, usize>,
     path: PathBuf,
     save_every: Duration,
@@ -33,7 +33,7 @@ const STALL: Duration = Duration::from_millis(200);
 
 impl Hub {
     pub fn new(
-        initial: &[HostRecord],
+        initial: &[SavedHost],
         path: PathBuf,
         save_every: Duration,
         cancel: CancellationToken,
@@ -41,7 +41,7 @@ impl Hub {
         let index = initial
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.name.clone(), i))
+            .map(|(i, r)| (r.model.name.clone(), i))
             .collect();
         Hub {
             records: initial.to_vec(),
@@ -86,19 +86,15 @@ impl Hub {
     }
 
     fn apply(&mut self, event: &Event) {
-        let host = match event {
-            Event::StateChanged { host, .. }
-            | Event::Output { host, .. }
-            | Event::InventoryRefreshed { host, .. }
-            | Event::PendingRefreshed { host, .. }
-            | Event::Planned { host, .. }
-            | Event::Acknowledged { host } => host,
-            Event::Refused { .. } | Event::Wave(_) | Event::WaveHostFinished { .. } => return,
+        let Some(&i) = event.host().and_then(|host| self.index.get(host)) else {
+            return;
         };
-        if let Some(&i) = self.index.get(host) {
-            self.records[i].apply(event);
-            self.dirty = true;
+        let saved = &mut self.records[i];
+        if let Event::Output { line, .. } = event {
+            saved.keep_output(line);
         }
+        saved.model.apply(event);
+        self.dirty = true;
     }
 
     async fn forward(&mut self, frontend: &mpsc::Sender<Event>, event: Event) {
@@ -119,7 +115,7 @@ impl Hub {
     }
 
     fn hand_over(&mut self, encoded: &watch::Sender<Option<Vec<u8>>>) {
-        match snapshot::encode_records(&self.records) {
+        match snapshot::encode(&self.records) {
             Ok(bytes) => {
                 encoded.send_replace(Some(bytes));
                 self.dirty = false;

@@ -6,15 +6,14 @@
 //! consumers of the same events, and the hub persists them identically for both.
 
 pub mod bus;
+mod error;
 mod host;
 mod hub;
+mod job;
 mod real;
-mod reboot;
-mod record;
 pub mod schedule;
 mod select;
-pub mod state;
-mod steps;
+mod step;
 pub mod wave;
 
 #[doc(hidden)]
@@ -33,20 +32,21 @@ use tokio::sync::{OnceCell, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use bus::{Event, HostCommand, StateKind};
+pub use bus::{Event, Job, JobKind, Origin, Outcome, StateKind};
+pub use error::{Error, WaveError};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
-pub use record::HostRecord;
 pub use select::{Selectors, select};
 pub use wave::{WavePlan, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId};
+use crate::fleet::HostModel;
 use crate::inventory::Inventory;
 use crate::pkg::{self, SharedManager};
 use crate::remote::{Executor, SharedExecutor};
 use crate::store::Paths;
 use crate::store::audit::{AuditRecord, AuditSink};
-use crate::store::snapshot::Snapshot;
+use crate::store::snapshot::{SavedHost, Snapshot};
 
 /// Events waiting for the frontend. Bounded: a slow frontend slows the hosts, not memory.
 const FRONTEND_QUEUE: usize = 1024;
@@ -73,7 +73,7 @@ pub trait ManagerSource: Send + Sync {
         host: &HostConfig,
         exec: &dyn Executor,
         cancel: &CancellationToken,
-    ) -> Result<Inventory, Box<dyn std::error::Error + Send + Sync>>;
+    ) -> Result<Inventory, crate::inventory::Error>;
 }
 
 /// How reboots are issued and verified. Configurable so test hosts can emulate a reboot.
@@ -135,7 +135,7 @@ struct Inner {
     config: Arc<Config>,
     hosts: Vec<HostHandle>,
     index: HashMap<HostId, usize>,
-    initial: Vec<HostRecord>,
+    initial: Vec<SavedHost>,
     /// Taken at shutdown so the hub sees the bus close once the hosts are gone.
     events: Mutex<Option<mpsc::Sender<Event>>>,
     audit: Mutex<Option<AuditSink>>,
@@ -169,19 +169,26 @@ impl Engine {
         };
 
         let now = Utc::now();
-        let mut restored: HashMap<HostId, HostRecord> = deps
+        let mut restored: HashMap<HostId, SavedHost> = deps
             .snapshot
-            .map(|s| s.hosts.into_iter().map(|r| (r.name.clone(), r)).collect())
+            .map(|s| {
+                s.hosts
+                    .into_iter()
+                    .map(|saved| (saved.model.name.clone(), saved))
+                    .collect()
+            })
             .unwrap_or_default();
-        let initial: Vec<HostRecord> = config
+        let initial: Vec<SavedHost> = config
             .hosts
             .iter()
             .map(|host| {
-                let mut record = restored
+                let mut saved = restored
                     .remove(&host.name)
-                    .unwrap_or_else(|| HostRecord::new(host.name.clone()));
-                record.restore(now);
-                record
+                    .unwrap_or_else(|| SavedHost::new(HostModel::new(host.name.clone())));
+                let mut state = (*saved.model.state).clone();
+                state.restore(now);
+                saved.model.state = Arc::new(state);
+                saved
             })
             .collect();
 
@@ -191,33 +198,33 @@ impl Engine {
             .refresh_interval
             .filter(|_| deps.periodic_refresh);
         let mut hosts = Vec::with_capacity(config.hosts.len());
-        for (host, record) in config.hosts.iter().zip(&initial) {
+        for (host, saved) in config.hosts.iter().zip(&initial) {
             let host = Arc::new(host.clone());
-            let step = steps::StepContext {
+            let step = step::StepContext {
                 id: host.name.clone(),
                 exec: (deps.executor_for)(&host),
                 host: host.clone(),
                 tools: deps.managers.clone(),
                 manager: Arc::new(OnceCell::new()),
-                events: events.clone(),
-                moves: mpsc::channel(1).0, // replaced per step by the supervisor
+                supervisor: mpsc::channel(1).0, // replaced per step by the supervisor
                 cancel: cancel.clone(),
                 abandon: abandon.clone(),
                 reboot: deps.reboot.clone(),
                 command_timeout: config.ssh.command_timeout,
                 reboot_timeout: config.fleet.reboot_timeout,
             };
+            let last_refresh = saved.model.last_refresh;
             let host_deps = host::HostDeps {
                 step,
+                events: events.clone(),
                 audit: audit.clone(),
                 limit: limit.clone(),
                 refresh_interval,
-                since_last_refresh: record.last_refresh.and_then(|at| (now - at).to_std().ok()),
+                since_last_refresh: last_refresh.and_then(|at| (now - at).to_std().ok()),
             };
-            let state = record.state.clone();
             hosts.push(HostHandle::spawn(
                 host,
-                state,
+                (*saved.model.state).clone(),
                 host_deps,
                 cancel.child_token(),
                 &tracker,
@@ -275,45 +282,35 @@ impl EngineHandle {
         self.inner.index.get(id).map(|&i| &self.inner.hosts[i])
     }
 
-    /// The restored per-host view at start, in config order, to seed a UI.
-    pub fn initial(&self) -> &[HostRecord] {
+    /// Every host as restored at start (model and recent output), in config order, so a
+    /// consumer opens on yesterday's picture.
+    pub fn initial(&self) -> &[SavedHost] {
         &self.inner.initial
     }
 
-    /// Queues `command` for `host` without waiting.
-    pub fn try_send(&self, host: &str, command: HostCommand) -> Result<(), SendError> {
-        self.host(host)
-            .ok_or(SendError::UnknownHost)?
-            .try_send(command)
+    /// Queues `job` for `host` without waiting.
+    pub fn try_send(&self, host: &str, job: Job) -> Result<(), SendError> {
+        self.host(host).ok_or(SendError::UnknownHost)?.try_send(job)
+    }
+
+    /// Queues a job nobody waits for (the console learns the rest from events).
+    pub fn submit(&self, host: &str, kind: JobKind, origin: Origin) -> Result<(), SendError> {
+        self.try_send(host, Job::new(kind, origin))
     }
 
     /// Starts a wave over `request.hosts`; returns its id. Refused while another wave runs.
-    pub fn start_wave(&self, request: WaveRequest) -> Result<u64, String> {
-        let mut slot = self
-            .inner
-            .wave
-            .lock()
-            .map_err(|_| "wave state poisoned".to_string())?;
+    pub fn start_wave(&self, request: WaveRequest) -> Result<u64, WaveError> {
+        let mut slot = lock(&self.inner.wave);
         if let Some(running) = slot.as_ref()
             && !running.finished.is_cancelled()
         {
-            return Err(format!("wave {} is still running", running.id));
+            return Err(WaveError::Running(running.id));
         }
         if request.hosts.is_empty() {
-            return Err("no hosts selected for the wave".to_string());
+            return Err(WaveError::NoHosts);
         }
-        let events = self
-            .inner
-            .events
-            .lock()
-            .map_err(|_| "engine state poisoned".to_string())?
-            .clone()
-            .ok_or_else(|| "the engine is shutting down".to_string())?;
-        let audit = self
-            .inner
-            .audit
-            .lock()
-            .map_err(|_| "engine state poisoned".to_string())?
+        let events = lock(&self.inner.events).clone().ok_or(WaveError::Stopped)?;
+        let audit = lock(&self.inner.audit)
             .clone()
             .unwrap_or_else(AuditSink::disabled);
         let plan = WavePlan::new(request.hosts.clone(), &request.sizes, request.max_failures);
@@ -326,7 +323,7 @@ impl EngineHandle {
                     .map(|id| {
                         self.host(id)
                             .cloned()
-                            .ok_or_else(|| format!("unknown host '{id}'"))
+                            .ok_or_else(|| WaveError::UnknownHost(id.clone()))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })
@@ -357,41 +354,36 @@ impl EngineHandle {
     }
 
     /// Pauses the running wave before its next batch (hosts in flight finish).
-    pub fn pause_wave(&self) -> Result<(), String> {
+    pub fn pause_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| {
             w.paused.send_replace(true);
         })
     }
 
-    pub fn resume_wave(&self) -> Result<(), String> {
+    pub fn resume_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| {
             w.paused.send_replace(false);
         })
     }
 
     /// Aborts the running wave: no new host starts, in-flight hosts stop at their next safe point.
-    pub fn abort_wave(&self) -> Result<(), String> {
+    pub fn abort_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| w.abort.cancel())
     }
 
-    fn with_wave(&self, f: impl FnOnce(&wave::WaveControl)) -> Result<(), String> {
-        let slot = self
-            .inner
-            .wave
-            .lock()
-            .map_err(|_| "wave state poisoned".to_string())?;
-        match slot.as_ref() {
+    fn with_wave(&self, f: impl FnOnce(&wave::WaveControl)) -> Result<(), WaveError> {
+        match lock(&self.inner.wave).as_ref() {
             Some(w) if !w.finished.is_cancelled() => {
                 f(w);
                 Ok(())
             }
-            _ => Err("no wave is running".to_string()),
+            _ => Err(WaveError::NotRunning),
         }
     }
 
     /// Records a mutating action that happened outside a host (a config change, say).
     pub async fn audit(&self, record: AuditRecord) {
-        let sink = self.inner.audit.lock().ok().and_then(|s| s.clone());
+        let sink = lock(&self.inner.audit).clone();
         if let Some(sink) = sink {
             sink.record(record).await;
         }
@@ -403,12 +395,8 @@ impl EngineHandle {
     pub async fn shutdown(&self, grace: Duration) -> bool {
         self.inner.cancel.cancel();
         // Drop our own senders so the hub and the audit appender see their inputs close.
-        if let Ok(mut events) = self.inner.events.lock() {
-            events.take();
-        }
-        if let Ok(mut audit) = self.inner.audit.lock() {
-            audit.take();
-        }
+        lock(&self.inner.events).take();
+        lock(&self.inner.audit).take();
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await
@@ -456,4 +444,12 @@ impl EngineHandle {
     pub fn abandon(&self) {
         self.inner.abandon.cancel();
     }
+}
+
+/// The engine's std mutexes guard a few fields swapped without any `.await` inside, so a panic
+/// cannot leave them half-written: a poisoned one is still sound to use.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -37,8 +37,8 @@ impl ManagerSource for RealManagers {
         _host: &HostConfig,
         exec: &dyn Executor,
         cancel: &CancellationToken,
-    ) -> Result<Inventory, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(inventory::collect(exec, cancel).await?)
+    ) -> Result<Inventory, inventory::Error> {
+        inventory::collect(exec, cancel).await
     }
 }
 

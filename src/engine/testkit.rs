@@ -41,6 +41,8 @@ pub struct Behaviour {
     pub new_host_key: bool,
     /// Removals the upgrade plan reports.
     pub removals: Vec<String>,
+    /// Reads fail as if the host refused connections (network trouble).
+    pub offline: bool,
 }
 
 impl Default for Behaviour {
@@ -55,6 +57,7 @@ impl Default for Behaviour {
             keep_boot_id: false,
             new_host_key: false,
             removals: Vec::new(),
+            offline: false,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct SimFleet {
     pub in_flight: AtomicUsize,
     pub peak: AtomicUsize,
     pub upgrades: AtomicUsize,
+    /// Inventory reads asked for, answered or not.
+    pub reads: AtomicUsize,
 }
 
 impl SimFleet {
@@ -223,7 +228,17 @@ impl ManagerSource for SimSource {
         host: &HostConfig,
         _exec: &dyn Executor,
         _cancel: &CancellationToken,
-    ) -> Result<Inventory, Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<Inventory, crate::inventory::Error> {
+        self.0.reads.fetch_add(1, Ordering::SeqCst);
+        if self.0.behaviour(&host.name).offline {
+            return Err(crate::inventory::Error::Remote {
+                step: "inventory",
+                source: remote::Error::Connect {
+                    target: host.name.to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                },
+            });
+        }
         Ok(Inventory {
             os: OsInfo {
                 id: "debian".into(),

@@ -8,10 +8,10 @@
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Event, HostCommand, StepOutcome, WaveProgress, WaveStatus, WaveStep};
+use super::bus::{Event, Job, JobKind, Origin, Outcome, WaveProgress, WaveStatus};
 use super::host::HostHandle;
 use crate::config::{BatchSize, FailureLimit, HostId};
 use crate::store::audit::{AuditRecord, AuditSink};
@@ -182,27 +182,23 @@ impl WaveRunner {
 
     /// Sends every host of the batch its step and collects the answers as they come.
     async fn run_batch(&mut self, batch: Vec<HostHandle>, progress: &mut WaveProgress) {
-        let step = WaveStep::Full {
+        let kind = JobKind::Update {
             dry_run: self.request.dry_run,
             allow_removals: self.request.allow_removals,
         };
         let mut answers = FuturesUnordered::new();
         for handle in batch {
-            let (respond_to, answer) = oneshot::channel();
-            let command = HostCommand::RunStep {
-                step,
-                respond_to,
-                stop: self.abort.clone(),
-            };
+            let (job, answer) = Job::answered(kind, Origin::Wave(self.id));
+            let command = job.stopped_by(self.abort.clone());
             // `send` waits for room in the host's small queue; the supervisor drains it promptly.
             let id = handle.id.clone();
             let sent = handle.send(command).await;
             answers.push(async move {
                 let outcome = match sent {
-                    Ok(()) => answer.await.unwrap_or_else(|_| StepOutcome::Failed {
+                    Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {
                         error: "the host's supervisor stopped".to_string(),
                     }),
-                    Err(e) => StepOutcome::Failed {
+                    Err(e) => Outcome::Failed {
                         error: e.to_string(),
                     },
                 };
@@ -221,9 +217,9 @@ impl WaveRunner {
                 })
                 .await;
             match outcome {
-                StepOutcome::Succeeded => progress.succeeded += 1,
-                StepOutcome::Failed { .. } => progress.failed += 1,
-                StepOutcome::Skipped { .. } | StepOutcome::Refused { .. } => progress.skipped += 1,
+                Outcome::Succeeded => progress.succeeded += 1,
+                Outcome::Failed { .. } => progress.failed += 1,
+                Outcome::Skipped { .. } | Outcome::Refused { .. } => progress.skipped += 1,
             }
             progress.in_flight.retain(|h| *h != id);
             self.emit(progress).await;

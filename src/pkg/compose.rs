@@ -46,6 +46,25 @@ impl ComposeReport {
     pub fn changed(&self) -> impl Iterator<Item = &ServiceImage> {
         self.services.iter().filter(|s| s.changed())
     }
+
+    /// TEMPORARY until the compose branch lands: the changed services as change records.
+    pub fn changes(&self) -> impl Iterator<Item = ServiceChange> + '_ {
+        self.changed().map(|s| ServiceChange {
+            path: self.path.clone(),
+            service: s.service.clone(),
+            from: s.old_id.clone(),
+            to: s.new_id.clone().unwrap_or_default(),
+        })
+    }
+}
+
+/// TEMPORARY until the compose branch lands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceChange {
+    pub path: String,
+    pub service: String,
+    pub from: Option<String>,
+    pub to: String,
 }
 
 /// Updates the compose stacks of one host, per its `[host.docker]` settings.
@@ -158,6 +177,20 @@ impl ComposeUpdater {
             services,
             recreated: false,
         })
+    }
+
+    /// TEMPORARY until the compose branch lands: check without pulling.
+    pub async fn inspect(
+        &self,
+        exec: &dyn Executor,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> Result<ComposeReport, Error> {
+        let quiet = ComposeUpdater {
+            pull_before_update: false,
+            ..*self
+        };
+        quiet.check(exec, path, None, cancel).await
     }
 
     /// [`check`](Self::check), then `up -d` when at least one service has a newer image.

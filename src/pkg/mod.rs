@@ -23,7 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
 
-pub use compose::{ComposeReport, ComposeUpdater, ServiceImage};
+/// TEMPORARY until the selection branch moves it here.
+pub use crate::tui::progress::UpdateProgress;
+pub use compose::{
+    ComposeReport, ComposeReport as StackReport, ComposeUpdater, ServiceChange, ServiceImage,
+};
 pub use detect::{detect, manager_for};
 
 /// One package with a newer version available.
@@ -128,6 +132,17 @@ pub enum Error {
     Locked(u64),
     #[error("could not understand {what}: {detail}")]
     Parse { what: &'static str, detail: String },
+}
+
+impl Error {
+    /// The transport's word on it, when a command could not be run to completion: network
+    /// trouble that trying again may fix.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Remote { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 /// A package manager on one host. Every method takes the host's executor.

@@ -5,12 +5,13 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::HostId;
+use crate::engine::JobKind;
 use crate::engine::bus::{StateKind, WaveStatus};
 use crate::tui::app::App;
 use crate::tui::dialogs::{ConfirmDialog, Confirmable, PackagesDialog, WaveDialog};
 use crate::tui::filter::Filter;
 use crate::tui::keys::Action;
-use crate::tui::request::{EngineLink, HostAction, UiRequest};
+use crate::tui::request::{EngineLink, UiRequest};
 use crate::tui::view::{Input, Overlay, Tab};
 
 impl<L: EngineLink> App<L> {
@@ -85,14 +86,14 @@ impl<L: EngineLink> App<L> {
             Action::Packages => {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
-            Action::Refresh => self.confirm_hosts(HostAction::Refresh),
-            Action::Update => self.confirm_hosts(HostAction::Update {
+            Action::Refresh => self.confirm_hosts(JobKind::Refresh),
+            Action::Update => self.confirm_hosts(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,
             }),
-            Action::Reboot => self.confirm_hosts(HostAction::Reboot),
-            Action::Retry => self.confirm_hosts(HostAction::Retry),
-            Action::Acknowledge => self.confirm_hosts(HostAction::Acknowledge),
+            Action::Reboot => self.confirm_hosts(JobKind::Reboot),
+            Action::Retry => self.confirm_hosts(JobKind::Retry),
+            Action::Acknowledge => self.confirm_hosts(JobKind::Acknowledge),
             Action::Wave => self.open_wave(),
             Action::PauseWave => self.pause_or_resume(),
             Action::AbortWave if self.model.wave_running() => {
@@ -159,7 +160,7 @@ impl<L: EngineLink> App<L> {
         let Some(host) = self.view.cursor_host(&self.model) else {
             return;
         };
-        let name = host.name.clone();
+        let name = host.name().clone();
         if !self.view.marks.remove(&name) {
             self.view.marks.insert(name);
         }
@@ -172,7 +173,7 @@ impl<L: EngineLink> App<L> {
             .visible()
             .iter()
             .filter_map(|&i| self.model.host(i))
-            .map(|h| h.name.clone())
+            .map(|h| h.name().clone())
             .collect();
         if names.iter().all(|n| self.view.marks.contains(n)) {
             for name in &names {
@@ -183,14 +184,14 @@ impl<L: EngineLink> App<L> {
         }
     }
 
-    fn confirm_hosts(&mut self, action: HostAction) {
+    fn confirm_hosts(&mut self, action: JobKind) {
         let mut hosts = self.view.targets(&self.model);
-        if matches!(action, HostAction::Retry | HostAction::Acknowledge) {
+        if matches!(action, JobKind::Retry | JobKind::Acknowledge) {
             hosts.retain(|name| {
                 self.model
                     .position(name)
                     .and_then(|i| self.model.host(i))
-                    .is_some_and(|h| h.state == StateKind::Failed)
+                    .is_some_and(|h| h.state() == StateKind::Failed)
             });
             if hosts.is_empty() {
                 self.view
@@ -292,14 +293,14 @@ impl<L: EngineLink> App<L> {
                 for host in dialog.hosts {
                     if let Err(reason) = self.link.send(UiRequest::Host {
                         host: host.clone(),
-                        action,
+                        job: action,
                     }) {
                         refused.push(format!("{host} ({reason})"));
                     }
                 }
                 let removals = matches!(
                     action,
-                    HostAction::Update {
+                    JobKind::Update {
                         allow_removals: true,
                         ..
                     }
@@ -468,7 +469,7 @@ impl<L: EngineLink> App<L> {
             }
             None if self.view.search.is_empty() => {}
             None => {
-                let text = format!("'{}' not found in {}'s log", self.view.search, host.name);
+                let text = format!("'{}' not found in {}'s log", self.view.search, host.name());
                 self.view.set_status(text, true);
             }
         }

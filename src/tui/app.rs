@@ -40,6 +40,9 @@ pub struct Settings {
     pub keys: KeyMap,
     pub theme: Theme,
     pub wave_defaults: WaveDefaults,
+    /// Said on the status line when the console opens (a snapshot that could not be restored):
+    /// the operator looks at the screen, not at the log.
+    pub startup_warning: Option<String>,
 }
 
 pub struct App<L> {
@@ -55,9 +58,13 @@ pub struct App<L> {
 
 impl<L: EngineLink> App<L> {
     pub fn new(model: FleetModel, link: L, settings: Settings) -> Self {
+        let mut view = ViewState::new(settings.read_only);
+        if let Some(warning) = settings.startup_warning {
+            view.set_status(format!("warning: {warning}"), true);
+        }
         Self {
             model,
-            view: ViewState::new(settings.read_only),
+            view,
             keys: settings.keys,
             theme: settings.theme,
             link,
@@ -79,15 +86,9 @@ impl<L: EngineLink> App<L> {
     pub fn apply(&mut self, event: &Event) {
         self.model.apply(event);
         // A refusal answers something the operator just asked for: say it where they look.
-        if let Event::Refused {
-            host,
-            command,
-            reason,
-        } = event
-        {
-            let what = format!("{command:?}").to_lowercase();
+        if let Event::Refused { host, job, reason } = event {
             self.view
-                .set_status(format!("{host}: {what} refused: {reason}"), true);
+                .set_status(format!("{host}: {} refused: {reason}", job.name()), true);
         }
         self.dirty = true;
     }

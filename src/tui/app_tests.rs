@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit};
+use crate::engine::JobKind;
 use crate::engine::bus::{Event, StateKind, WaveStatus};
-use crate::tui::request::{HostAction, UiRequest, WaveSpec};
+use crate::tui::request::{UiRequest, WaveSpec};
 use crate::tui::testing::{demo_app, press, state_changed, wave};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Input, Overlay, Tab};
@@ -18,7 +19,7 @@ fn app() -> crate::tui::app::App<crate::tui::request::RecordingLink> {
 }
 
 fn cursor_name(app: &crate::tui::app::App<crate::tui::request::RecordingLink>) -> String {
-    app.view.cursor_host(&app.model).unwrap().name.to_string()
+    app.view.cursor_host(&app.model).unwrap().name().to_string()
 }
 
 /// The status line's text (panics when there is none: every caller expects one).
@@ -90,11 +91,11 @@ fn marks_decide_the_targets_else_the_cursor_host() {
         [
             UiRequest::Host {
                 host: "host-00".into(),
-                action: HostAction::Refresh
+                job: JobKind::Refresh
             },
             UiRequest::Host {
                 host: "host-02".into(),
-                action: HostAction::Refresh
+                job: JobKind::Refresh
             },
         ]
     );
@@ -119,7 +120,7 @@ fn update_confirmation_toggles_dry_run_and_sends_per_host() {
         app.link().sent,
         [UiRequest::Host {
             host: "host-00".into(),
-            action: HostAction::Update {
+            job: JobKind::Update {
                 dry_run: true,
                 allow_removals: false
             }
@@ -136,7 +137,7 @@ fn removals_are_refused_unless_the_operator_presses_r_in_the_confirmation() {
     press(&mut app, "u R R R y");
     let update = |host: &str, allow_removals| UiRequest::Host {
         host: host.into(),
-        action: HostAction::Update {
+        job: JobKind::Update {
             dry_run: false,
             allow_removals,
         },
@@ -161,7 +162,7 @@ fn removals_are_refused_unless_the_operator_presses_r_in_the_confirmation() {
         app.link().sent[4..],
         [UiRequest::Host {
             host: "host-02".into(),
-            action: HostAction::Reboot
+            job: JobKind::Reboot
         }]
     );
 }
@@ -192,7 +193,7 @@ fn retry_and_ack_only_target_failed_hosts() {
         app.link().sent,
         [UiRequest::Host {
             host: "host-03".into(),
-            action: HostAction::Acknowledge
+            job: JobKind::Acknowledge
         }]
     );
 }
@@ -354,6 +355,7 @@ fn refused_sends_become_a_status_message() {
         keys: demo.keys.clone(),
         theme: demo.theme,
         wave_defaults: demo.wave_defaults.clone(),
+        startup_warning: None,
     };
     let mut app = crate::tui::app::App::new(demo.model.clone(), Busy, settings);
     press(&mut app, "r y");

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit, HostId};
+use crate::engine::JobKind;
 use crate::tui::model::FleetModel;
-use crate::tui::request::{HostAction, WaveSpec};
+use crate::tui::request::WaveSpec;
 
 /// What a confirmation is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmable {
-    Host(HostAction),
+    Host(JobKind),
     AbortWave,
     Quit { busy: usize },
 }
@@ -49,14 +50,14 @@ impl ConfirmDialog {
 
     /// Flips dry run for an update; other actions ignore it.
     pub fn toggle_dry_run(&mut self) {
-        if let Confirmable::Host(HostAction::Update { dry_run, .. }) = &mut self.what {
+        if let Confirmable::Host(JobKind::Update { dry_run, .. }) = &mut self.what {
             *dry_run = !*dry_run;
         }
     }
 
     /// Flips the operator's consent to removals for an update; other actions ignore it.
     pub fn toggle_removals(&mut self) {
-        if let Confirmable::Host(HostAction::Update { allow_removals, .. }) = &mut self.what {
+        if let Confirmable::Host(JobKind::Update { allow_removals, .. }) = &mut self.what {
             *allow_removals = !*allow_removals;
         }
     }
@@ -65,7 +66,7 @@ impl ConfirmDialog {
     pub fn allows_removals(&self) -> bool {
         matches!(
             self.what,
-            Confirmable::Host(HostAction::Update {
+            Confirmable::Host(JobKind::Update {
                 allow_removals: true,
                 ..
             })
@@ -272,9 +273,9 @@ impl PackagesDialog {
     pub fn build(model: &FleetModel) -> Self {
         let mut by_name: BTreeMap<&str, Grouping<'_>> = BTreeMap::new();
         for host in model.hosts() {
-            for pkg in host.pending.iter().flat_map(|p| p.iter()) {
+            for pkg in host.model.pending.iter().flat_map(|p| p.iter()) {
                 let entry = by_name.entry(pkg.name.as_str()).or_default();
-                entry.0.push(host.name.clone());
+                entry.0.push(host.name().clone());
                 entry.1 |= pkg.security;
                 let pair = (pkg.from.as_str(), pkg.to.as_str());
                 if !entry.2.contains(&pair) {
@@ -415,7 +416,7 @@ mod tests {
     #[test]
     fn update_confirmation_toggles_dry_run() {
         let mut dialog = ConfirmDialog {
-            what: Confirmable::Host(HostAction::Update {
+            what: Confirmable::Host(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,
             }),
@@ -430,7 +431,7 @@ mod tests {
     #[test]
     fn update_confirmation_toggles_removals_and_other_actions_ignore_it() {
         let mut dialog = ConfirmDialog {
-            what: Confirmable::Host(HostAction::Update {
+            what: Confirmable::Host(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,
             }),
@@ -439,7 +440,7 @@ mod tests {
         dialog.toggle_removals();
         assert_eq!(
             dialog.what,
-            Confirmable::Host(HostAction::Update {
+            Confirmable::Host(JobKind::Update {
                 dry_run: false,
                 allow_removals: true
             })
@@ -448,11 +449,11 @@ mod tests {
         dialog.toggle_removals();
         assert!(!dialog.allows_removals());
         let mut reboot = ConfirmDialog {
-            what: Confirmable::Host(HostAction::Reboot),
+            what: Confirmable::Host(JobKind::Reboot),
             hosts: vec!["a".into()],
         };
         reboot.toggle_removals();
-        assert_eq!(reboot.what, Confirmable::Host(HostAction::Reboot));
+        assert_eq!(reboot.what, Confirmable::Host(JobKind::Reboot));
         assert!(!reboot.allows_removals());
     }
 }

@@ -1,20 +1,20 @@
-//! The adapter between the console and the engine: `UiRequest` → `EngineHandle` calls, and the
-//! engine's restored view at start → the first `FleetModel`.
+//! The adapter between the console and the engine: each `UiRequest` is one direct
+//! `EngineHandle` call (a job with the console as its origin, or a wave control).
 //!
 //! Every call here is non-blocking (`try_send`, or a quick lock inside the engine), so the UI task
 //! never waits on a host. Nothing here draws or reads keys.
 
-use crate::engine::state::Phase;
-use crate::engine::{EngineHandle, HostCommand, HostRecord, WaveRequest};
-use crate::tui::model::FleetModel;
-use crate::tui::request::{EngineLink, HostAction, UiRequest};
+use crate::engine::{EngineHandle, Origin, WaveRequest};
+use crate::tui::request::{EngineLink, UiRequest};
 
 impl EngineLink for EngineHandle {
     fn send(&mut self, request: UiRequest) -> Result<(), String> {
-        match request {
-            UiRequest::Host { host, action } => self
-                .try_send(&host, command(action))
-                .map_err(|err| err.to_string()),
+        let sent = match request {
+            UiRequest::Host { host, job } => {
+                return self
+                    .submit(&host, job, Origin::Console)
+                    .map_err(|err| err.to_string());
+            }
             UiRequest::StartWave(spec) => self
                 .start_wave(WaveRequest {
                     hosts: spec.hosts,
@@ -28,55 +28,8 @@ impl EngineLink for EngineHandle {
             UiRequest::PauseWave => self.pause_wave(),
             UiRequest::ResumeWave => self.resume_wave(),
             UiRequest::AbortWave => self.abort_wave(),
-        }
-    }
-}
-
-fn command(action: HostAction) -> HostCommand {
-    match action {
-        HostAction::Refresh => HostCommand::Refresh,
-        HostAction::Update {
-            dry_run,
-            allow_removals,
-        } => HostCommand::Update {
-            dry_run,
-            allow_removals,
-        },
-        HostAction::Reboot => HostCommand::Reboot,
-        HostAction::Retry => HostCommand::Retry,
-        HostAction::Acknowledge => HostCommand::Acknowledge,
-    }
-}
-
-/// Fills the model from what the engine restored, so the screen opens on yesterday's picture.
-pub fn seed(model: &mut FleetModel, records: &[HostRecord]) {
-    for record in records {
-        let (error, acknowledged) = match &record.state.phase {
-            Phase::Failed(info) => (Some(info.error.clone()), info.acknowledged),
-            _ => (None, false),
         };
-        model.seed_state(&record.name, record.state.kind(), error);
-        let Some(row) = model.seed_row(&record.name) else {
-            continue;
-        };
-        row.acknowledged = acknowledged;
-        if let Phase::WaitingReboot { reason } = &record.state.phase {
-            row.reboot_reason = Some(reason.clone());
-        }
-        row.inventory = record.inventory.clone();
-        // A host never refreshed has an empty list; show "—" rather than a misleading 0.
-        if record.last_refresh.is_some() || !record.pending.is_empty() {
-            row.security = record.pending.iter().filter(|p| p.security).count();
-            row.pending = Some(record.pending.clone());
-        }
-        row.reboot = record.reboot.clone();
-        row.plan = record.plan.clone().map(|plan| (plan, true));
-        row.last_update = record.last_update;
-        row.since = record.last_change;
-        row.log.restore(
-            record.recent_output.iter().map(String::as_str),
-            record.dropped_output,
-        );
+        sent.map_err(|err| err.to_string())
     }
 }
 
@@ -87,61 +40,49 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::engine::JobKind;
     use crate::engine::bus::StateKind;
-    use crate::engine::state::FailedInfo;
+    use crate::fleet::{FailedInfo, HostModel, HostState, Phase};
+    use crate::store::snapshot::SavedHost;
     use crate::tui::testing::fleet;
 
     #[test]
-    fn seeds_states_errors_pending_and_output_from_the_snapshot() {
+    fn restores_states_errors_pending_and_output_from_the_snapshot() {
         let mut model = fleet(2);
-        let mut failed = HostRecord::new("host-01".into());
-        failed.state.phase = Phase::Failed(FailedInfo {
-            previous_state: StateKind::Updating,
-            error: "interrupted during updating".into(),
-            failed_at: Utc::now(),
-            acknowledged: true,
-        });
+        let failed_state = HostState {
+            phase: Phase::Failed(FailedInfo {
+                previous_state: StateKind::Updating,
+                error: "interrupted during updating".into(),
+                failed_at: Utc::now(),
+                acknowledged: true,
+            }),
+            ..HostState::default()
+        };
+        let mut failed = SavedHost::new(HostModel::new("host-01".into()));
+        failed.model.state = Arc::new(failed_state);
         failed.recent_output = ["a", "b"].iter().map(|s| s.to_string()).collect();
         failed.dropped_output = 7;
-        let mut pending = HostRecord::new("host-00".into());
-        pending.state.phase = Phase::PendingUpdates;
-        pending.last_refresh = Some(Utc::now());
-        pending.pending = Arc::from(vec![crate::pkg::PendingPackage {
+        let mut pending = SavedHost::new(HostModel::new("host-00".into()));
+        pending.model.state = Arc::new(HostState {
+            phase: Phase::PendingUpdates,
+            ..HostState::default()
+        });
+        pending.model.pending = Some(Arc::from(vec![crate::pkg::PendingPackage {
             name: "openssl".into(),
             from: "1".into(),
             to: "2".into(),
             security: true,
-        }]);
-        seed(&mut model, &[pending, failed]);
+        }]));
+        model.restore(&[pending, failed]);
         assert_eq!(model.total(StateKind::Failed), 1);
         assert_eq!(model.total(StateKind::PendingUpdates), 1);
         assert_eq!(model.total(StateKind::Idle), 0);
         let host = model.host(1).unwrap();
-        assert!(host.acknowledged);
-        assert_eq!(host.error.as_deref(), Some("interrupted during updating"));
+        assert!(host.acknowledged());
+        assert_eq!(host.error(), Some("interrupted during updating"));
         assert_eq!(host.log.len(), 2);
         assert_eq!(host.log.dropped(), 7);
-        assert_eq!(model.host(0).unwrap().security, 1);
-    }
-
-    #[test]
-    fn consent_to_removals_reaches_the_host_command() {
-        for allow in [false, true] {
-            let sent = command(HostAction::Update {
-                dry_run: false,
-                allow_removals: allow,
-            });
-            assert!(
-                matches!(
-                    sent,
-                    HostCommand::Update {
-                        dry_run: false,
-                        allow_removals
-                    } if allow_removals == allow
-                ),
-                "{sent:?}"
-            );
-        }
+        assert_eq!(model.host(0).unwrap().security(), 1);
     }
 
     /// Through the real engine (simulated hosts whose plan removes 'legacy'): without consent
@@ -169,7 +110,7 @@ mod tests {
         let mut rig = start(fleet_config(3, ""), fleet.clone());
         let update = |host: &str, allow_removals| UiRequest::Host {
             host: host.into(),
-            action: HostAction::Update {
+            job: JobKind::Update {
                 dry_run: false,
                 allow_removals,
             },

@@ -98,13 +98,13 @@ fn parse_state(value: &str) -> Result<StateMatch, FilterError> {
 impl Term {
     fn matches(&self, host: &HostRow) -> bool {
         match self {
-            Term::Name(part) => host.name.to_lowercase().contains(part.as_str()),
+            Term::Name(part) => host.name().to_lowercase().contains(part.as_str()),
             Term::Tag(tag) => host.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)),
             Term::Group(group) => host.groups.iter().any(|g| g.eq_ignore_ascii_case(group)),
             Term::Os(os) => host.os_ids().any(|id| id.eq_ignore_ascii_case(os)),
-            Term::State(StateMatch::Is(kind)) => host.state == *kind,
+            Term::State(StateMatch::Is(kind)) => host.state() == *kind,
             Term::State(StateMatch::Busy) => matches!(
-                host.state,
+                host.state(),
                 StateKind::Querying
                     | StateKind::Updating
                     | StateKind::Rebooting
@@ -140,7 +140,7 @@ mod tests {
             .hosts()
             .iter()
             .filter(|h| filter.matches(h))
-            .map(|h| h.name.to_string())
+            .map(|h| h.name().to_string())
             .collect()
     }
 

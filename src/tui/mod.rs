@@ -13,7 +13,7 @@ mod engine_link;
 mod filter;
 mod keys;
 mod model;
-mod progress;
+pub(crate) mod progress;
 mod request;
 mod scrollback;
 mod terminal;
@@ -32,7 +32,7 @@ pub use app::{App, Settings};
 pub use dialogs::WaveDefaults;
 pub use keys::{KeyError, KeyMap};
 pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
-pub use request::{EngineLink, HostAction, RecordingLink, UiRequest, WaveSpec};
+pub use request::{EngineLink, RecordingLink, UiRequest, WaveSpec};
 pub use theme::Theme;
 
 use std::sync::Arc;
@@ -64,6 +64,7 @@ impl Settings {
                 delay: config.fleet.delay,
                 max_failures: config.fleet.max_failures,
             },
+            startup_warning: None,
         })
     }
 }
@@ -136,7 +137,7 @@ pub async fn console(
 ) -> Result<Ended, TuiError> {
     let (engine, events) = Engine::start(config.clone(), deps);
     let mut model = FleetModel::from_config(&config, DEFAULT_LOG_LINES);
-    engine_link::seed(&mut model, engine.initial());
+    model.restore(engine.initial());
     tracing::info!(
         hosts = model.hosts().len(),
         read_only = settings.read_only,

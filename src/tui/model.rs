@@ -1,9 +1,10 @@
 //! The fleet as the screen knows it: one row per host, fed only by engine [`Event`]s.
 //!
-//! `FleetModel::apply` is the only way engine news reaches the screen (STYLE.md §6). The model owns
-//! per-host rows (state, inventory, pending packages, last error, bounded output scrollback) and
-//! the latest wave progress. It knows nothing of keys, cursors or drawing, and never talks to a
-//! host: commands go out through `request.rs`.
+//! `FleetModel::apply` is the only way engine news reaches the screen (STYLE.md §6). Each row is
+//! the one host model every consumer shares ([`HostModel`], folded by the same `apply`) plus only
+//! what the screen needs: where the host is, its tags and groups, a bounded output scrollback and
+//! how its part in the last wave ended. It knows nothing of keys, cursors or drawing, and never
+//! talks to a host: commands go out through `request.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +12,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, HostId};
-use crate::engine::bus::{CommandKind, Event, StateKind, StepOutcome, WaveProgress, WaveStatus};
-use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
-use crate::tui::progress::UpdateProgress;
+use crate::engine::bus::{Event, Outcome, StateKind, WaveProgress, WaveStatus};
+use crate::fleet::HostModel;
+use crate::store::snapshot::SavedHost;
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.
@@ -35,43 +35,60 @@ pub const ALL_STATES: [StateKind; 8] = [
 /// What the screen knows about one host.
 #[derive(Debug, Clone)]
 pub struct HostRow {
-    pub name: HostId,
+    /// The host as every consumer knows it.
+    pub model: HostModel,
     /// `user@addr:port` or `local`, for the detail pane.
     pub target: String,
     pub tags: Vec<String>,
     pub groups: Vec<String>,
-    pub state: StateKind,
-    pub since: Option<DateTime<Utc>>,
-    /// The error of the last failure (kept after retry so the operator can still read it).
-    pub error: Option<Arc<str>>,
-    /// Why the host waits for a reboot, when it does.
-    pub reboot_reason: Option<Arc<str>>,
-    pub acknowledged: bool,
-    pub inventory: Option<Arc<Inventory>>,
-    /// `None` until the first refresh: the table shows "—", not a misleading 0.
-    pub pending: Option<Arc<[PendingPackage]>>,
-    pub security: usize,
-    pub reboot: RebootStatus,
-    /// The last plan, and whether it came from a dry run.
-    pub plan: Option<(Arc<UpgradePlan>, bool)>,
-    /// When an update last finished successfully.
-    pub last_update: Option<DateTime<Utc>>,
-    /// The last refusal, shown in the detail pane and the status line.
-    pub refused: Option<(CommandKind, Arc<str>)>,
     /// How this host's part in the last wave ended ("skipped: outside its window").
     pub wave_result: Option<String>,
     pub log: Scrollback,
-    /// How far the running upgrade has got, while the host is updating.
-    pub progress: Option<UpdateProgress>,
     /// `[host.policy] allow_removals`: the engine lets this host's upgrades remove packages
     /// without the operator's consent per command.
     pub removals_allowed_by_policy: bool,
 }
 
 impl HostRow {
+    pub fn name(&self) -> &HostId {
+        &self.model.name
+    }
+
+    pub fn state(&self) -> StateKind {
+        self.model.kind()
+    }
+
+    pub fn since(&self) -> Option<DateTime<Utc>> {
+        self.model.state.since
+    }
+
+    /// What went wrong last: the failure of a failed host, else the last failed read.
+    pub fn error(&self) -> Option<&str> {
+        let state = &self.model.state;
+        state
+            .error()
+            .or_else(|| state.last_error.as_ref().map(|e| &*e.error))
+    }
+
+    pub fn acknowledged(&self) -> bool {
+        self.model.state.acknowledged()
+    }
+
+    /// Why the host waits for a reboot, when it does.
+    pub fn reboot_reason(&self) -> Option<Arc<str>> {
+        match &self.model.state.phase {
+            crate::fleet::Phase::WaitingReboot { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn security(&self) -> usize {
+        self.model.security_count()
+    }
+
     /// The OS as the table shows it: `Debian 12`, else the ID, else nothing yet.
     pub fn os_label(&self) -> String {
-        let Some(inv) = &self.inventory else {
+        let Some(inv) = &self.model.inventory else {
             return String::new();
         };
         let os = &inv.os;
@@ -85,13 +102,13 @@ impl HostRow {
 
     /// The OS id and the ids it is like, lowercase, for `os:` filters.
     pub fn os_ids(&self) -> impl Iterator<Item = &str> {
-        self.inventory.iter().flat_map(|inv| {
+        self.model.inventory.iter().flat_map(|inv| {
             std::iter::once(inv.os.id.as_str()).chain(inv.os.id_like.iter().map(String::as_str))
         })
     }
 
     pub fn pending_count(&self) -> Option<usize> {
-        self.pending.as_ref().map(|p| p.len())
+        self.model.pending_count()
     }
 }
 
@@ -152,11 +169,11 @@ impl FleetModel {
         let index = hosts
             .iter()
             .enumerate()
-            .map(|(i, h)| (h.name.clone(), i))
+            .map(|(i, h)| (h.name().clone(), i))
             .collect();
         let mut totals = [0; ALL_STATES.len()];
         for host in &hosts {
-            totals[state_slot(host.state)] += 1;
+            totals[state_slot(host.state())] += 1;
         }
         Self {
             hosts,
@@ -218,127 +235,55 @@ impl FleetModel {
         })
     }
 
-    /// Sets a host's state without an event, e.g. from the snapshot read at start.
-    pub fn seed_state(&mut self, name: &str, state: StateKind, error: Option<Arc<str>>) {
-        if let Some(i) = self.position(name) {
-            self.set_state(i, state);
-            if error.is_some() {
-                self.hosts[i].error = error;
-            }
-            self.generation += 1;
+    /// Opens on what the engine restored (yesterday's picture): each host's model and the
+    /// output it last printed.
+    pub fn restore(&mut self, saved: &[SavedHost]) {
+        for host in saved {
+            let Some(i) = self.position(&host.model.name) else {
+                continue;
+            };
+            let before = self.hosts[i].state();
+            let row = &mut self.hosts[i];
+            row.model = host.model.clone();
+            row.log.restore(
+                host.recent_output.iter().map(String::as_str),
+                host.dropped_output,
+            );
+            self.count_move(before, self.hosts[i].state());
         }
-    }
-
-    /// A row to fill from the snapshot read at start. State changes go through `seed_state`
-    /// (which keeps the totals right), everything else may be set here.
-    pub fn seed_row(&mut self, name: &str) -> Option<&mut HostRow> {
         self.generation += 1;
-        self.row_mut(name)
     }
 
     /// Folds one engine event into the model. Events about unknown hosts are ignored: the engine
     /// and the screen were built from the same config, so they can only come from a race at exit.
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::Output { host, stream, line } => {
-                if let Some(row) = self.row_mut(host) {
-                    if let Some(progress) = row.progress.as_mut() {
-                        progress.observe(line);
-                    }
-                    row.log.push(*stream, line.clone());
-                }
-                return; // output does not change anything rows are filtered or sorted by
-            }
-            Event::StateChanged {
-                host,
-                from,
-                to,
-                at,
-                reason,
-            } => {
-                let Some(i) = self.position(host) else { return };
-                self.set_state(i, *to);
-                let row = &mut self.hosts[i];
-                row.since = Some(*at);
-                row.progress = (*to == StateKind::Updating).then(|| {
-                    let planned = match &row.plan {
-                        Some((plan, false)) => plan.upgrades.len() + plan.installs.len(),
-                        _ => row.pending_count().unwrap_or(0),
-                    };
-                    UpdateProgress::new(planned)
-                });
-                match to {
-                    StateKind::Failed => {
-                        row.error = reason.clone();
-                        row.acknowledged = false;
-                    }
-                    StateKind::WaitingReboot => row.reboot_reason = reason.clone(),
-                    _ => {}
-                }
-                if *from == StateKind::Updating
-                    && matches!(to, StateKind::Idle | StateKind::WaitingReboot)
-                {
-                    row.last_update = Some(*at);
-                }
-                if *to != StateKind::WaitingReboot && *from == StateKind::Verifying {
-                    row.reboot = RebootStatus::default();
-                }
-            }
-            Event::InventoryRefreshed { host, inventory } => {
-                let Some(row) = self.row_mut(host) else {
-                    return;
-                };
-                row.inventory = Some(inventory.clone());
-            }
-            Event::PendingRefreshed {
-                host,
-                packages,
-                reboot,
-            } => {
-                let Some(row) = self.row_mut(host) else {
-                    return;
-                };
-                row.security = packages.iter().filter(|p| p.security).count();
-                row.pending = Some(packages.clone());
-                row.reboot = reboot.clone();
-            }
-            Event::Planned {
-                host,
-                plan,
-                dry_run,
-            } => {
-                let Some(row) = self.row_mut(host) else {
-                    return;
-                };
-                row.plan = Some((plan.clone(), *dry_run));
-            }
-            Event::Refused {
-                host,
-                command,
-                reason,
-            } => {
-                let Some(row) = self.row_mut(host) else {
-                    return;
-                };
-                row.refused = Some((*command, reason.clone()));
-            }
-            Event::Acknowledged { host } => {
-                let Some(row) = self.row_mut(host) else {
-                    return;
-                };
-                row.acknowledged = true;
-            }
             Event::Wave(progress) => self.wave = Some(progress.clone()),
             Event::WaveHostFinished { host, outcome, .. } => {
                 let Some(row) = self.row_mut(host) else {
                     return;
                 };
                 row.wave_result = Some(match outcome {
-                    StepOutcome::Succeeded => "succeeded".to_string(),
-                    StepOutcome::Refused { reason } => format!("refused: {reason}"),
-                    StepOutcome::Skipped { reason } => format!("skipped: {reason}"),
-                    StepOutcome::Failed { error } => format!("failed: {error}"),
+                    Outcome::Succeeded => "succeeded".to_string(),
+                    Outcome::Refused { reason } => format!("refused: {reason}"),
+                    Outcome::Skipped { reason } => format!("skipped: {reason}"),
+                    Outcome::Failed { error } => format!("failed: {error}"),
                 });
+            }
+            _ => {
+                let Some(i) = event.host().and_then(|host| self.position(host)) else {
+                    return;
+                };
+                let before = self.hosts[i].state();
+                let row = &mut self.hosts[i];
+                if let Event::Output { stream, line, .. } = event {
+                    row.log.push(*stream, line.clone());
+                }
+                if !row.model.apply(event) {
+                    return; // output does not change anything rows are filtered or sorted by
+                }
+                let after = row.state();
+                self.count_move(before, after);
             }
         }
         self.generation += 1;
@@ -349,11 +294,9 @@ impl FleetModel {
         self.hosts.get_mut(i)
     }
 
-    fn set_state(&mut self, i: usize, to: StateKind) {
-        let row = &mut self.hosts[i];
-        self.totals[state_slot(row.state)] -= 1;
+    fn count_move(&mut self, from: StateKind, to: StateKind) {
+        self.totals[state_slot(from)] -= 1;
         self.totals[state_slot(to)] += 1;
-        row.state = to;
     }
 }
 
@@ -366,25 +309,12 @@ impl HostRow {
         log_lines: usize,
     ) -> Self {
         Self {
-            name,
+            model: HostModel::new(name),
             target,
             tags,
             groups,
-            state: StateKind::Idle,
-            since: None,
-            error: None,
-            reboot_reason: None,
-            acknowledged: false,
-            inventory: None,
-            pending: None,
-            security: 0,
-            reboot: RebootStatus::default(),
-            plan: None,
-            last_update: None,
-            refused: None,
             wave_result: None,
             log: Scrollback::new(log_lines),
-            progress: None,
             removals_allowed_by_policy: false,
         }
     }
@@ -399,7 +329,7 @@ fn state_slot(state: StateKind) -> usize {
 mod tests {
     use super::*;
     use crate::remote::Stream;
-    use crate::tui::testing::{fleet, pending, state_changed};
+    use crate::tui::testing::{acknowledged, fleet, pending, state_changed};
 
     #[test]
     fn state_changes_move_totals_and_record_errors() {
@@ -420,12 +350,15 @@ mod tests {
         assert_eq!(model.total(StateKind::Idle), 2);
         assert_eq!(model.total(StateKind::Failed), 1);
         let row = model.host(1).unwrap();
-        assert_eq!(row.error.as_deref(), Some("connection refused"));
-        assert!(!row.acknowledged);
-        model.apply(&Event::Acknowledged {
-            host: "host-01".into(),
-        });
-        assert!(model.host(1).unwrap().acknowledged);
+        assert_eq!(row.error(), Some("connection refused"));
+        assert!(!row.acknowledged());
+        model.apply(&acknowledged("host-01", "connection refused"));
+        assert!(model.host(1).unwrap().acknowledged());
+        assert_eq!(
+            model.total(StateKind::Failed),
+            1,
+            "acknowledging is no move"
+        );
     }
 
     #[test]
@@ -438,27 +371,36 @@ mod tests {
         ));
         let row = model.host(0).unwrap();
         assert_eq!(row.pending_count(), Some(2));
-        assert_eq!(row.security, 1);
-        assert!(row.reboot.required);
+        assert_eq!(row.security(), 1);
+        assert!(row.model.reboot.required);
     }
 
+    /// The PEND count after an update comes from the host's own lists, read again by the
+    /// update's verify stage, not from a guess in the fold (issue 9: h002 "idle, PEND 14").
     #[test]
-    fn finished_update_stamps_last_update() {
+    fn an_update_shows_what_the_host_reports_after_it() {
         let mut model = fleet(1);
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            false,
+        ));
         model.apply(&state_changed(
             "host-00",
             StateKind::PendingUpdates,
             StateKind::Updating,
             None,
         ));
-        assert!(model.host(0).unwrap().last_update.is_none());
+        model.apply(&pending("host-00", &[], false));
         model.apply(&state_changed(
             "host-00",
             StateKind::Updating,
             StateKind::Idle,
             None,
         ));
-        assert!(model.host(0).unwrap().last_update.is_some());
+        let row = model.host(0).unwrap();
+        assert_eq!(row.pending_count(), Some(0));
+        assert_eq!(row.state(), StateKind::Idle);
     }
 
     #[test]
@@ -499,7 +441,7 @@ mod tests {
             StateKind::Updating,
             None,
         ));
-        let percent = |m: &FleetModel| m.host(0).unwrap().progress.and_then(|p| p.percent());
+        let percent = |m: &FleetModel| m.host(0).unwrap().model.progress.and_then(|p| p.percent());
         assert_eq!(percent(&model), Some(0));
         model.apply(&Event::Output {
             host: "host-00".into(),

@@ -7,35 +7,7 @@
 use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit, HostId};
-
-/// A command for one host, as the UI sends it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostAction {
-    Refresh,
-    /// `allow_removals` is the operator's consent, given in the confirmation: without it the
-    /// engine refuses an upgrade whose plan removes packages.
-    Update {
-        dry_run: bool,
-        allow_removals: bool,
-    },
-    Reboot,
-    Retry,
-    Acknowledge,
-}
-
-impl HostAction {
-    /// The verb the confirmation dialog and messages use.
-    pub fn verb(self) -> &'static str {
-        match self {
-            HostAction::Refresh => "refresh",
-            HostAction::Update { dry_run: true, .. } => "dry-run update",
-            HostAction::Update { dry_run: false, .. } => "update",
-            HostAction::Reboot => "reboot",
-            HostAction::Retry => "retry",
-            HostAction::Acknowledge => "acknowledge",
-        }
-    }
-}
+use crate::engine::JobKind;
 
 /// A wave as the dialog composed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +23,12 @@ pub struct WaveSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiRequest {
-    Host { host: HostId, action: HostAction },
+    /// A job for one host. An update's `allow_removals` is the operator's consent, given in the
+    /// confirmation: without it the engine refuses an upgrade whose plan removes packages.
+    Host {
+        host: HostId,
+        job: JobKind,
+    },
     StartWave(WaveSpec),
     PauseWave,
     ResumeWave,

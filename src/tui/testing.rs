@@ -6,6 +6,7 @@ use chrono::{TimeZone, Utc};
 use ratatui::buffer::Buffer;
 
 use crate::engine::bus::{Event, StateKind, WaveProgress, WaveStatus};
+use crate::fleet::{FailedInfo, HostState, Phase};
 use crate::inventory::{Container, Inventory, InventorySource, OsInfo};
 use crate::pkg::{PendingPackage, RebootStatus};
 use crate::tui::model::{FleetModel, HostRow};
@@ -27,13 +28,60 @@ pub fn fleet(n: usize) -> FleetModel {
     FleetModel::from_rows(rows)
 }
 
+/// A move to `to`, carrying the state a supervisor would announce (`reason` is the error of a
+/// failure or why the host waits for a reboot).
 pub fn state_changed(host: &str, from: StateKind, to: StateKind, reason: Option<&str>) -> Event {
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().unwrap();
+    let reason: Arc<str> = reason.unwrap_or("").into();
+    let phase = match to {
+        StateKind::Idle => Phase::Idle,
+        StateKind::Querying => Phase::Querying {
+            resting: Box::new(Phase::Idle),
+        },
+        StateKind::PendingUpdates => Phase::PendingUpdates,
+        StateKind::Updating => Phase::Updating,
+        StateKind::WaitingReboot => Phase::WaitingReboot { reason },
+        StateKind::Rebooting => Phase::Rebooting,
+        StateKind::Verifying => Phase::Verifying,
+        StateKind::Failed => Phase::Failed(FailedInfo {
+            previous_state: from,
+            error: reason,
+            failed_at: at,
+            acknowledged: false,
+        }),
+    };
     Event::StateChanged {
         host: host.into(),
         from,
         to,
-        at: Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().unwrap(),
-        reason: reason.map(Arc::from),
+        state: Arc::new(HostState {
+            phase,
+            since: Some(at),
+            // As the supervisor stamps it when an update ends.
+            last_update: (from == StateKind::Updating
+                && matches!(to, StateKind::Idle | StateKind::WaitingReboot))
+            .then_some(at),
+            ..HostState::default()
+        }),
+    }
+}
+
+/// A failed host's state as it is after the operator acknowledged it.
+pub fn acknowledged(host: &str, error: &str) -> Event {
+    let Event::StateChanged { state, .. } =
+        state_changed(host, StateKind::Updating, StateKind::Failed, Some(error))
+    else {
+        unreachable!("state_changed builds a state change")
+    };
+    let mut state = (*state).clone();
+    if let Phase::Failed(info) = &mut state.phase {
+        info.acknowledged = true;
+    }
+    Event::StateChanged {
+        host: host.into(),
+        from: StateKind::Failed,
+        to: StateKind::Failed,
+        state: Arc::new(state),
     }
 }
 
@@ -136,15 +184,10 @@ pub fn demo_model() -> FleetModel {
     model.apply(&state_changed("host-01", Idle, Updating, None));
     model.apply(&state_changed("host-02", Updating, Idle, None));
     model.apply(&pending("host-02", &[], false));
-    model.apply(&state_changed(
+    model.apply(&acknowledged(
         "host-03",
-        Querying,
-        Failed,
-        Some("connecting to host-03: connection refused"),
+        "connecting to host-03: connection refused",
     ));
-    model.apply(&Event::Acknowledged {
-        host: "host-03".into(),
-    });
     model.apply(&Event::Wave(wave(WaveStatus::Running)));
     for i in 0..30 {
         model.apply(&Event::Output {
@@ -161,8 +204,16 @@ pub fn demo_app(
     theme: crate::tui::theme::Theme,
     read_only: bool,
 ) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
+    let mut app =
+        crate::tui::app::App::new(demo_model(), Default::default(), settings(theme, read_only));
+    app.view.now = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).single().unwrap();
+    app
+}
+
+/// The console's settings in tests: default keys, `1,25%` waves.
+pub fn settings(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::Settings {
     use crate::config::{BatchSize, FailureLimit};
-    let settings = crate::tui::app::Settings {
+    crate::tui::app::Settings {
         read_only,
         keys: crate::tui::keys::KeyMap::defaults(),
         theme,
@@ -171,10 +222,8 @@ pub fn demo_app(
             delay: std::time::Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
         },
-    };
-    let mut app = crate::tui::app::App::new(demo_model(), Default::default(), settings);
-    app.view.now = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).single().unwrap();
-    app
+        startup_warning: None,
+    }
 }
 
 /// Renders the app into a `width`×`height` test terminal and returns the buffer.

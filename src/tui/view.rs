@@ -186,7 +186,7 @@ impl ViewState {
         let current = self
             .cursor_index()
             .and_then(|i| model.host(i))
-            .map(|h| h.name.clone());
+            .map(|h| h.name().clone());
         let hosts = model.hosts();
         self.visible.clear();
         self.visible
@@ -194,7 +194,7 @@ impl ViewState {
         sort_rows(&mut self.visible, hosts, self.sort);
         self.visible_key = Some(key);
         self.cursor = current
-            .and_then(|name| self.visible.iter().position(|&i| hosts[i].name == name))
+            .and_then(|name| self.visible.iter().position(|&i| *hosts[i].name() == name))
             .unwrap_or(self.cursor)
             .min(self.visible.len().saturating_sub(1));
     }
@@ -217,14 +217,14 @@ impl ViewState {
     pub fn targets(&self, model: &FleetModel) -> Vec<HostId> {
         if self.marks.is_empty() {
             self.cursor_host(model)
-                .map(|h| vec![h.name.clone()])
+                .map(|h| vec![h.name().clone()])
                 .unwrap_or_default()
         } else {
             model
                 .hosts()
                 .iter()
-                .filter(|h| self.marks.contains(&h.name))
-                .map(|h| h.name.clone())
+                .filter(|h| self.marks.contains(h.name()))
+                .map(|h| h.name().clone())
                 .collect()
         }
     }
@@ -236,7 +236,7 @@ impl ViewState {
                 .visible
                 .iter()
                 .filter_map(|&i| model.host(i))
-                .map(|h| h.name.clone())
+                .map(|h| h.name().clone())
                 .collect();
             let source = if self.filter.is_empty() {
                 "all hosts"
@@ -289,18 +289,20 @@ fn sort_rows(rows: &mut [usize], hosts: &[HostRow], key: SortKey) {
     };
     match key {
         // Config order is the operator's order; keep it for "name".
-        SortKey::Name => rows.sort_by(|&a, &b| hosts[a].name.cmp(&hosts[b].name)),
+        SortKey::Name => rows.sort_by(|&a, &b| hosts[a].name().cmp(hosts[b].name())),
         SortKey::State => {
-            rows.sort_by_key(|&i| (state_rank(hosts[i].state), hosts[i].name.clone()))
+            rows.sort_by_key(|&i| (state_rank(hosts[i].state()), hosts[i].name().clone()))
         }
         SortKey::Pending => rows.sort_by_key(|&i| {
             let h = &hosts[i];
             (
-                std::cmp::Reverse(h.security),
+                std::cmp::Reverse(h.security()),
                 std::cmp::Reverse(h.pending_count().unwrap_or(0)),
-                h.name.clone(),
+                h.name().clone(),
             )
         }),
-        SortKey::Updated => rows.sort_by_key(|&i| (hosts[i].last_update, hosts[i].name.clone())),
+        SortKey::Updated => {
+            rows.sort_by_key(|&i| (hosts[i].model.state.last_update, hosts[i].name().clone()))
+        }
     }
 }

@@ -6,14 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tendhost::config::{BatchSize, Config, FailureLimit, HostId};
-use tendhost::engine::bus::{StepOutcome, WaveProgress, WaveStatus, WaveStep};
-use tendhost::engine::state::Phase;
+use tendhost::engine::bus::{JobKind, Outcome, WaveProgress, WaveStatus};
 use tendhost::engine::{
-    Engine, EngineDeps, EngineHandle, Event, HostCommand, RebootSettings, StateKind, WaveRequest,
+    Engine, EngineDeps, EngineHandle, Event, Job, Origin, RebootSettings, StateKind, WaveRequest,
 };
 use tendhost::store::Paths;
-use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 use crate::harness::apthost::{self, AptHost, Comeback, Packages};
 use crate::harness::{SshHost, SshdOptions, TestEnv};
@@ -76,16 +74,10 @@ impl Rig {
         }
     }
 
-    async fn step(&mut self, host: &str, step: WaveStep, limit: Duration) -> StepOutcome {
-        let (respond_to, answer) = oneshot::channel();
-        let command = HostCommand::RunStep {
-            step,
-            respond_to,
-            stop: CancellationToken::new(),
-        };
-        self.engine
-            .try_send(host, command)
-            .expect("queueing a step");
+    /// Gives `host` a job from the console and waits for its outcome.
+    async fn step(&mut self, host: &str, kind: JobKind, limit: Duration) -> Outcome {
+        let (job, answer) = Job::answered(kind, Origin::Console);
+        self.engine.try_send(host, job).expect("queueing a job");
         let mut answer = std::pin::pin!(answer);
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
@@ -110,24 +102,28 @@ impl Rig {
         }
     }
 
-    /// The last state each host moved to, and the reason.
+    /// The last state each host moved to, and the reason (its error, why it waits, or the
+    /// read that failed).
     fn last_state(&self, host: &str) -> (StateKind, Option<String>) {
         self.seen
             .iter()
             .rev()
             .find_map(|e| match e {
                 Event::StateChanged {
-                    host: h,
-                    to,
-                    reason,
-                    ..
-                } if &**h == host => Some((*to, reason.as_deref().map(str::to_string))),
+                    host: h, to, state, ..
+                } if &**h == host => {
+                    let reason = state
+                        .phase
+                        .reason()
+                        .or_else(|| state.last_error.as_ref().map(|e| e.error.clone()));
+                    Some((*to, reason.as_deref().map(str::to_string)))
+                }
                 _ => None,
             })
             .unwrap_or((StateKind::Idle, None))
     }
 
-    fn wave_outcome(&self, host: &str) -> Option<StepOutcome> {
+    fn wave_outcome(&self, host: &str) -> Option<Outcome> {
         self.seen.iter().rev().find_map(|e| match e {
             Event::WaveHostFinished {
                 host: h, outcome, ..
@@ -220,29 +216,32 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
     assert_eq!(state, StateKind::Failed);
     let reason = reason.unwrap();
     assert!(reason.starts_with("upgrade:"), "{reason}");
-    // The killed host failed in its pre-check, as a lost connection, not as a success.
+    // The killed host failed in its pre-check, as a lost connection, not as a success; a
+    // check changes nothing, so the host is back where it rested, the error kept (issue 9).
+    assert!(
+        matches!(rig.wave_outcome("doomed"), Some(Outcome::Failed { error }) if error.starts_with("pre-check")),
+        "{:?}",
+        rig.wave_outcome("doomed")
+    );
     let (state, reason) = rig.last_state("doomed");
-    assert_eq!(state, StateKind::Failed);
+    assert_ne!(state, StateKind::Failed);
     assert!(
         reason.as_deref().unwrap_or("").starts_with("pre-check"),
         "{reason:?}"
     );
     for host in ["p1", "p2", "p4"] {
-        assert_eq!(
-            rig.wave_outcome(host),
-            Some(StepOutcome::Succeeded),
-            "{host}"
-        );
+        assert_eq!(rig.wave_outcome(host), Some(Outcome::Succeeded), "{host}");
         assert_eq!(rig.last_state(host).0, StateKind::Idle, "{host}");
     }
 
     // A second wave, the (still dead) killed host first, no failure allowed: it halts after
     // the canary. (The broken host would now pass: dpkg left tendhost-app half-configured.)
-    assert_eq!(
-        rig.step("doomed", WaveStep::Retry, Duration::from_secs(10))
+    // Nothing latched the killed host, so there is nothing to retry.
+    assert!(matches!(
+        rig.step("doomed", JobKind::Retry, Duration::from_secs(10))
             .await,
-        StepOutcome::Succeeded
-    );
+        Outcome::Refused { .. }
+    ));
     let request = WaveRequest {
         hosts: names(&["doomed", "p1", "p2"]),
         sizes: vec![BatchSize::Count(1)],
@@ -266,19 +265,24 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
 
     assert!(rig.engine.shutdown(Duration::from_secs(5)).await);
     let audit = std::fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
-    for needle in [
-        "\"wave_start\"",
-        "\"wave_stop\"",
-        "halted",
-        "\"retry\"",
-        "\"update\"",
-    ] {
+    for needle in ["\"wave_start\"", "\"wave_stop\"", "halted", "\"update\""] {
         assert!(audit.contains(needle), "audit lacks {needle}:\n{audit}");
     }
     let snapshot = tendhost::store::snapshot::load(&env.state_dir().join("snapshot.json"));
     let saved = snapshot.snapshot.expect("a snapshot was saved");
-    let doomed = saved.hosts.iter().find(|h| &*h.name == "doomed").unwrap();
-    assert!(matches!(doomed.state.phase, Phase::Failed(_)));
+    let doomed = saved
+        .hosts
+        .iter()
+        .find(|h| &*h.model.name == "doomed")
+        .unwrap();
+    let state = &doomed.model.state;
+    assert_ne!(state.kind(), StateKind::Failed);
+    let last = state
+        .last_error
+        .as_ref()
+        .expect("the failed pre-check is kept");
+    assert!(last.error.starts_with("pre-check"), "{last:?}");
+    assert!(last.tries >= 2, "both waves' pre-checks failed: {last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +323,7 @@ post = \"test -e /etc/tendhost-boot-id\"
             Comeback::SameKey,
         )
     });
-    let update = WaveStep::Update {
+    let update = JobKind::Update {
         dry_run: false,
         allow_removals: true,
     };
@@ -328,7 +332,7 @@ post = \"test -e /etc/tendhost-boot-id\"
     assert!(rebooted, "the engine never asked for a reboot");
     assert_eq!(
         outcome,
-        StepOutcome::Succeeded,
+        Outcome::Succeeded,
         "{:#?}",
         &rig.seen[rig.seen.len().saturating_sub(6)..]
     );
@@ -354,9 +358,9 @@ post = \"test -e /etc/tendhost-boot-id\"
 
     // A host that needs a reboot and comes back with another host key: reported as such.
     assert_eq!(
-        rig.step("rekeyed", WaveStep::Refresh, Duration::from_secs(60))
+        rig.step("rekeyed", JobKind::Refresh, Duration::from_secs(60))
             .await,
-        StepOutcome::Succeeded
+        Outcome::Succeeded
     );
     assert_eq!(rig.last_state("rekeyed").0, StateKind::WaitingReboot);
     let emulator = std::thread::spawn(move || {
@@ -368,11 +372,11 @@ post = \"test -e /etc/tendhost-boot-id\"
         )
     });
     let outcome = rig
-        .step("rekeyed", WaveStep::Reboot, Duration::from_secs(120))
+        .step("rekeyed", JobKind::Reboot, Duration::from_secs(120))
         .await;
     let (_rekeyed, rebooted) = emulator.join().unwrap();
     assert!(rebooted);
-    let StepOutcome::Failed { error } = outcome else {
+    let Outcome::Failed { error } = outcome else {
         panic!("{outcome:?}")
     };
     assert!(error.contains("different host key"), "{error}");

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
-use super::bus::{Event, HostCommand, StateKind, StepOutcome, WaveStatus, WaveStep};
+use super::bus::{Event, Job, JobKind, Origin, Outcome, StateKind, WaveStatus};
 use super::testkit::{Behaviour, SimFleet};
 use super::*;
 use crate::config::{BatchSize, Config, FailureLimit};
@@ -86,21 +85,33 @@ pub(super) fn start_in(
 }
 
 impl Rig {
-    /// Sends one step to `host`; its outcome arrives on the returned receiver.
-    pub fn send_step(&self, host: &str, step: WaveStep) -> oneshot::Receiver<StepOutcome> {
-        let (respond_to, answer) = oneshot::channel();
-        let command = HostCommand::RunStep {
-            step,
-            respond_to,
-            stop: CancellationToken::new(),
-        };
-        self.engine.try_send(host, command).unwrap();
+    /// Gives `host` a job as the console would, but waits for its outcome (on the returned
+    /// receiver): refusals stay refusals.
+    pub fn send_step(&self, host: &str, kind: JobKind) -> oneshot::Receiver<Outcome> {
+        self.send_job(host, kind, Origin::Console)
+    }
+
+    /// Gives `host` a job from `origin`; its outcome arrives on the returned receiver.
+    pub fn send_job(
+        &self,
+        host: &str,
+        kind: JobKind,
+        origin: Origin,
+    ) -> oneshot::Receiver<Outcome> {
+        let (job, answer) = Job::answered(kind, origin);
+        self.engine.try_send(host, job).unwrap();
         answer
     }
 
-    /// Runs one step on `host` and returns its outcome, draining events meanwhile.
-    pub async fn step(&mut self, host: &str, step: WaveStep) -> StepOutcome {
-        let answer = self.send_step(host, step);
+    /// Runs one job on `host` (see `send_step`) and returns its outcome, draining events
+    /// meanwhile.
+    pub async fn step(&mut self, host: &str, kind: JobKind) -> Outcome {
+        self.step_from(host, kind, Origin::Console).await
+    }
+
+    /// Runs one job from `origin` and returns its outcome, draining events meanwhile.
+    pub async fn step_from(&mut self, host: &str, kind: JobKind, origin: Origin) -> Outcome {
+        let answer = self.send_job(host, kind, origin);
         let mut answer = std::pin::pin!(answer);
         loop {
             tokio::select! {
@@ -154,8 +165,8 @@ pub(super) fn state_of(events: &[Event], host: &str) -> Vec<StateKind> {
         .collect()
 }
 
-pub(super) fn update() -> WaveStep {
-    WaveStep::Update {
+pub(super) fn update() -> JobKind {
+    JobKind::Update {
         dry_run: false,
         allow_removals: false,
     }
@@ -186,29 +197,29 @@ async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
     rig.engine
         .try_send(
             "h1",
-            HostCommand::Update {
-                dry_run: false,
-                allow_removals: false,
-            },
+            Job::new(
+                JobKind::Update {
+                    dry_run: false,
+                    allow_removals: false,
+                },
+                Origin::Console,
+            ),
         )
         .unwrap();
-    assert_eq!(
-        rig.step("h0", WaveStep::Refresh).await,
-        StepOutcome::Succeeded
-    );
+    assert_eq!(rig.step("h0", JobKind::Refresh).await, Outcome::Succeeded);
     rig.until_state(StateKind::Updating).await;
     // Let the hub save, then "kill -9": read the file as it is now, without a clean shutdown.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let loaded = snapshot::load(&rig.dir.path().join("snapshot.json"));
     let saved = loaded.snapshot.unwrap();
-    assert_eq!(saved.hosts[1].state.kind(), StateKind::Updating);
+    assert_eq!(saved.hosts[1].model.kind(), StateKind::Updating);
     let dir = tempfile::tempdir().unwrap();
     let again = start_in(fleet_config(2, ""), fleet, dir, Some(saved));
     let initial = again.engine.initial();
-    assert_eq!(initial[0].state.kind(), StateKind::PendingUpdates);
-    assert_eq!(initial[0].pending.len(), 2);
+    assert_eq!(initial[0].model.kind(), StateKind::PendingUpdates);
+    assert_eq!(initial[0].model.pending_count(), Some(2));
     assert_eq!(
-        initial[1].error(),
+        initial[1].model.state.error(),
         Some("interrupted during updating: tendhost stopped; verify the host")
     );
     again.engine.shutdown(Duration::from_secs(5)).await;
@@ -222,10 +233,13 @@ async fn shutdown_stops_running_steps_and_saves() {
     rig.engine
         .try_send(
             "h0",
-            HostCommand::Update {
-                dry_run: false,
-                allow_removals: false,
-            },
+            Job::new(
+                JobKind::Update {
+                    dry_run: false,
+                    allow_removals: false,
+                },
+                Origin::Console,
+            ),
         )
         .unwrap();
     rig.until_state(StateKind::Updating).await;

@@ -125,21 +125,14 @@ async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
         fleet_config(1, "[host.policy]\nauto_reboot = true\n"),
         fleet,
     );
-    let (respond_to, answer) = tokio::sync::oneshot::channel();
     let stop = tokio_util::sync::CancellationToken::new();
-    let step = bus::WaveStep::Full {
+    let kind = bus::JobKind::Update {
         dry_run: false,
         allow_removals: false,
     };
+    let (job, answer) = bus::Job::answered(kind, bus::Origin::Wave(7));
     rig.engine
-        .try_send(
-            "h0",
-            bus::HostCommand::RunStep {
-                step,
-                respond_to,
-                stop: stop.clone(),
-            },
-        )
+        .try_send("h0", job.stopped_by(stop.clone()))
         .unwrap();
     rig.until(|e| {
         matches!(
@@ -163,15 +156,12 @@ async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
             )
         })
         .await;
-    assert_eq!(answer.await.unwrap(), bus::StepOutcome::Succeeded);
-    let Some(Event::StateChanged {
-        reason: Some(reason),
-        ..
-    }) = events.last()
-    else {
+    assert_eq!(answer.await.unwrap(), bus::Outcome::Succeeded);
+    let Some(Event::StateChanged { state, .. }) = events.last() else {
         unreachable!()
     };
-    assert_eq!(&**reason, "wave aborted before the reboot");
+    let reason = state.phase.reason().unwrap_or_default();
+    assert_eq!(&*reason, "wave aborted before the reboot");
 
     rig.engine
         .start_wave(wave(vec!["h0".into()], "1", FailureLimit::Count(0)))

@@ -7,10 +7,10 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use super::{Ctx, name_list, popup};
 use crate::config::HostId;
+use crate::engine::JobKind;
 use crate::pkg::UpgradePlan;
 use crate::tui::dialogs::Confirmable;
 use crate::tui::keys::Action;
-use crate::tui::request::HostAction;
 use crate::tui::view::{Overlay, ViewState};
 
 pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
@@ -22,7 +22,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     let width = area.width.min(72);
     let inner_width = usize::from(width.saturating_sub(2));
     let warnings = match dialog.what {
-        Confirmable::Host(HostAction::Update {
+        Confirmable::Host(JobKind::Update {
             dry_run,
             allow_removals,
         }) => plan_warnings(ctx, &dialog.hosts, dry_run, allow_removals),
@@ -41,7 +41,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         theme.title(),
     )];
     hint.push(Span::raw(" go  "));
-    if let Confirmable::Host(HostAction::Update {
+    if let Confirmable::Host(JobKind::Update {
         dry_run,
         allow_removals,
     }) = dialog.what
@@ -122,7 +122,7 @@ fn plan_warnings(
         .iter()
         .filter_map(|name| {
             let host = ctx.model.position(name).and_then(|i| ctx.model.host(i))?;
-            host.plan.as_ref().map(|(plan, _)| (name, &**plan))
+            host.model.plan.as_ref().map(|p| (name, &*p.plan))
         })
         .collect();
     let by_policy = |name: &HostId| {

@@ -34,7 +34,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
         Paragraph::new(Span::styled("no host selected", ctx.theme.dim())).render(inner, buf);
         return;
     };
-    if view.tab == Tab::Inventory && (host.since.is_some() || host.inventory.is_some()) {
+    if view.tab == Tab::Inventory && (host.since().is_some() || host.model.inventory.is_some()) {
         view.shows_relative_times = true; // "since 3m ago", "gathered 1h ago"
     }
     let lines = match view.tab {
@@ -59,7 +59,10 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
 fn title(ctx: Ctx<'_>, view: &ViewState, host: Option<&HostRow>) -> Line<'static> {
     let theme = ctx.theme;
     let mut spans = vec![Span::styled(
-        format!(" {} ", host.map(|h| h.name.to_string()).unwrap_or_default()),
+        format!(
+            " {} ",
+            host.map(|h| h.name().to_string()).unwrap_or_default()
+        ),
         theme.title(),
     )];
     for (i, tab) in Tab::ALL.iter().enumerate() {
@@ -91,13 +94,17 @@ fn field(name: &str, value: impl Into<String>, ctx: Ctx<'_>) -> Line<'static> {
 
 fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'static>> {
     let theme = ctx.theme;
-    let mut state = format!("{} {}", state_symbol(host.state), state_word(host.state));
-    if let Some(since) = host.since {
+    let mut state = format!(
+        "{} {}",
+        state_symbol(host.state()),
+        state_word(host.state())
+    );
+    if let Some(since) = host.since() {
         state.push_str(&format!(" since {}", ago(since, view.now)));
     }
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{:<10} ", "state"), theme.dim()),
-        Span::styled(state, theme.state(host.state)),
+        Span::styled(state, theme.state(host.state())),
     ])];
     lines.push(field("target", host.target.clone(), ctx));
     let mut tags = host.tags.join(",");
@@ -105,8 +112,8 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
         tags.push_str(&format!("  groups {}", host.groups.join(",")));
     }
     lines.push(field("tags", tags, ctx));
-    if let Some(error) = &host.error {
-        let ack = if host.acknowledged {
+    if let Some(error) = host.error() {
+        let ack = if host.acknowledged() {
             " (acknowledged)"
         } else {
             ""
@@ -119,28 +126,28 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     if let Some(result) = &host.wave_result {
         lines.push(field("wave", result.clone(), ctx));
     }
-    if let Some((command, reason)) = &host.refused {
+    if let Some((command, reason)) = &host.model.refused {
         lines.push(field(
             "refused",
             format!("{command:?}: {reason}").to_lowercase(),
             ctx,
         ));
     }
-    if host.reboot.required || host.state == StateKind::WaitingReboot {
-        let why = if host.reboot.packages.is_empty() {
-            host.reboot_reason
+    if host.model.reboot.required || host.state() == StateKind::WaitingReboot {
+        let why = if host.model.reboot.packages.is_empty() {
+            host.reboot_reason()
                 .as_deref()
                 .unwrap_or("the package manager says so")
                 .to_string()
         } else {
-            format!("for {}", host.reboot.packages.join(", "))
+            format!("for {}", host.model.reboot.packages.join(", "))
         };
         lines.push(Line::from(vec![
             Span::styled(format!("{:<10} ", "reboot"), theme.dim()),
             Span::styled(format!("required {why}"), theme.warn()),
         ]));
     }
-    let Some(inv) = &host.inventory else {
+    let Some(inv) = &host.model.inventory else {
         lines.push(field("inventory", "not gathered yet (r refreshes)", ctx));
         return lines;
     };
@@ -148,7 +155,7 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     lines.push(field("kernel", inv.kernel.clone(), ctx));
     lines.push(field("uptime", uptime(inv.uptime_secs), ctx));
     let pending = match host.pending_count() {
-        Some(n) => format!(", {n} pending ({} security)", host.security),
+        Some(n) => format!(", {n} pending ({} security)", host.security()),
         None => String::new(),
     };
     lines.push(field(
@@ -178,7 +185,7 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
 fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
     let theme = ctx.theme;
     let mut lines = Vec::new();
-    if let Some((plan, dry_run)) = &host.plan {
+    if let Some(crate::fleet::Plan { plan, dry_run }) = &host.model.plan {
         let kind = if *dry_run { "dry run" } else { "last upgrade" };
         lines.push(Line::from(Span::styled(
             format!(
@@ -206,7 +213,7 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
             lines.push(field("new", plan.installs.join(", "), ctx));
         }
     }
-    let Some(pending) = &host.pending else {
+    let Some(pending) = &host.model.pending else {
         lines.push(Line::from(Span::styled(
             "not checked yet (r refreshes)",
             theme.dim(),

@@ -144,8 +144,8 @@ pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewS
         .filter_map(|(i, &idx)| {
             let host = ctx.model.host(idx)?;
             let is_cursor = view.offset + i == view.cursor;
-            let marked = view.marks.contains(&host.name);
-            relative |= host.last_update.is_some();
+            let marked = view.marks.contains(host.name());
+            relative |= host.model.state.last_update.is_some();
             Some(host_row(host, ctx, view, is_cursor, marked, wide))
         })
         .collect();
@@ -208,35 +208,41 @@ fn host_row(
         if is_cursor { "›" } else { " " },
         if marked { "*" } else { " " }
     );
-    let mut state = format!("{} {}", state_symbol(host.state), state_word(host.state));
-    if host.state == StateKind::Failed && host.acknowledged {
+    let mut state = format!(
+        "{} {}",
+        state_symbol(host.state()),
+        state_word(host.state())
+    );
+    if host.state() == StateKind::Failed && host.acknowledged() {
         state.push_str(" (ack)");
     }
-    if let Some(percent) = host.progress.and_then(|p| p.percent()) {
+    if let Some(percent) = host.model.progress.and_then(|p| p.percent()) {
         state.push_str(&format!(" {percent}%"));
     }
     let (pending, security) = match host.pending_count() {
-        Some(n) => (n.to_string(), host.security.to_string()),
+        Some(n) => (n.to_string(), host.security().to_string()),
         None => ("—".to_string(), "—".to_string()),
     };
-    let sec_style = if host.security > 0 {
+    let sec_style = if host.security() > 0 {
         theme.warn()
     } else {
         Style::new()
     };
-    let reboot = if host.reboot.required || host.state == StateKind::WaitingReboot {
+    let reboot = if host.model.reboot.required || host.state() == StateKind::WaitingReboot {
         Cell::from(Span::styled("⟳", theme.warn()))
     } else {
         Cell::from(Span::styled("·", theme.dim()))
     };
     let updated = host
+        .model
+        .state
         .last_update
         .map(|t| ago(t, view.now))
         .unwrap_or_else(|| "—".to_string());
     let mut cells = vec![
         Cell::from(Span::styled(select, theme.marked())),
-        Cell::from(host.name.to_string()),
-        Cell::from(Span::styled(state, theme.state(host.state))),
+        Cell::from(host.name().to_string()),
+        Cell::from(Span::styled(state, theme.state(host.state()))),
         Cell::from(fit(&host.os_label(), 11)),
         Cell::from(Line::from(pending).right_aligned()),
         Cell::from(Line::from(Span::styled(security, sec_style)).right_aligned()),
@@ -245,7 +251,7 @@ fn host_row(
         Cell::from(updated),
     ];
     if wide {
-        let error = host.error.as_deref().unwrap_or("");
+        let error = host.error().unwrap_or("");
         cells.push(Cell::from(Span::styled(error.to_string(), theme.error())));
     }
     let row = Row::new(cells);

@@ -20,7 +20,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) 
         .model
         .hosts()
         .iter()
-        .filter(|h| h.pending.as_ref().is_some_and(|p| !p.is_empty()))
+        .filter(|h| h.model.pending.as_ref().is_some_and(|p| !p.is_empty()))
         .count();
     let title = Line::from(vec![
         Span::styled(" Packages ", theme.title()),

@@ -272,7 +272,7 @@ fn a_refusal_reaches_the_status_line() {
     let mut app = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Refused {
         host: "host-01".into(),
-        command: crate::engine::bus::CommandKind::Reboot,
+        job: crate::engine::JobKind::Reboot,
         reason: "host is updating".into(),
     });
     let screen = text(&draw(&mut app, 80, 24));
@@ -381,5 +381,21 @@ fn wave_dialog_previews_consent_to_removals() {
     assert!(
         line.contains("⚠ ALLOWED: pkg-a, pkg-b on host-00"),
         "{line}"
+    );
+}
+
+#[test]
+fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
+    let mut settings = crate::tui::testing::settings(color(), false);
+    settings.startup_warning = Some("snapshot 'x' was not restored: it is corrupt".into());
+    let mut app = crate::tui::app::App::new(
+        crate::tui::testing::fleet(3),
+        crate::tui::request::RecordingLink::default(),
+        settings,
+    );
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("warning: snapshot 'x' was not restored"),
+        "{screen}"
     );
 }

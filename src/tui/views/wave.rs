@@ -139,7 +139,7 @@ fn removals_note(ctx: Ctx<'_>, hosts: &[HostId], allowed: bool) -> String {
         .iter()
         .filter_map(|name| {
             let host = ctx.model.position(name).and_then(|i| ctx.model.host(i))?;
-            let (plan, _) = host.plan.as_ref()?;
+            let plan = &host.model.plan.as_ref()?.plan;
             let counts = !plan.removals.is_empty() && (allowed || !host.removals_allowed_by_policy);
             counts.then_some((name, plan.removals.as_slice()))
         })

@@ -1,0 +1,107 @@
+//! Why a job did not do what it was asked, typed until it is shown. Each variant names the stage
+//! and the thing involved; the cause is the `#[source]` and is not repeated in the message, so
+//! [`crate::errors::chain`] prints a clean line for the screen, the log and `--json`.
+
+use crate::fleet::{Refusal, Stage};
+use crate::{inventory, pkg, remote};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The supervisor refused the job or one of its moves; nothing ran on the host after it.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("inventory")]
+    Inventory(#[source] inventory::Error),
+    #[error("detecting the package manager")]
+    Detect(#[source] pkg::Error),
+    #[error("{what}")]
+    Read {
+        what: &'static str,
+        #[source]
+        source: pkg::Error,
+    },
+    #[error("planning the upgrade")]
+    Plan(#[source] pkg::Error),
+    #[error("upgrade")]
+    Upgrade(#[source] pkg::Error),
+    #[error("compose")]
+    Compose(#[source] pkg::Error),
+    /// A `[host.checks]` command could not be run.
+    #[error("{stage} '{script}'", stage = stage_label(*.stage))]
+    CheckUnrun {
+        stage: Stage,
+        script: String,
+        #[source]
+        source: remote::Error,
+    },
+    /// A `[host.checks]` command ran and said no.
+    #[error("{stage} '{script}' failed (exit {code}): {detail}", stage = stage_label(*.stage))]
+    CheckFailed {
+        stage: Stage,
+        script: String,
+        code: String,
+        detail: String,
+    },
+    #[error("rebooting: {what}")]
+    Reboot {
+        what: &'static str,
+        #[source]
+        source: remote::Error,
+    },
+    #[error("rebooting: '{command}' failed (exit {code}): {detail}")]
+    RebootCommand {
+        command: String,
+        code: i32,
+        detail: String,
+    },
+    /// Waiting for the host to go down or come back ran out, or something waiting cannot fix.
+    #[error("rebooting: {0}")]
+    RebootWait(String),
+    #[error("verifying: the boot id did not change ('{0}')")]
+    BootIdUnchanged(String),
+    #[error("internal error: the step panicked: {0}")]
+    Panicked(String),
+    #[error("internal error: the step was cancelled")]
+    Aborted,
+}
+
+fn stage_label(stage: Stage) -> &'static str {
+    match stage {
+        Stage::PreCheck => "pre-check",
+        Stage::Verify => "post-check",
+        other => other.as_str(),
+    }
+}
+
+/// Why a wave could not be started or steered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaveError {
+    #[error("wave {0} is still running")]
+    Running(u64),
+    #[error("no hosts selected for the wave")]
+    NoHosts,
+    #[error("unknown host '{0}'")]
+    UnknownHost(crate::config::HostId),
+    #[error("the engine is shutting down")]
+    Stopped,
+    #[error("no wave is running")]
+    NotRunning,
+}
+
+impl Error {
+    /// Network trouble that trying again later may fix (connection refused or reset, a
+    /// timeout), as opposed to a host or a person saying no.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Inventory(inventory::Error::Remote { source, .. })
+            | Error::CheckUnrun { source, .. }
+            | Error::Reboot { source, .. } => source.is_transient(),
+            Error::Detect(e)
+            | Error::Read { source: e, .. }
+            | Error::Plan(e)
+            | Error::Upgrade(e)
+            | Error::Compose(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

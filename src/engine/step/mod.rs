@@ -1,0 +1,238 @@
+//! The long-running work of one host (refresh, the update pipeline, reboot), run as a task inside
+//! the host's supervisor so the supervisor keeps answering while it runs.
+//!
+//! A step never owns the host's state: it asks the supervisor to move it and waits for the
+//! answer, and a refused move stops the step before anything else runs on the host. Everything
+//! a step emits (moves, output, findings) leaves through one ordered channel to its supervisor,
+//! which puts it on the bus. Steps talk to the host only through the `Executor` and the
+//! `PackageManager`; they know nothing of SSH or of who watches the events.
+
+mod compose;
+mod reboot;
+mod refresh;
+mod update;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::bus::{Event, Job, JobKind, Stage, StageStatus};
+use super::error::Error;
+use super::job::Done;
+use super::{ManagerSource, RebootSettings};
+use crate::config::{HostConfig, HostId};
+use crate::fleet::{Refusal, StateKind, Transition};
+use crate::pkg::SharedManager;
+use crate::remote::{CommandOutput, OutputLine, RemoteCommand, SharedExecutor};
+
+/// How often a read that hit network trouble is tried in all, and the pause before the second
+/// try (doubled after each). Mutations are never retried once started.
+const READ_ATTEMPTS: u32 = 3;
+const READ_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What a step tells its supervisor, in the order it happened.
+#[derive(Debug)]
+pub(super) enum StepMsg {
+    /// Move the host; the answer says whether the move was legal.
+    Move {
+        transition: Transition,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    /// Something the step found or printed, for the bus.
+    Event(Event),
+}
+
+/// What a step needs, cloned from the supervisor for each step.
+#[derive(Clone)]
+pub(super) struct StepContext {
+    pub id: HostId,
+    pub host: Arc<HostConfig>,
+    pub exec: SharedExecutor,
+    pub tools: Arc<dyn ManagerSource>,
+    /// Detected once per engine run; `None` inside means the host has no manager (`manager =
+    /// "none"`).
+    pub manager: Arc<OnceCell<Option<SharedManager>>>,
+    /// The supervisor's inbox for this step; replaced per step by the supervisor.
+    pub supervisor: mpsc::Sender<StepMsg>,
+    pub cancel: CancellationToken,
+    /// Stops a running upgrade. Separate from `cancel` because killing apt or dnf half-way can
+    /// leave a host's package database broken: at shutdown upgrades are let finish, and only
+    /// abandoned when the operator insists or the caller's grace runs out.
+    pub abandon: CancellationToken,
+    pub reboot: RebootSettings,
+    pub command_timeout: Duration,
+    pub reboot_timeout: Duration,
+}
+
+pub(super) type StepResult<T> = Result<T, Error>;
+
+impl StepContext {
+    /// Runs `job` on a host that was in `from` when the job started.
+    pub async fn run(self, job: Job, from: StateKind) -> StepResult<Done> {
+        match job.kind {
+            JobKind::Refresh => self.refresh().await,
+            JobKind::Update { .. } => self.update(&job, from).await,
+            JobKind::Reboot => self.reboot(&job).await,
+            // Retry and acknowledge are applied by the supervisor itself.
+            JobKind::Retry | JobKind::Acknowledge => Ok(Done::Ran),
+        }
+    }
+
+    /// Asks the supervisor to move the host; a refusal stops the step.
+    async fn move_to(&self, transition: Transition) -> StepResult<()> {
+        let (reply, answer) = oneshot::channel();
+        let asked = self
+            .supervisor
+            .send(StepMsg::Move { transition, reply })
+            .await;
+        match (asked, answer.await) {
+            (Ok(()), Ok(result)) => result.map_err(Error::Refused),
+            // The supervisor outlives its steps; it is gone only when the engine is torn down.
+            _ => Err(Error::Aborted),
+        }
+    }
+
+    async fn emit(&self, event: Event) {
+        // The supervisor outlives its steps; a closed channel only happens at teardown.
+        let _ = self.supervisor.send(StepMsg::Event(event)).await;
+    }
+
+    async fn stage(&self, stage: Stage, status: StageStatus) {
+        self.emit(Event::Stage {
+            host: self.id.clone(),
+            stage,
+            status,
+        })
+        .await;
+    }
+
+    /// Runs one stage: announces it, runs `work`, announces how it ended.
+    async fn in_stage<T, Fut>(&self, stage: Stage, work: Fut) -> StepResult<T>
+    where
+        Fut: Future<Output = StepResult<T>>,
+    {
+        self.stage(stage, StageStatus::Started).await;
+        let result = work.await;
+        let status = match &result {
+            Ok(_) => StageStatus::Done,
+            Err(e) => StageStatus::Failed {
+                error: crate::errors::chain(e).into(),
+            },
+        };
+        self.stage(stage, status).await;
+        result
+    }
+
+    /// Runs a read, trying again with backoff while it fails with network trouble: a read
+    /// changes nothing, so repeating it is always safe.
+    async fn read<T, F, Fut>(&self, mut attempt: F) -> StepResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = StepResult<T>>,
+    {
+        let mut pause = READ_BACKOFF;
+        for _ in 1..READ_ATTEMPTS {
+            match attempt().await {
+                Err(e) if e.is_transient() && !self.cancel.is_cancelled() => {
+                    tracing::info!(host = %self.id, "retrying in {pause:?}: {}", crate::errors::chain(&e));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = self.cancel.cancelled() => return Err(e),
+                    }
+                    pause *= 2;
+                }
+                done => return done,
+            }
+        }
+        attempt().await
+    }
+
+    async fn manager(&self) -> StepResult<Option<SharedManager>> {
+        self.read(|| async {
+            self.manager
+                .get_or_try_init(|| {
+                    self.tools
+                        .manager(&self.host, self.exec.as_ref(), &self.cancel)
+                })
+                .await
+                .cloned()
+                .map_err(Error::Detect)
+        })
+        .await
+    }
+
+    /// Runs a `[host.checks]` command as part of `stage`; a non-zero exit stops the step.
+    async fn check(&self, stage: Stage, script: &str) -> StepResult<()> {
+        let command = RemoteCommand::new(script, self.command_timeout);
+        let out = self
+            .with_output(|lines| async move {
+                self.exec.run(&command, Some(&lines), &self.cancel).await
+            })
+            .await
+            .map_err(|source| Error::CheckUnrun {
+                stage,
+                script: script.to_string(),
+                source,
+            })?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(Error::CheckFailed {
+            stage,
+            script: script.to_string(),
+            code: exit_label(&out),
+            detail: last_line(if out.stderr.trim().is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            }),
+        })
+    }
+
+    /// Runs `work` with a line sink whose lines become `Event::Output`, forwarded as they come.
+    async fn with_output<'a, F, Fut, T>(&'a self, work: F) -> T
+    where
+        F: FnOnce(mpsc::Sender<OutputLine>) -> Fut,
+        Fut: Future<Output = T> + 'a,
+    {
+        let (lines, mut incoming) = mpsc::channel::<OutputLine>(64);
+        let forward = async {
+            while let Some(line) = incoming.recv().await {
+                self.emit(Event::Output {
+                    host: self.id.clone(),
+                    stream: line.stream,
+                    line: line.line.into(),
+                })
+                .await;
+            }
+        };
+        // `work` owns the only sender, so `forward` ends once `work` is done with it.
+        let (result, ()) = tokio::join!(work(lines), forward);
+        result
+    }
+}
+
+fn exit_label(out: &CommandOutput) -> String {
+    out.exit_code
+        .map_or_else(|| out.signal.clone().unwrap_or_default(), |c| c.to_string())
+}
+
+fn last_line(text: &str) -> String {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+fn quoted_list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

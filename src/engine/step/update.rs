@@ -1,0 +1,213 @@
+//! The host update pipeline, one stage after another, each with its own events and errors:
+//! pre-check → packages (skipped for `manager = "none"`) → compose stacks → reboot if required and
+//! allowed → verify. A job's rules (who asked) come from `job.rs`.
+
+use std::sync::Arc;
+
+use chrono::Local;
+
+use super::refresh::Found;
+use super::{StepContext, StepResult, quoted_list};
+use crate::engine::bus::{Event, Job, JobKind, Stage, StageStatus};
+use crate::engine::error::Error;
+use crate::engine::job::{Done, RebootRule};
+use crate::engine::schedule;
+use crate::fleet::{Refusal, StateKind, Transition};
+use crate::pkg::{UpgradeOptions, UpgradePlan, UpgradeReport};
+
+impl StepContext {
+    pub(super) async fn update(&self, job: &Job, from: StateKind) -> StepResult<Done> {
+        let JobKind::Update {
+            dry_run,
+            allow_removals,
+        } = job.kind
+        else {
+            return Ok(Done::Ran);
+        };
+        // A host already waiting for a reboot has one stage left: the reboot.
+        if from == StateKind::WaitingReboot && !dry_run {
+            return self.reboot_stage(job).await;
+        }
+        if !dry_run
+            && job.window_gates_update()
+            && let Err(reason) = schedule::host_window_allows(&self.host)
+        {
+            return Ok(Done::Skipped(reason));
+        }
+        self.move_to(Transition::Query).await?;
+        if job.runs_pre_check()
+            && let Some(pre) = &self.host.checks.pre
+        {
+            // A check changes nothing: one that could not run for network trouble is tried again.
+            let check = self.read(|| self.check(Stage::PreCheck, pre));
+            self.in_stage(Stage::PreCheck, check).await?;
+        }
+        let found = self.read_host().await?;
+        self.settle_query(&found).await?;
+        if dry_run {
+            if found.pending {
+                let plan = self.plan(allow_removals).await?;
+                self.announce_plan(plan, true).await;
+            }
+            return Ok(Done::Ran);
+        }
+        if job.stop.is_cancelled() {
+            return Ok(Done::Skipped("wave aborted before the update".into()));
+        }
+        if !found.pending && found.stacks.is_empty() {
+            if found.reboot.required {
+                // `settle_query` left the host waiting for a reboot.
+                return self.reboot_stage(job).await;
+            }
+            return Ok(Done::Ran);
+        }
+        if !found.pending && found.reboot.required {
+            // Waiting for a reboot already: that comes first; the stacks follow next time.
+            return self.reboot_stage(job).await;
+        }
+        let plan = match found.pending {
+            true => Some(self.consented_plan(allow_removals).await?),
+            false => None,
+        };
+        self.move_to(Transition::StartUpdate).await?;
+        let report = self.packages_stage(plan, allow_removals).await?;
+        self.compose_stage(&found).await?;
+        if report.reboot.required {
+            self.emit(Event::PendingRefreshed {
+                host: self.id.clone(),
+                packages: Arc::from(Vec::new()),
+                reboot: report.reboot.clone(),
+            })
+            .await;
+            let reason = match schedule::reboot_allowed(&self.host, Local::now().naive_local()) {
+                Err(reason) => reason,
+                Ok(()) if job.stop.is_cancelled() => "wave aborted before the reboot".to_string(),
+                Ok(()) => "rebooting".to_string(),
+            };
+            self.move_to(Transition::NeedReboot {
+                reason: reason.into(),
+            })
+            .await?;
+            return self.reboot_stage(job).await;
+        }
+        self.in_stage(Stage::Verify, self.verify_update()).await?;
+        self.move_to(Transition::Updated).await?;
+        Ok(Done::Ran)
+    }
+
+    /// The plan, unless it removes packages without consent (the command's or the host
+    /// policy's): then the update is refused before anything changes.
+    async fn consented_plan(&self, allow_removals: bool) -> StepResult<Arc<UpgradePlan>> {
+        let plan = self.plan(allow_removals).await?;
+        let plan = self.announce_plan(plan, false).await;
+        if !plan.removals.is_empty() && !self.options(allow_removals).allow_removals {
+            return Err(Error::Refused(Refusal(format!(
+                "the upgrade would remove {}; allow removals to go ahead",
+                quoted_list(&plan.removals)
+            ))));
+        }
+        Ok(plan)
+    }
+
+    async fn announce_plan(&self, plan: UpgradePlan, dry_run: bool) -> Arc<UpgradePlan> {
+        let plan = Arc::new(plan);
+        self.emit(Event::Planned {
+            host: self.id.clone(),
+            plan: plan.clone(),
+            dry_run,
+        })
+        .await;
+        plan
+    }
+
+    async fn packages_stage(
+        &self,
+        plan: Option<Arc<UpgradePlan>>,
+        allow_removals: bool,
+    ) -> StepResult<UpgradeReport> {
+        let manager = match (plan, self.manager().await?) {
+            (Some(_), Some(manager)) => manager,
+            (_, manager) => {
+                let reason = match manager {
+                    None => "the host has no package manager",
+                    Some(_) => "no packages pending",
+                };
+                self.stage(
+                    Stage::Packages,
+                    StageStatus::Skipped {
+                        reason: reason.into(),
+                    },
+                )
+                .await;
+                return Ok(UpgradeReport::default());
+            }
+        };
+        let options = self.options(allow_removals);
+        let exec = self.exec.clone();
+        let abandon = self.abandon.clone();
+        let upgrade = self.with_output(|lines| async move {
+            manager
+                .upgrade(exec.as_ref(), options, Some(&lines), &abandon)
+                .await
+                .map_err(Error::Upgrade)
+        });
+        self.in_stage(Stage::Packages, upgrade).await
+    }
+
+    async fn compose_stage(&self, found: &Found) -> StepResult<()> {
+        if found.stacks.is_empty() {
+            return Ok(());
+        }
+        self.in_stage(Stage::Compose, self.update_stacks())
+            .await
+            .map(|_| ())
+    }
+
+    /// After an update without a reboot: the post-check passes and the host's lists are read
+    /// again, so every consumer sees what is really left pending.
+    async fn verify_update(&self) -> StepResult<()> {
+        if let Some(post) = &self.host.checks.post {
+            if self.cancel.is_cancelled() {
+                // The upgrade was let finish while tendhost stops; nothing more may start now.
+                tracing::warn!(host = %self.id, "post-check not run: tendhost is stopping");
+                return Ok(());
+            }
+            self.check(Stage::Verify, post).await?;
+        }
+        if !self.cancel.is_cancelled() {
+            self.read_packages(false).await?;
+        }
+        Ok(())
+    }
+
+    async fn plan(&self, allow_removals: bool) -> StepResult<UpgradePlan> {
+        let Some(manager) = self.manager().await? else {
+            return Ok(UpgradePlan::default());
+        };
+        self.read(|| async {
+            manager
+                .plan(
+                    self.exec.as_ref(),
+                    self.options(allow_removals),
+                    &self.cancel,
+                )
+                .await
+                .map_err(Error::Plan)
+        })
+        .await
+    }
+
+    /// Consent comes from the command (`--allow-removals`, `R` in the console) or the host's own
+    /// policy; this is the one place that combines them.
+    fn options(&self, allow_removals: bool) -> UpgradeOptions {
+        UpgradeOptions {
+            mode: self.host.policy.upgrade_mode,
+            allow_removals: allow_removals || self.host.policy.allow_removals,
+        }
+    }
+
+    pub(super) async fn reboot(&self, job: &Job) -> StepResult<Done> {
+        debug_assert_eq!(job.reboot_rule(), RebootRule::Explicit);
+        self.reboot_stage(job).await
+    }
+}

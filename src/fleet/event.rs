@@ -1,0 +1,232 @@
+//! What happened to the fleet, as every consumer (snapshot, batch, console) receives it, and the
+//! vocabulary of jobs those events talk about. No logic beyond naming lives here.
+//!
+//! Events are in the past tense and carry owned data, so a receiver never reaches back into the
+//! sender; large payloads sit behind `Arc`. A state change carries the host's whole new
+//! [`HostState`], so no consumer rebuilds it from the move.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::state::{HostState, StateKind};
+use crate::config::HostId;
+use crate::inventory::Inventory;
+use crate::pkg::{PendingPackage, RebootStatus, StackReport, UpgradePlan};
+use crate::remote::Stream;
+
+/// What a job asks of one host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum JobKind {
+    /// Read inventory and pending packages.
+    Refresh,
+    /// The host update pipeline: pre-check → packages → compose stacks → reboot if required and
+    /// allowed → verify. `dry_run` only plans; `allow_removals` is the requester's consent to an
+    /// upgrade that removes packages.
+    Update {
+        dry_run: bool,
+        allow_removals: bool,
+    },
+    /// Reboot a host waiting for it, then verify.
+    Reboot,
+    Retry,
+    Acknowledge,
+}
+
+/// Who asked: decides which checks and window rules apply and whether a refusal is a skip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "origin", content = "id", rename_all = "snake_case")]
+pub enum Origin {
+    /// The operator, from the console.
+    Console,
+    /// A wave, by its id.
+    Wave(u64),
+    /// `--batch`.
+    Batch,
+    /// The periodic refresh.
+    Schedule,
+}
+
+/// How a job ended, as its requester sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    /// The host would not take the job (busy, failed, in the wrong state, no consent).
+    Refused {
+        reason: String,
+    },
+    /// Nothing was done, on purpose (outside the window, nothing to reboot).
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One stage of the host update pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    PreCheck,
+    Packages,
+    Compose,
+    Reboot,
+    Verify,
+}
+
+/// Where a stage stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StageStatus {
+    Started,
+    Done,
+    Skipped { reason: Arc<str> },
+    Failed { error: Arc<str> },
+}
+
+/// Something that already happened.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The host's state changed (or its data did: an acknowledgement, a failed read). `to` is
+    /// `state.kind()`, repeated so a reader can match on it.
+    StateChanged {
+        host: HostId,
+        from: StateKind,
+        to: StateKind,
+        state: Arc<HostState>,
+    },
+    Output {
+        host: HostId,
+        stream: Stream,
+        line: Arc<str>,
+    },
+    InventoryRefreshed {
+        host: HostId,
+        inventory: Arc<Inventory>,
+    },
+    PendingRefreshed {
+        host: HostId,
+        packages: Arc<[PendingPackage]>,
+        reboot: RebootStatus,
+    },
+    /// The result of a dry run or of a real upgrade's plan.
+    Planned {
+        host: HostId,
+        plan: Arc<UpgradePlan>,
+        dry_run: bool,
+    },
+    /// The host's compose stacks as last seen; `updated` when an update just ran over them (then
+    /// their changed services are the update's result).
+    Stacks {
+        host: HostId,
+        stacks: Arc<[StackReport]>,
+        updated: bool,
+    },
+    Stage {
+        host: HostId,
+        stage: Stage,
+        status: StageStatus,
+    },
+    Refused {
+        host: HostId,
+        job: JobKind,
+        reason: Arc<str>,
+    },
+    Wave(WaveProgress),
+    /// One host of a wave is done (sent just before the matching `Wave` progress).
+    WaveHostFinished {
+        wave_id: u64,
+        host: HostId,
+        outcome: Outcome,
+    },
+}
+
+/// Where a running wave stands.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveProgress {
+    pub wave_id: u64,
+    pub status: WaveStatus,
+    /// 1-based index of the batch in flight.
+    pub batch: usize,
+    pub batches: usize,
+    pub done: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub total: usize,
+    pub in_flight: Vec<HostId>,
+    /// Why the wave halted, when it did.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveStatus {
+    Started,
+    Running,
+    Paused,
+    Delaying,
+    Halted,
+    Aborted,
+    Finished,
+}
+
+impl JobKind {
+    /// The command's name in messages and JSON (`update`, `reboot`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Refresh => "refresh",
+            JobKind::Update { .. } => "update",
+            JobKind::Reboot => "reboot",
+            JobKind::Retry => "retry",
+            JobKind::Acknowledge => "acknowledge",
+        }
+    }
+
+    /// The verb the console's confirmation and messages use.
+    pub fn verb(self) -> &'static str {
+        match self {
+            JobKind::Update { dry_run: true, .. } => "dry-run update",
+            other => other.name(),
+        }
+    }
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Outcome::Failed { .. })
+    }
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::PreCheck => "pre-check",
+            Stage::Packages => "packages",
+            Stage::Compose => "compose",
+            Stage::Reboot => "reboot",
+            Stage::Verify => "verify",
+        }
+    }
+}
+
+impl Event {
+    /// The host this event is about, if it is about one.
+    pub fn host(&self) -> Option<&HostId> {
+        match self {
+            Event::StateChanged { host, .. }
+            | Event::Output { host, .. }
+            | Event::InventoryRefreshed { host, .. }
+            | Event::PendingRefreshed { host, .. }
+            | Event::Planned { host, .. }
+            | Event::Stacks { host, .. }
+            | Event::Stage { host, .. }
+            | Event::Refused { host, .. }
+            | Event::WaveHostFinished { host, .. } => Some(host),
+            Event::Wave(_) => None,
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What is known about one host, folded from events: the one host model that the snapshot,
+//! batch results and the console's rows all use.
+//!
+//! [`HostModel::apply`] is the only way a model changes, and every consumer folds the same events
+//! the same way, so they cannot disagree. The state itself is never rebuilt here: state-change
+//! events carry the supervisor's own [`HostState`]. Nothing here does I/O.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::event::{Event, JobKind};
+use super::state::{HostState, StateKind};
+use crate::config::HostId;
+use crate::inventory::Inventory;
+use crate::pkg::{
+    PendingPackage, RebootStatus, ServiceChange, StackReport, UpdateProgress, UpgradePlan,
+};
+
+/// One host as tendhost knows it.
+#[derive(Debug, Clone)]
+pub struct HostModel {
+    pub name: HostId,
+    pub state: Arc<HostState>,
+    pub inventory: Option<Arc<Inventory>>,
+    /// `None` until the first refresh: "—", not a misleading 0.
+    pub pending: Option<Arc<[PendingPackage]>>,
+    pub reboot: RebootStatus,
+    /// The last plan seen and whether it came from a dry run, so removals can be shown before an
+    /// upgrade.
+    pub plan: Option<Plan>,
+    /// The compose stacks as last seen (services and the images they run).
+    pub stacks: Arc<[StackReport]>,
+    /// What the last update changed in the stacks: per service the old and new image.
+    pub compose_changes: Arc<[ServiceChange]>,
+    pub last_refresh: Option<DateTime<Utc>>,
+    /// The last refusal, for the detail pane and the status line.
+    pub refused: Option<(JobKind, Arc<str>)>,
+    /// How far the running upgrade has got, read from its output.
+    pub progress: Option<UpdateProgress>,
+}
+
+/// An upgrade plan and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub plan: Arc<UpgradePlan>,
+    pub dry_run: bool,
+}
+
+impl HostModel {
+    pub fn new(name: HostId) -> Self {
+        HostModel {
+            name,
+            state: Arc::new(HostState::default()),
+            inventory: None,
+            pending: None,
+            reboot: RebootStatus::default(),
+            plan: None,
+            stacks: Arc::from(Vec::new()),
+            compose_changes: Arc::from(Vec::new()),
+            last_refresh: None,
+            refused: None,
+            progress: None,
+        }
+    }
+
+    pub fn kind(&self) -> StateKind {
+        self.state.kind()
+    }
+
+    pub fn pending_count(&self) -> Option<usize> {
+        self.pending.as_ref().map(|p| p.len())
+    }
+
+    pub fn security_count(&self) -> usize {
+        self.pending
+            .as_ref()
+            .map_or(0, |p| p.iter().filter(|p| p.security).count())
+    }
+
+    /// Folds one event about this host into the model. Events about other hosts are ignored.
+    /// Returns whether anything a row is filtered or sorted by changed (output lines do not).
+    pub fn apply(&mut self, event: &Event) -> bool {
+        if event.host() != Some(&self.name) {
+            return false;
+        }
+        match event {
+            Event::StateChanged { to, state, .. } => {
+                self.progress = (*to == StateKind::Updating).then(|| {
+                    let planned = match &self.plan {
+                        Some(Plan {
+                            plan,
+                            dry_run: false,
+                        }) => plan.upgrades.len() + plan.installs.len(),
+                        _ => self.pending_count().unwrap_or(0),
+                    };
+                    UpdateProgress::new(planned)
+                });
+                self.state = state.clone();
+            }
+            Event::Output { line, .. } => {
+                if let Some(progress) = self.progress.as_mut() {
+                    progress.observe(line);
+                }
+                return false;
+            }
+            Event::InventoryRefreshed { inventory, .. } => {
+                self.inventory = Some(inventory.clone());
+                self.last_refresh = Some(inventory.collected_at);
+            }
+            Event::PendingRefreshed {
+                packages, reboot, ..
+            } => {
+                self.pending = Some(packages.clone());
+                self.reboot = reboot.clone();
+                self.last_refresh = Some(Utc::now());
+            }
+            Event::Planned { plan, dry_run, .. } => {
+                self.plan = Some(Plan {
+                    plan: plan.clone(),
+                    dry_run: *dry_run,
+                });
+            }
+            Event::Stacks {
+                stacks, updated, ..
+            } => {
+                if *updated {
+                    self.compose_changes = stacks.iter().flat_map(StackReport::changes).collect();
+                }
+                self.stacks = stacks.clone();
+            }
+            Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
+            Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,
+        }
+        true
+    }
+}

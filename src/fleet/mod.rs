@@ -1,0 +1,11 @@
+//! The host vocabulary shared by engine, store, batch and console: the state machine, the
+//! events every consumer folds, and the one host model they fold them into. Knows nothing of
+//! SSH, tasks, files or the screen.
+
+pub mod event;
+pub mod host;
+pub mod state;
+
+pub use event::{Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus};
+pub use host::{HostModel, Plan};
+pub use state::{FailedInfo, HostState, LastError, Phase, Refusal, StateKind, Transition};
