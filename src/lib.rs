@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod errors;
 pub mod exit;
+pub mod fleet;
 pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;

@@ -12,7 +12,6 @@ mod real;
 mod reboot;
 mod record;
 pub mod schedule;
-mod select;
 pub mod state;
 mod steps;
 pub mod wave;
@@ -37,7 +36,6 @@ pub use bus::{Event, HostCommand, StateKind};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
 pub use record::HostRecord;
-pub use select::{Selectors, select};
 pub use wave::{WavePlan, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId};
