@@ -101,7 +101,11 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
                     Ok(ids) => ids.iter().filter_map(|id| config.host(id)).collect(),
                     Err(err) => return Ok(usage_error(&err.to_string())),
                 };
-            let ctx = remote::RemoteContext::from_config(&config, &paths);
+            let own = remote::OwnFiles {
+                known_hosts: paths.known_hosts(),
+                key: paths.key(),
+            };
+            let ctx = remote::RemoteContext::from_config(&config, own);
             let opts = hostmgmt::TestOptions {
                 accept_new: *accept_new,
                 json: *json,
