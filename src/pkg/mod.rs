@@ -12,6 +12,7 @@ pub mod compose;
 pub mod detect;
 pub mod dnf;
 pub mod parse;
+pub mod progress;
 mod step;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use crate::remote::{self, Executor, OutputLine};
 
 pub use compose::{ComposeReport, ComposeUpdater, ServiceImage};
 pub use detect::{detect, manager_for};
+pub use parse::os_release::OsInfo;
+pub use progress::UpdateProgress;
 
 /// One package with a newer version available.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

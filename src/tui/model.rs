@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, HostId};
 use crate::engine::bus::{CommandKind, Event, StateKind, StepOutcome, WaveProgress, WaveStatus};
 use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, UpgradePlan};
-use crate::tui::progress::UpdateProgress;
+use crate::pkg::{PendingPackage, RebootStatus, UpdateProgress, UpgradePlan};
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.
@@ -69,18 +68,12 @@ pub struct HostRow {
 }
 
 impl HostRow {
-    /// The OS as the table shows it: `Debian 12`, else the ID, else nothing yet.
+    /// The OS as the table shows it (see [`Inventory::os_label`]), nothing before an inventory.
     pub fn os_label(&self) -> String {
-        let Some(inv) = &self.inventory else {
-            return String::new();
-        };
-        let os = &inv.os;
-        let name = pretty_os_name(&os.id);
-        match (name.is_empty(), os.version_id.is_empty()) {
-            (true, _) => os.pretty_name.clone(),
-            (false, true) => name,
-            (false, false) => format!("{name} {}", os.version_id),
-        }
+        self.inventory
+            .as_deref()
+            .map(Inventory::os_label)
+            .unwrap_or_default()
     }
 
     /// The OS id and the ids it is like, lowercase, for `os:` filters.
@@ -92,26 +85,6 @@ impl HostRow {
 
     pub fn pending_count(&self) -> Option<usize> {
         self.pending.as_ref().map(|p| p.len())
-    }
-}
-
-fn pretty_os_name(id: &str) -> String {
-    match id {
-        "debian" => "Debian".into(),
-        "ubuntu" => "Ubuntu".into(),
-        "fedora" => "Fedora".into(),
-        "centos" => "CentOS".into(),
-        "rhel" => "RHEL".into(),
-        "rocky" => "Rocky".into(),
-        "almalinux" => "Alma".into(),
-        "" => String::new(),
-        other => {
-            let mut chars = other.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
     }
 }
 
