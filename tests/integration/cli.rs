@@ -8,6 +8,14 @@ fn tendhost() -> Command {
     cmd
 }
 
+/// A temporary dir with a `tendhost.toml` holding `body`; the dir lives as long as the guard.
+fn config_in_tempdir(body: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tendhost.toml");
+    std::fs::write(&config, body).unwrap();
+    (dir, config)
+}
+
 #[test]
 fn help_documents_the_whole_surface() {
     let out = tendhost().arg("--help").output().unwrap();
@@ -66,13 +74,8 @@ fn usage_errors_exit_2_without_a_panic() {
 #[test]
 fn a_batch_run_logs_to_the_state_dir_and_keeps_its_files_private() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tendhost.toml");
-    std::fs::write(
-        &config,
-        "[[host]]\nname = \"here\"\ntransport = \"local\"\nmanager = \"none\"\n",
-    )
-    .unwrap();
+    let (dir, config) =
+        config_in_tempdir("[[host]]\nname = \"here\"\ntransport = \"local\"\nmanager = \"none\"\n");
     let state = dir.path().join("state");
     let out = tendhost()
         .args(["--batch", "inventory", "--config"])
@@ -106,15 +109,11 @@ fn a_batch_run_logs_to_the_state_dir_and_keeps_its_files_private() {
 
 #[test]
 fn batch_and_host_test_share_one_selection_and_name_unknown_words() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tendhost.toml");
-    std::fs::write(
-        &config,
+    let (dir, config) = config_in_tempdir(
         "[groups]\nweb = [\"web-1\"]\n\n\
          [[host]]\nname = \"web-1\"\ntransport = \"local\"\nmanager = \"none\"\ntags = [\"prod\"]\n\n\
          [[host]]\nname = \"db-1\"\ntransport = \"local\"\nmanager = \"none\"\ntags = [\"staging\"]\n",
-    )
-    .unwrap();
+    );
     let cases: [(&[&str], &str); 5] = [
         (&["db-2"], "unknown host 'db-2' (did you mean 'db-1'?)"),
         (
