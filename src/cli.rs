@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::fleet::select::Selectors;
+
 /// Keep a fleet of Debian, Fedora/RHEL and Docker Compose hosts patched from one terminal.
 ///
 /// Without a subcommand or --batch, tendhost opens the full-screen console.
@@ -64,12 +66,8 @@ pub enum BatchCommand {
 /// Host selection and options for `--batch`.
 #[derive(Debug, Default, Clone, Args)]
 pub struct BatchArgs {
-    /// Hosts to act on (default: all, or those matched by --tag/--group).
-    #[arg(value_name = "HOST")]
-    pub hosts: Vec<String>,
-
     #[command(flatten)]
-    pub select: Selectors,
+    pub select: SelectArgs,
 
     /// Print one JSON object per line on stdout instead of a table.
     #[arg(long)]
@@ -96,20 +94,36 @@ pub struct BatchArgs {
     pub max_failures: Option<String>,
 }
 
-/// Which hosts an operation touches. Tags combine with AND; no selector means all hosts.
+/// The selector flags as typed; [`crate::fleet::select`] gives them their meaning (HOST and
+/// --group unite, --tag narrows, --exclude removes; none means all hosts).
 #[derive(Debug, Default, Clone, Args)]
-pub struct Selectors {
-    /// Only hosts with this tag (repeat for AND).
+pub struct SelectArgs {
+    /// Hosts to act on (default: all, or the members of --group).
+    #[arg(value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Only hosts with this tag (repeat: a host needs every tag).
     #[arg(long = "tag", short = 't', value_name = "TAG")]
     pub tags: Vec<String>,
 
-    /// Only hosts in this group (repeat for OR).
+    /// Add the hosts of this group (repeat for more groups).
     #[arg(long = "group", short = 'g', value_name = "GROUP")]
     pub groups: Vec<String>,
 
     /// Leave this host out (repeatable).
     #[arg(long = "exclude", short = 'x', value_name = "HOST")]
     pub exclude: Vec<String>,
+}
+
+impl From<&SelectArgs> for Selectors {
+    fn from(args: &SelectArgs) -> Self {
+        Selectors {
+            hosts: args.hosts.clone(),
+            tags: args.tags.clone(),
+            groups: args.groups.clone(),
+            exclude: args.exclude.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,10 +162,8 @@ pub enum HostCommand {
     },
     /// Connect to hosts and report reachable / auth failed / host key unknown or changed.
     Test {
-        #[arg(value_name = "HOST")]
-        hosts: Vec<String>,
         #[command(flatten)]
-        select: Selectors,
+        select: SelectArgs,
         /// Learn the keys of hosts not yet known (trust on first use).
         #[arg(long)]
         accept_new: bool,
@@ -192,5 +204,25 @@ mod tests {
         assert_eq!(cli.batch, Some(BatchCommand::Wave));
         assert_eq!(cli.batch_args.select.tags, ["web", "prod"]);
         assert!(cli.batch_args.json);
+    }
+
+    #[test]
+    fn selector_flags_become_one_selection() {
+        let cli = Cli::try_parse_from([
+            "tendhost", "host", "test", "a", "b", "-t", "prod", "-g", "web", "-x", "c",
+        ])
+        .unwrap();
+        let Some(Command::Host(HostCommand::Test { select, .. })) = &cli.command else {
+            panic!("not host test: {cli:?}");
+        };
+        assert_eq!(
+            Selectors::from(select),
+            Selectors {
+                hosts: vec!["a".into(), "b".into()],
+                tags: vec!["prod".into()],
+                groups: vec!["web".into()],
+                exclude: vec!["c".into()],
+            }
+        );
     }
 }

@@ -5,7 +5,9 @@
 //! codes of DESIGN.md §3.
 #![forbid(unsafe_code)]
 
-use tendhost::{batch, cli, config, engine, errors, exit, hostmgmt, logging, remote, store, tui};
+use tendhost::{
+    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, store, tui,
+};
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -88,18 +90,22 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         )),
         (
             Some(Command::Host(HostCommand::Test {
-                hosts,
                 select,
                 accept_new,
                 json,
             })),
             _,
         ) => {
-            let chosen = match hostmgmt::select_hosts(&config, hosts, select) {
-                Ok(chosen) => chosen,
-                Err(err) => return Ok(usage_error(&err.to_string())),
+            let chosen: Vec<&config::HostConfig> =
+                match fleet::select::select(&config, &select.into()) {
+                    Ok(ids) => ids.iter().filter_map(|id| config.host(id)).collect(),
+                    Err(err) => return Ok(usage_error(&err.to_string())),
+                };
+            let own = remote::OwnFiles {
+                known_hosts: paths.known_hosts(),
+                key: paths.key(),
             };
-            let ctx = remote::RemoteContext::from_config(&config, &paths);
+            let ctx = remote::RemoteContext::from_config(&config, own);
             let opts = hostmgmt::TestOptions {
                 accept_new: *accept_new,
                 json: *json,
@@ -125,9 +131,6 @@ fn run_batch(
         Ok(request) => request,
         Err(err) => return Ok(usage_error(&err)),
     };
-    if request.hosts.is_empty() {
-        return Ok(usage_error("no host matches the selection"));
-    }
     let _lock = match take_lock(paths) {
         Ok(lock) => lock,
         Err(exit) => return Ok(exit),

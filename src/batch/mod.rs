@@ -15,11 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{BatchArgs, BatchCommand};
 use crate::config::{BatchSize, Config, FailureLimit, HostId, parse_duration};
 use crate::engine::bus::{WaveProgress, WaveStatus};
-use crate::engine::{
-    EngineHandle, Event, Job, JobKind, Origin, Outcome, Selectors, WaveRequest, select,
-};
+use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequest};
 use crate::exit::Exit;
 use crate::fleet::HostModel;
+use crate::fleet::select::{Selectors, select};
 pub use output::Printer;
 
 /// A validated batch invocation.
@@ -35,19 +34,14 @@ pub struct Request {
 }
 
 impl Request {
-    /// Checks selectors and options against the config; `Err` is a usage error (exit 2).
+    /// Checks selectors and options against the config; `Err` is a usage error (exit 2), which
+    /// includes a selection that matches no host.
     pub fn new(
         command: BatchCommand,
         args: &BatchArgs,
         config: &Config,
     ) -> Result<Request, String> {
-        let selectors = Selectors {
-            hosts: args.hosts.clone(),
-            tags: args.select.tags.clone(),
-            groups: args.select.groups.clone(),
-            exclude: args.select.exclude.clone(),
-        };
-        let hosts = select(config, &selectors)?;
+        let hosts = select(config, &Selectors::from(&args.select)).map_err(|e| e.to_string())?;
         let wave_only =
             args.batch_size.is_some() || args.delay.is_some() || args.max_failures.is_some();
         if wave_only && command != BatchCommand::Wave {

@@ -12,7 +12,7 @@ mod error;
 mod fields;
 mod raw;
 mod sections;
-mod suggest;
+pub(crate) mod suggest;
 mod window;
 
 use std::collections::BTreeMap;

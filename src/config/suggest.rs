@@ -1,10 +1,22 @@
 //! "Did you mean" hints for unknown keys and names.
 
 /// ` (did you mean 'x'?)` when a known word is close to `word`, else nothing.
+pub(crate) fn did_you_mean(word: &str, known: &[&str]) -> String {
+    hint(closest(word, known))
+}
+
+/// ` (did you mean 'x'?)` for a suggestion, nothing without one: the one wording of the hint.
+pub(crate) fn hint(suggestion: Option<&str>) -> String {
+    suggestion
+        .map(|k| format!(" (did you mean '{k}'?)"))
+        .unwrap_or_default()
+}
+
+/// The known word closest to `word`, if any is close enough to be what was meant.
 ///
 /// Close means a small edit distance (transpositions count once, so `atp` finds `apt`) or a high
 /// Jaro-Winkler similarity, which catches dropped letters in longer words (`adress` → `addr`).
-pub(super) fn did_you_mean(word: &str, known: &[&str]) -> String {
+pub(crate) fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let score = |k: &str| {
         let close_edit = edit_distance(word, k) <= 1.max(word.chars().count() / 4);
         let similar = jaro_winkler(word, k);
@@ -19,8 +31,7 @@ pub(super) fn did_you_mean(word: &str, known: &[&str]) -> String {
         .iter()
         .filter_map(|k| score(k).map(|s| (s, *k)))
         .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| format!(" (did you mean '{k}'?)"))
-        .unwrap_or_default()
+        .map(|(_, k)| k)
 }
 
 /// Optimal-string-alignment distance: Levenshtein where swapping two neighbours costs one.

@@ -12,7 +12,6 @@ mod hub;
 mod job;
 mod real;
 pub mod schedule;
-mod select;
 mod step;
 pub mod wave;
 
@@ -36,7 +35,6 @@ pub use bus::{Event, Job, JobKind, Origin, Outcome, StateKind};
 pub use error::{Error, WaveError};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
-pub use select::{Selectors, select};
 pub use wave::{WavePlan, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId};

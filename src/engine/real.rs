@@ -11,7 +11,7 @@ use super::{EngineDeps, ManagerSource, RebootSettings};
 use crate::config::{Config, HostConfig};
 use crate::inventory::{self, Inventory};
 use crate::pkg::{self, SharedManager};
-use crate::remote::{self, Executor, RemoteContext};
+use crate::remote::{self, Executor, OwnFiles, RemoteContext};
 use crate::store::Paths;
 use crate::store::snapshot::Snapshot;
 
@@ -45,7 +45,11 @@ impl ManagerSource for RealManagers {
 impl EngineDeps {
     /// Real executors (`[ssh]` settings, tendhost's key and known_hosts) and real managers.
     pub fn real(config: &Config, paths: &Paths, snapshot: Option<Snapshot>) -> EngineDeps {
-        Self::with_context(RemoteContext::from_config(config, paths), paths, snapshot)
+        let own = OwnFiles {
+            known_hosts: paths.known_hosts(),
+            key: paths.key(),
+        };
+        Self::with_context(RemoteContext::from_config(config, own), paths, snapshot)
     }
 
     /// [`Self::real`] with an explicit remote context (tests use a hermetic one).

@@ -1,9 +1,10 @@
 //! The host vocabulary shared by engine, store, batch and console: the state machine, the
-//! events every consumer folds, and the one host model they fold them into. Knows nothing of
-//! SSH, tasks, files or the screen.
+//! events every consumer folds, the one host model they fold them into, and what they all mean
+//! by "these hosts". Knows nothing of SSH, tasks, files or the screen.
 
 pub mod event;
 pub mod host;
+pub mod select;
 pub mod state;
 
 pub use event::{Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus};

@@ -6,10 +6,8 @@
 
 mod add;
 mod keygen;
-mod select;
 mod test;
 
 pub use add::{AddError, NewHost, add_host};
 pub use keygen::{Keygen, KeygenError, keygen};
-pub use select::{SelectError, select_hosts};
 pub use test::{TestOptions, test_hosts};

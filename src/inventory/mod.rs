@@ -16,6 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, RemoteCommand};
 
+/// The OS part of an inventory. Defined by `pkg`, which picks a package manager from it, so that
+/// pkg never depends on the inventory it feeds.
+pub use crate::pkg::OsInfo;
+
 /// Inventory reads a few files and lists; a host that takes longer is stuck.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -107,17 +111,38 @@ pub struct Inventory {
     pub collected_at: DateTime<Utc>,
 }
 
-/// From `/etc/os-release` (or osquery's `os_version`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OsInfo {
-    /// `ID`, e.g. `debian`.
-    pub id: String,
-    /// `ID_LIKE`, split on spaces.
-    pub id_like: Vec<String>,
-    /// `VERSION_ID`, e.g. `12`.
-    pub version_id: String,
-    /// `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
-    pub pretty_name: String,
+impl Inventory {
+    /// The OS as a table shows it: `Debian 12`, else the OS's own pretty name.
+    pub fn os_label(&self) -> String {
+        let name = os_name(&self.os.id);
+        match (name.is_empty(), self.os.version_id.is_empty()) {
+            (true, _) => self.os.pretty_name.clone(),
+            (false, true) => name,
+            (false, false) => format!("{name} {}", self.os.version_id),
+        }
+    }
+}
+
+/// A short display name for an os-release `ID`: the usual spelling for the families tendhost
+/// knows, else the ID capitalised.
+fn os_name(id: &str) -> String {
+    match id {
+        "debian" => "Debian".into(),
+        "ubuntu" => "Ubuntu".into(),
+        "fedora" => "Fedora".into(),
+        "centos" => "CentOS".into(),
+        "rhel" => "RHEL".into(),
+        "rocky" => "Rocky".into(),
+        "almalinux" => "Alma".into(),
+        "" => String::new(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,4 +164,47 @@ pub struct Image {
 pub enum InventorySource {
     Osquery,
     Probe,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_os(id: &str, version_id: &str, pretty_name: &str) -> Inventory {
+        Inventory {
+            os: OsInfo {
+                id: id.into(),
+                id_like: Vec::new(),
+                version_id: version_id.into(),
+                pretty_name: pretty_name.into(),
+            },
+            kernel: String::new(),
+            hostname: String::new(),
+            uptime_secs: 0,
+            installed_packages: 0,
+            containers: Vec::new(),
+            images: Vec::new(),
+            source: InventorySource::Probe,
+            collected_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn os_labels_use_short_names_then_the_version() {
+        let cases = [
+            (
+                "debian",
+                "12",
+                "Debian GNU/Linux 12 (bookworm)",
+                "Debian 12",
+            ),
+            ("almalinux", "9.4", "AlmaLinux 9.4", "Alma 9.4"),
+            ("rhel", "", "Red Hat Enterprise Linux", "RHEL"),
+            ("arch", "", "Arch Linux", "Arch"),
+            ("", "", "Something Odd", "Something Odd"),
+        ];
+        for (id, version, pretty, label) in cases {
+            assert_eq!(with_os(id, version, pretty).os_label(), label, "{id}");
+        }
+    }
 }

@@ -9,11 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::apt::Apt;
 use super::dnf::Dnf;
-use super::parse::os_release::parse_os_release;
+use super::parse::os_release::{OsInfo, parse_os_release};
 use super::step::{self, QUERY_TIMEOUT};
 use super::{Error, ManagerKind, SharedManager};
 use crate::config::ManagerChoice;
-use crate::inventory::OsInfo;
 use crate::remote::Executor;
 
 const APT_FAMILY: &[&str] = &["debian", "ubuntu", "raspbian", "linuxmint", "pop"];

@@ -12,6 +12,7 @@ pub mod compose;
 pub mod detect;
 pub mod dnf;
 pub mod parse;
+pub mod progress;
 mod step;
 
 use std::sync::Arc;
@@ -23,12 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
 
-/// TEMPORARY until the selection branch moves it here.
-pub use crate::tui::progress::UpdateProgress;
 pub use compose::{
     ComposeReport, ComposeReport as StackReport, ComposeUpdater, ServiceChange, ServiceImage,
 };
 pub use detect::{detect, manager_for};
+pub use parse::os_release::OsInfo;
+pub use progress::UpdateProgress;
 
 /// One package with a newer version available.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,8 +1,9 @@
 //! What every executor needs to know besides its own host: where host keys are trusted from, the
 //! policy for unknown ones, timeouts, and where credentials may come from.
 //!
-//! Built once in `main` from `Config` + `Paths` (or by hand in tests, hermetically) and shared by
-//! every host. It holds paths and settings, never opened connections.
+//! Built once in `main` from `Config` + [`OwnFiles`] (or by hand in tests, hermetically) and
+//! shared by every host. It holds paths and settings, never opened connections, and knows nothing
+//! of where the rest of tendhost's state lives.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, HostConfig, KnownHostsPolicy};
-use crate::store::Paths;
 
 /// A secret that must never reach a log line or a snapshot: `Debug` prints `<redacted>`.
 #[derive(Clone)]
@@ -31,6 +31,15 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
+}
+
+/// tendhost's own SSH files (DESIGN.md §7), wherever the caller keeps them.
+#[derive(Debug, Clone)]
+pub struct OwnFiles {
+    /// tendhost's known_hosts, written when a key is learnt.
+    pub known_hosts: PathBuf,
+    /// tendhost's private key (`tendhost keygen`), tried before `~/.ssh/id_*`.
+    pub key: PathBuf,
 }
 
 /// Shared settings for every remote executor.
@@ -82,14 +91,14 @@ impl RemoteContext {
         }
     }
 
-    /// The context for a real run: `config`'s `[ssh]` settings, tendhost's files from `paths`,
-    /// and the user's `~/.ssh` and environment (`SSH_AUTH_SOCK`, `TENDHOST_SSH_KEY`).
-    pub fn from_config(config: &Config, paths: &Paths) -> Self {
-        let mut ctx = Self::new(paths.known_hosts(), config.ssh.known_hosts);
+    /// The context for a real run: `config`'s `[ssh]` settings, tendhost's `own` files, and the
+    /// user's `~/.ssh` and environment (`SSH_AUTH_SOCK`, `TENDHOST_SSH_KEY`).
+    pub fn from_config(config: &Config, own: OwnFiles) -> Self {
+        let mut ctx = Self::new(own.known_hosts, config.ssh.known_hosts);
         ctx.connect_timeout = config.ssh.connect_timeout;
         ctx.command_timeout = config.ssh.command_timeout;
         ctx.keepalive = config.ssh.keepalive;
-        ctx.default_identities.push(paths.key());
+        ctx.default_identities.push(own.key);
         if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
             let ssh = home.join(".ssh");
             ctx.extra_known_hosts.push(ssh.join("known_hosts"));

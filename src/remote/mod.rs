@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use context::{RemoteContext, Secret};
+pub use context::{OwnFiles, RemoteContext, Secret};
 pub use error::Error;
 pub use factory::executor_for;
 pub use local::LocalExecutor;

@@ -9,6 +9,8 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use crate::config::suggest;
+
 /// Everything a key can ask for. What it means depends on the screen in front (app.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -339,30 +341,8 @@ pub enum KeyError {
 }
 
 fn did_you_mean(name: &str) -> String {
-    BINDINGS
-        .iter()
-        .map(|b| b.name)
-        .find(|candidate| {
-            candidate.contains(name)
-                || name.contains(candidate)
-                || edit_distance(candidate, name) <= 2
-        })
-        .map(|c| format!(" (did you mean '{c}'?)"))
-        .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
-        }
-        prev = row;
-    }
-    prev[b.len()]
+    let actions: Vec<&str> = BINDINGS.iter().map(|b| b.name).collect();
+    suggest::did_you_mean(name, &actions)
 }
 
 /// The keys in force: defaults with `[keys]` overrides applied.

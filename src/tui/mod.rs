@@ -13,7 +13,6 @@ mod engine_link;
 mod filter;
 mod keys;
 mod model;
-pub(crate) mod progress;
 mod request;
 mod scrollback;
 mod terminal;

@@ -15,6 +15,7 @@ use crate::config::{Config, HostId};
 use crate::engine::bus::{Event, Outcome, StateKind, WaveProgress, WaveStatus};
 use crate::fleet::HostModel;
 use crate::store::snapshot::SavedHost;
+use crate::inventory::Inventory;
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.
@@ -86,18 +87,13 @@ impl HostRow {
         self.model.security_count()
     }
 
-    /// The OS as the table shows it: `Debian 12`, else the ID, else nothing yet.
+    /// The OS as the table shows it (see [`Inventory::os_label`]), nothing before an inventory.
     pub fn os_label(&self) -> String {
-        let Some(inv) = &self.model.inventory else {
-            return String::new();
-        };
-        let os = &inv.os;
-        let name = pretty_os_name(&os.id);
-        match (name.is_empty(), os.version_id.is_empty()) {
-            (true, _) => os.pretty_name.clone(),
-            (false, true) => name,
-            (false, false) => format!("{name} {}", os.version_id),
-        }
+        self.model
+            .inventory
+            .as_deref()
+            .map(Inventory::os_label)
+            .unwrap_or_default()
     }
 
     /// The OS id and the ids it is like, lowercase, for `os:` filters.
@@ -109,26 +105,6 @@ impl HostRow {
 
     pub fn pending_count(&self) -> Option<usize> {
         self.model.pending_count()
-    }
-}
-
-fn pretty_os_name(id: &str) -> String {
-    match id {
-        "debian" => "Debian".into(),
-        "ubuntu" => "Ubuntu".into(),
-        "fedora" => "Fedora".into(),
-        "centos" => "CentOS".into(),
-        "rhel" => "RHEL".into(),
-        "rocky" => "Rocky".into(),
-        "almalinux" => "Alma".into(),
-        "" => String::new(),
-        other => {
-            let mut chars = other.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().chain(chars).collect())
-                .unwrap_or_default()
-        }
     }
 }
 

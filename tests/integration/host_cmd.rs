@@ -138,6 +138,7 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown host 'nope'"));
 }
 
 #[test]

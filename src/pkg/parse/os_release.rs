@@ -1,6 +1,20 @@
-//! Pure parser for `/etc/os-release` (systemd's os-release(5) format).
+//! Pure parser for `/etc/os-release` (systemd's os-release(5) format), and the [`OsInfo`] it
+//! yields: what both package-manager detection and the inventory know about an OS.
 
-use crate::inventory::OsInfo;
+use serde::{Deserialize, Serialize};
+
+/// From `/etc/os-release` (or osquery's `os_version`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    /// `ID`, e.g. `debian`.
+    pub id: String,
+    /// `ID_LIKE`, split on spaces.
+    pub id_like: Vec<String>,
+    /// `VERSION_ID`, e.g. `12`.
+    pub version_id: String,
+    /// `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub pretty_name: String,
+}
 
 /// Reads `KEY=value` lines; values may be bare, `"double"` or `'single'` quoted, with `\`
 /// escapes inside double quotes. Comments, blank lines and malformed lines are skipped.

@@ -1,5 +1,5 @@
-//! How far a running upgrade has got, read from its own output, so the fleet table can say
-//! `▲ updating 61%` instead of just "updating".
+//! How far a running upgrade has got, read from its own output, so the console's fleet table can
+//! say `▲ updating 61%` instead of just "updating" and batch mode can report progress too.
 //!
 //! apt prints one `Setting up NAME (VERSION) ...` line per package it configures; the plan tells
 //! how many that will be. dnf and yum number their transaction steps themselves
