@@ -1,58 +1,58 @@
-//! Docker Compose stacks: pull newer images, tell which services would change, and recreate
-//! (`up -d`) only when one did, reporting each service's old → new image id.
+//! Docker Compose stacks: show which image each service runs ([`ComposeUpdater::inspect`]), pull
+//! newer images and tell which services would change ([`ComposeUpdater::check`]), and recreate
+//! (`up -d`) only those, checking afterwards that they really run the new image
+//! ([`ComposeUpdater::update`]). Every service is recorded by image id and digest, before and
+//! after, in a [`StackReport`]; its [`ServiceChange`]s are what a rollback needs.
 //!
-//! Speaks only through [`Executor`]; every path and image reference is passed through [`quote`].
-//! Knows nothing of apt or dnf: a stack is updated the same way on any host.
+//! Speaks only through [`Executor`]; every path, service and reference is passed through
+//! `quote` (see `command`). Knows nothing of apt or dnf, nor of the engine that calls it: a
+//! stack is updated the same way on any host. Every error names the stack, and the service
+//! where one is to blame ([`Error::Compose`]).
 
-use serde::{Deserialize, Serialize};
+mod command;
+mod report;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use self::command::{StackCommand, images_script};
+pub use self::report::{ImageRef, ServiceChange, ServiceImage, StackReport};
 use super::Error;
-use super::parse::compose::{self as parse, IMAGE_MARKER, SERVICE_MARKER};
+use super::parse::compose::{self as parse, StackProbe};
 use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
 use crate::config::{ComposeVersion, DockerSettings};
-use crate::remote::{Executor, OutputLine, quote};
+use crate::remote::{Executor, OutputLine};
 
-/// One service of a stack, with the image it ran before and the one it would run now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceImage {
-    pub service: String,
-    /// The image reference the service's container was created from, e.g. `nginx:1.27`.
-    pub image: Option<String>,
-    /// Image id the running container uses; `None` when the service has no container.
-    pub old_id: Option<String>,
-    /// Image id the reference points at after the pull.
-    pub new_id: Option<String>,
-}
-
-impl ServiceImage {
-    /// A newer image is there for a service that has a container.
-    pub fn changed(&self) -> bool {
-        matches!((&self.old_id, &self.new_id), (Some(old), Some(new)) if old != new)
-    }
-}
-
-/// What happened to one `compose_paths` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComposeReport {
-    pub path: String,
-    pub services: Vec<ServiceImage>,
-    /// `up -d` ran because at least one service changed.
-    pub recreated: bool,
-}
-
-impl ComposeReport {
-    pub fn changed(&self) -> impl Iterator<Item = &ServiceImage> {
-        self.services.iter().filter(|s| s.changed())
-    }
-}
-
-/// Updates the compose stacks of one host, per its `[host.docker]` settings.
+/// Inspects and updates the compose stacks of one host, per its `[host.docker]` settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ComposeUpdater {
     version: ComposeVersion,
     pull_before_update: bool,
+}
+
+/// Wraps an error of the stack at `path` (and `service`, when one is to blame).
+fn in_stack(path: &str, service: Option<&str>) -> impl FnOnce(Error) -> Error {
+    let (path, service) = (path.to_string(), service.map(str::to_string));
+    move |source| Error::Compose {
+        path,
+        service,
+        source: Box::new(source),
+    }
+}
+
+/// Runs a read-only probe of the stack at `path` (as root: the docker socket is root's) and
+/// returns what it printed.
+async fn query(
+    exec: &dyn Executor,
+    path: &str,
+    step: &'static str,
+    script: String,
+    cancel: &CancellationToken,
+) -> Result<String, Error> {
+    step::run_ok(exec, step, script, true, QUERY_TIMEOUT, None, cancel)
+        .await
+        .map(|out| out.stdout)
+        .map_err(in_stack(path, None))
 }
 
 impl ComposeUpdater {
@@ -63,117 +63,67 @@ impl ComposeUpdater {
         }
     }
 
-    /// `cd` into the stack and the compose invocation for it. A path naming a `.yml`/`.yaml`
-    /// file selects that file; anything else is the project directory.
-    fn compose(&self, path: &str) -> (String, String) {
-        let binary = match self.version {
-            ComposeVersion::V1 => "docker-compose",
-            ComposeVersion::V2 => "docker compose",
-        };
-        let is_file = path.ends_with(".yml") || path.ends_with(".yaml");
-        match path.rsplit_once('/').filter(|_| is_file) {
-            Some((dir, file)) => {
-                let dir = if dir.is_empty() { "/" } else { dir };
-                (quote(dir), format!("{binary} -f {}", quote(file)))
-            }
-            None if is_file => (".".to_string(), format!("{binary} -f {}", quote(path))),
-            None => (quote(path), binary.to_string()),
-        }
+    /// Read-only (no pull, no `up`): the stack's services, what each runs, and what its
+    /// reference points at on the host now. For inventory refreshes.
+    pub async fn inspect(
+        &self,
+        exec: &dyn Executor,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> Result<StackReport, Error> {
+        let stack = StackCommand::new(self.version, path);
+        let probe = self.probe(exec, path, &stack, cancel).await?;
+        Ok(StackReport::new(path, &probe, &probe.images))
     }
 
-    /// Pulls (when configured) and compares image ids; changes nothing that is running.
+    /// Pulls (when `pull_before_update`) and compares image ids; changes nothing that runs.
+    /// What a dry run shows.
     pub async fn check(
         &self,
         exec: &dyn Executor,
         path: &str,
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
-    ) -> Result<ComposeReport, Error> {
-        let (dir, compose) = self.compose(path);
-        let script = format!(
-            "cd -- {dir} || exit 3\n\
-             {compose} config --services | while IFS= read -r s; do\n\
-               c=$({compose} ps -q \"$s\" 2>/dev/null | head -n 1)\n\
-               if [ -n \"$c\" ]; then\n\
-                 printf '{SERVICE_MARKER}\\t%s\\t%s\\n' \"$s\" \
-                 \"$(docker inspect --format '{{{{.Image}}}}\t{{{{.Config.Image}}}}' \"$c\")\"\n\
-               else printf '{SERVICE_MARKER}\\t%s\\t\\t\\n' \"$s\"; fi\n\
-             done"
-        );
-        let out = step::run(
-            exec,
-            "compose services",
-            script,
-            true,
-            QUERY_TIMEOUT,
-            None,
-            cancel,
-        )
-        .await?;
-        if !out.success() {
-            return Err(step::failed("compose services", &out));
+    ) -> Result<StackReport, Error> {
+        let stack = StackCommand::new(self.version, path);
+        let probe = self.probe(exec, path, &stack, cancel).await?;
+        if !self.pull_before_update {
+            return Ok(StackReport::new(path, &probe, &probe.images));
         }
-        let probes = parse::parse_services(&out.stdout);
-
-        if self.pull_before_update {
-            let script = format!("cd -- {dir} || exit 3\n{compose} pull");
-            let out = step::run(
-                exec,
-                "compose pull",
-                script,
-                true,
-                REFRESH_TIMEOUT,
-                lines,
-                cancel,
-            )
+        self.pull(exec, path, &stack, &probe.services, lines, cancel)
             .await?;
-            if !out.success() {
-                return Err(step::failed("compose pull", &out));
-            }
-        }
-
-        let refs: Vec<&str> = probes
+        let mut references: Vec<&str> = probe
+            .containers
             .iter()
-            .filter_map(|p| p.image_ref.as_deref())
+            .filter_map(|c| c.image_ref.as_deref())
             .collect();
-        let ids = self.image_ids(exec, &refs, cancel).await?;
-        let services = probes
-            .into_iter()
-            .map(|p| {
-                let new_id = p.image_ref.as_ref().and_then(|r| {
-                    ids.iter()
-                        .find(|(reference, _)| reference == r)
-                        .and_then(|(_, id)| id.clone())
-                });
-                ServiceImage {
-                    service: p.service,
-                    image: p.image_ref,
-                    old_id: p.image_id,
-                    new_id,
-                }
-            })
-            .collect();
-        Ok(ComposeReport {
-            path: path.to_string(),
-            services,
-            recreated: false,
-        })
+        references.sort_unstable();
+        references.dedup();
+        let pulled = if references.is_empty() {
+            Vec::new()
+        } else {
+            let out = query(exec, path, "image ids", images_script(&references), cancel).await?;
+            parse::parse_images(&out)
+        };
+        Ok(StackReport::new(path, &probe, &pulled))
     }
 
-    /// [`check`](Self::check), then `up -d` when at least one service has a newer image.
+    /// [`check`](Self::check), then `up -d` of the services that have a different image, then
+    /// a fresh look proving each of them runs it. `recreated` tells whether `up -d` ran.
     pub async fn update(
         &self,
         exec: &dyn Executor,
         path: &str,
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
-    ) -> Result<ComposeReport, Error> {
+    ) -> Result<StackReport, Error> {
         let mut report = self.check(exec, path, lines, cancel).await?;
-        if report.changed().next().is_none() {
+        let changed: Vec<&str> = report.changed().map(|s| s.service.as_str()).collect();
+        if changed.is_empty() {
             return Ok(report);
         }
-        let (dir, compose) = self.compose(path);
-        let script = format!("cd -- {dir} || exit 3\n{compose} up -d");
+        let stack = StackCommand::new(self.version, path);
+        let script = stack.up(&changed);
         let out = step::run(
             exec,
             "compose up",
@@ -183,103 +133,74 @@ impl ComposeUpdater {
             lines,
             cancel,
         )
-        .await?;
+        .await
+        .map_err(in_stack(path, None))?;
         if !out.success() {
-            return Err(step::failed("compose up", &out));
+            // compose names the service that failed; else, with one service asked for, it is
+            // that one.
+            let services: Vec<String> = report.services.iter().map(|s| s.service.clone()).collect();
+            let blamed =
+                parse::blamed_service(&format!("{}\n{}", out.stderr, out.stdout), &services)
+                    .map(String::as_str)
+                    .or(match changed.as_slice() {
+                        [only] => Some(*only),
+                        _ => None,
+                    });
+            return Err(in_stack(path, blamed)(step::failed("compose up", &out)));
         }
+        let after = self.probe(exec, path, &stack, cancel).await?;
+        report.verify(&after)?;
         report.recreated = true;
         Ok(report)
     }
 
-    /// Every stack of a host in order; `dry_run` only checks. Stops at the first failure so an
-    /// operator sees which stack broke before later ones are touched.
-    pub async fn update_all(
+    /// Runs the stack probe (see [`StackCommand::probe`]).
+    async fn probe(
         &self,
         exec: &dyn Executor,
-        paths: &[String],
-        dry_run: bool,
+        path: &str,
+        stack: &StackCommand,
+        cancel: &CancellationToken,
+    ) -> Result<StackProbe, Error> {
+        let out = query(exec, path, "compose services", stack.probe(), cancel).await?;
+        Ok(parse::parse_stack(&out))
+    }
+
+    /// Pulls the whole stack at once (compose pulls in parallel). When that fails, each service
+    /// is pulled alone, so the error names the one whose image cannot be had.
+    async fn pull(
+        &self,
+        exec: &dyn Executor,
+        path: &str,
+        stack: &StackCommand,
+        services: &[String],
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
-    ) -> Result<Vec<ComposeReport>, Error> {
-        let mut reports = Vec::with_capacity(paths.len());
-        for path in paths {
-            let report = if dry_run {
-                self.check(exec, path, lines, cancel).await?
-            } else {
-                self.update(exec, path, lines, cancel).await?
-            };
-            reports.push(report);
-        }
-        Ok(reports)
-    }
-
-    async fn image_ids(
-        &self,
-        exec: &dyn Executor,
-        refs: &[&str],
-        cancel: &CancellationToken,
-    ) -> Result<Vec<(String, Option<String>)>, Error> {
-        if refs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let script: String = refs
-            .iter()
-            .map(|r| {
-                let r = quote(r);
-                format!(
-                    "printf '{IMAGE_MARKER}\\t%s\\t%s\\n' {r} \
-                     \"$(docker image inspect --format '{{{{.Id}}}}' {r} 2>/dev/null)\"\n"
-                )
-            })
-            .collect();
-        let out = step::run(exec, "image ids", script, true, QUERY_TIMEOUT, None, cancel).await?;
-        if !out.success() {
-            return Err(step::failed("image ids", &out));
-        }
-        Ok(parse::parse_images(&out.stdout))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn updater(version: ComposeVersion) -> ComposeUpdater {
-        ComposeUpdater::new(&DockerSettings {
-            compose_version: version,
-            pull_before_update: true,
-        })
-    }
-
-    #[test]
-    fn picks_the_binary_and_quotes_paths() {
-        let v1 = updater(ComposeVersion::V1);
-        assert_eq!(
-            v1.compose("/opt/stacks/media"),
-            ("/opt/stacks/media".into(), "docker-compose".into())
-        );
-        let v2 = updater(ComposeVersion::V2);
-        assert_eq!(
-            v2.compose("/srv/my stack/compose.yaml"),
-            (
-                "'/srv/my stack'".into(),
-                "docker compose -f compose.yaml".into()
+    ) -> Result<(), Error> {
+        let pull = |service: Option<&str>| {
+            step::run_ok(
+                exec,
+                "compose pull",
+                stack.pull(service),
+                true,
+                REFRESH_TIMEOUT,
+                lines,
+                cancel,
             )
-        );
-        assert_eq!(v2.compose("$(reboot)").0, "'$(reboot)'");
-    }
-
-    #[test]
-    fn only_a_different_id_counts_as_changed() {
-        let s = |old: Option<&str>, new: Option<&str>| ServiceImage {
-            service: "web".into(),
-            image: Some("web:latest".into()),
-            old_id: old.map(String::from),
-            new_id: new.map(String::from),
         };
-        assert!(s(Some("a"), Some("b")).changed());
-        assert!(!s(Some("a"), Some("a")).changed());
-        assert!(!s(None, Some("a")).changed());
-        assert!(!s(Some("a"), None).changed());
+        let whole = match pull(None).await {
+            Ok(_) => return Ok(()),
+            // The transport failed: pulling service by service would fail the same way.
+            Err(e @ Error::Remote { .. }) => return Err(in_stack(path, None)(e)),
+            Err(e) => e,
+        };
+        for service in services {
+            pull(Some(service))
+                .await
+                .map_err(in_stack(path, Some(service)))?;
+        }
+        // Every service pulled alone: the whole pull failed for a passing reason.
+        tracing::warn!(path, error = %whole, "compose pull failed, then each service pulled");
+        Ok(())
     }
 }
