@@ -125,9 +125,20 @@ impl HostModel {
                 stacks, updated, ..
             } => {
                 if *updated {
+                    // An update that failed part-way reports the stacks it got to; the others
+                    // stay as last seen.
                     self.compose_changes = stacks.iter().flat_map(StackReport::changes).collect();
+                    let mut merged = self.stacks.to_vec();
+                    for stack in stacks.iter() {
+                        match merged.iter_mut().find(|s| s.path == stack.path) {
+                            Some(old) => *old = stack.clone(),
+                            None => merged.push(stack.clone()),
+                        }
+                    }
+                    self.stacks = merged.into();
+                } else {
+                    self.stacks = stacks.clone();
                 }
-                self.stacks = stacks.clone();
             }
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
             Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,

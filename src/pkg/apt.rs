@@ -113,10 +113,7 @@ impl PackageManager for Apt {
     ) -> Result<Vec<PendingPackage>, Error> {
         const STEP: &str = "apt list --upgradable";
         let script = "LC_ALL=C apt list --upgradable".to_string();
-        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
-        if !out.success() {
-            return Err(step::failed(STEP, &out));
-        }
+        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
         Ok(parse::parse_list_upgradable(&out.stdout))
     }
 
@@ -131,10 +128,7 @@ impl PackageManager for Apt {
             "LC_ALL=C apt-get -s -o Debug::NoLocking=1 {}",
             verb(options.mode)
         );
-        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
-        if !out.success() {
-            return Err(step::failed(STEP, &out));
-        }
+        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
         Ok(parse::parse_simulation(&out.stdout))
     }
 
@@ -178,10 +172,7 @@ impl PackageManager for Apt {
              cat /var/run/reboot-required.pkgs 2>/dev/null; fi; true",
             parse::REBOOT_MARKER
         );
-        let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
-        if !out.success() {
-            return Err(step::failed(STEP, &out));
-        }
+        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
         let (required, packages) = parse::parse_reboot_probe(&out.stdout);
         Ok(RebootStatus { required, packages })
     }

@@ -80,10 +80,7 @@ pub fn manager(kind: ManagerKind) -> SharedManager {
 pub async fn os_release(exec: &dyn Executor, cancel: &CancellationToken) -> Result<OsInfo, Error> {
     const STEP: &str = "reading /etc/os-release";
     let script = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release".to_string();
-    let out = step::run(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
-    if !out.success() {
-        return Err(step::failed(STEP, &out));
-    }
+    let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
     Ok(parse_os_release(&out.stdout))
 }
 

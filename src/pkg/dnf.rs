@@ -121,12 +121,8 @@ impl PackageManager for Dnf {
     async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error> {
         const STEP: &str = "makecache";
         let script = format!("LC_ALL=C {} -q makecache", self.binary());
-        let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(step::failed(STEP, &out))
-        }
+        step::run_ok(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+        Ok(())
     }
 
     async fn pending(
@@ -181,10 +177,7 @@ impl PackageManager for Dnf {
         const STEP: &str = "upgrade";
         let plan = self.plan(exec, options, cancel).await?.consented(options)?;
         let script = format!("LC_ALL=C {} -y upgrade", self.binary());
-        let out = step::run(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
-        if !out.success() {
-            return Err(step::failed(STEP, &out));
-        }
+        step::run_ok(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
         let reboot = self.reboot_status(exec, cancel).await?;
         Ok(UpgradeReport { plan, reboot })
     }
@@ -208,10 +201,7 @@ impl PackageManager for Dnf {
              true",
             bin = self.binary()
         );
-        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
-        if !out.success() {
-            return Err(step::failed(STEP, &out));
-        }
+        let out = step::run_ok(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
         let (required, packages) = parse::parse_reboot_probe(&out.stdout);
         Ok(RebootStatus { required, packages })
     }

@@ -5,7 +5,7 @@
 //! local hosts and simulated hosts behave alike. Parsers are pure functions over captured output.
 //!
 //! Entry points: [`detect`] picks a host's [`PackageManager`] (from the config or
-//! `/etc/os-release`); [`ComposeUpdater`] handles a host's `compose_paths`.
+//! `/etc/os-release`); [`ComposeUpdater`] inspects and updates a host's `compose_paths`.
 
 pub mod apt;
 pub mod compose;
@@ -24,9 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
 
-pub use compose::{
-    ComposeReport, ComposeReport as StackReport, ComposeUpdater, ServiceChange, ServiceImage,
-};
+pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
 pub use detect::{detect, manager_for};
 pub use parse::os_release::OsInfo;
 pub use progress::UpdateProgress;
@@ -133,14 +131,33 @@ pub enum Error {
     Locked(u64),
     #[error("could not understand {what}: {detail}")]
     Parse { what: &'static str, detail: String },
+    /// Anything that failed on one compose stack: the stack and, where known, the service; what
+    /// went wrong (a remote error, a failed command) is the source.
+    #[error("compose stack '{path}'{}", service.as_ref().map(|s| format!(", service '{s}'")).unwrap_or_default())]
+    Compose {
+        path: String,
+        service: Option<String>,
+        #[source]
+        source: Box<Error>,
+    },
+    /// `up -d` succeeded but the service does not run the image it was recreated for.
+    #[error("'up -d' left it {}", match running {
+        Some(old) => format!("on image '{old}' instead of '{expected}'"),
+        None => "without a container".to_string(),
+    })]
+    NotRecreated {
+        running: Option<String>,
+        expected: String,
+    },
 }
 
 impl Error {
-    /// The transport's word on it, when a command could not be run to completion: network
-    /// trouble that trying again may fix.
+    /// Whether trying again later could help: the transport failed in a passing way (see
+    /// [`remote::Error::is_transient`]). A command that ran and failed is never transient.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Remote { source, .. } => source.is_transient(),
+            Error::Compose { source, .. } => source.is_transient(),
             _ => false,
         }
     }

@@ -39,6 +39,24 @@ pub async fn run(
         .map_err(|source| Error::Remote { step, source })
 }
 
+/// [`run`] for a step where only exit 0 is success: any other exit becomes [`failed`].
+pub async fn run_ok(
+    exec: &dyn Executor,
+    step: &'static str,
+    script: String,
+    privileged: bool,
+    timeout: Duration,
+    lines: Option<&mpsc::Sender<OutputLine>>,
+    cancel: &CancellationToken,
+) -> Result<CommandOutput, Error> {
+    let out = run(exec, step, script, privileged, timeout, lines, cancel).await?;
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(failed(step, &out))
+    }
+}
+
 /// The error for a step whose command exited unsuccessfully: the exit code and the last lines of
 /// stderr (or stdout when stderr is empty), which is where apt and dnf say what went wrong.
 pub fn failed(step: &'static str, output: &CommandOutput) -> Error {

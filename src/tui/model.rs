@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, HostId};
 use crate::engine::bus::{Event, Outcome, StateKind, WaveProgress, WaveStatus};
 use crate::fleet::HostModel;
-use crate::store::snapshot::SavedHost;
 use crate::inventory::Inventory;
+use crate::store::snapshot::SavedHost;
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.

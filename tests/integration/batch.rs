@@ -324,3 +324,58 @@ fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside(
         });
     assert!(kept, "the corrupt snapshot was not kept aside");
 }
+
+/// Issue 9: `--batch update` of a host with only compose stacks pulls, recreates the changed
+/// service, and reports old and new image (id and digest) per service in its `"host"` line.
+#[test]
+fn batch_update_recreates_a_changed_compose_service() {
+    use crate::harness::compose::Outdated;
+    use crate::harness::registry;
+
+    let fixture = registry::shared();
+    let Outdated {
+        stack,
+        repo: _web,
+        v1_digest,
+        v2_digest,
+    } = Outdated::new("batch-web", "docker-compose.yml");
+
+    // This machine is the host: it must never reboot.
+    let env = TestEnv::new();
+    env.write_config(&format!(
+        "[[host]]\nname = \"docker\"\ntransport = \"local\"\nmanager = \"none\"\n\
+         compose_paths = [{path}]\n\n[host.docker]\ncompose_version = \"v1\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        path = toml::Value::String(stack.dir_path())
+    ));
+
+    let out = run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
+    let lines = json_lines(&out);
+    let host = host_line(&lines, "docker");
+    assert_eq!(
+        host["compose"],
+        serde_json::json!([{
+            "path": stack.dir_path(),
+            "service": "web",
+            "from": fixture.v1,
+            "from_digest": v1_digest,
+            "to": fixture.v2,
+            "to_digest": v2_digest,
+        }]),
+        "{host}"
+    );
+    assert_eq!(stack.running_image("web"), fixture.v2);
+
+    let container = stack.container("web");
+    let out = run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
+    let lines = json_lines(&out);
+    assert_eq!(
+        host_line(&lines, "docker")["compose"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        stack.container("web"),
+        container,
+        "nothing changed, yet it was recreated"
+    );
+}

@@ -1,141 +1,266 @@
 //! Docker Compose stacks against a real docker daemon and a loopback registry: a pull brings a
-//! real newer image, `up -d` runs only when an image id changed, and hostile stack paths run
-//! nothing but what tendhost meant.
+//! real newer image, each service is recorded by image id and digest before and after, `up -d`
+//! recreates only what changed and is checked afterwards, failures name the stack and service,
+//! compose v2's exact command lines work, and hostile stack paths run nothing but what tendhost
+//! meant.
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 
 use tendhost::config::{ComposeVersion, DockerSettings};
-use tendhost::pkg::ComposeUpdater;
+use tendhost::errors::chain;
+use tendhost::pkg::{self, ComposeUpdater, ImageRef, ServiceChange};
 use tendhost::remote::LocalExecutor;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::debroot::run;
-use crate::harness::registry::{Registry, image_id, import_image};
+use crate::harness::compose::{Outdated, Stack, V2Shim};
+use crate::harness::registry;
 
-fn updater(pull_before_update: bool) -> ComposeUpdater {
+fn updater(version: ComposeVersion, pull_before_update: bool) -> ComposeUpdater {
     ComposeUpdater::new(&DockerSettings {
-        compose_version: ComposeVersion::V1,
+        compose_version: version,
         pull_before_update,
     })
 }
 
-/// Stops the stack and removes the test images however the test ends.
-struct Stack<'a> {
-    dir: &'a Path,
-    images: Vec<String>,
-}
-
-impl Drop for Stack<'_> {
-    fn drop(&mut self) {
-        let _ = Command::new("docker-compose")
-            .args(["down", "--timeout", "1"])
-            .current_dir(self.dir)
-            .output();
-        for image in &self.images {
-            let _ = Command::new("docker").args(["rmi", "-f", image]).output();
-        }
+fn image(id: &str, digest: &str) -> ImageRef {
+    ImageRef {
+        id: id.to_string(),
+        digest: Some(digest.to_string()),
     }
 }
 
-fn running_image(dir: &Path) -> String {
-    let id = run(Command::new("docker-compose")
-        .args(["ps", "-q", "web"])
-        .current_dir(dir));
-    run(Command::new("docker").args(["inspect", "--format", "{{.Image}}", id.trim()]))
-        .trim()
-        .to_string()
+/// The one change of service `web` from v1 to v2 of the test image.
+fn web_change(path: &str, v1_digest: &str, v2_digest: &str) -> ServiceChange {
+    let fixture = registry::shared();
+    ServiceChange {
+        path: path.to_string(),
+        service: "web".into(),
+        from: Some(image(&fixture.v1, v1_digest)),
+        to: image(&fixture.v2, v2_digest),
+    }
 }
 
 #[tokio::test]
-async fn pulls_a_newer_image_and_recreates_only_what_changed() {
-    let registry = Registry::start();
-    let reference = format!("{}/tendhost-test/web:latest", registry.addr);
-    let staging = format!("{}/tendhost-test/web:staging", registry.addr);
-    let work = tempfile::tempdir().unwrap();
-    let dir = work
-        .path()
-        .join(format!("tendhoststack{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("docker-compose.yml"),
-        format!("services:\n  web:\n    image: {reference}\n    command: [\"/wait\"]\n"),
-    )
-    .unwrap();
-    let mut stack = Stack {
-        dir: &dir,
-        images: vec![reference.clone(), staging.clone()],
-    };
-
-    // v1 in the registry and running; v2 pushed under the same tag but not present locally.
-    let v1 = import_image(&reference, "v1");
-    run(Command::new("docker").args(["push", &reference]));
-    run(Command::new("docker-compose")
-        .args(["up", "-d"])
-        .current_dir(&dir));
-    assert_eq!(running_image(&dir), v1);
-    let v2 = import_image(&staging, "v2");
-    assert_ne!(v1, v2);
-    run(Command::new("docker").args(["tag", &staging, &reference]));
-    run(Command::new("docker").args(["push", &reference]));
-    run(Command::new("docker").args(["tag", &v1, &reference]));
-    run(Command::new("docker").args(["rmi", &staging]));
-    assert_eq!(image_id(&reference), v1, "locally the tag still means v1");
-    stack.images.push(v2.clone());
-    stack.images.push(v1.clone());
+async fn records_both_images_and_recreates_only_the_changed_service() {
+    let fixture = registry::shared();
+    let (web, db) = (fixture.repo("v1-web"), fixture.repo("v1-db"));
+    // A hostile directory name: the stack is found and the `$(…)` never runs.
+    let name = format!("th v1 {} $(touch pwned) x", std::process::id());
+    let stack = Stack::new(
+        &name,
+        "docker-compose.yml",
+        &[("web", &web.reference), ("db", &db.reference)],
+    );
+    let db_digest = db.push(&fixture.v1);
+    let v1_digest = web.push(&fixture.v1);
+    stack.up();
+    let db_container = stack.container("db");
+    let v2_digest = web.push_newer();
+    assert_eq!(web.local_id(), fixture.v1, "locally the tag still means v1");
 
     let exec = LocalExecutor::new();
     let cancel = CancellationToken::new();
-    let path = dir.display().to_string();
+    let path = stack.dir_path();
+    let v1 = updater(ComposeVersion::V1, true);
 
-    let checked = updater(true)
-        .check(&exec, &path, None, &cancel)
-        .await
-        .unwrap();
-    assert_eq!(checked.services.len(), 1);
-    let web = &checked.services[0];
-    assert_eq!(web.service, "web");
-    assert_eq!(web.image.as_deref(), Some(reference.as_str()));
-    assert_eq!(web.old_id.as_deref(), Some(v1.as_str()));
+    // Read-only: what runs, and what the tags mean locally; nothing pulled.
+    let seen = v1.inspect(&exec, &path, &cancel).await.unwrap();
+    let names: Vec<&str> = seen.services.iter().map(|s| s.service.as_str()).collect();
+    assert_eq!(names, ["web", "db"]);
+    let w = &seen.services[0];
+    assert_eq!(w.image.as_deref(), Some(web.reference.as_str()));
+    assert_eq!(w.running, Some(image(&fixture.v1, &v1_digest)));
     assert_eq!(
-        web.new_id.as_deref(),
-        Some(v2.as_str()),
-        "the pull fetched v2"
+        w.available,
+        Some(image(&fixture.v1, &v1_digest)),
+        "inspect pulled"
+    );
+    // v1 is in two repositories; each service gets the digest of its own.
+    assert_eq!(
+        seen.services[1].running,
+        Some(image(&fixture.v1, &db_digest))
+    );
+    assert_eq!(seen.changed().count(), 0);
+    assert_eq!(web.local_id(), fixture.v1);
+
+    // A check pulls and compares, and recreates nothing.
+    let checked = v1.check(&exec, &path, None, &cancel).await.unwrap();
+    assert_eq!(
+        checked.services[0].available,
+        Some(image(&fixture.v2, &v2_digest))
     );
     assert!(!checked.recreated);
-    assert_eq!(running_image(&dir), v1, "a check recreates nothing");
+    assert_eq!(stack.running_image("web"), fixture.v1, "a check recreated");
 
-    let updated = updater(true)
-        .update(&exec, &path, None, &cancel)
-        .await
-        .unwrap();
+    let updated = v1.update(&exec, &path, None, &cancel).await.unwrap();
     assert!(updated.recreated);
-    assert_eq!(updated.changed().count(), 1);
-    assert_eq!(running_image(&dir), v2);
-
-    // The inventory of this host now shows the recreated container and both images.
-    let inv = tendhost::inventory::collect(&exec, &cancel).await.unwrap();
-    let container = inv
-        .containers
-        .iter()
-        .find(|c| c.image == reference)
-        .unwrap_or_else(|| panic!("container missing from {:?}", inv.containers));
-    assert_eq!(container.state, "running");
-    assert!(
-        inv.images
-            .iter()
-            .any(|i| i.id == v2 && i.tags.contains(&reference))
+    assert_eq!(
+        updated.changes().collect::<Vec<_>>(),
+        [web_change(&path, &v1_digest, &v2_digest)]
+    );
+    assert_eq!(stack.running_image("web"), fixture.v2);
+    assert_eq!(
+        stack.container("db"),
+        db_container,
+        "the unchanged service was recreated"
     );
 
-    let again = updater(true)
-        .update(&exec, &path, None, &cancel)
-        .await
-        .unwrap();
-    assert!(!again.recreated, "nothing changed, so no up -d: {again:?}");
-    assert_eq!(again.changed().count(), 0);
-    drop(stack);
-    drop(registry);
+    // Nothing changed since: no `up -d`, the containers stay as they are.
+    let web_container = stack.container("web");
+    let again = v1.update(&exec, &path, None, &cancel).await.unwrap();
+    assert!(!again.recreated, "{again:?}");
+    assert_eq!(again.changes().count(), 0);
+    assert_eq!(
+        again.services[0].running,
+        Some(image(&fixture.v2, &v2_digest))
+    );
+    assert_eq!(stack.container("web"), web_container);
+    assert_eq!(stack.container("db"), db_container);
+    assert!(
+        !stack.dir.join("pwned").exists() && !stack.dir.parent().unwrap().join("pwned").exists(),
+        "the stack path ran a command"
+    );
+}
+
+/// `err` is a failure of the stack at `path`, blaming `service`, whose cause is the command of
+/// `step` exiting non-zero.
+fn assert_blames(err: &pkg::Error, path: &str, service: Option<&str>, step: &str) {
+    let pkg::Error::Compose {
+        path: p,
+        service: s,
+        source,
+    } = err
+    else {
+        panic!("not a compose error: {err:?}");
+    };
+    assert_eq!((p.as_str(), s.as_deref()), (path, service), "{err:?}");
+    assert!(
+        matches!(**source, pkg::Error::CommandFailed { step: st, .. } if st == step),
+        "{source:?}"
+    );
+    assert!(!err.is_transient(), "{err:?}");
+    let blamed = service
+        .map(|s| format!(", service '{s}'"))
+        .unwrap_or_default();
+    let text = chain(err);
+    assert!(
+        text.starts_with(&format!("compose stack '{path}'{blamed}: {step} failed")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_stack_names_its_path_and_service() {
+    let fixture = registry::shared();
+    let web = fixture.repo("fail-web");
+    let ghost = fixture.repo("fail-ghost"); // never pushed
+    let stack = Stack::new(
+        &format!("th fail {}", std::process::id()),
+        "compose.yaml",
+        &[("web", &web.reference), ("ghost", &ghost.reference)],
+    );
+    web.push(&fixture.v1);
+    let exec = LocalExecutor::new();
+    let cancel = CancellationToken::new();
+    let path = stack.file_path();
+    let v1 = updater(ComposeVersion::V1, true);
+
+    // The image of one service is missing from the registry: the pull fails, naming it.
+    let err = v1.update(&exec, &path, None, &cancel).await.unwrap_err();
+    assert_blames(&err, &path, Some("ghost"), "compose pull");
+
+    // A broken compose file: no service to blame, the stack is named.
+    stack.write("services: [\n");
+    let err = v1.inspect(&exec, &path, &cancel).await.unwrap_err();
+    assert_blames(&err, &path, None, "compose services");
+    let err = v1.update(&exec, &path, None, &cancel).await.unwrap_err();
+    assert_blames(&err, &path, None, "compose services");
+
+    // Two services get a new image and one cannot start: `up -d` fails, naming that one.
+    let services = format!(
+        "services:\n  web:\n    image: {r}\n  worker:\n    image: {r}\n",
+        r = web.reference
+    );
+    stack.write(&services);
+    stack.up();
+    web.push_newer();
+    stack.write(&format!("{services}    command: [\"/nonexistent\"]\n"));
+    let err = v1.update(&exec, &path, None, &cancel).await.unwrap_err();
+    assert_blames(&err, &path, Some("worker"), "compose up");
+
+    let missing = format!("{}/nowhere", stack.dir_path());
+    let err = v1.inspect(&exec, &missing, &cancel).await.unwrap_err();
+    assert!(
+        chain(&err).starts_with(&format!("compose stack '{missing}': ")),
+        "{}",
+        chain(&err)
+    );
+}
+
+/// Debian 12 ships only compose v1; the v2 plugin is not packaged. [`V2Shim`] hands `docker
+/// compose …` to `docker-compose`, so the exact v2 command lines run through a real shell and a
+/// real compose (their arguments are the same in both versions).
+#[tokio::test]
+async fn v2_command_lines_update_a_stack() {
+    let fixture = registry::shared();
+    let Outdated {
+        stack,
+        repo: web,
+        v1_digest,
+        v2_digest,
+    } = Outdated::new("v2-web", "compose.yaml");
+    let shim = V2Shim::new();
+    let exec = shim.executor();
+    let cancel = CancellationToken::new();
+    let path = stack.file_path();
+    let v2 = updater(ComposeVersion::V2, true);
+
+    let report = v2.update(&exec, &path, None, &cancel).await.unwrap();
+    assert!(report.recreated);
+    assert_eq!(
+        report.changes().collect::<Vec<_>>(),
+        [web_change(&path, &v1_digest, &v2_digest)]
+    );
+    assert_eq!(stack.running_image("web"), fixture.v2);
+    let probe = ["-f compose.yaml config --services", "-f compose.yaml ps -q"];
+    assert_eq!(
+        shim.take_compose_calls(),
+        [
+            probe[0],
+            probe[1],
+            "-f compose.yaml pull",
+            "-f compose.yaml up -d web",
+            probe[0],
+            probe[1],
+        ]
+    );
+
+    // An `up -d` that reports success but recreates nothing is caught, naming the service.
+    web.push(&fixture.v1);
+    web.tag_locally(&fixture.v2);
+    shim.skip_up();
+    let err = v2.update(&exec, &path, None, &cancel).await.unwrap_err();
+    match &err {
+        pkg::Error::Compose {
+            service: Some(service),
+            source,
+            ..
+        } => {
+            assert_eq!(service, "web");
+            assert!(
+                matches!(&**source, pkg::Error::NotRecreated { running: Some(old), expected }
+                    if *old == fixture.v2 && *expected == fixture.v1),
+                "{source:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stack.running_image("web"), fixture.v2);
+    assert_eq!(shim.take_compose_calls().len(), 6);
+
+    // Read-only inspection runs only the probe.
+    v2.inspect(&exec, &path, &cancel).await.unwrap();
+    assert_eq!(shim.take_compose_calls(), probe);
 }
 
 #[tokio::test]
@@ -153,6 +278,7 @@ async fn hostile_stack_paths_run_nothing_extra() {
     ];
     let exec = LocalExecutor::new();
     let cancel = CancellationToken::new();
+    let v1 = updater(ComposeVersion::V1, false);
     for (i, name) in hostile.iter().enumerate() {
         // A real stack inside a directory with a hostile name: compose must find it.
         let dir = work.path().join(name).join(format!("stack{i}"));
@@ -162,88 +288,25 @@ async fn hostile_stack_paths_run_nothing_extra() {
             "services:\n  svc:\n    image: tendhost-test/none:latest\n",
         )
         .unwrap();
-        let report = updater(false)
-            .check(&exec, &dir.display().to_string(), None, &cancel)
+        // Every compose script starts with the same `cd`; the pull and `up -d` of a hostile
+        // path are exercised for real in the update tests above.
+        let path = dir.display().to_string();
+        let report = v1
+            .inspect(&exec, &path, &cancel)
             .await
-            .unwrap_or_else(|e| panic!("{name:?}: {e}"));
+            .unwrap_or_else(|e| panic!("{name:?}: {}", chain(&e)));
         assert_eq!(report.services.len(), 1, "{name:?}");
         assert_eq!(report.services[0].service, "svc");
-        assert_eq!(
-            report.services[0].old_id, None,
-            "no container was ever created"
-        );
+        assert_eq!(report.services[0].running, None, "no container was created");
 
-        // And a path that does not exist fails cleanly.
+        // And a path that does not exist fails cleanly, naming it.
         let missing = work.path().join(format!("missing {name}"));
+        let missing = missing.display().to_string();
+        let err = v1.inspect(&exec, &missing, &cancel).await.unwrap_err();
         assert!(
-            updater(false)
-                .check(&exec, &missing.display().to_string(), None, &cancel)
-                .await
-                .is_err()
+            matches!(&err, pkg::Error::Compose { path, .. } if *path == missing),
+            "{err:?}"
         );
         assert!(!marker.exists(), "{name:?} ran a command");
     }
-}
-
-/// Debian 12 ships only compose v1; the v2 plugin is not packaged. A `docker` wrapper that hands
-/// `docker compose …` to `docker-compose` stands in for the plugin, so the v2 command lines run
-/// through a real shell and a real compose (their arguments are the same in both versions).
-#[tokio::test]
-async fn v2_command_lines_reach_compose() {
-    use std::os::unix::fs::PermissionsExt;
-    let work = tempfile::tempdir().unwrap();
-    let shim = work.path().join("shim");
-    fs::create_dir_all(&shim).unwrap();
-    let docker = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v docker"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let log = work.path().join("invocations");
-    fs::write(
-        shim.join("docker"),
-        format!(
-            "#!/bin/sh\necho \"$*\" >> {log}\nif [ \"$1\" = compose ]; then shift; exec docker-compose \"$@\"; fi\n\
-             exec {docker} \"$@\"\n",
-            log = log.display(),
-            docker = docker.trim()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(shim.join("docker"), fs::Permissions::from_mode(0o755)).unwrap();
-    let dir = work.path().join("stack");
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  api:\n    image: tendhost-test/none:latest\n  worker:\n    image: tendhost-test/none:latest\n",
-    )
-    .unwrap();
-    let exec = LocalExecutor::with_wrapper(vec![
-        "env".into(),
-        format!("PATH={}:/usr/local/bin:/usr/bin:/bin", shim.display()),
-        "sh".into(),
-        "-c".into(),
-    ]);
-    let v2 = ComposeUpdater::new(&DockerSettings {
-        compose_version: ComposeVersion::V2,
-        pull_before_update: false,
-    });
-    let path = dir.join("compose.yaml").display().to_string();
-    let report = v2
-        .check(&exec, &path, None, &CancellationToken::new())
-        .await
-        .unwrap();
-    let mut services: Vec<&str> = report.services.iter().map(|s| s.service.as_str()).collect();
-    services.sort();
-    assert_eq!(services, ["api", "worker"]);
-    let calls = fs::read_to_string(&log).unwrap();
-    assert!(
-        calls
-            .lines()
-            .any(|l| l == "compose -f compose.yaml config --services"),
-        "{calls}"
-    );
 }

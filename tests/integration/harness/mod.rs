@@ -3,7 +3,8 @@
 //! - [`debroot`]: a debootstrapped Debian root per test host (cached base + overlay), and
 //!   [`aptrepo`]: a local apt repository of generated .deb packages inside it.
 //! - [`rpmrepo`]: a real rpm database and repository driven by Debian's dnf.
-//! - [`registry`]: a loopback docker registry and tiny locally built images.
+//! - [`registry`]: a loopback docker registry and tiny locally built images, shared per process;
+//!   [`compose`]: compose stacks running them, and a `docker` shim standing in for compose v2.
 //! - [`sshd`]: real OpenSSH hosts ([`SshHost::start`], [`start_fleet`]) torn down by pid on drop.
 //! - [`TestEnv`]: a private temp dir with tendhost's data dir (known_hosts, keys), a state dir and
 //!   a config file, plus helpers that turn harness hosts into a `Config` / `HostConfig` and a
@@ -21,6 +22,7 @@
 
 pub mod apthost;
 pub mod aptrepo;
+pub mod compose;
 pub mod debroot;
 pub mod registry;
 pub mod rpmrepo;

@@ -1,0 +1,153 @@
+//! The shell text the compose updater runs: the exact `docker-compose …` (v1) or
+//! `docker compose …` (v2) command lines for one stack, and the probes that print what
+//! `parse::compose` reads. Every path, service name and reference goes through [`quote`].
+//!
+//! Pure string building; running them is `compose::ComposeUpdater`'s job.
+
+use crate::config::ComposeVersion;
+use crate::pkg::parse::compose::{CONTAINER_MARKER, IMAGE_MARKER, SERVICE_MARKER};
+use crate::remote::quote;
+
+/// `docker inspect` template of a container line (after [`CONTAINER_MARKER`]).
+const CONTAINER_FORMAT: &str =
+    "\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.Image}}\t{{.Config.Image}}";
+/// `docker inspect` template printing a container's image id and its reference, one a line.
+const IMAGES_OF_CONTAINER: &str = "{{.Image}}\n{{.Config.Image}}";
+/// `docker image inspect` template: id, then every repo digest.
+const IMAGE_FORMAT: &str = "{{.Id}}\t{{range .RepoDigests}}{{.}} {{end}}";
+
+/// How to reach one stack: the directory to `cd` into and the compose invocation for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StackCommand {
+    /// Quoted.
+    dir: String,
+    /// `docker-compose` or `docker compose`, plus `-f FILE` (quoted) when the path names one.
+    compose: String,
+}
+
+impl StackCommand {
+    /// A path naming a `.yml`/`.yaml` file selects that file; anything else is the project
+    /// directory.
+    pub(super) fn new(version: ComposeVersion, path: &str) -> Self {
+        let binary = match version {
+            ComposeVersion::V1 => "docker-compose",
+            ComposeVersion::V2 => "docker compose",
+        };
+        let is_file = path.ends_with(".yml") || path.ends_with(".yaml");
+        let (dir, compose) = match path.rsplit_once('/').filter(|_| is_file) {
+            Some((dir, file)) => {
+                let dir = if dir.is_empty() { "/" } else { dir };
+                (quote(dir), format!("{binary} -f {}", quote(file)))
+            }
+            None if is_file => (".".to_string(), format!("{binary} -f {}", quote(path))),
+            None => (quote(path), binary.to_string()),
+        };
+        Self { dir, compose }
+    }
+
+    /// `body` run inside the stack's directory, with globbing off so unquoted lists of ids and
+    /// references split into words and nothing else.
+    fn script(&self, body: &str) -> String {
+        format!("cd -- {} || exit 3\nset -f\n{body}", self.dir)
+    }
+
+    /// Read-only: the services of the compose file, each container's service and image, and
+    /// every image those containers run or name (see `parse::compose::parse_stack`).
+    pub(super) fn probe(&self) -> String {
+        let compose = &self.compose;
+        self.script(&format!(
+            "{image_fn}\
+             services=$({compose} config --services) || exit\n\
+             containers=$({compose} ps -q) || exit\n\
+             printf '%s\\n' \"$services\" | while IFS= read -r s; do\n\
+             [ -z \"$s\" ] || printf '%s\\t%s\\n' {SERVICE_MARKER} \"$s\"\n\
+             done\n\
+             [ -n \"$containers\" ] || exit 0\n\
+             docker inspect --format {container_format} $containers || exit\n\
+             for i in $(docker inspect --format {images} $containers | sort -u); do img \"$i\"; done\n",
+            image_fn = image_function(),
+            container_format = quote(&format!("{CONTAINER_MARKER}{CONTAINER_FORMAT}")),
+            images = quote(IMAGES_OF_CONTAINER),
+        ))
+    }
+
+    /// `pull`, of one service or of all.
+    pub(super) fn pull(&self, service: Option<&str>) -> String {
+        let only = service
+            .map(|s| format!(" {}", quote(s)))
+            .unwrap_or_default();
+        self.script(&format!("{} pull{only}\n", self.compose))
+    }
+
+    /// `up -d` of `services` only: the others keep their containers, running or not.
+    pub(super) fn up(&self, services: &[&str]) -> String {
+        let names: String = services.iter().map(|s| format!(" {}", quote(s))).collect();
+        self.script(&format!("{} up -d{names}\n", self.compose))
+    }
+}
+
+/// Prints one image line for each of `asked` (ids or references), wherever the shell is.
+pub(super) fn images_script(asked: &[&str]) -> String {
+    let mut script = image_function();
+    for a in asked {
+        script.push_str(&format!("img {}\n", quote(a)));
+    }
+    script
+}
+
+/// `img X` prints X's image line; an image that is not there gets an empty id.
+fn image_function() -> String {
+    format!(
+        "img() {{ printf '%s\\t%s\\t%s\\n' {IMAGE_MARKER} \"$1\" \
+         \"$(docker image inspect --format {} \"$1\" 2>/dev/null)\"; }}\n",
+        quote(IMAGE_FORMAT)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_binary_and_quotes_paths() {
+        let v1 = StackCommand::new(ComposeVersion::V1, "/opt/stacks/media");
+        assert_eq!(
+            (v1.dir.as_str(), v1.compose.as_str()),
+            ("/opt/stacks/media", "docker-compose")
+        );
+        let v2 = StackCommand::new(ComposeVersion::V2, "/srv/my stack/compose.yaml");
+        assert_eq!(
+            (v2.dir.as_str(), v2.compose.as_str()),
+            ("'/srv/my stack'", "docker compose -f compose.yaml")
+        );
+        let hostile = StackCommand::new(ComposeVersion::V2, "/srv/$(reboot)/x.yml");
+        assert_eq!(hostile.dir, "'/srv/$(reboot)'");
+        assert_eq!(StackCommand::new(ComposeVersion::V1, "/c.yml").dir, "/");
+    }
+
+    #[test]
+    fn command_lines_are_exact_and_quoted() {
+        let stack = StackCommand::new(ComposeVersion::V2, "/srv/a b/compose.yaml");
+        assert_eq!(
+            stack.pull(None),
+            "cd -- '/srv/a b' || exit 3\nset -f\ndocker compose -f compose.yaml pull\n"
+        );
+        assert_eq!(
+            stack.pull(Some("web")),
+            "cd -- '/srv/a b' || exit 3\nset -f\ndocker compose -f compose.yaml pull web\n"
+        );
+        assert!(
+            stack
+                .up(&["web", "odd name"])
+                .ends_with("\ndocker compose -f compose.yaml up -d web 'odd name'\n")
+        );
+        let probe = stack.probe();
+        assert!(probe.contains("services=$(docker compose -f compose.yaml config --services)"));
+        assert!(probe.contains("containers=$(docker compose -f compose.yaml ps -q)"));
+        assert!(
+            images_script(&["reg/app:1", "$(x)"]).ends_with("img reg/app:1\nimg '$(x)'\n"),
+            "{}",
+            images_script(&[])
+        );
+    }
+}
