@@ -38,7 +38,7 @@ pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
 pub use record::HostRecord;
 pub use select::{Selectors, select};
-pub use wave::{WavePlan, WaveRequest};
+pub use wave::{WaveQueue, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId};
 use crate::inventory::Inventory;
@@ -316,21 +316,15 @@ impl EngineHandle {
             .map_err(|_| "engine state poisoned".to_string())?
             .clone()
             .unwrap_or_else(AuditSink::disabled);
-        let plan = WavePlan::new(request.hosts.clone(), &request.sizes, request.max_failures);
-        let handles = plan
-            .batches
+        let handles = request
+            .hosts
             .iter()
-            .map(|batch| {
-                batch
-                    .iter()
-                    .map(|id| {
-                        self.host(id)
-                            .cloned()
-                            .ok_or_else(|| format!("unknown host '{id}'"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
+            .map(|id| match self.host(id) {
+                Some(handle) => Ok((id.clone(), handle.clone())),
+                None => Err(format!("unknown host '{id}'")),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures);
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
         let control = wave::WaveControl {
@@ -341,7 +335,7 @@ impl EngineHandle {
         };
         let runner = wave::WaveRunner {
             id,
-            plan,
+            queue,
             handles,
             request,
             events,
