@@ -80,11 +80,12 @@ impl Request {
         })
     }
 
-    /// Whether a refusal counts as a skip (nothing to do) rather than a failure.
+    /// Whether a refusal counts as a skip (nothing to do) rather than a failure. A wave skips
+    /// (and replaces) a host that refuses, so its result says so too.
     fn refusal_is_skip(&self) -> bool {
         matches!(
             self.command,
-            BatchCommand::Reboot | BatchCommand::Retry | BatchCommand::Ack
+            BatchCommand::Reboot | BatchCommand::Retry | BatchCommand::Ack | BatchCommand::Wave
         )
     }
 }
