@@ -453,6 +453,15 @@ mod tests {
         }
     }
 
+    const FAILED_EARLIER: &str = "cannot refresh: it failed; retry it first";
+    const OUTSIDE: &str = "outside maintenance window 'Sat 02:00-06:00'";
+
+    fn refused_failed_earlier() -> StepOutcome {
+        StepOutcome::Refused {
+            reason: FAILED_EARLIER.into(),
+        }
+    }
+
     /// Runs the whole wave as the runner does, every host of a batch at once, each host ending
     /// as `outcome` says. Returns the hosts tried per batch, and why the wave halted, if it did.
     fn run(
@@ -555,10 +564,8 @@ mod tests {
     fn a_canary_that_did_not_run_is_replaced_by_the_next_untried_host() {
         let mut queue = queue(40, "1,5,25%", FailureLimit::Count(0));
         let (batches, halt) = run(&mut queue, |h| match h {
-            "h0" => StepOutcome::Refused {
-                reason: "cannot refresh: it failed; retry it first".into(),
-            },
-            "h1" => skipped("outside maintenance window 'Sat 02:00-06:00'"),
+            "h0" => refused_failed_earlier(),
+            "h1" => skipped(OUTSIDE),
             "h4" => skipped("busy (update)"),
             _ => StepOutcome::Succeeded,
         });
@@ -580,8 +587,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("h0", "cannot refresh: it failed; retry it first"),
-                ("h1", "outside maintenance window 'Sat 02:00-06:00'"),
+                ("h0", FAILED_EARLIER),
+                ("h1", OUTSIDE),
                 ("h4", "busy (update)"),
             ]
         );
@@ -650,10 +657,8 @@ mod tests {
     fn a_batch_without_a_success_halts_the_wave_before_the_next() {
         let mut queue = queue(6, "1,100%", FailureLimit::Count(5));
         let (batches, halt) = run(&mut queue, |h| match h {
-            "h0" => StepOutcome::Refused {
-                reason: "cannot refresh: it failed; retry it first".into(),
-            },
-            "h1" => skipped("outside maintenance window 'Sat 02:00-06:00'"),
+            "h0" => refused_failed_earlier(),
+            "h1" => skipped(OUTSIDE),
             "h2" => failed("upgrade: dpkg returned an error code (1)"),
             _ => StepOutcome::Succeeded,
         });

@@ -196,30 +196,57 @@ fn names(config: &Config) -> Vec<HostId> {
     config.hosts.iter().map(|h| h.name.clone()).collect()
 }
 
-/// A `[host.policy]` whose maintenance window is the day after tomorrow: never open today.
-fn closed_window() -> (String, String) {
+/// `n` hosts, of which those in `closed` have a maintenance window that is never open today
+/// (it is the day after tomorrow); also the reason a wave gives for skipping them.
+fn fleet_with_closed_windows(n: usize, closed: &[usize]) -> (Config, String) {
     use chrono::Datelike;
     let day = chrono::Local::now().weekday().succ().succ();
-    let toml = format!(
+    let window = format!(
         "[host.policy]\nmaintenance_window = {{ start = \"00:00\", end = \"23:59\", days = [\"{day}\"] }}\n"
     );
+    let config = fleet_config_each(n, |i| {
+        if closed.contains(&i) {
+            window.clone()
+        } else {
+            String::new()
+        }
+    });
     (
-        toml,
+        config,
         format!("outside maintenance window '{day} 00:00-23:59'"),
     )
 }
 
+/// An upgrade that breaks, as dpkg's does.
+fn failing_upgrade() -> Behaviour {
+    Behaviour {
+        fail_upgrade: true,
+        ..Behaviour::default()
+    }
+}
+
 /// Fails `host` for real (its upgrade breaks), so a later wave finds it Failed.
 async fn fail_before_the_wave(rig: &mut Rig, fleet: &SimFleet, host: &str) {
-    fleet.set(
-        host,
-        Behaviour {
-            fail_upgrade: true,
-            ..Behaviour::default()
-        },
-    );
+    fleet.set(host, failing_upgrade());
     let outcome = rig.step(host, update()).await;
     assert!(outcome.is_failure(), "{outcome:?}");
+}
+
+impl Rig {
+    /// Runs a wave over `hosts` to its end: its events, and the last progress.
+    async fn run_wave(
+        &mut self,
+        hosts: Vec<HostId>,
+        sizes: &str,
+        max_failures: FailureLimit,
+    ) -> (Vec<Event>, bus::WaveProgress) {
+        self.engine
+            .start_wave(wave(hosts, sizes, max_failures))
+            .unwrap();
+        let events = self.until(wave_ended).await;
+        let end = last_progress(&events);
+        (events, end)
+    }
 }
 
 fn skipped(host: &str, reason: &str) -> bus::SkippedHost {
@@ -236,6 +263,13 @@ fn touched(events: &[Event], hosts: &[&str]) -> bool {
         .any(|e| matches!(e, Event::StateChanged { host, .. } if hosts.contains(&&**host)))
 }
 
+fn started_and_ended(host: &str) -> [(String, Upgrade); 2] {
+    [
+        (host.to_string(), Upgrade::Started),
+        (host.to_string(), Upgrade::Ended),
+    ]
+}
+
 const FAILED_EARLIER: &str = "cannot refresh: it failed; retry it first";
 
 /// Issue 9 (`issues show 9`, "Waves keep their canary"): with sizes `1,100%` and the first host
@@ -248,25 +282,14 @@ async fn issue9_a_failed_first_host_is_replaced_as_canary_before_the_rest_runs()
     let mut rig = start(config, fleet.clone());
     fail_before_the_wave(&mut rig, &fleet, "h0").await;
     let before = fleet.upgrades_in_order().len();
-    rig.engine
-        .start_wave(wave(hosts, "1,100%", FailureLimit::Count(0)))
-        .unwrap();
-    let events = rig.until(wave_ended).await;
-    let end = last_progress(&events);
+    let (events, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(0)).await;
     assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
     assert_eq!((end.succeeded, end.failed, end.skipped), (4, 0, 1));
     assert_eq!(*end.skipped_hosts, [skipped("h0", FAILED_EARLIER)]);
     assert_eq!(end.batches, 2);
     // h1 became the canary: its upgrade ended before any other upgrade started.
     let log = &fleet.upgrades_in_order()[before..];
-    assert_eq!(
-        log[..2],
-        [
-            ("h1".to_string(), Upgrade::Started),
-            ("h1".to_string(), Upgrade::Ended)
-        ],
-        "{log:?}"
-    );
+    assert_eq!(log[..2], started_and_ended("h1"), "{log:?}");
     assert_eq!(
         log.len(),
         8,
@@ -285,30 +308,13 @@ async fn issue9_a_failed_first_host_is_replaced_as_canary_before_the_rest_runs()
 #[tokio::test]
 async fn issue9_the_wave_stops_before_batch_2_when_no_canary_candidate_succeeds() {
     let fleet = SimFleet::new();
-    let (window, outside) = closed_window();
-    let config = fleet_config_each(5, |i| {
-        if i == 1 {
-            window.clone()
-        } else {
-            String::new()
-        }
-    });
+    let (config, outside) = fleet_with_closed_windows(5, &[1]);
     let hosts = names(&config);
     let mut rig = start(config, fleet.clone());
     fail_before_the_wave(&mut rig, &fleet, "h0").await;
-    fleet.set(
-        "h2",
-        Behaviour {
-            fail_upgrade: true,
-            ..Behaviour::default()
-        },
-    );
+    fleet.set("h2", failing_upgrade());
     let before = fleet.upgrades_in_order().len();
-    rig.engine
-        .start_wave(wave(hosts, "1,100%", FailureLimit::Count(3)))
-        .unwrap();
-    let events = rig.until(wave_ended).await;
-    let end = last_progress(&events);
+    let (events, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(3)).await;
     assert_eq!(end.status, WaveStatus::Halted, "{end:?}");
     assert_eq!(end.batch, 1);
     assert_eq!((end.succeeded, end.failed, end.skipped), (0, 1, 2));
@@ -319,34 +325,17 @@ async fn issue9_the_wave_stops_before_batch_2_when_no_canary_candidate_succeeds(
     );
     assert!(reason.starts_with(&expected), "{reason}");
     assert!(!touched(&events, &["h3", "h4"]), "batch 2 started");
-    assert_eq!(
-        fleet.upgrades_in_order()[before..],
-        [
-            ("h2".to_string(), Upgrade::Started),
-            ("h2".to_string(), Upgrade::Ended)
-        ]
-    );
+    assert_eq!(fleet.upgrades_in_order()[before..], started_and_ended("h2"));
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn skipped_hosts_are_replaced_within_the_batch_size_and_listed_with_their_reason() {
     let fleet = SimFleet::new();
-    let (window, outside) = closed_window();
-    let config = fleet_config_each(6, |i| {
-        if i == 2 || i == 3 {
-            window.clone()
-        } else {
-            String::new()
-        }
-    });
+    let (config, outside) = fleet_with_closed_windows(6, &[2, 3]);
     let hosts = names(&config);
     let mut rig = start(config, fleet.clone());
-    rig.engine
-        .start_wave(wave(hosts, "1,2", FailureLimit::Count(0)))
-        .unwrap();
-    let events = rig.until(wave_ended).await;
-    let end = last_progress(&events);
+    let (events, end) = rig.run_wave(hosts, "1,2", FailureLimit::Count(0)).await;
     assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
     assert_eq!((end.succeeded, end.skipped, end.done), (4, 2, 6));
     assert_eq!(
@@ -377,20 +366,9 @@ async fn a_busy_canary_is_replaced() {
     let config = fleet_config(3, "");
     let hosts = names(&config);
     let mut rig = start(config, fleet.clone());
-    rig.engine
-        .try_send(
-            "h0",
-            bus::HostCommand::Update {
-                dry_run: false,
-                allow_removals: false,
-            },
-        )
-        .unwrap();
+    let _upgrade = rig.send_step("h0", update());
     rig.until_state(bus::StateKind::Updating).await;
-    rig.engine
-        .start_wave(wave(hosts, "1,100%", FailureLimit::Count(0)))
-        .unwrap();
-    let end = rig.wave_end().await;
+    let (_, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(0)).await;
     assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
     assert_eq!((end.succeeded, end.skipped), (2, 1));
     assert_eq!(*end.skipped_hosts, [skipped("h0", "busy (updating)")]);

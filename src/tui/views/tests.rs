@@ -222,8 +222,7 @@ fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
     let header = text(&draw(&mut app, 120, 24));
     assert!(header.contains("1 failed, 4 skipped"), "{header}");
     press(&mut app, "w");
-    let buf = draw(&mut app, 80, 24);
-    let screen = text(&buf);
+    let screen = text(&draw(&mut app, 80, 24));
     insta::assert_snapshot!("wave_last_halted_80x24", screen);
     assert!(
         screen.contains("last wave halted: 13/42 ok, 1 failed, 4 skipped"),
