@@ -157,7 +157,8 @@ impl Printer {
         self.line(&row);
     }
 
-    /// The last line.
+    /// The last line. For a wave, also the hosts it skipped and why: in the JSON line as
+    /// `"skipped_hosts":[{"host","reason"}]`, else on stderr.
     pub fn summary(&mut self, tally: &Tally, interrupted: bool, wave: Option<&WaveProgress>) {
         if self.json {
             let mut value = json!({
@@ -176,9 +177,17 @@ impl Printer {
                     "batches": w.batches,
                     "reason": w.reason,
                 });
+                value["skipped_hosts"] = json!(w.skipped_hosts);
             }
             self.line(&value.to_string());
             return;
+        }
+        // The table already says "skipped: …" per host; these say why the wave passed them by.
+        for skipped in wave.map_or(&[][..], |w| &w.skipped_hosts[..]) {
+            eprintln!(
+                "tendhost: wave skipped '{}': {}",
+                skipped.host, skipped.reason
+            );
         }
         let mut text = format!(
             "{}: {} ok, {} failed, {} skipped",
@@ -354,5 +363,52 @@ fn truncate(text: &str, width: usize) -> String {
     } else {
         let cut: String = text.chars().take(width - 1).collect();
         format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::bus::SkippedHost;
+
+    #[test]
+    fn a_wave_summary_lists_the_skipped_hosts_with_their_reason() {
+        let progress = WaveProgress {
+            wave_id: 1,
+            status: WaveStatus::Finished,
+            batch: 2,
+            batches: 2,
+            done: 3,
+            succeeded: 2,
+            failed: 0,
+            skipped: 1,
+            total: 3,
+            in_flight: Vec::new(),
+            reason: None,
+            skipped_hosts: vec![SkippedHost {
+                host: "h0".into(),
+                reason: "outside maintenance window 'Sat 02:00-06:00'".into(),
+            }]
+            .into(),
+        };
+        let mut printer = Printer::capturing(true, "wave");
+        let tally = Tally {
+            ok: 2,
+            failed: 0,
+            skipped: 1,
+        };
+        printer.summary(&tally, false, Some(&progress));
+        let line: Value = serde_json::from_str(printer.captured().trim()).unwrap();
+        assert_eq!(line["type"], "summary");
+        assert_eq!(
+            line["skipped_hosts"],
+            json!([{"host": "h0", "reason": "outside maintenance window 'Sat 02:00-06:00'"}])
+        );
+        let progress_line = event_json(&Event::Wave(progress)).unwrap();
+        assert_eq!(progress_line["skipped"], 1);
+        assert!(
+            progress_line.get("skipped_hosts").is_none(),
+            "listed once, in the summary: {progress_line}"
+        );
     }
 }

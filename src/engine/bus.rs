@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::fleet::event::{
-    Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus,
+    Event, JobKind, Origin, Outcome, SkippedHost, Stage, StageStatus, WaveProgress, WaveStatus,
 };
 pub use crate::fleet::state::StateKind;
 

@@ -35,7 +35,7 @@ pub use bus::{Event, Job, JobKind, Origin, Outcome, StateKind};
 pub use error::{Error, WaveError};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
-pub use wave::{WavePlan, WaveRequest};
+pub use wave::{WaveQueue, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId};
 use crate::fleet::HostModel;
@@ -311,21 +311,15 @@ impl EngineHandle {
         let audit = lock(&self.inner.audit)
             .clone()
             .unwrap_or_else(AuditSink::disabled);
-        let plan = WavePlan::new(request.hosts.clone(), &request.sizes, request.max_failures);
-        let handles = plan
-            .batches
+        let handles = request
+            .hosts
             .iter()
-            .map(|batch| {
-                batch
-                    .iter()
-                    .map(|id| {
-                        self.host(id)
-                            .cloned()
-                            .ok_or_else(|| WaveError::UnknownHost(id.clone()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
+            .map(|id| match self.host(id) {
+                Some(handle) => Ok((id.clone(), handle.clone())),
+                None => Err(WaveError::UnknownHost(id.clone())),
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures);
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
         let control = wave::WaveControl {
@@ -336,7 +330,7 @@ impl EngineHandle {
         };
         let runner = wave::WaveRunner {
             id,
-            plan,
+            queue,
             handles,
             request,
             events,

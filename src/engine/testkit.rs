@@ -71,6 +71,17 @@ pub struct SimFleet {
     pub upgrades: AtomicUsize,
     /// Inventory reads asked for, answered or not.
     pub reads: AtomicUsize,
+    /// Every upgrade's start and end, in the order they happened (a std mutex: pushed to and
+    /// copied, never held across an await).
+    pub upgrade_log: Mutex<Vec<(String, Upgrade)>>,
+}
+
+/// One entry of [`SimFleet::upgrade_log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    Started,
+    /// Finished, failed or cancelled: the host is no longer upgrading.
+    Ended,
 }
 
 impl SimFleet {
@@ -96,6 +107,21 @@ impl SimFleet {
 
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
+    }
+
+    /// A copy of [`SimFleet::upgrade_log`].
+    pub fn upgrades_in_order(&self) -> Vec<(String, Upgrade)> {
+        self.upgrade_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn log_upgrade(&self, host: &str, mark: Upgrade) {
+        self.upgrade_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((host.to_string(), mark));
     }
 
     pub fn executors(self: &Arc<Self>) -> ExecutorFactory {
@@ -332,6 +358,7 @@ impl PackageManager for SimManager {
         let now = self.fleet.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.fleet.peak.fetch_max(now, Ordering::SeqCst);
         self.fleet.upgrades.fetch_add(1, Ordering::SeqCst);
+        self.fleet.log_upgrade(&self.host, Upgrade::Started);
         if let Some(lines) = lines {
             let _ = lines
                 .send(OutputLine {
@@ -345,6 +372,7 @@ impl PackageManager for SimManager {
             () = cancel.cancelled() => true,
         };
         self.fleet.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.fleet.log_upgrade(&self.host, Upgrade::Ended);
         if cancelled {
             // As the real managers report a command stopped half-way.
             return Err(pkg::Error::Remote {

@@ -1,59 +1,207 @@
-//! Fleet waves (DESIGN.md §6): [`WavePlan`] splits a selection into batches (pure), and the
-//! [`WaveRunner`] task walks them, one batch at a time, asking each host's supervisor to run one
-//! wave step and waiting for every answer before the next batch starts. So never more hosts are in
-//! flight than the current batch size, and the wave halts once failures exceed the limit.
+//! Fleet waves (DESIGN.md §6): [`WaveQueue`] hands out the selection's hosts batch by batch and
+//! decides when the wave must stop (pure), and the [`WaveRunner`] task asks each host's supervisor
+//! to run one wave step, starting hosts as the queue allows. So never more hosts are in flight
+//! than the current batch size, and the wave halts once failures exceed the limit.
+//!
+//! How a wave keeps its canary:
+//! - A batch counts only hosts that really ran (succeeded or failed). A host that answers skipped
+//!   or refused (failed earlier, busy, outside its window) is replaced by the next untried host of
+//!   the selection; the batch size stays the cap on hosts in flight. When no host is left, the
+//!   batch runs with what it has.
+//! - A batch starts only once every earlier batch had a host that succeeded; otherwise the wave
+//!   halts, saying how each host of the unproven batch ended.
 //!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Event, Job, JobKind, Origin, Outcome, WaveProgress, WaveStatus};
+use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
 use super::host::HostHandle;
 use crate::config::{BatchSize, FailureLimit, HostId};
 use crate::store::audit::{AuditRecord, AuditSink};
 
-/// The batches of a wave and when it halts. Pure data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WavePlan {
-    pub batches: Vec<Vec<HostId>>,
+/// How many hosts a halt reason names before it says "and N more".
+const REASON_HOSTS: usize = 5;
+
+/// The selection of a wave as a queue, planned lazily: batches are opened one at a time and
+/// filled in selection order, and a host that did not run is replaced by the next untried one.
+/// Pure: the runner says how each host ended; the queue says which host may start next and
+/// whether the wave must stop. It is the one place a wave's outcomes are counted.
+#[derive(Debug, Clone)]
+pub struct WaveQueue {
+    /// Batch sizes resolved against the whole selection; the last one repeats.
+    sizes: Vec<usize>,
+    untried: VecDeque<HostId>,
+    total: usize,
     /// The wave halts when more hosts than this have failed.
     pub failure_limit: usize,
+    succeeded: usize,
+    failed: usize,
+    /// Behind an `Arc` so each progress event shares it; rebuilt only when a host is skipped.
+    skipped: Arc<[SkippedHost]>,
+    /// Batches opened so far; the current one is number `opened` (1-based).
+    opened: usize,
+    current: BatchTally,
 }
 
-impl WavePlan {
-    /// Splits `hosts` (in order) by `sizes`; the last size repeats until every host is placed.
-    /// Percentages are of the whole selection.
-    pub fn new(hosts: Vec<HostId>, sizes: &[BatchSize], max_failures: FailureLimit) -> WavePlan {
+/// The batch being filled.
+#[derive(Debug, Clone, Default)]
+struct BatchTally {
+    size: usize,
+    in_flight: usize,
+    /// Hosts that really ran (succeeded or failed): only they use up the batch.
+    ran: usize,
+    succeeded: usize,
+    /// How each host of the batch that did not succeed ended ("h0 failed: …"), for the reason.
+    misses: Vec<String>,
+}
+
+impl WaveQueue {
+    /// Queues `hosts` (in order) for batches of `sizes`; the last size repeats until every host
+    /// is placed. Percentages are of the whole selection.
+    pub fn new(hosts: Vec<HostId>, sizes: &[BatchSize], max_failures: FailureLimit) -> WaveQueue {
         let total = hosts.len();
         let sizes: Vec<usize> = if sizes.is_empty() {
             vec![total.max(1)]
         } else {
             sizes.iter().map(|s| s.resolve(total).max(1)).collect()
         };
-        let mut batches = Vec::new();
-        let mut rest = hosts.into_iter().peekable();
-        let mut index = 0;
-        while rest.peek().is_some() {
-            let size = sizes[index.min(sizes.len() - 1)];
-            batches.push(rest.by_ref().take(size).collect());
-            index += 1;
-        }
-        WavePlan {
-            batches,
+        WaveQueue {
+            sizes,
+            untried: hosts.into(),
+            total,
             failure_limit: max_failures.resolve(total),
+            succeeded: 0,
+            failed: 0,
+            skipped: Arc::from([]),
+            opened: 0,
+            current: BatchTally::default(),
         }
     }
 
     pub fn total(&self) -> usize {
-        self.batches.iter().map(Vec::len).sum()
+        self.total
     }
 
     pub fn halts(&self, failed: usize) -> bool {
         failed > self.failure_limit
+    }
+
+    /// Whether a host is still waiting for its turn.
+    pub fn has_untried(&self) -> bool {
+        !self.untried.is_empty()
+    }
+
+    /// Opens the next batch and returns its number (1-based); `None` when every host was tried.
+    /// The runner opens a batch only once the previous one has no host in flight.
+    pub fn open_batch(&mut self) -> Option<usize> {
+        if self.untried.is_empty() {
+            return None;
+        }
+        let size = self.sizes[self.opened.min(self.sizes.len() - 1)];
+        self.opened += 1;
+        self.current = BatchTally {
+            size,
+            ..BatchTally::default()
+        };
+        Some(self.opened)
+    }
+
+    /// The next host to start in the current batch: while the batch has room (hosts that ran or
+    /// run count against its size, skipped ones do not) and failures are within the limit.
+    pub fn next_host(&mut self) -> Option<HostId> {
+        let batch = &self.current;
+        if self.halts(self.failed) || batch.ran + batch.in_flight >= batch.size {
+            return None;
+        }
+        let host = self.untried.pop_front()?;
+        self.current.in_flight += 1;
+        Some(host)
+    }
+
+    /// Records how a host handed out by [`next_host`](Self::next_host) ended.
+    pub fn record(&mut self, host: &HostId, outcome: &Outcome) {
+        let batch = &mut self.current;
+        batch.in_flight = batch.in_flight.saturating_sub(1);
+        match outcome {
+            Outcome::Succeeded => {
+                batch.ran += 1;
+                batch.succeeded += 1;
+                self.succeeded += 1;
+            }
+            Outcome::Failed { error } => {
+                batch.ran += 1;
+                batch.misses.push(format!("{host} failed: {error}"));
+                self.failed += 1;
+            }
+            Outcome::Skipped { reason } | Outcome::Refused { reason } => {
+                batch.misses.push(format!("{host} skipped: {reason}"));
+                let skipped = SkippedHost {
+                    host: host.clone(),
+                    reason: reason.as_str().into(),
+                };
+                self.skipped = self.skipped.iter().cloned().chain([skipped]).collect();
+            }
+        }
+    }
+
+    /// After a batch: why the wave must stop because too many hosts failed.
+    pub fn failure_halt(&self) -> Option<String> {
+        self.halts(self.failed).then(|| {
+            format!(
+                "{} hosts failed, more than max_failures ({})",
+                self.failed, self.failure_limit
+            )
+        })
+    }
+
+    /// After a batch: why the wave must stop because the batch proved nothing (no host of it
+    /// succeeded) while hosts are still waiting. The last batch needs no proof.
+    pub fn canary_halt(&self) -> Option<String> {
+        if self.opened == 0 || self.current.succeeded > 0 || self.untried.is_empty() {
+            return None;
+        }
+        let batch = if self.opened == 1 {
+            "canary batch 1".to_string()
+        } else {
+            format!("batch {}", self.opened)
+        };
+        let misses = &self.current.misses;
+        let mut how = misses[..misses.len().min(REASON_HOSTS)].join(", ");
+        if misses.len() > REASON_HOSTS {
+            how.push_str(&format!(", and {} more", misses.len() - REASON_HOSTS));
+        }
+        Some(format!("{batch} had no host that succeeded ({how})"))
+    }
+
+    /// How many batches the wave has if no further host is skipped (skips only ever shorten it).
+    pub fn planned_batches(&self) -> usize {
+        let batch = &self.current;
+        let room = batch.size.saturating_sub(batch.ran + batch.in_flight);
+        let mut left = self.untried.len().saturating_sub(room);
+        let mut batches = self.opened;
+        while left > 0 {
+            left = left.saturating_sub(self.sizes[batches.min(self.sizes.len() - 1)]);
+            batches += 1;
+        }
+        batches
+    }
+
+    /// Copies the wave's counts into `progress`.
+    pub fn tally(&self, progress: &mut WaveProgress) {
+        progress.succeeded = self.succeeded;
+        progress.failed = self.failed;
+        progress.skipped = self.skipped.len();
+        progress.skipped_hosts = self.skipped.clone();
+        progress.done = self.succeeded + self.failed + self.skipped.len();
+        progress.batches = self.planned_batches();
     }
 }
 
@@ -80,9 +228,9 @@ pub(super) struct WaveControl {
 
 pub(super) struct WaveRunner {
     pub id: u64,
-    pub plan: WavePlan,
-    /// The handle of every planned host, batch by batch.
-    pub handles: Vec<Vec<HostHandle>>,
+    pub queue: WaveQueue,
+    /// The handle of every selected host.
+    pub handles: HashMap<HostId, HostHandle>,
     pub request: WaveRequest,
     pub events: mpsc::Sender<Event>,
     pub audit: AuditSink,
@@ -96,7 +244,7 @@ pub(super) struct WaveRunner {
 /// Why a wave stopped early.
 enum Halt {
     Aborted,
-    Failures(String),
+    Halted(String),
 }
 
 impl WaveRunner {
@@ -105,15 +253,17 @@ impl WaveRunner {
             wave_id: self.id,
             status: WaveStatus::Started,
             batch: 0,
-            batches: self.plan.batches.len(),
+            batches: 0,
             done: 0,
             succeeded: 0,
             failed: 0,
             skipped: 0,
-            total: self.plan.total(),
+            total: self.queue.total(),
             in_flight: Vec::new(),
             reason: None,
+            skipped_hosts: Arc::from([]),
         };
+        self.queue.tally(&mut progress);
         let detail = format!(
             "{} hosts in {} batches{}",
             progress.total,
@@ -131,7 +281,7 @@ impl WaveRunner {
         let (status, result) = match halt {
             None => (WaveStatus::Finished, "finished".to_string()),
             Some(Halt::Aborted) => (WaveStatus::Aborted, "aborted".to_string()),
-            Some(Halt::Failures(reason)) => {
+            Some(Halt::Halted(reason)) => {
                 progress.reason = Some(reason.clone());
                 (WaveStatus::Halted, format!("halted: {reason}"))
             }
@@ -147,27 +297,25 @@ impl WaveRunner {
     }
 
     async fn run_batches(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
-        let batches = std::mem::take(&mut self.handles);
-        let count = batches.len();
-        for (index, batch) in batches.into_iter().enumerate() {
+        while self.queue.has_untried() {
             if self.wait_while_paused(progress).await {
                 return Some(Halt::Aborted);
             }
-            progress.batch = index + 1;
+            let batch = self.queue.open_batch()?;
+            progress.batch = batch;
             progress.status = WaveStatus::Running;
-            progress.in_flight = batch.iter().map(|h| h.id.clone()).collect();
-            self.emit(progress).await;
-            self.run_batch(batch, progress).await;
-            if self.plan.halts(progress.failed) {
-                return Some(Halt::Failures(format!(
-                    "{} hosts failed, more than max_failures ({})",
-                    progress.failed, self.plan.failure_limit
-                )));
+            self.run_batch(progress).await;
+            if let Some(reason) = self.queue.failure_halt() {
+                return Some(Halt::Halted(reason));
             }
             if self.stopping() {
                 return Some(Halt::Aborted);
             }
-            if index + 1 < count && !self.request.delay.is_zero() {
+            // Checked after an abort: hosts skipped because of it prove nothing either way.
+            if let Some(reason) = self.queue.canary_halt() {
+                return Some(Halt::Halted(reason));
+            }
+            if self.queue.has_untried() && !self.request.delay.is_zero() {
                 progress.status = WaveStatus::Delaying;
                 self.emit(progress).await;
                 tokio::select! {
@@ -180,49 +328,63 @@ impl WaveRunner {
         None
     }
 
-    /// Sends every host of the batch its step and collects the answers as they come.
-    async fn run_batch(&mut self, batch: Vec<HostHandle>, progress: &mut WaveProgress) {
-        let kind = JobKind::Update {
-            dry_run: self.request.dry_run,
-            allow_removals: self.request.allow_removals,
-        };
+    /// Runs the open batch: starts as many hosts as it holds, collects the answers as they
+    /// come, and starts the next untried host for each one that did not run.
+    async fn run_batch(&mut self, progress: &mut WaveProgress) {
         let mut answers = FuturesUnordered::new();
-        for handle in batch {
-            let (job, answer) = Job::answered(kind, Origin::Wave(self.id));
-            let command = job.stopped_by(self.abort.clone());
-            // `send` waits for room in the host's small queue; the supervisor drains it promptly.
-            let id = handle.id.clone();
-            let sent = handle.send(command).await;
-            answers.push(async move {
-                let outcome = match sent {
-                    Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {
-                        error: "the host's supervisor stopped".to_string(),
-                    }),
-                    Err(e) => Outcome::Failed {
-                        error: e.to_string(),
-                    },
-                };
-                (id, outcome)
-            });
-        }
-        while let Some((id, outcome)) = answers.next().await {
-            progress.done += 1;
+        loop {
+            while !self.stopping()
+                && let Some(host) = self.queue.next_host()
+            {
+                progress.in_flight.push(host.clone());
+                answers.push(self.ask_host(host));
+            }
+            self.queue.tally(progress);
+            self.emit(progress).await;
+            let Some((host, outcome)) = answers.next().await else {
+                return;
+            };
             // The hub outlives the wave; a closed bus only happens during shutdown.
             let _ = self
                 .events
                 .send(Event::WaveHostFinished {
                     wave_id: self.id,
-                    host: id.clone(),
+                    host: host.clone(),
                     outcome: outcome.clone(),
                 })
                 .await;
-            match outcome {
-                Outcome::Succeeded => progress.succeeded += 1,
-                Outcome::Failed { .. } => progress.failed += 1,
-                Outcome::Skipped { .. } | Outcome::Refused { .. } => progress.skipped += 1,
-            }
-            progress.in_flight.retain(|h| *h != id);
-            self.emit(progress).await;
+            self.queue.record(&host, &outcome);
+            progress.in_flight.retain(|h| *h != host);
+        }
+    }
+
+    /// Asks one host to run the wave's step and waits for its answer: the one place the runner
+    /// talks to a host. The future owns what it needs, so a batch can hold many at once.
+    fn ask_host(&self, host: HostId) -> impl Future<Output = (HostId, Outcome)> + 'static {
+        let handle = self.handles.get(&host).cloned();
+        let kind = JobKind::Update {
+            dry_run: self.request.dry_run,
+            allow_removals: self.request.allow_removals,
+        };
+        let origin = Origin::Wave(self.id);
+        let stop = self.abort.clone();
+        async move {
+            let Some(handle) = handle else {
+                let error = "unknown host".to_string();
+                return (host, Outcome::Failed { error });
+            };
+            let (job, answer) = Job::answered(kind, origin);
+            let command = job.stopped_by(stop);
+            // `send` waits for room in the host's small queue; the supervisor drains it promptly.
+            let outcome = match handle.send(command).await {
+                Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {
+                    error: "the host's supervisor stopped".to_string(),
+                }),
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                },
+            };
+            (host, outcome)
         }
     }
 
@@ -266,13 +428,68 @@ mod tests {
         (0..n).map(|i| HostId::from(format!("h{i}"))).collect()
     }
 
+    fn queue(n: usize, sizes: &str, max_failures: FailureLimit) -> WaveQueue {
+        WaveQueue::new(
+            hosts(n),
+            &BatchSize::parse_list(sizes).unwrap(),
+            max_failures,
+        )
+    }
+
+    fn skipped(reason: &str) -> Outcome {
+        Outcome::Skipped {
+            reason: reason.into(),
+        }
+    }
+
+    fn failed(error: &str) -> Outcome {
+        Outcome::Failed {
+            error: error.into(),
+        }
+    }
+
+    const FAILED_EARLIER: &str = "cannot refresh: it failed; retry it first";
+    const OUTSIDE: &str = "outside maintenance window 'Sat 02:00-06:00'";
+
+    fn refused_failed_earlier() -> Outcome {
+        Outcome::Refused {
+            reason: FAILED_EARLIER.into(),
+        }
+    }
+
+    /// Runs the whole wave as the runner does, every host of a batch at once, each host ending
+    /// as `outcome` says. Returns the hosts tried per batch, and why the wave halted, if it did.
+    fn run(
+        queue: &mut WaveQueue,
+        outcome: impl Fn(&str) -> Outcome,
+    ) -> (Vec<Vec<HostId>>, Option<String>) {
+        let mut batches = Vec::new();
+        while let Some(number) = queue.open_batch() {
+            assert_eq!(number, batches.len() + 1);
+            let mut tried = Vec::new();
+            loop {
+                let started: Vec<HostId> = std::iter::from_fn(|| queue.next_host()).collect();
+                if started.is_empty() {
+                    break;
+                }
+                for host in &started {
+                    queue.record(host, &outcome(host));
+                }
+                tried.extend(started);
+            }
+            batches.push(tried);
+            if let Some(reason) = queue.failure_halt().or_else(|| queue.canary_halt()) {
+                return (batches, Some(reason));
+            }
+        }
+        (batches, None)
+    }
+
     fn sizes(text: &str) -> Vec<usize> {
-        let plan = WavePlan::new(
-            hosts(40),
-            &BatchSize::parse_list(text).unwrap(),
-            FailureLimit::Count(0),
-        );
-        plan.batches.iter().map(Vec::len).collect()
+        let mut queue = queue(40, text, FailureLimit::Count(0));
+        let (batches, halt) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(halt, None);
+        batches.iter().map(Vec::len).collect()
     }
 
     #[test]
@@ -286,43 +503,224 @@ mod tests {
             "a percentage rounds up to at least one host"
         );
         assert_eq!(sizes("3%"), vec![2; 20], "3% of 40 is 1.2, rounded up to 2");
+        assert_eq!(
+            queue(40, "1,5,25%", FailureLimit::Count(0)).planned_batches(),
+            6
+        );
     }
 
     #[test]
     fn keeps_selection_order_and_every_host_once() {
-        let plan = WavePlan::new(
+        let mut queue = WaveQueue::new(
             hosts(7),
             &[BatchSize::Count(1), BatchSize::Count(3)],
             FailureLimit::Count(0),
         );
-        let flat: Vec<HostId> = plan.batches.concat();
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        let flat: Vec<HostId> = batches.concat();
         assert_eq!(flat, hosts(7));
-        assert_eq!(plan.total(), 7);
+        assert_eq!(queue.total(), 7);
     }
 
     #[test]
     fn halts_when_failures_exceed_the_limit() {
-        let plan = WavePlan::new(hosts(20), &[BatchSize::Count(5)], FailureLimit::Count(0));
+        let plan = queue(20, "5", FailureLimit::Count(0));
         assert!(!plan.halts(0));
         assert!(plan.halts(1));
-        let plan = WavePlan::new(hosts(20), &[BatchSize::Count(5)], FailureLimit::Percent(10));
+        let plan = queue(20, "5", FailureLimit::Percent(10));
         assert_eq!(plan.failure_limit, 2);
         assert!(!plan.halts(2));
         assert!(plan.halts(3));
-        let plan = WavePlan::new(hosts(5), &[BatchSize::Count(5)], FailureLimit::Percent(10));
+        let plan = queue(5, "5", FailureLimit::Percent(10));
         assert_eq!(
             plan.failure_limit, 0,
             "10% of 5 rounds down to no failures allowed"
+        );
+        let mut plan = queue(20, "5", FailureLimit::Count(1));
+        let (batches, halt) = run(&mut plan, |h| match h {
+            "h3" | "h7" => failed("dpkg"),
+            _ => Outcome::Succeeded,
+        });
+        assert_eq!(batches.len(), 2);
+        assert_eq!(
+            halt.as_deref(),
+            Some("2 hosts failed, more than max_failures (1)")
         );
     }
 
     #[test]
     fn empty_selection_has_no_batches() {
-        let plan = WavePlan::new(
-            Vec::new(),
-            &[BatchSize::Percent(25)],
-            FailureLimit::Count(0),
+        let mut plan = queue(0, "25%", FailureLimit::Count(0));
+        assert_eq!(plan.planned_batches(), 0);
+        assert_eq!(plan.open_batch(), None);
+    }
+
+    #[test]
+    fn a_canary_that_did_not_run_is_replaced_by_the_next_untried_host() {
+        let mut queue = queue(40, "1,5,25%", FailureLimit::Count(0));
+        let (batches, halt) = run(&mut queue, |h| match h {
+            "h0" => refused_failed_earlier(),
+            "h1" => skipped(OUTSIDE),
+            "h4" => skipped("busy (update)"),
+            _ => Outcome::Succeeded,
+        });
+        assert_eq!(halt, None);
+        assert_eq!(batches[0], hosts(3), "h2 became the canary");
+        assert_eq!(
+            batches[1],
+            hosts(9)[3..].to_vec(),
+            "five hosts ran in batch 2, h4 replaced by h8"
         );
-        assert!(plan.batches.is_empty());
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![3, 6, 10, 10, 10, 1]);
+        assert_eq!(batches.concat(), hosts(40));
+        let names: Vec<(&str, &str)> = queue
+            .skipped
+            .iter()
+            .map(|s| (&*s.host, &*s.reason))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("h0", FAILED_EARLIER),
+                ("h1", OUTSIDE),
+                ("h4", "busy (update)"),
+            ]
+        );
+        let mut progress = WaveProgress {
+            wave_id: 1,
+            status: WaveStatus::Finished,
+            batch: 6,
+            batches: 0,
+            done: 0,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            total: 40,
+            in_flight: Vec::new(),
+            reason: None,
+            skipped_hosts: Arc::from([]),
+        };
+        queue.tally(&mut progress);
+        assert_eq!(
+            (progress.done, progress.succeeded, progress.skipped),
+            (40, 37, 3)
+        );
+        assert_eq!(progress.skipped_hosts.len(), 3);
+        assert_eq!(progress.batches, 6);
+    }
+
+    #[test]
+    fn the_batch_size_caps_hosts_in_flight_while_replacing() {
+        let mut queue = queue(20, "5", FailureLimit::Count(5));
+        queue.open_batch();
+        let first: Vec<HostId> = std::iter::from_fn(|| queue.next_host()).collect();
+        assert_eq!(first, hosts(5));
+        queue.record(&first[0], &skipped("outside its window"));
+        assert_eq!(queue.next_host().as_deref(), Some("h5"), "one replacement");
+        assert_eq!(queue.next_host(), None, "five in flight again");
+        queue.record(&first[1], &Outcome::Succeeded);
+        queue.record(&first[2], &failed("dpkg"));
+        assert_eq!(queue.next_host(), None, "hosts that ran use up the batch");
+        for host in &first[3..] {
+            queue.record(host, &Outcome::Succeeded);
+        }
+        queue.record(&"h5".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host(), None);
+        assert_eq!(queue.open_batch(), Some(2));
+        assert_eq!(queue.next_host().as_deref(), Some("h6"));
+    }
+
+    #[test]
+    fn an_exhausted_selection_runs_the_batch_with_what_it_has() {
+        let mut queue = queue(4, "1,100%", FailureLimit::Count(0));
+        let (batches, halt) = run(&mut queue, |h| match h {
+            "h0" => Outcome::Succeeded,
+            _ => skipped("outside its window"),
+        });
+        assert_eq!(batches, vec![hosts(1), hosts(4)[1..].to_vec()]);
+        assert_eq!(halt, None, "nothing is left for the last batch to protect");
+        assert_eq!(queue.planned_batches(), 2);
+        // Every candidate skipped: the canary batch ran with nobody, and nobody is left.
+        let mut queue = self::queue(3, "1,100%", FailureLimit::Count(0));
+        let (batches, halt) = run(&mut queue, |_| skipped("outside its window"));
+        assert_eq!(batches, vec![hosts(3)]);
+        assert_eq!(halt, None);
+    }
+
+    #[test]
+    fn a_batch_without_a_success_halts_the_wave_before_the_next() {
+        let mut queue = queue(6, "1,100%", FailureLimit::Count(5));
+        let (batches, halt) = run(&mut queue, |h| match h {
+            "h0" => refused_failed_earlier(),
+            "h1" => skipped(OUTSIDE),
+            "h2" => failed("upgrade: dpkg returned an error code (1)"),
+            _ => Outcome::Succeeded,
+        });
+        assert_eq!(batches, vec![hosts(3)], "batch 2 never opened");
+        assert_eq!(
+            halt.as_deref(),
+            Some(
+                "canary batch 1 had no host that succeeded (h0 skipped: cannot refresh: it failed; \
+                 retry it first, h1 skipped: outside maintenance window 'Sat 02:00-06:00', \
+                 h2 failed: upgrade: dpkg returned an error code (1))"
+            )
+        );
+        assert!(queue.has_untried());
+
+        let mut queue = self::queue(20, "1,2", FailureLimit::Count(10));
+        let (batches, halt) = run(&mut queue, |h| match h {
+            "h0" => Outcome::Succeeded,
+            _ => failed("dpkg"),
+        });
+        assert_eq!(batches.len(), 2);
+        assert_eq!(
+            halt.as_deref(),
+            Some("batch 2 had no host that succeeded (h1 failed: dpkg, h2 failed: dpkg)")
+        );
+    }
+
+    #[test]
+    fn a_halt_reason_names_five_hosts_then_counts_the_rest() {
+        let mut queue = queue(10, "1,100%", FailureLimit::Count(5));
+        let (_, halt) = run(&mut queue, |h| match h {
+            "h7" => failed("pre-check"),
+            _ => skipped("busy"),
+        });
+        assert_eq!(
+            halt.as_deref(),
+            Some(
+                "canary batch 1 had no host that succeeded (h0 skipped: busy, h1 skipped: busy, \
+                 h2 skipped: busy, h3 skipped: busy, h4 skipped: busy, and 3 more)"
+            )
+        );
+    }
+
+    #[test]
+    fn failures_past_the_limit_stop_replacements() {
+        let mut queue = queue(10, "3", FailureLimit::Count(0));
+        queue.open_batch();
+        let first: Vec<HostId> = std::iter::from_fn(|| queue.next_host()).collect();
+        queue.record(&first[0], &failed("dpkg"));
+        queue.record(&first[1], &skipped("busy"));
+        assert_eq!(
+            queue.next_host(),
+            None,
+            "no host starts once the wave must halt"
+        );
+        assert!(queue.failure_halt().is_some());
+    }
+
+    #[test]
+    fn skips_shorten_the_planned_batches() {
+        let mut queue = queue(40, "1,5,25%", FailureLimit::Count(0));
+        queue.open_batch();
+        for host in hosts(10) {
+            assert_eq!(queue.next_host(), Some(host.clone()));
+            queue.record(&host, &skipped("outside its window"));
+        }
+        assert_eq!(queue.next_host().as_deref(), Some("h10"));
+        // 29 hosts are left after the canary: 5, 10, 10 and 4.
+        assert_eq!(queue.planned_batches(), 5);
     }
 }

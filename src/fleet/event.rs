@@ -155,11 +155,25 @@ pub struct WaveProgress {
     pub done: usize,
     pub succeeded: usize,
     pub failed: usize,
+    /// Hosts that did not run (skipped or refused) and were replaced in their batch; always
+    /// `skipped_hosts.len()`.
     pub skipped: usize,
     pub total: usize,
     pub in_flight: Vec<HostId>,
     /// Why the wave halted, when it did.
     pub reason: Option<String>,
+    /// Every host skipped so far, with its reason, in the order they answered. Behind an `Arc`:
+    /// the list only grows, and every progress event carries it. Not in the JSON of each progress
+    /// event (each skip already streams as a `wave_host` line); batch lists it once, in the summary.
+    #[serde(skip)]
+    pub skipped_hosts: Arc<[SkippedHost]>,
+}
+
+/// A host a wave did not run, and why ("outside maintenance window 'Sat 02:00-06:00'").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedHost {
+    pub host: HostId,
+    pub reason: Arc<str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -149,6 +149,7 @@ pub fn wave(status: WaveStatus) -> WaveProgress {
         total: 42,
         in_flight: vec!["host-03".into()],
         reason: None,
+        skipped_hosts: std::sync::Arc::from([]),
     }
 }
 

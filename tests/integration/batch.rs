@@ -379,3 +379,124 @@ fn batch_update_recreates_a_changed_compose_service() {
         "nothing changed, yet it was recreated"
     );
 }
+
+/// Issue 9 (`issues show 9`, "Waves keep their canary"), through the binary: with `1,100%` and
+/// the first host Failed, the next host is the canary, the rest run only after it succeeded, and
+/// the summary names the skipped host with its reason.
+#[test]
+fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
+    let env = TestEnv::new();
+    let hosts: Vec<SshHost> = (0..3)
+        .map(|_| SshHost::start(SshdOptions::default()).unwrap())
+        .collect();
+    for host in &hosts {
+        env.trust(host);
+    }
+    // c0 (and, later, c1) fail their pre-check.
+    let write_config = |failing: usize| {
+        let mut body = String::new();
+        for (i, host) in hosts.iter().enumerate() {
+            body.push_str(&env.host_toml(&format!("c{i}"), host, "root"));
+            body.push_str("manager = \"none\"\n\n");
+            if i < failing {
+                body.push_str("[host.checks]\npre = \"false\"\n\n");
+            }
+        }
+        env.write_config(&body);
+    };
+    write_config(1);
+
+    // A pre-check that fails fails its host, for this wave and, through the snapshot, the next.
+    let out = run_expecting(&env, &["--batch", "wave", "--json", "c0"], 1);
+    let lines = json_lines(&out);
+    let c0 = host_line(&lines, "c0");
+    assert_eq!(c0["state"], "failed", "{c0}");
+    assert!(
+        c0["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("pre-check 'false' failed (exit 1)"),
+        "{c0}"
+    );
+
+    let out = run_expecting(
+        &env,
+        &["--batch", "wave", "--batch-size", "1,100%", "--json"],
+        0,
+    );
+    let lines = json_lines(&out);
+    let finished = |host: &str| {
+        lines
+            .iter()
+            .position(|l| l["type"] == "wave_host" && l["host"] == host)
+            .unwrap_or_else(|| panic!("no wave_host line for '{host}' in {lines:#?}"))
+    };
+    assert_eq!(lines[finished("c0")]["outcome"], "refused");
+    assert_eq!(lines[finished("c1")]["outcome"], "succeeded");
+    assert_eq!(lines[finished("c2")]["outcome"], "succeeded");
+    let c2_started = lines
+        .iter()
+        .position(|l| l["type"] == "state_changed" && l["host"] == "c2")
+        .unwrap();
+    assert!(
+        finished("c1") < c2_started,
+        "batch 2 started before the canary c1 finished: {lines:#?}"
+    );
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(
+        (summary["ok"].as_u64(), summary["skipped"].as_u64()),
+        (Some(2), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(summary["wave"]["status"], "finished", "{summary}");
+    assert_eq!(summary["wave"]["batches"], 2, "{summary}");
+    assert_eq!(
+        summary["skipped_hosts"],
+        serde_json::json!([{"host": "c0", "reason": "cannot refresh: it failed; retry it first"}])
+    );
+    assert_eq!(host_line(&lines, "c0")["outcome"], "skipped");
+
+    // Without --json the skipped host and its reason go to stderr.
+    let out = run_expecting(&env, &["--batch", "wave", "--batch-size", "1,100%"], 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tendhost: wave skipped 'c0': cannot refresh: it failed; retry it first"),
+        "{stderr}"
+    );
+
+    // No candidate succeeds (c0 still failed, c1's pre-check fails): the wave halts before
+    // batch 2 saying why, exits 1, and c2 is never touched.
+    write_config(2);
+    let out = run_expecting(
+        &env,
+        &[
+            "--batch",
+            "wave",
+            "--batch-size",
+            "1,100%",
+            "--max-failures",
+            "5",
+            "--json",
+        ],
+        1,
+    );
+    let lines = json_lines(&out);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["wave"]["status"], "halted", "{summary}");
+    let reason = summary["wave"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "canary batch 1 had no host that succeeded (c0 skipped: cannot refresh: it failed; \
+             retry it first, c1 failed: pre-check 'false' failed (exit 1)"
+        ),
+        "{reason}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["host"] == "c2" && l["type"] != "host"),
+        "batch 2 was started: {lines:#?}"
+    );
+    assert_eq!(host_line(&lines, "c2")["outcome"], "skipped");
+}

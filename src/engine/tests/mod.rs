@@ -17,13 +17,19 @@ use crate::config::{BatchSize, Config, FailureLimit};
 use crate::store::snapshot;
 
 pub(crate) fn fleet_config(hosts: usize, extra: &str) -> Config {
+    fleet_config_each(hosts, |_| extra.to_string())
+}
+
+/// A fleet of `hosts` hosts `h0`, `h1`, …; `extra(i)` is appended to host `i`'s table.
+pub(crate) fn fleet_config_each(hosts: usize, extra: impl Fn(usize) -> String) -> Config {
     let mut text = String::from("[fleet]\nconcurrency = 1000\nreboot_timeout = \"5s\"\n");
     for i in 0..hosts {
         text.push_str(&format!(
-            "[[host]]\nname = \"h{i}\"\naddr = \"10.{}.{}.{}\"\n{extra}\n",
+            "[[host]]\nname = \"h{i}\"\naddr = \"10.{}.{}.{}\"\n{}\n",
             i / 65536 % 256,
             i / 256 % 256,
-            i % 256
+            i % 256,
+            extra(i)
         ));
     }
     Config::from_str("sim.toml", &text).unwrap()
@@ -145,13 +151,21 @@ impl Rig {
     }
 
     pub async fn wave_end(&mut self) -> bus::WaveProgress {
-        let events = self
-            .until(|e| matches!(e, Event::Wave(p) if matches!(p.status, WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted)))
-            .await;
-        match events.last() {
-            Some(Event::Wave(p)) => p.clone(),
-            _ => unreachable!(),
-        }
+        let events = self.until(wave_ended).await;
+        last_progress(&events)
+    }
+}
+
+/// The last progress of a wave: finished, halted or aborted.
+pub(super) fn wave_ended(event: &Event) -> bool {
+    matches!(event, Event::Wave(p) if matches!(p.status, WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted))
+}
+
+/// The progress in the last of `events` (collected until [`wave_ended`]).
+pub(super) fn last_progress(events: &[Event]) -> bus::WaveProgress {
+    match events.last() {
+        Some(Event::Wave(p)) => p.clone(),
+        _ => unreachable!("the events end with the wave's end"),
     }
 }
 

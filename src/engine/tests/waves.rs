@@ -1,9 +1,10 @@
-//! Waves on the simulated fleet: the batch cap at scale, halting, pause/resume/abort.
+//! Waves on the simulated fleet: the batch cap at scale, halting, pause/resume/abort, and how a
+//! wave keeps its canary (replacing hosts that did not run, stopping when a batch proved nothing).
 
 use std::time::Duration;
 
 use super::super::bus::Event;
-use super::super::testkit::{Behaviour, SimFleet};
+use super::super::testkit::{Behaviour, SimFleet, Upgrade};
 use super::super::*;
 use super::*;
 
@@ -177,5 +178,190 @@ async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
             bus::StateKind::Idle
         ]
     );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The selection's names, in config order.
+fn names(config: &Config) -> Vec<HostId> {
+    config.hosts.iter().map(|h| h.name.clone()).collect()
+}
+
+/// `n` hosts, of which those in `closed` have a maintenance window that is never open today
+/// (it is the day after tomorrow); also the reason a wave gives for skipping them.
+fn fleet_with_closed_windows(n: usize, closed: &[usize]) -> (Config, String) {
+    use chrono::Datelike;
+    let day = chrono::Local::now().weekday().succ().succ();
+    let window = format!(
+        "[host.policy]\nmaintenance_window = {{ start = \"00:00\", end = \"23:59\", days = [\"{day}\"] }}\n"
+    );
+    let config = fleet_config_each(n, |i| {
+        if closed.contains(&i) {
+            window.clone()
+        } else {
+            String::new()
+        }
+    });
+    (
+        config,
+        format!("outside maintenance window '{day} 00:00-23:59'"),
+    )
+}
+
+/// An upgrade that breaks, as dpkg's does.
+fn failing_upgrade() -> Behaviour {
+    Behaviour {
+        fail_upgrade: true,
+        ..Behaviour::default()
+    }
+}
+
+/// Fails `host` for real (its upgrade breaks), so a later wave finds it Failed.
+async fn fail_before_the_wave(rig: &mut Rig, fleet: &SimFleet, host: &str) {
+    fleet.set(host, failing_upgrade());
+    let outcome = rig.step(host, update()).await;
+    assert!(outcome.is_failure(), "{outcome:?}");
+}
+
+impl Rig {
+    /// Runs a wave over `hosts` to its end: its events, and the last progress.
+    async fn run_wave(
+        &mut self,
+        hosts: Vec<HostId>,
+        sizes: &str,
+        max_failures: FailureLimit,
+    ) -> (Vec<Event>, bus::WaveProgress) {
+        self.engine
+            .start_wave(wave(hosts, sizes, max_failures))
+            .unwrap();
+        let events = self.until(wave_ended).await;
+        let end = last_progress(&events);
+        (events, end)
+    }
+}
+
+fn skipped(host: &str, reason: &str) -> bus::SkippedHost {
+    bus::SkippedHost {
+        host: host.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Whether any of `hosts` changed state in `events`.
+fn touched(events: &[Event], hosts: &[&str]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::StateChanged { host, .. } if hosts.contains(&&**host)))
+}
+
+fn started_and_ended(host: &str) -> [(String, Upgrade); 2] {
+    [
+        (host.to_string(), Upgrade::Started),
+        (host.to_string(), Upgrade::Ended),
+    ]
+}
+
+const FAILED_EARLIER: &str = "cannot refresh: it failed; retry it first";
+
+/// Issue 9 (`issues show 9`, "Waves keep their canary"): with sizes `1,100%` and the first host
+/// already Failed, the canary was "skipped" and the whole fleet upgraded at once.
+#[tokio::test]
+async fn issue9_a_failed_first_host_is_replaced_as_canary_before_the_rest_runs() {
+    let fleet = SimFleet::new();
+    let config = fleet_config(5, "");
+    let hosts = names(&config);
+    let mut rig = start(config, fleet.clone());
+    fail_before_the_wave(&mut rig, &fleet, "h0").await;
+    let before = fleet.upgrades_in_order().len();
+    let (events, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(0)).await;
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!((end.succeeded, end.failed, end.skipped), (4, 0, 1));
+    assert_eq!(*end.skipped_hosts, [skipped("h0", FAILED_EARLIER)]);
+    assert_eq!(end.batches, 2);
+    // h1 became the canary: its upgrade ended before any other upgrade started.
+    let log = &fleet.upgrades_in_order()[before..];
+    assert_eq!(log[..2], started_and_ended("h1"), "{log:?}");
+    assert_eq!(
+        log.len(),
+        8,
+        "h1..h4 upgraded once each, h0 not at all: {log:?}"
+    );
+    let batch_two = events.iter().find_map(|e| match e {
+        Event::Wave(p) if p.batch == 2 && p.status == WaveStatus::Running => {
+            Some(p.in_flight.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(batch_two, Some(vec!["h2".into(), "h3".into(), "h4".into()]));
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn issue9_the_wave_stops_before_batch_2_when_no_canary_candidate_succeeds() {
+    let fleet = SimFleet::new();
+    let (config, outside) = fleet_with_closed_windows(5, &[1]);
+    let hosts = names(&config);
+    let mut rig = start(config, fleet.clone());
+    fail_before_the_wave(&mut rig, &fleet, "h0").await;
+    fleet.set("h2", failing_upgrade());
+    let before = fleet.upgrades_in_order().len();
+    let (events, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(3)).await;
+    assert_eq!(end.status, WaveStatus::Halted, "{end:?}");
+    assert_eq!(end.batch, 1);
+    assert_eq!((end.succeeded, end.failed, end.skipped), (0, 1, 2));
+    let reason = end.reason.unwrap();
+    let expected = format!(
+        "canary batch 1 had no host that succeeded (h0 skipped: {FAILED_EARLIER}, \
+         h1 skipped: {outside}, h2 failed: upgrade: "
+    );
+    assert!(reason.starts_with(&expected), "{reason}");
+    assert!(!touched(&events, &["h3", "h4"]), "batch 2 started");
+    assert_eq!(fleet.upgrades_in_order()[before..], started_and_ended("h2"));
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn skipped_hosts_are_replaced_within_the_batch_size_and_listed_with_their_reason() {
+    let fleet = SimFleet::new();
+    let (config, outside) = fleet_with_closed_windows(6, &[2, 3]);
+    let hosts = names(&config);
+    let mut rig = start(config, fleet.clone());
+    let (events, end) = rig.run_wave(hosts, "1,2", FailureLimit::Count(0)).await;
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!((end.succeeded, end.skipped, end.done), (4, 2, 6));
+    assert_eq!(
+        *end.skipped_hosts,
+        [skipped("h2", &outside), skipped("h3", &outside)]
+    );
+    // Batch 2 is h1 and h2; h2 is replaced by h3, h3 by h4; so h5 alone is batch 3.
+    assert_eq!((end.batch, end.batches), (3, 3));
+    let most = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Wave(p) => Some(p.in_flight.len()),
+            _ => None,
+        })
+        .max();
+    assert_eq!(
+        most,
+        Some(2),
+        "never more hosts in flight than the batch size"
+    );
+    assert!(fleet.peak() <= 2);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_busy_canary_is_replaced() {
+    let fleet = slow_fleet(Duration::from_secs(30));
+    let config = fleet_config(3, "");
+    let hosts = names(&config);
+    let mut rig = start(config, fleet.clone());
+    let _upgrade = rig.send_step("h0", update());
+    rig.until_state(bus::StateKind::Updating).await;
+    let (_, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(0)).await;
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!((end.succeeded, end.skipped), (2, 1));
+    assert_eq!(*end.skipped_hosts, [skipped("h0", "busy (updating)")]);
+    rig.engine.abandon(); // h0's long upgrade has made its point
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

@@ -102,6 +102,12 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
         };
         spans.push(Span::styled(failed, theme.error()));
     }
+    if wave.skipped > 0 && !compact {
+        spans.push(Span::styled(
+            format!(", {} skipped", wave.skipped),
+            theme.warn(),
+        ));
+    }
     spans.push(Span::raw(" "));
     Line::from(spans)
 }

@@ -192,6 +192,54 @@ fn wave_dialog_previews_batches() {
 }
 
 #[test]
+fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
+    use crate::engine::bus::{Event, SkippedHost, WaveStatus};
+    let mut app = demo_app(color(), false);
+    let mut wave = crate::tui::testing::wave(WaveStatus::Halted);
+    wave.reason = Some(
+        "canary batch 1 had no host that succeeded (host-01 skipped: busy (updating), host-03 \
+         failed: pre-check 'false' failed (exit 1))"
+            .into(),
+    );
+    let reasons = [
+        ("host-01", "busy (updating)"),
+        (
+            "host-02",
+            "outside maintenance window 'Sat,Sun 02:00-06:00'",
+        ),
+        ("host-04", "cannot refresh: it failed; retry it first"),
+        ("host-05", "busy (refreshing)"),
+    ];
+    wave.skipped_hosts = reasons
+        .iter()
+        .map(|(host, reason)| SkippedHost {
+            host: (*host).into(),
+            reason: (*reason).into(),
+        })
+        .collect();
+    wave.skipped = reasons.len();
+    app.apply(&Event::Wave(wave));
+    let header = text(&draw(&mut app, 120, 24));
+    assert!(header.contains("1 failed, 4 skipped"), "{header}");
+    press(&mut app, "w");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("wave_last_halted_80x24", screen);
+    assert!(
+        screen.contains("last wave halted: 13/42 ok, 1 failed, 4 skipped"),
+        "{screen}"
+    );
+    assert!(screen.contains("canary batch 1 had no host that succeeded"));
+    assert!(screen.contains("skipped host-01: busy (updating)"));
+    assert!(screen.contains("skipped host-02: outside maintenance window 'Sat,Sun 02:00-06:00'"));
+    assert!(screen.contains("… and 1 more skipped"));
+    assert!(!screen.contains("host-05: busy"), "only three are named");
+    assert!(
+        screen.contains("y/Enter start"),
+        "the keys still fit: {screen}"
+    );
+}
+
+#[test]
 fn confirmation_names_the_hosts() {
     let mut app = demo_app(color(), false);
     press(&mut app, "Space Space u");

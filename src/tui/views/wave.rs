@@ -1,13 +1,14 @@
 //! The wave dialog: which hosts, how they split into batches, delay, failure limit, dry run and
-//! consent to removals.
+//! consent to removals; and how the last wave ended: why it halted, which hosts it skipped and why.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::{Ctx, name_list, popup};
+use super::{Ctx, fit, name_list, popup};
 use crate::config::{BatchSize, FailureLimit, HostId, format_duration};
+use crate::engine::bus::WaveStatus;
 use crate::tui::dialogs::WaveField;
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
@@ -18,7 +19,9 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     };
     let theme = ctx.theme;
     let keys = ctx.keys;
-    let inner = popup(area, buf, 72, 14, Line::styled(" Wave ", theme.title()));
+    let last_wave = last_wave_lines(ctx, 70);
+    let height = 14 + u16::try_from(last_wave.len()).unwrap_or(0);
+    let inner = popup(area, buf, 72, height, Line::styled(" Wave ", theme.title()));
     let n = dialog.hosts.len();
     let mut lines = vec![Line::from(Span::styled(
         format!("{n} {}:", dialog.source),
@@ -97,6 +100,7 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
             Span::styled(format!("  {note}"), note_style),
         ]));
     }
+    lines.extend(last_wave);
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
         Span::styled(
@@ -130,6 +134,84 @@ pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
         Span::raw(" back"),
     ]));
     Paragraph::new(lines).render(inner, buf);
+}
+
+/// How many lines the halt reason may take.
+const REASON_LINES: usize = 2;
+/// How many skipped hosts the dialog names; the rest are counted (each host's detail says why).
+const SKIPPED_SHOWN: usize = 3;
+
+/// How the last wave ended, when one did: its counts, why it halted, the hosts it skipped and
+/// why. Lines of at most `width` columns, led by a blank one; none before the first wave.
+fn last_wave_lines(ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let Some(wave) = ctx.model.wave() else {
+        return Vec::new();
+    };
+    let (status, style) = match wave.status {
+        WaveStatus::Finished => ("finished", theme.dim()),
+        WaveStatus::Halted => ("halted", theme.error()),
+        WaveStatus::Aborted => ("aborted", theme.warn()),
+        // The dialog does not open while a wave runs.
+        _ => return Vec::new(),
+    };
+    let mut counts = format!("last wave {status}: {}/{} ok", wave.succeeded, wave.total);
+    if wave.failed > 0 {
+        counts.push_str(&format!(", {} failed", wave.failed));
+    }
+    if wave.skipped > 0 {
+        counts.push_str(&format!(", {} skipped", wave.skipped));
+    }
+    let mut lines = vec![Line::raw(""), Line::styled(fit(&counts, width), style)];
+    if let Some(reason) = &wave.reason {
+        let reason = wrap(reason, width.saturating_sub(2), REASON_LINES);
+        lines.extend(
+            reason
+                .into_iter()
+                .map(|line| Line::styled(format!("  {line}"), theme.error())),
+        );
+    }
+    for skipped in wave.skipped_hosts.iter().take(SKIPPED_SHOWN) {
+        let host = format!("  skipped {}: ", skipped.host);
+        let reason = fit(&skipped.reason, width.saturating_sub(host.chars().count()));
+        lines.push(Line::from(vec![
+            Span::styled(host, theme.warn()),
+            Span::styled(reason, theme.dim()),
+        ]));
+    }
+    if wave.skipped_hosts.len() > SKIPPED_SHOWN {
+        let more = wave.skipped_hosts.len() - SKIPPED_SHOWN;
+        lines.push(Line::styled(
+            format!("  … and {more} more skipped"),
+            theme.dim(),
+        ));
+    }
+    lines
+}
+
+/// `text` broken at spaces into at most `lines` lines of `width` columns; the last is cut short
+/// with an ellipsis when the text does not fit.
+fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text.trim();
+    while out.len() + 1 < lines && rest.chars().count() > width {
+        // The last space that keeps the line within `width`, else a hard cut at `width`.
+        let hard = rest
+            .char_indices()
+            .nth(width)
+            .map_or(rest.len(), |(i, _)| i);
+        let cut = if rest[hard..].starts_with(' ') {
+            hard
+        } else {
+            rest[..hard].rfind(' ').filter(|&i| i > 0).unwrap_or(hard)
+        };
+        out.push(rest[..cut].to_string());
+        rest = rest[cut..].trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(fit(rest, width));
+    }
+    out
 }
 
 /// What consent to removals means for these hosts, from their last known plans. Hosts whose
@@ -169,5 +251,21 @@ fn failures_text(limit: FailureLimit) -> String {
     match limit {
         FailureLimit::Count(n) => n.to_string(),
         FailureLimit::Percent(p) => format!("{p}%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_a_long_reason_at_spaces_and_cuts_the_last_line() {
+        assert_eq!(wrap("short", 10, 2), ["short"]);
+        assert_eq!(
+            wrap("canary batch 1 had no host", 12, 2),
+            ["canary batch", "1 had no ho…"]
+        );
+        assert_eq!(wrap("abcdefghijkl mno", 5, 2), ["abcde", "fghi…"]);
+        assert_eq!(wrap("one two three", 7, 3), ["one two", "three"]);
     }
 }
