@@ -381,10 +381,12 @@ fn batch_update_recreates_a_changed_compose_service() {
 }
 
 /// Issue 9 (`issues show 9`, "Waves keep their canary"), through the binary: with `1,100%` and
-/// the first host Failed, the next host is the canary, the rest run only after it succeeded, and
-/// the summary names the skipped host with its reason.
+/// the first host outside its maintenance window, the next host is the canary, the rest run only
+/// after it succeeded, and the summary names the skipped host with its reason.
 #[test]
-fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
+fn issue9_a_wave_replaces_a_skipped_canary_and_lists_it_in_the_summary() {
+    use chrono::Datelike;
+
     let env = TestEnv::new();
     let hosts: Vec<SshHost> = (0..3)
         .map(|_| SshHost::start(SshdOptions::default()).unwrap())
@@ -392,32 +394,26 @@ fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
     for host in &hosts {
         env.trust(host);
     }
-    // c0 (and, later, c1) fail their pre-check.
-    let write_config = |failing: usize| {
+    // c0's window is a minute three days from now: a wave always skips it.
+    let day = (chrono::Local::now() + chrono::Duration::days(3)).weekday();
+    let window = format!("{{ start = \"03:00\", end = \"03:01\", days = [\"{day}\"] }}");
+    let skipped_reason = format!("outside maintenance window '{day} 03:00-03:01'");
+    // c0 is outside its window; c1 (later) fails its pre-check.
+    let write_config = |failing: bool| {
         let mut body = String::new();
         for (i, host) in hosts.iter().enumerate() {
             body.push_str(&env.host_toml(&format!("c{i}"), host, "root"));
             body.push_str("manager = \"none\"\n\n");
-            if i < failing {
+            if i == 0 {
+                body.push_str(&format!("[host.policy]\nmaintenance_window = {window}\n\n"));
+            }
+            if i == 1 && failing {
                 body.push_str("[host.checks]\npre = \"false\"\n\n");
             }
         }
         env.write_config(&body);
     };
-    write_config(1);
-
-    // A pre-check that fails fails its host, for this wave and, through the snapshot, the next.
-    let out = run_expecting(&env, &["--batch", "wave", "--json", "c0"], 1);
-    let lines = json_lines(&out);
-    let c0 = host_line(&lines, "c0");
-    assert_eq!(c0["state"], "failed", "{c0}");
-    assert!(
-        c0["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("pre-check 'false' failed (exit 1)"),
-        "{c0}"
-    );
+    write_config(false);
 
     let out = run_expecting(
         &env,
@@ -431,7 +427,7 @@ fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
             .position(|l| l["type"] == "wave_host" && l["host"] == host)
             .unwrap_or_else(|| panic!("no wave_host line for '{host}' in {lines:#?}"))
     };
-    assert_eq!(lines[finished("c0")]["outcome"], "refused");
+    assert_eq!(lines[finished("c0")]["outcome"], "skipped");
     assert_eq!(lines[finished("c1")]["outcome"], "succeeded");
     assert_eq!(lines[finished("c2")]["outcome"], "succeeded");
     let c2_started = lines
@@ -453,7 +449,7 @@ fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
     assert_eq!(summary["wave"]["batches"], 2, "{summary}");
     assert_eq!(
         summary["skipped_hosts"],
-        serde_json::json!([{"host": "c0", "reason": "cannot refresh: it failed; retry it first"}])
+        serde_json::json!([{"host": "c0", "reason": skipped_reason}])
     );
     assert_eq!(host_line(&lines, "c0")["outcome"], "skipped");
 
@@ -461,13 +457,14 @@ fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
     let out = run_expecting(&env, &["--batch", "wave", "--batch-size", "1,100%"], 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("tendhost: wave skipped 'c0': cannot refresh: it failed; retry it first"),
+        stderr.contains(&format!("tendhost: wave skipped 'c0': {skipped_reason}")),
         "{stderr}"
     );
 
-    // No candidate succeeds (c0 still failed, c1's pre-check fails): the wave halts before
-    // batch 2 saying why, exits 1, and c2 is never touched.
-    write_config(2);
+    // No candidate succeeds (c0 is still outside its window, c1's pre-check fails): the wave
+    // halts before batch 2 saying why, exits 1, and c2 is never touched. A failed pre-check
+    // changed nothing, so it fails the wave's job without latching its host.
+    write_config(true);
     let out = run_expecting(
         &env,
         &[
@@ -486,11 +483,20 @@ fn issue9_a_wave_replaces_a_failed_canary_and_lists_it_in_the_summary() {
     assert_eq!(summary["wave"]["status"], "halted", "{summary}");
     let reason = summary["wave"]["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with(
-            "canary batch 1 had no host that succeeded (c0 skipped: cannot refresh: it failed; \
-             retry it first, c1 failed: pre-check 'false' failed (exit 1)"
-        ),
+        reason.starts_with(&format!(
+            "canary batch 1 had no host that succeeded (c0 skipped: {skipped_reason}, \
+                 c1 failed: pre-check 'false' failed (exit 1)"
+        )),
         "{reason}"
+    );
+    let c1 = host_line(&lines, "c1");
+    assert_eq!(c1["state"], "idle", "{c1}");
+    assert!(
+        c1["last_error"]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("pre-check 'false' failed (exit 1)"),
+        "{c1}"
     );
     assert!(
         !lines
