@@ -15,7 +15,7 @@ pub mod schedule;
 mod step;
 pub mod wave;
 
-#[doc(hidden)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 #[cfg(test)]
 pub(crate) mod tests;
