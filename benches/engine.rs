@@ -5,6 +5,9 @@
 //! `cargo bench --bench engine [-- SIM_HOSTS [SSH_HOSTS]]` (defaults 200 and 50; SSH_HOSTS 0 skips
 //! part b). Part b needs root and openssh-server. Not a test: it prints figures, asserts little.
 
+// Test and benchmark code: a failed unwrap is a failed run, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 

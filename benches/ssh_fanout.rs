@@ -5,6 +5,9 @@
 //! `cargo bench --bench ssh_fanout [-- HOSTS]` (default 50). Needs root and openssh-server
 //! (`.ci/install-test-deps.sh`). Not a test: it prints figures and asserts nothing.
 
+// Test and benchmark code: a failed unwrap is a failed run, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 

@@ -42,7 +42,7 @@ impl MaintenanceWindow {
 }
 
 /// Parses `HH:MM` (24-hour).
-pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
+pub(super) fn parse_time(text: &str) -> Result<NaiveTime, String> {
     let ok = text.len() == 5 && text.as_bytes()[2] == b':';
     ok.then(|| NaiveTime::parse_from_str(text, "%H:%M").ok())
         .flatten()
@@ -50,7 +50,7 @@ pub fn parse_time(text: &str) -> Result<NaiveTime, String> {
 }
 
 /// Parses `Mon`, `monday`, `TUE`… .
-pub fn parse_day(text: &str) -> Result<Weekday, String> {
+pub(super) fn parse_day(text: &str) -> Result<Weekday, String> {
     let lower = text.to_ascii_lowercase();
     let day = match lower.as_str() {
         "mon" | "monday" => Weekday::Mon,

@@ -32,7 +32,7 @@ pub(super) struct Hub {
 const STALL: Duration = Duration::from_millis(200);
 
 impl Hub {
-    pub fn new(
+    pub(super) fn new(
         initial: &[SavedHost],
         path: PathBuf,
         save_every: Duration,
@@ -55,7 +55,7 @@ impl Hub {
         }
     }
 
-    pub async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
+    pub(super) async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
         let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
         let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
         let save = tokio::time::sleep(Duration::ZERO);

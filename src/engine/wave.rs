@@ -248,7 +248,7 @@ enum Halt {
 }
 
 impl WaveRunner {
-    pub async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         let mut progress = WaveProgress {
             wave_id: self.id,
             status: WaveStatus::Started,

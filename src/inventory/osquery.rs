@@ -13,7 +13,7 @@ use crate::pkg::parse::os_release::parse_os_release;
 
 /// The osquery script. A query that fails prints `[]`, so one missing table (docker on a host
 /// without it) does not lose the rest.
-pub const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+pub(super) const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
 echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 q() { echo "@@$1"; osqueryi --json "$2" 2>/dev/null || echo '[]'; }
 q os_version 'SELECT name, version, platform, platform_like FROM os_version;'
@@ -43,7 +43,7 @@ fn rows(body: &str) -> Option<Vec<Row>> {
 
 /// Parses the osquery script's output. `None` when no query section held valid JSON, i.e.
 /// osquery did not really answer and the fallback probe should run instead.
-pub fn parse(output: &str) -> Option<ProbeFacts> {
+pub(super) fn parse(output: &str) -> Option<ProbeFacts> {
     let mut facts = ProbeFacts::default();
     let mut answered = false;
     let mut os_version: Option<Row> = None;

@@ -8,7 +8,7 @@ use crate::inventory::OsInfo;
 use crate::pkg::parse::os_release::parse_os_release;
 
 /// The probe script. Every section is best effort: a missing tool leaves its section empty.
-pub const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+pub(super) const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
 echo @@probe
 echo @@os-release; cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 echo @@kernel; uname -r
@@ -30,7 +30,7 @@ true
 
 /// Facts read from the probe.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProbeFacts {
+pub(super) struct ProbeFacts {
     pub os: OsInfo,
     pub kernel: String,
     pub hostname: String,
@@ -41,12 +41,12 @@ pub struct ProbeFacts {
 }
 
 /// True when `output` came from [`SCRIPT`] (and not from the osquery script).
-pub fn is_probe_output(output: &str) -> bool {
+pub(super) fn is_probe_output(output: &str) -> bool {
     output.lines().any(|l| l.trim() == "@@probe")
 }
 
 /// Splits `@@name` sections; text before the first marker is ignored.
-pub fn sections(text: &str) -> Vec<(&str, String)> {
+pub(super) fn sections(text: &str) -> Vec<(&str, String)> {
     let mut out: Vec<(&str, String)> = Vec::new();
     for line in text.lines() {
         if let Some(name) = line.strip_prefix("@@") {
@@ -61,7 +61,7 @@ pub fn sections(text: &str) -> Vec<(&str, String)> {
 
 /// Parses the probe's output. Missing or garbled sections leave defaults; `None` only when the
 /// output has no os-release at all, which means the probe did not run as expected.
-pub fn parse(text: &str) -> Option<ProbeFacts> {
+pub(super) fn parse(text: &str) -> Option<ProbeFacts> {
     let mut facts = ProbeFacts::default();
     let mut saw_os = false;
     for (name, body) in sections(text) {
@@ -84,7 +84,7 @@ pub fn parse(text: &str) -> Option<ProbeFacts> {
 }
 
 /// `/proc/uptime` is `SECONDS.FRACTION IDLE`.
-pub fn parse_uptime(line: &str) -> Option<u64> {
+pub(super) fn parse_uptime(line: &str) -> Option<u64> {
     let secs = line.split_whitespace().next()?;
     let whole = secs.split('.').next()?;
     whole.parse().ok()
@@ -99,7 +99,7 @@ fn parse_package_counts(body: &str) -> usize {
 
 /// `ID<TAB>NAMES<TAB>IMAGE<TAB>STATE<TAB>STATUS`; old dockers print no State, so the first word
 /// of Status ("Up", "Exited") stands in, lowercased.
-pub fn parse_containers(body: &str) -> Vec<Container> {
+pub(super) fn parse_containers(body: &str) -> Vec<Container> {
     body.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split('\t').collect();
@@ -125,7 +125,7 @@ pub fn parse_containers(body: &str) -> Vec<Container> {
 }
 
 /// `ID<TAB>REPO:TAG`, one line per tag; lines of one id are merged, `<none>` tags dropped.
-pub fn parse_images(body: &str) -> Vec<Image> {
+pub(super) fn parse_images(body: &str) -> Vec<Image> {
     let mut images: Vec<Image> = Vec::new();
     for line in body.lines() {
         let Some((id, tag)) = line.split_once('\t') else {

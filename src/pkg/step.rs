@@ -12,15 +12,15 @@ use super::Error;
 use crate::remote::{CommandOutput, Executor, OutputLine, RemoteCommand};
 
 /// Reading state (lists, simulations, probes): generous, but a hung host must not hang us.
-pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub(super) const QUERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Downloading package lists or pulling images.
-pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+pub(super) const REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A whole upgrade: large ones on slow disks take a long time; a stuck one must still end.
-pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+pub(super) const UPGRADE_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// Runs `script` as the step `step`. A non-zero exit is returned, not turned into an error:
 /// callers know which exit codes mean success (dnf's 100, needs-restarting's 1).
-pub async fn run(
+pub(super) async fn run(
     exec: &dyn Executor,
     step: &'static str,
     script: String,
@@ -40,7 +40,7 @@ pub async fn run(
 }
 
 /// [`run`] for a step where only exit 0 is success: any other exit becomes [`failed`].
-pub async fn run_ok(
+pub(super) async fn run_ok(
     exec: &dyn Executor,
     step: &'static str,
     script: String,
@@ -59,7 +59,7 @@ pub async fn run_ok(
 
 /// The error for a step whose command exited unsuccessfully: the exit code and the last lines of
 /// stderr (or stdout when stderr is empty), which is where apt and dnf say what went wrong.
-pub fn failed(step: &'static str, output: &CommandOutput) -> Error {
+pub(super) fn failed(step: &'static str, output: &CommandOutput) -> Error {
     let code = match (&output.exit_code, &output.signal) {
         (Some(code), _) => code.to_string(),
         (None, Some(signal)) => signal.clone(),

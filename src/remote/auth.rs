@@ -40,7 +40,7 @@ enum KeyFile {
 /// Authenticates `user` on `handle`, trying every source in order. Returns which one worked
 /// (for logs) or [`Error::Auth`] listing what was tried, or [`Error::Key`] for a required key
 /// that cannot be used.
-pub async fn authenticate(
+pub(super) async fn authenticate(
     handle: &mut Handle<ClientHandler>,
     user: &str,
     target: &str,

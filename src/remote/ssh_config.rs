@@ -13,7 +13,7 @@ use super::known_hosts::wildcard;
 
 /// What `~/.ssh/config` says about one host alias.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshConfigHost {
+pub(super) struct SshConfigHost {
     pub host_name: Option<String>,
     pub user: Option<String>,
     pub port: Option<u16>,
@@ -22,7 +22,7 @@ pub struct SshConfigHost {
 }
 
 /// Looks `alias` up in the config file at `path` (missing or unreadable file: nothing set).
-pub fn lookup(path: &Path, alias: &str) -> SshConfigHost {
+pub(super) fn lookup(path: &Path, alias: &str) -> SshConfigHost {
     let mut out = SshConfigHost::default();
     let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     apply_file(path, &base, alias, &mut out, 0);

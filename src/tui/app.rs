@@ -25,7 +25,7 @@ use crate::tui::view::{Overlay, Tab, ViewState};
 use crate::tui::views::{self, Ctx};
 
 /// At most one frame per this long (~60 fps): bursts of events cost one draw, not one each.
-pub const FRAME_BUDGET: Duration = Duration::from_millis(16);
+pub(super) const FRAME_BUDGET: Duration = Duration::from_millis(16);
 /// Relative times ("3m ago") have minute resolution; this keeps them honest.
 const CLOCK_TICK: Duration = Duration::from_secs(15);
 /// tui-logger fills its buffer from its own thread; poll it only while the App log is shown.

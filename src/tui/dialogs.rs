@@ -227,7 +227,7 @@ fn dedup_keep_first<T: PartialEq>(items: &mut Vec<T>) {
 
 /// Splits `total` hosts into batches of the given sizes; the last size repeats. Mirrors the
 /// engine's wave plan closely enough for a preview; the engine's plan is the one that runs.
-pub fn plan_batches(total: usize, sizes: &[BatchSize]) -> Vec<usize> {
+pub(super) fn plan_batches(total: usize, sizes: &[BatchSize]) -> Vec<usize> {
     let mut batches = Vec::new();
     let mut placed = 0;
     let mut i = 0;

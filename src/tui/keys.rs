@@ -93,7 +93,7 @@ macro_rules! bind {
 }
 
 /// The default keymap (DESIGN.md §8).
-pub const BINDINGS: &[Binding] = &[
+pub(super) const BINDINGS: &[Binding] = &[
     bind!(MoveUp, "move_up", ["k", "Up"], "up / scroll up", Move),
     bind!(
         MoveDown,
@@ -213,13 +213,13 @@ impl Action {
 
 /// A key with its modifiers, normalised so `G` and `Shift-g` are the same press.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyPress {
+pub(super) struct KeyPress {
     code: KeyCode,
     mods: KeyModifiers,
 }
 
 impl KeyPress {
-    pub fn from_event(event: &KeyEvent) -> Self {
+    pub(super) fn from_event(event: &KeyEvent) -> Self {
         let mut mods =
             event.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
         let code = match event.code {
@@ -238,7 +238,7 @@ impl KeyPress {
     }
 
     /// Parses `j`, `G`, `Up`, `PgDn`, `Ctrl-u`, `Shift-Tab`, `Space`, `F5`…
-    pub fn parse(spec: &str) -> Result<Self, KeyError> {
+    pub(super) fn parse(spec: &str) -> Result<Self, KeyError> {
         let bad = || KeyError::BadKey(spec.to_string());
         let mut mods = KeyModifiers::NONE;
         let mut rest = spec;

@@ -22,7 +22,7 @@ use crate::tui::scrollback::Scrollback;
 pub const DEFAULT_LOG_LINES: usize = 2_000;
 
 /// Every state, in display order (also the order of the header totals).
-pub const ALL_STATES: [StateKind; 8] = [
+pub(super) const ALL_STATES: [StateKind; 8] = [
     StateKind::Idle,
     StateKind::Querying,
     StateKind::PendingUpdates,

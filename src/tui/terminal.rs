@@ -15,16 +15,16 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
-pub type Tty = Terminal<CrosstermBackend<Stdout>>;
+pub(super) type Tty = Terminal<CrosstermBackend<Stdout>>;
 
 /// Owns the full-screen terminal; dropping it restores the user's terminal.
-pub struct TerminalGuard {
+pub(super) struct TerminalGuard {
     terminal: Tty,
 }
 
 impl TerminalGuard {
     /// Switches to raw mode and the alternate screen.
-    pub fn enter() -> io::Result<Self> {
+    pub(super) fn enter() -> io::Result<Self> {
         install_panic_hook();
         enable_raw_mode()?;
         // From here on, an error must undo raw mode: the guard does that once it exists.
@@ -35,7 +35,7 @@ impl TerminalGuard {
         Ok(guard)
     }
 
-    pub fn terminal(&mut self) -> &mut Tty {
+    pub(super) fn terminal(&mut self) -> &mut Tty {
         &mut self.terminal
     }
 }
@@ -48,13 +48,13 @@ impl Drop for TerminalGuard {
 
 /// Leaves the alternate screen and raw mode. Safe to call twice; errors are ignored because
 /// there is nothing better to do with them while exiting.
-pub fn restore() {
+pub(super) fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
 }
 
 /// Restores the terminal before the previously installed hook (color-eyre's) prints the panic.
-pub fn install_panic_hook() {
+pub(super) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();

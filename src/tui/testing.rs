@@ -12,7 +12,7 @@ use crate::pkg::{PendingPackage, RebootStatus};
 use crate::tui::model::{FleetModel, HostRow};
 
 /// `n` idle hosts named `host-00`, `host-01`… tagged `web` (even) or `db` (odd).
-pub fn fleet(n: usize) -> FleetModel {
+pub(super) fn fleet(n: usize) -> FleetModel {
     let rows = (0..n)
         .map(|i| {
             let tag = if i % 2 == 0 { "web" } else { "db" };
@@ -30,7 +30,7 @@ pub fn fleet(n: usize) -> FleetModel {
 
 /// A move to `to`, carrying the state a supervisor would announce (`reason` is the error of a
 /// failure or why the host waits for a reboot).
-pub fn state_changed(host: &str, from: StateKind, to: StateKind, reason: Option<&str>) -> Event {
+pub(super) fn state_changed(host: &str, from: StateKind, to: StateKind, reason: Option<&str>) -> Event {
     let at = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().unwrap();
     let reason: Arc<str> = reason.unwrap_or("").into();
     let phase = match to {
@@ -67,7 +67,7 @@ pub fn state_changed(host: &str, from: StateKind, to: StateKind, reason: Option<
 }
 
 /// A failed host's state as it is after the operator acknowledged it.
-pub fn acknowledged(host: &str, error: &str) -> Event {
+pub(super) fn acknowledged(host: &str, error: &str) -> Event {
     let Event::StateChanged { state, .. } =
         state_changed(host, StateKind::Updating, StateKind::Failed, Some(error))
     else {
@@ -85,7 +85,7 @@ pub fn acknowledged(host: &str, error: &str) -> Event {
     }
 }
 
-pub fn pending(host: &str, packages: &[(&str, bool)], reboot: bool) -> Event {
+pub(super) fn pending(host: &str, packages: &[(&str, bool)], reboot: bool) -> Event {
     let packages: Vec<PendingPackage> = packages
         .iter()
         .map(|(name, security)| PendingPackage {
@@ -109,7 +109,7 @@ pub fn pending(host: &str, packages: &[(&str, bool)], reboot: bool) -> Event {
     }
 }
 
-pub fn inventory(host: &str, id: &str, version: &str) -> Event {
+pub(super) fn inventory(host: &str, id: &str, version: &str) -> Event {
     Event::InventoryRefreshed {
         host: host.into(),
         inventory: Arc::new(Inventory {
@@ -136,7 +136,7 @@ pub fn inventory(host: &str, id: &str, version: &str) -> Event {
     }
 }
 
-pub fn wave(status: WaveStatus) -> WaveProgress {
+pub(super) fn wave(status: WaveStatus) -> WaveProgress {
     WaveProgress {
         wave_id: 1,
         status,
@@ -154,7 +154,7 @@ pub fn wave(status: WaveStatus) -> WaveProgress {
 }
 
 /// The buffer's text, one line per row, trailing spaces trimmed.
-pub fn text(buffer: &Buffer) -> String {
+pub(super) fn text(buffer: &Buffer) -> String {
     let area = buffer.area;
     let mut out = String::new();
     for y in area.top()..area.bottom() {
@@ -169,7 +169,7 @@ pub fn text(buffer: &Buffer) -> String {
 }
 
 /// A small fleet with something in every column: pending, security, reboot, failed, a wave.
-pub fn demo_model() -> FleetModel {
+pub(super) fn demo_model() -> FleetModel {
     use crate::engine::bus::StateKind::*;
     let mut model = fleet(6);
     model.apply(&inventory("host-00", "debian", "12"));
@@ -201,7 +201,7 @@ pub fn demo_model() -> FleetModel {
 }
 
 /// The app over [`demo_model`], with a recording link and a pinned clock.
-pub fn demo_app(
+pub(super) fn demo_app(
     theme: crate::tui::theme::Theme,
     read_only: bool,
 ) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
@@ -212,7 +212,7 @@ pub fn demo_app(
 }
 
 /// The console's settings in tests: default keys, `1,25%` waves.
-pub fn settings(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::Settings {
+pub(super) fn settings(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::Settings {
     use crate::config::{BatchSize, FailureLimit};
     crate::tui::app::Settings {
         read_only,
@@ -228,7 +228,7 @@ pub fn settings(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui:
 }
 
 /// Renders the app into a `width`×`height` test terminal and returns the buffer.
-pub fn draw<L: crate::tui::request::EngineLink>(
+pub(super) fn draw<L: crate::tui::request::EngineLink>(
     app: &mut crate::tui::app::App<L>,
     width: u16,
     height: u16,
@@ -240,7 +240,7 @@ pub fn draw<L: crate::tui::request::EngineLink>(
 }
 
 /// A key press as crossterm reports it.
-pub fn key(spec: &str) -> crossterm::event::KeyEvent {
+pub(super) fn key(spec: &str) -> crossterm::event::KeyEvent {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let (code, mods) = match spec {
         "Enter" => (KeyCode::Enter, KeyModifiers::NONE),
@@ -264,7 +264,7 @@ pub fn key(spec: &str) -> crossterm::event::KeyEvent {
 }
 
 /// Presses each key in turn: `press(&mut app, "/ t a g Enter")` types `/tag` then Enter.
-pub fn press<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, keys: &str) {
+pub(super) fn press<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, keys: &str) {
     for k in keys.split(' ').filter(|k| !k.is_empty()) {
         app.handle_key(key(k));
     }

@@ -72,7 +72,7 @@ impl Theme {
 }
 
 /// The symbol that carries a state without colour.
-pub fn state_symbol(state: StateKind) -> &'static str {
+pub(super) fn state_symbol(state: StateKind) -> &'static str {
     match state {
         StateKind::Idle => "●",
         StateKind::Querying => "◌",
@@ -86,7 +86,7 @@ pub fn state_symbol(state: StateKind) -> &'static str {
 }
 
 /// The word for a state, short enough for an 80-column table.
-pub fn state_word(state: StateKind) -> &'static str {
+pub(super) fn state_word(state: StateKind) -> &'static str {
     match state {
         StateKind::Idle => "idle",
         StateKind::Querying => "querying",

@@ -1,6 +1,9 @@
 //! tendhost's integration tests: one binary, one module per area (STYLE.md §11). Needs root and
 //! the packages of `.ci/install-test-deps.sh`.
 
+// Test and benchmark code: a failed unwrap is a failed run, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod harness;
 
 mod batch;

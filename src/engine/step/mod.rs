@@ -71,7 +71,7 @@ pub(super) type StepResult<T> = Result<T, Error>;
 
 impl StepContext {
     /// Runs `job` on a host that was in `from` when the job started.
-    pub async fn run(self, job: Job, from: StateKind) -> StepResult<Done> {
+    pub(super) async fn run(self, job: Job, from: StateKind) -> StepResult<Done> {
         match job.kind {
             JobKind::Refresh => self.refresh().await,
             JobKind::Update { .. } => self.update(&job, from).await,

@@ -93,12 +93,12 @@ pub(super) fn start_in(
 impl Rig {
     /// Gives `host` a job as the console would, but waits for its outcome (on the returned
     /// receiver): refusals stay refusals.
-    pub fn send_step(&self, host: &str, kind: JobKind) -> oneshot::Receiver<Outcome> {
+    pub(crate) fn send_step(&self, host: &str, kind: JobKind) -> oneshot::Receiver<Outcome> {
         self.send_job(host, kind, Origin::Console)
     }
 
     /// Gives `host` a job from `origin`; its outcome arrives on the returned receiver.
-    pub fn send_job(
+    pub(crate) fn send_job(
         &self,
         host: &str,
         kind: JobKind,
@@ -111,12 +111,12 @@ impl Rig {
 
     /// Runs one job on `host` (see `send_step`) and returns its outcome, draining events
     /// meanwhile.
-    pub async fn step(&mut self, host: &str, kind: JobKind) -> Outcome {
+    pub(crate) async fn step(&mut self, host: &str, kind: JobKind) -> Outcome {
         self.step_from(host, kind, Origin::Console).await
     }
 
     /// Runs one job from `origin` and returns its outcome, draining events meanwhile.
-    pub async fn step_from(&mut self, host: &str, kind: JobKind, origin: Origin) -> Outcome {
+    pub(crate) async fn step_from(&mut self, host: &str, kind: JobKind, origin: Origin) -> Outcome {
         let answer = self.send_job(host, kind, origin);
         let mut answer = std::pin::pin!(answer);
         loop {
@@ -128,13 +128,13 @@ impl Rig {
     }
 
     /// Collects events until some host moves to `to`.
-    pub async fn until_state(&mut self, to: StateKind) -> Vec<Event> {
+    pub(crate) async fn until_state(&mut self, to: StateKind) -> Vec<Event> {
         self.until(|e| matches!(e, Event::StateChanged { to: reached, .. } if *reached == to))
             .await
     }
 
     /// Collects events until `stop` says so (or 30 s pass).
-    pub async fn until(&mut self, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
+    pub(crate) async fn until(&mut self, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
         let mut seen = Vec::new();
         let deadline = tokio::time::sleep(Duration::from_secs(120));
         tokio::pin!(deadline);
@@ -150,7 +150,7 @@ impl Rig {
         }
     }
 
-    pub async fn wave_end(&mut self) -> bus::WaveProgress {
+    pub(crate) async fn wave_end(&mut self) -> bus::WaveProgress {
         let events = self.until(wave_ended).await;
         last_progress(&events)
     }

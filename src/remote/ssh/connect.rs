@@ -20,14 +20,14 @@ use crate::remote::{Error, auth, known_hosts};
 
 /// An authenticated connection. Channels are opened on `handle`; `via` keeps the jump host's
 /// session (and so the tunnel) alive exactly as long as this one.
-pub struct Session {
+pub(super) struct Session {
     pub handle: Handle<ClientHandler>,
     via: Option<Arc<Session>>,
 }
 
 impl Session {
     /// True once the connection (or any jump it relies on) is gone.
-    pub fn is_closed(&self) -> bool {
+    pub(super) fn is_closed(&self) -> bool {
         self.handle.is_closed() || self.via.as_ref().is_some_and(|v| v.is_closed())
     }
 }
@@ -47,7 +47,7 @@ const KEX_ORDER: &[kex::Name] = &[
 ];
 
 /// Opens the route's jumps in order, then the target through them.
-pub async fn open(route: &Route, ctx: &RemoteContext) -> Result<Session, Error> {
+pub(super) async fn open(route: &Route, ctx: &RemoteContext) -> Result<Session, Error> {
     let mut via: Option<Arc<Session>> = None;
     for hop in &route.jumps {
         via = Some(Arc::new(open_endpoint(hop, via, ctx).await?));

@@ -23,7 +23,7 @@ use super::connect::Session;
 use crate::remote::{CommandOutput, Error, OutputLine, Stream};
 
 /// Why a command did not produce a [`CommandOutput`].
-pub enum RunError {
+pub(super) enum RunError {
     /// No channel could be opened: the connection is probably stale; reconnecting may help.
     Open(String),
     /// The command started (or may have): never retried blindly.
@@ -31,7 +31,7 @@ pub enum RunError {
 }
 
 /// Runs `script` on `session`.
-pub async fn run(
+pub(super) async fn run(
     session: &Session,
     target: &str,
     script: &str,

@@ -21,7 +21,7 @@ static LEARN_LOCK: Mutex<()> = Mutex::new(());
 
 /// Where and how to check one endpoint's key.
 #[derive(Debug, Clone)]
-pub struct HostKeyCheck {
+pub(crate) struct HostKeyCheck {
     pub addr: String,
     pub port: u16,
     /// tendhost's own known_hosts: read, and appended to under `accept-new`.
@@ -32,7 +32,7 @@ pub struct HostKeyCheck {
 }
 
 impl HostKeyCheck {
-    pub fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         let mut files = vec![self.own.clone()];
         files.extend(self.extra.iter().cloned());
         files
@@ -41,7 +41,7 @@ impl HostKeyCheck {
 
 /// What happened to the server's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyOutcome {
+pub(crate) enum KeyOutcome {
     Trusted,
     /// Learned under `accept-new`.
     Learned {
@@ -69,14 +69,14 @@ pub enum KeyOutcome {
 }
 
 /// One per connection attempt.
-pub struct ClientHandler {
+pub(crate) struct ClientHandler {
     check: HostKeyCheck,
     outcome: Arc<Mutex<Option<KeyOutcome>>>,
 }
 
 impl ClientHandler {
     /// The handler plus a slot where the host key outcome appears.
-    pub fn new(check: HostKeyCheck) -> (Self, Arc<Mutex<Option<KeyOutcome>>>) {
+    pub(crate) fn new(check: HostKeyCheck) -> (Self, Arc<Mutex<Option<KeyOutcome>>>) {
         let outcome = Arc::new(Mutex::new(None));
         (
             Self {

@@ -44,7 +44,7 @@ pub struct Route {
 }
 
 /// Resolves `host` (a tendhost.toml host) into a route.
-pub fn resolve(host: &HostConfig, ctx: &RemoteContext) -> Result<Route, Error> {
+pub(super) fn resolve(host: &HostConfig, ctx: &RemoteContext) -> Result<Route, Error> {
     resolve_configured(host, ctx, 0)
 }
 

@@ -13,7 +13,7 @@ use crate::tui::dialogs::Confirmable;
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
 
-pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
+pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewState) {
     let Overlay::Confirm(dialog) = &view.overlay else {
         return;
     };

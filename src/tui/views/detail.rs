@@ -18,7 +18,7 @@ use crate::tui::model::HostRow;
 use crate::tui::theme::{state_symbol, state_word};
 use crate::tui::view::{Tab, ViewState};
 
-pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let host = view.cursor_host(ctx.model);
     let block = Block::default()
         .borders(Borders::ALL)

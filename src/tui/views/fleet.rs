@@ -14,7 +14,7 @@ use crate::tui::model::{ALL_STATES, HostRow};
 use crate::tui::theme::{state_symbol, state_word};
 use crate::tui::view::{Input, ViewState};
 
-pub fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
+pub(super) fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
     // Widest first; on a narrow terminal the words go, the symbols and numbers stay.
     let wave = ctx.model.wave();
     let candidates = [(false, false), (true, false), (true, true)];
@@ -112,7 +112,7 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
     Line::from(spans)
 }
 
-pub fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+pub(super) fn render_table(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let theme = ctx.theme;
     let block = Block::default()
         .borders(Borders::ALL)

@@ -9,7 +9,7 @@ use super::{Ctx, fit, popup};
 use crate::tui::keys::{BINDINGS, Section};
 use crate::tui::view::{Overlay, ViewState};
 
-pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let theme = ctx.theme;
     let note = if view.read_only {
         " (ro): disabled by --read-only "

@@ -24,14 +24,14 @@ use crate::tui::view::{Input, Overlay, ViewState};
 
 /// What render reads besides the view state.
 #[derive(Clone, Copy)]
-pub struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     pub model: &'a FleetModel,
     pub keys: &'a KeyMap,
     pub theme: Theme,
 }
 
 /// Draws one frame.
-pub fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
+pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
     let area = frame.area();
     view.sync(ctx.model);
     view.shows_relative_times = false;
@@ -171,7 +171,7 @@ fn popup(
 }
 
 /// `now`, `5m ago`, `3h ago`, `2d ago`.
-pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(super) fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - then).num_seconds().max(0);
     match secs {
         0..60 => "now".to_string(),
@@ -182,7 +182,7 @@ pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// Truncates to `width` columns with an ellipsis.
-pub fn fit(text: &str, width: usize) -> String {
+pub(super) fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
@@ -192,7 +192,7 @@ pub fn fit(text: &str, width: usize) -> String {
 }
 
 /// A list of names joined by ", ", ending in "… and N more" when it will not fit `width`×`lines`.
-pub fn name_list(
+pub(super) fn name_list(
     names: &[crate::config::HostId],
     width: usize,
     lines: usize,

@@ -10,7 +10,7 @@ use super::{Ctx, fit, name_list};
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
 
-pub fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
+pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState) {
     let theme = ctx.theme;
     let Overlay::Packages(dialog) = &mut view.overlay else {
         return;

@@ -15,13 +15,13 @@ use super::debroot::{DebRoot, run};
 use super::sshd::{SshHost, SshdOptions};
 
 /// Where the engine reads the boot id on these hosts (inside the root).
-pub const BOOT_ID: &str = "/etc/tendhost-boot-id";
+pub(crate) const BOOT_ID: &str = "/etc/tendhost-boot-id";
 /// What the engine runs to reboot these hosts (inside the root).
-pub const REBOOT_COMMAND: &str = "touch /tendhost-reboot-requested";
+pub(crate) const REBOOT_COMMAND: &str = "touch /tendhost-reboot-requested";
 
 /// What a host's root holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Packages {
+pub(crate) enum Packages {
     /// The aptrepo 1.0 packages with 1.1 upgrades pending (one sets reboot-required).
     Upgradable,
     /// Like `Upgradable`, plus `tendhost-app 1.2` whose postinst fails: the upgrade fails.
@@ -30,7 +30,7 @@ pub enum Packages {
     NeedsReboot,
 }
 
-pub struct AptHost {
+pub(crate) struct AptHost {
     pub root: DebRoot,
     pub sshd: SshHost,
     /// Extra shell run before every session command (e.g. `sleep 30` for a hanging host).
@@ -38,12 +38,12 @@ pub struct AptHost {
 }
 
 impl AptHost {
-    pub fn start(name: &str, packages: Packages) -> AptHost {
+    pub(crate) fn start(name: &str, packages: Packages) -> AptHost {
         Self::start_with(name, packages, None)
     }
 
     /// `before` runs in the wrapper before each command (outside the root).
-    pub fn start_with(name: &str, packages: Packages, before: Option<&str>) -> AptHost {
+    pub(crate) fn start_with(name: &str, packages: Packages, before: Option<&str>) -> AptHost {
         let root = DebRoot::new(name);
         match packages {
             Packages::Upgradable => aptrepo::install(&root),
@@ -90,7 +90,7 @@ impl AptHost {
         }
     }
 
-    pub fn boot_id(&self) -> String {
+    pub(crate) fn boot_id(&self) -> String {
         fs::read_to_string(self.root.path(BOOT_ID))
             .unwrap_or_default()
             .trim()
@@ -98,7 +98,7 @@ impl AptHost {
     }
 
     /// `Version Status` of an installed package, e.g. `1.1 ii `.
-    pub fn version(&self, package: &str) -> String {
+    pub(crate) fn version(&self, package: &str) -> String {
         self.root
             .sh(&format!(
                 "dpkg-query -W -f '${{Version}}' {package} 2>/dev/null || true"
@@ -114,7 +114,7 @@ impl AptHost {
 
 /// How a reboot emulation should bring the host back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comeback {
+pub(crate) enum Comeback {
     SameKey,
     NewHostKey,
 }
@@ -122,7 +122,7 @@ pub enum Comeback {
 /// Watches `host` for the reboot marker for up to `within`; when it appears: stops sshd,
 /// writes a new boot id, clears reboot-required, stays down `down_for`, starts sshd again.
 /// Returns the host and whether a reboot happened.
-pub fn emulate_reboot(
+pub(crate) fn emulate_reboot(
     mut host: AptHost,
     within: Duration,
     down_for: Duration,

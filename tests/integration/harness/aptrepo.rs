@@ -21,7 +21,7 @@ use std::process::Command;
 use super::debroot::{DebRoot, run};
 
 /// One generated package.
-pub struct Deb<'a> {
+pub(crate) struct Deb<'a> {
     pub name: &'a str,
     pub version: &'a str,
     pub depends: Option<&'a str>,
@@ -33,7 +33,7 @@ const REBOOT_POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; the
     echo tendhost-kernel >> /var/run/reboot-required.pkgs\nfi\n";
 
 /// Installed first (version 1.0).
-pub fn installed() -> Vec<Deb<'static>> {
+pub(crate) fn installed() -> Vec<Deb<'static>> {
     vec![
         deb("tendhost-app", "1.0"),
         deb("tendhost-kernel", "1.0"),
@@ -46,7 +46,7 @@ pub fn installed() -> Vec<Deb<'static>> {
 }
 
 /// Served by the repository.
-pub fn newer() -> Vec<Deb<'static>> {
+pub(crate) fn newer() -> Vec<Deb<'static>> {
     vec![
         deb("tendhost-app", "1.1"),
         Deb {
@@ -71,7 +71,7 @@ fn deb(name: &'static str, version: &'static str) -> Deb<'static> {
 }
 
 /// Builds `deb` with `dpkg-deb --build` into `out_dir`; returns the file name.
-pub fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
+pub(crate) fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
     let work = tempfile::tempdir().expect("deb work dir");
     let pkg = work.path().join("pkg");
     fs::create_dir_all(pkg.join("DEBIAN")).expect("DEBIAN dir");
@@ -115,7 +115,7 @@ pub fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
 
 /// Installs the 1.0 packages into `host` and sets up `/repo` with the newer ones, listed as
 /// `deb [trusted=yes] file:/repo ./`. apt's lists are NOT refreshed: tests call `refresh`.
-pub fn install(host: &DebRoot) {
+pub(crate) fn install(host: &DebRoot) {
     let staging = host.path("tmp/tendhost-installed");
     fs::create_dir_all(&staging).expect("staging dir");
     let files: Vec<String> = installed().iter().map(|d| build(d, &staging)).collect();

@@ -14,7 +14,7 @@ use super::debroot::run;
 use super::registry::{self, Repo};
 
 /// A compose project in a directory of its own; `down` on drop.
-pub struct Stack {
+pub(crate) struct Stack {
     /// The project directory.
     pub dir: PathBuf,
     /// The compose file inside it.
@@ -26,7 +26,7 @@ impl Stack {
     /// A stack in a directory named `name` (may hold spaces and shell syntax; make it unique, it
     /// becomes the compose project name), its compose file named `file`, with one service per
     /// `(service, image reference)`.
-    pub fn new(name: &str, file: &str, services: &[(&str, &str)]) -> Self {
+    pub(crate) fn new(name: &str, file: &str, services: &[(&str, &str)]) -> Self {
         let work = tempfile::Builder::new()
             .prefix("tendhost-stack-")
             .tempdir()
@@ -47,17 +47,17 @@ impl Stack {
     }
 
     /// Overwrites the compose file.
-    pub fn write(&self, yaml: &str) {
+    pub(crate) fn write(&self, yaml: &str) {
         fs::write(&self.file, yaml).expect("writing the compose file");
     }
 
     /// The compose file's path as a `compose_paths` entry.
-    pub fn file_path(&self) -> String {
+    pub(crate) fn file_path(&self) -> String {
         self.file.display().to_string()
     }
 
     /// The directory's path as a `compose_paths` entry.
-    pub fn dir_path(&self) -> String {
+    pub(crate) fn dir_path(&self) -> String {
         self.dir.display().to_string()
     }
 
@@ -68,13 +68,13 @@ impl Stack {
     }
 
     /// `docker-compose up -d`: every service created from what its reference means locally.
-    pub fn up(&self) {
+    pub(crate) fn up(&self) {
         run(self.compose().args(["up", "-d"]));
     }
 
     /// The id of `service`'s container, found by compose's labels (docker answers in a few ms,
     /// `docker-compose ps` takes most of a second).
-    pub fn container(&self, service: &str) -> String {
+    pub(crate) fn container(&self, service: &str) -> String {
         let dir = format!(
             "label=com.docker.compose.project.working_dir={}",
             self.dir.display()
@@ -94,7 +94,7 @@ impl Stack {
     }
 
     /// The image id `service`'s container runs.
-    pub fn running_image(&self, service: &str) -> String {
+    pub(crate) fn running_image(&self, service: &str) -> String {
         let container = self.container(service);
         run(Command::new("docker").args(["inspect", "--format", "{{.Image}}", &container]))
             .trim()
@@ -110,7 +110,7 @@ impl Drop for Stack {
 
 /// A one-service stack (`web`) running v1 of the test image while its repository already has
 /// v2: a host before its update.
-pub struct Outdated {
+pub(crate) struct Outdated {
     pub stack: Stack,
     pub repo: Repo,
     /// Digests of v1 and v2 in `repo`.
@@ -121,7 +121,7 @@ pub struct Outdated {
 impl Outdated {
     /// `name` is the test's own (it names the repository and the project); `file` the compose
     /// file's name.
-    pub fn new(name: &str, file: &str) -> Self {
+    pub(crate) fn new(name: &str, file: &str) -> Self {
         let fixture = registry::shared();
         let repo = fixture.repo(name);
         let stack = Stack::new(
@@ -144,7 +144,7 @@ impl Outdated {
 /// A directory holding a `docker` wrapper: `docker compose ARGS` runs `docker-compose ARGS`,
 /// anything else the real docker. Every call's arguments are logged, one line each, so a test
 /// can assert the exact v2 command lines tendhost ran.
-pub struct V2Shim {
+pub(crate) struct V2Shim {
     dir: tempfile::TempDir,
 }
 
@@ -155,7 +155,7 @@ impl Default for V2Shim {
 }
 
 impl V2Shim {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tendhost-v2shim-")
             .tempdir()
@@ -181,7 +181,7 @@ impl V2Shim {
     }
 
     /// A local executor whose scripts find the shim first on `PATH`.
-    pub fn executor(&self) -> LocalExecutor {
+    pub(crate) fn executor(&self) -> LocalExecutor {
         LocalExecutor::with_wrapper(vec![
             "env".into(),
             format!(
@@ -195,12 +195,12 @@ impl V2Shim {
 
     /// From now on `docker compose … up …` succeeds without doing anything: an `up -d` that
     /// silently did not recreate.
-    pub fn skip_up(&self) {
+    pub(crate) fn skip_up(&self) {
         fs::write(self.path("skip-up"), b"").expect("skip-up flag");
     }
 
     /// The `docker compose` calls so far, without the leading `compose`; then forgets them.
-    pub fn take_compose_calls(&self) -> Vec<String> {
+    pub(crate) fn take_compose_calls(&self) -> Vec<String> {
         let log = self.path("calls");
         let text = fs::read_to_string(&log).unwrap_or_default();
         let _ = fs::remove_file(&log);

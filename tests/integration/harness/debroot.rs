@@ -14,14 +14,14 @@ use std::sync::OnceLock;
 use tendhost::remote::LocalExecutor;
 
 /// Where the debootstrapped base lives between runs.
-pub const CACHE_DIR: &str = "/var/cache/tendhost-test";
+pub(crate) const CACHE_DIR: &str = "/var/cache/tendhost-test";
 const BASE_NAME: &str = "bookworm-base";
 /// Written last into a finished base, so a half-built one is never used.
 const COMPLETE_MARKER: &str = ".tendhost-base-complete";
 const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Runs `cmd`, panicking with its output when it fails: harness failures should be loud.
-pub fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -36,7 +36,7 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 /// The Debian mirror this machine's apt uses, read from `/etc/apt/sources.list*` at run time.
-pub fn mirror() -> String {
+pub(crate) fn mirror() -> String {
     let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
         let mut more: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -86,7 +86,7 @@ fn mirror_in(text: &str) -> Option<String> {
 
 /// The cached base root, built on first use (a few minutes) under a lock so parallel test
 /// processes never build it twice.
-pub fn base() -> &'static Path {
+pub(crate) fn base() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
         let cache = Path::new(CACHE_DIR);
@@ -118,7 +118,7 @@ pub fn base() -> &'static Path {
 
 /// One test host's own Debian root.
 #[derive(Debug)]
-pub struct DebRoot {
+pub(crate) struct DebRoot {
     /// Holds `upper/`, `work/` and `root/` (the merged view, or the copy).
     dir: PathBuf,
     root: PathBuf,
@@ -127,7 +127,7 @@ pub struct DebRoot {
 
 impl DebRoot {
     /// A fresh copy of the cached base, with `/proc` mounted and the network apt sources gone.
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let base = base();
         let parent = Path::new(CACHE_DIR).join("hosts");
         fs::create_dir_all(&parent).expect("creating the hosts dir");
@@ -171,24 +171,24 @@ impl DebRoot {
     }
 
     #[allow(dead_code)] // for harness users that mount or inspect the root directly (sshd chroot)
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// A path inside the root (`rel` without a leading `/`).
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel.trim_start_matches('/'))
     }
 
     /// Runs `script` in the root, panicking on failure; returns stdout.
-    pub fn sh(&self, script: &str) -> String {
+    pub(crate) fn sh(&self, script: &str) -> String {
         run(Command::new("chroot")
             .arg(&self.root)
             .args(["sh", "-c", script]))
     }
 
     /// An executor whose commands run inside this root.
-    pub fn executor(&self) -> LocalExecutor {
+    pub(crate) fn executor(&self) -> LocalExecutor {
         LocalExecutor::with_wrapper(vec![
             "chroot".into(),
             self.root.display().to_string(),
@@ -202,7 +202,7 @@ impl DebRoot {
     /// A real sshd test host whose every session runs inside this root: a `ForceCommand`
     /// wrapper chroots and runs `sh -c "$SSH_ORIGINAL_COMMAND"` (sshd's own `ChrootDirectory`
     /// refuses roots under group-writable parents; see HARNESS.md).
-    pub fn start_sshd(&self) -> super::SshHost {
+    pub(crate) fn start_sshd(&self) -> super::SshHost {
         use std::os::unix::fs::PermissionsExt;
         let wrapper = self.dir.join("chroot-wrapper");
         fs::write(

@@ -20,25 +20,25 @@
 //! ```
 #![allow(dead_code)] // Not every test module uses every helper.
 
-pub mod apthost;
-pub mod aptrepo;
-pub mod compose;
-pub mod debroot;
-pub mod registry;
-pub mod rpmrepo;
-pub mod sshd;
+pub(crate) mod apthost;
+pub(crate) mod aptrepo;
+pub(crate) mod compose;
+pub(crate) mod debroot;
+pub(crate) mod registry;
+pub(crate) mod rpmrepo;
+pub(crate) mod sshd;
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
-pub use sshd::{NOPASSWD_USER, PASSWD_USER, SshHost, SshdOptions, client_key, start_fleet};
+pub(crate) use sshd::{NOPASSWD_USER, PASSWD_USER, SshHost, SshdOptions, client_key, start_fleet};
 use tendhost::config::{Config, HostConfig, KnownHostsPolicy};
 use tendhost::remote::RemoteContext;
 
 /// A private directory tree for one test: `data/` (known_hosts, keys), `state/`, `tendhost.toml`.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
@@ -49,7 +49,7 @@ impl Default for TestEnv {
 }
 
 impl TestEnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tendhost-env-")
             .tempdir()
@@ -62,34 +62,34 @@ impl TestEnv {
     }
 
     /// What `$XDG_DATA_HOME/tendhost` would be (set `XDG_DATA_HOME` to [`Self::xdg_data_home`]).
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data").join("tendhost")
     }
 
     /// Value for `XDG_DATA_HOME` when running the binary against this env.
-    pub fn xdg_data_home(&self) -> PathBuf {
+    pub(crate) fn xdg_data_home(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
     /// tendhost's own known_hosts for this env.
-    pub fn known_hosts(&self) -> PathBuf {
+    pub(crate) fn known_hosts(&self) -> PathBuf {
         self.data_dir().join("known_hosts")
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.path().join("tendhost.toml")
     }
 
     /// Trusts `host`'s current key in this env's known_hosts.
-    pub fn trust(&self, host: &SshHost) {
+    pub(crate) fn trust(&self, host: &SshHost) {
         self.append_known_hosts(&host.known_hosts_line());
     }
 
-    pub fn append_known_hosts(&self, text: &str) {
+    pub(crate) fn append_known_hosts(&self, text: &str) {
         fs::create_dir_all(self.data_dir()).expect("creating data dir");
         let mut file = fs::OpenOptions::new()
             .create(true)
@@ -102,7 +102,7 @@ impl TestEnv {
     }
 
     /// A `[[host]]` block for `host`, logging in as `user` with the harness client key.
-    pub fn host_toml(&self, name: &str, host: &SshHost, user: &str) -> String {
+    pub(crate) fn host_toml(&self, name: &str, host: &SshHost, user: &str) -> String {
         format!(
             "[[host]]\nname = \"{name}\"\naddr = \"{}\"\nport = {}\nuser = \"{user}\"\n\
              ssh_key = \"{}\"\n\n",
@@ -114,7 +114,7 @@ impl TestEnv {
 
     /// Writes `body` (host blocks and any other tables) as this env's tendhost.toml, with
     /// `[ssh] known_hosts = "strict"` and short timeouts unless `body` has its own `[ssh]`.
-    pub fn write_config(&self, body: &str) -> PathBuf {
+    pub(crate) fn write_config(&self, body: &str) -> PathBuf {
         let mut text = String::new();
         if !body.contains("[ssh]") {
             text.push_str("[ssh]\nknown_hosts = \"strict\"\nconnect_timeout = \"5s\"\n\n");
@@ -125,20 +125,20 @@ impl TestEnv {
     }
 
     /// Writes and loads a config (see [`Self::write_config`]).
-    pub fn config(&self, body: &str) -> Config {
+    pub(crate) fn config(&self, body: &str) -> Config {
         let path = self.write_config(body);
         Config::load(&path).unwrap_or_else(|e| panic!("test config does not load: {e:?}"))
     }
 
     /// The config of a single harness host named `name`.
-    pub fn host_config(&self, name: &str, host: &SshHost, user: &str) -> HostConfig {
+    pub(crate) fn host_config(&self, name: &str, host: &SshHost, user: &str) -> HostConfig {
         let config = self.config(&self.host_toml(name, host, user));
         config.hosts[0].clone()
     }
 
     /// A hermetic context using this env's known_hosts with `policy`, knowing `config`'s hosts
     /// (for `proxy_jump = "name"`), with short timeouts and backoff suited to tests.
-    pub fn context_with(&self, config: &Config, policy: KnownHostsPolicy) -> RemoteContext {
+    pub(crate) fn context_with(&self, config: &Config, policy: KnownHostsPolicy) -> RemoteContext {
         let mut ctx =
             RemoteContext::new(self.known_hosts(), policy).with_hosts(config.hosts.iter().cloned());
         ctx.connect_timeout = std::time::Duration::from_secs(5);
@@ -148,7 +148,7 @@ impl TestEnv {
     }
 
     /// [`Self::context_with`] under the config's own `[ssh] known_hosts` policy.
-    pub fn context(&self, config: &Config) -> RemoteContext {
+    pub(crate) fn context(&self, config: &Config) -> RemoteContext {
         self.context_with(config, config.ssh.known_hosts)
     }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::debroot::run;
 
 /// The registry and images every compose test shares.
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// Image id of version 1 of the test image.
@@ -34,7 +34,7 @@ pub struct Fixture {
 }
 
 /// The registry and images of this test process, started on first use.
-pub fn shared() -> &'static Fixture {
+pub(crate) fn shared() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(Fixture::start)
 }
@@ -102,7 +102,7 @@ impl Fixture {
     }
 
     /// A repository of this registry for one test (unique per process), tagged `latest`.
-    pub fn repo(&self, name: &str) -> Repo {
+    pub(crate) fn repo(&self, name: &str) -> Repo {
         let repository = format!("{}/tendhost-test/{name}-{}", self.addr, std::process::id());
         Repo {
             reference: format!("{repository}:latest"),
@@ -112,7 +112,7 @@ impl Fixture {
 }
 
 /// `REGISTRY/tendhost-test/NAME-PID:latest`; the local tag is removed on drop.
-pub struct Repo {
+pub(crate) struct Repo {
     pub reference: String,
     repository: String,
 }
@@ -120,7 +120,7 @@ pub struct Repo {
 impl Repo {
     /// Publishes `image` (an id) as the reference; returns the digest the registry knows it by
     /// (`REPOSITORY@sha256:…`), as docker records it locally.
-    pub fn push(&self, image: &str) -> String {
+    pub(crate) fn push(&self, image: &str) -> String {
         self.tag_locally(image);
         run(Command::new("docker").args(["push", &self.reference]));
         let digests = run(Command::new("docker").args([
@@ -140,7 +140,7 @@ impl Repo {
 
     /// Publishes v2 while the local tag stays on v1: what a host looks like before its update.
     /// Returns the digest of v2.
-    pub fn push_newer(&self) -> String {
+    pub(crate) fn push_newer(&self) -> String {
         let fixture = shared();
         let digest = self.push(&fixture.v2);
         self.tag_locally(&fixture.v1);
@@ -148,12 +148,12 @@ impl Repo {
     }
 
     /// Points the local tag at `image` without pushing: a host that has not pulled yet.
-    pub fn tag_locally(&self, image: &str) {
+    pub(crate) fn tag_locally(&self, image: &str) {
         run(Command::new("docker").args(["tag", image, &self.reference]));
     }
 
     /// The image id the local tag points at.
-    pub fn local_id(&self) -> String {
+    pub(crate) fn local_id(&self) -> String {
         image_id(&self.reference)
     }
 }
@@ -206,7 +206,7 @@ fn import_image(work: &Path, waiter: &Path, reference: &str, version: &str) -> S
 }
 
 /// The id of the local image `reference` (or id) names.
-pub fn image_id(reference: &str) -> String {
+pub(crate) fn image_id(reference: &str) -> String {
     run(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]))
         .trim()
         .to_string()

@@ -81,14 +81,14 @@ const UPDATEINFO: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 "#;
 
 /// One rpm host: its root, repository and shim directory; all deleted on drop.
-pub struct RpmHost {
+pub(crate) struct RpmHost {
     dir: TempDir,
 }
 
 impl RpmHost {
     /// Builds packages, root and repository. `with_needs_restarting: false` hides dnf's
     /// needs-restarting plugin, as on a host without dnf-plugins-core.
-    pub fn new(with_needs_restarting: bool) -> Self {
+    pub(crate) fn new(with_needs_restarting: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tendhost-rpm-")
             .tempdir()
@@ -155,16 +155,16 @@ impl RpmHost {
         host
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.path("root")
     }
 
     /// An executor whose `dnf` and `rpm` act on this host's root.
-    pub fn executor(&self) -> LocalExecutor {
+    pub(crate) fn executor(&self) -> LocalExecutor {
         LocalExecutor::with_wrapper(vec![
             "env".into(),
             format!(
@@ -177,7 +177,7 @@ impl RpmHost {
     }
 
     /// `NAME VERSION-RELEASE` of an installed package, or empty.
-    pub fn version(&self, name: &str) -> String {
+    pub(crate) fn version(&self, name: &str) -> String {
         let out = Command::new("rpm")
             .arg("--root")
             .arg(self.root())

@@ -11,7 +11,7 @@ use std::{io, process};
 use super::procs::pid_alive;
 
 /// The process-wide test client key (ed25519, unencrypted, 0600), authorised on every host.
-pub fn client_key() -> io::Result<PathBuf> {
+pub(crate) fn client_key() -> io::Result<PathBuf> {
     static KEY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     KEY.get_or_init(|| {
         let dir = process_dir().map_err(|e| e.to_string())?;
@@ -24,7 +24,7 @@ pub fn client_key() -> io::Result<PathBuf> {
 }
 
 /// A directory private to this test process, removed from earlier dead processes on first use.
-pub fn process_dir() -> io::Result<PathBuf> {
+pub(crate) fn process_dir() -> io::Result<PathBuf> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(|| {
         let base = std::env::temp_dir();
@@ -50,13 +50,13 @@ pub fn process_dir() -> io::Result<PathBuf> {
 }
 
 /// Generates an unencrypted ed25519 key pair at `path` (+ `.pub`).
-pub fn keygen(path: &Path, comment: &str) -> io::Result<()> {
+pub(crate) fn keygen(path: &Path, comment: &str) -> io::Result<()> {
     keygen_with(path, "ed25519", comment, "")
 }
 
 /// Generates a key pair of `kind` (`ed25519`, `ecdsa`, `rsa`), encrypted when `passphrase` is
 /// not empty.
-pub fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> io::Result<()> {
+pub(crate) fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> io::Result<()> {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
         .arg(path)
@@ -71,7 +71,7 @@ pub fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> 
 }
 
 /// `SHA256:…` of a public key file, via ssh-keygen.
-pub fn fingerprint(public_key: &Path) -> io::Result<String> {
+pub(crate) fn fingerprint(public_key: &Path) -> io::Result<String> {
     let out = Command::new("ssh-keygen")
         .arg("-lf")
         .arg(public_key)

@@ -28,19 +28,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use keys::{client_key, fingerprint, keygen, keygen_with, process_dir};
-pub use procs::pid_alive;
+pub(crate) use keys::{client_key, fingerprint, keygen, keygen_with, process_dir};
+pub(crate) use procs::pid_alive;
 use procs::{Claim, kill_orphans, kill_tree, signal_tree};
 
 const SSHD: &str = "/usr/sbin/sshd";
 const CLAIMS: &str = "/tmp/tendhost-sshd-claims";
 /// Users the harness authorises: root and the two accounts `.ci/install-test-deps.sh` creates.
-pub const NOPASSWD_USER: &str = "tendhost-nopw";
-pub const PASSWD_USER: &str = "tendhost-pw";
+pub(crate) const NOPASSWD_USER: &str = "tendhost-nopw";
+pub(crate) const PASSWD_USER: &str = "tendhost-pw";
 
 /// How to start a test host.
 #[derive(Debug, Clone, Default)]
-pub struct SshdOptions {
+pub(crate) struct SshdOptions {
     /// Listen port; `None` means 22 (each host has its own address, so 22 never collides).
     pub port: Option<u16>,
     /// `ForceCommand` for every session, e.g. a wrapper that runs
@@ -55,7 +55,7 @@ pub struct SshdOptions {
 }
 
 /// One running (or stopped) sshd test host.
-pub struct SshHost {
+pub(crate) struct SshHost {
     pub addr: String,
     pub port: u16,
     /// The host's private directory: config, host key, pid file, log, authorized_keys.
@@ -68,7 +68,7 @@ pub struct SshHost {
 
 impl SshHost {
     /// Starts a host on a fresh loopback address and waits until it accepts connections.
-    pub fn start(options: SshdOptions) -> io::Result<SshHost> {
+    pub(crate) fn start(options: SshdOptions) -> io::Result<SshHost> {
         prepare_system()?;
         let port = options.port.unwrap_or(22);
         let (addr, claim) = Claim::next(port)?;
@@ -95,7 +95,7 @@ impl SshHost {
     }
 
     /// `addr:port`.
-    pub fn socket_addr(&self) -> SocketAddr {
+    pub(crate) fn socket_addr(&self) -> SocketAddr {
         // Both parts come from the claim: a dotted-quad address and a u16.
         format!("{}:{}", self.addr, self.port)
             .parse()
@@ -104,7 +104,7 @@ impl SshHost {
 
     /// The name OpenSSH and tendhost use for this host in known_hosts: `addr` on port 22,
     /// `[addr]:port` otherwise.
-    pub fn known_hosts_name(&self) -> String {
+    pub(crate) fn known_hosts_name(&self) -> String {
         if self.port == 22 {
             self.addr.clone()
         } else {
@@ -113,7 +113,7 @@ impl SshHost {
     }
 
     /// The host's public key, `ssh-ed25519 AAAA…`.
-    pub fn host_public_key(&self) -> String {
+    pub(crate) fn host_public_key(&self) -> String {
         let text =
             fs::read_to_string(self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default();
         let mut parts = text.split_whitespace();
@@ -125,12 +125,12 @@ impl SshHost {
     }
 
     /// A known_hosts line trusting this host's current key.
-    pub fn known_hosts_line(&self) -> String {
+    pub(crate) fn known_hosts_line(&self) -> String {
         format!("{} {}\n", self.known_hosts_name(), self.host_public_key())
     }
 
     /// The same line with the name hashed (`|1|salt|hash`), as `HashKnownHosts yes` writes it.
-    pub fn hashed_known_hosts_line(&self) -> io::Result<String> {
+    pub(crate) fn hashed_known_hosts_line(&self) -> io::Result<String> {
         let file = self.dir.join("kh-to-hash");
         fs::write(&file, self.known_hosts_line())?;
         let status = Command::new("ssh-keygen")
@@ -147,11 +147,11 @@ impl SshHost {
     }
 
     /// SHA256 fingerprint of the host key as OpenSSH prints it (`SHA256:…`).
-    pub fn host_key_fingerprint(&self) -> String {
+    pub(crate) fn host_key_fingerprint(&self) -> String {
         fingerprint(&self.dir.join("ssh_host_ed25519_key.pub")).unwrap_or_default()
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
@@ -159,7 +159,7 @@ impl SshHost {
     }
 
     /// Stops the host: kills every session process, then the listener, and waits for them.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_tree(child.id() as i32);
             let _ = child.kill();
@@ -171,33 +171,33 @@ impl SshHost {
     /// connections go silent without being closed, like a host that vanished (a VM reboot, a
     /// pulled cable) from the point of view of a client holding a connection. New connections
     /// still work. Undone by [`Self::stop`] or drop.
-    pub fn freeze_sessions(&self) {
+    pub(crate) fn freeze_sessions(&self) {
         if let Some(child) = &self.child {
             signal_tree(child.id() as i32, nix::sys::signal::Signal::SIGSTOP);
         }
     }
 
     /// Stops and starts again with the same address, port and host key.
-    pub fn restart(&mut self) -> io::Result<()> {
+    pub(crate) fn restart(&mut self) -> io::Result<()> {
         self.stop();
         self.spawn()
     }
 
     /// Stops, generates a NEW host key (a reinstalled host, or a man in the middle), starts.
-    pub fn restart_with_new_host_key(&mut self) -> io::Result<()> {
+    pub(crate) fn restart_with_new_host_key(&mut self) -> io::Result<()> {
         self.stop();
         self.write_host_key()?;
         self.spawn()
     }
 
     /// sshd's own log (`-E`), for assertion messages.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
     }
 
     /// Runs `command` with OpenSSH's client as `user`, for checks that must not depend on
     /// tendhost's transport. Host keys are not checked (this is a side channel for tests).
-    pub fn openssh(&self, user: &str, command: &str) -> io::Result<std::process::Output> {
+    pub(crate) fn openssh(&self, user: &str, command: &str) -> io::Result<std::process::Output> {
         Command::new("ssh")
             .args(openssh_args(self, user))
             .arg(command)
@@ -224,7 +224,7 @@ impl SshHost {
     }
 
     /// Adds a public key (one OpenSSH line) to this host's authorized_keys; takes effect at once.
-    pub fn authorize_key(&self, public_key_line: &str) -> io::Result<()> {
+    pub(crate) fn authorize_key(&self, public_key_line: &str) -> io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .append(true)
             .open(self.dir.join("authorized_keys"))?;
@@ -308,7 +308,7 @@ impl Drop for SshHost {
 }
 
 /// Starts `count` hosts in parallel (sshd start-up is mostly waiting).
-pub fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHost>> {
+pub(crate) fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHost>> {
     let results: Vec<io::Result<SshHost>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..count)
             .map(|_| scope.spawn(|| SshHost::start(options.clone())))
@@ -326,7 +326,7 @@ pub fn start_fleet(count: usize, options: &SshdOptions) -> io::Result<Vec<SshHos
 
 /// `ssh` arguments reaching `host` as `user` with the test client key, batch mode, no host key
 /// checking and no user config (append the remote command).
-pub fn openssh_args(host: &SshHost, user: &str) -> Vec<String> {
+pub(crate) fn openssh_args(host: &SshHost, user: &str) -> Vec<String> {
     let key = client_key()
         .map(|k| k.display().to_string())
         .unwrap_or_default();

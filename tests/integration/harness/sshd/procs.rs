@@ -79,7 +79,7 @@ impl Drop for Claim {
 }
 
 /// Alive and not a zombie (init reaps killed daemons late here; a zombie is dead to us).
-pub fn pid_alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/status")) {
         Ok(status) => !status
             .lines()
