@@ -7,10 +7,10 @@
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::fleet::StateKind;
 pub use crate::fleet::event::{
     Event, JobKind, Origin, Outcome, SkippedHost, Stage, StageStatus, WaveProgress, WaveStatus,
 };
-pub use crate::fleet::state::StateKind;
 
 /// A request to one host: what to do, who asked, and where the answer goes.
 #[derive(Debug)]

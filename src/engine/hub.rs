@@ -55,7 +55,11 @@ impl Hub {
         }
     }
 
-    pub(super) async fn run(mut self, mut bus: mpsc::Receiver<Event>, frontend: mpsc::Sender<Event>) {
+    pub(super) async fn run(
+        mut self,
+        mut bus: mpsc::Receiver<Event>,
+        frontend: mpsc::Sender<Event>,
+    ) {
         let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
         let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
         let save = tokio::time::sleep(Duration::ZERO);

@@ -11,9 +11,9 @@ mod host;
 mod hub;
 mod job;
 mod real;
-pub mod schedule;
+mod schedule;
 mod step;
-pub mod wave;
+mod wave;
 
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -11,7 +11,10 @@ use crate::config::{HostConfig, MaintenanceWindow};
 
 /// Whether a host may be disrupted (updated in a wave, rebooted) at `now` (local wall-clock time).
 /// `Err` carries the reason, for `WaitingReboot` and for skipped wave hosts.
-pub fn window_allows(window: Option<&MaintenanceWindow>, now: NaiveDateTime) -> Result<(), String> {
+pub(super) fn window_allows(
+    window: Option<&MaintenanceWindow>,
+    now: NaiveDateTime,
+) -> Result<(), String> {
     match window {
         Some(w) if !w.contains(now) => {
             Err(format!("outside maintenance window '{}'", w.describe()))
@@ -21,7 +24,7 @@ pub fn window_allows(window: Option<&MaintenanceWindow>, now: NaiveDateTime) -> 
 }
 
 /// [`window_allows`] for a host, right now.
-pub fn host_window_allows(host: &HostConfig) -> Result<(), String> {
+pub(super) fn host_window_allows(host: &HostConfig) -> Result<(), String> {
     window_allows(
         host.policy.maintenance_window.as_ref(),
         Local::now().naive_local(),
@@ -29,7 +32,7 @@ pub fn host_window_allows(host: &HostConfig) -> Result<(), String> {
 }
 
 /// Whether a reboot that is required may happen on its own (after an update or in a wave).
-pub fn reboot_allowed(host: &HostConfig, now: NaiveDateTime) -> Result<(), String> {
+pub(super) fn reboot_allowed(host: &HostConfig, now: NaiveDateTime) -> Result<(), String> {
     if !host.policy.auto_reboot {
         return Err("auto_reboot is off for this host; reboot it when convenient".to_string());
     }
@@ -39,7 +42,7 @@ pub fn reboot_allowed(host: &HostConfig, now: NaiveDateTime) -> Result<(), Strin
 /// How long a fleet that has never been seen (or not for a whole interval) takes to be queried
 /// at start: hosts are spread over this window so a large fleet is not hit in one instant, and
 /// the operator still sees inventories within seconds of opening the console.
-pub const STARTUP_SPREAD: Duration = Duration::from_secs(5);
+pub(super) const STARTUP_SPREAD: Duration = Duration::from_secs(5);
 
 /// The delay before a host's first periodic refresh.
 ///
@@ -47,7 +50,7 @@ pub const STARTUP_SPREAD: Duration = Duration::from_secs(5);
 /// the first [`STARTUP_SPREAD`]. Otherwise it waits out the rest of its interval. Either way its
 /// offset is a fixed fraction derived from the host's name, so hosts stay spread out and keep
 /// their slot across restarts.
-pub fn first_refresh_delay(
+pub(super) fn first_refresh_delay(
     host: &str,
     interval: Duration,
     since_last: Option<Duration>,
@@ -63,7 +66,7 @@ pub fn first_refresh_delay(
 
 /// The delay until the next refresh: `interval` ± 10%, so slots drift apart instead of lining up
 /// again after hosts were refreshed together (after a wave, say). `random` is in `[0, 1)`.
-pub fn next_refresh_delay(interval: Duration, random: f64) -> Duration {
+pub(super) fn next_refresh_delay(interval: Duration, random: f64) -> Duration {
     interval.mul_f64(0.9 + 0.2 * random.clamp(0.0, 1.0))
 }
 

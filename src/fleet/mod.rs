@@ -3,9 +3,9 @@
 //! by "these hosts". Knows nothing of SSH, tasks, files or the screen.
 
 pub mod event;
-pub mod host;
+mod host;
 pub mod select;
-pub mod state;
+mod state;
 
 pub use event::{Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus};
 pub use host::{HostModel, Plan};

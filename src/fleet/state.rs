@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// After this many straight failed reads with a transient error, a host is shown unreachable.
-pub const UNREACHABLE_AFTER: u32 = 3;
+pub(super) const UNREACHABLE_AFTER: u32 = 3;
 
 /// The states of DESIGN.md §5, without their data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

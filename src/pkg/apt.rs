@@ -22,7 +22,7 @@ use crate::remote::{self, Executor, OutputLine};
 /// How long apt waits for another process's dpkg/apt lock before giving up with
 /// [`Error::Locked`]: long enough for an unattended-upgrades run to finish a package, short
 /// enough that an operator is told instead of watching a spinner.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
+pub(super) const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(120);
 
 /// How often a refresh blocked by the lists lock tries again.
 const LOCK_RETRY: Duration = Duration::from_secs(3);

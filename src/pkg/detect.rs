@@ -68,7 +68,7 @@ fn uses_yum(os: &OsInfo) -> bool {
 }
 
 /// The manager for `kind`.
-pub fn manager(kind: ManagerKind) -> SharedManager {
+pub(super) fn manager(kind: ManagerKind) -> SharedManager {
     match kind {
         ManagerKind::Apt => Arc::new(Apt::new()),
         ManagerKind::Dnf => Arc::new(Dnf::using_dnf()),
@@ -77,7 +77,10 @@ pub fn manager(kind: ManagerKind) -> SharedManager {
 }
 
 /// Reads the host's os-release.
-pub async fn os_release(exec: &dyn Executor, cancel: &CancellationToken) -> Result<OsInfo, Error> {
+pub(super) async fn os_release(
+    exec: &dyn Executor,
+    cancel: &CancellationToken,
+) -> Result<OsInfo, Error> {
     const STEP: &str = "reading /etc/os-release";
     let script = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release".to_string();
     let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;

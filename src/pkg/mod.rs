@@ -7,12 +7,12 @@
 //! Entry points: [`detect`] picks a host's [`PackageManager`] (from the config or
 //! `/etc/os-release`); [`ComposeUpdater`] inspects and updates a host's `compose_paths`.
 
-pub mod apt;
-pub mod compose;
-pub mod detect;
-pub mod dnf;
-pub mod parse;
-pub mod progress;
+mod apt;
+mod compose;
+mod detect;
+mod dnf;
+pub(crate) mod parse;
+mod progress;
 mod step;
 
 use std::sync::Arc;
@@ -24,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::remote::{self, Executor, OutputLine};
 
+pub use apt::Apt;
 pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
 pub use detect::{detect, manager_for};
+pub use dnf::Dnf;
 pub use parse::os_release::OsInfo;
 pub use progress::UpdateProgress;
 
@@ -80,16 +82,6 @@ pub struct UpgradeOptions {
     pub mode: crate::config::UpgradeMode,
     /// Go ahead even when the plan removes packages.
     pub allow_removals: bool,
-}
-
-impl UpgradeOptions {
-    /// The options a host's `[host.policy]` asks for (`upgrade_mode`, `allow_removals`).
-    pub fn from_policy(policy: &crate::config::Policy) -> Self {
-        Self {
-            mode: policy.upgrade_mode,
-            allow_removals: policy.allow_removals,
-        }
-    }
 }
 
 /// The result of a real upgrade.

@@ -19,7 +19,7 @@ use russh::keys::{Algorithm, parse_public_key_base64};
 
 /// What the known_hosts files say about the key a host presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// A matching entry exists.
     Trusted,
     /// No entry names this host.
@@ -36,7 +36,7 @@ pub enum Verdict {
 }
 
 /// The name a host has in known_hosts: `addr` on port 22, `[addr]:port` otherwise.
-pub fn host_name(addr: &str, port: u16) -> String {
+pub(crate) fn host_name(addr: &str, port: u16) -> String {
     if port == 22 {
         addr.to_string()
     } else {
@@ -45,7 +45,7 @@ pub fn host_name(addr: &str, port: u16) -> String {
 }
 
 /// `SHA256:…`, as OpenSSH prints fingerprints.
-pub fn fingerprint(key: &PublicKey) -> String {
+pub(crate) fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
@@ -59,7 +59,7 @@ struct Entry {
 
 /// Decides whether `key` is trusted for `addr:port` by the files in `files` (missing files are
 /// empty). Unreadable lines are skipped, as OpenSSH does.
-pub fn check(files: &[PathBuf], addr: &str, port: u16, key: &PublicKey) -> Verdict {
+pub(crate) fn check(files: &[PathBuf], addr: &str, port: u16, key: &PublicKey) -> Verdict {
     let name = host_name(addr, port);
     let entries: Vec<Entry> = files
         .iter()
@@ -95,7 +95,7 @@ pub fn check(files: &[PathBuf], addr: &str, port: u16, key: &PublicKey) -> Verdi
 
 /// Host key algorithms already recorded for `addr:port`, so the client can ask the server for
 /// a key it can verify (as OpenSSH does) instead of failing on a second key type.
-pub fn known_algorithms(files: &[PathBuf], addr: &str, port: u16) -> Vec<Algorithm> {
+pub(crate) fn known_algorithms(files: &[PathBuf], addr: &str, port: u16) -> Vec<Algorithm> {
     let name = host_name(addr, port);
     let mut algorithms = Vec::new();
     for entry in files.iter().flat_map(|f| read_entries(f)) {
@@ -110,7 +110,7 @@ pub fn known_algorithms(files: &[PathBuf], addr: &str, port: u16) -> Vec<Algorit
 }
 
 /// Appends `key` for `addr:port` to `path`, creating it 0600 (and its directory 0700).
-pub fn learn(path: &Path, addr: &str, port: u16, key: &PublicKey) -> io::Result<()> {
+pub(crate) fn learn(path: &Path, addr: &str, port: u16, key: &PublicKey) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::DirBuilder::new()
             .recursive(true)

@@ -8,10 +8,10 @@ mod auth;
 mod context;
 mod error;
 mod factory;
-pub mod known_hosts;
+pub(crate) mod known_hosts;
 mod local;
-pub mod quote;
-pub mod ssh;
+mod quote;
+mod ssh;
 mod ssh_config;
 
 use std::fmt;

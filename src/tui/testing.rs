@@ -30,7 +30,12 @@ pub(super) fn fleet(n: usize) -> FleetModel {
 
 /// A move to `to`, carrying the state a supervisor would announce (`reason` is the error of a
 /// failure or why the host waits for a reboot).
-pub(super) fn state_changed(host: &str, from: StateKind, to: StateKind, reason: Option<&str>) -> Event {
+pub(super) fn state_changed(
+    host: &str,
+    from: StateKind,
+    to: StateKind,
+    reason: Option<&str>,
+) -> Event {
     let at = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().unwrap();
     let reason: Arc<str> = reason.unwrap_or("").into();
     let phase = match to {
@@ -212,7 +217,10 @@ pub(super) fn demo_app(
 }
 
 /// The console's settings in tests: default keys, `1,25%` waves.
-pub(super) fn settings(theme: crate::tui::theme::Theme, read_only: bool) -> crate::tui::app::Settings {
+pub(super) fn settings(
+    theme: crate::tui::theme::Theme,
+    read_only: bool,
+) -> crate::tui::app::Settings {
     use crate::config::{BatchSize, FailureLimit};
     crate::tui::app::Settings {
         read_only,
@@ -264,7 +272,10 @@ pub(super) fn key(spec: &str) -> crossterm::event::KeyEvent {
 }
 
 /// Presses each key in turn: `press(&mut app, "/ t a g Enter")` types `/tag` then Enter.
-pub(super) fn press<L: crate::tui::request::EngineLink>(app: &mut crate::tui::app::App<L>, keys: &str) {
+pub(super) fn press<L: crate::tui::request::EngineLink>(
+    app: &mut crate::tui::app::App<L>,
+    keys: &str,
+) {
     for k in keys.split(' ').filter(|k| !k.is_empty()) {
         app.handle_key(key(k));
     }

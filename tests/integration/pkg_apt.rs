@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tendhost::config::{ManagerChoice, UpgradeMode};
-use tendhost::pkg::apt::Apt;
+use tendhost::pkg::Apt;
 use tendhost::pkg::{self, Error, ManagerKind, PackageManager, UpgradeOptions};
 use tendhost::remote::OutputLine;
 use tokio::sync::mpsc;

@@ -2,7 +2,7 @@
 //! `harness::rpmrepo`), driven through the `Executor` with tendhost's own command lines.
 
 use tendhost::config::UpgradeMode;
-use tendhost::pkg::dnf::Dnf;
+use tendhost::pkg::Dnf;
 use tendhost::pkg::{Error, PackageManager, UpgradeOptions};
 use tendhost::remote::OutputLine;
 use tokio::sync::mpsc;

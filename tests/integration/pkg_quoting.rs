@@ -5,8 +5,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use tendhost::pkg::Dnf;
 use tendhost::pkg::PackageManager;
-use tendhost::pkg::dnf::Dnf;
 use tendhost::remote::LocalExecutor;
 use tokio_util::sync::CancellationToken;
 

@@ -10,7 +10,7 @@ use super::super::{PendingPackage, UpgradePlan};
 /// 3.0.14-1~deb12u1]`. The part after `/` lists every suite offering the candidate; any suite
 /// ending in `-security` (Debian and Ubuntu name them so) marks the update as a security one.
 /// Lines that do not fit (the `Listing...` banner, warnings, blank lines) are skipped.
-pub fn parse_list_upgradable(text: &str) -> Vec<PendingPackage> {
+pub(crate) fn parse_list_upgradable(text: &str) -> Vec<PendingPackage> {
     text.lines().filter_map(parse_upgradable_line).collect()
 }
 
@@ -42,7 +42,7 @@ fn is_security_suite(suite: &str) -> bool {
 /// `Inst NAME [OLD] (NEW ORIGINS [ARCH])` is an upgrade; an `Inst` without `[OLD]` is a new
 /// install; `Remv NAME [OLD]` a removal. Kept-back packages appear only in the prose block
 /// "The following packages have been kept back:", whose names are indented on the next lines.
-pub fn parse_simulation(text: &str) -> UpgradePlan {
+pub(crate) fn parse_simulation(text: &str) -> UpgradePlan {
     let mut plan = UpgradePlan::default();
     let mut in_kept_back = false;
     for line in text.lines() {
@@ -112,11 +112,11 @@ fn origins_are_security(origins: &str) -> bool {
 }
 
 /// Marker line the reboot probe prints when `/var/run/reboot-required` exists.
-pub const REBOOT_MARKER: &str = "tendhost-reboot-required";
+pub(crate) const REBOOT_MARKER: &str = "tendhost-reboot-required";
 
 /// Parses the reboot probe: [`REBOOT_MARKER`] on the first line when a reboot is needed, then
 /// the contents of `reboot-required.pkgs` (one package per line, possibly repeated).
-pub fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
+pub(crate) fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let required = lines.clone().next() == Some(REBOOT_MARKER);
     let mut packages: Vec<String> = Vec::new();
@@ -132,7 +132,7 @@ pub fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
 }
 
 /// True when apt or dpkg reports that another process holds its lock.
-pub fn is_lock_error(stderr: &str) -> bool {
+pub(crate) fn is_lock_error(stderr: &str) -> bool {
     stderr.contains("Could not get lock")
         || stderr.contains("Unable to acquire the dpkg frontend lock")
         || stderr.contains("Unable to lock directory")

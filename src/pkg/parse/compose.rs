@@ -6,16 +6,16 @@
 //! Knows nothing of the reports built from these lines; `pkg::compose` assembles them.
 
 /// Marker of a service line: `tendhost-svc<TAB>SERVICE`, one per service of the compose file.
-pub const SERVICE_MARKER: &str = "tendhost-svc";
+pub(crate) const SERVICE_MARKER: &str = "tendhost-svc";
 /// Marker of a container line: `tendhost-ctr<TAB>SERVICE<TAB>IMAGE_ID<TAB>IMAGE_REF`.
-pub const CONTAINER_MARKER: &str = "tendhost-ctr";
+pub(crate) const CONTAINER_MARKER: &str = "tendhost-ctr";
 /// Marker of an image line: `tendhost-img<TAB>ASKED<TAB>IMAGE_ID<TAB>DIGEST DIGEST …`, where
 /// ASKED is the id or reference that was inspected; the id is empty when the image is missing.
-pub const IMAGE_MARKER: &str = "tendhost-img";
+pub(crate) const IMAGE_MARKER: &str = "tendhost-img";
 
 /// One container of a stack, as `docker inspect` saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerProbe {
+pub(crate) struct ContainerProbe {
     /// The `com.docker.compose.service` label.
     pub service: String,
     pub image_id: String,
@@ -25,7 +25,7 @@ pub struct ContainerProbe {
 
 /// One image, looked up by id or by reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageProbe {
+pub(crate) struct ImageProbe {
     /// What was asked for: an image id or a reference.
     pub asked: String,
     /// `None` when no such image is present.
@@ -36,7 +36,7 @@ pub struct ImageProbe {
 
 /// Everything one run of the stack probe printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StackProbe {
+pub(crate) struct StackProbe {
     /// In compose-file order.
     pub services: Vec<String>,
     pub containers: Vec<ContainerProbe>,
@@ -45,12 +45,12 @@ pub struct StackProbe {
 
 impl StackProbe {
     /// The image probed as `asked` (an id or a reference).
-    pub fn image(&self, asked: &str) -> Option<&ImageProbe> {
+    pub(crate) fn image(&self, asked: &str) -> Option<&ImageProbe> {
         find_image(&self.images, asked)
     }
 
     /// The containers of `service`, in the order `compose ps` listed them.
-    pub fn containers_of<'a>(
+    pub(crate) fn containers_of<'a>(
         &'a self,
         service: &'a str,
     ) -> impl Iterator<Item = &'a ContainerProbe> + 'a {
@@ -59,7 +59,7 @@ impl StackProbe {
 }
 
 /// The image probed as `asked` among `images`.
-pub fn find_image<'a>(images: &'a [ImageProbe], asked: &str) -> Option<&'a ImageProbe> {
+pub(crate) fn find_image<'a>(images: &'a [ImageProbe], asked: &str) -> Option<&'a ImageProbe> {
     images.iter().find(|i| i.asked == asked)
 }
 
@@ -78,7 +78,7 @@ fn marked<'a>(text: &'a str, marker: &'a str) -> impl Iterator<Item = Vec<&'a st
 }
 
 /// Parses the stack probe: service, container and image lines, in any order.
-pub fn parse_stack(text: &str) -> StackProbe {
+pub(crate) fn parse_stack(text: &str) -> StackProbe {
     let services = marked(text, SERVICE_MARKER)
         .filter_map(|f| non_empty(f.first().copied()))
         .collect();
@@ -99,7 +99,7 @@ pub fn parse_stack(text: &str) -> StackProbe {
 }
 
 /// Parses image lines (see [`IMAGE_MARKER`]).
-pub fn parse_images(text: &str) -> Vec<ImageProbe> {
+pub(crate) fn parse_images(text: &str) -> Vec<ImageProbe> {
     marked(text, IMAGE_MARKER)
         .filter_map(|f| {
             Some(ImageProbe {
@@ -116,7 +116,7 @@ pub fn parse_images(text: &str) -> Vec<ImageProbe> {
 
 /// The repository part of an image reference: `reg:5000/app:1.2@sha256:…` → `reg:5000/app`.
 /// A colon before the last `/` belongs to a registry port, not a tag.
-pub fn repository(reference: &str) -> &str {
+pub(crate) fn repository(reference: &str) -> &str {
     let name = reference.split('@').next().unwrap_or(reference);
     let last = name.rfind('/').map_or(0, |i| i + 1);
     match name[last..].find(':') {
@@ -128,7 +128,7 @@ pub fn repository(reference: &str) -> &str {
 /// The digest an image is known by in the repository of `reference`: the `RepoDigests` entry of
 /// that repository, else the first one (a reference that names no repository, e.g. an id).
 /// `None` for an image that was built locally and never pushed or pulled.
-pub fn pick_digest(reference: Option<&str>, digests: &[String]) -> Option<String> {
+pub(crate) fn pick_digest(reference: Option<&str>, digests: &[String]) -> Option<String> {
     let wanted = reference.map(repository);
     digests
         .iter()
@@ -140,7 +140,7 @@ pub fn pick_digest(reference: Option<&str>, digests: &[String]) -> Option<String
 /// The service compose blames in a failure's output, if it is one of `services`: v1 prints
 /// `ERROR: for web  …` (and the same for the container, `ERROR: for proj_web_1`, which is no
 /// service), compose-go's errors say `service "web" …`.
-pub fn blamed_service<'a>(output: &str, services: &'a [String]) -> Option<&'a String> {
+pub(crate) fn blamed_service<'a>(output: &str, services: &'a [String]) -> Option<&'a String> {
     let known = |word: &str| services.iter().find(|s| s.as_str() == word);
     output.lines().find_map(|line| {
         let line = line.trim();

@@ -8,7 +8,7 @@ use super::super::{PendingPackage, UpgradePlan};
 
 /// One line of `check-update`: a package and the version the repositories offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub name: String,
     pub arch: String,
     pub version: String,
@@ -25,7 +25,7 @@ fn split_name_arch(word: &str) -> Option<(&str, &str)> {
 /// Lines are `name.arch  version  repo`; a name too long for its column is printed alone and
 /// the rest follows on the next line. The "Obsoleting Packages" block that dnf appends repeats
 /// packages already listed and ends the list.
-pub fn parse_check_update(text: &str) -> Vec<Candidate> {
+pub(crate) fn parse_check_update(text: &str) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut carried: Option<String> = None;
     for line in text.lines() {
@@ -66,7 +66,7 @@ pub fn parse_check_update(text: &str) -> Vec<Candidate> {
 /// Parses `rpm -q --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\n' NAMES…` into
 /// `(name, arch, version)`; a zero epoch is dropped, as dnf displays versions. "package x is
 /// not installed" lines are skipped.
-pub fn parse_rpm_versions(text: &str) -> Vec<(String, String, String)> {
+pub(crate) fn parse_rpm_versions(text: &str) -> Vec<(String, String, String)> {
     text.lines()
         .filter_map(|line| {
             let mut words = line.split_whitespace();
@@ -83,7 +83,7 @@ pub fn parse_rpm_versions(text: &str) -> Vec<(String, String, String)> {
 
 /// Joins candidates with installed versions into pending packages. A candidate whose installed
 /// version is unknown keeps an empty `from` rather than being dropped.
-pub fn pending_from(
+pub(crate) fn pending_from(
     candidates: &[Candidate],
     installed: &[(String, String, String)],
     security: &BTreeSet<String>,
@@ -107,7 +107,7 @@ pub fn pending_from(
 /// Parses `updateinfo list --security` (dnf) / `updateinfo list security` (yum) into the names of
 /// packages with a security advisory. Lines are `ADVISORY TYPE NEVRA`; dnf writes the type as
 /// `Important/Sec.`, yum as `security` or `Important/Sec.`.
-pub fn parse_updateinfo_security(text: &str) -> BTreeSet<String> {
+pub(crate) fn parse_updateinfo_security(text: &str) -> BTreeSet<String> {
     text.lines()
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -161,7 +161,7 @@ fn section_of(header: &str) -> Section {
 /// A "replacing" line naming another package means that package is obsoleted and removed, so
 /// it counts as a removal, as do `Removing…` sections; `Skipping…` sections (held back by
 /// conflicts or broken dependencies) become `held`.
-pub fn parse_transaction(text: &str) -> UpgradePlan {
+pub(crate) fn parse_transaction(text: &str) -> UpgradePlan {
     let mut plan = UpgradePlan::default();
     let mut section = Section::Other;
     let mut carried: Option<String> = None;
@@ -240,15 +240,15 @@ fn apply_replacing(words: &[&str], section: Section, plan: &mut UpgradePlan) {
 }
 
 /// Marker the reboot probe prints after `needs-restarting -r`, followed by its exit code.
-pub const RC_MARKER: &str = "tendhost-rc";
+pub(crate) const RC_MARKER: &str = "tendhost-rc";
 /// Marker the reboot probe prints before the running kernel release.
-pub const RUNNING_MARKER: &str = "tendhost-running";
+pub(crate) const RUNNING_MARKER: &str = "tendhost-running";
 
 /// Parses the dnf/yum reboot probe: `needs-restarting -r` output and exit code when the tool
 /// exists, the running kernel, and `INSTALLTIME NAME VERSION-RELEASE.ARCH` lines of installed
 /// kernels. `needs-restarting` decides when it ran (exit 1 = reboot needed, its `  * name` lines
 /// say why); otherwise a reboot is needed when the newest installed kernel is not running.
-pub fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
+pub(crate) fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
     let mut rc: Option<u32> = None;
     let mut causes = Vec::new();
     let mut running = None;

@@ -3,7 +3,7 @@
 //! Nothing here runs a command; the managers in `pkg` feed these with what their `Executor`
 //! returned. Each parser is tested on real captured output under `tests/fixtures/` and fuzzed.
 
-pub mod apt;
-pub mod compose;
-pub mod dnf;
-pub mod os_release;
+pub(crate) mod apt;
+pub(crate) mod compose;
+pub(crate) mod dnf;
+pub(crate) mod os_release;

@@ -18,7 +18,7 @@ pub struct OsInfo {
 
 /// Reads `KEY=value` lines; values may be bare, `"double"` or `'single'` quoted, with `\`
 /// escapes inside double quotes. Comments, blank lines and malformed lines are skipped.
-pub fn parse_os_release(text: &str) -> OsInfo {
+pub(crate) fn parse_os_release(text: &str) -> OsInfo {
     let mut info = OsInfo::default();
     for line in text.lines() {
         let line = line.trim();

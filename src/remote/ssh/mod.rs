@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
-pub use route::{Endpoint, Route};
+pub(super) use route::Route;
 
 use self::connect::Session;
 use self::exec::RunError;

@@ -56,7 +56,12 @@ pub(crate) fn keygen(path: &Path, comment: &str) -> io::Result<()> {
 
 /// Generates a key pair of `kind` (`ed25519`, `ecdsa`, `rsa`), encrypted when `passphrase` is
 /// not empty.
-pub(crate) fn keygen_with(path: &Path, kind: &str, comment: &str, passphrase: &str) -> io::Result<()> {
+pub(crate) fn keygen_with(
+    path: &Path,
+    kind: &str,
+    comment: &str,
+    passphrase: &str,
+) -> io::Result<()> {
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", kind, "-N", passphrase, "-C", comment, "-f"])
         .arg(path)
