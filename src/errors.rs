@@ -3,8 +3,33 @@
 //!
 //! Module errors keep their source out of their own message (STYLE.md §8), so the chain reads
 //! cleanly; a cause whose text is already in the message is not repeated.
+//!
+//! Error text often carries what a host printed (apt's stderr, a check's output): [`printable`]
+//! makes it safe for the operator's terminal.
 
+use std::borrow::Cow;
 use std::error::Error;
+
+/// `text` with every control character (ESC, BEL, CR, …) shown as `\u{..}` instead of sent to
+/// the terminal: without ESC no escape sequence can act, and what is left reads as text. Line
+/// breaks and tabs stay.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 /// `err` and every `source()` below it, joined with `: `.
 pub fn chain(err: &dyn Error) -> String {
@@ -18,7 +43,7 @@ pub fn chain(err: &dyn Error) -> String {
         }
         source = cause.source();
     }
-    text
+    printable(&text).into_owned()
 }
 
 #[cfg(test)]
@@ -28,6 +53,20 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("reading config 'x'")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn what_a_host_printed_cannot_drive_the_terminal() {
+        let hostile = "E: boom\x1b]0;owned\x07\x1b[2J\rdone\n\tnext";
+        let shown = printable(hostile);
+        assert!(!shown.contains(|c: char| c.is_control() && c != '\n' && c != '\t'));
+        assert_eq!(
+            shown,
+            "E: boom\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}done\n\tnext"
+        );
+        assert!(matches!(printable("plain text"), Cow::Borrowed(_)));
+        let err = Outer(std::io::Error::other("dpkg said \x1b[31mno"));
+        assert_eq!(chain(&err), "reading config 'x': dpkg said \\u{1b}[31mno");
+    }
 
     #[test]
     fn joins_causes_once() {

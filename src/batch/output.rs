@@ -4,6 +4,7 @@
 //!
 //! The only writer of stdout in batch mode. A closed stdout (`| head`) is not an error.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use super::HostResult;
 use crate::engine::Event;
 use crate::engine::bus::{StageStatus, WaveProgress, WaveStatus};
+use crate::errors::printable;
 use crate::fleet::HostModel;
 
 /// Counts for the summary line.
@@ -86,7 +88,7 @@ impl Printer {
                     _ => String::new(),
                 };
                 if from != to || !why.is_empty() {
-                    eprintln!("tendhost: {host}: {from} -> {to}{why}");
+                    eprintln!("tendhost: {host}: {from} -> {to}{}", printable(&why));
                 }
             }
             Event::Stage {
@@ -96,13 +98,23 @@ impl Printer {
             } => match status {
                 StageStatus::Started | StageStatus::Done => {}
                 StageStatus::Skipped { reason } => {
-                    eprintln!("tendhost: {host}: {} skipped: {reason}", stage.as_str())
+                    eprintln!(
+                        "tendhost: {host}: {} skipped: {}",
+                        stage.as_str(),
+                        printable(reason)
+                    )
                 }
                 StageStatus::Failed { error } => {
-                    eprintln!("tendhost: {host}: {} failed: {error}", stage.as_str())
+                    eprintln!(
+                        "tendhost: {host}: {} failed: {}",
+                        stage.as_str(),
+                        printable(error)
+                    )
                 }
             },
-            Event::Refused { host, reason, .. } => eprintln!("tendhost: {host}: refused: {reason}"),
+            Event::Refused { host, reason, .. } => {
+                eprintln!("tendhost: {host}: refused: {}", printable(reason))
+            }
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
                 eprintln!(
                     "tendhost: wave {}: {} batch {}/{}, {}/{} done, {} failed",
@@ -186,7 +198,8 @@ impl Printer {
         for skipped in wave.map_or(&[][..], |w| &w.skipped_hosts[..]) {
             eprintln!(
                 "tendhost: wave skipped '{}': {}",
-                skipped.host, skipped.reason
+                skipped.host,
+                printable(&skipped.reason)
             );
         }
         let mut text = format!(
@@ -206,6 +219,12 @@ impl Printer {
     }
 
     fn line(&mut self, text: &str) {
+        // JSON escapes control characters itself; a table line may quote what a host printed.
+        let text = if self.json {
+            Cow::Borrowed(text)
+        } else {
+            printable(text)
+        };
         if let Some(buffer) = &mut self.captured {
             buffer.extend_from_slice(text.as_bytes());
             buffer.push(b'\n');

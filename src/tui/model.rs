@@ -12,9 +12,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, HostId};
-use crate::engine::bus::{Event, Outcome, StateKind, WaveProgress, WaveStatus};
+use crate::engine::bus::{Event, Outcome, StageStatus, StateKind, WaveProgress, WaveStatus};
 use crate::fleet::HostModel;
 use crate::inventory::Inventory;
+use crate::remote::Stream;
 use crate::store::snapshot::SavedHost;
 use crate::tui::scrollback::Scrollback;
 
@@ -252,8 +253,20 @@ impl FleetModel {
                 };
                 let before = self.hosts[i].state();
                 let row = &mut self.hosts[i];
-                if let Event::Output { stream, line, .. } = event {
-                    row.log.push(*stream, line.clone());
+                match event {
+                    Event::Output { stream, line, .. } => row.log.push(*stream, line.clone()),
+                    // The pipeline's stages read as headings between the commands' own output.
+                    Event::Stage { stage, status, .. } => {
+                        let status = match status {
+                            StageStatus::Started => "started".to_string(),
+                            StageStatus::Done => "done".to_string(),
+                            StageStatus::Skipped { reason } => format!("skipped: {reason}"),
+                            StageStatus::Failed { error } => format!("failed: {error}"),
+                        };
+                        let line = format!("── {} {status}", stage.as_str());
+                        row.log.push(Stream::Stdout, line.into());
+                    }
+                    _ => {}
                 }
                 if !row.model.apply(event) {
                     return; // output does not change anything rows are filtered or sorted by
@@ -435,6 +448,26 @@ mod tests {
             percent(&model),
             None,
             "progress belongs to the running upgrade only"
+        );
+    }
+
+    #[test]
+    fn pipeline_stages_read_as_headings_in_the_log() {
+        let mut model = fleet(1);
+        let stage = |status| Event::Stage {
+            host: "host-00".into(),
+            stage: crate::engine::bus::Stage::Compose,
+            status,
+        };
+        model.apply(&stage(StageStatus::Started));
+        model.apply(&stage(StageStatus::Failed {
+            error: "compose stack '/srv/x', service 'web': pull failed".into(),
+        }));
+        let log = &model.host(0).unwrap().log;
+        assert_eq!(&*log.get(0).unwrap().text, "── compose started");
+        assert_eq!(
+            &*log.get(1).unwrap().text,
+            "── compose failed: compose stack '/srv/x', service 'web': pull failed"
         );
     }
 

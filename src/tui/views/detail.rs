@@ -126,12 +126,8 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     if let Some(result) = &host.wave_result {
         lines.push(field("wave", result.clone(), ctx));
     }
-    if let Some((command, reason)) = &host.model.refused {
-        lines.push(field(
-            "refused",
-            format!("{command:?}: {reason}").to_lowercase(),
-            ctx,
-        ));
+    if let Some((job, reason)) = &host.model.refused {
+        lines.push(field("refused", format!("{}: {reason}", job.name()), ctx));
     }
     if host.model.reboot.required || host.state() == StateKind::WaitingReboot {
         let why = if host.model.reboot.packages.is_empty() {
@@ -179,7 +175,55 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
             ctx,
         ));
     }
+    lines.extend(stack_lines(host, ctx));
     lines
+}
+
+/// The compose stacks: each service with the image it runs, then what the last update changed.
+fn stack_lines(host: &HostRow, ctx: Ctx<'_>) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for (i, stack) in host.model.stacks.iter().enumerate() {
+        let name = if i == 0 { "stacks" } else { "" };
+        lines.push(field(name, stack.path.clone(), ctx));
+        for service in &stack.services {
+            let image = service.image.as_deref().unwrap_or("no image");
+            let running = service
+                .running
+                .as_ref()
+                .map_or_else(|| "not running".to_string(), |r| short_id(&r.id));
+            lines.push(field(
+                "",
+                format!("  {} {image} {running}", service.service),
+                ctx,
+            ));
+        }
+    }
+    for (i, change) in host.model.compose_changes.iter().enumerate() {
+        let name = if i == 0 { "updated" } else { "" };
+        let from = change
+            .from
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |f| short_id(&f.id));
+        lines.push(Line::from(vec![
+            Span::styled(format!("{name:<10} "), ctx.theme.dim()),
+            Span::styled(
+                format!(
+                    "{} {}: {from} → {}",
+                    change.path,
+                    change.service,
+                    short_id(&change.to.id)
+                ),
+                ctx.theme.accent(),
+            ),
+        ]));
+    }
+    lines
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`, as docker shows image ids.
+fn short_id(id: &str) -> String {
+    let bare = id.strip_prefix("sha256:").unwrap_or(id);
+    bare.chars().take(12).collect()
 }
 
 fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {

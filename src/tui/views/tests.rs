@@ -447,3 +447,51 @@ fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
         "{screen}"
     );
 }
+
+/// Issue 9: the Inventory tab lists each compose stack with its services and the image each
+/// runs, and what the last update changed (old → new image id).
+#[test]
+fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
+    use crate::pkg::{ImageRef, ServiceImage, StackReport};
+    let image = |id: &str| ImageRef {
+        id: format!("sha256:{id}"),
+        digest: Some(format!("reg/app@sha256:{id}")),
+    };
+    let web = ServiceImage {
+        service: "web".into(),
+        image: Some("127.0.0.1:5000/app:latest".into()),
+        running: Some(image("aaaaaaaaaaaa1111")),
+        available: Some(image("bbbbbbbbbbbb2222")),
+    };
+    let db = ServiceImage {
+        service: "db".into(),
+        image: Some("127.0.0.1:5000/db:16".into()),
+        running: None,
+        available: None,
+    };
+    let stack = StackReport {
+        path: "/srv/media".into(),
+        services: vec![web, db],
+        recreated: true,
+    };
+    let mut app = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Stacks {
+        host: "host-00".into(),
+        stacks: std::sync::Arc::from(vec![stack]),
+        updated: true,
+    });
+    let screen = text(&draw(&mut app, 80, 40));
+    assert!(screen.contains("stacks     /srv/media"), "{screen}");
+    assert!(
+        screen.contains("web 127.0.0.1:5000/app:latest aaaaaaaaaaaa"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("db 127.0.0.1:5000/db:16 not running"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("updated    /srv/media web: aaaaaaaaaaaa → bbbbbbbbbbbb"),
+        "{screen}"
+    );
+}
