@@ -206,7 +206,7 @@ impl WaveQueue {
 }
 
 /// What a wave does to each host, and how it paces itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaveRequest {
     pub hosts: Vec<HostId>,
     pub sizes: Vec<BatchSize>,

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit};
 use crate::engine::JobKind;
+use crate::engine::WaveRequest;
 use crate::engine::bus::{Event, StateKind, WaveStatus};
-use crate::tui::request::{UiRequest, WaveSpec};
+use crate::tui::request::UiRequest;
 use crate::tui::testing::{demo_app, press, state_changed, wave};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Input, Overlay, Tab};
@@ -202,9 +203,9 @@ fn retry_and_ack_only_target_failed_hosts() {
 fn wave_dialog_sends_the_composed_wave() {
     let mut app = app();
     press(&mut app, "/ t a g : w e b Enter w j j l j d y");
-    let expected = WaveSpec {
+    let expected = WaveRequest {
         hosts: vec!["host-00".into(), "host-02".into(), "host-04".into()],
-        batch_sizes: BatchSize::parse_list("1,25%").unwrap(),
+        sizes: BatchSize::parse_list("1,25%").unwrap(),
         delay: Duration::from_secs(30),
         max_failures: FailureLimit::Count(1),
         dry_run: false,

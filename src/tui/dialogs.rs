@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit, HostId};
 use crate::engine::JobKind;
+use crate::engine::WaveRequest;
 use crate::tui::model::FleetModel;
-use crate::tui::request::WaveSpec;
 
 /// What a confirmation is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,10 +202,10 @@ impl WaveDialog {
         plan_batches(self.hosts.len(), self.batch_sizes())
     }
 
-    pub fn spec(&self) -> WaveSpec {
-        WaveSpec {
+    pub fn spec(&self) -> WaveRequest {
+        WaveRequest {
             hosts: self.hosts.clone(),
-            batch_sizes: self.batch_sizes().to_vec(),
+            sizes: self.batch_sizes().to_vec(),
             delay: self.delay(),
             max_failures: self.max_failures(),
             dry_run: self.dry_run,

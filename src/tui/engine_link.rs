@@ -4,7 +4,7 @@
 //! Every call here is non-blocking (`try_send`, or a quick lock inside the engine), so the UI task
 //! never waits on a host. Nothing here draws or reads keys.
 
-use crate::engine::{EngineHandle, Origin, WaveRequest};
+use crate::engine::{EngineHandle, Origin};
 use crate::tui::request::{EngineLink, UiRequest};
 
 impl EngineLink for EngineHandle {
@@ -15,16 +15,7 @@ impl EngineLink for EngineHandle {
                     .submit(&host, job, Origin::Console)
                     .map_err(|err| err.to_string());
             }
-            UiRequest::StartWave(spec) => self
-                .start_wave(WaveRequest {
-                    hosts: spec.hosts,
-                    sizes: spec.batch_sizes,
-                    delay: spec.delay,
-                    max_failures: spec.max_failures,
-                    dry_run: spec.dry_run,
-                    allow_removals: spec.allow_removals,
-                })
-                .map(|_| ()),
+            UiRequest::StartWave(request) => self.start_wave(request).map(|_| ()),
             UiRequest::PauseWave => self.pause_wave(),
             UiRequest::ResumeWave => self.resume_wave(),
             UiRequest::AbortWave => self.abort_wave(),
@@ -95,7 +86,6 @@ mod tests {
         use crate::engine::bus::Event;
         use crate::engine::testkit::{Behaviour, SimFleet};
         use crate::engine::tests::{fleet_config, start};
-        use crate::tui::request::WaveSpec;
 
         let fleet = SimFleet::new();
         for host in ["h0", "h1", "h2"] {
@@ -145,9 +135,9 @@ mod tests {
         assert_eq!(fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst), 1);
 
         rig.engine
-            .send(UiRequest::StartWave(WaveSpec {
+            .send(UiRequest::StartWave(crate::engine::WaveRequest {
                 hosts: vec!["h2".into()],
-                batch_sizes: vec![BatchSize::Count(1)],
+                sizes: vec![BatchSize::Count(1)],
                 delay: Duration::ZERO,
                 max_failures: crate::config::FailureLimit::Count(0),
                 dry_run: false,

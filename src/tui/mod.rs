@@ -31,7 +31,7 @@ pub use app::{App, Settings};
 pub use dialogs::WaveDefaults;
 pub use keys::{KeyError, KeyMap};
 pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
-pub use request::{EngineLink, RecordingLink, UiRequest, WaveSpec};
+pub use request::{EngineLink, RecordingLink, UiRequest};
 pub use theme::Theme;
 
 use std::sync::Arc;

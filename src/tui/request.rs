@@ -4,22 +4,8 @@
 //! engine answers later with events (or refuses now with a message). The link must not wait:
 //! it is called from the UI task between frames.
 
-use std::time::Duration;
-
-use crate::config::{BatchSize, FailureLimit, HostId};
-use crate::engine::JobKind;
-
-/// A wave as the dialog composed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WaveSpec {
-    pub hosts: Vec<HostId>,
-    pub batch_sizes: Vec<BatchSize>,
-    pub delay: Duration,
-    pub max_failures: FailureLimit,
-    pub dry_run: bool,
-    /// Consent to upgrades that remove packages, for every host of the wave.
-    pub allow_removals: bool,
-}
+use crate::config::HostId;
+use crate::engine::{JobKind, WaveRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UiRequest {
@@ -29,7 +15,7 @@ pub enum UiRequest {
         host: HostId,
         job: JobKind,
     },
-    StartWave(WaveSpec),
+    StartWave(WaveRequest),
     PauseWave,
     ResumeWave,
     AbortWave,
