@@ -255,6 +255,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("snapshot.json");
         let mut host = saved("web1", Phase::PendingUpdates);
+        let at = Utc::now();
+        host.model.state = Arc::new(HostState {
+            phase: Phase::PendingUpdates,
+            since: Some(at),
+            last_update: Some(at - chrono::Duration::days(2)),
+            retry_count: 3,
+            last_error: None,
+        });
         host.keep_output("hello");
         save_bytes(&path, &encode(&[host]).unwrap()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -263,6 +271,13 @@ mod tests {
         assert!(loaded.warning.is_none());
         let snapshot = loaded.snapshot.unwrap();
         assert_eq!(snapshot.hosts[0].model.state.phase, Phase::PendingUpdates);
+        // "since" and the last update survive a restart.
+        assert_eq!(snapshot.hosts[0].model.state.since, Some(at));
+        assert_eq!(
+            snapshot.hosts[0].model.state.last_update,
+            Some(at - chrono::Duration::days(2))
+        );
+        assert_eq!(snapshot.hosts[0].model.state.retry_count, 3);
         assert_eq!(snapshot.hosts[0].recent_output[0], "hello");
     }
 
