@@ -322,11 +322,6 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         .iter()
         .map(|p| json!({"name": p.name, "from": p.from, "to": p.to, "security": p.security}))
         .collect();
-    let compose: Vec<Value> = model
-        .compose_changes
-        .iter()
-        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
-        .collect();
     let (outcome, reason) = match result {
         HostResult::Reported => (None, None),
         HostResult::Succeeded => (Some("succeeded"), None),
@@ -359,7 +354,8 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         "retry_count": state.retry_count,
         "last_update": state.last_update,
         "plan": model.plan.as_ref().map(|p| &p.plan),
-        "compose": compose,
+        "compose": model.compose_changes,
+        "compose_pending": model.compose_pending(),
         "stacks": model.stacks,
     })
 }

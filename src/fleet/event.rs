@@ -21,9 +21,9 @@ use crate::remote::Stream;
 pub enum JobKind {
     /// Read inventory and pending packages.
     Refresh,
-    /// The host update pipeline: pre-check → packages → compose stacks → reboot if required and
-    /// allowed → verify. `dry_run` only plans; `allow_removals` is the requester's consent to an
-    /// upgrade that removes packages.
+    /// The host update pipeline: pre-check → compose check → packages → compose stacks → reboot
+    /// if required and allowed → verify. `dry_run` only plans the packages and checks the stacks;
+    /// `allow_removals` is the requester's consent to an upgrade that removes packages.
     Update {
         dry_run: bool,
         allow_removals: bool,
@@ -71,7 +71,11 @@ pub enum Outcome {
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     PreCheck,
+    /// Pulling (when `pull_before_update`) and comparing every compose stack: a read, run before
+    /// anything changes, so a stack that cannot be pulled stops the update untouched.
+    ComposeCheck,
     Packages,
+    /// `up -d` of the services whose image changed, and proving they run it.
     Compose,
     Reboot,
     Verify,
@@ -119,7 +123,8 @@ pub enum Event {
         dry_run: bool,
     },
     /// The host's compose stacks as last seen; `updated` when an update just ran over them (then
-    /// their changed services are the update's result).
+    /// the changed services of the `recreated` ones are the update's result). Not `updated`, the
+    /// changed services are what an update would change (a dry run's or a refresh's finding).
     Stacks {
         host: HostId,
         stacks: Arc<[StackReport]>,
@@ -219,6 +224,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::PreCheck => "pre-check",
+            Stage::ComposeCheck => "compose check",
             Stage::Packages => "packages",
             Stage::Compose => "compose",
             Stage::Reboot => "reboot",

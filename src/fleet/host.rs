@@ -29,7 +29,8 @@ pub struct HostModel {
     /// The last plan seen and whether it came from a dry run, so removals can be shown before an
     /// upgrade.
     pub plan: Option<Plan>,
-    /// The compose stacks as last seen (services and the images they run).
+    /// The compose stacks as last seen (services and the images they run). What an update
+    /// would still change in them is derived from these: [`HostModel::compose_pending`].
     pub stacks: Arc<[StackReport]>,
     /// What the last update changed in the stacks: per service the old and new image.
     pub compose_changes: Arc<[ServiceChange]>,
@@ -76,6 +77,17 @@ impl HostModel {
         self.pending
             .as_ref()
             .map_or(0, |p| p.iter().filter(|p| p.security).count())
+    }
+
+    /// What an update would change in the stacks as last seen: per service the image it runs and
+    /// the one its reference now points at (after a dry run's pull, the registry's newest).
+    /// Empty once an update recreated them.
+    pub fn compose_pending(&self) -> Vec<ServiceChange> {
+        self.stacks
+            .iter()
+            .filter(|s| !s.recreated)
+            .flat_map(StackReport::changes)
+            .collect()
     }
 
     /// Folds one event about this host into the model. Events about other hosts are ignored.
@@ -126,8 +138,12 @@ impl HostModel {
             } => {
                 if *updated {
                     // An update that failed part-way reports the stacks it got to; the others
-                    // stay as last seen.
-                    self.compose_changes = stacks.iter().flat_map(StackReport::changes).collect();
+                    // stay as last seen (with what the check found still pending).
+                    self.compose_changes = stacks
+                        .iter()
+                        .filter(|s| s.recreated)
+                        .flat_map(StackReport::changes)
+                        .collect();
                     let mut merged = self.stacks.to_vec();
                     for stack in stacks.iter() {
                         match merged.iter_mut().find(|s| s.path == stack.path) {
@@ -144,5 +160,76 @@ impl HostModel {
             Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pkg::{ImageRef, ServiceImage};
+
+    fn image(id: &str) -> Option<ImageRef> {
+        Some(ImageRef {
+            id: id.into(),
+            digest: None,
+        })
+    }
+
+    /// A one-service stack at `path` running `running` while its reference points at
+    /// `available`.
+    fn stack(path: &str, running: &str, available: &str, recreated: bool) -> StackReport {
+        StackReport {
+            path: path.into(),
+            services: vec![ServiceImage {
+                service: "web".into(),
+                image: Some("reg/web:latest".into()),
+                running: image(running),
+                available: image(available),
+            }],
+            recreated,
+        }
+    }
+
+    fn stacks(host: &HostModel, stacks: Vec<StackReport>, updated: bool) -> Event {
+        Event::Stacks {
+            host: host.name.clone(),
+            stacks: stacks.into(),
+            updated,
+        }
+    }
+
+    fn paths(changes: &[ServiceChange]) -> Vec<&str> {
+        changes.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn what_a_check_found_is_pending_until_an_update_recreates_it() {
+        let mut host = HostModel::new("docker".into());
+        let checked = vec![
+            stack("/a", "old", "new", false),
+            stack("/b", "old", "new", false),
+        ];
+        host.apply(&stacks(&host, checked, false));
+        assert_eq!(paths(&host.compose_pending()), ["/a", "/b"]);
+        assert!(host.compose_changes.is_empty(), "a check changed nothing");
+
+        // The update got through `/a` and failed on `/b`: `/a` changed, `/b` is still pending.
+        host.apply(&stacks(&host, vec![stack("/a", "old", "new", true)], true));
+        assert_eq!(paths(&host.compose_changes), ["/a"]);
+        assert_eq!(paths(&host.compose_pending()), ["/b"]);
+
+        // A later look sees `/a` on its new image and `/b` as it was.
+        let seen = vec![
+            stack("/a", "new", "new", false),
+            stack("/b", "old", "new", false),
+        ];
+        host.apply(&stacks(&host, seen, false));
+        assert_eq!(paths(&host.compose_pending()), ["/b"]);
+        assert_eq!(paths(&host.compose_changes), ["/a"], "kept for a rollback");
+
+        // An update with nothing to recreate records that it changed nothing.
+        let unchanged = vec![stack("/a", "new", "new", false)];
+        host.apply(&stacks(&host, unchanged, true));
+        assert!(host.compose_changes.is_empty());
     }
 }

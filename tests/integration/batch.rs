@@ -13,7 +13,7 @@ use crate::harness::apthost::{AptHost, Packages};
 use crate::harness::{SshHost, SshdOptions, TestEnv};
 
 /// The binary, isolated from the user running the tests (XDG dirs and HOME inside `env`).
-fn tendhost(env: &TestEnv) -> Command {
+pub(super) fn tendhost(env: &TestEnv) -> Command {
     Command::from_std(tendhost_std(env))
 }
 
@@ -33,20 +33,25 @@ fn tendhost_std(env: &TestEnv) -> std::process::Command {
     cmd
 }
 
-/// Every stdout line parsed as JSON; each must have a "type".
 /// Runs tendhost with `args` and checks its exit code, showing stderr when it differs.
-fn run_expecting(env: &TestEnv, args: &[&str], code: i32) -> Output {
-    let out = tendhost(env).args(args).output().unwrap();
+pub(super) fn run_expecting(env: &TestEnv, args: &[&str], code: i32) -> Output {
+    exits_with(tendhost(env).args(args), code)
+}
+
+/// Runs `cmd` and checks its exit code, showing stderr when it differs.
+pub(super) fn exits_with(cmd: &mut Command, code: i32) -> Output {
+    let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(code),
-        "tendhost {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
 }
 
-fn json_lines(out: &Output) -> Vec<Value> {
+/// Every stdout line parsed as JSON; each must have a "type".
+pub(super) fn json_lines(out: &Output) -> Vec<Value> {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .map(|line| {
@@ -58,7 +63,7 @@ fn json_lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn host_line<'a>(lines: &'a [Value], host: &str) -> &'a Value {
+pub(super) fn host_line<'a>(lines: &'a [Value], host: &str) -> &'a Value {
     lines
         .iter()
         .find(|l| l["type"] == "host" && l["host"] == host)
@@ -323,61 +328,6 @@ fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside(
                 .starts_with("snapshot.json.bad-")
         });
     assert!(kept, "the corrupt snapshot was not kept aside");
-}
-
-/// Issue 9: `--batch update` of a host with only compose stacks pulls, recreates the changed
-/// service, and reports old and new image (id and digest) per service in its `"host"` line.
-#[test]
-fn batch_update_recreates_a_changed_compose_service() {
-    use crate::harness::compose::Outdated;
-    use crate::harness::registry;
-
-    let fixture = registry::shared();
-    let Outdated {
-        stack,
-        repo: _web,
-        v1_digest,
-        v2_digest,
-    } = Outdated::new("batch-web", "docker-compose.yml");
-
-    // This machine is the host: it must never reboot.
-    let env = TestEnv::new();
-    env.write_config(&format!(
-        "[[host]]\nname = \"docker\"\ntransport = \"local\"\nmanager = \"none\"\n\
-         compose_paths = [{path}]\n\n[host.docker]\ncompose_version = \"v1\"\n\n\
-         [host.policy]\nauto_reboot = false\n",
-        path = toml::Value::String(stack.dir_path())
-    ));
-
-    let out = run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
-    let lines = json_lines(&out);
-    let host = host_line(&lines, "docker");
-    assert_eq!(
-        host["compose"],
-        serde_json::json!([{
-            "path": stack.dir_path(),
-            "service": "web",
-            "from": fixture.v1,
-            "from_digest": v1_digest,
-            "to": fixture.v2,
-            "to_digest": v2_digest,
-        }]),
-        "{host}"
-    );
-    assert_eq!(stack.running_image("web"), fixture.v2);
-
-    let container = stack.container("web");
-    let out = run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
-    let lines = json_lines(&out);
-    assert_eq!(
-        host_line(&lines, "docker")["compose"],
-        serde_json::json!([])
-    );
-    assert_eq!(
-        stack.container("web"),
-        container,
-        "nothing changed, yet it was recreated"
-    );
 }
 
 /// Issue 9 (`issues show 9`, "Waves keep their canary"), through the binary: with `1,100%` and

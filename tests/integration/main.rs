@@ -7,6 +7,7 @@
 mod harness;
 
 mod batch;
+mod batch_compose;
 mod cli;
 mod config;
 mod engine;

@@ -1,14 +1,17 @@
-//! The compose stage: every `compose_paths` entry of a host, in order, through
-//! [`ComposeUpdater`]. Reads (inspect) come with a refresh; the update pulls, compares image ids
-//! per service and recreates only what changed. The first stack that fails stops the stage, so
+//! The compose stages: every `compose_paths` entry of a host, in order, through
+//! [`ComposeUpdater`]. Reads come first: inspect with a refresh; pull and compare image ids per
+//! service (the compose check) before the host enters `Updating`, so a stack that cannot be
+//! pulled stops the update before anything changes. Inside `Updating`, only the services the
+//! check found with a new image are recreated. The first stack that fails stops its stage, so
 //! the operator sees which stack broke before later ones are touched.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::{StepContext, StepResult};
-use crate::engine::bus::Event;
+use crate::engine::bus::{Event, Stage, StageStatus};
 use crate::engine::error::Error;
-use crate::pkg::{ComposeUpdater, StackReport};
+use crate::pkg::{self, ComposeUpdater, StackReport};
 
 impl StepContext {
     fn composer(&self) -> ComposeUpdater {
@@ -17,19 +20,42 @@ impl StepContext {
 
     /// What each stack runs now, without pulling or changing anything.
     pub(super) async fn inspect_stacks(&self) -> StepResult<Vec<StackReport>> {
+        let composer = self.composer();
+        self.read_stacks(|path| composer.inspect(self.exec.as_ref(), path, &self.cancel))
+            .await
+    }
+
+    /// The compose check stage: pulls (when `pull_before_update`) and compares, changing
+    /// nothing that runs; announces what an update would change. No stage without stacks.
+    pub(super) async fn check_stage(&self) -> StepResult<Vec<StackReport>> {
         if self.host.compose_paths.is_empty() {
             return Ok(Vec::new());
         }
         let composer = self.composer();
+        let check = self.read_stacks(|path| {
+            self.with_output(move |lines| async move {
+                composer
+                    .check(self.exec.as_ref(), path, Some(&lines), &self.cancel)
+                    .await
+            })
+        });
+        self.in_stage(Stage::ComposeCheck, check).await
+    }
+
+    /// Reads every stack with `read` (retried on network trouble: a pull changes nothing that
+    /// runs) and announces them, not updated. A host without stacks announces nothing.
+    async fn read_stacks<'a, F, Fut>(&'a self, read: F) -> StepResult<Vec<StackReport>>
+    where
+        F: Fn(&'a str) -> Fut,
+        Fut: Future<Output = Result<StackReport, pkg::Error>>,
+    {
+        if self.host.compose_paths.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut stacks = Vec::with_capacity(self.host.compose_paths.len());
         for path in &self.host.compose_paths {
             let report = self
-                .read(|| async {
-                    composer
-                        .inspect(self.exec.as_ref(), path, &self.cancel)
-                        .await
-                        .map_err(Error::Compose)
-                })
+                .read(|| async { read(path).await.map_err(Error::Compose) })
                 .await?;
             stacks.push(report);
         }
@@ -37,19 +63,36 @@ impl StepContext {
         Ok(stacks)
     }
 
-    /// Pulls and recreates what changed, stack by stack; announces the result (also the part
-    /// done before a failure, so the changes that did happen are on record).
-    pub(super) async fn update_stacks(&self) -> StepResult<Vec<StackReport>> {
+    /// The compose stage, inside `Updating`: recreates what `checked` found changed, stack by
+    /// stack, and announces the result (also the part done before a failure, so the changes
+    /// that did happen are on record). Skipped, with the stacks still announced as updated (the
+    /// update changed none of them), when no service has a new image.
+    pub(super) async fn compose_stage(&self, checked: Vec<StackReport>) -> StepResult<()> {
+        if checked.is_empty() {
+            return Ok(());
+        }
+        if checked.iter().all(|s| s.changed().next().is_none()) {
+            self.announce_stacks(&checked, true).await;
+            let reason = "no service has a new image".into();
+            self.stage(Stage::Compose, StageStatus::Skipped { reason })
+                .await;
+            return Ok(());
+        }
+        self.in_stage(Stage::Compose, self.recreate_stacks(checked))
+            .await
+    }
+
+    async fn recreate_stacks(&self, checked: Vec<StackReport>) -> StepResult<()> {
         let composer = self.composer();
-        let mut stacks = Vec::with_capacity(self.host.compose_paths.len());
+        let mut stacks = Vec::with_capacity(checked.len());
         let mut failure = None;
-        for path in &self.host.compose_paths {
+        for report in checked {
             let exec = self.exec.clone();
             let abandon = self.abandon.clone();
             let result = self
                 .with_output(|lines| async move {
                     composer
-                        .update(exec.as_ref(), path, Some(&lines), &abandon)
+                        .recreate(exec.as_ref(), report, Some(&lines), &abandon)
                         .await
                 })
                 .await;
@@ -62,10 +105,7 @@ impl StepContext {
             }
         }
         self.announce_stacks(&stacks, true).await;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(stacks),
-        }
+        failure.map_or(Ok(()), Err)
     }
 
     async fn announce_stacks(&self, stacks: &[StackReport], updated: bool) {

@@ -1,12 +1,13 @@
 //! The host update pipeline, one stage after another, each with its own events and errors:
-//! pre-check → packages (skipped for `manager = "none"`) → compose stacks → reboot if required and
-//! allowed → verify. A job's rules (who asked) come from `job.rs`.
+//! pre-check → compose check → packages (skipped for `manager = "none"`) → compose stacks →
+//! reboot if required and allowed → verify. Everything before `Updating` is a read (the plan,
+//! the pulls): a failure there leaves the host where it rested. A dry run stops after the reads.
+//! A job's rules (who asked) come from `job.rs`.
 
 use std::sync::Arc;
 
 use chrono::Local;
 
-use super::refresh::Found;
 use super::{StepContext, StepResult, quoted_list};
 use crate::engine::bus::{Event, Job, JobKind, Stage, StageStatus};
 use crate::engine::error::Error;
@@ -49,10 +50,16 @@ impl StepContext {
                 let plan = self.plan(allow_removals).await?;
                 self.announce_plan(plan, true).await;
             }
+            self.check_stage().await?;
             return Ok(Done::Ran);
         }
-        if job.stop.is_cancelled() {
-            return Ok(Done::Skipped("wave aborted before the update".into()));
+        let aborted = || {
+            job.stop
+                .is_cancelled()
+                .then(|| Done::Skipped("wave aborted before the update".into()))
+        };
+        if let Some(done) = aborted() {
+            return Ok(done);
         }
         if !found.pending && found.stacks.is_empty() {
             if found.reboot.required {
@@ -69,9 +76,14 @@ impl StepContext {
             true => Some(self.consented_plan(allow_removals).await?),
             false => None,
         };
+        let stacks = self.check_stage().await?;
+        if let Some(done) = aborted() {
+            // The pulls took a while; the wave was stopped meanwhile.
+            return Ok(done);
+        }
         self.move_to(Transition::StartUpdate).await?;
         let report = self.packages_stage(plan, allow_removals).await?;
-        self.compose_stage(&found).await?;
+        self.compose_stage(stacks).await?;
         if report.reboot.required {
             self.emit(Event::PendingRefreshed {
                 host: self.id.clone(),
@@ -152,15 +164,6 @@ impl StepContext {
                 .map_err(Error::Upgrade)
         });
         self.in_stage(Stage::Packages, upgrade).await
-    }
-
-    async fn compose_stage(&self, found: &Found) -> StepResult<()> {
-        if found.stacks.is_empty() {
-            return Ok(());
-        }
-        self.in_stage(Stage::Compose, self.update_stacks())
-            .await
-            .map(|_| ())
     }
 
     /// After an update without a reboot: the post-check passes and the host's lists are read

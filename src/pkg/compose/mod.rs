@@ -1,8 +1,9 @@
 //! Docker Compose stacks: show which image each service runs ([`ComposeUpdater::inspect`]), pull
 //! newer images and tell which services would change ([`ComposeUpdater::check`]), and recreate
 //! (`up -d`) only those, checking afterwards that they really run the new image
-//! ([`ComposeUpdater::update`]). Every service is recorded by image id and digest, before and
-//! after, in a [`StackReport`]; its [`ServiceChange`]s are what a rollback needs.
+//! ([`ComposeUpdater::recreate`]; [`ComposeUpdater::update`] is both). Every service is
+//! recorded by image id and digest, before and after, in a [`StackReport`]; its
+//! [`ServiceChange`]s are what a rollback needs.
 //!
 //! Speaks only through [`Executor`]; every path, service and reference is passed through
 //! `quote` (see `command`). Knows nothing of apt or dnf, nor of the engine that calls it: a
@@ -108,8 +109,7 @@ impl ComposeUpdater {
         Ok(StackReport::new(path, &probe, &pulled))
     }
 
-    /// [`check`](Self::check), then `up -d` of the services that have a different image, then
-    /// a fresh look proving each of them runs it. `recreated` tells whether `up -d` ran.
+    /// [`check`](Self::check), then [`recreate`](Self::recreate).
     pub async fn update(
         &self,
         exec: &dyn Executor,
@@ -117,11 +117,25 @@ impl ComposeUpdater {
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
     ) -> Result<StackReport, Error> {
-        let mut report = self.check(exec, path, lines, cancel).await?;
+        let report = self.check(exec, path, lines, cancel).await?;
+        self.recreate(exec, report, lines, cancel).await
+    }
+
+    /// `up -d` of the services a [`check`](Self::check) found with a different image (nothing
+    /// runs when there are none), then a fresh look proving each of them runs it. The returned
+    /// report is `recreated` when `up -d` ran.
+    pub async fn recreate(
+        &self,
+        exec: &dyn Executor,
+        mut report: StackReport,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<StackReport, Error> {
         let changed: Vec<&str> = report.changed().map(|s| s.service.as_str()).collect();
         if changed.is_empty() {
             return Ok(report);
         }
+        let path = report.path.as_str();
         let stack = StackCommand::new(self.version, path);
         let script = stack.up(&changed);
         let out = step::run(

@@ -184,13 +184,17 @@ impl V2Shim {
     pub(crate) fn executor(&self) -> LocalExecutor {
         LocalExecutor::with_wrapper(vec![
             "env".into(),
-            format!(
-                "PATH={}:/usr/local/bin:/usr/bin:/bin",
-                self.dir.path().display()
-            ),
+            format!("PATH={}", self.path_env()),
             "sh".into(),
             "-c".into(),
         ])
+    }
+
+    /// `PATH` with the shim first: for a tendhost process whose local host runs `sh -c` on
+    /// this machine.
+    pub(crate) fn path_env(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        format!("{}:{rest}", self.dir.path().display())
     }
 
     /// From now on `docker compose … up …` succeeds without doing anything: an `up -d` that
