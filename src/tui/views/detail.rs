@@ -187,10 +187,12 @@ fn stack_lines(host: &HostRow, ctx: Ctx<'_>) -> Vec<Line<'static>> {
         lines.push(field(name, stack.path.clone(), ctx));
         for service in &stack.services {
             let image = service.image.as_deref().unwrap_or("no image");
-            let running = service
-                .running
-                .as_ref()
-                .map_or_else(|| "not running".to_string(), |r| short_id(&r.id));
+            // A report keeps what ran before its update: a recreated service now runs the new one.
+            let now = match stack.recreated && service.changed() {
+                true => service.available.as_ref(),
+                false => service.running.as_ref(),
+            };
+            let running = now.map_or_else(|| "not running".to_string(), |r| short_id(&r.id));
             lines.push(field(
                 "",
                 format!("  {} {image} {running}", service.service),
@@ -198,8 +200,17 @@ fn stack_lines(host: &HostRow, ctx: Ctx<'_>) -> Vec<Line<'static>> {
             ));
         }
     }
-    for (i, change) in host.model.compose_changes.iter().enumerate() {
-        let name = if i == 0 { "updated" } else { "" };
+    let pending = host.model.compose_pending();
+    let changes = host
+        .model
+        .compose_changes
+        .iter()
+        .map(|c| ("updated", c))
+        .chain(pending.iter().map(|c| ("newer", c)));
+    let mut last_label = "";
+    for (label, change) in changes {
+        let name = if label == last_label { "" } else { label };
+        last_label = label;
         let from = change
             .from
             .as_ref()

@@ -452,6 +452,7 @@ fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
 /// runs, and what the last update changed (old → new image id).
 #[test]
 fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
+    use crate::engine::bus::Event;
     use crate::pkg::{ImageRef, ServiceImage, StackReport};
     let image = |id: &str| ImageRef {
         id: format!("sha256:{id}"),
@@ -469,22 +470,25 @@ fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
         running: None,
         available: None,
     };
-    let stack = StackReport {
-        path: "/srv/media".into(),
-        services: vec![web, db],
-        recreated: true,
+    let stacks_event = |recreated| {
+        let stack = StackReport {
+            path: "/srv/media".into(),
+            services: vec![web.clone(), db.clone()],
+            recreated,
+        };
+        Event::Stacks {
+            host: "host-00".into(),
+            stacks: std::sync::Arc::from(vec![stack]),
+            updated: recreated,
+        }
     };
     let mut app = demo_app(color(), false);
-    app.apply(&crate::engine::bus::Event::Stacks {
-        host: "host-00".into(),
-        stacks: std::sync::Arc::from(vec![stack]),
-        updated: true,
-    });
+    app.apply(&stacks_event(true));
     let screen = text(&draw(&mut app, 80, 40));
     assert!(screen.contains("stacks     /srv/media"), "{screen}");
     assert!(
-        screen.contains("web 127.0.0.1:5000/app:latest aaaaaaaaaaaa"),
-        "{screen}"
+        screen.contains("web 127.0.0.1:5000/app:latest bbbbbbbbbbbb"),
+        "the recreated service runs the new image: {screen}"
     );
     assert!(
         screen.contains("db 127.0.0.1:5000/db:16 not running"),
@@ -492,6 +496,18 @@ fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
     );
     assert!(
         screen.contains("updated    /srv/media web: aaaaaaaaaaaa → bbbbbbbbbbbb"),
+        "{screen}"
+    );
+
+    // A dry run's check: nothing recreated, the newer image is shown as pending.
+    app.apply(&stacks_event(false));
+    let screen = text(&draw(&mut app, 80, 40));
+    assert!(
+        screen.contains("web 127.0.0.1:5000/app:latest aaaaaaaaaaaa"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("newer      /srv/media web: aaaaaaaaaaaa → bbbbbbbbbbbb"),
         "{screen}"
     );
 }
