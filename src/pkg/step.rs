@@ -112,15 +112,10 @@ pub(super) fn failed(step: &'static str, output: &CommandOutput) -> Error {
         (None, Some(signal)) => signal.clone(),
         (None, None) => "unknown".to_string(),
     };
-    let source = if output.stderr.trim().is_empty() {
-        &output.stdout
-    } else {
-        &output.stderr
-    };
     Error::CommandFailed {
         step,
         code,
-        detail: tail(source, 3),
+        detail: tail(output.diagnostic(), 3),
     }
 }
 

@@ -94,6 +94,15 @@ impl CommandOutput {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
     }
+
+    /// Where the command said what went wrong: stderr, or stdout when stderr is blank.
+    pub fn diagnostic(&self) -> &str {
+        if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        }
+    }
 }
 
 /// Runs commands on one host. Implementations reuse one connection for every command.
