@@ -49,14 +49,14 @@ pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<
         probe::SCRIPT
     );
     let out = run(exec, "inventory", script, cancel).await?;
-    if let Some(facts) = osquery::parse(&out.stdout).filter(|f| !f.os.id.is_empty()) {
-        return Ok(inventory(facts, InventorySource::Osquery));
+    if let Some(inventory) = osquery::parse(&out.stdout).filter(|i| !i.os.id.is_empty()) {
+        return Ok(inventory);
     }
     if out.success()
         && probe::is_probe_output(&out.stdout)
-        && let Some(facts) = probe::parse(&out.stdout)
+        && let Some(inventory) = probe::parse(&out.stdout)
     {
-        return Ok(inventory(facts, InventorySource::Probe));
+        return Ok(inventory);
     }
     // osquery is there but did not answer usefully: ask the probe directly.
     let out = run(exec, "probe", probe::SCRIPT.to_string(), cancel).await?;
@@ -67,8 +67,7 @@ pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<
         let detail = out.stderr.lines().last().unwrap_or("").trim().to_string();
         return Err(Error::ProbeFailed { code, detail });
     }
-    let facts = probe::parse(&out.stdout).ok_or(Error::Unparsable)?;
-    Ok(inventory(facts, InventorySource::Probe))
+    probe::parse(&out.stdout).ok_or(Error::Unparsable)
 }
 
 async fn run(
@@ -80,20 +79,6 @@ async fn run(
     exec.run(&RemoteCommand::new(script, COLLECT_TIMEOUT), None, cancel)
         .await
         .map_err(|source| Error::Remote { step, source })
-}
-
-fn inventory(facts: probe::ProbeFacts, source: InventorySource) -> Inventory {
-    Inventory {
-        os: facts.os,
-        kernel: facts.kernel,
-        hostname: facts.hostname,
-        uptime_secs: facts.uptime_secs,
-        installed_packages: facts.installed_packages,
-        containers: facts.containers,
-        images: facts.images,
-        source,
-        collected_at: Utc::now(),
-    }
 }
 
 /// Facts about one host at one moment.
@@ -112,6 +97,21 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// An inventory being read through `source` now, with no facts yet: what the parsers fill.
+    fn reading(source: InventorySource) -> Self {
+        Self {
+            os: OsInfo::default(),
+            kernel: String::new(),
+            hostname: String::new(),
+            uptime_secs: 0,
+            installed_packages: 0,
+            containers: Vec::new(),
+            images: Vec::new(),
+            source,
+            collected_at: Utc::now(),
+        }
+    }
+
     /// The OS as a table shows it: `Debian 12`, else the OS's own pretty name.
     pub fn os_label(&self) -> String {
         let name = os_name(&self.os.id);
@@ -178,14 +178,7 @@ mod tests {
                 version_id: version_id.into(),
                 pretty_name: pretty_name.into(),
             },
-            kernel: String::new(),
-            hostname: String::new(),
-            uptime_secs: 0,
-            installed_packages: 0,
-            containers: Vec::new(),
-            images: Vec::new(),
-            source: InventorySource::Probe,
-            collected_at: Utc::now(),
+            ..Inventory::reading(InventorySource::Probe)
         }
     }
 

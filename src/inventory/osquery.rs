@@ -7,8 +7,8 @@
 
 use serde_json::{Map, Value};
 
-use super::probe::{ProbeFacts, parse_uptime, sections};
-use super::{Container, Image, OsInfo};
+use super::probe::{parse_uptime, sections};
+use super::{Container, Image, Inventory, InventorySource, OsInfo};
 use crate::pkg::parse::os_release::parse_os_release;
 
 /// The osquery script. A query that fails prints `[]`, so one missing table (docker on a host
@@ -43,8 +43,8 @@ fn rows(body: &str) -> Option<Vec<Row>> {
 
 /// Parses the osquery script's output. `None` when no query section held valid JSON, i.e.
 /// osquery did not really answer and the fallback probe should run instead.
-pub(super) fn parse(output: &str) -> Option<ProbeFacts> {
-    let mut facts = ProbeFacts::default();
+pub(super) fn parse(output: &str) -> Option<Inventory> {
+    let mut facts = Inventory::reading(InventorySource::Osquery);
     let mut answered = false;
     let mut os_version: Option<Row> = None;
     for (name, body) in sections(output) {

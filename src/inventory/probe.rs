@@ -3,8 +3,7 @@
 //! and the pure parser that turns its output into facts. Runs on any Linux host; needs nothing
 //! but coreutils, and docker only when present and reachable.
 
-use super::{Container, Image};
-use crate::inventory::OsInfo;
+use super::{Container, Image, Inventory, InventorySource};
 use crate::pkg::parse::os_release::parse_os_release;
 
 /// The probe script. Every section is best effort: a missing tool leaves its section empty.
@@ -28,18 +27,6 @@ fi
 true
 "#;
 
-/// Facts read from the probe.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct ProbeFacts {
-    pub os: OsInfo,
-    pub kernel: String,
-    pub hostname: String,
-    pub uptime_secs: u64,
-    pub installed_packages: usize,
-    pub containers: Vec<Container>,
-    pub images: Vec<Image>,
-}
-
 /// True when `output` came from [`SCRIPT`] (and not from the osquery script).
 pub(super) fn is_probe_output(output: &str) -> bool {
     output.lines().any(|l| l.trim() == "@@probe")
@@ -61,8 +48,8 @@ pub(super) fn sections(text: &str) -> Vec<(&str, String)> {
 
 /// Parses the probe's output. Missing or garbled sections leave defaults; `None` only when the
 /// output has no os-release at all, which means the probe did not run as expected.
-pub(super) fn parse(text: &str) -> Option<ProbeFacts> {
-    let mut facts = ProbeFacts::default();
+pub(super) fn parse(text: &str) -> Option<Inventory> {
+    let mut facts = Inventory::reading(InventorySource::Probe);
     let mut saw_os = false;
     for (name, body) in sections(text) {
         let first = body.lines().next().unwrap_or("").trim().to_string();

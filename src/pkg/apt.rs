@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::parse::apt as parse;
-use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
+use super::step::{self, Step};
 use super::{
     Error, ManagerKind, PackageManager, PendingPackage, RebootStatus, UpgradeOptions, UpgradePlan,
     UpgradeReport,
@@ -89,7 +89,10 @@ impl PackageManager for Apt {
         let started = Instant::now();
         loop {
             let script = format!("LC_ALL=C apt-get {} -q update", self.lock_option());
-            let out = step::run(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+            let out = Step::refresh(STEP, script)
+                .privileged()
+                .run(exec, cancel)
+                .await?;
             if out.success() {
                 return Ok(());
             }
@@ -112,8 +115,8 @@ impl PackageManager for Apt {
         cancel: &CancellationToken,
     ) -> Result<Vec<PendingPackage>, Error> {
         const STEP: &str = "apt list --upgradable";
-        let script = "LC_ALL=C apt list --upgradable".to_string();
-        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        let script = "LC_ALL=C apt list --upgradable";
+        let out = Step::query(STEP, script).run_ok(exec, cancel).await?;
         Ok(parse::parse_list_upgradable(&out.stdout))
     }
 
@@ -128,7 +131,7 @@ impl PackageManager for Apt {
             "LC_ALL=C apt-get -s -o Debug::NoLocking=1 {}",
             verb(options.mode)
         );
-        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query(STEP, script).run_ok(exec, cancel).await?;
         Ok(parse::parse_simulation(&out.stdout))
     }
 
@@ -140,8 +143,7 @@ impl PackageManager for Apt {
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, Error> {
         const STEP: &str = "apt-get upgrade";
-        let plan = self.plan(exec, options, cancel).await?.consented(options)?;
-        // `--no-remove` backs the check above: should the plan change between the simulation
+        // `--no-remove` backs the consent check: should the plan change between the simulation
         // and the real run, apt aborts instead of removing what nobody agreed to.
         let no_remove = if options.allow_removals {
             ""
@@ -153,12 +155,11 @@ impl PackageManager for Apt {
             self.lock_option(),
             verb(options.mode)
         );
-        let out = step::run(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
-        if !out.success() {
-            return Err(self.failure(STEP, &out));
-        }
-        let reboot = self.reboot_status(exec, cancel).await?;
-        Ok(UpgradeReport { plan, reboot })
+        let install = Step::upgrade(STEP, script)
+            .privileged()
+            .streaming(lines)
+            .run_ok_or(exec, cancel, |step, out| self.failure(step, out));
+        super::planned_upgrade(self, exec, options, cancel, install).await
     }
 
     async fn reboot_status(
@@ -172,7 +173,7 @@ impl PackageManager for Apt {
              cat /var/run/reboot-required.pkgs 2>/dev/null; fi; true",
             parse::REBOOT_MARKER
         );
-        let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query(STEP, script).run_ok(exec, cancel).await?;
         let (required, packages) = parse::parse_reboot_probe(&out.stdout);
         Ok(RebootStatus { required, packages })
     }

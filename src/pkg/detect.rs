@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::apt::Apt;
 use super::dnf::Dnf;
 use super::parse::os_release::{OsInfo, parse_os_release};
-use super::step::{self, QUERY_TIMEOUT};
+use super::step::Step;
 use super::{Error, ManagerKind, SharedManager};
 use crate::config::ManagerChoice;
 use crate::remote::Executor;
@@ -82,8 +82,8 @@ pub(super) async fn os_release(
     cancel: &CancellationToken,
 ) -> Result<OsInfo, Error> {
     const STEP: &str = "reading /etc/os-release";
-    let script = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release".to_string();
-    let out = step::run_ok(exec, STEP, script, false, QUERY_TIMEOUT, None, cancel).await?;
+    let script = "cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release";
+    let out = Step::query(STEP, script).run_ok(exec, cancel).await?;
     Ok(parse_os_release(&out.stdout))
 }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::parse::dnf as parse;
-use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
+use super::step::{self, Step};
 use super::{
     Error, ManagerKind, PackageManager, PendingPackage, RebootStatus, UpgradeOptions, UpgradePlan,
     UpgradeReport,
@@ -62,7 +62,7 @@ impl Dnf {
             quoted.join(" ")
         );
         // rpm exits non-zero when one name is not installed; the other lines are still good.
-        let out = step::run(exec, "rpm -q", script, false, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query("rpm -q", script).run(exec, cancel).await?;
         Ok(parse::parse_rpm_versions(&out.stdout))
     }
 
@@ -74,17 +74,11 @@ impl Dnf {
             _ => "--security",
         };
         let script = format!("LC_ALL=C {} -q updateinfo list {filter}", self.binary());
-        let out = step::run(
-            exec,
-            "updateinfo",
-            script,
-            true,
-            QUERY_TIMEOUT,
-            None,
-            cancel,
-        )
-        .await;
-        match out {
+        match Step::query("updateinfo", script)
+            .privileged()
+            .run(exec, cancel)
+            .await
+        {
             Ok(out) if out.success() => parse::parse_updateinfo_security(&out.stdout),
             _ => BTreeSet::new(),
         }
@@ -121,7 +115,10 @@ impl PackageManager for Dnf {
     async fn refresh(&self, exec: &dyn Executor, cancel: &CancellationToken) -> Result<(), Error> {
         const STEP: &str = "makecache";
         let script = format!("LC_ALL=C {} -q makecache", self.binary());
-        step::run_ok(exec, STEP, script, true, REFRESH_TIMEOUT, None, cancel).await?;
+        Step::refresh(STEP, script)
+            .privileged()
+            .run_ok(exec, cancel)
+            .await?;
         Ok(())
     }
 
@@ -132,7 +129,10 @@ impl PackageManager for Dnf {
     ) -> Result<Vec<PendingPackage>, Error> {
         const STEP: &str = "check-update";
         let script = format!("LC_ALL=C {} -q check-update", self.binary());
-        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query(STEP, script)
+            .privileged()
+            .run(exec, cancel)
+            .await?;
         // Exit 100 means "updates exist" and is success (DESIGN §9); 0 means none.
         let candidates = match out.exit_code {
             Some(0) => return Ok(Vec::new()),
@@ -153,7 +153,10 @@ impl PackageManager for Dnf {
     ) -> Result<UpgradePlan, Error> {
         const STEP: &str = "upgrade --assumeno (dry run)";
         let script = format!("LC_ALL=C {} --assumeno upgrade", self.binary());
-        let out = step::run(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query(STEP, script)
+            .privileged()
+            .run(exec, cancel)
+            .await?;
         // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
         let understood = out.stdout.contains("Dependencies resolved")
             || out.stdout.contains("Transaction Summary")
@@ -175,11 +178,12 @@ impl PackageManager for Dnf {
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, Error> {
         const STEP: &str = "upgrade";
-        let plan = self.plan(exec, options, cancel).await?.consented(options)?;
         let script = format!("LC_ALL=C {} -y upgrade", self.binary());
-        step::run_ok(exec, STEP, script, true, UPGRADE_TIMEOUT, lines, cancel).await?;
-        let reboot = self.reboot_status(exec, cancel).await?;
-        Ok(UpgradeReport { plan, reboot })
+        let install = Step::upgrade(STEP, script)
+            .privileged()
+            .streaming(lines)
+            .run_ok(exec, cancel);
+        super::planned_upgrade(self, exec, options, cancel, install).await
     }
 
     async fn reboot_status(
@@ -201,7 +205,10 @@ impl PackageManager for Dnf {
              true",
             bin = self.binary()
         );
-        let out = step::run_ok(exec, STEP, script, true, QUERY_TIMEOUT, None, cancel).await?;
+        let out = Step::query(STEP, script)
+            .privileged()
+            .run_ok(exec, cancel)
+            .await?;
         let (required, packages) = parse::parse_reboot_probe(&out.stdout);
         Ok(RebootStatus { required, packages })
     }

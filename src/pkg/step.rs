@@ -12,48 +12,95 @@ use super::Error;
 use crate::remote::{CommandOutput, Executor, OutputLine, RemoteCommand};
 
 /// Reading state (lists, simulations, probes): generous, but a hung host must not hang us.
-pub(super) const QUERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Downloading package lists or pulling images.
-pub(super) const REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A whole upgrade: large ones on slow disks take a long time; a stuck one must still end.
-pub(super) const UPGRADE_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
-/// Runs `script` as the step `step`. A non-zero exit is returned, not turned into an error:
-/// callers know which exit codes mean success (dnf's 100, needs-restarting's 1).
-pub(super) async fn run(
-    exec: &dyn Executor,
-    step: &'static str,
-    script: String,
-    privileged: bool,
-    timeout: Duration,
-    lines: Option<&mpsc::Sender<OutputLine>>,
-    cancel: &CancellationToken,
-) -> Result<CommandOutput, Error> {
-    let mut command = RemoteCommand::new(script, timeout);
-    if privileged {
-        command = command.privileged();
-    }
-    tracing::debug!(step, script = %command.script, "running");
-    exec.run(&command, lines, cancel)
-        .await
-        .map_err(|source| Error::Remote { step, source })
+/// One step of a package operation: a script, how it runs, and the name its errors carry.
+/// Built with [`query`](Self::query), [`refresh`](Self::refresh) or [`upgrade`](Self::upgrade)
+/// (which set the timeout), then run with [`run`](Self::run) or [`run_ok`](Self::run_ok).
+pub(super) struct Step<'a> {
+    name: &'static str,
+    command: RemoteCommand,
+    lines: Option<&'a mpsc::Sender<OutputLine>>,
 }
 
-/// [`run`] for a step where only exit 0 is success: any other exit becomes [`failed`].
-pub(super) async fn run_ok(
-    exec: &dyn Executor,
-    step: &'static str,
-    script: String,
-    privileged: bool,
-    timeout: Duration,
-    lines: Option<&mpsc::Sender<OutputLine>>,
-    cancel: &CancellationToken,
-) -> Result<CommandOutput, Error> {
-    let out = run(exec, step, script, privileged, timeout, lines, cancel).await?;
-    if out.success() {
-        Ok(out)
-    } else {
-        Err(failed(step, &out))
+impl<'a> Step<'a> {
+    /// Reads state (lists, simulations, probes).
+    pub(super) fn query(name: &'static str, script: impl Into<String>) -> Self {
+        Self::new(name, script, QUERY_TIMEOUT)
+    }
+
+    /// Downloads package lists or pulls images.
+    pub(super) fn refresh(name: &'static str, script: impl Into<String>) -> Self {
+        Self::new(name, script, REFRESH_TIMEOUT)
+    }
+
+    /// Changes what is installed or running.
+    pub(super) fn upgrade(name: &'static str, script: impl Into<String>) -> Self {
+        Self::new(name, script, UPGRADE_TIMEOUT)
+    }
+
+    fn new(name: &'static str, script: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            name,
+            command: RemoteCommand::new(script, timeout),
+            lines: None,
+        }
+    }
+
+    /// Runs as root (through `sudo -n` for a login user who is not).
+    pub(super) fn privileged(mut self) -> Self {
+        self.command = self.command.privileged();
+        self
+    }
+
+    /// Sends every output line to `lines` as it comes.
+    pub(super) fn streaming(mut self, lines: Option<&'a mpsc::Sender<OutputLine>>) -> Self {
+        self.lines = lines;
+        self
+    }
+
+    /// Runs the step. A non-zero exit is returned, not turned into an error: callers know which
+    /// exit codes mean success (dnf's 100, needs-restarting's 1).
+    pub(super) async fn run(
+        self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<CommandOutput, Error> {
+        let step = self.name;
+        tracing::debug!(step, script = %self.command.script, "running");
+        exec.run(&self.command, self.lines, cancel)
+            .await
+            .map_err(|source| Error::Remote { step, source })
+    }
+
+    /// [`run`](Self::run) for a step where only exit 0 is success: any other exit becomes
+    /// [`failed`].
+    pub(super) async fn run_ok(
+        self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+    ) -> Result<CommandOutput, Error> {
+        self.run_ok_or(exec, cancel, failed).await
+    }
+
+    /// [`run_ok`](Self::run_ok), with `fail` saying what a non-zero exit means (apt's held lock).
+    pub(super) async fn run_ok_or(
+        self,
+        exec: &dyn Executor,
+        cancel: &CancellationToken,
+        fail: impl FnOnce(&'static str, &CommandOutput) -> Error,
+    ) -> Result<CommandOutput, Error> {
+        let step = self.name;
+        let out = self.run(exec, cancel).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(fail(step, &out))
+        }
     }
 }
 
@@ -65,15 +112,10 @@ pub(super) fn failed(step: &'static str, output: &CommandOutput) -> Error {
         (None, Some(signal)) => signal.clone(),
         (None, None) => "unknown".to_string(),
     };
-    let source = if output.stderr.trim().is_empty() {
-        &output.stdout
-    } else {
-        &output.stderr
-    };
     Error::CommandFailed {
         step,
         code,
-        detail: tail(source, 3),
+        detail: tail(output.diagnostic(), 3),
     }
 }
 

@@ -14,8 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, privileged_script,
-    sudo_wants_password,
+    CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, sudo_wants_password,
 };
 
 /// Executes on the local machine as the user running tendhost.
@@ -50,11 +49,7 @@ impl Executor for LocalExecutor {
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
     ) -> Result<CommandOutput, Error> {
-        let script = if command.privileged {
-            privileged_script(&command.script, Self::user_is_root())
-        } else {
-            command.script.clone()
-        };
+        let script = command.script_for(Self::user_is_root());
         let mut process = match &self.wrapper {
             Some(wrapper) => {
                 let mut c = Command::new(&wrapper[0]);

@@ -68,6 +68,16 @@ impl RemoteCommand {
         self.privileged = true;
         self
     }
+
+    /// The script as a transport hands it to the shell of a login user who is (or is not)
+    /// root: wrapped by [`privileged_script`] when the command is privileged.
+    pub fn script_for(&self, user_is_root: bool) -> String {
+        if self.privileged {
+            privileged_script(&self.script, user_is_root)
+        } else {
+            self.script.clone()
+        }
+    }
 }
 
 /// How a command ended, plus everything it printed.
@@ -83,6 +93,15 @@ pub struct CommandOutput {
 impl CommandOutput {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
+    }
+
+    /// Where the command said what went wrong: stderr, or stdout when stderr is blank.
+    pub fn diagnostic(&self) -> &str {
+        if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        }
     }
 }
 

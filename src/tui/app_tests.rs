@@ -212,14 +212,7 @@ fn wave_dialog_sends_the_composed_wave() {
         allow_removals: false,
     };
     assert_eq!(app.link().sent, [UiRequest::StartWave(expected)]);
-    assert!(
-        app.view
-            .status
-            .as_ref()
-            .unwrap()
-            .text
-            .starts_with("wave started on 3 hosts")
-    );
+    assert!(status(&app).starts_with("wave started on 3 hosts"));
 }
 
 #[test]
@@ -230,14 +223,7 @@ fn wave_dialog_sends_consent_to_removals_from_its_key_or_its_field() {
         panic!("{:?}", app.link().sent)
     };
     assert!(spec.allow_removals && spec.dry_run);
-    assert!(
-        app.view
-            .status
-            .as_ref()
-            .unwrap()
-            .text
-            .ends_with("(removals allowed)")
-    );
+    assert!(status(&app).ends_with("(removals allowed)"));
     // The field, reached with j, toggles it too; twice is back to refused.
     press(&mut app, "w j j j j l R y");
     let UiRequest::StartWave(spec) = &app.link().sent[1] else {

@@ -350,6 +350,28 @@ mod tests {
         );
     }
 
+    /// One host with two pending updates (`openssl`, a security one, and `curl`), updating.
+    fn updating_two_packages() -> FleetModel {
+        let mut model = fleet(1);
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            false,
+        ));
+        model.apply(&state_changed(
+            "host-00",
+            StateKind::PendingUpdates,
+            StateKind::Updating,
+            None,
+        ));
+        model
+    }
+
+    /// `host-00`'s update ends, back to idle.
+    fn update_ended() -> Event {
+        state_changed("host-00", StateKind::Updating, StateKind::Idle, None)
+    }
+
     #[test]
     fn pending_refresh_counts_security_updates() {
         let mut model = fleet(1);
@@ -368,25 +390,9 @@ mod tests {
     /// update's verify stage, not from a guess in the fold (issue 9: h002 "idle, PEND 14").
     #[test]
     fn an_update_shows_what_the_host_reports_after_it() {
-        let mut model = fleet(1);
-        model.apply(&pending(
-            "host-00",
-            &[("openssl", true), ("curl", false)],
-            false,
-        ));
-        model.apply(&state_changed(
-            "host-00",
-            StateKind::PendingUpdates,
-            StateKind::Updating,
-            None,
-        ));
+        let mut model = updating_two_packages();
         model.apply(&pending("host-00", &[], false));
-        model.apply(&state_changed(
-            "host-00",
-            StateKind::Updating,
-            StateKind::Idle,
-            None,
-        ));
+        model.apply(&update_ended());
         let row = model.host(0).unwrap();
         assert_eq!(row.pending_count(), Some(0));
         assert_eq!(row.state(), StateKind::Idle);
@@ -418,18 +424,7 @@ mod tests {
 
     #[test]
     fn an_upgrade_reports_progress_from_its_output_until_it_ends() {
-        let mut model = fleet(1);
-        model.apply(&pending(
-            "host-00",
-            &[("openssl", true), ("curl", false)],
-            false,
-        ));
-        model.apply(&state_changed(
-            "host-00",
-            StateKind::PendingUpdates,
-            StateKind::Updating,
-            None,
-        ));
+        let mut model = updating_two_packages();
         let percent = |m: &FleetModel| m.host(0).unwrap().model.progress.and_then(|p| p.percent());
         assert_eq!(percent(&model), Some(0));
         model.apply(&Event::Output {
@@ -438,12 +433,7 @@ mod tests {
             line: "Setting up openssl (1.1-1) ...".into(),
         });
         assert_eq!(percent(&model), Some(50));
-        model.apply(&state_changed(
-            "host-00",
-            StateKind::Updating,
-            StateKind::Idle,
-            None,
-        ));
+        model.apply(&update_ended());
         assert_eq!(
             percent(&model),
             None,

@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 use crate::harness::apthost::{AptHost, Packages};
-use crate::harness::{SshHost, SshdOptions, TestEnv};
+use crate::harness::{SshHost, SshdOptions, TestEnv, assert_exit};
 
 /// The binary, isolated from the user running the tests (XDG dirs and HOME inside `env`).
 pub(super) fn tendhost(env: &TestEnv) -> Command {
@@ -247,12 +247,7 @@ fn batch_exit_codes_for_usage_lock_and_interrupt() {
         "stopping took {:?}",
         asked.elapsed()
     );
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 3);
     let lines = json_lines(&out);
     let summary = lines.last().unwrap();
     assert_eq!(summary["type"], "summary");

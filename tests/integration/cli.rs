@@ -2,6 +2,8 @@
 
 use assert_cmd::Command;
 
+use crate::harness::assert_exit;
+
 fn tendhost() -> Command {
     let mut cmd = Command::cargo_bin("tendhost").unwrap();
     cmd.env_remove("TENDHOST_CONFIG");
@@ -84,12 +86,7 @@ fn a_batch_run_logs_to_the_state_dir_and_keeps_its_files_private() {
         .arg(&state)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let log = std::fs::read_to_string(state.join("tendhost.log")).unwrap();
     assert!(
         log.contains("idle -> querying") && log.contains("host=here"),

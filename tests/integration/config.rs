@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+use crate::harness::assert_exit;
+
 fn corpus(kind: &str) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/configs")
@@ -98,12 +100,7 @@ fn seed_example_loads_with_daemon_warnings_and_a_summary() {
 fn bundled_example_config_runs_as_is() {
     let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("tendhost.toml");
     let out = check(&bundled);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("this-machine"));
 }
 

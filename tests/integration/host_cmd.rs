@@ -1,11 +1,12 @@
 //! `tendhost keygen`, `host add` and `host test` through the real binary.
 
 use std::fs;
+use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
 
-use crate::harness::{SshHost, SshdOptions, TestEnv};
+use crate::harness::{SshHost, SshdOptions, TestEnv, assert_exit};
 
 /// The binary, isolated from the user running the tests: XDG dirs and HOME inside `env`, no
 /// agent, no TENDHOST_SSH_KEY.
@@ -20,6 +21,16 @@ fn tendhost(env: &TestEnv) -> Command {
         .env_remove("TENDHOST_CONFIG")
         .current_dir(env.dir.path());
     cmd
+}
+
+/// Runs the binary with `--config config` and `args`.
+fn run(env: &TestEnv, config: &Path, args: &[&str]) -> Output {
+    tendhost(env)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(out: &Output) -> String {
@@ -64,12 +75,7 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
     ));
     let config = env.write_config(&body);
 
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["host", "test"]);
     let text = stdout(&out);
     assert_eq!(
         out.status.code(),
@@ -98,45 +104,29 @@ fn host_test_names_each_kind_of_failure_and_exits_1() {
     assert!(text.contains("1 reachable, 4 failed"), "{text}");
 
     // Selecting only the good host: exit 0. JSON: one object per host.
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test", "good", "--json"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["host", "test", "good", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let value: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(value["result"], "reachable");
     assert_eq!(value["type"], "host_test");
 
     // --accept-new learns the unknown key; a later strict run trusts it; the changed one stays refused.
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test", "unknown", "changed", "--accept-new"])
-        .output()
-        .unwrap();
+    let out = run(
+        &env,
+        &config,
+        &["host", "test", "unknown", "changed", "--accept-new"],
+    );
     let text = stdout(&out);
     assert!(line_for(&text, "unknown").contains("reachable"), "{text}");
     assert!(
         line_for(&text, "changed").contains("host key changed"),
         "{text}"
     );
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test", "unknown"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["host", "test", "unknown"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     // An unknown selector is a usage error.
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test", "nope"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["host", "test", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown host 'nope'"));
 }
@@ -162,10 +152,10 @@ auto_reboot = false
 ";
     let config = env.dir.path().join("tendhost.toml");
     fs::write(&config, original).unwrap();
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args([
+    let out = run(
+        &env,
+        &config,
+        &[
             "host",
             "add",
             "ops@10.0.0.9:2222",
@@ -175,36 +165,24 @@ auto_reboot = false
             "db",
             "--tag",
             "prod",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    assert_exit(&out, 0);
     let text = fs::read_to_string(&config).unwrap();
     assert!(text.starts_with(original), "existing text changed:\n{text}");
     assert_eq!(
         &text[original.len()..],
         "\n[[host]]\nname = \"db\"\naddr = \"10.0.0.9\"\nuser = \"ops\"\nport = 2222\ntags = [\"db\", \"prod\"]\n"
     );
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["--batch", "check"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["--batch", "check"]);
     assert!(stdout(&out).contains("2 hosts"), "{}", stdout(&out));
 
     // A duplicate name is refused and the file left alone.
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "add", "10.0.0.10", "--name", "web"])
-        .output()
-        .unwrap();
+    let out = run(
+        &env,
+        &config,
+        &["host", "add", "10.0.0.10", "--name", "web"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'web' already exists"));
     assert_eq!(fs::read_to_string(&config).unwrap(), text);
@@ -214,12 +192,7 @@ auto_reboot = false
 fn keygen_creates_a_key_that_host_test_then_uses() {
     let env = TestEnv::new();
     let out = tendhost(&env).arg("keygen").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let line = stdout(&out).trim().to_string();
     assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
     assert!(!stdout(&out).contains("PRIVATE"));
@@ -233,12 +206,7 @@ fn keygen_creates_a_key_that_host_test_then_uses() {
         "[[host]]\nname = \"h\"\naddr = \"{}\"\n",
         host.addr
     ));
-    let out = tendhost(&env)
-        .arg("--config")
-        .arg(&config)
-        .args(["host", "test"])
-        .output()
-        .unwrap();
+    let out = run(&env, &config, &["host", "test"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 
     // A second keygen keeps the key.

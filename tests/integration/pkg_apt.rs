@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use tendhost::config::{ManagerChoice, UpgradeMode};
 use tendhost::pkg::Apt;
 use tendhost::pkg::{self, Error, ManagerKind, PackageManager, UpgradeOptions};
-use tendhost::remote::OutputLine;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::aptrepo;
 use crate::harness::debroot::DebRoot;
+use crate::harness::{line_collector, pending_rows};
 
 fn options(mode: UpgradeMode, allow_removals: bool) -> UpgradeOptions {
     UpgradeOptions {
@@ -45,13 +44,8 @@ async fn lists_pending_packages_with_versions() {
     let host = prepared("apt-list").await;
     let cancel = CancellationToken::new();
     let mut pending = Apt::new().pending(&host.executor(), &cancel).await.unwrap();
-    pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let got: Vec<(&str, &str, &str, bool)> = pending
-        .iter()
-        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
-        .collect();
     assert_eq!(
-        got,
+        pending_rows(&mut pending),
         [
             ("tendhost-app", "1.0", "1.1", false),
             ("tendhost-core", "1.0", "1.1", false),
@@ -162,14 +156,7 @@ async fn upgrades_for_real_streaming_output_and_flags_the_reboot() {
     // A locally edited conffile that the new version also changes: dpkg would ask.
     std::fs::write(host.path("etc/tendhost-app.conf"), "edited by the admin\n").unwrap();
 
-    let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(64);
-    let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(line) = lines_rx.recv().await {
-            all.push(line.line);
-        }
-        all
-    });
+    let (lines_tx, collector) = line_collector();
     let report = apt
         .upgrade(
             &exec,

@@ -4,9 +4,9 @@
 use tendhost::config::UpgradeMode;
 use tendhost::pkg::Dnf;
 use tendhost::pkg::{Error, PackageManager, UpgradeOptions};
-use tendhost::remote::OutputLine;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::harness::{line_collector, pending_rows};
 
 use crate::harness::rpmrepo::RpmHost;
 
@@ -25,13 +25,8 @@ async fn lists_pending_with_installed_versions_and_security() {
     let dnf = Dnf::using_dnf();
     dnf.refresh(&exec, &cancel).await.unwrap();
     let mut pending = dnf.pending(&exec, &cancel).await.unwrap();
-    pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let got: Vec<(&str, &str, &str, bool)> = pending
-        .iter()
-        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
-        .collect();
     assert_eq!(
-        got,
+        pending_rows(&mut pending),
         [
             ("kernel-core", "6.0.0-1", "6.1.0-1", false),
             ("tendhost-app", "1.0-1", "1.1-1", false),
@@ -62,14 +57,7 @@ async fn plans_refuses_removals_then_upgrades_for_real() {
     assert!(matches!(err, Error::WouldRemove(_)), "{err}");
     assert_eq!(host.version("tendhost-app"), "1.0-1");
 
-    let (tx, mut rx) = mpsc::channel::<OutputLine>(64);
-    let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(line) = rx.recv().await {
-            all.push(line.line);
-        }
-        all
-    });
+    let (tx, collector) = line_collector();
     let report = dnf
         .upgrade(&exec, options(true), Some(&tx), &cancel)
         .await

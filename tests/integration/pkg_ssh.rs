@@ -5,13 +5,13 @@
 use tendhost::config::{ManagerChoice, UpgradeMode};
 use tendhost::inventory::{self, InventorySource};
 use tendhost::pkg::{self, ManagerKind, UpgradeOptions};
-use tendhost::remote::{OutputLine, executor_for};
-use tokio::sync::mpsc;
+use tendhost::remote::executor_for;
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::TestEnv;
 use crate::harness::aptrepo;
 use crate::harness::debroot::DebRoot;
+use crate::harness::{line_collector, pending_rows};
 
 #[tokio::test]
 async fn apt_end_to_end_over_real_ssh() {
@@ -36,13 +36,8 @@ async fn apt_end_to_end_over_real_ssh() {
     assert_eq!(apt.kind(), ManagerKind::Apt);
     apt.refresh(exec, &cancel).await.unwrap();
     let mut pending = apt.pending(exec, &cancel).await.unwrap();
-    pending.sort_by(|a, b| a.name.cmp(&b.name));
-    let names: Vec<(&str, &str, &str, bool)> = pending
-        .iter()
-        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
-        .collect();
     assert_eq!(
-        names,
+        pending_rows(&mut pending),
         [
             ("tendhost-app", "1.0", "1.1", false),
             ("tendhost-core", "1.0", "1.1", false),
@@ -58,14 +53,7 @@ async fn apt_end_to_end_over_real_ssh() {
     assert_eq!(plan.removals, ["tendhost-legacy"]);
     assert_eq!(plan.installs, ["tendhost-newdep"]);
 
-    let (tx, mut rx) = mpsc::channel::<OutputLine>(64);
-    let collector = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Some(line) = rx.recv().await {
-            all.push(line.line);
-        }
-        all
-    });
+    let (tx, collector) = line_collector();
     let report = apt.upgrade(exec, full, Some(&tx), &cancel).await.unwrap();
     drop(tx);
     let lines = collector.await.unwrap();

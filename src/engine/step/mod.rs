@@ -150,8 +150,22 @@ impl StepContext {
         attempt().await
     }
 
+    /// [`read`](Self::read) of a call whose own error `map` turns into the step's.
+    async fn read_as<T, E, F, Fut>(&self, map: impl Fn(E) -> Error, mut call: F) -> StepResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let map = &map;
+        self.read(|| {
+            let call = call();
+            async move { call.await.map_err(map) }
+        })
+        .await
+    }
+
     async fn manager(&self) -> StepResult<Option<SharedManager>> {
-        self.read(|| async {
+        self.read_as(Error::Detect, || async {
             self.manager
                 .get_or_try_init(|| {
                     self.tools
@@ -159,7 +173,6 @@ impl StepContext {
                 })
                 .await
                 .cloned()
-                .map_err(Error::Detect)
         })
         .await
     }
@@ -184,11 +197,7 @@ impl StepContext {
             stage,
             script: script.to_string(),
             code: exit_label(&out),
-            detail: last_line(if out.stderr.trim().is_empty() {
-                &out.stdout
-            } else {
-                &out.stderr
-            }),
+            detail: last_line(out.diagnostic()),
         })
     }
 

@@ -32,11 +32,9 @@ impl StepContext {
     /// Inventory, stacks, then the package manager's lists; each finding leaves as an event.
     pub(super) async fn read_host(&self) -> StepResult<Found> {
         let inventory = self
-            .read(|| async {
+            .read_as(Error::Inventory, || {
                 self.tools
                     .inventory(&self.host, self.exec.as_ref(), &self.cancel)
-                    .await
-                    .map_err(Error::Inventory)
             })
             .await?;
         self.emit(Event::InventoryRefreshed {
@@ -68,31 +66,22 @@ impl StepContext {
         let exec = self.exec.as_ref();
         let read = |what: &'static str| move |source| Error::Read { what, source };
         if refresh_lists {
-            self.read(|| async {
-                manager
-                    .refresh(exec, &self.cancel)
-                    .await
-                    .map_err(read("refreshing package lists"))
+            self.read_as(read("refreshing package lists"), || {
+                manager.refresh(exec, &self.cancel)
             })
             .await?;
         }
         let mut pending = self
-            .read(|| async {
-                manager
-                    .pending(exec, &self.cancel)
-                    .await
-                    .map_err(read("listing pending updates"))
+            .read_as(read("listing pending updates"), || {
+                manager.pending(exec, &self.cancel)
             })
             .await?;
         // Managers list in their own order (apt's puts `apt-transport-https` before `apt`); every
         // consumer (console, batch JSON, snapshot) wants one stable order by name.
         pending.sort_by(|a, b| a.name.cmp(&b.name));
         let reboot = self
-            .read(|| async {
-                manager
-                    .reboot_status(exec, &self.cancel)
-                    .await
-                    .map_err(read("checking whether a reboot is required"))
+            .read_as(read("checking whether a reboot is required"), || {
+                manager.reboot_status(exec, &self.cancel)
             })
             .await?;
         let pending: Arc<[PendingPackage]> = pending.into();

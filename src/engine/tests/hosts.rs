@@ -61,18 +61,7 @@ async fn update_moves_through_the_states_and_is_audited() {
 async fn refuses_conflicting_commands_while_updating_and_reads_do_not_wait() {
     let fleet = slow_fleet(Duration::from_secs(3));
     let mut rig = start(fleet_config(1, ""), fleet);
-    rig.engine
-        .try_send(
-            "h0",
-            Job::new(
-                JobKind::Update {
-                    dry_run: false,
-                    allow_removals: false,
-                },
-                Origin::Console,
-            ),
-        )
-        .unwrap();
+    rig.send_update("h0");
     rig.until_state(StateKind::Updating).await;
     let asked = std::time::Instant::now();
     rig.engine
@@ -98,8 +87,7 @@ async fn refuses_conflicting_commands_while_updating_and_reads_do_not_wait() {
 
 #[tokio::test]
 async fn a_panicking_step_fails_the_host_which_stays_usable_after_retry() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             panic_upgrade: true,
@@ -123,8 +111,7 @@ async fn a_panicking_step_fails_the_host_which_stays_usable_after_retry() {
 
 #[tokio::test]
 async fn a_failed_upgrade_keeps_its_context_until_retried() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             fail_upgrade: true,
@@ -163,8 +150,7 @@ async fn a_failed_upgrade_keeps_its_context_until_retried() {
 #[tokio::test]
 async fn reboot_round_trip_needs_a_new_boot_id() {
     let policy = "[host.policy]\nauto_reboot = true\n";
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             reboot_required: true,
@@ -204,8 +190,7 @@ async fn reboot_round_trip_needs_a_new_boot_id() {
 
 #[tokio::test]
 async fn reboot_waits_when_auto_reboot_is_off() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             reboot_required: true,
@@ -248,37 +233,12 @@ async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
         ));
     }
     let config = Config::from_str("sim.toml", &text).unwrap();
-    let fleet = SimFleet::new();
-    let dir = tempfile::tempdir().unwrap();
-    let deps = EngineDeps {
-        executor_for: fleet.executors(),
-        managers: fleet.managers(),
-        paths: Paths {
-            state_dir: dir.path().to_path_buf(),
-            data_dir: dir.path().to_path_buf(),
-            config_dir: None,
-        },
-        snapshot: None,
-        reboot: RebootSettings::default(),
-        save_every: Duration::from_secs(2),
-        periodic_refresh: true,
-    };
-    let (engine, mut events) = Engine::start(Arc::new(config), deps);
+    let mut rig = start_periodic(config, SimFleet::new());
     let started = tokio::time::Instant::now();
     let mut seen: std::collections::HashMap<HostId, Vec<Duration>> = Default::default();
     while seen.len() < 20 || seen.values().any(|times| times.len() < 2) {
-        let event = tokio::time::timeout(Duration::from_secs(700), events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Event::StateChanged {
-            host,
-            to: StateKind::Querying,
-            ..
-        } = event
-        {
-            seen.entry(host).or_default().push(started.elapsed());
-        }
+        let host = rig.next_query(Duration::from_secs(700)).await;
+        seen.entry(host).or_default().push(started.elapsed());
     }
     let mut firsts: Vec<Duration> = seen.values().map(|times| times[0]).collect();
     firsts.sort();
@@ -299,7 +259,7 @@ async fn a_fresh_fleet_is_queried_at_start_spread_out_then_every_interval() {
             "{times:?}"
         );
     }
-    engine.shutdown(Duration::from_secs(5)).await;
+    rig.engine.shutdown(Duration::from_secs(5)).await;
 }
 
 /// Starts a slow upgrade on `h0` and returns once the host is updating.
@@ -338,8 +298,7 @@ async fn an_abandoned_upgrade_fails_its_host_with_the_reason() {
 
 #[tokio::test]
 async fn removals_need_consent_from_the_command_or_the_host_policy() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             removals: vec!["legacy".into()],
@@ -430,8 +389,7 @@ async fn a_refused_move_stops_the_step_before_it_touches_the_host() {
 /// third straight failure it is shown unreachable, and a wave still tries it.
 #[tokio::test(start_paused = true)]
 async fn a_failed_refresh_keeps_the_host_resting_with_the_error_until_a_read_succeeds() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             offline: true,
@@ -492,43 +450,19 @@ async fn a_failed_refresh_keeps_the_host_resting_with_the_error_until_a_read_suc
 async fn periodic_refresh_backs_off_while_reads_fail() {
     let text = "[fleet]\nrefresh_interval = \"1h\"\n[[host]]\nname = \"h0\"\naddr = \"10.0.0.1\"\n";
     let config = Config::from_str("sim.toml", text).unwrap();
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             offline: true,
             ..Behaviour::default()
         },
     );
-    let dir = tempfile::tempdir().unwrap();
-    let deps = EngineDeps {
-        executor_for: fleet.executors(),
-        managers: fleet.managers(),
-        paths: Paths {
-            state_dir: dir.path().to_path_buf(),
-            data_dir: dir.path().to_path_buf(),
-            config_dir: None,
-        },
-        snapshot: None,
-        reboot: RebootSettings::default(),
-        save_every: Duration::from_secs(2),
-        periodic_refresh: true,
-    };
-    let (engine, mut events) = Engine::start(Arc::new(config), deps);
+    let mut rig = start_periodic(config, fleet);
     let started = tokio::time::Instant::now();
     let mut attempts = Vec::new();
     while attempts.len() < 4 {
-        let event = tokio::time::timeout(Duration::from_secs(3_700), events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Event::StateChanged {
-            to: StateKind::Querying,
-            ..
-        } = event
-        {
-            attempts.push(started.elapsed());
-        }
+        rig.next_query(Duration::from_secs(3_700)).await;
+        attempts.push(started.elapsed());
     }
     let gaps: Vec<u64> = attempts
         .windows(2)
@@ -541,5 +475,5 @@ async fn periodic_refresh_backs_off_while_reads_fail() {
             "gaps {gaps:?} (attempts at {attempts:?})"
         );
     }
-    engine.shutdown(Duration::from_secs(5)).await;
+    rig.engine.shutdown(Duration::from_secs(5)).await;
 }

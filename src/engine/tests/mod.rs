@@ -35,17 +35,22 @@ pub(crate) fn fleet_config_each(hosts: usize, extra: impl Fn(usize) -> String) -
     Config::from_str("sim.toml", &text).unwrap()
 }
 
+/// A fleet whose `host` behaves as `behaviour` says (the others as by default).
+pub(crate) fn fleet_where(host: &str, behaviour: Behaviour) -> Arc<SimFleet> {
+    let fleet = SimFleet::new();
+    fleet.set(host, behaviour);
+    fleet
+}
+
 /// A fleet whose `h0` takes `upgrade_time` to upgrade.
 pub(crate) fn slow_fleet(upgrade_time: Duration) -> Arc<SimFleet> {
-    let fleet = SimFleet::new();
-    fleet.set(
+    fleet_where(
         "h0",
         Behaviour {
             upgrade_time,
             ..Behaviour::default()
         },
-    );
-    fleet
+    )
 }
 
 pub(crate) struct Rig {
@@ -65,15 +70,7 @@ pub(super) fn start_in(
     dir: tempfile::TempDir,
     snapshot: Option<snapshot::Snapshot>,
 ) -> Rig {
-    let paths = Paths {
-        state_dir: dir.path().to_path_buf(),
-        data_dir: dir.path().to_path_buf(),
-        config_dir: None,
-    };
     let deps = EngineDeps {
-        executor_for: fleet.executors(),
-        managers: fleet.managers(),
-        paths,
         snapshot,
         reboot: RebootSettings {
             poll_interval: Duration::from_millis(50),
@@ -81,7 +78,36 @@ pub(super) fn start_in(
         },
         save_every: Duration::from_millis(100),
         periodic_refresh: false,
+        ..periodic_deps(&fleet, &dir)
     };
+    start_with(config, deps, dir)
+}
+
+/// An engine as `tendhost` runs it (periodic refreshes, default reboot settings, saving every
+/// 2 s), on the simulated `fleet`; for tests on paused time.
+pub(super) fn start_periodic(config: Config, fleet: Arc<SimFleet>) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let deps = periodic_deps(&fleet, &dir);
+    start_with(config, deps, dir)
+}
+
+fn periodic_deps(fleet: &Arc<SimFleet>, dir: &tempfile::TempDir) -> EngineDeps {
+    EngineDeps {
+        executor_for: fleet.executors(),
+        managers: fleet.managers(),
+        paths: Paths {
+            state_dir: dir.path().to_path_buf(),
+            data_dir: dir.path().to_path_buf(),
+            config_dir: None,
+        },
+        snapshot: None,
+        reboot: RebootSettings::default(),
+        save_every: Duration::from_secs(2),
+        periodic_refresh: true,
+    }
+}
+
+fn start_with(config: Config, deps: EngineDeps, dir: tempfile::TempDir) -> Rig {
     let (engine, events) = Engine::start(Arc::new(config), deps);
     Rig {
         engine,
@@ -95,6 +121,13 @@ impl Rig {
     /// receiver): refusals stay refusals.
     pub(crate) fn send_step(&self, host: &str, kind: JobKind) -> oneshot::Receiver<Outcome> {
         self.send_job(host, kind, Origin::Console)
+    }
+
+    /// Gives `host` an update as the console does (nobody waits for its outcome).
+    pub(crate) fn send_update(&self, host: &str) {
+        self.engine
+            .try_send(host, Job::new(update(), Origin::Console))
+            .unwrap();
     }
 
     /// Gives `host` a job from `origin`; its outcome arrives on the returned receiver.
@@ -123,6 +156,24 @@ impl Rig {
             tokio::select! {
                 outcome = &mut answer => return outcome.unwrap(),
                 Some(_) = self.events.recv() => {}
+            }
+        }
+    }
+
+    /// Waits for the next host to start a query (each event within `within`) and names it.
+    pub(crate) async fn next_query(&mut self, within: Duration) -> HostId {
+        loop {
+            let event = tokio::time::timeout(within, self.events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if let Event::StateChanged {
+                host,
+                to: StateKind::Querying,
+                ..
+            } = event
+            {
+                return host;
             }
         }
     }
@@ -199,8 +250,7 @@ pub(super) fn wave(hosts: Vec<HostId>, sizes: &str, max_failures: FailureLimit) 
 
 #[tokio::test]
 async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h1",
         Behaviour {
             upgrade_time: Duration::from_secs(30),
@@ -208,18 +258,7 @@ async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
         },
     );
     let mut rig = start(fleet_config(2, ""), fleet.clone());
-    rig.engine
-        .try_send(
-            "h1",
-            Job::new(
-                JobKind::Update {
-                    dry_run: false,
-                    allow_removals: false,
-                },
-                Origin::Console,
-            ),
-        )
-        .unwrap();
+    rig.send_update("h1");
     assert_eq!(rig.step("h0", JobKind::Refresh).await, Outcome::Succeeded);
     rig.until_state(StateKind::Updating).await;
     // Let the hub save, then "kill -9": read the file as it is now, without a clean shutdown.
@@ -244,18 +283,7 @@ async fn snapshot_restores_state_and_fails_hosts_caught_mid_update() {
 async fn shutdown_stops_running_steps_and_saves() {
     let fleet = slow_fleet(Duration::from_secs(60));
     let mut rig = start(fleet_config(1, ""), fleet);
-    rig.engine
-        .try_send(
-            "h0",
-            Job::new(
-                JobKind::Update {
-                    dry_run: false,
-                    allow_removals: false,
-                },
-                Origin::Console,
-            ),
-        )
-        .unwrap();
+    rig.send_update("h0");
     rig.until_state(StateKind::Updating).await;
     let started = std::time::Instant::now();
     assert!(rig.engine.shutdown(Duration::from_secs(5)).await);

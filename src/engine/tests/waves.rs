@@ -113,8 +113,7 @@ async fn wave_pause_resume_and_abort() {
 
 #[tokio::test]
 async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
-    let fleet = SimFleet::new();
-    fleet.set(
+    let fleet = fleet_where(
         "h0",
         Behaviour {
             reboot_required: true,
@@ -127,11 +126,7 @@ async fn an_aborted_step_never_reboots_and_the_next_wave_does() {
         fleet,
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let kind = bus::JobKind::Update {
-        dry_run: false,
-        allow_removals: false,
-    };
-    let (job, answer) = bus::Job::answered(kind, bus::Origin::Wave(7));
+    let (job, answer) = bus::Job::answered(update(), bus::Origin::Wave(7));
     rig.engine
         .try_send("h0", job.stopped_by(stop.clone()))
         .unwrap();

@@ -20,7 +20,7 @@ use self::command::{StackCommand, images_script};
 pub use self::report::{ImageRef, ServiceChange, ServiceImage, StackReport};
 use super::Error;
 use super::parse::compose::{self as parse, StackProbe};
-use super::step::{self, QUERY_TIMEOUT, REFRESH_TIMEOUT, UPGRADE_TIMEOUT};
+use super::step::{self, Step};
 use crate::config::{ComposeVersion, DockerSettings};
 use crate::remote::{Executor, OutputLine};
 
@@ -50,7 +50,9 @@ async fn query(
     script: String,
     cancel: &CancellationToken,
 ) -> Result<String, Error> {
-    step::run_ok(exec, step, script, true, QUERY_TIMEOUT, None, cancel)
+    Step::query(step, script)
+        .privileged()
+        .run_ok(exec, cancel)
         .await
         .map(|out| out.stdout)
         .map_err(in_stack(path, None))
@@ -138,17 +140,12 @@ impl ComposeUpdater {
         let path = report.path.as_str();
         let stack = StackCommand::new(self.version, path);
         let script = stack.up(&changed);
-        let out = step::run(
-            exec,
-            "compose up",
-            script,
-            true,
-            UPGRADE_TIMEOUT,
-            lines,
-            cancel,
-        )
-        .await
-        .map_err(in_stack(path, None))?;
+        let out = Step::upgrade("compose up", script)
+            .privileged()
+            .streaming(lines)
+            .run(exec, cancel)
+            .await
+            .map_err(in_stack(path, None))?;
         if !out.success() {
             // compose names the service that failed; else, with one service asked for, it is
             // that one.
@@ -192,15 +189,10 @@ impl ComposeUpdater {
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let pull = |service: Option<&str>| {
-            step::run_ok(
-                exec,
-                "compose pull",
-                stack.pull(service),
-                true,
-                REFRESH_TIMEOUT,
-                lines,
-                cancel,
-            )
+            Step::refresh("compose pull", stack.pull(service))
+                .privileged()
+                .streaming(lines)
+                .run_ok(exec, cancel)
         };
         let whole = match pull(None).await {
             Ok(_) => return Ok(()),

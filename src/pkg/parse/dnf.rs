@@ -295,21 +295,20 @@ mod tests {
     const UPDATEINFO: &str = include_str!("../../../tests/fixtures/dnf/updateinfo-security.stdout");
     const RPM_Q: &str = include_str!("../../../tests/fixtures/dnf/rpm-installed.stdout");
     const LONG: &str = "tendhost-a-very-long-package-name-that-wraps-the-columns";
+    /// The updates of the captured fixtures (check-update and the `--assumeno` table), in order.
+    const UPDATES: [&str; 5] = [
+        "kernel-core",
+        LONG,
+        "tendhost-app",
+        "tendhost-core",
+        "tendhost-sec",
+    ];
 
     #[test]
     fn reads_a_real_check_update_and_stops_at_obsoletes() {
         let c = parse_check_update(CHECK_UPDATE);
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "kernel-core",
-                LONG,
-                "tendhost-app",
-                "tendhost-core",
-                "tendhost-sec"
-            ]
-        );
+        assert_eq!(names, UPDATES);
         assert_eq!(c[0].version, "6.1.0-1");
         assert_eq!(c[0].arch, "noarch");
     }
@@ -349,16 +348,7 @@ mod tests {
     fn reads_a_real_transaction_table() {
         let plan = parse_transaction(ASSUMENO);
         let names: Vec<&str> = plan.upgrades.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "kernel-core",
-                LONG,
-                "tendhost-app",
-                "tendhost-core",
-                "tendhost-sec"
-            ]
-        );
+        assert_eq!(names, UPDATES);
         assert_eq!(plan.upgrades[2].to, "1.1-1");
         assert_eq!(plan.installs, ["tendhost-newdep"]);
         assert_eq!(

@@ -28,10 +28,7 @@ pub(super) use route::Route;
 use self::connect::Session;
 use self::exec::RunError;
 use super::context::RemoteContext;
-use super::{
-    CommandOutput, Error, Executor, OutputLine, RemoteCommand, privileged_script,
-    sudo_wants_password,
-};
+use super::{CommandOutput, Error, Executor, OutputLine, RemoteCommand, sudo_wants_password};
 use crate::config::HostConfig;
 use crate::errors;
 
@@ -165,11 +162,7 @@ impl Executor for SshExecutor {
     ) -> Result<CommandOutput, Error> {
         let route = self.route_or_err()?;
         let user = &route.target.user;
-        let script = if command.privileged {
-            privileged_script(&command.script, user == "root")
-        } else {
-            command.script.clone()
-        };
+        let script = command.script_for(user == "root");
         let target = self.describe();
         // A dead connection is often noticed only when a channel fails to open: then reconnect
         // once. Nothing ran yet, so this retry is safe.

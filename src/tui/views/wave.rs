@@ -102,37 +102,27 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
     }
     lines.extend(last_wave);
     lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::styled(
-            format!("{}/Enter", keys.first_key(Action::Confirm)),
-            theme.title(),
+    let key = |action| keys.first_key(action);
+    let hints: [(String, &'static str); 6] = [
+        (format!("{}/Enter", key(Action::Confirm)), " start  "),
+        (
+            format!("{}/{}", key(Action::MoveDown), key(Action::MoveUp)),
+            " field  ",
         ),
-        Span::raw(" start  "),
-        Span::styled(
-            format!(
-                "{}/{}",
-                keys.first_key(Action::MoveDown),
-                keys.first_key(Action::MoveUp)
-            ),
-            theme.title(),
+        (
+            format!("{}/{}", key(Action::Decrease), key(Action::Increase)),
+            " change  ",
         ),
-        Span::raw(" field  "),
-        Span::styled(
-            format!(
-                "{}/{}",
-                keys.first_key(Action::Decrease),
-                keys.first_key(Action::Increase)
-            ),
-            theme.title(),
-        ),
-        Span::raw(" change  "),
-        Span::styled(keys.first_key(Action::ToggleDryRun), theme.title()),
-        Span::raw(" dry run  "),
-        Span::styled(keys.first_key(Action::ToggleRemovals), theme.title()),
-        Span::raw(" removals  "),
-        Span::styled(keys.first_key(Action::Quit), theme.title()),
-        Span::raw(" back"),
-    ]));
+        (key(Action::ToggleDryRun), " dry run  "),
+        (key(Action::ToggleRemovals), " removals  "),
+        (key(Action::Quit), " back"),
+    ];
+    lines.push(Line::from(
+        hints
+            .into_iter()
+            .flat_map(|(keys, what)| [Span::styled(keys, theme.title()), Span::raw(what)])
+            .collect::<Vec<_>>(),
+    ));
     Paragraph::new(lines).render(inner, buf);
 }
 

@@ -32,10 +32,15 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
+use std::process::Output;
 
 pub(crate) use sshd::{NOPASSWD_USER, PASSWD_USER, SshHost, SshdOptions, client_key, start_fleet};
 use tendhost::config::{Config, HostConfig, KnownHostsPolicy};
+use tendhost::pkg::PendingPackage;
+use tendhost::remote::OutputLine;
 use tendhost::remote::RemoteContext;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// A private directory tree for one test: `data/` (known_hosts, keys), `state/`, `tendhost.toml`.
 pub(crate) struct TestEnv {
@@ -151,4 +156,38 @@ impl TestEnv {
     pub(crate) fn context(&self, config: &Config) -> RemoteContext {
         self.context_with(config, config.ssh.known_hosts)
     }
+}
+
+/// `pending` sorted by name, as `(name, from, to, security)` rows to compare with a table.
+pub(crate) fn pending_rows(pending: &mut [PendingPackage]) -> Vec<(&str, &str, &str, bool)> {
+    pending.sort_by(|a, b| a.name.cmp(&b.name));
+    pending
+        .iter()
+        .map(|p| (p.name.as_str(), p.from.as_str(), p.to.as_str(), p.security))
+        .collect()
+}
+
+/// A line sink to hand a streaming call, and the task collecting what it is sent: await it
+/// once the sender is dropped.
+pub(crate) fn line_collector() -> (mpsc::Sender<OutputLine>, JoinHandle<Vec<String>>) {
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(64);
+    let collector = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(line) = rx.recv().await {
+            all.push(line.line);
+        }
+        all
+    });
+    (tx, collector)
+}
+
+/// Asserts that a run of the binary exited with `code`, showing its stderr when it did not.
+#[track_caller]
+pub(crate) fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

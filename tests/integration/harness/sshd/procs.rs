@@ -92,17 +92,7 @@ pub(crate) fn pid_alive(pid: i32) -> bool {
 /// `Drop`): their parent died, so init adopted them (ppid 1). Live processes' hosts keep their
 /// parent and are left alone.
 pub(super) fn kill_orphans() {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in pids() {
         let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         // sshd rewrites its title: "sshd: /usr/sbin/sshd -D -f /tmp/tendhost-sshd-…/sshd_config".
@@ -127,18 +117,9 @@ pub(super) fn kill_tree(root: i32) {
 /// Sends `signal` to every descendant of `root` (not `root` itself).
 pub(super) fn signal_tree(root: i32, signal: nix::sys::signal::Signal) {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = parent_of(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
+    for pid in pids() {
+        if let Some(ppid) = parent_of(pid) {
+            children.entry(ppid).or_default().push(pid);
         }
     }
     let mut stack = children.get(&root).cloned().unwrap_or_default();
@@ -152,6 +133,15 @@ pub(super) fn signal_tree(root: i32, signal: nix::sys::signal::Signal) {
     for pid in all {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
+}
+
+/// Every process id in `/proc` (none when it cannot be read).
+fn pids() -> impl Iterator<Item = i32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
 }
 
 fn parent_of(pid: i32) -> Option<i32> {
