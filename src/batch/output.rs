@@ -249,27 +249,19 @@ fn event_json(event: &Event) -> Option<Value> {
             to,
             state,
         } => {
-            let last_error = state.last_error.as_ref().map(|e| {
-                json!({"error": e.error, "at": e.at, "tries": e.tries, "transient": e.transient})
-            });
             json!({"type": "state_changed", "host": host, "from": from, "to": to,
                    "at": state.since, "reason": state.phase.reason(),
-                   "retry_count": state.retry_count, "last_error": last_error,
+                   "retry_count": state.retry_count, "last_error": state.last_error,
                    "unreachable": state.unreachable()})
         }
         Event::Stage {
             host,
             stage,
             status,
-        } => {
-            let mut value = json!({"type": "stage", "host": host, "stage": stage});
-            if let Ok(Value::Object(fields)) = serde_json::to_value(status) {
-                for (k, v) in fields {
-                    value[k] = v;
-                }
-            }
-            value
-        }
+        } => with_fields(
+            json!({"type": "stage", "host": host, "stage": stage}),
+            status,
+        ),
         Event::Stacks {
             host,
             stacks,
@@ -303,17 +295,22 @@ fn event_json(event: &Event) -> Option<Value> {
             wave_id,
             host,
             outcome,
-        } => {
-            let mut value = json!({"type": "wave_host", "wave_id": wave_id, "host": host});
-            if let Ok(Value::Object(fields)) = serde_json::to_value(outcome) {
-                for (k, v) in fields {
-                    value[k] = v;
-                }
-            }
-            value
-        }
+        } => with_fields(
+            json!({"type": "wave_host", "wave_id": wave_id, "host": host}),
+            outcome,
+        ),
         Event::InventoryRefreshed { .. } | Event::PendingRefreshed { .. } => return None,
     })
+}
+
+/// `value` with the fields of `tagged` (an internally tagged enum: `{"outcome": …, …}`) added.
+fn with_fields(mut value: Value, tagged: &impl serde::Serialize) -> Value {
+    if let Ok(Value::Object(fields)) = serde_json::to_value(tagged) {
+        for (k, v) in fields {
+            value[k] = v;
+        }
+    }
+    value
 }
 
 fn host_json(model: &HostModel, result: &HostResult) -> Value {
@@ -333,10 +330,6 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         HostResult::Failed(why) => Some(why.as_str()),
         _ => state.error(),
     };
-    let last_error = state
-        .last_error
-        .as_ref()
-        .map(|e| json!({"error": e.error, "at": e.at, "tries": e.tries, "transient": e.transient}));
     json!({
         "type": "host",
         "host": model.name,
@@ -347,7 +340,7 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         "packages": packages,
         "reboot_required": model.reboot.required,
         "error": error,
-        "last_error": last_error,
+        "last_error": state.last_error,
         "unreachable": state.unreachable(),
         "outcome": outcome,
         "reason": reason,
