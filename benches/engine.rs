@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use tendhost::config::{BatchSize, Config, FailureLimit, HostId, KnownHostsPolicy};
 use tendhost::engine::bus::{JobKind, Outcome, WaveStatus};
 use tendhost::engine::testkit::{Behaviour, SimFleet};
-use tendhost::engine::{
-    Engine, EngineDeps, EngineHandle, Event, Job, Origin, RebootSettings, WaveRequest,
-};
+use tendhost::engine::{Engine, EngineDeps, EngineHandle, Event, Job, Origin, WaveRequest};
 use tendhost::remote::RemoteContext;
 use tendhost::store::Paths;
 use tokio::sync::mpsc;
@@ -105,15 +103,7 @@ async fn simulated(hosts: usize) {
     }
     let (rss_before, _) = memory();
     let started = Instant::now();
-    let deps = EngineDeps {
-        executor_for: fleet.executors(),
-        managers: fleet.managers(),
-        paths: paths(dir.path()),
-        snapshot: None,
-        reboot: RebootSettings::default(),
-        save_every: tendhost::engine::SAVE_EVERY,
-        periodic_refresh: false,
-    };
+    let deps = fleet.engine_deps(dir.path());
     let names: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
     let (engine, mut events) = Engine::start(Arc::new(config), deps);
     let spawned = started.elapsed();

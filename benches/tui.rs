@@ -6,10 +6,14 @@
 //!    200 of which stream output as fast as the bounded event channel takes it; a key goes in
 //!    through the same input stream crossterm would feed, and the clock stops when the backend
 //!    receives the cell that shows the cursor moved. Aim: under 16 ms.
+//!
+//! The app holds a started engine over the simulated fleet, as the console holds the real one;
+//! the benchmarks only move the cursor, so it is never asked anything.
 
 // Test and benchmark code: a failed unwrap is a failed run, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::fmt::Write as _;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,13 +25,13 @@ use ratatui::Terminal;
 use ratatui::backend::{Backend, ClearType, TestBackend, WindowSize};
 use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Size};
-use tendhost::config::{BatchSize, FailureLimit};
+use tendhost::config::{BatchSize, Config, FailureLimit};
 use tendhost::engine::bus::{Event, StateKind};
+use tendhost::engine::testkit::SimFleet;
+use tendhost::engine::{Engine, EngineHandle};
 use tendhost::fleet::{HostState, Phase};
 use tendhost::remote::Stream;
-use tendhost::tui::{
-    App, FleetModel, HostRow, KeyMap, RecordingLink, Settings, Theme, WaveDefaults,
-};
+use tendhost::tui::{App, FleetModel, KeyMap, Settings, Theme, WaveDefaults};
 use tokio::sync::mpsc;
 
 fn settings() -> Settings {
@@ -44,19 +48,50 @@ fn settings() -> Settings {
     }
 }
 
-fn fleet(n: usize) -> FleetModel {
-    let rows = (0..n)
-        .map(|i| {
-            HostRow::new(
-                format!("host-{i:05}").into(),
-                format!("root@10.{}.{}.{}:22", i / 65536, i / 256 % 256, i % 256),
-                vec!["web".into(), format!("rack{}", i % 40)],
-                vec![],
-                2_000,
-            )
-        })
-        .collect();
-    let mut model = FleetModel::from_rows(rows);
+/// `n` hosts `host-00000`, … tagged `web` and one of 40 racks, and a started engine over them
+/// on the simulated fleet.
+struct Sim {
+    config: Arc<Config>,
+    engine: EngineHandle,
+    _events: mpsc::Receiver<Event>,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    /// Must be called inside the tokio runtime.
+    fn start(n: usize) -> Sim {
+        let mut toml = String::new();
+        for i in 0..n {
+            let _ = write!(
+                toml,
+                "[[host]]\nname = \"host-{i:05}\"\naddr = \"10.{}.{}.{}\"\ntags = [\"web\", \"rack{}\"]\n",
+                i / 65536,
+                i / 256 % 256,
+                i % 256,
+                i % 40
+            );
+        }
+        let config = Arc::new(Config::from_str("sim.toml", &toml).expect("sim config"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let deps = SimFleet::new().engine_deps(dir.path());
+        let (engine, events) = Engine::start(config.clone(), deps);
+        Sim {
+            config,
+            engine,
+            _events: events,
+            _dir: dir,
+        }
+    }
+
+    /// The console over this fleet, every third host with updates pending.
+    fn app(&self) -> App {
+        App::new(fleet(&self.config), self.engine.clone(), settings())
+    }
+}
+
+fn fleet(config: &Config) -> FleetModel {
+    let n = config.hosts.len();
+    let mut model = FleetModel::from_config(config, 2_000);
     for i in (0..n).step_by(3) {
         model.apply(&moved(
             format!("host-{i:05}"),
@@ -82,8 +117,9 @@ fn moved(host: String, from: StateKind, phase: Phase) -> Event {
     }
 }
 
-fn frame_time() {
-    let mut app = App::new(fleet(10_000), RecordingLink::default(), settings());
+async fn frame_time() {
+    let sim = Sim::start(10_000);
+    let mut app = sim.app();
     for (w, h) in [(80u16, 24u16), (200, 60)] {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
         terminal.draw(|f| app.draw(f)).expect("draw");
@@ -117,6 +153,8 @@ fn frame_time() {
             changed.as_secs_f64() * 1e3
         );
     }
+    drop(app);
+    sim.engine.shutdown(Duration::from_secs(5)).await;
 }
 
 fn key(c: char) -> KeyEvent {
@@ -207,7 +245,8 @@ async fn latency() {
         watch: watch.clone(),
     };
     let mut terminal = Terminal::new(backend).expect("probe backend");
-    let mut app = App::new(fleet(HOSTS), RecordingLink::default(), settings());
+    let sim = Sim::start(HOSTS);
+    let mut app = sim.app();
     // Show the Log tab of the cursor host, which is one of the streaming ones.
     app.handle_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
     app.handle_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
@@ -271,6 +310,7 @@ async fn latency() {
     drop(keys_tx);
     let _ = ui.await;
     producer.abort();
+    sim.engine.shutdown(Duration::from_secs(5)).await;
     let watch = watch.lock().expect("probe lock");
     let mut l = watch.latencies.clone();
     l.sort();
@@ -295,10 +335,12 @@ fn tokio_stream_from(
 }
 
 fn main() {
-    frame_time();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(latency());
+    runtime.block_on(async {
+        frame_time().await;
+        latency().await;
+    });
 }

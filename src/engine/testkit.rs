@@ -6,6 +6,7 @@
 //! feature proven with it is also proven against real sshd hosts.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{ExecutorFactory, ManagerSource};
+use super::{EngineDeps, ExecutorFactory, ManagerSource, RebootSettings, SAVE_EVERY};
 use crate::config::{HostConfig, HostId};
 use crate::inventory::{Inventory, InventorySource, OsInfo};
 use crate::pkg::{
@@ -24,6 +25,7 @@ use crate::pkg::{
     UpgradePlan, UpgradeReport,
 };
 use crate::remote::{self, CommandOutput, Executor, OutputLine, RemoteCommand, SharedExecutor};
+use crate::store::Paths;
 
 /// How one simulated host behaves.
 #[derive(Debug, Clone)]
@@ -229,6 +231,25 @@ impl SimFleet {
     /// The manager source to put in `EngineDeps::managers`.
     pub fn managers(self: &Arc<Self>) -> Arc<dyn ManagerSource> {
         Arc::new(SimSource(self.clone()))
+    }
+
+    /// What an engine over this fleet is built from: its state and data in `dir`, no snapshot,
+    /// the default reboot settings and save interval, no periodic refresh. Callers change the
+    /// fields they need.
+    pub fn engine_deps(self: &Arc<Self>, dir: &Path) -> EngineDeps {
+        EngineDeps {
+            executor_for: self.executors(),
+            managers: self.managers(),
+            paths: Paths {
+                state_dir: dir.to_path_buf(),
+                data_dir: dir.to_path_buf(),
+                config_dir: None,
+            },
+            snapshot: None,
+            reboot: RebootSettings::default(),
+            save_every: SAVE_EVERY,
+            periodic_refresh: false,
+        }
     }
 }
 

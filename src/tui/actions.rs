@@ -1,20 +1,19 @@
-//! What each key does on each screen. Keys change view state or produce `UiRequest`s; they never
-//! edit host state (that arrives later as events). A refused or failed request becomes a
-//! status-line message, never a crash.
+//! What each key does on each screen. Keys change view state or call the engine handle (a job
+//! with the console as its origin, or a wave control); they never edit host state (that arrives
+//! later as events). A refused or failed call becomes a status-line message, never a crash.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::HostId;
-use crate::engine::JobKind;
 use crate::engine::bus::{StateKind, WaveStatus};
+use crate::engine::{JobKind, Origin, WaveError};
 use crate::tui::app::App;
 use crate::tui::dialogs::{ConfirmDialog, Confirmable, PackagesDialog, WaveDialog};
 use crate::tui::filter::Filter;
 use crate::tui::keys::Action;
-use crate::tui::request::{EngineLink, UiRequest};
 use crate::tui::view::{Input, Overlay, Tab};
 
-impl<L: EngineLink> App<L> {
+impl App {
     /// Handles one key press on whatever screen is in front.
     pub fn handle_key(&mut self, key: KeyEvent) {
         self.dirty = true;
@@ -230,24 +229,24 @@ impl<L: EngineLink> App<L> {
     }
 
     fn pause_or_resume(&mut self) {
-        let request = match self.model.wave().map(|w| w.status) {
-            Some(WaveStatus::Paused) => UiRequest::ResumeWave,
+        let (sent, verb) = match self.model.wave().map(|w| w.status) {
+            Some(WaveStatus::Paused) => (self.engine.resume_wave(), "resuming"),
             Some(WaveStatus::Started | WaveStatus::Running | WaveStatus::Delaying) => {
-                UiRequest::PauseWave
+                (self.engine.pause_wave(), "pausing")
             }
             _ => {
                 self.view.set_status("no wave is running", true);
                 return;
             }
         };
-        let verb = if request == UiRequest::ResumeWave {
-            "resuming"
-        } else {
-            "pausing"
-        };
-        match self.link.send(request) {
+        self.wave_control(sent, verb);
+    }
+
+    /// Says how a pause, resume or abort went: "{verb} the wave", or the engine's reason.
+    fn wave_control(&mut self, sent: Result<(), WaveError>, verb: &str) {
+        match sent {
             Ok(()) => self.view.set_status(format!("{verb} the wave"), false),
-            Err(err) => self.view.set_status(err, true),
+            Err(err) => self.view.set_status(err.to_string(), true),
         }
     }
 
@@ -283,18 +282,15 @@ impl<L: EngineLink> App<L> {
     fn run_confirmed(&mut self, dialog: ConfirmDialog) {
         match dialog.what {
             Confirmable::Quit { .. } => self.quit = true,
-            Confirmable::AbortWave => match self.link.send(UiRequest::AbortWave) {
-                Ok(()) => self.view.set_status("aborting the wave", false),
-                Err(err) => self.view.set_status(err, true),
-            },
+            Confirmable::AbortWave => {
+                let sent = self.engine.abort_wave();
+                self.wave_control(sent, "aborting");
+            }
             Confirmable::Host(action) => {
                 let total = dialog.hosts.len();
                 let mut refused = Vec::new();
                 for host in dialog.hosts {
-                    if let Err(reason) = self.link.send(UiRequest::Host {
-                        host: host.clone(),
-                        job: action,
-                    }) {
+                    if let Err(reason) = self.engine.submit(&host, action, Origin::Console) {
                         refused.push(format!("{host} ({reason})"));
                     }
                 }
@@ -349,8 +345,8 @@ impl<L: EngineLink> App<L> {
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;
                 let (n, dry, removals) = (spec.hosts.len(), spec.dry_run, spec.allow_removals);
-                match self.link.send(UiRequest::StartWave(spec)) {
-                    Ok(()) => {
+                match self.engine.start_wave(spec) {
+                    Ok(_) => {
                         tracing::info!(
                             hosts = n,
                             dry_run = dry,

@@ -1,8 +1,9 @@
 //! The UI task: one `select!` over terminal input, engine events and two timers.
 //!
 //! Engine events are drained, then drawn once; redraws happen only when something changed, at
-//! most once per `FRAME_BUDGET` (a key press is drawn at once); the clock ticks only while a relative time is on screen, so an
-//! idle fleet costs ~0% CPU. Key handling lives in `actions.rs`; drawing in `views/`.
+//! most once per `FRAME_BUDGET` (a key press is drawn at once); the clock ticks only while a
+//! relative time is on screen, so an idle fleet costs ~0% CPU. The app holds the engine's
+//! [`EngineHandle`] and key handling (`actions.rs`) calls it directly; drawing lives in `views/`.
 
 use std::time::Duration;
 
@@ -14,12 +15,12 @@ use ratatui::{Frame, Terminal};
 use tokio::sync::mpsc;
 use tokio::time::{self, MissedTickBehavior};
 
+use crate::engine::EngineHandle;
 use crate::engine::bus::Event;
 use crate::tui::TuiError;
 use crate::tui::dialogs::WaveDefaults;
 use crate::tui::keys::KeyMap;
 use crate::tui::model::FleetModel;
-use crate::tui::request::EngineLink;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, Tab, ViewState};
 use crate::tui::views::{self, Ctx};
@@ -45,19 +46,24 @@ pub struct Settings {
     pub startup_warning: Option<String>,
 }
 
-pub struct App<L> {
+pub struct App {
     pub model: FleetModel,
     pub view: ViewState,
     pub keys: KeyMap,
     pub theme: Theme,
-    pub(crate) link: L,
+    /// Where key presses go: jobs with the console as their origin, and wave controls. Every
+    /// call on it returns at once (a full host queue is an immediate error), so the UI task
+    /// never waits on a host.
+    pub(crate) engine: EngineHandle,
     pub(crate) wave_defaults: WaveDefaults,
     pub(crate) quit: bool,
     pub(crate) dirty: bool,
 }
 
-impl<L: EngineLink> App<L> {
-    pub fn new(model: FleetModel, link: L, settings: Settings) -> Self {
+impl App {
+    /// The console over `model` (the rows it draws, usually restored from the engine's
+    /// snapshot), asking `engine` for whatever the operator confirms.
+    pub fn new(model: FleetModel, engine: EngineHandle, settings: Settings) -> Self {
         let mut view = ViewState::new(settings.read_only);
         if let Some(warning) = settings.startup_warning {
             view.set_status(format!("warning: {warning}"), true);
@@ -67,7 +73,7 @@ impl<L: EngineLink> App<L> {
             view,
             keys: settings.keys,
             theme: settings.theme,
-            link,
+            engine,
             wave_defaults: settings.wave_defaults,
             quit: false,
             dirty: true,
@@ -76,10 +82,6 @@ impl<L: EngineLink> App<L> {
 
     pub fn should_quit(&self) -> bool {
         self.quit
-    }
-
-    pub fn link(&self) -> &L {
-        &self.link
     }
 
     /// Folds an engine event into the model.

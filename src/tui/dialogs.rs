@@ -1,6 +1,6 @@
 //! The state of each dialog: what it asks, what it will send. Drawing lives in `views/`.
 //!
-//! A dialog never sends anything itself; `app.rs` turns a confirmed dialog into `UiRequest`s.
+//! A dialog never sends anything itself; `actions.rs` turns a confirmed dialog into engine calls.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

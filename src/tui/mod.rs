@@ -1,19 +1,18 @@
 //! The full-screen console: a pure view over a model fed by engine events (DESIGN.md §8).
 //!
 //! The TUI never calls SSH and never edits host state. Engine news arrives only through
-//! `FleetModel::apply`; key presses become `UiRequest`s handed to an `EngineLink`. Render never
-//! awaits and does no I/O. Layout: `terminal` (enter/restore), `app` (the loop), `actions` (what
-//! keys do), `model` (the fleet), `view` (cursor, marks, dialogs), `keys` (the one keymap table),
-//! `filter`, `dialogs`, `views/` (drawing).
+//! `FleetModel::apply`; a confirmed key press is one call on the `EngineHandle` (a job with
+//! `Origin::Console`, or a wave control) that returns at once. Render never awaits and does no
+//! I/O. Layout: `terminal` (enter/restore), `app` (the loop), `actions` (what keys do), `model`
+//! (the fleet), `view` (cursor, marks, dialogs), `keys` (the one keymap table), `filter`,
+//! `dialogs`, `views/` (drawing).
 
 mod actions;
 mod app;
 mod dialogs;
-mod engine_link;
 mod filter;
 mod keys;
 mod model;
-mod request;
 mod scrollback;
 mod terminal;
 mod theme;
@@ -31,14 +30,13 @@ pub use app::{App, Settings};
 pub use dialogs::WaveDefaults;
 pub use keys::{KeyError, KeyMap};
 pub use model::{DEFAULT_LOG_LINES, FleetModel, HostRow};
-pub use request::{EngineLink, RecordingLink, UiRequest};
 pub use theme::Theme;
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::bus::Event;
-use crate::engine::{Engine, EngineDeps};
+use crate::engine::{Engine, EngineDeps, EngineHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuiError {
@@ -79,16 +77,16 @@ pub enum Ended {
 
 /// Takes over the terminal, runs the console until the operator quits or a signal arrives, and
 /// gives the terminal back on every path (return, error, signal, panic).
-pub async fn run<L: EngineLink>(
+pub async fn run(
     model: FleetModel,
-    link: L,
+    engine: EngineHandle,
     events: mpsc::Receiver<Event>,
     settings: Settings,
 ) -> Result<Ended, TuiError> {
     // Installed before the screen changes, so a signal can never leave it half set up.
     let mut signals = Signals::new().map_err(TuiError::Terminal)?;
     let mut guard = terminal::TerminalGuard::enter().map_err(TuiError::Terminal)?;
-    let app = App::new(model, link, settings);
+    let app = App::new(model, engine, settings);
     // Dropping the app future on a signal is safe: every branch of its select! is cancel-safe
     // and it owns nothing that needs more than Drop.
     let result = tokio::select! {

@@ -4,7 +4,7 @@
 //! the one host model every consumer shares ([`HostModel`], folded by the same `apply`) plus only
 //! what the screen needs: where the host is, its tags and groups, a bounded output scrollback and
 //! how its part in the last wave ended. It knows nothing of keys, cursors or drawing, and never
-//! talks to a host: commands go out through `request.rs`.
+//! talks to a host: commands go out as `EngineHandle` calls from `actions.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -491,5 +491,45 @@ mod tests {
             WaveStatus::Finished,
         )));
         assert!(!model.wave_running());
+    }
+
+    #[test]
+    fn restores_states_errors_pending_and_output_from_the_snapshot() {
+        use crate::fleet::{FailedInfo, HostState, Phase};
+        let mut model = fleet(2);
+        let failed_state = HostState {
+            phase: Phase::Failed(FailedInfo {
+                previous_state: StateKind::Updating,
+                error: "interrupted during updating".into(),
+                failed_at: Utc::now(),
+                acknowledged: true,
+            }),
+            ..HostState::default()
+        };
+        let mut failed = SavedHost::new(HostModel::new("host-01".into()));
+        failed.model.state = Arc::new(failed_state);
+        failed.recent_output = ["a", "b"].iter().map(|s| s.to_string()).collect();
+        failed.dropped_output = 7;
+        let mut pending = SavedHost::new(HostModel::new("host-00".into()));
+        pending.model.state = Arc::new(HostState {
+            phase: Phase::PendingUpdates,
+            ..HostState::default()
+        });
+        pending.model.pending = Some(Arc::from(vec![crate::pkg::PendingPackage {
+            name: "openssl".into(),
+            from: "1".into(),
+            to: "2".into(),
+            security: true,
+        }]));
+        model.restore(&[pending, failed]);
+        assert_eq!(model.total(StateKind::Failed), 1);
+        assert_eq!(model.total(StateKind::PendingUpdates), 1);
+        assert_eq!(model.total(StateKind::Idle), 0);
+        let host = model.host(1).unwrap();
+        assert!(host.acknowledged());
+        assert_eq!(host.error(), Some("interrupted during updating"));
+        assert_eq!(host.log.len(), 2);
+        assert_eq!(host.log.dropped(), 7);
+        assert_eq!(model.host(0).unwrap().security(), 1);
     }
 }

@@ -1,4 +1,5 @@
-//! Fixtures for the TUI's unit tests: synthetic fleets and events, and buffer-to-text helpers.
+//! Fixtures for the TUI's unit tests: synthetic fleets and events, the app over a real engine on
+//! the simulated fleet, and buffer-to-text helpers.
 
 use std::sync::Arc;
 
@@ -6,6 +7,8 @@ use chrono::{TimeZone, Utc};
 use ratatui::buffer::Buffer;
 
 use crate::engine::bus::{Event, StateKind, WaveProgress, WaveStatus};
+use crate::engine::testkit::SimFleet;
+use crate::engine::tests::{Rig, fleet_config_named, start};
 use crate::fleet::{FailedInfo, HostState, Phase};
 use crate::inventory::{Container, Inventory, InventorySource, OsInfo};
 use crate::pkg::{PendingPackage, RebootStatus};
@@ -205,15 +208,37 @@ pub(super) fn demo_model() -> FleetModel {
     model
 }
 
-/// The app over [`demo_model`], with a recording link and a pinned clock.
+/// A started engine whose hosts are the demo fleet's (`host-00` … `host-05`), simulated by
+/// `fleet`, all idle and never refreshed. Must be called inside a tokio runtime.
+pub(super) fn demo_engine(fleet: Arc<SimFleet>) -> Rig {
+    let names = demo_model()
+        .hosts()
+        .iter()
+        .map(|h| h.name().to_string())
+        .collect::<Vec<_>>();
+    start(fleet_config_named(names, |_| String::new()), fleet)
+}
+
+/// The app over [`demo_model`] with a pinned clock, asking a real engine over the simulated
+/// `fleet` (see [`demo_engine`]); the rig holds that engine's events, to observe what was asked.
+pub(super) fn demo_app_on(
+    fleet: Arc<SimFleet>,
+    theme: crate::tui::theme::Theme,
+    read_only: bool,
+) -> (crate::tui::app::App, Rig) {
+    let rig = demo_engine(fleet);
+    let mut app =
+        crate::tui::app::App::new(demo_model(), rig.engine.clone(), settings(theme, read_only));
+    app.view.now = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).single().unwrap();
+    (app, rig)
+}
+
+/// [`demo_app_on`] a simulated fleet where every host behaves by default.
 pub(super) fn demo_app(
     theme: crate::tui::theme::Theme,
     read_only: bool,
-) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
-    let mut app =
-        crate::tui::app::App::new(demo_model(), Default::default(), settings(theme, read_only));
-    app.view.now = Utc.with_ymd_and_hms(2026, 1, 1, 15, 0, 0).single().unwrap();
-    app
+) -> (crate::tui::app::App, Rig) {
+    demo_app_on(SimFleet::new(), theme, read_only)
 }
 
 /// The console's settings in tests: default keys, `1,25%` waves.
@@ -236,11 +261,7 @@ pub(super) fn settings(
 }
 
 /// Renders the app into a `width`×`height` test terminal and returns the buffer.
-pub(super) fn draw<L: crate::tui::request::EngineLink>(
-    app: &mut crate::tui::app::App<L>,
-    width: u16,
-    height: u16,
-) -> Buffer {
+pub(super) fn draw(app: &mut crate::tui::app::App, width: u16, height: u16) -> Buffer {
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| app.draw(f)).unwrap();
@@ -272,10 +293,7 @@ pub(super) fn key(spec: &str) -> crossterm::event::KeyEvent {
 }
 
 /// Presses each key in turn: `press(&mut app, "/ t a g Enter")` types `/tag` then Enter.
-pub(super) fn press<L: crate::tui::request::EngineLink>(
-    app: &mut crate::tui::app::App<L>,
-    keys: &str,
-) {
+pub(super) fn press(app: &mut crate::tui::app::App, keys: &str) {
     for k in keys.split(' ').filter(|k| !k.is_empty()) {
         app.handle_key(key(k));
     }

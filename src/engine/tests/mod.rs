@@ -22,10 +22,19 @@ pub(crate) fn fleet_config(hosts: usize, extra: &str) -> Config {
 
 /// A fleet of `hosts` hosts `h0`, `h1`, …; `extra(i)` is appended to host `i`'s table.
 pub(crate) fn fleet_config_each(hosts: usize, extra: impl Fn(usize) -> String) -> Config {
+    fleet_config_named((0..hosts).map(|i| format!("h{i}")), extra)
+}
+
+/// A fleet of the hosts `names`, in order (the console's tests name theirs `host-00`, …);
+/// `extra(i)` is appended to host `i`'s table.
+pub(crate) fn fleet_config_named(
+    names: impl IntoIterator<Item = String>,
+    extra: impl Fn(usize) -> String,
+) -> Config {
     let mut text = String::from("[fleet]\nconcurrency = 1000\nreboot_timeout = \"5s\"\n");
-    for i in 0..hosts {
+    for (i, name) in names.into_iter().enumerate() {
         text.push_str(&format!(
-            "[[host]]\nname = \"h{i}\"\naddr = \"10.{}.{}.{}\"\n{}\n",
+            "[[host]]\nname = \"{name}\"\naddr = \"10.{}.{}.{}\"\n{}\n",
             i / 65536 % 256,
             i / 256 % 256,
             i % 256,
@@ -77,8 +86,7 @@ pub(super) fn start_in(
             ..RebootSettings::default()
         },
         save_every: Duration::from_millis(100),
-        periodic_refresh: false,
-        ..periodic_deps(&fleet, &dir)
+        ..fleet.engine_deps(dir.path())
     };
     start_with(config, deps, dir)
 }
@@ -87,24 +95,12 @@ pub(super) fn start_in(
 /// 2 s), on the simulated `fleet`; for tests on paused time.
 pub(super) fn start_periodic(config: Config, fleet: Arc<SimFleet>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
-    let deps = periodic_deps(&fleet, &dir);
-    start_with(config, deps, dir)
-}
-
-fn periodic_deps(fleet: &Arc<SimFleet>, dir: &tempfile::TempDir) -> EngineDeps {
-    EngineDeps {
-        executor_for: fleet.executors(),
-        managers: fleet.managers(),
-        paths: Paths {
-            state_dir: dir.path().to_path_buf(),
-            data_dir: dir.path().to_path_buf(),
-            config_dir: None,
-        },
-        snapshot: None,
-        reboot: RebootSettings::default(),
+    let deps = EngineDeps {
         save_every: Duration::from_secs(2),
         periodic_refresh: true,
-    }
+        ..fleet.engine_deps(dir.path())
+    };
+    start_with(config, deps, dir)
 }
 
 fn start_with(config: Config, deps: EngineDeps, dir: tempfile::TempDir) -> Rig {
@@ -208,7 +204,7 @@ impl Rig {
 }
 
 /// The last progress of a wave: finished, halted or aborted.
-pub(super) fn wave_ended(event: &Event) -> bool {
+pub(crate) fn wave_ended(event: &Event) -> bool {
     matches!(event, Event::Wave(p) if matches!(p.status, WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted))
 }
 

@@ -1,17 +1,21 @@
-//! Whole-screen tests: every view drawn into a `TestBackend`, text and styles asserted.
+//! Whole-screen tests: every view drawn into a `TestBackend`, text and styles asserted. The app
+//! holds a real engine over the simulated fleet (so each test runs in a tokio runtime); these
+//! tests draw the fixed demo model and ask the engine nothing.
 
 use ratatui::style::Color;
 
-use crate::tui::testing::{demo_app, draw, fleet, press, text};
+use crate::engine::testkit::SimFleet;
+use crate::engine::tests::Rig;
+use crate::tui::testing::{demo_app, demo_engine, draw, fleet, press, text};
 use crate::tui::theme::Theme;
 
 fn color() -> Theme {
     Theme { color: true }
 }
 
-#[test]
-fn fleet_screen_at_80x24() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn fleet_screen_at_80x24() {
+    let (mut app, _rig) = demo_app(color(), false);
     let buf = draw(&mut app, 80, 24);
     let screen = text(&buf);
     insta::assert_snapshot!("fleet_80x24", screen);
@@ -29,9 +33,9 @@ fn fleet_screen_at_80x24() {
     assert!(app.view.shows_relative_times);
 }
 
-#[test]
-fn states_are_coloured_from_the_16_colour_palette_only() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn states_are_coloured_from_the_16_colour_palette_only() {
+    let (mut app, _rig) = demo_app(color(), false);
     let buf = draw(&mut app, 100, 30);
     let mut saw_red = false;
     for cell in buf.content() {
@@ -46,9 +50,9 @@ fn states_are_coloured_from_the_16_colour_palette_only() {
     assert!(saw_red, "failed state should be red with colour on");
 }
 
-#[test]
-fn no_color_draws_no_colour_but_keeps_every_symbol() {
-    let mut app = demo_app(Theme::plain(), false);
+#[tokio::test]
+async fn no_color_draws_no_colour_but_keeps_every_symbol() {
+    let (mut app, _rig) = demo_app(Theme::plain(), false);
     let buf = draw(&mut app, 80, 24);
     for cell in buf.content() {
         assert_eq!(
@@ -66,9 +70,9 @@ fn no_color_draws_no_colour_but_keeps_every_symbol() {
     }
 }
 
-#[test]
-fn wide_terminal_shows_last_error_and_small_ones_do_not_panic() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn wide_terminal_shows_last_error_and_small_ones_do_not_panic() {
+    let (mut app, _rig) = demo_app(color(), false);
     let wide = text(&draw(&mut app, 140, 30));
     assert!(wide.contains("LAST ERROR"));
     assert!(wide.contains("connection refused"));
@@ -81,9 +85,9 @@ fn wide_terminal_shows_last_error_and_small_ones_do_not_panic() {
     draw(&mut app, 30, 8);
 }
 
-#[test]
-fn only_the_visible_window_is_drawn_at_10000_hosts() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn only_the_visible_window_is_drawn_at_10000_hosts() {
+    let (mut app, _rig) = demo_app(color(), false);
     app.model = fleet(10_000);
     draw(&mut app, 80, 24);
     press(&mut app, "G");
@@ -93,9 +97,9 @@ fn only_the_visible_window_is_drawn_at_10000_hosts() {
     assert_eq!(app.view.offset, 10_000 - app.view.table_height);
 }
 
-#[test]
-fn pending_tab_lists_versions_and_security() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn pending_tab_lists_versions_and_security() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "Tab");
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("[Pending]"));
@@ -104,9 +108,9 @@ fn pending_tab_lists_versions_and_security() {
     assert!(line.contains("security"));
 }
 
-#[test]
-fn log_tab_follows_and_reports_dropped_lines() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn log_tab_follows_and_reports_dropped_lines() {
+    let (mut app, _rig) = demo_app(color(), false);
     for i in 0..150 {
         app.apply(&crate::engine::bus::Event::Output {
             host: "host-00".into(),
@@ -124,9 +128,9 @@ fn log_tab_follows_and_reports_dropped_lines() {
     insta::assert_snapshot!("log_tab_80x24", screen);
 }
 
-#[test]
-fn zoomed_log_scrolls_and_searches() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn zoomed_log_scrolls_and_searches() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "Tab Tab Enter");
     draw(&mut app, 80, 24);
     press(&mut app, "g");
@@ -141,17 +145,17 @@ fn zoomed_log_scrolls_and_searches() {
     assert_eq!(app.view.log_scroll, None, "G resumes following");
 }
 
-#[test]
-fn app_log_tab_draws_tui_logger() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn app_log_tab_draws_tui_logger() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "Tab Tab Tab");
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("[App log]"));
 }
 
-#[test]
-fn inventory_tab_shows_os_kernel_containers_and_errors() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn inventory_tab_shows_os_kernel_containers_and_errors() {
+    let (mut app, _rig) = demo_app(color(), false);
     let screen = text(&draw(&mut app, 80, 30));
     assert!(screen.contains("kernel     6.1.0-18-amd64"));
     assert!(screen.contains("uptime     3d 1h"));
@@ -164,9 +168,9 @@ fn inventory_tab_shows_os_kernel_containers_and_errors() {
     );
 }
 
-#[test]
-fn package_view_groups_by_package() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn package_view_groups_by_package() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "P");
     let screen = text(&draw(&mut app, 80, 24));
     insta::assert_snapshot!("packages_80x24", screen);
@@ -176,9 +180,9 @@ fn package_view_groups_by_package() {
     assert!(screen.contains("host-00, host-01"));
 }
 
-#[test]
-fn wave_dialog_previews_batches() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn wave_dialog_previews_batches() {
+    let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
         crate::engine::bus::WaveStatus::Finished,
     )));
@@ -191,10 +195,10 @@ fn wave_dialog_previews_batches() {
     assert!(screen.contains("‹ yes ›"));
 }
 
-#[test]
-fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
+#[tokio::test]
+async fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
     use crate::engine::bus::{Event, SkippedHost, WaveStatus};
-    let mut app = demo_app(color(), false);
+    let (mut app, _rig) = demo_app(color(), false);
     let mut wave = crate::tui::testing::wave(WaveStatus::Halted);
     wave.reason = Some(
         "canary batch 1 had no host that succeeded (host-01 skipped: busy (updating), host-03 \
@@ -239,9 +243,9 @@ fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
     );
 }
 
-#[test]
-fn confirmation_names_the_hosts() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn confirmation_names_the_hosts() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "Space Space u");
     let screen = text(&draw(&mut app, 80, 24));
     insta::assert_snapshot!("confirm_80x24", screen);
@@ -250,9 +254,9 @@ fn confirmation_names_the_hosts() {
     assert!(screen.contains("dry run: off"));
 }
 
-#[test]
-fn help_lists_every_binding_from_the_keymap() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn help_lists_every_binding_from_the_keymap() {
+    let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "?");
     let screen = text(&draw(&mut app, 100, 40));
     for binding in crate::tui::keys::BINDINGS {
@@ -266,9 +270,9 @@ fn help_lists_every_binding_from_the_keymap() {
     assert!(small.contains("Keys"));
 }
 
-#[test]
-fn read_only_says_so() {
-    let mut app = demo_app(color(), true);
+#[tokio::test]
+async fn read_only_says_so() {
+    let (mut app, _rig) = demo_app(color(), true);
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("READ-ONLY"));
     assert!(!screen.contains(" u update"));
@@ -284,9 +288,9 @@ fn read_only_says_so() {
     assert!(screen.contains("disabled by --read-only"));
 }
 
-#[test]
-fn update_confirmation_shows_planned_removals_first() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn update_confirmation_shows_planned_removals_first() {
+    let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Planned {
         host: "host-00".into(),
         plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
@@ -315,9 +319,9 @@ fn update_confirmation_shows_planned_removals_first() {
     );
 }
 
-#[test]
-fn a_refusal_reaches_the_status_line() {
-    let mut app = demo_app(color(), false);
+#[tokio::test]
+async fn a_refusal_reaches_the_status_line() {
+    let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Refused {
         host: "host-01".into(),
         job: crate::engine::JobKind::Reboot,
@@ -331,8 +335,8 @@ fn a_refusal_reaches_the_status_line() {
 }
 
 /// host-00's last plan removes two packages; host-01's removes nothing.
-fn app_with_removals(theme: Theme) -> crate::tui::app::App<crate::tui::request::RecordingLink> {
-    let mut app = demo_app(theme, false);
+fn app_with_removals(theme: Theme) -> (crate::tui::app::App, Rig) {
+    let (mut app, rig) = demo_app(theme, false);
     app.apply(&crate::engine::bus::Event::Planned {
         host: "host-00".into(),
         plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
@@ -341,12 +345,12 @@ fn app_with_removals(theme: Theme) -> crate::tui::app::App<crate::tui::request::
         }),
         dry_run: true,
     });
-    app
+    (app, rig)
 }
 
-#[test]
-fn confirmation_says_removals_are_refused_until_allowed() {
-    let mut app = app_with_removals(color());
+#[tokio::test]
+async fn confirmation_says_removals_are_refused_until_allowed() {
+    let (mut app, _rig) = app_with_removals(color());
     press(&mut app, "Space Space u");
     let buf = draw(&mut app, 80, 24);
     let screen = text(&buf);
@@ -379,9 +383,9 @@ fn confirmation_says_removals_are_refused_until_allowed() {
     assert!(!screen.contains("REFUSED"), "{screen}");
 }
 
-#[test]
-fn a_host_whose_policy_allows_removals_is_not_called_refused() {
-    let mut app = app_with_removals(color());
+#[tokio::test]
+async fn a_host_whose_policy_allows_removals_is_not_called_refused() {
+    let (mut app, _rig) = app_with_removals(color());
     let mut rows = app.model.hosts().to_vec();
     rows[0].removals_allowed_by_policy = true;
     app.model = crate::tui::model::FleetModel::from_rows(rows);
@@ -394,9 +398,9 @@ fn a_host_whose_policy_allows_removals_is_not_called_refused() {
     assert!(!screen.contains("REFUSED"), "{screen}");
 }
 
-#[test]
-fn allowed_removals_read_without_colour() {
-    let mut app = app_with_removals(Theme::plain());
+#[tokio::test]
+async fn allowed_removals_read_without_colour() {
+    let (mut app, _rig) = app_with_removals(Theme::plain());
     press(&mut app, "u R");
     let screen = text(&draw(&mut app, 80, 24));
     assert!(
@@ -410,9 +414,9 @@ fn allowed_removals_read_without_colour() {
     assert!(!screen.contains("REFUSED"), "{screen}");
 }
 
-#[test]
-fn wave_dialog_previews_consent_to_removals() {
-    let mut app = app_with_removals(color());
+#[tokio::test]
+async fn wave_dialog_previews_consent_to_removals() {
+    let (mut app, _rig) = app_with_removals(color());
     app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
         crate::engine::bus::WaveStatus::Finished,
     )));
@@ -432,15 +436,12 @@ fn wave_dialog_previews_consent_to_removals() {
     );
 }
 
-#[test]
-fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
+#[tokio::test]
+async fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
     let mut settings = crate::tui::testing::settings(color(), false);
     settings.startup_warning = Some("snapshot 'x' was not restored: it is corrupt".into());
-    let mut app = crate::tui::app::App::new(
-        crate::tui::testing::fleet(3),
-        crate::tui::request::RecordingLink::default(),
-        settings,
-    );
+    let rig = demo_engine(SimFleet::new());
+    let mut app = crate::tui::app::App::new(fleet(3), rig.engine.clone(), settings);
     let screen = text(&draw(&mut app, 80, 24));
     assert!(
         screen.contains("warning: snapshot 'x' was not restored"),
@@ -450,8 +451,8 @@ fn a_snapshot_that_could_not_be_restored_is_said_on_screen() {
 
 /// Issue 9: the Inventory tab lists each compose stack with its services and the image each
 /// runs, and what the last update changed (old → new image id).
-#[test]
-fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
+#[tokio::test]
+async fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
     use crate::engine::bus::Event;
     use crate::pkg::{ImageRef, ServiceImage, StackReport};
     let image = |id: &str| ImageRef {
@@ -482,7 +483,7 @@ fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
             updated: recreated,
         }
     };
-    let mut app = demo_app(color(), false);
+    let (mut app, _rig) = demo_app(color(), false);
     app.apply(&stacks_event(true));
     let screen = text(&draw(&mut app, 80, 40));
     assert!(screen.contains("stacks     /srv/media"), "{screen}");
