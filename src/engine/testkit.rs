@@ -382,10 +382,10 @@ impl PackageManager for SimManager {
         self.fleet.log_upgrade(&self.host, Upgrade::Started);
         if let Some(lines) = lines {
             let _ = lines
-                .send(OutputLine {
-                    stream: remote::Stream::Stdout,
-                    line: format!("Unpacking pkg0 on {}", self.host),
-                })
+                .send(OutputLine::new(
+                    remote::Stream::Stdout,
+                    format!("Unpacking pkg0 on {}", self.host),
+                ))
                 .await;
         }
         let cancelled = tokio::select! {

@@ -156,9 +156,16 @@ async fn pump(
                 let line = String::from_utf8_lossy(&buf);
                 all.push_str(&line);
                 if let Some(lines) = lines {
+                    let bytes = buf.len() as u64;
                     let line = line.trim_end_matches(['\n', '\r']).to_string();
                     // The receiver going away only means nobody watches the live output any more.
-                    let _ = lines.send(OutputLine { stream, line }).await;
+                    let _ = lines
+                        .send(OutputLine {
+                            stream,
+                            line,
+                            bytes,
+                        })
+                        .await;
                 }
             }
         }

@@ -42,6 +42,24 @@ pub enum Stream {
 pub struct OutputLine {
     pub stream: Stream,
     pub line: String,
+    /// How many bytes of the stream this line took, its `\n` included: more than `line.len()`
+    /// when a `\r` was trimmed or invalid UTF-8 replaced. Summed, they give the exact byte offset
+    /// a reader of a growing file resumes from (see `remote::job`). An unterminated last line is
+    /// only sent when the command ended normally, so a cut connection never counts half a line.
+    pub bytes: u64,
+}
+
+impl OutputLine {
+    /// A line that took `line.len() + 1` bytes (for executors and tests that make lines up).
+    pub fn new(stream: Stream, line: impl Into<String>) -> Self {
+        let line = line.into();
+        let bytes = line.len() as u64 + 1;
+        OutputLine {
+            stream,
+            line,
+            bytes,
+        }
+    }
 }
 
 /// A shell command to run on a host, with how to run it.

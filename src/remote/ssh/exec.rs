@@ -66,7 +66,7 @@ pub(super) async fn run(
             Ok(collector.into_output(status))
         }
         Ended::Done(Err(message)) => {
-            collector.finish().await;
+            // No `finish`: an unterminated line of a cut command may go on (see `OutputLine`).
             Err(RunError::Failed(Error::Disconnected {
                 target: target.to_string(),
                 message,
@@ -170,9 +170,16 @@ impl<'a> Collector<'a> {
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             partial.extend_from_slice(&rest[..end]);
             rest = &rest[end + 1..];
+            let bytes = partial.len() as u64 + 1;
             let line = take_line(partial);
             // A closed receiver only means nobody watches the live output any more.
-            let _ = lines.send(OutputLine { stream, line }).await;
+            let _ = lines
+                .send(OutputLine {
+                    stream,
+                    line,
+                    bytes,
+                })
+                .await;
         }
         partial.extend_from_slice(rest);
     }
@@ -185,8 +192,15 @@ impl<'a> Collector<'a> {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let partial = &mut self.partial[stream as usize];
             if !partial.is_empty() {
+                let bytes = partial.len() as u64;
                 let line = take_line(partial);
-                let _ = lines.send(OutputLine { stream, line }).await;
+                let _ = lines
+                    .send(OutputLine {
+                        stream,
+                        line,
+                        bytes,
+                    })
+                    .await;
             }
         }
     }

@@ -77,13 +77,7 @@ async fn output_streams_line_by_line_in_order_as_it_arrives() {
         }
     });
     let first = rx.recv().await.unwrap();
-    assert_eq!(
-        first,
-        OutputLine {
-            stream: Stream::Stdout,
-            line: "one".into()
-        }
-    );
+    assert_eq!(first, OutputLine::new(Stream::Stdout, "one"));
     assert!(
         started.elapsed() < Duration::from_millis(900),
         "first line was held back"
@@ -91,10 +85,7 @@ async fn output_streams_line_by_line_in_order_as_it_arrives() {
     assert_eq!(rx.recv().await.unwrap().line, "two");
     assert_eq!(
         rx.recv().await.unwrap(),
-        OutputLine {
-            stream: Stream::Stderr,
-            line: "err".into()
-        }
+        OutputLine::new(Stream::Stderr, "err")
     );
     let before_last = started.elapsed();
     assert!(
