@@ -31,6 +31,17 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// The last `n` non-empty lines of `text`, joined with ` / ` so an error stays on one line
+/// (where apt, dnf and jobs say what went wrong).
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
+}
+
 /// `err` and every `source()` below it, joined with `: `.
 pub fn chain(err: &dyn Error) -> String {
     let mut text = err.to_string();

@@ -171,6 +171,9 @@ impl Runner {
     }
 
     async fn run(mut self) -> Exit {
+        if self.wait_reattached().await {
+            return self.finish(true).await;
+        }
         let interrupted = match (self.request.command, self.request.job()) {
             (BatchCommand::Wave, _) => self.run_wave().await,
             (_, Some(kind)) => self.run_jobs(kind).await,
@@ -181,7 +184,24 @@ impl Runner {
                 false
             }
         };
+        // A retry of a host whose job outlived its bound follows that job now.
+        let interrupted = interrupted || self.wait_reattached().await;
         self.finish(interrupted).await
+    }
+
+    /// Waits while hosts resolve jobs an earlier run left (printing what they do); true when
+    /// interrupted meanwhile.
+    async fn wait_reattached(&mut self) -> bool {
+        let engine = self.engine.clone();
+        let reattached = engine.reattached();
+        tokio::pin!(reattached);
+        loop {
+            tokio::select! {
+                () = &mut reattached => return false,
+                Some(event) = self.events.recv() => self.handle_event(event),
+                () = self.interrupt.cancelled() => return true,
+            }
+        }
     }
 
     /// Gives every selected host the job (the engine bounds concurrency) and waits for all.

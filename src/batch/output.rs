@@ -270,6 +270,18 @@ fn event_json(event: &Event) -> Option<Value> {
         Event::Output { host, stream, line } => {
             json!({"type": "output", "host": host, "stream": stream, "line": line})
         }
+        // A job's start and end; its progress (the log offset) is for the snapshot only.
+        Event::Job { host, job } => {
+            let job = job.as_deref()?;
+            let status = match job.ended {
+                Some(_) => "ended",
+                None if job.offset == 0 => "started",
+                None => return None,
+            };
+            json!({"type": "job", "host": host, "id": job.id, "label": job.label,
+                   "stage": job.stage, "started": job.started, "status": status,
+                   "exit": job.ended.flatten()})
+        }
         Event::Planned {
             host,
             plan,

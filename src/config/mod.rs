@@ -146,6 +146,9 @@ pub struct HostConfig {
     pub transport: Transport,
     pub manager: ManagerChoice,
     pub compose_paths: Vec<String>,
+    /// Where tendhost keeps its detached jobs and the host lock on the host itself (see
+    /// `remote::job`). Two tendhosts only exclude each other when they use the same one.
+    pub job_dir: String,
     pub tags: Vec<String>,
     /// Groups this host belongs to (reverse of `[groups]`).
     pub groups: Vec<String>,
@@ -217,6 +220,10 @@ pub struct FleetSettings {
     pub concurrency: usize,
     /// How long a rebooting host may take to come back.
     pub reboot_timeout: Duration,
+    /// How long tendhost follows one detached job (an upgrade, a compose pull or up) before it
+    /// reports the job as outliving it. The job is never stopped for it: it runs on, and a
+    /// retry of the host follows it again.
+    pub upgrade_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

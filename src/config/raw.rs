@@ -32,6 +32,7 @@ const HOST_KEYS: &[&str] = &[
     "transport",
     "manager",
     "compose_paths",
+    "job_dir",
     "tags",
     "policy",
     "docker",
@@ -337,6 +338,20 @@ impl Ctx<'_> {
                 );
             }
         }
+        let job_dir = match self.string(table, "host", "job_dir") {
+            Some(dir) => {
+                let (text, dir_span) = (dir.get_ref().to_string(), dir.span());
+                if !text.starts_with('/') || text.contains(['\n', '\0']) {
+                    self.error(
+                        dir_span,
+                        "host.job_dir",
+                        &format!("'{text}' must be an absolute path"),
+                    );
+                }
+                text
+            }
+            None => crate::remote::job::DEFAULT_DIR.to_string(),
+        };
         let tags = self.string_list(table, "host", "tags");
         for (tag, tag_span) in &tags {
             if tag.is_empty() || tag.contains(char::is_whitespace) || tag.contains(',') {
@@ -373,6 +388,7 @@ impl Ctx<'_> {
             transport,
             manager,
             compose_paths: compose_paths.into_iter().map(|(p, _)| p).collect(),
+            job_dir,
             tags: tags.into_iter().map(|(t, _)| t).collect(),
             groups: Vec::new(),
             policy,

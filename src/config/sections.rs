@@ -37,6 +37,7 @@ const FLEET_KEYS: &[&str] = &[
     "max_failures",
     "concurrency",
     "reboot_timeout",
+    "upgrade_timeout",
 ];
 const AUDIT_KEYS: &[&str] = &["enabled", "file", "syslog", "webhook"];
 const DAEMON_KEYS: &[&str] = &["bind", "log_level", "tls", "auth"];
@@ -278,6 +279,7 @@ impl Ctx<'_> {
             max_failures: FailureLimit::Count(0),
             concurrency: 32,
             reboot_timeout: Duration::from_secs(600),
+            upgrade_timeout: Duration::from_secs(2 * 3600),
         };
         let Some(table) = table else { return fleet };
         self.check_keys(table, "fleet", FLEET_KEYS);
@@ -292,6 +294,9 @@ impl Ctx<'_> {
         }
         if let Some(d) = self.duration(table, "fleet", "reboot_timeout", false) {
             fleet.reboot_timeout = d;
+        }
+        if let Some(d) = self.duration(table, "fleet", "upgrade_timeout", false) {
+            fleet.upgrade_timeout = d;
         }
         if let Some(value) = table.get("batch_size") {
             let parts: Vec<&Value<'_>> = match value.get_ref() {

@@ -59,6 +59,29 @@ pub enum Error {
     RebootWait(String),
     #[error("verifying: the boot id did not change ('{0}')")]
     BootIdUnchanged(String),
+    /// A detached job left by an earlier run could not be asked about: the host stays failed
+    /// with the job kept, to be asked again on retry.
+    #[error(
+        "interrupted during {label} (job {job}): tendhost stopped and the host could not be asked how it ended; verify the host"
+    )]
+    Unasked {
+        job: String,
+        label: String,
+        #[source]
+        source: remote::Error,
+    },
+    /// A detached job ended badly while nobody followed it.
+    #[error("{label} (job {job}) failed (exit {code}): {tail}")]
+    JobFailed {
+        job: String,
+        label: String,
+        code: i32,
+        tail: String,
+    },
+    #[error(
+        "{label} (job {job}) vanished: it left no exit status (killed, or the host rebooted under it)"
+    )]
+    JobVanished { job: String, label: String },
     #[error("internal error: the step panicked: {0}")]
     Panicked(String),
     #[error("internal error: the step was cancelled")]
@@ -89,6 +112,37 @@ pub enum WaveError {
 }
 
 impl Error {
+    /// The step ended while its detached job may still run on the host (tendhost stopped
+    /// following it, it outlived its bound, or the host could not be asked): the job's record
+    /// is kept so the next start or retry asks again.
+    pub fn keeps_job(&self) -> bool {
+        if matches!(self, Error::Unasked { .. }) {
+            return true;
+        }
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = cause {
+            if let Some(remote::Error::Detached { .. } | remote::Error::JobOutlived { .. }) =
+                err.downcast_ref::<remote::Error>()
+            {
+                return true;
+            }
+            cause = err.source();
+        }
+        false
+    }
+
+    /// tendhost stopped following a job that runs on: not a failure of the host.
+    pub fn is_detached(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = cause {
+            if let Some(remote::Error::Detached { .. }) = err.downcast_ref::<remote::Error>() {
+                return true;
+            }
+            cause = err.source();
+        }
+        false
+    }
+
     /// Network trouble that trying again later may fix (connection refused or reset, a
     /// timeout), as opposed to a host or a person saying no.
     pub fn is_transient(&self) -> bool {

@@ -25,10 +25,10 @@ use super::bus::{Event, Job, JobKind, Origin, Outcome};
 use super::error::Error;
 use super::job::Done;
 use super::schedule;
-use super::step::{StepContext, StepMsg, StepResult};
+use super::step::{JobUpdate, StepContext, StepMsg, StepResult};
 use crate::config::{HostConfig, HostId, ManagerChoice};
 use crate::errors::chain;
-use crate::fleet::{HostState, Refusal, StateKind, Transition};
+use crate::fleet::{HostState, Refusal, RemoteJob, StateKind, Transition};
 use crate::store::audit::{AuditRecord, AuditSink};
 
 /// Jobs waiting for one host. Small: a full queue shows as "busy", it is not a backlog.
@@ -52,13 +52,16 @@ pub struct HostHandle {
 #[derive(Clone)]
 pub(super) struct HostDeps {
     pub step: StepContext,
-    pub events: mpsc::Sender<Event>,
+    pub events: super::hub::Bus,
     pub audit: AuditSink,
     /// Bounds hosts doing non-wave work at once (`[fleet] concurrency`).
     pub limit: Arc<Semaphore>,
     pub refresh_interval: Option<Duration>,
     /// How long ago this host was last refreshed (from the snapshot), to place its first refresh.
     pub since_last_refresh: Option<Duration>,
+    /// Hosts resolving a job an earlier run left (at start, or after a retry); each counts
+    /// itself down when its reattach ends (see `EngineHandle::reattached`).
+    pub reattaching: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl HostHandle {
@@ -73,10 +76,13 @@ impl HostHandle {
         let (jobs, incoming) = mpsc::channel(JOB_QUEUE);
         let (to_supervisor, from_steps) = mpsc::channel(STEP_QUEUE);
         let id = host.name.clone();
+        let job = deps.step.outstanding.as_deref().cloned();
         let supervisor = HostSupervisor {
             id: id.clone(),
             host,
             state,
+            counted_reattach: job.is_some(),
+            job,
             jobs: incoming,
             from_steps,
             to_supervisor,
@@ -115,6 +121,12 @@ struct HostSupervisor {
     id: HostId,
     host: Arc<HostConfig>,
     state: HostState,
+    /// The detached job of the running step, or one an earlier run left: known from before it
+    /// starts until the step that ran it settles (see `remote::job`).
+    job: Option<RemoteJob>,
+    /// Counted in `deps.reattaching` while a reattach is due or running (from the start when
+    /// the snapshot had a job, so no batch run slips past it).
+    counted_reattach: bool,
     jobs: mpsc::Receiver<Job>,
     /// Moves and events from the running step. The supervisor holds a sender too, so this never
     /// closes while it runs.
@@ -135,6 +147,8 @@ impl HostSupervisor {
                 schedule::first_refresh_delay(&self.id, every, self.deps.since_last_refresh);
             Box::pin(tokio::time::sleep(first))
         });
+        // A job an earlier run left comes first: nothing else runs until the host says how it went.
+        self.reattach_if_needed();
         loop {
             if let (Some(delay), Some(timer)) = (self.reschedule.take(), refresh.as_mut()) {
                 timer.as_mut().reset(tokio::time::Instant::now() + delay);
@@ -165,6 +179,7 @@ impl HostSupervisor {
             }
         }
         self.drain_steps().await;
+        self.counted_down();
     }
 
     /// When the periodic refresh comes next after one ended: the interval (with jitter), or
@@ -183,7 +198,15 @@ impl HostSupervisor {
     async fn handle_job(&mut self, mut job: Job) {
         let respond_to = job.respond_to.take();
         let result = match job.kind {
-            JobKind::Retry => self.instant(Transition::Retry, &job).await,
+            JobKind::Retry => {
+                let retried = self.instant(Transition::Retry, &job).await;
+                if retried.is_ok() {
+                    self.answer(&job, respond_to, retried).await;
+                    self.reattach_if_needed();
+                    return;
+                }
+                retried
+            }
             JobKind::Acknowledge => self.instant(Transition::Acknowledge, &job).await,
             _ => match self.admissible(&job) {
                 Ok(()) => {
@@ -244,7 +267,17 @@ impl HostSupervisor {
                 schedule::host_window_allows(&self.host)
                     .map_err(|why| Refusal(format!("cannot reboot: {why}")))
             }
-            JobKind::Retry | JobKind::Acknowledge => Ok(()),
+            JobKind::Retry | JobKind::Acknowledge | JobKind::Reattach => Ok(()),
+        }
+    }
+
+    /// Starts a reattach step when a job is on record that no step is following.
+    fn reattach_if_needed(&mut self) {
+        if self.job.is_some() && self.running.is_none() {
+            if !std::mem::replace(&mut self.counted_reattach, true) {
+                self.deps.reattaching.send_modify(|left| *left += 1);
+            }
+            self.start(Job::new(JobKind::Reattach, Origin::Console), None);
         }
     }
 
@@ -253,6 +286,7 @@ impl HostSupervisor {
         let step = StepContext {
             supervisor: self.to_supervisor.clone(),
             cancel: self.cancel.child_token(),
+            outstanding: self.job.clone().map(Arc::new),
             ..self.deps.step.clone()
         };
         // Wave jobs are bounded by the wave's batch size; everything else by the fleet limit.
@@ -297,7 +331,56 @@ impl HostSupervisor {
                 let _ = reply.send(result);
             }
             StepMsg::Event(event) => self.emit(event).await,
+            StepMsg::Job(update) => self.job_update(update).await,
         }
+    }
+
+    /// Keeps the job record and makes each fact about it known: a start is written ahead
+    /// (audit log and snapshot, both fsync'd) before the step may start the job.
+    async fn job_update(&mut self, update: JobUpdate) {
+        match update {
+            JobUpdate::Starting { job, reply } => {
+                let detail = format!("{} {} ({})", job.id, job.label, job.stage.as_str());
+                self.job = Some(job);
+                self.emit_job().await;
+                let record =
+                    AuditRecord::new("job_start", Some(&self.id), "started", Some(&detail));
+                let audited = self.deps.audit.record_durably(record).await;
+                let persisted = self.deps.events.persist().await;
+                let _ = reply.send(audited.and(persisted));
+            }
+            JobUpdate::Progress { offset } => {
+                if let Some(job) = self.job.as_mut() {
+                    job.offset = offset;
+                    self.emit_job().await;
+                }
+            }
+            JobUpdate::Finished { exit } => {
+                let Some(job) = self.job.as_mut() else { return };
+                job.ended = Some(exit);
+                let detail = format!("{} {}", job.id, job.label);
+                let result = exit.map_or_else(|| "vanished".to_string(), |c| format!("exit {c}"));
+                self.emit_job().await;
+                self.audit("job_end", &result, Some(&detail)).await;
+            }
+        }
+    }
+
+    /// Leaves the count of hosts reattaching.
+    fn counted_down(&mut self) {
+        if std::mem::take(&mut self.counted_reattach) {
+            self.deps
+                .reattaching
+                .send_modify(|left| *left = left.saturating_sub(1));
+        }
+    }
+
+    async fn emit_job(&self) {
+        self.emit(Event::Job {
+            host: self.id.clone(),
+            job: self.job.clone().map(Arc::new),
+        })
+        .await;
     }
 
     async fn apply(&mut self, transition: Transition) -> Result<(), Refusal> {
@@ -349,10 +432,21 @@ impl HostSupervisor {
             Err(err) if err.is_panic() => Err(Error::Panicked(panic_message(err))),
             Err(_) => Err(Error::Aborted),
         };
-        if let Err(error) = &result {
-            self.settle_failure(error).await;
+        match &result {
+            // tendhost stops following a job that runs on: the host stays as it is, job and
+            // all, for the next start to pick up.
+            Err(error) if error.is_detached() => {}
+            Err(error) => self.settle_failure(error).await,
+            Ok(_) => {}
+        }
+        let job_runs_on = result.as_ref().err().is_some_and(Error::keeps_job);
+        if !job_runs_on && self.job.take().is_some() {
+            self.emit_job().await;
         }
         if let Some(Running { job, respond_to }) = self.running.take() {
+            if job.kind == JobKind::Reattach {
+                self.counted_down();
+            }
             if job.origin == Origin::Schedule {
                 self.reschedule = self
                     .deps
@@ -453,8 +547,7 @@ impl HostSupervisor {
     }
 
     async fn emit(&self, event: Event) {
-        // The hub outlives every supervisor; a closed bus only happens during shutdown.
-        let _ = self.deps.events.send(event).await;
+        self.deps.events.emit(event).await;
     }
 
     async fn audit(&self, action: &str, result: &str, detail: Option<&str>) {
@@ -471,6 +564,7 @@ fn busy(job: &Job) -> Refusal {
         JobKind::Update { .. } => "updating",
         JobKind::Reboot => "rebooting",
         JobKind::Retry | JobKind::Acknowledge => "answering",
+        JobKind::Reattach => "asking about a job an earlier run left",
     };
     Refusal(format!("busy ({doing})"))
 }

@@ -4,19 +4,61 @@
 //! frontend, so the TUI and batch persist identically.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
-//! newest encoding and never holds up the hub with disk I/O.
+//! newest encoding and never holds up the hub with disk I/O. A [`Bus::persist`] (the write-ahead
+//! of a detached job) hands the picture over at once and answers when a snapshot holding every
+//! event sent before it is on disk.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use crate::config::HostId;
 use crate::store::snapshot::{self, SavedHost};
+
+/// What travels to the hub: events, and requests to make them durable, in one ordered queue.
+#[derive(Debug)]
+pub(super) enum HubMsg {
+    Event(Event),
+    /// Answered once a snapshot holding every event sent before this is written (fsync'd).
+    Persist(oneshot::Sender<Result<(), String>>),
+}
+
+/// The sending side of the bus, for hosts and waves.
+#[derive(Debug, Clone)]
+pub(super) struct Bus(mpsc::Sender<HubMsg>);
+
+impl Bus {
+    pub(super) fn new(queue: usize) -> (Bus, mpsc::Receiver<HubMsg>) {
+        let (tx, rx) = mpsc::channel(queue);
+        (Bus(tx), rx)
+    }
+
+    /// Sends `event`; waits for room (chatty hosts slow down rather than grow memory).
+    pub(super) async fn emit(&self, event: Event) {
+        // The hub outlives every sender; a closed bus only happens during shutdown.
+        let _ = self.0.send(HubMsg::Event(event)).await;
+    }
+
+    /// Waits until everything emitted before is in a snapshot on disk.
+    pub(super) async fn persist(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .send(HubMsg::Persist(reply))
+            .await
+            .map_err(|_| "tendhost is stopping".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the snapshot writer stopped".to_string())?
+    }
+}
+
+/// What the writer last wrote: the generation it was handed and how the write went.
+type Written = (u64, Result<(), String>);
 
 pub(super) struct Hub {
     records: Vec<SavedHost>,
@@ -26,6 +68,8 @@ pub(super) struct Hub {
     dirty: bool,
     cancel: CancellationToken,
     frontend_stalled: bool,
+    /// Counts hand-overs, so a persist knows which write holds its events.
+    generation: u64,
 }
 
 /// How long the hub waits for a frontend during shutdown before it stops forwarding.
@@ -52,24 +96,30 @@ impl Hub {
             dirty: true,
             cancel,
             frontend_stalled: false,
+            generation: 0,
         }
     }
 
     pub(super) async fn run(
         mut self,
-        mut bus: mpsc::Receiver<Event>,
+        mut bus: mpsc::Receiver<HubMsg>,
         frontend: mpsc::Sender<Event>,
     ) {
-        let (encoded, latest) = watch::channel::<Option<Vec<u8>>>(None);
-        let writer = tokio::spawn(write_snapshots(self.path.clone(), latest));
+        let (encoded, latest) = watch::channel::<Option<(u64, Vec<u8>)>>(None);
+        let (written_tx, written) = watch::channel::<Written>((0, Ok(())));
+        let writer = tokio::spawn(write_snapshots(self.path.clone(), latest, written_tx));
         let save = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(save);
         loop {
             tokio::select! {
-                event = bus.recv() => match event {
-                    Some(event) => {
+                message = bus.recv() => match message {
+                    Some(HubMsg::Event(event)) => {
                         self.apply(&event);
                         self.forward(&frontend, event).await;
+                    }
+                    Some(HubMsg::Persist(reply)) => {
+                        let generation = self.hand_over(&encoded);
+                        tokio::spawn(answer_when_written(written.clone(), generation, reply));
                     }
                     None => break, // every host, wave and handle is gone: shutdown
                 },
@@ -118,29 +168,65 @@ impl Hub {
         }
     }
 
-    fn hand_over(&mut self, encoded: &watch::Sender<Option<Vec<u8>>>) {
+    /// Hands the current picture to the writer; returns its generation (0 when it could not be
+    /// encoded, which no write ever confirms).
+    fn hand_over(&mut self, encoded: &watch::Sender<Option<(u64, Vec<u8>)>>) -> u64 {
         match snapshot::encode(&self.records) {
             Ok(bytes) => {
-                encoded.send_replace(Some(bytes));
+                self.generation += 1;
+                encoded.send_replace(Some((self.generation, bytes)));
                 self.dirty = false;
+                self.generation
             }
-            Err(e) => tracing::error!("encoding the snapshot: {e}"),
+            Err(e) => {
+                tracing::error!("encoding the snapshot: {e}");
+                0
+            }
         }
     }
 }
 
-async fn write_snapshots(path: PathBuf, mut latest: watch::Receiver<Option<Vec<u8>>>) {
+/// Answers a persist once the writer has written `generation` or a newer picture (which holds
+/// the same events and more).
+async fn answer_when_written(
+    mut written: watch::Receiver<Written>,
+    generation: u64,
+    reply: oneshot::Sender<Result<(), String>>,
+) {
+    let answer = if generation == 0 {
+        Err("the snapshot could not be encoded".to_string())
+    } else {
+        match written.wait_for(|(done, _)| *done >= generation).await {
+            Ok(done) => done.1.clone(),
+            Err(_) => Err("the snapshot writer stopped".to_string()),
+        }
+    };
+    let _ = reply.send(answer);
+}
+
+async fn write_snapshots(
+    path: PathBuf,
+    mut latest: watch::Receiver<Option<(u64, Vec<u8>)>>,
+    written: watch::Sender<Written>,
+) {
     // `changed` still reports a value sent just before the hub dropped the sender, so the last
     // snapshot is always written; it errs only once nothing new is left.
     while latest.changed().await.is_ok() {
-        let bytes = latest.borrow_and_update().clone();
-        if let Some(bytes) = bytes {
+        let handed = latest.borrow_and_update().clone();
+        if let Some((generation, bytes)) = handed {
             let target = path.clone();
-            match tokio::task::spawn_blocking(move || snapshot::save_bytes(&target, &bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("saving the snapshot '{}': {e}", path.display()),
-                Err(e) => tracing::error!("saving the snapshot '{}': {e}", path.display()),
+            let result =
+                match tokio::task::spawn_blocking(move || snapshot::save_bytes(&target, &bytes))
+                    .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("saving the snapshot '{}': {e}", path.display())),
+                    Err(e) => Err(format!("saving the snapshot '{}': {e}", path.display())),
+                };
+            if let Err(e) = &result {
+                tracing::error!("{e}");
             }
+            let _previous = written.send_replace((generation, result));
         }
     }
 }

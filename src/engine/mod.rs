@@ -135,11 +135,13 @@ struct Inner {
     index: HashMap<HostId, usize>,
     initial: Vec<SavedHost>,
     /// Taken at shutdown so the hub sees the bus close once the hosts are gone.
-    events: Mutex<Option<mpsc::Sender<Event>>>,
+    events: Mutex<Option<hub::Bus>>,
     audit: Mutex<Option<AuditSink>>,
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
+    /// How many hosts are still resolving a job an earlier run left.
+    reattached: watch::Receiver<usize>,
     cancel: CancellationToken,
     /// Cancelled only to stop upgrades in flight (see `steps::StepContext::abandon`).
     abandon: CancellationToken,
@@ -152,7 +154,7 @@ impl Engine {
         let cancel = CancellationToken::new();
         let abandon = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (events, bus) = mpsc::channel(BUS_QUEUE);
+        let (events, bus) = hub::Bus::new(BUS_QUEUE);
         let (frontend, frontend_events) = mpsc::channel(FRONTEND_QUEUE);
 
         let audit = if config.audit.enabled {
@@ -184,12 +186,16 @@ impl Engine {
                     .remove(&host.name)
                     .unwrap_or_else(|| SavedHost::new(HostModel::new(host.name.clone())));
                 let mut state = (*saved.model.state).clone();
-                state.restore(now);
+                state.restore(now, saved.model.job.is_some());
                 saved.model.state = Arc::new(state);
                 saved
             })
             .collect();
 
+        let holder: Arc<str> = job_holder().into();
+        let with_jobs = initial.iter().filter(|s| s.model.job.is_some()).count();
+        let (reattaching, reattached) = watch::channel(with_jobs);
+        let reattaching = Arc::new(reattaching);
         let limit = Arc::new(Semaphore::new(config.fleet.concurrency.max(1)));
         let refresh_interval = config
             .fleet
@@ -210,6 +216,9 @@ impl Engine {
                 reboot: deps.reboot.clone(),
                 command_timeout: config.ssh.command_timeout,
                 reboot_timeout: config.fleet.reboot_timeout,
+                upgrade_timeout: config.fleet.upgrade_timeout,
+                holder: holder.clone(),
+                outstanding: saved.model.job.clone(),
             };
             let last_refresh = saved.model.last_refresh;
             let host_deps = host::HostDeps {
@@ -219,6 +228,7 @@ impl Engine {
                 limit: limit.clone(),
                 refresh_interval,
                 since_last_refresh: last_refresh.and_then(|at| (now - at).to_std().ok()),
+                reattaching: reattaching.clone(),
             };
             hosts.push(HostHandle::spawn(
                 host,
@@ -253,6 +263,7 @@ impl Engine {
             audit: Mutex::new(Some(audit)),
             wave: Mutex::new(None),
             next_wave: AtomicU64::new(1),
+            reattached,
             cancel,
             abandon,
             tracker,
@@ -284,6 +295,15 @@ impl EngineHandle {
     /// consumer opens on yesterday's picture.
     pub fn initial(&self) -> &[SavedHost] {
         &self.inner.initial
+    }
+
+    /// Waits until no host is resolving a job an earlier run left (asking the host about it, and
+    /// following it to its end if it still runs), so a batch run starts, and ends, on the real
+    /// picture.
+    pub async fn reattached(&self) {
+        let mut left = self.inner.reattached.clone();
+        // The sender lives as long as the supervisors; gone means shutdown: nothing to wait for.
+        let _ = left.wait_for(|n| *n == 0).await;
     }
 
     /// Queues `job` for `host` without waiting.
@@ -436,6 +456,22 @@ impl EngineHandle {
     pub fn abandon(&self) {
         self.inner.abandon.cancel();
     }
+}
+
+/// Who this tendhost is, as the host lock names it to anyone it refuses.
+fn job_holder() -> String {
+    let machine = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "an unknown machine".to_string());
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {}", nix::unistd::getuid()), |u| u.name);
+    format!(
+        "tendhost on {machine} (user {user}, pid {})",
+        std::process::id()
+    )
 }
 
 /// The engine's std mutexes guard a few fields swapped without any `.await` inside, so a panic

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
@@ -232,7 +232,7 @@ pub(super) struct WaveRunner {
     /// The handle of every selected host.
     pub handles: HashMap<HostId, HostHandle>,
     pub request: WaveRequest,
-    pub events: mpsc::Sender<Event>,
+    pub events: super::hub::Bus,
     pub audit: AuditSink,
     pub paused: watch::Receiver<bool>,
     pub abort: CancellationToken,
@@ -344,10 +344,8 @@ impl WaveRunner {
             let Some((host, outcome)) = answers.next().await else {
                 return;
             };
-            // The hub outlives the wave; a closed bus only happens during shutdown.
-            let _ = self
-                .events
-                .send(Event::WaveHostFinished {
+            self.events
+                .emit(Event::WaveHostFinished {
                     wave_id: self.id,
                     host: host.clone(),
                     outcome: outcome.clone(),
@@ -411,7 +409,7 @@ impl WaveRunner {
 
     async fn emit(&self, progress: &WaveProgress) {
         // The hub outlives the wave; a closed bus only happens during shutdown.
-        let _ = self.events.send(Event::Wave(progress.clone())).await;
+        self.events.emit(Event::Wave(progress.clone())).await;
     }
 
     async fn audit(&self, action: &str, result: &str, detail: &str) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
 use crate::inventory::Inventory;
@@ -32,6 +33,9 @@ pub enum JobKind {
     Reboot,
     Retry,
     Acknowledge,
+    /// Find out how a detached job left by an earlier run ended, following it if it still runs
+    /// (see `remote::job`). Started by the host's supervisor itself, never by an operator.
+    Reattach,
 }
 
 /// Who asked: decides which checks and window rules apply and whether a refusal is a skip.
@@ -67,7 +71,7 @@ pub enum Outcome {
 }
 
 /// One stage of the host update pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     PreCheck,
@@ -106,6 +110,12 @@ pub enum Event {
         host: HostId,
         stream: Stream,
         line: Arc<str>,
+    },
+    /// The host's detached job as it stands now (written ahead before it starts, its log's
+    /// offset as it streams, how it ended), or `None` once the step that ran it has settled.
+    Job {
+        host: HostId,
+        job: Option<Arc<RemoteJob>>,
     },
     InventoryRefreshed {
         host: HostId,
@@ -202,6 +212,7 @@ impl JobKind {
             JobKind::Reboot => "reboot",
             JobKind::Retry => "retry",
             JobKind::Acknowledge => "acknowledge",
+            JobKind::Reattach => "reattach",
         }
     }
 
@@ -239,6 +250,7 @@ impl Event {
         match self {
             Event::StateChanged { host, .. }
             | Event::Output { host, .. }
+            | Event::Job { host, .. }
             | Event::InventoryRefreshed { host, .. }
             | Event::PendingRefreshed { host, .. }
             | Event::Planned { host, .. }

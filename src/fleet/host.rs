@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::event::{Event, JobKind};
+use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
 use crate::inventory::Inventory;
@@ -39,6 +40,9 @@ pub struct HostModel {
     pub refused: Option<(JobKind, Arc<str>)>,
     /// How far the running upgrade has got, read from its output.
     pub progress: Option<UpdateProgress>,
+    /// The detached job of the step in flight (or left by a run that stopped), until that step
+    /// settles.
+    pub job: Option<Arc<RemoteJob>>,
 }
 
 /// An upgrade plan and where it came from.
@@ -62,6 +66,7 @@ impl HostModel {
             last_refresh: None,
             refused: None,
             progress: None,
+            job: None,
         }
     }
 
@@ -114,6 +119,10 @@ impl HostModel {
                 if let Some(progress) = self.progress.as_mut() {
                     progress.observe(line);
                 }
+                return false;
+            }
+            Event::Job { job, .. } => {
+                self.job = job.clone();
                 return false;
             }
             Event::InventoryRefreshed { inventory, .. } => {

@@ -4,9 +4,11 @@
 
 pub mod event;
 mod host;
+mod job;
 pub mod select;
 mod state;
 
 pub use event::{Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus};
 pub use host::{HostModel, Plan};
+pub use job::RemoteJob;
 pub use state::{FailedInfo, HostState, LastError, Phase, Refusal, StateKind, Transition};

@@ -123,6 +123,12 @@ pub enum Transition {
     },
     Retry,
     Acknowledge,
+    /// A job the host failed on (tendhost could not follow it to its end) turned out to be
+    /// still running or over after all: back into the state the job belongs to, so its real
+    /// outcome settles the host.
+    Reattach {
+        rebooting: bool,
+    },
 }
 
 /// Why a move was refused, in words for the operator.
@@ -226,6 +232,7 @@ impl Transition {
             Transition::Fail { .. } => "fail",
             Transition::Retry => "retry",
             Transition::Acknowledge => "acknowledge",
+            Transition::Reattach { .. } => "reattach to a job",
         }
     }
 }
@@ -307,6 +314,13 @@ impl HostState {
                 self.retry_count += 1;
                 P::Idle
             }
+            (P::Failed(_), T::Reattach { rebooting }) => {
+                if rebooting {
+                    P::Rebooting
+                } else {
+                    P::Updating
+                }
+            }
             (P::Failed(info), T::Acknowledge) => P::Failed(FailedInfo {
                 acknowledged: true,
                 ..info.clone()
@@ -347,13 +361,14 @@ impl HostState {
     }
 
     /// After a restart: a host caught reading goes back to where it rested (a read changes
-    /// nothing); one caught mid-mutation cannot be trusted and is failed for the operator to
-    /// verify.
-    pub fn restore(&mut self, now: DateTime<Utc>) {
+    /// nothing). One caught mid-mutation with a detached job on record stays as it was: its
+    /// supervisor asks the host how the job went before anything else. Without one it cannot be
+    /// trusted and is failed for the operator to verify.
+    pub fn restore(&mut self, now: DateTime<Utc>, job_on_record: bool) {
         let kind = self.kind();
         if let Phase::Querying { resting } = &self.phase {
             self.phase = (**resting).clone();
-        } else if kind.is_mutating() {
+        } else if kind.is_mutating() && !job_on_record {
             let error = format!("interrupted during {kind}: tendhost stopped; verify the host");
             self.force_fail(error.into(), now);
         }
@@ -427,6 +442,8 @@ mod tests {
             },
             Transition::Retry,
             Transition::Acknowledge,
+            Transition::Reattach { rebooting: false },
+            Transition::Reattach { rebooting: true },
         ]
     }
 
@@ -450,6 +467,8 @@ mod tests {
             (S::Updating | S::Rebooting | S::Verifying, T::Fail { .. }) => S::Failed,
             (S::Failed, T::Retry) => S::Idle,
             (S::Failed, T::Acknowledge) => S::Failed,
+            (S::Failed, T::Reattach { rebooting: false }) => S::Updating,
+            (S::Failed, T::Reattach { rebooting: true }) => S::Rebooting,
             _ => return None,
         })
     }
@@ -485,7 +504,7 @@ mod tests {
             }
         }
         assert_eq!(
-            legal, 22,
+            legal, 24,
             "the number of legal moves changed; update DESIGN.md §5"
         );
     }
@@ -618,7 +637,7 @@ mod tests {
             phase: Phase::Updating,
             ..HostState::default()
         };
-        state.restore(at());
+        state.restore(at(), false);
         assert_eq!(
             state.error(),
             Some("interrupted during updating: tendhost stopped; verify the host")
@@ -627,7 +646,7 @@ mod tests {
             phase: Phase::querying(Phase::PendingUpdates),
             ..HostState::default()
         };
-        state.restore(at());
+        state.restore(at(), false);
         assert_eq!(state.kind(), StateKind::PendingUpdates);
     }
 }

@@ -60,7 +60,8 @@ impl Apt {
 
     /// Maps a failed apt run to [`Error::Locked`] when the lock was the reason.
     fn failure(&self, step: &'static str, output: &crate::remote::CommandOutput) -> Error {
-        if parse::is_lock_error(&output.stderr) {
+        // A detached job's output (see `remote::job`) is its log: stdout and stderr in one.
+        if parse::is_lock_error(&output.stderr) || parse::is_lock_error(&output.stdout) {
             Error::Locked(self.lock_wait.as_secs())
         } else {
             step::failed(step, output)

@@ -9,13 +9,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
+use crate::remote::job::Follow;
 use crate::remote::{CommandOutput, Executor, OutputLine, RemoteCommand};
 
 /// Reading state (lists, simulations, probes): generous, but a hung host must not hang us.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Downloading package lists or pulling images.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(15 * 60);
-/// A whole upgrade: large ones on slow disks take a long time; a stuck one must still end.
+/// A whole upgrade run attached (no job executor: tests, `host test`). Run as a detached job,
+/// the engine's `[fleet] upgrade_timeout` bounds how long it is followed instead.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// One step of a package operation: a script, how it runs, and the name its errors carry.
@@ -38,9 +40,16 @@ impl<'a> Step<'a> {
         Self::new(name, script, REFRESH_TIMEOUT)
     }
 
-    /// Changes what is installed or running.
+    /// Changes what is installed or running: a detached job on the host (see `remote::job`).
     pub(super) fn upgrade(name: &'static str, script: impl Into<String>) -> Self {
-        Self::new(name, script, UPGRADE_TIMEOUT)
+        Self::new(name, script, UPGRADE_TIMEOUT).detached()
+    }
+
+    /// Runs as a detached job on the host, named after the step: for steps that change the host
+    /// but are not upgrades (pulling images).
+    pub(super) fn detached(mut self) -> Self {
+        self.command = self.command.detached(self.name, Follow::ToTheEnd);
+        self
     }
 
     fn new(name: &'static str, script: impl Into<String>, timeout: Duration) -> Self {
@@ -115,18 +124,8 @@ pub(super) fn failed(step: &'static str, output: &CommandOutput) -> Error {
     Error::CommandFailed {
         step,
         code,
-        detail: tail(output.diagnostic(), 3),
+        detail: crate::errors::last_lines(output.diagnostic(), 3),
     }
-}
-
-/// The last `n` non-empty lines of `text`, joined with ` / ` so the error stays on one line.
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
 #[cfg(test)]

@@ -58,6 +58,27 @@ pub enum Error {
     },
     #[error("starting a local command")]
     Spawn(#[source] std::io::Error),
+    /// The job could not be recorded before it started, so it was not started.
+    #[error("{job} not started: recording it first failed ({message})")]
+    WriteAhead { job: &'static str, message: String },
+    /// Another job holds the host lock (another tendhost, or an earlier job still running).
+    #[error("{target} is locked by {holder}")]
+    HostLocked { target: String, holder: String },
+    #[error("job on {target}: {message}")]
+    Job { target: String, message: String },
+    #[error(
+        "job {job} on {target} vanished: it is not running and left no exit status (killed, or the host rebooted under it)"
+    )]
+    JobVanished { job: String, target: String },
+    /// tendhost stopped following; the job runs on and is picked up again at the next start.
+    #[error("{label} (job {job}) left running on the host: tendhost stopped following it")]
+    Detached { job: String, label: String },
+    #[error("{label} (job {job}) is still running after {}; it was not stopped", crate::config::format_duration(*after))]
+    JobOutlived {
+        job: String,
+        label: String,
+        after: Duration,
+    },
 }
 
 impl Error {

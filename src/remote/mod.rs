@@ -8,6 +8,7 @@ mod auth;
 mod context;
 mod error;
 mod factory;
+pub mod job;
 pub(crate) mod known_hosts;
 mod local;
 mod quote;
@@ -69,8 +70,12 @@ pub struct RemoteCommand {
     pub script: String,
     /// Run as root: prefixed with `sudo -n` when the login user is not root.
     pub privileged: bool,
-    /// Kill the command (and report [`Error::Timeout`]) after this long.
+    /// Kill the command (and report [`Error::Timeout`]) after this long. A detached job is
+    /// never killed: its follower gives up instead (see [`job::JobExecutor`]).
     pub timeout: Duration,
+    /// Set for commands that change the host: run as a detached job by a
+    /// [`job::JobExecutor`]; any other executor runs them attached, as plain commands.
+    pub detached: Option<job::Detach>,
 }
 
 impl RemoteCommand {
@@ -79,11 +84,20 @@ impl RemoteCommand {
             script: script.into(),
             privileged: false,
             timeout,
+            detached: None,
         }
     }
 
     pub fn privileged(mut self) -> Self {
         self.privileged = true;
+        self
+    }
+
+    /// Marks a command that changes the host, to run as a detached job named `label` (always
+    /// as root: jobs and the host lock live under `/var/lib/tendhost`).
+    pub fn detached(mut self, label: &'static str, follow: job::Follow) -> Self {
+        self.privileged = true;
+        self.detached = Some(job::Detach { label, follow });
         self
     }
 

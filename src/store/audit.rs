@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
 /// Records waiting for the appender. Senders wait when it is full: an action is not done until
 /// its audit line is on its way.
 const AUDIT_QUEUE: usize = 256;
+
+/// A record waiting for the appender, with whoever waits for it to be on disk.
+type Queued = (AuditRecord, Option<oneshot::Sender<Result<(), String>>>);
 
 /// One line of `audit.jsonl`.
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +59,7 @@ impl AuditRecord {
 /// Where records go. Disabled (`[audit] enabled = false`) it drops them.
 #[derive(Debug, Clone)]
 pub struct AuditSink {
-    records: Option<mpsc::Sender<AuditRecord>>,
+    records: Option<mpsc::Sender<Queued>>,
     user: String,
 }
 
@@ -82,23 +85,46 @@ impl AuditSink {
         if let Some(records) = &self.records {
             record.user.clone_from(&self.user);
             // The appender lives until every sink is gone, so this only fails at shutdown.
-            let _ = records.send(record).await;
+            let _ = records.send((record, None)).await;
         }
+    }
+
+    /// Records `record` and waits until it is on disk (fsync'd): a write-ahead. Disabled, it
+    /// returns at once.
+    pub async fn record_durably(&self, mut record: AuditRecord) -> Result<(), String> {
+        let Some(records) = &self.records else {
+            return Ok(());
+        };
+        record.user.clone_from(&self.user);
+        let (done, written) = oneshot::channel();
+        records
+            .send((record, Some(done)))
+            .await
+            .map_err(|_| "the audit log is closed".to_string())?;
+        written
+            .await
+            .map_err(|_| "the audit log writer stopped".to_string())?
     }
 }
 
-async fn append_all(path: PathBuf, mut incoming: mpsc::Receiver<AuditRecord>) {
+async fn append_all(path: PathBuf, mut incoming: mpsc::Receiver<Queued>) {
     while let Some(first) = incoming.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = incoming.try_recv() {
             batch.push(more);
         }
+        let (records, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
         let target = path.clone();
-        let written = tokio::task::spawn_blocking(move || append(&target, &batch)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!("writing the audit log '{}': {err}", path.display()),
-            Err(err) => tracing::error!("writing the audit log '{}': {err}", path.display()),
+        let written = match tokio::task::spawn_blocking(move || append(&target, &records)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(format!("writing the audit log '{}': {err}", path.display())),
+            Err(err) => Err(format!("writing the audit log '{}': {err}", path.display())),
+        };
+        if let Err(e) = &written {
+            tracing::error!("{e}");
+        }
+        for done in waiting.into_iter().flatten() {
+            let _ = done.send(written.clone());
         }
     }
 }

@@ -17,7 +17,7 @@ pub(super) fn tendhost(env: &TestEnv) -> Command {
     Command::from_std(tendhost_std(env))
 }
 
-fn tendhost_std(env: &TestEnv) -> std::process::Command {
+pub(super) fn tendhost_std(env: &TestEnv) -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tendhost"));
     cmd.env("XDG_DATA_HOME", env.xdg_data_home())
         .env("XDG_STATE_HOME", env.state_dir())
@@ -256,7 +256,7 @@ fn batch_exit_codes_for_usage_lock_and_interrupt() {
 }
 
 #[test]
-fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside() {
+fn kill_9_before_the_job_reached_the_host_fails_it_and_a_corrupt_snapshot_is_kept_aside() {
     let env = TestEnv::new();
     // The real upgrade (`apt-get -y …`) hangs; everything else runs normally.
     let host = AptHost::start_with(
@@ -293,12 +293,11 @@ fn kill_9_mid_update_is_restored_as_failed_and_a_corrupt_snapshot_is_kept_aside(
     let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
     let lines = json_lines(&out);
     let victim = host_line(&lines, "victim");
+    // The job was written ahead but never reached the host (its launcher hangs): asked about
+    // it, the host has no such job, and the host fails saying so.
     assert_eq!(victim["state"], "failed", "{victim}");
     assert!(
-        victim["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("interrupted during updating"),
+        victim["error"].as_str().unwrap().contains("vanished"),
         "{victim}"
     );
 

@@ -12,13 +12,15 @@ use crate::harness::compose::{Outdated, Stack, V2Shim};
 use crate::harness::registry;
 
 /// A config with this machine as host `docker`: one stack at `path`, compose `version`, and
-/// never a reboot.
+/// never a reboot. Its jobs and host lock live in the test's own directory: every test's
+/// `docker` is this machine, and tests run in parallel.
 fn docker_host(env: &TestEnv, path: &str, version: &str) {
     env.write_config(&format!(
         "[[host]]\nname = \"docker\"\ntransport = \"local\"\nmanager = \"none\"\n\
-         compose_paths = [{path}]\n\n[host.docker]\ncompose_version = \"{version}\"\n\n\
+         compose_paths = [{path}]\njob_dir = {jobs}\n\n[host.docker]\ncompose_version = \"{version}\"\n\n\
          [host.policy]\nauto_reboot = false\n",
-        path = toml::Value::String(path.to_string())
+        path = toml::Value::String(path.to_string()),
+        jobs = toml::Value::String(env.dir.path().join("jobs").display().to_string())
     ));
 }
 

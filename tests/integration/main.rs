@@ -13,6 +13,7 @@ mod config;
 mod engine;
 mod host_cmd;
 mod inventory;
+mod jobs;
 mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;

@@ -32,11 +32,11 @@ impl StepContext {
             return Ok(Vec::new());
         }
         let composer = self.composer();
+        let journal = self.journal(Stage::ComposeCheck, None);
+        let exec = &self.jobs(&journal);
         let check = self.read_stacks(|path| {
             self.with_output(move |lines| async move {
-                composer
-                    .check(self.exec.as_ref(), path, Some(&lines), &self.cancel)
-                    .await
+                composer.check(exec, path, Some(&lines), &self.cancel).await
             })
         });
         self.in_stage(Stage::ComposeCheck, check).await
@@ -84,15 +84,16 @@ impl StepContext {
 
     async fn recreate_stacks(&self, checked: Vec<StackReport>) -> StepResult<()> {
         let composer = self.composer();
+        let journal = self.journal(Stage::Compose, None);
+        let exec = &self.jobs(&journal);
         let mut stacks = Vec::with_capacity(checked.len());
         let mut failure = None;
         for report in checked {
-            let exec = self.exec.clone();
             let abandon = self.abandon.clone();
             let result = self
                 .with_output(|lines| async move {
                     composer
-                        .recreate(exec.as_ref(), report, Some(&lines), &abandon)
+                        .recreate(exec, report, Some(&lines), &abandon)
                         .await
                 })
                 .await;

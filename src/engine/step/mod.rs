@@ -8,6 +8,7 @@
 //! `PackageManager`; they know nothing of SSH or of who watches the events.
 
 mod compose;
+mod reattach;
 mod reboot;
 mod refresh;
 mod update;
@@ -24,8 +25,9 @@ use super::error::Error;
 use super::job::Done;
 use super::{ManagerSource, RebootSettings};
 use crate::config::{HostConfig, HostId};
-use crate::fleet::{Refusal, StateKind, Transition};
+use crate::fleet::{Refusal, RemoteJob, StateKind, Transition};
 use crate::pkg::SharedManager;
+use crate::remote::job::{JobExecutor, JobId, JobJournal, JobStart};
 use crate::remote::{CommandOutput, OutputLine, RemoteCommand, SharedExecutor};
 
 /// How often a read that hit network trouble is tried in all, and the pause before the second
@@ -43,6 +45,23 @@ pub(super) enum StepMsg {
     },
     /// Something the step found or printed, for the bus.
     Event(Event),
+    /// The step's detached job: about to start, read further, or over.
+    Job(JobUpdate),
+}
+
+/// What a step tells its supervisor about its detached job (see `remote::job`).
+#[derive(Debug)]
+pub(super) enum JobUpdate {
+    /// About to start: answered once the record is durable (audit log and snapshot), and the
+    /// job starts only on `Ok`.
+    Starting {
+        job: RemoteJob,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Its log was shown up to `offset`.
+    Progress { offset: u64 },
+    /// It is over; `None` when it vanished or never started.
+    Finished { exit: Option<i32> },
 }
 
 /// What a step needs, cloned from the supervisor for each step.
@@ -65,6 +84,14 @@ pub(super) struct StepContext {
     pub reboot: RebootSettings,
     pub command_timeout: Duration,
     pub reboot_timeout: Duration,
+    /// How long a detached job is followed before it is reported as outliving its bound (it
+    /// is never stopped for it): `[fleet] upgrade_timeout`.
+    pub upgrade_timeout: Duration,
+    /// Who this tendhost is, for anyone the host lock refuses: `tendhost on box (user root,
+    /// pid 7)`.
+    pub holder: Arc<str>,
+    /// For a reattach: the job an earlier run left on the host.
+    pub outstanding: Option<Arc<RemoteJob>>,
 }
 
 pub(super) type StepResult<T> = Result<T, Error>;
@@ -76,6 +103,7 @@ impl StepContext {
             JobKind::Refresh => self.refresh().await,
             JobKind::Update { .. } => self.update(&job, from).await,
             JobKind::Reboot => self.reboot(&job).await,
+            JobKind::Reattach => self.reattach(from).await,
             // Retry and acknowledge are applied by the supervisor itself.
             JobKind::Retry | JobKind::Acknowledge => Ok(Done::Ran),
         }
@@ -177,6 +205,28 @@ impl StepContext {
         .await
     }
 
+    /// The record keeper for the detached jobs of `stage` (`boot_id` goes with a reboot's).
+    fn journal(&self, stage: Stage, boot_id: Option<&str>) -> StageJournal<'_> {
+        StageJournal {
+            supervisor: &self.supervisor,
+            stage,
+            boot_id: boot_id.map(Arc::from),
+        }
+    }
+
+    /// The host's executor, with host-changing commands run as detached jobs recorded in
+    /// `journal`.
+    fn jobs<'a>(&'a self, journal: &'a StageJournal<'a>) -> JobExecutor<'a> {
+        JobExecutor {
+            inner: self.exec.as_ref(),
+            base: &self.host.job_dir,
+            journal,
+            holder: &self.holder,
+            timeout: self.upgrade_timeout,
+            detach: &self.cancel,
+        }
+    }
+
     /// Runs a `[host.checks]` command as part of `stage`; a non-zero exit stops the step.
     async fn check(&self, stage: Stage, script: &str) -> StepResult<()> {
         let command = RemoteCommand::new(script, self.command_timeout);
@@ -221,6 +271,48 @@ impl StepContext {
         // `work` owns the only sender, so `forward` ends once `work` is done with it.
         let (result, ()) = tokio::join!(work(lines), forward);
         result
+    }
+}
+
+/// A step's [`JobJournal`]: every fact goes to the supervisor, which owns the host's job record.
+pub(super) struct StageJournal<'a> {
+    supervisor: &'a mpsc::Sender<StepMsg>,
+    stage: Stage,
+    boot_id: Option<Arc<str>>,
+}
+
+impl StageJournal<'_> {
+    async fn tell(&self, update: JobUpdate) {
+        // The supervisor outlives its steps; a closed channel only happens at teardown.
+        let _ = self.supervisor.send(StepMsg::Job(update)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl JobJournal for StageJournal<'_> {
+    async fn starting(&self, start: &JobStart) -> Result<(), String> {
+        let job = RemoteJob {
+            id: start.id.clone(),
+            label: start.label.into(),
+            stage: self.stage,
+            started: start.started,
+            offset: 0,
+            ended: None,
+            boot_id: self.boot_id.clone(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tell(JobUpdate::Starting { job, reply }).await;
+        answer
+            .await
+            .map_err(|_| "tendhost is stopping".to_string())?
+    }
+
+    async fn progress(&self, _id: &JobId, offset: u64) {
+        self.tell(JobUpdate::Progress { offset }).await;
+    }
+
+    async fn finished(&self, _id: &JobId, exit: Option<i32>) {
+        self.tell(JobUpdate::Finished { exit }).await;
     }
 }
 

@@ -16,7 +16,8 @@ use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::errors::chain;
 use crate::fleet::Transition;
-use crate::remote::{self, RemoteCommand, quote};
+use crate::remote::job::Follow;
+use crate::remote::{self, Executor, RemoteCommand, quote};
 
 impl StepContext {
     /// From `WaitingReboot`: reboot if the job's rule allows it now, wait for the host to come
@@ -65,12 +66,12 @@ impl StepContext {
                 })
             })
             .await?;
-        self.issue_reboot().await?;
+        self.issue_reboot(&old).await?;
         let new = self.wait_for_new_boot(&old).await?;
         Ok((old, new))
     }
 
-    async fn verify_reboot(&self, old: &str, new: &str) -> StepResult<()> {
+    pub(super) async fn verify_reboot(&self, old: &str, new: &str) -> StepResult<()> {
         if new == old {
             return Err(Error::BootIdUnchanged(old.to_string()));
         }
@@ -82,10 +83,13 @@ impl StepContext {
         Ok(())
     }
 
-    async fn issue_reboot(&self) -> StepResult<()> {
-        let command =
-            RemoteCommand::new(self.reboot.command.clone(), Duration::from_secs(30)).privileged();
-        match self.exec.run(&command, None, &self.cancel).await {
+    /// Runs the reboot command as a detached job (recorded with the boot id before it, so a
+    /// restarted tendhost can tell whether it happened).
+    async fn issue_reboot(&self, boot_id: &str) -> StepResult<()> {
+        let command = RemoteCommand::new(self.reboot.command.clone(), Duration::from_secs(30))
+            .detached("reboot", Follow::UntilDisconnect);
+        let journal = self.journal(Stage::Reboot, Some(boot_id));
+        match self.jobs(&journal).run(&command, None, &self.cancel).await {
             // OpenSSH reports a connection closed under it as 255; anything else non-zero means
             // the reboot command itself failed.
             Ok(out) if !out.success() && out.exit_code.is_some_and(|c| c != 255) => {
@@ -106,7 +110,7 @@ impl StepContext {
     }
 
     /// Reads the host's boot id (one short command).
-    async fn boot_id(&self) -> Result<String, remote::Error> {
+    pub(super) async fn boot_id(&self) -> Result<String, remote::Error> {
         let script = format!("cat {}", quote(&self.reboot.boot_id_path));
         let timeout = self.reboot.poll_interval.max(Duration::from_secs(5));
         let out = self
@@ -124,7 +128,7 @@ impl StepContext {
 
     /// Polls until the host answers with a boot id other than `old` (returned), or fails with
     /// the phase that went wrong.
-    async fn wait_for_new_boot(&self, old: &str) -> StepResult<String> {
+    pub(super) async fn wait_for_new_boot(&self, old: &str) -> StepResult<String> {
         let timeout = self.reboot_timeout;
         self.exec.disconnect().await;
 
@@ -185,6 +189,11 @@ fn is_fatal(err: &remote::Error) -> bool {
             | remote::Error::Key { .. }
             | remote::Error::SudoNeedsPassword { .. }
             | remote::Error::Cancelled
+            // The reboot job could not be recorded or started, or tendhost is stopping.
+            | remote::Error::WriteAhead { .. }
+            | remote::Error::HostLocked { .. }
+            | remote::Error::Job { .. }
+            | remote::Error::Detached { .. }
     )
 }
 

@@ -155,11 +155,12 @@ impl StepContext {
             }
         };
         let options = self.options(allow_removals);
-        let exec = self.exec.clone();
+        let journal = self.journal(Stage::Packages, None);
+        let exec = self.jobs(&journal);
         let abandon = self.abandon.clone();
         let upgrade = self.with_output(|lines| async move {
             manager
-                .upgrade(exec.as_ref(), options, Some(&lines), &abandon)
+                .upgrade(&exec, options, Some(&lines), &abandon)
                 .await
                 .map_err(Error::Upgrade)
         });

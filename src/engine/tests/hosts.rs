@@ -351,6 +351,9 @@ async fn a_refused_move_stops_the_step_before_it_touches_the_host() {
         reboot: RebootSettings::default(),
         command_timeout: Duration::from_secs(5),
         reboot_timeout: Duration::from_secs(5),
+        upgrade_timeout: Duration::from_secs(5),
+        holder: "tendhost test".into(),
+        outstanding: None,
     };
     let job = Job::new(update(), Origin::Console);
     let running = tokio::spawn(step.run(job, StateKind::PendingUpdates));

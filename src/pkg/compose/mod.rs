@@ -190,7 +190,7 @@ impl ComposeUpdater {
     ) -> Result<(), Error> {
         let pull = |service: Option<&str>| {
             Step::refresh("compose pull", stack.pull(service))
-                .privileged()
+                .detached()
                 .streaming(lines)
                 .run_ok(exec, cancel)
         };

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::SavedHost;
-use crate::fleet::{FailedInfo, HostModel, HostState, LastError, Phase, Plan, StateKind};
+use crate::fleet::{
+    FailedInfo, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind,
+};
 use crate::inventory::Inventory;
 use crate::pkg::{PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan};
 
@@ -36,6 +38,9 @@ pub(super) struct DiskHost {
     pub recent_output: VecDeque<String>,
     #[serde(default)]
     pub dropped_output: u64,
+    /// The detached job in flight when this was saved: what a restarted tendhost asks about.
+    #[serde(default)]
+    pub job: Option<RemoteJob>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -172,6 +177,7 @@ impl From<&SavedHost> for DiskHost {
             last_refresh: model.last_refresh,
             recent_output: saved.recent_output.clone(),
             dropped_output: saved.dropped_output,
+            job: model.job.as_deref().cloned(),
         }
     }
 }
@@ -202,6 +208,8 @@ impl From<DiskHost> for SavedHost {
         model.stacks = Arc::from(disk.stacks);
         model.compose_changes = Arc::from(disk.compose_changes);
         model.last_refresh = disk.last_refresh;
+        // An id that is not one tendhost makes would become a path on the host: drop it.
+        model.job = disk.job.filter(|j| j.id.is_valid()).map(Arc::new);
         SavedHost {
             model,
             recent_output: disk.recent_output,

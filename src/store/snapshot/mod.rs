@@ -144,7 +144,7 @@ pub fn load(path: &Path) -> Loaded {
 }
 
 /// Moves an unusable snapshot aside and salvages from it the hosts that must not be forgotten:
-/// those that failed, or were caught mid-update (restored as failed by the engine).
+/// those that failed, were caught mid-update, or had a detached job in flight.
 fn set_aside(path: &Path, bytes: &[u8], why: &str) -> Loaded {
     let aside = aside_path(path);
     let salvaged = salvage(bytes);
@@ -186,6 +186,11 @@ fn salvage(bytes: &[u8]) -> Vec<SavedHost> {
 
 fn salvage_host(host: &Value) -> Option<SavedHost> {
     let name = host.get("name")?.as_str()?;
+    // A job in flight is the one fact no damage may erase: a restarted tendhost asks about it.
+    let job = host
+        .get("job")
+        .and_then(|j| serde_json::from_value::<crate::fleet::RemoteJob>(j.clone()).ok())
+        .filter(|j| j.id.is_valid());
     let phase = host.get("state")?.get("phase")?;
     let text = |key: &str| phase.get(key).and_then(Value::as_str);
     let kind: StateKind = serde_json::from_value(phase.get("state")?.clone()).ok()?;
@@ -208,6 +213,7 @@ fn salvage_host(host: &Value) -> Option<SavedHost> {
         StateKind::Updating => Phase::Updating,
         StateKind::Rebooting => Phase::Rebooting,
         StateKind::Verifying => Phase::Verifying,
+        _ if job.is_some() => Phase::Idle,
         _ => return None,
     };
     let mut model = HostModel::new(name.into());
@@ -215,6 +221,7 @@ fn salvage_host(host: &Value) -> Option<SavedHost> {
         phase,
         ..HostState::default()
     });
+    model.job = job.map(std::sync::Arc::new);
     Some(SavedHost::new(model))
 }
 

@@ -98,6 +98,7 @@ impl From<V1Host> for DiskHost {
             inventory: old.inventory,
             pending: refreshed.then_some(old.pending),
             reboot: old.reboot,
+            job: None,
             plan: old.plan.map(|plan| DiskPlan {
                 plan,
                 dry_run: true,
