@@ -81,6 +81,11 @@ pub struct BatchArgs {
     #[arg(long)]
     pub allow_removals: bool,
 
+    /// Let `reboot` reboot hosts that other hosts reach through (`proxy_jump`); they reboot
+    /// after the selected hosts behind them.
+    #[arg(long)]
+    pub reboot_jump_hosts: bool,
+
     /// Wave batch sizes, e.g. `1,5,25%` (canary first; the last size repeats).
     #[arg(long, value_name = "N|N%[,…]")]
     pub batch_size: Option<String>,

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BatchArgs, BatchCommand};
-use crate::config::{BatchSize, Config, FailureLimit, HostId, parse_duration};
+use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, parse_duration};
 use crate::engine::bus::{WaveProgress, WaveStatus};
 use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequest};
 use crate::exit::Exit;
@@ -31,6 +31,9 @@ pub struct Request {
     pub allow_removals: bool,
     /// Set for `wave`.
     pub wave: Option<WaveRequest>,
+    /// `hosts` in the order jobs are given: for `update` and `reboot`, jump hosts after the
+    /// hosts behind them (each phase waits for the one before); otherwise one phase.
+    pub phases: Vec<Vec<HostId>>,
 }
 
 impl Request {
@@ -50,9 +53,20 @@ impl Request {
         if args.dry_run && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
             return Err("--dry-run only applies to 'update' and 'wave'".into());
         }
+        if args.reboot_jump_hosts && command != BatchCommand::Reboot {
+            return Err("--reboot-jump-hosts only applies to 'reboot'".into());
+        }
         let wave = (command == BatchCommand::Wave)
             .then(|| wave_request(args, config, hosts.clone()))
             .transpose()?;
+        let jumps = JumpHosts::of(config);
+        if command == BatchCommand::Reboot && !args.reboot_jump_hosts {
+            refuse_jump_host_reboots(&hosts, &jumps)?;
+        }
+        let phases = match command {
+            BatchCommand::Update | BatchCommand::Reboot => jumps.phases(&hosts),
+            _ => vec![hosts.clone()],
+        };
         Ok(Request {
             command,
             hosts,
@@ -60,6 +74,7 @@ impl Request {
             dry_run: args.dry_run,
             allow_removals: args.allow_removals,
             wave,
+            phases,
         })
     }
 
@@ -77,6 +92,24 @@ impl Request {
             BatchCommand::Check | BatchCommand::Hosts | BatchCommand::Wave => return None,
         })
     }
+}
+
+/// A script cannot be asked again as the console asks, so rebooting a jump host needs
+/// `--reboot-jump-hosts`; without it nothing runs and the refusal names whom it would cut off.
+fn refuse_jump_host_reboots(hosts: &[HostId], jumps: &JumpHosts) -> Result<(), String> {
+    let refused: Vec<String> = hosts
+        .iter()
+        .filter(|host| !jumps.behind(host).is_empty())
+        .map(|host| format!("'{host}' carries {}", jumps.describe_behind(host)))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to reboot a jump host under the hosts behind it ({}); add \
+         --reboot-jump-hosts to reboot it after them, or leave it out with --exclude",
+        refused.join("; ")
+    ))
 }
 
 fn wave_request(
@@ -204,10 +237,21 @@ impl Runner {
         }
     }
 
-    /// Gives every selected host the job (the engine bounds concurrency) and waits for all.
+    /// Gives the selected hosts the job phase by phase (jump hosts after the hosts behind
+    /// them) and waits for all; true when interrupted.
     async fn run_jobs(&mut self, kind: JobKind) -> bool {
+        for phase in self.request.phases.clone() {
+            if self.run_phase(kind, phase).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Gives every host of `phase` the job (the engine bounds concurrency) and waits for all.
+    async fn run_phase(&mut self, kind: JobKind, phase: Vec<HostId>) -> bool {
         let mut answers = FuturesUnordered::new();
-        for host in self.request.hosts.clone() {
+        for host in phase {
             let (job, answer) = Job::answered(kind, Origin::Batch);
             match self.engine.try_send(&host, job) {
                 Ok(()) => answers.push(async move { (host, answer.await) }),

@@ -10,6 +10,7 @@ mod discover;
 mod duration;
 mod error;
 mod fields;
+mod jumps;
 mod raw;
 mod sections;
 pub(crate) mod suggest;
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub use discover::{Discovered, DiscoverySource, discover};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
+pub use jumps::JumpHosts;
 pub use window::MaintenanceWindow;
 
 /// A host's unique name, cheap to clone into events and log lines.

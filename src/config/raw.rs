@@ -534,4 +534,24 @@ mod tests {
         assert_eq!(line_column(text, 6), (2, 1));
         assert_eq!(line_column(text, 10), (2, 4));
     }
+
+    #[test]
+    fn durations_no_clock_can_add_are_refused_where_written() {
+        let text = "[ssh]\ncommand_timeout = \"1000000000000d\"\nconnect_timeout = \"10s\"\n\
+                    keepalive = 99999999999999\n\n[fleet]\nreboot_timeout = \"36500d1s\"\n\
+                    refresh_interval = \"36500d\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
+            panic!("too long durations loaded");
+        };
+        let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "t.toml:2:19: key 'ssh.command_timeout': '1000000000000d' is too long (at most \
+                 36500d)",
+                "t.toml:4:13: key 'ssh.keepalive': '99999999999999' is too long (at most 36500d)",
+                "t.toml:7:18: key 'fleet.reboot_timeout': '36500d1s' is too long (at most 36500d)",
+            ]
+        );
+    }
 }

@@ -26,20 +26,21 @@ pub enum Error {
     Upgrade(#[source] pkg::Error),
     #[error("compose")]
     Compose(#[source] pkg::Error),
-    /// A `[host.checks]` command could not be run.
-    #[error("{stage} '{script}'", stage = stage_label(*.stage))]
+    /// A `[host.checks]` command could not be run. Named by its stage, never by its command
+    /// line: a check may carry a token (`curl -H "Authorization: …"`), and this text reaches the
+    /// screen, the log, `--json` and the snapshot.
+    #[error("{stage}", stage = stage_label(*.stage))]
     CheckUnrun {
         stage: Stage,
-        script: String,
         #[source]
         source: remote::Error,
     },
-    /// A `[host.checks]` command ran and said no.
-    #[error("{stage} '{script}' failed (exit {code}): {detail}", stage = stage_label(*.stage))]
+    /// A `[host.checks]` command ran and said no; named by its stage like [`Error::CheckUnrun`].
+    #[error("{stage} failed (exit {code}){detail}", stage = stage_label(*.stage), detail = colon(detail))]
     CheckFailed {
         stage: Stage,
-        script: String,
         code: String,
+        /// The last line the check printed, if any.
         detail: String,
     },
     #[error("rebooting: {what}")]
@@ -48,12 +49,9 @@ pub enum Error {
         #[source]
         source: remote::Error,
     },
-    #[error("rebooting: '{command}' failed (exit {code}): {detail}")]
-    RebootCommand {
-        command: String,
-        code: i32,
-        detail: String,
-    },
+    /// The reboot command said no; named, not quoted, like a check.
+    #[error("rebooting: the reboot command failed (exit {code}){detail}", detail = colon(detail))]
+    RebootCommand { code: i32, detail: String },
     /// Waiting for the host to go down or come back ran out, or something waiting cannot fix.
     #[error("rebooting: {0}")]
     RebootWait(String),
@@ -86,6 +84,15 @@ pub enum Error {
     Panicked(String),
     #[error("internal error: the step was cancelled")]
     Aborted,
+}
+
+/// `": detail"`, or nothing when a command printed nothing.
+fn colon(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
 }
 
 fn stage_label(stage: Stage) -> &'static str {
@@ -157,5 +164,51 @@ impl Error {
             | Error::Compose(e) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn checks_are_named_by_stage_never_by_their_command_line() {
+        let failed = Error::CheckFailed {
+            stage: Stage::PreCheck,
+            code: "1".into(),
+            detail: String::new(),
+        };
+        assert_eq!(failed.to_string(), "pre-check failed (exit 1)");
+        let failed = Error::CheckFailed {
+            stage: Stage::Verify,
+            code: "22".into(),
+            detail: "curl: (22) The requested URL returned error: 503".into(),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "post-check failed (exit 22): curl: (22) The requested URL returned error: 503"
+        );
+        let unrun = Error::CheckUnrun {
+            stage: Stage::PreCheck,
+            source: remote::Error::Timeout(Duration::from_secs(5)),
+        };
+        assert_eq!(
+            crate::errors::chain(&unrun),
+            "pre-check: command timed out after 5s"
+        );
+    }
+
+    #[test]
+    fn the_reboot_command_is_named_not_quoted() {
+        let err = Error::RebootCommand {
+            code: 1,
+            detail: "Failed to reboot: Access denied".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "rebooting: the reboot command failed (exit 1): Failed to reboot: Access denied"
+        );
     }
 }

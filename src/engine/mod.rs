@@ -37,7 +37,7 @@ pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
 pub use wave::{WaveQueue, WaveRequest};
 
-use crate::config::{Config, HostConfig, HostId};
+use crate::config::{Config, HostConfig, HostId, JumpHosts};
 use crate::fleet::HostModel;
 use crate::inventory::Inventory;
 use crate::pkg::{self, SharedManager};
@@ -339,7 +339,8 @@ impl EngineHandle {
                 None => Err(WaveError::UnknownHost(id.clone())),
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
-        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures);
+        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
+            .with_jump_hosts(&JumpHosts::of(&self.inner.config));
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
         let control = wave::WaveControl {

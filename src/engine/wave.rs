@@ -11,9 +11,14 @@
 //! - A batch starts only once every earlier batch had a host that succeeded; otherwise the wave
 //!   halts, saying how each host of the unproven batch ended.
 //!
+//! A jump host (one that other selected hosts reach through, see [`JumpHosts`]) goes after the
+//! hosts behind it and never in the same batch as any of them: its update may reboot it, which
+//! would cut them off mid-upgrade. The canary rules above still hold; the jump host only waits
+//! for a later batch, and the batch it would have joined runs with the hosts it has.
+//!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
 use super::host::HostHandle;
-use crate::config::{BatchSize, FailureLimit, HostId};
+use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts};
 use crate::store::audit::{AuditRecord, AuditSink};
 
 /// How many hosts a halt reason names before it says "and N more".
@@ -49,6 +54,9 @@ pub struct WaveQueue {
     /// Batches opened so far; the current one is number `opened` (1-based).
     opened: usize,
     current: BatchTally,
+    /// Selected jump host → the selected hosts behind it, which it must not share a batch with
+    /// (see [`with_jump_hosts`](Self::with_jump_hosts)); empty for most fleets.
+    behind: HashMap<HostId, Vec<HostId>>,
 }
 
 /// The batch being filled.
@@ -58,6 +66,9 @@ struct BatchTally {
     in_flight: usize,
     /// Hosts that really ran (succeeded or failed): only they use up the batch.
     ran: usize,
+    /// Every host handed out in this batch, whatever became of it (kept only when the
+    /// selection has jump hosts).
+    started: HashSet<HostId>,
     succeeded: usize,
     /// How each host of the batch that did not succeed ended ("h0 failed: …"), for the reason.
     misses: Vec<String>,
@@ -83,7 +94,31 @@ impl WaveQueue {
             skipped: Arc::from([]),
             opened: 0,
             current: BatchTally::default(),
+            behind: HashMap::new(),
         }
+    }
+
+    /// Orders the selection so that every jump host comes after the selected hosts behind it,
+    /// and keeps it out of their batches. Call before the first batch.
+    pub fn with_jump_hosts(mut self, jumps: &JumpHosts) -> WaveQueue {
+        if jumps.is_empty() {
+            return self;
+        }
+        let selected: Vec<HostId> = self.untried.drain(..).collect();
+        let members: HashSet<&HostId> = selected.iter().collect();
+        for host in &selected {
+            let behind: Vec<HostId> = jumps
+                .behind(host)
+                .iter()
+                .filter(|b| members.contains(b))
+                .cloned()
+                .collect();
+            if !behind.is_empty() {
+                self.behind.insert(host.clone(), behind);
+            }
+        }
+        self.untried = jumps.phases(&selected).concat().into();
+        self
     }
 
     pub fn total(&self) -> usize {
@@ -115,15 +150,32 @@ impl WaveQueue {
     }
 
     /// The next host to start in the current batch: while the batch has room (hosts that ran or
-    /// run count against its size, skipped ones do not) and failures are within the limit.
+    /// run count against its size, skipped ones do not) and failures are within the limit. A
+    /// jump host whose hosts behind it are in this batch waits for the next one; the first
+    /// untried host that may join is taken instead.
     pub fn next_host(&mut self) -> Option<HostId> {
         let batch = &self.current;
         if self.halts(self.failed) || batch.ran + batch.in_flight >= batch.size {
             return None;
         }
-        let host = self.untried.pop_front()?;
+        let at = self
+            .untried
+            .iter()
+            .position(|host| self.may_join(host, &batch.started))?;
+        let host = self.untried.remove(at)?;
         self.current.in_flight += 1;
+        if !self.behind.is_empty() {
+            self.current.started.insert(host.clone());
+        }
         Some(host)
+    }
+
+    /// Whether `host` may join a batch that has started the hosts in `started`: not when it is
+    /// the jump host of one of them.
+    fn may_join(&self, host: &HostId, started: &HashSet<HostId>) -> bool {
+        self.behind
+            .get(host)
+            .is_none_or(|behind| !behind.iter().any(|b| started.contains(b)))
     }
 
     /// Records how a host handed out by [`next_host`](Self::next_host) ended.
@@ -185,6 +237,9 @@ impl WaveQueue {
     pub fn planned_batches(&self) -> usize {
         let batch = &self.current;
         let room = batch.size.saturating_sub(batch.ran + batch.in_flight);
+        if !self.behind.is_empty() {
+            return self.planned_with_jump_hosts(room);
+        }
         let mut left = self.untried.len().saturating_sub(room);
         let mut batches = self.opened;
         while left > 0 {
@@ -192,6 +247,30 @@ impl WaveQueue {
             batches += 1;
         }
         batches
+    }
+
+    /// [`planned_batches`](Self::planned_batches) when jump hosts wait for later batches: fills
+    /// the batches as [`next_host`](Self::next_host) would if every host ran.
+    fn planned_with_jump_hosts(&self, mut room: usize) -> usize {
+        let mut started = self.current.started.clone();
+        let mut left: Vec<&HostId> = self.untried.iter().collect();
+        let mut batches = self.opened;
+        loop {
+            left.retain(|host| {
+                if room == 0 || !self.may_join(host, &started) {
+                    return true;
+                }
+                started.insert((*host).clone());
+                room -= 1;
+                false
+            });
+            if left.is_empty() {
+                return batches;
+            }
+            room = self.sizes[batches.min(self.sizes.len() - 1)];
+            batches += 1;
+            started.clear();
+        }
     }
 
     /// Copies the wave's counts into `progress`.
@@ -720,5 +799,143 @@ mod tests {
         assert_eq!(queue.next_host().as_deref(), Some("h10"));
         // 29 hosts are left after the canary: 5, 10, 10 and 4.
         assert_eq!(queue.planned_batches(), 5);
+    }
+
+    /// A queue over `selection` of a config where each `(host, jump)` pair reaches `host` through
+    /// `jump`; every other host of `selection` stands alone.
+    fn jump_queue(
+        selection: &[&str],
+        routes: &[(&str, &str)],
+        sizes: &str,
+        max_failures: FailureLimit,
+    ) -> WaveQueue {
+        let mut text = String::new();
+        for (i, name) in selection.iter().enumerate() {
+            text.push_str(&format!(
+                "[[host]]\nname = \"{name}\"\naddr = \"10.0.0.{}\"\n",
+                i + 1
+            ));
+            if let Some((_, jump)) = routes.iter().find(|(host, _)| host == name) {
+                text.push_str(&format!("proxy_jump = \"{jump}\"\n"));
+            }
+        }
+        let config = crate::config::Config::from_str("t.toml", &text).unwrap();
+        let hosts = selection.iter().map(|h| HostId::from(*h)).collect();
+        WaveQueue::new(hosts, &BatchSize::parse_list(sizes).unwrap(), max_failures)
+            .with_jump_hosts(&JumpHosts::of(&config))
+    }
+
+    fn names(batches: &[Vec<HostId>]) -> Vec<Vec<&str>> {
+        batches
+            .iter()
+            .map(|b| b.iter().map(|h| &**h).collect())
+            .collect()
+    }
+
+    #[test]
+    fn a_jump_host_goes_after_the_hosts_behind_it_and_never_beside_them() {
+        let selection = ["bastion", "a", "b", "c", "d"];
+        let routes = [("a", "bastion"), ("b", "bastion")];
+        let mut queue = jump_queue(&selection, &routes, "1,100%", FailureLimit::Count(0));
+        assert_eq!(
+            queue.planned_batches(),
+            3,
+            "bastion needs a batch of its own"
+        );
+        let (batches, halt) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(halt, None);
+        assert_eq!(
+            names(&batches),
+            [vec!["a"], vec!["b", "c", "d"], vec!["bastion"]],
+            "a became the canary; bastion waited for the batch after b's"
+        );
+
+        // A jump host joins a batch holding none of the hosts behind it.
+        let mut queue = jump_queue(&selection, &routes, "2", FailureLimit::Count(0));
+        assert_eq!(queue.planned_batches(), 3);
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(
+            names(&batches),
+            [vec!["a", "b"], vec!["c", "d"], vec!["bastion"]]
+        );
+        let mut queue = jump_queue(
+            &["bastion", "a", "b"],
+            &routes[..1],
+            "2",
+            FailureLimit::Count(0),
+        );
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(names(&batches), [vec!["a", "b"], vec!["bastion"]]);
+        let mut queue = jump_queue(
+            &["bastion", "a", "b", "c"],
+            &routes[..1],
+            "1,2",
+            FailureLimit::Count(0),
+        );
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(
+            names(&batches),
+            [vec!["a"], vec!["b", "c"], vec!["bastion"]]
+        );
+        let mut queue = jump_queue(
+            &["bastion", "a", "b"],
+            &routes[..1],
+            "1,2",
+            FailureLimit::Count(0),
+        );
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(
+            names(&batches),
+            [vec!["a"], vec!["b", "bastion"]],
+            "a ran in an earlier batch: bastion may join b"
+        );
+    }
+
+    #[test]
+    fn a_waiting_jump_host_lets_the_next_one_take_its_place() {
+        // gw-2 carries y, which runs in batch 2; gw-1 carries x, done in batch 1.
+        let mut queue = jump_queue(
+            &["gw-2", "gw-1", "x", "y"],
+            &[("x", "gw-1"), ("y", "gw-2")],
+            "1,2",
+            FailureLimit::Count(0),
+        );
+        assert_eq!(queue.planned_batches(), 3);
+        let (batches, _) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(
+            names(&batches),
+            [vec!["x"], vec!["y", "gw-1"], vec!["gw-2"]]
+        );
+    }
+
+    #[test]
+    fn the_canary_rule_still_stops_a_wave_before_its_jump_host() {
+        let mut queue = jump_queue(
+            &["bastion", "a", "b"],
+            &[("a", "bastion"), ("b", "bastion")],
+            "1,100%",
+            FailureLimit::Count(5),
+        );
+        let (batches, halt) = run(&mut queue, |h| match h {
+            "a" => failed("dpkg"),
+            _ => Outcome::Succeeded,
+        });
+        assert_eq!(names(&batches), [vec!["a"]]);
+        assert_eq!(
+            halt.as_deref(),
+            Some("canary batch 1 had no host that succeeded (a failed: dpkg)")
+        );
+        // Skipped hosts behind it still keep it out of their batch.
+        let mut queue = jump_queue(
+            &["bastion", "a", "b"],
+            &[("a", "bastion"), ("b", "bastion")],
+            "2",
+            FailureLimit::Count(5),
+        );
+        let (batches, _) = run(&mut queue, |h| match h {
+            "a" => skipped(OUTSIDE),
+            _ => Outcome::Succeeded,
+        });
+        assert_eq!(names(&batches), [vec!["a", "b"], vec!["bastion"]]);
     }
 }

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use crate::config::{Config, HostConfig, KnownHostsPolicy};
 
+/// The environment variable holding a base64 private key (for CI and containers). Read once,
+/// here; never passed on to a child process (see `remote::child`).
+pub(crate) const ENV_KEY: &str = "TENDHOST_SSH_KEY";
+
 /// A secret that must never reach a log line or a snapshot: `Debug` prints `<redacted>`.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -53,7 +57,7 @@ pub struct RemoteContext {
     pub connect_timeout: Duration,
     /// Default upper bound for a command when the caller has none of its own.
     pub command_timeout: Duration,
-    /// Interval of SSH keepalives on an idle connection.
+    /// Interval of SSH keepalives on an idle connection; zero turns them off.
     pub keepalive: Duration,
     /// `~/.ssh/config`, consulted for HostName, User, Port, IdentityFile and ProxyJump.
     pub ssh_config: Option<PathBuf>,
@@ -110,7 +114,7 @@ impl RemoteContext {
         ctx.agent_socket = std::env::var_os("SSH_AUTH_SOCK")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        ctx.env_key = std::env::var("TENDHOST_SSH_KEY")
+        ctx.env_key = std::env::var(ENV_KEY)
             .ok()
             .filter(|k| !k.trim().is_empty())
             .map(Secret::new);

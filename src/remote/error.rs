@@ -38,6 +38,17 @@ pub enum Error {
         got: String,
         location: String,
     },
+    /// A known_hosts file exists but cannot be read as text: refusing is the only safe answer,
+    /// since "no keys known" would let `accept-new` learn any key.
+    #[error(
+        "cannot check the host key of {target}: known_hosts '{path}' {problem}; refusing to \
+         connect"
+    )]
+    KnownHostsUnreadable {
+        target: String,
+        path: String,
+        problem: String,
+    },
     #[error("host key for {target} refused: {message}")]
     HostKeyRejected { target: String, message: String },
     #[error("key file '{path}': {message}")]

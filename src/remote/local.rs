@@ -1,7 +1,8 @@
 //! Runs commands on this machine, for `transport = "local"` hosts.
 //!
 //! Same contract as SSH: line-by-line streaming, a timeout and cancellation. A command runs in
-//! its own process group so a timeout or cancel stops everything it started, not just `sh`.
+//! its own process group so a timeout or cancel stops everything it started, not just `sh`, and
+//! without tendhost's secrets in its environment (see `child`).
 
 use std::process::Stdio;
 
@@ -9,12 +10,11 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, sudo_wants_password,
+    CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, child, sudo_wants_password,
 };
 
 /// Executes on the local machine as the user running tendhost.
@@ -52,12 +52,12 @@ impl Executor for LocalExecutor {
         let script = command.script_for(Self::user_is_root());
         let mut process = match &self.wrapper {
             Some(wrapper) => {
-                let mut c = Command::new(&wrapper[0]);
+                let mut c = child::command(&wrapper[0]);
                 c.args(&wrapper[1..]).arg(&script);
                 c
             }
             None => {
-                let mut c = Command::new("sh");
+                let mut c = child::command("sh");
                 c.arg("-c").arg(&script);
                 c
             }

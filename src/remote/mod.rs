@@ -5,6 +5,7 @@
 //! simulated executor. Nothing here knows about package managers or the state machine.
 
 mod auth;
+mod child;
 mod context;
 mod error;
 mod factory;

@@ -50,6 +50,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a plain `sh`, to prove the quoting
     fn round_trips_through_a_real_shell() {
         let hostile = [
             "x; touch /tmp/tendhost-pwned",

@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::config::HostId;
+use crate::config::{HostId, JumpHosts};
 use crate::engine::bus::{StateKind, WaveStatus};
 use crate::engine::{JobKind, Origin, WaveError};
 use crate::tui::app::App;
@@ -96,10 +96,8 @@ impl App {
             Action::Wave => self.open_wave(),
             Action::PauseWave => self.pause_or_resume(),
             Action::AbortWave if self.model.wave_running() => {
-                self.view.overlay = Overlay::Confirm(ConfirmDialog {
-                    what: Confirmable::AbortWave,
-                    hosts: Vec::new(),
-                });
+                self.view.overlay =
+                    Overlay::Confirm(ConfirmDialog::new(Confirmable::AbortWave, Vec::new()));
             }
             Action::AbortWave => self.view.set_status("no wave is running", true),
             Action::Help => self.view.overlay = Overlay::Help { scroll: 0 },
@@ -125,10 +123,8 @@ impl App {
     fn ask_quit(&mut self) {
         let busy = self.model.busy_hosts();
         if busy > 0 || self.model.wave_running() {
-            self.view.overlay = Overlay::Confirm(ConfirmDialog {
-                what: Confirmable::Quit { busy },
-                hosts: Vec::new(),
-            });
+            self.view.overlay =
+                Overlay::Confirm(ConfirmDialog::new(Confirmable::Quit { busy }, Vec::new()));
         } else {
             self.quit = true;
         }
@@ -202,10 +198,10 @@ impl App {
             self.view.set_status("no host selected", true);
             return;
         }
-        self.view.overlay = Overlay::Confirm(ConfirmDialog {
-            what: Confirmable::Host(action),
-            hosts,
-        });
+        let jumps = JumpHosts::of(self.engine.config());
+        self.view.overlay = Overlay::Confirm(
+            ConfirmDialog::new(Confirmable::Host(action), hosts).with_jump_hosts(&jumps),
+        );
     }
 
     fn open_wave(&mut self) {
@@ -270,6 +266,10 @@ impl App {
             Action::ToggleDryRun => dialog.toggle_dry_run(),
             Action::ToggleRemovals => dialog.toggle_removals(),
             Action::Confirm | Action::Zoom => {
+                // Rebooting a jump host asks twice: the dialog stays open, asking again.
+                if dialog.ask_again() {
+                    return;
+                }
                 let dialog = dialog.clone();
                 self.view.overlay = Overlay::None;
                 self.run_confirmed(dialog);

@@ -599,3 +599,62 @@ async fn wave_controls_the_engine_refuses_become_a_status_message() {
         format!("wave not started: wave {id} is still running")
     );
 }
+
+/// Issue 10: rebooting a host others reach through (`proxy_jump`) asks a second time, and the
+/// dialog names the hosts behind it; only the second confirmation sends the reboot.
+#[tokio::test(start_paused = true)]
+async fn rebooting_a_jump_host_asks_again_naming_the_hosts_behind_it() {
+    use crate::engine::tests::{fleet_config_named, start};
+    use crate::tui::testing::{demo_model, draw, settings, text};
+    let names = (0..6).map(|i| format!("host-{i:02}"));
+    let config = fleet_config_named(names, |i| match i {
+        1 | 2 => "proxy_jump = \"host-00\"\n".to_string(),
+        _ => String::new(),
+    });
+    let mut rig = start(config, SimFleet::new());
+    let mut app = App::new(
+        demo_model(),
+        rig.engine.clone(),
+        settings(Theme::plain(), false),
+    );
+    app.apply(&Event::Wave(wave(WaveStatus::Finished)));
+    press(&mut app, "g b");
+    assert_eq!(cursor_name(&app), "host-00");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("reboot 1 host?"), "{screen}");
+    assert!(
+        screen.contains("⚠ host-00 is the jump host of 'host-01', 'host-02': they lose their"),
+        "{screen}"
+    );
+    press(&mut app, "y");
+    assert!(
+        matches!(app.view.overlay, Overlay::Confirm(_)),
+        "the first y rebooted"
+    );
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("really reboot jump host 'host-00'? every host behind it loses its"),
+        "{screen}"
+    );
+    let events = settle(&mut rig).await;
+    assert!(
+        events.is_empty(),
+        "the engine was asked something: {events:?}"
+    );
+
+    press(&mut app, "y");
+    assert!(matches!(app.view.overlay, Overlay::None));
+    let events = rig.until(|e| matches!(e, Event::Refused { .. })).await;
+    let refused = refusals(&events);
+    assert_eq!(
+        (refused[0].0.as_str(), refused[0].1),
+        ("host-00", JobKind::Reboot),
+        "the reboot was sent (and refused: nothing is pending)"
+    );
+
+    // Cancelled at the second question: nothing is sent.
+    press(&mut app, "b y Esc");
+    assert!(matches!(app.view.overlay, Overlay::None));
+    let events = settle(&mut rig).await;
+    assert!(refusals(&events).is_empty(), "{events:?}");
+}

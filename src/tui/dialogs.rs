@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{BatchSize, FailureLimit, HostId};
+use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts};
 use crate::engine::JobKind;
 use crate::engine::WaveRequest;
 use crate::tui::model::FleetModel;
@@ -23,11 +23,64 @@ pub enum Confirmable {
 pub struct ConfirmDialog {
     pub what: Confirmable,
     pub hosts: Vec<HostId>,
+    /// For a reboot: each chosen jump host with the hosts behind it (`'web-1', 'web-2'`),
+    /// which lose their connection while it reboots. When there are any, the dialog asks twice.
+    pub jump_hosts: Vec<(HostId, String)>,
+    /// Confirmed once; now asking again about `jump_hosts`.
+    pub asked_again: bool,
 }
 
 impl ConfirmDialog {
+    pub fn new(what: Confirmable, hosts: Vec<HostId>) -> Self {
+        Self {
+            what,
+            hosts,
+            jump_hosts: Vec::new(),
+            asked_again: false,
+        }
+    }
+
+    /// Notes which of the hosts to reboot carry others (other actions ignore it).
+    pub fn with_jump_hosts(mut self, jumps: &JumpHosts) -> Self {
+        if self.what == Confirmable::Host(JobKind::Reboot) {
+            self.jump_hosts = self
+                .hosts
+                .iter()
+                .filter(|host| !jumps.behind(host).is_empty())
+                .map(|host| (host.clone(), jumps.describe_behind(host)))
+                .collect();
+        }
+        self
+    }
+
+    /// Called when the operator confirms: true when the dialog must ask again (a jump host is
+    /// to be rebooted) instead of going ahead.
+    pub fn ask_again(&mut self) -> bool {
+        if self.jump_hosts.is_empty() || self.asked_again {
+            return false;
+        }
+        self.asked_again = true;
+        true
+    }
+
     /// The question, naming the verb and how many hosts.
     pub fn question(&self) -> String {
+        if self.asked_again {
+            let names: Vec<String> = self
+                .jump_hosts
+                .iter()
+                .map(|(h, _)| format!("'{h}'"))
+                .collect();
+            let (noun, them) = if names.len() == 1 {
+                ("jump host", "it")
+            } else {
+                ("jump hosts", "them")
+            };
+            return format!(
+                "really reboot {noun} {}? every host behind {them} loses its connection",
+                names.join(", ")
+            );
+        }
         match &self.what {
             Confirmable::Host(action) => {
                 let n = self.hosts.len();
@@ -415,13 +468,13 @@ mod tests {
 
     #[test]
     fn update_confirmation_toggles_dry_run() {
-        let mut dialog = ConfirmDialog {
-            what: Confirmable::Host(JobKind::Update {
+        let mut dialog = ConfirmDialog::new(
+            Confirmable::Host(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,
             }),
-            hosts: vec!["a".into(), "b".into()],
-        };
+            vec!["a".into(), "b".into()],
+        );
         assert_eq!(dialog.question(), "update 2 hosts?");
         dialog.toggle_dry_run();
         assert_eq!(dialog.question(), "dry-run update 2 hosts?");
@@ -430,13 +483,13 @@ mod tests {
 
     #[test]
     fn update_confirmation_toggles_removals_and_other_actions_ignore_it() {
-        let mut dialog = ConfirmDialog {
-            what: Confirmable::Host(JobKind::Update {
+        let mut dialog = ConfirmDialog::new(
+            Confirmable::Host(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,
             }),
-            hosts: vec!["a".into()],
-        };
+            vec!["a".into()],
+        );
         dialog.toggle_removals();
         assert_eq!(
             dialog.what,
@@ -448,12 +501,45 @@ mod tests {
         assert!(dialog.allows_removals());
         dialog.toggle_removals();
         assert!(!dialog.allows_removals());
-        let mut reboot = ConfirmDialog {
-            what: Confirmable::Host(JobKind::Reboot),
-            hosts: vec!["a".into()],
-        };
+        let mut reboot = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), vec!["a".into()]);
         reboot.toggle_removals();
         assert_eq!(reboot.what, Confirmable::Host(JobKind::Reboot));
         assert!(!reboot.allows_removals());
+    }
+
+    #[test]
+    fn rebooting_a_jump_host_asks_again_naming_the_hosts_behind_it() {
+        let config = crate::config::Config::from_str(
+            "t.toml",
+            "[[host]]\nname = \"gw\"\naddr = \"10.0.0.1\"\n\
+             [[host]]\nname = \"web\"\naddr = \"10.0.1.1\"\nproxy_jump = \"gw\"\n",
+        )
+        .unwrap();
+        let jumps = JumpHosts::of(&config);
+        let hosts = vec![HostId::from("gw"), HostId::from("web")];
+        let mut reboot = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), hosts.clone())
+            .with_jump_hosts(&jumps);
+        assert_eq!(reboot.jump_hosts, [("gw".into(), "'web'".to_string())]);
+        assert_eq!(reboot.question(), "reboot 2 hosts?");
+        assert!(reboot.ask_again(), "the first confirmation must not reboot");
+        assert_eq!(
+            reboot.question(),
+            "really reboot jump host 'gw'? every host behind it loses its connection"
+        );
+        assert!(!reboot.ask_again(), "the second one goes ahead");
+
+        // Hosts that carry nobody, or another action, ask once.
+        let mut plain = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), vec!["web".into()])
+            .with_jump_hosts(&jumps);
+        assert!(!plain.ask_again());
+        let update = ConfirmDialog::new(
+            Confirmable::Host(JobKind::Update {
+                dry_run: false,
+                allow_removals: false,
+            }),
+            hosts,
+        )
+        .with_jump_hosts(&jumps);
+        assert!(update.jump_hosts.is_empty());
     }
 }

@@ -429,7 +429,7 @@ fn issue9_a_wave_replaces_a_skipped_canary_and_lists_it_in_the_summary() {
     assert!(
         reason.starts_with(&format!(
             "canary batch 1 had no host that succeeded (c0 skipped: {skipped_reason}, \
-                 c1 failed: pre-check 'false' failed (exit 1)"
+                 c1 failed: pre-check failed (exit 1)"
         )),
         "{reason}"
     );
@@ -439,7 +439,7 @@ fn issue9_a_wave_replaces_a_skipped_canary_and_lists_it_in_the_summary() {
         c1["last_error"]["error"]
             .as_str()
             .unwrap()
-            .starts_with("pre-check 'false' failed (exit 1)"),
+            .starts_with("pre-check failed (exit 1)"),
         "{c1}"
     );
     assert!(
@@ -449,4 +449,61 @@ fn issue9_a_wave_replaces_a_skipped_canary_and_lists_it_in_the_summary() {
         "batch 2 was started: {lines:#?}"
     );
     assert_eq!(host_line(&lines, "c2")["outcome"], "skipped");
+}
+
+/// Issue 10: `--batch reboot` of a host other hosts reach through (`proxy_jump`) is refused
+/// before anything runs, naming the hosts behind it; `--reboot-jump-hosts` lets it go, after
+/// the hosts behind it.
+#[test]
+fn issue10_batch_reboot_of_a_jump_host_needs_reboot_jump_hosts() {
+    let env = TestEnv::new();
+    let hosts: Vec<SshHost> = (0..3)
+        .map(|_| SshHost::start(SshdOptions::default()).unwrap())
+        .collect();
+    let mut body = String::new();
+    for (name, host) in ["bastion", "inner-1", "inner-2"].iter().zip(&hosts) {
+        env.trust(host);
+        body.push_str(&env.host_toml(name, host, "root"));
+        body.push_str("manager = \"none\"\n");
+        if *name != "bastion" {
+            body.push_str("proxy_jump = \"bastion\"\n");
+        }
+        body.push('\n');
+    }
+    env.write_config(&body);
+
+    let out = run_expecting(&env, &["--batch", "reboot", "--json"], 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "tendhost: refusing to reboot a jump host under the hosts behind it ('bastion' \
+             carries 'inner-1', 'inner-2'); add --reboot-jump-hosts"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "something ran: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The hosts behind it alone need no flag; the flag means nothing to other commands.
+    run_expecting(&env, &["--batch", "reboot", "--exclude", "bastion"], 0);
+    run_expecting(&env, &["--batch", "inventory", "--reboot-jump-hosts"], 2);
+
+    // With the flag: every host is asked (none needs a reboot, so each says so), bastion last.
+    let out = run_expecting(
+        &env,
+        &["--batch", "reboot", "--reboot-jump-hosts", "--json"],
+        0,
+    );
+    let asked: Vec<String> = json_lines(&out)
+        .iter()
+        .filter(|l| l["type"] == "refused")
+        .map(|l| l["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(
+        asked[2], "bastion",
+        "bastion was asked before the hosts behind it"
+    );
 }

@@ -235,17 +235,12 @@ impl StepContext {
                 self.exec.run(&command, Some(&lines), &self.cancel).await
             })
             .await
-            .map_err(|source| Error::CheckUnrun {
-                stage,
-                script: script.to_string(),
-                source,
-            })?;
+            .map_err(|source| Error::CheckUnrun { stage, source })?;
         if out.success() {
             return Ok(());
         }
         Err(Error::CheckFailed {
             stage,
-            script: script.to_string(),
             code: exit_label(&out),
             detail: last_line(out.diagnostic()),
         })

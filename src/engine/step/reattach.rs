@@ -206,10 +206,17 @@ impl StepContext {
         if let JobEnd::Exited(code) = end
             && code != 0
         {
+            let tail = job::log_tail(
+                self.exec.as_ref(),
+                &self.host.job_dir,
+                &job.id,
+                &self.cancel,
+            )
+            .await
+            .unwrap_or_default();
             return Err(Error::RebootCommand {
-                command: self.reboot.command.clone(),
                 code,
-                detail: String::new(),
+                detail: crate::errors::last_lines(&tail, 1),
             });
         }
         let new = match self.boot_id().await {

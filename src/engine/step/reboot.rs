@@ -94,7 +94,6 @@ impl StepContext {
             // the reboot command itself failed.
             Ok(out) if !out.success() && out.exit_code.is_some_and(|c| c != 255) => {
                 Err(Error::RebootCommand {
-                    command: self.reboot.command.clone(),
                     code: out.exit_code.map_or(-1, |c| c as i32),
                     detail: last_line(&out.stderr),
                 })

@@ -360,3 +360,65 @@ async fn a_busy_canary_is_replaced() {
     rig.engine.abandon(); // h0's long upgrade has made its point
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Issue 10 ("jump hosts are not rebooted under their dependants"): h0 is the jump host of h1
+/// and h2 and needs a reboot; the wave runs it after them, in a batch of its own, so its reboot
+/// never cuts off an upgrade running through it.
+#[tokio::test]
+async fn issue10_a_wave_updates_and_reboots_a_jump_host_after_the_hosts_behind_it() {
+    let fleet = fleet_where(
+        "h0",
+        Behaviour {
+            reboot_required: true,
+            ..Behaviour::default()
+        },
+    );
+    let config = fleet_config_each(4, |i| match i {
+        0 => "[host.policy]\nauto_reboot = true\n".to_string(),
+        1 | 2 => "proxy_jump = \"h0\"\n".to_string(),
+        _ => String::new(),
+    });
+    let hosts = names(&config);
+    let mut rig = start(config, fleet.clone());
+    let (events, end) = rig.run_wave(hosts, "1,100%", FailureLimit::Count(0)).await;
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!((end.succeeded, end.batches), (4, 3), "{end:?}");
+    let log = fleet.upgrades_in_order();
+    assert_eq!(
+        log[..2],
+        started_and_ended("h1"),
+        "h1 is the canary: {log:?}"
+    );
+    assert_eq!(
+        log[6..],
+        started_and_ended("h0"),
+        "h0 started only once every host behind it was done: {log:?}"
+    );
+    let batches: Vec<Vec<HostId>> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Wave(p) if p.status == WaveStatus::Running && !p.in_flight.is_empty() => {
+                Some((p.batch, p.in_flight.clone()))
+            }
+            _ => None,
+        })
+        .fold(Vec::new(), |mut batches, (batch, in_flight)| {
+            if batches.len() < batch {
+                batches.push(in_flight);
+            }
+            batches
+        });
+    assert_eq!(
+        batches,
+        [
+            vec!["h1".into()],
+            vec!["h2".into(), "h3".into()],
+            vec![HostId::from("h0")]
+        ]
+    );
+    assert!(
+        state_of(&events, "h0").contains(&bus::StateKind::Rebooting),
+        "h0 was not rebooted"
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}

@@ -68,7 +68,9 @@ async fn open_endpoint(
         extra: ctx.extra_known_hosts.clone(),
         policy: ctx.policy,
     };
-    let config = Arc::new(client_config(ctx, &check));
+    let config = Arc::new(
+        client_config(ctx, &check).map_err(|unreadable| unreadable_error(unreadable, &target))?,
+    );
     let (handler, outcome) = ClientHandler::new(check);
     let timed_out = || Error::Connect {
         target: target.clone(),
@@ -128,15 +130,19 @@ async fn open_endpoint(
     Ok(Session { handle, via })
 }
 
-/// The russh client settings for one endpoint.
-fn client_config(ctx: &RemoteContext, check: &HostKeyCheck) -> client::Config {
+/// The russh client settings for one endpoint; an unreadable known_hosts file stops the
+/// connection before a socket is opened.
+fn client_config(
+    ctx: &RemoteContext,
+    check: &HostKeyCheck,
+) -> Result<client::Config, known_hosts::Unreadable> {
     let mut preferred = Preferred {
         kex: Cow::Borrowed(KEX_ORDER),
         ..Preferred::default()
     };
     // Ask for a host key type we already know, as OpenSSH does, so a host with several keys
     // is verified instead of looking "unknown" (or worse, "changed").
-    let known = known_hosts::known_algorithms(&check.files(), &check.addr, check.port);
+    let known = known_hosts::known_algorithms(&check.files(), &check.addr, check.port)?;
     if !known.is_empty() {
         let same_family = |a: &Algorithm| {
             known
@@ -147,12 +153,21 @@ fn client_config(ctx: &RemoteContext, check: &HostKeyCheck) -> client::Config {
         keys.sort_by_key(|a| !same_family(a));
         preferred.key = Cow::Owned(keys);
     }
-    client::Config {
+    Ok(client::Config {
         preferred,
-        keepalive_interval: Some(ctx.keepalive),
+        // Zero turns keepalives off (README): russh would otherwise send them without pause.
+        keepalive_interval: Some(ctx.keepalive).filter(|interval| !interval.is_zero()),
         keepalive_max: 3,
         nodelay: true,
         ..client::Config::default()
+    })
+}
+
+fn unreadable_error(unreadable: known_hosts::Unreadable, target: &str) -> Error {
+    Error::KnownHostsUnreadable {
+        target: target.to_string(),
+        path: unreadable.path.display().to_string(),
+        problem: unreadable.problem,
     }
 }
 
@@ -212,10 +227,64 @@ fn handshake_error(
                 ctx.known_hosts.display()
             ),
         },
+        (Some(KeyOutcome::Malformed { location }), _) => Error::HostKeyRejected {
+            target,
+            message: format!(
+                "the known_hosts entry for it at {location} cannot be parsed; fix or remove \
+                 that line"
+            ),
+        },
+        (Some(KeyOutcome::Unreadable(unreadable)), _) => unreadable_error(unreadable, &target),
         (_, russh::Error::IO(source)) => Error::Connect { target, source },
         (_, other) => Error::Ssh {
             target,
             message: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::KnownHostsPolicy;
+
+    fn check_of(ctx: &RemoteContext) -> HostKeyCheck {
+        HostKeyCheck {
+            addr: "10.0.0.5".into(),
+            port: 22,
+            own: ctx.known_hosts.clone(),
+            extra: ctx.extra_known_hosts.clone(),
+            policy: ctx.policy,
+        }
+    }
+
+    #[test]
+    fn keepalive_zero_turns_keepalives_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctx = RemoteContext::new(dir.path().join("kh"), KnownHostsPolicy::Strict);
+        ctx.keepalive = Duration::from_secs(30);
+        let config = client_config(&ctx, &check_of(&ctx)).unwrap();
+        assert_eq!(config.keepalive_interval, Some(Duration::from_secs(30)));
+        ctx.keepalive = Duration::ZERO;
+        let config = client_config(&ctx, &check_of(&ctx)).unwrap();
+        assert_eq!(config.keepalive_interval, None);
+    }
+
+    #[test]
+    fn an_unreadable_known_hosts_stops_the_connection_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = RemoteContext::new(dir.path().to_path_buf(), KnownHostsPolicy::AcceptNew);
+        let unreadable = client_config(&ctx, &check_of(&ctx)).unwrap_err();
+        let err = unreadable_error(unreadable, "root@10.0.0.5:22").to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot check the host key of root@10.0.0.5:22: known_hosts '{}' is a \
+                 directory; refusing to connect",
+                dir.path().display()
+            )
+        );
     }
 }

@@ -66,6 +66,12 @@ pub(crate) enum KeyOutcome {
         fingerprint: String,
         message: String,
     },
+    /// An entry naming this host cannot be parsed (`file:line`).
+    Malformed {
+        location: String,
+    },
+    /// A known_hosts file cannot be read, so no verdict is possible.
+    Unreadable(known_hosts::Unreadable),
 }
 
 /// One per connection attempt.
@@ -91,8 +97,14 @@ impl ClientHandler {
         // Poisoning only means another check panicked; the files are still consistent.
         let _guard = LEARN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let got = known_hosts::fingerprint(key);
-        match known_hosts::check(&self.check.files(), &self.check.addr, self.check.port, key) {
+        let verdict =
+            match known_hosts::check(&self.check.files(), &self.check.addr, self.check.port, key) {
+                Ok(verdict) => verdict,
+                Err(unreadable) => return KeyOutcome::Unreadable(unreadable),
+            };
+        match verdict {
             Verdict::Trusted => KeyOutcome::Trusted,
+            Verdict::Malformed { location } => KeyOutcome::Malformed { location },
             Verdict::Changed { expected, location } => KeyOutcome::Changed {
                 expected,
                 got,

@@ -4,6 +4,8 @@
 //!
 //! Pure: reads `~/.ssh/config` but opens no socket.
 
+use std::path::Path;
+
 use crate::config::HostConfig;
 use crate::remote::Error;
 use crate::remote::auth::Identities;
@@ -79,21 +81,37 @@ fn resolve_configured(
         identities,
     };
     let jump_spec = host.proxy_jump.clone().or(ssh.proxy_jump.clone());
+    let behind = Behind {
+        name: &host.name,
+        user: &user,
+        key: host.ssh_key.as_deref(),
+    };
     let jumps = match jump_spec.as_deref() {
         None | Some("none") | Some("") => Vec::new(),
-        Some(spec) => resolve_jumps(spec, &user, ctx, depth + 1, &host.name)?,
+        Some(spec) => resolve_jumps(spec, &behind, ctx, depth + 1)?,
     };
     Ok(Route { jumps, target })
 }
 
-/// `a,b,c`: each a configured host name or `[user@]host[:port]`.
+/// The configured host a chain of jumps leads to: what a jump given only as
+/// `[user@]host[:port]` borrows from it.
+struct Behind<'a> {
+    name: &'a str,
+    user: &'a str,
+    /// Its `ssh_key` (its own, else `[defaults] ssh_key`).
+    key: Option<&'a Path>,
+}
+
+/// `a,b,c`: each a configured host name or `[user@]host[:port]`. A configured jump host logs in
+/// as configured; any other jump logs in as the host behind it would (its user, its key, then
+/// the usual chain), since one admin account and key usually open every host of a fleet.
 fn resolve_jumps(
     spec: &str,
-    default_user: &str,
+    behind: &Behind<'_>,
     ctx: &RemoteContext,
     depth: usize,
-    for_host: &str,
 ) -> Result<Vec<Endpoint>, Error> {
+    let for_host = behind.name;
     if depth > MAX_HOPS {
         return Err(Error::Ssh {
             target: for_host.to_string(),
@@ -118,13 +136,7 @@ fn resolve_jumps(
         })?;
         let ssh = lookup(ctx, &alias);
         if let Some(inner) = ssh.proxy_jump.as_deref().filter(|j| *j != "none") {
-            hops.extend(resolve_jumps(
-                inner,
-                default_user,
-                ctx,
-                depth + 1,
-                for_host,
-            )?);
+            hops.extend(resolve_jumps(inner, behind, ctx, depth + 1)?);
         }
         hops.push(Endpoint {
             addr: ssh.host_name.clone().unwrap_or(alias),
@@ -133,9 +145,11 @@ fn resolve_jumps(
             // for a fleet where one admin account exists everywhere.
             user: user
                 .or(ssh.user.clone())
-                .unwrap_or_else(|| default_user.to_string()),
+                .unwrap_or_else(|| behind.user.to_string()),
+            // The key of the host behind it first, as for that host; `~/.ssh/config`'s
+            // IdentityFile for the jump joins the usual chain after it.
             identities: Identities {
-                required: Vec::new(),
+                required: behind.key.map(Path::to_path_buf).into_iter().collect(),
                 optional: ssh.identity_files.clone(),
             },
         });
@@ -216,6 +230,44 @@ mod tests {
         let raw = resolve(&config.hosts[2], &ctx).unwrap();
         assert_eq!(raw.jumps[0].describe(), "ops@gw:2022");
         assert_eq!(raw.target.describe(), "root@10.1.0.6:22");
+    }
+
+    #[test]
+    fn a_jump_given_by_address_logs_in_with_the_key_of_the_host_behind_it() {
+        let (_d, config, ctx) = setup(
+            "[defaults]\nssh_key = \"/fleet-key\"\n\n\
+             [[host]]\nname = \"own\"\naddr = \"10.1.0.5\"\nssh_key = \"/own-key\"\n\
+             proxy_jump = \"gw\"\n\n\
+             [[host]]\nname = \"default\"\naddr = \"10.1.0.6\"\nproxy_jump = \"ops@gw2:2022\"\n\n\
+             [[host]]\nname = \"bastion\"\naddr = \"10.0.0.1\"\nssh_key = \"/bastion-key\"\n\n\
+             [[host]]\nname = \"named\"\naddr = \"10.1.0.7\"\nproxy_jump = \"bastion\"\n",
+            "Host gw\n IdentityFile /gw-id\n\nHost gw2\n ProxyJump 10.9.0.1\n",
+        );
+        let own = resolve(&config.hosts[0], &ctx).unwrap();
+        assert_eq!(
+            own.jumps[0].identities.required,
+            [PathBuf::from("/own-key")]
+        );
+        assert_eq!(
+            own.jumps[0].identities.optional,
+            [PathBuf::from("/gw-id")],
+            "~/.ssh/config's IdentityFile for the jump stays in the chain after it"
+        );
+        let default = resolve(&config.hosts[1], &ctx).unwrap();
+        assert_eq!(default.jumps.len(), 2);
+        for jump in &default.jumps {
+            assert_eq!(
+                jump.identities.required,
+                [PathBuf::from("/fleet-key")],
+                "{jump:?}"
+            );
+        }
+        // A configured jump host keeps its own key.
+        let named = resolve(&config.hosts[3], &ctx).unwrap();
+        assert_eq!(
+            named.jumps[0].identities.required,
+            [PathBuf::from("/bastion-key")]
+        );
     }
 
     #[test]

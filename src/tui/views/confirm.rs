@@ -26,7 +26,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             dry_run,
             allow_removals,
         }) => plan_warnings(ctx, &dialog.hosts, dry_run, allow_removals),
-        _ => Vec::new(),
+        _ => jump_host_warnings(ctx, &dialog.jump_hosts),
     };
     // Question, host names (at most 6 lines), warnings, a blank line and the key hint.
     let warning_rows: usize = warnings.iter().map(|l| rows(l, inner_width)).sum();
@@ -213,6 +213,19 @@ fn plan_warnings(
         lines.push(Line::raw("… (see each host's Pending tab)"));
     }
     lines
+}
+
+/// For a reboot: each jump host and whom it cuts off, in the warning colour behind a symbol.
+fn jump_host_warnings(ctx: Ctx<'_>, jump_hosts: &[(HostId, String)]) -> Vec<Line<'static>> {
+    jump_hosts
+        .iter()
+        .map(|(host, behind)| {
+            Line::styled(
+                format!("⚠ {host} is the jump host of {behind}: they lose their connection"),
+                ctx.theme.warn(),
+            )
+        })
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {

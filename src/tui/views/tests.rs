@@ -202,7 +202,7 @@ async fn wave_dialog_says_why_the_last_wave_halted_and_whom_it_skipped() {
     let mut wave = crate::tui::testing::wave(WaveStatus::Halted);
     wave.reason = Some(
         "canary batch 1 had no host that succeeded (host-01 skipped: busy (updating), host-03 \
-         failed: pre-check 'false' failed (exit 1))"
+         failed: pre-check failed (exit 1))"
             .into(),
     );
     let reasons = [

@@ -108,3 +108,67 @@ async fn user_known_hosts_is_trusted_read_only() {
     assert!(run(&exec, "true").await.unwrap().success());
     assert!(!env.known_hosts().exists());
 }
+
+/// Issue 10, "fail closed": under `accept-new`, a known_hosts file that exists but cannot be
+/// read as text used to count as "no keys known", and the first key seen was then learnt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_an_unreadable_known_hosts_refuses_the_connection_and_is_left_alone() {
+    let (host, env) = (start(), TestEnv::new());
+    let config = env.config(&env.host_toml("h", &host, "root"));
+    let ran = marker(&env, "ran");
+    let touch = format!("touch {}", ran.display());
+
+    // tendhost's own file holds bytes that are not UTF-8 (a bad copy, a disk error).
+    fs::create_dir_all(env.data_dir()).unwrap();
+    let garbled = b"# fleet\n127.0.0.9 ssh-ed25519 \xc3\x28\xff\n".to_vec();
+    fs::write(env.known_hosts(), &garbled).unwrap();
+    let exec = executor_for(
+        &config.hosts[0],
+        &env.context_with(&config, KnownHostsPolicy::AcceptNew),
+    );
+    let err = run(&exec, &touch).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, Error::KnownHostsUnreadable { .. })
+            && text.contains(&format!(
+                "known_hosts '{}' is not UTF-8 text (line 2)",
+                env.known_hosts().display()
+            )),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(env.known_hosts()).unwrap(),
+        garbled,
+        "the file was changed"
+    );
+
+    // A readable own file, but the user's known_hosts is a directory.
+    fs::write(env.known_hosts(), "").unwrap();
+    let user_file = env.dir.path().join("user_known_hosts");
+    fs::create_dir(&user_file).unwrap();
+    let mut ctx = env.context_with(&config, KnownHostsPolicy::AcceptNew);
+    ctx.extra_known_hosts.push(user_file.clone());
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let err = run(&exec, &touch).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "known_hosts '{}' is a directory; refusing to connect",
+            user_file.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read_to_string(env.known_hosts()).unwrap(),
+        "",
+        "a key was learnt"
+    );
+    assert!(!ran.exists(), "a command ran on an unverified host");
+
+    // Only a missing file means "no keys yet": accept-new learns the key then.
+    fs::remove_dir(&user_file).unwrap();
+    assert!(run(&exec, &touch).await.unwrap().success());
+    assert_eq!(
+        fs::read_to_string(env.known_hosts()).unwrap(),
+        host.known_hosts_line()
+    );
+}

@@ -61,15 +61,53 @@ async fn a_jump_host_tunnels_the_connection() {
         target.addr
     );
 
-    // The spelled-out form `user@addr:port` works too.
+    // The spelled-out form `user@addr:port` works too, logging in with inner's own key (issue
+    // 10: it used to offer no key at all, the context being hermetic).
     let mut body = env.host_toml("inner", &target, "root");
     body.push_str(&format!("proxy_jump = \"root@{}:22\"\n", jump.addr));
     let config = env.config(&body);
-    // No configured bastion: its key comes from the same known_hosts; its key is the harness one.
-    let mut ctx = env.context(&config);
-    ctx.default_identities.push(client_key().unwrap());
-    let exec = executor_for(&config.hosts[0], &ctx);
+    let exec = executor_for(&config.hosts[0], &env.context(&config));
     assert!(run(&exec, "true").await.unwrap().success());
+}
+
+/// Issue 10: a jump host given as `user@addr[:port]` (not a configured host) logs in with the
+/// key of the host behind it, here `[defaults] ssh_key`; before, it offered none and failed
+/// with "no key" although the same key opened the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_a_jump_given_by_address_logs_in_with_the_defaults_key() {
+    let jump = SshHost::start(SshdOptions {
+        port: Some(2201),
+        extra_config: "LogLevel DEBUG1\n".into(),
+        ..SshdOptions::default()
+    })
+    .unwrap();
+    let target = start();
+    let env = TestEnv::new();
+    env.trust(&jump);
+    env.trust(&target);
+    let config = env.config(&format!(
+        "[defaults]\nssh_key = \"{}\"\nuser = \"root\"\n\n\
+         [[host]]\nname = \"inner\"\naddr = \"{}\"\nport = {}\nproxy_jump = \"{}:{}\"\n",
+        client_key().unwrap().display(),
+        target.addr,
+        target.port,
+        jump.addr,
+        jump.port,
+    ));
+    assert!(
+        config.hosts[0].ssh_key.is_some(),
+        "the defaults' key applies"
+    );
+    let ctx = env.context(&config);
+    assert!(ctx.default_identities.is_empty() && ctx.env_key.is_none());
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let out = run(&exec, "echo $SSH_CONNECTION").await.unwrap();
+    assert!(out.success(), "{out:?}");
+    let log = jump.log();
+    assert!(
+        log.contains("Accepted publickey for root") && log.contains("direct-tcpip"),
+        "the jump host did not carry the connection:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
