@@ -123,6 +123,20 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
             Span::styled(format!("{error}{ack}"), theme.error()),
         ]));
     }
+    if let Some(job) = &host.model.job {
+        // The detached job on the host: what a restarted tendhost would ask about.
+        let how = match job.ended {
+            None => "running".to_string(),
+            Some(Some(code)) => format!("exit {code}"),
+            Some(None) => "vanished".to_string(),
+        };
+        let since = ago(job.started, view.now);
+        lines.push(field(
+            "job",
+            format!("{} {} ({how}, started {since})", job.label, job.id),
+            ctx,
+        ));
+    }
     if let Some(result) = &host.wave_result {
         lines.push(field("wave", result.clone(), ctx));
     }

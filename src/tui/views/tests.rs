@@ -512,3 +512,30 @@ async fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
         "{screen}"
     );
 }
+
+#[tokio::test]
+async fn detail_names_the_detached_job_on_the_host() {
+    let (mut app, _rig) = demo_app(color(), false);
+    let job = crate::fleet::RemoteJob {
+        id: crate::remote::job::JobId::from_string("20261201T030205Z-9f3a1c".into()),
+        label: "apt-get upgrade".into(),
+        stage: crate::fleet::Stage::Packages,
+        started: chrono::Utc::now(),
+        offset: 0,
+        ended: None,
+        boot_id: None,
+    };
+    app.apply(&crate::engine::bus::Event::Job {
+        host: "host-00".into(),
+        job: Some(std::sync::Arc::new(job)),
+    });
+    let screen = text(&draw(&mut app, 80, 24));
+    let line = screen
+        .lines()
+        .find(|l| l.contains("job "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("apt-get upgrade 20261201T030205Z-9f3a1c (running"),
+        "{screen}"
+    );
+}
