@@ -108,3 +108,97 @@ async fn yum_spelling_works_where_yum_is_dnf() {
         .collect();
     assert_eq!(secure, ["tendhost-sec"]);
 }
+
+/// Issue 10 with real dnf: the upgrade runs as a detached job through `JobExecutor`; when the
+/// follower is stopped mid-upgrade (tendhost quitting or killed), the job runs on to its end on
+/// the host, and asking about it afterwards gives its real outcome.
+#[tokio::test]
+async fn a_dnf_upgrade_runs_as_a_detached_job_that_outlives_its_follower() {
+    use std::sync::Mutex;
+    use tendhost::remote::job::{self, JobExecutor, JobId, JobJournal, JobStart, JobStatus};
+
+    #[derive(Default)]
+    struct Journal {
+        started: Mutex<Option<JobId>>,
+        offsets: Mutex<Vec<u64>>,
+    }
+    #[async_trait::async_trait]
+    impl JobJournal for Journal {
+        async fn starting(&self, job: &JobStart) -> Result<(), String> {
+            *self.started.lock().unwrap() = Some(job.id.clone());
+            Ok(())
+        }
+        async fn progress(&self, _id: &JobId, offset: u64) {
+            self.offsets.lock().unwrap().push(offset);
+        }
+        async fn finished(&self, _id: &JobId, _exit: Option<i32>) {}
+    }
+
+    let host = RpmHost::new(true);
+    // dnf's upgrade takes a while on this host: its shim waits before the real dnf runs.
+    let shim = host.path("shim/dnf");
+    let text = std::fs::read_to_string(&shim).unwrap();
+    std::fs::write(
+        &shim,
+        text.replacen(
+            "exec ",
+            "case \"$*\" in *'-y upgrade'*) echo waiting; sleep 4;; esac\nexec ",
+            1,
+        ),
+    )
+    .unwrap();
+    let inner = host.executor();
+    let jobs = tempfile::tempdir().unwrap();
+    let base = jobs.path().to_str().unwrap().to_string();
+    let journal = Journal::default();
+    let detach = CancellationToken::new();
+    let exec = JobExecutor {
+        inner: &inner,
+        base: &base,
+        journal: &journal,
+        holder: "tendhost test",
+        timeout: std::time::Duration::from_secs(120),
+        detach: &detach,
+    };
+    let cancel = CancellationToken::new();
+    let dnf = Dnf::using_dnf();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let upgrade = dnf.upgrade(&exec, options(true), Some(&tx), &cancel);
+    let stop_following = async {
+        // Once the job has printed its first line, tendhost "goes away".
+        while let Some(line) = rx.recv().await {
+            if line.line.contains("waiting") {
+                detach.cancel();
+                break;
+            }
+        }
+    };
+    let (result, ()) = tokio::join!(upgrade, stop_following);
+    let err = result.unwrap_err();
+    assert!(
+        tendhost::errors::chain(&err).contains("left running on the host"),
+        "{err}"
+    );
+    let id = journal.started.lock().unwrap().clone().unwrap();
+    assert!(journal.offsets.lock().unwrap().iter().any(|&o| o > 0));
+    // The job goes on without its follower and ends well.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        let status = job::status(&inner, &base, &id, &cancel).await.unwrap();
+        if !matches!(status, JobStatus::Running { .. }) {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        matches!(status, JobStatus::Exited { code: 0, .. }),
+        "{status:?}"
+    );
+    assert_eq!(host.version("tendhost-app"), "1.1-1");
+    let tail = job::log_tail(&inner, &base, &id, &cancel).await.unwrap();
+    assert!(
+        tail.contains("Complete!") || tail.contains("Upgraded"),
+        "{tail}"
+    );
+}
