@@ -20,6 +20,7 @@ use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequ
 use crate::exit::Exit;
 use crate::fleet::HostModel;
 use crate::fleet::select::{Selectors, select};
+use crate::signals::StopSignals;
 use crate::stdio;
 pub use output::Printer;
 
@@ -127,7 +128,9 @@ pub async fn run(
     printer: Printer,
 ) -> Exit {
     let interrupt = CancellationToken::new();
-    let watcher = tokio::spawn(watch_signals(interrupt.clone()));
+    // Listening starts here, before any host is touched, so no early signal kills us outright.
+    let signals = StopSignals::new().ok();
+    let watcher = tokio::spawn(watch_signals(signals, interrupt.clone()));
     let exit = Runner::new(engine, events, request, printer, interrupt)
         .run()
         .await;
@@ -324,8 +327,8 @@ fn result_of(outcome: Outcome) -> HostResult {
 
 /// SIGINT, SIGTERM and SIGHUP (the ssh session that started a batch run went away) all mean
 /// the same: stop cleanly and exit 3. Upgrades in flight are let finish (`EngineHandle::stop`).
-async fn watch_signals(interrupt: CancellationToken) {
-    let Ok(mut signals) = crate::signals::StopSignals::new() else {
+async fn watch_signals(signals: Option<StopSignals>, interrupt: CancellationToken) {
+    let Some(mut signals) = signals else {
         return;
     };
     signals.recv().await;

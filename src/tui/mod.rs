@@ -95,6 +95,9 @@ pub async fn run(
         () = signals.recv() => Ok(Ended::Interrupted),
     };
     drop(guard);
+    if let Ok(Ended::Interrupted) = result {
+        terminal::park_input();
+    }
     result
 }
 

@@ -2,10 +2,11 @@
 //!
 //! The terminal is restored on every exit path: [`TerminalGuard`]'s `Drop` covers returns and
 //! errors, and [`install_panic_hook`] (set after color-eyre's, which it then calls) covers panics,
-//! so a crash report is printed on a sane screen, not into the alternate one.
+//! so a crash report is printed on a sane screen, not into the alternate one. After a signal,
+//! [`park_input`] keeps a dead terminal from making crossterm spin.
 
 use std::io::{self, Stdout, stdout};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::execute;
@@ -51,6 +52,22 @@ impl Drop for TerminalGuard {
 pub(super) fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+/// After the console ended on a signal, when the terminal may be gone (a dropped ssh session):
+/// points stdin at a pipe nobody writes to. crossterm's reader thread, which outlives the
+/// console until the process exits, re-reads a hung-up tty forever (read returns 0 or EIO,
+/// crossterm #793) and would keep a core busy while the engine lets upgrades finish; on the
+/// pipe its read just blocks. The pipe's write end is held open so reads block rather than see
+/// an end of file. Best effort: nothing else reads stdin any more.
+pub(super) fn park_input() {
+    static WRITE_END: OnceLock<std::os::fd::OwnedFd> = OnceLock::new();
+    let Ok((read, write)) = nix::unistd::pipe() else {
+        return;
+    };
+    if nix::unistd::dup2_stdin(&read).is_ok() {
+        let _ = WRITE_END.set(write);
+    }
 }
 
 /// Restores the terminal before the previously installed hook (color-eyre's) prints the panic.

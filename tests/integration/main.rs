@@ -12,6 +12,7 @@ mod cli;
 mod config;
 mod engine;
 mod host_cmd;
+mod hostile;
 mod inventory;
 mod pkg_apt;
 mod pkg_compose;
