@@ -72,7 +72,8 @@ impl Settings {
 pub enum Ended {
     /// The operator quit.
     Quit,
-    /// SIGINT, SIGTERM or SIGHUP (the ssh session went away): stopped cleanly all the same.
+    /// SIGINT, SIGTERM or SIGHUP, or the terminal went away (a dropped ssh session): stopped
+    /// cleanly all the same.
     Interrupted,
 }
 
@@ -93,6 +94,7 @@ pub async fn run(
     let result = tokio::select! {
         result = app.run(guard.terminal(), events) => result.map(|()| Ended::Quit),
         () = signals.recv() => Ok(Ended::Interrupted),
+        () = terminal::gone() => Ok(Ended::Interrupted),
     };
     drop(guard);
     if let Ok(Ended::Interrupted) = result {
@@ -119,7 +121,9 @@ pub async fn console(
     );
     let result = run(model, engine.clone(), events, settings).await;
     if let Ok(Ended::Interrupted) = result {
-        tracing::info!("console interrupted by a signal; stopping the engine");
+        tracing::info!(
+            "console interrupted (a signal, or its terminal went away); stopping the engine"
+        );
     }
     // The terminal may be gone (SIGHUP): `stdio` never panics on a dead one.
     let notice = || {
