@@ -14,8 +14,17 @@ use std::error::Error;
 /// the terminal: without ESC no escape sequence can act, and what is left reads as text. Line
 /// breaks and tabs stay.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
-    if !text.contains(unsafe_char) {
+    escape(text, |c| c.is_control() && c != '\n' && c != '\t')
+}
+
+/// [`printable`] for text that must stay one line (a table row, a progress line): line breaks
+/// are escaped too, so a host cannot make up lines of its own.
+pub fn printable_line(text: &str) -> Cow<'_, str> {
+    escape(text, |c| c.is_control() && c != '\t')
+}
+
+fn escape(text: &str, unsafe_char: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.contains(&unsafe_char) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
@@ -75,6 +84,7 @@ mod tests {
             "E: boom\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}done\n\tnext"
         );
         assert!(matches!(printable("plain text"), Cow::Borrowed(_)));
+        assert_eq!(printable_line("E: one\nE: two\t!"), "E: one\\u{a}E: two\t!");
         let err = Outer(std::io::Error::other("dpkg said \x1b[31mno"));
         assert_eq!(chain(&err), "reading config 'x': dpkg said \\u{1b}[31mno");
     }

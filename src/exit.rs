@@ -10,7 +10,7 @@ pub enum Exit {
     HostFailed = 1,
     /// Usage or config error.
     Usage = 2,
-    /// Interrupted (SIGINT/SIGTERM) after a clean stop.
+    /// Interrupted (SIGINT, SIGTERM, SIGHUP) after a clean stop.
     Interrupted = 3,
     /// Another tendhost holds the state lock.
     Locked = 4,

@@ -1,7 +1,7 @@
 //! tendhost as a library: every module of the binary, so the integration tests and the benchmark
 //! can drive the real transport, config loader and engine instead of copies of them.
 //!
-//! `main.rs` stays wiring only; nothing here prints or exits.
+//! `main.rs` stays wiring only; nothing here exits, and whatever prints goes through [`stdio`].
 #![forbid(unsafe_code)]
 
 pub mod batch;
@@ -16,5 +16,7 @@ pub mod inventory;
 pub mod logging;
 pub mod pkg;
 pub mod remote;
+mod signals;
+pub mod stdio;
 pub mod store;
 pub mod tui;

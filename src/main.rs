@@ -6,10 +6,9 @@
 #![forbid(unsafe_code)]
 
 use tendhost::{
-    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, store, tui,
+    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, stdio, store, tui,
 };
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
@@ -22,13 +21,13 @@ use crate::store::audit::AuditRecord;
 
 fn main() -> std::process::ExitCode {
     if let Err(report) = color_eyre::install() {
-        eprintln!("tendhost: {report}");
+        stdio::err_line(format!("tendhost: {report}"));
     }
     let cli = Cli::parse();
     match run(cli) {
         Ok(exit) => exit.into(),
         Err(report) => {
-            eprintln!("tendhost: {report:?}");
+            stdio::err_line(format!("tendhost: {report:?}"));
             Exit::HostFailed.into()
         }
     }
@@ -36,13 +35,17 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> color_eyre::Result<Exit> {
     match &cli.command {
+        // Made in memory, then written: clap_complete panics on a failed write (`| head`).
         Some(Command::Completions { shell }) => {
-            let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "tendhost", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "tendhost", &mut script);
+            let _ = stdio::out_bytes(&script);
             return Ok(Exit::Ok);
         }
         Some(Command::Man) => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            let _ = stdio::out_bytes(&page);
             return Ok(Exit::Ok);
         }
         _ => {}
@@ -59,12 +62,12 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     let config = match load_config(&cli, &paths) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("{}", prefixed(&errors::chain(&err)));
+            stdio::err_line(prefixed(&errors::chain(&err)));
             return Ok(Exit::Usage);
         }
     };
     for warning in &config.warnings {
-        eprintln!("tendhost: warning: {warning}");
+        stdio::err_line(format!("tendhost: warning: {warning}"));
     }
 
     // One tendhost per state dir for everything that may change hosts, files or the snapshot;
@@ -138,7 +141,7 @@ fn run_batch(
     let _log = logging::init(&paths.log(), config.log_level.as_deref(), None)?;
     let loaded = store::snapshot::load(&paths.snapshot());
     if let Some(warning) = &loaded.warning {
-        eprintln!("tendhost: warning: {warning}");
+        stdio::err_line(format!("tendhost: warning: {warning}"));
     }
     let config = std::sync::Arc::new(config);
     let mut deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
@@ -163,7 +166,7 @@ fn take_lock(paths: &Paths) -> Result<store::StateLock, Exit> {
     match store::StateLock::acquire(&paths.lock()) {
         Ok(lock) => Ok(lock),
         Err(err @ store::LockError::Held { .. }) => {
-            eprintln!("tendhost: {err}");
+            stdio::err_line(format!("tendhost: {err}"));
             Err(Exit::Locked)
         }
         Err(err) => Err(usage_error(&errors::chain(&err))),
@@ -192,15 +195,15 @@ fn keygen(paths: &Paths, force: bool) -> Exit {
             } else {
                 "kept existing (use --force to replace)"
             };
-            eprintln!(
+            stdio::err_line(format!(
                 "tendhost: {what} key '{}'; add this line to authorized_keys:",
                 key.path.display()
-            );
-            println!("{}", key.public_line);
+            ));
+            let _ = stdio::out_line(&key.public_line);
             Exit::Ok
         }
         Err(err) => {
-            eprintln!("tendhost: keygen: {}", errors::chain(&err));
+            stdio::err_line(format!("tendhost: keygen: {}", errors::chain(&err)));
             Exit::HostFailed
         }
     }
@@ -220,7 +223,11 @@ fn host_add(
     };
     match hostmgmt::add_host(&config.path, &host) {
         Ok(_) => {
-            println!("added host '{}' to {}", host.name, config.path.display());
+            let _ = stdio::out_line(format!(
+                "added host '{}' to {}",
+                host.name,
+                config.path.display()
+            ));
             if config.audit.enabled {
                 let path = config.audit.file.clone().unwrap_or_else(|| paths.audit());
                 let detail = format!("host add '{target}' to '{}'", config.path.display());
@@ -228,10 +235,10 @@ fn host_add(
                     AuditRecord::new("config_change", Some(&host.name), "ok", Some(&detail))
                         .by_local_user();
                 if let Err(err) = store::audit::append(&path, &[record]) {
-                    eprintln!(
+                    stdio::err_line(format!(
                         "tendhost: warning: writing the audit log '{}': {err}",
                         path.display()
-                    );
+                    ));
                 }
             }
             Exit::Ok
@@ -290,41 +297,40 @@ fn load_config(cli: &Cli, paths: &Paths) -> Result<Config, ConfigError> {
 
 /// `--batch check`: the config is valid; say what it holds.
 fn print_check(config: &Config) -> Exit {
-    let mut out = std::io::stdout().lock();
     let tags = config.tags();
-    let _ = writeln!(
-        out,
+    let mut lines = vec![format!(
         "{}: ok, {} hosts, {} groups, {} tags",
         config.path.display(),
         config.hosts.len(),
         config.groups.len(),
         tags.len()
-    );
+    )];
     for host in &config.hosts {
         let target = match host.transport {
             config::Transport::Local => "local".to_string(),
             config::Transport::Ssh => format!("{}@{}:{}", host.user, host.addr, host.port),
         };
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "  host  {:<20} {:<28} {}",
             host.name,
             target,
             host.tags.join(",")
-        );
+        ));
     }
     for (group, members) in &config.groups {
         let names: Vec<&str> = members.iter().map(|m| &**m).collect();
-        let _ = writeln!(out, "  group {:<20} {}", group, names.join(", "));
+        lines.push(format!("  group {:<20} {}", group, names.join(", ")));
     }
     if !tags.is_empty() {
-        let _ = writeln!(out, "  tags  {}", tags.join(", "));
+        lines.push(format!("  tags  {}", tags.join(", ")));
     }
+    // A reader that stops early (`| head -1`) has seen what it wanted.
+    let _ = lines.iter().try_for_each(stdio::out_line);
     Exit::Ok
 }
 
 fn usage_error(message: &str) -> Exit {
-    eprintln!("tendhost: {message}");
+    stdio::err_line(format!("tendhost: {message}"));
     Exit::Usage
 }
 

@@ -1,9 +1,10 @@
 //! Headless mode (`--batch`): the same engine as the TUI, another consumer of its events.
 //!
 //! One request (command + selection + options) runs to completion; results are tallied per host,
-//! never fatal; the exit code is computed once at the end (DESIGN.md §3). SIGINT/SIGTERM stop the
-//! engine cleanly and exit 3. Output goes through [`output::Printer`]: JSON lines or a table on
-//! stdout, progress on stderr. This module never talks to a host except through the engine.
+//! never fatal; the exit code is computed once at the end (DESIGN.md §3). SIGINT, SIGTERM and
+//! SIGHUP stop the engine cleanly and exit 3. Output goes through [`output::Printer`]: JSON lines
+//! or a table on stdout, progress on stderr. This module never talks to a host except through
+//! the engine.
 
 mod output;
 
@@ -19,6 +20,8 @@ use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequ
 use crate::exit::Exit;
 use crate::fleet::HostModel;
 use crate::fleet::select::{Selectors, select};
+use crate::signals::StopSignals;
+use crate::stdio;
 pub use output::Printer;
 
 /// A validated batch invocation.
@@ -158,7 +161,9 @@ pub async fn run(
     printer: Printer,
 ) -> Exit {
     let interrupt = CancellationToken::new();
-    let watcher = tokio::spawn(watch_signals(interrupt.clone()));
+    // Listening starts here, before any host is touched, so no early signal kills us outright.
+    let signals = StopSignals::new().ok();
+    let watcher = tokio::spawn(watch_signals(signals, interrupt.clone()));
     let exit = Runner::new(engine, events, request, printer, interrupt)
         .run()
         .await;
@@ -329,9 +334,9 @@ impl Runner {
         let stopping = tokio::spawn(async move {
             engine
                 .stop(|| {
-                    eprintln!(
+                    stdio::err_line(
                         "tendhost: waiting for upgrades in flight to finish; interrupt again to \
-                         abandon them (their hosts will need checking)"
+                         abandon them (their hosts will need checking)",
                     )
                 })
                 .await
@@ -384,18 +389,13 @@ fn result_of(outcome: Outcome) -> HostResult {
     }
 }
 
-async fn watch_signals(interrupt: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+/// SIGINT, SIGTERM and SIGHUP (the ssh session that started a batch run went away) all mean
+/// the same: stop cleanly and exit 3. Upgrades in flight are let finish (`EngineHandle::stop`).
+async fn watch_signals(signals: Option<StopSignals>, interrupt: CancellationToken) {
+    let Some(mut signals) = signals else {
         return;
     };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("tendhost: interrupted; stopping cleanly");
+    signals.recv().await;
+    stdio::err_line("tendhost: interrupted; stopping cleanly");
     interrupt.cancel();
 }

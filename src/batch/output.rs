@@ -2,10 +2,15 @@
 //! `"type"`, live events first, then one `"host"` line per selected host, then `"summary"` last.
 //! Without: progress on stderr, a table and a summary line on stdout.
 //!
-//! The only writer of stdout in batch mode. A closed stdout (`| head`) is not an error.
+//! The only writer of stdout and stderr in batch mode, through two methods: [`Printer::line`]
+//! (stdout) and [`Printer::note`] (stderr). Both apply the one policy for human output: every
+//! line is shown with its control characters, line breaks included, escaped
+//! ([`printable_line`]), so whatever a host sent
+//! (an os-release name, a package, an error) cannot drive the terminal and still reads as what
+//! it was. JSON needs nothing more: serde escapes control characters itself. A closed stdout
+//! (`| head`) stops the writing quietly, not the run; a closed stderr is ignored.
 
 use std::borrow::Cow;
-use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -13,8 +18,9 @@ use serde_json::{Value, json};
 use super::HostResult;
 use crate::engine::Event;
 use crate::engine::bus::{StageStatus, WaveProgress, WaveStatus};
-use crate::errors::printable;
+use crate::errors::printable_line;
 use crate::fleet::HostModel;
+use crate::stdio;
 
 /// Counts for the summary line.
 #[derive(Debug, Default, Clone)]
@@ -40,6 +46,8 @@ pub struct Printer {
     pub started_at: DateTime<Utc>,
     /// Human mode prints a table header before the first host row.
     header_done: bool,
+    /// stdout failed once (its reader went away): nothing more is written to it.
+    stdout_gone: bool,
     /// Captured output for tests instead of stdout.
     captured: Option<Vec<u8>>,
 }
@@ -51,6 +59,7 @@ impl Printer {
             command,
             started_at: Utc::now(),
             header_done: false,
+            stdout_gone: false,
             captured: None,
         }
     }
@@ -88,7 +97,7 @@ impl Printer {
                     _ => String::new(),
                 };
                 if from != to || !why.is_empty() {
-                    eprintln!("tendhost: {host}: {from} -> {to}{}", printable(&why));
+                    self.note(&format!("{host}: {from} -> {to}{why}"));
                 }
             }
             Event::Stage {
@@ -98,26 +107,16 @@ impl Printer {
             } => match status {
                 StageStatus::Started | StageStatus::Done => {}
                 StageStatus::Skipped { reason } => {
-                    eprintln!(
-                        "tendhost: {host}: {} skipped: {}",
-                        stage.as_str(),
-                        printable(reason)
-                    )
+                    self.note(&format!("{host}: {} skipped: {reason}", stage.as_str()))
                 }
                 StageStatus::Failed { error } => {
-                    eprintln!(
-                        "tendhost: {host}: {} failed: {}",
-                        stage.as_str(),
-                        printable(error)
-                    )
+                    self.note(&format!("{host}: {} failed: {error}", stage.as_str()))
                 }
             },
-            Event::Refused { host, reason, .. } => {
-                eprintln!("tendhost: {host}: refused: {}", printable(reason))
-            }
+            Event::Refused { host, reason, .. } => self.note(&format!("{host}: refused: {reason}")),
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
-                eprintln!(
-                    "tendhost: wave {}: {} batch {}/{}, {}/{} done, {} failed",
+                self.note(&format!(
+                    "wave {}: {} batch {}/{}, {}/{} done, {} failed",
                     p.wave_id,
                     status_word(p.status),
                     p.batch,
@@ -125,7 +124,7 @@ impl Printer {
                     p.done,
                     p.total,
                     p.failed
-                );
+                ));
             }
             _ => {}
         }
@@ -145,10 +144,10 @@ impl Printer {
             );
             self.line(&header);
         }
-        let os = model
-            .inventory
-            .as_ref()
-            .map_or("-".to_string(), |i| i.os.pretty_name.clone());
+        // Escaped before it is cut to its column, so the columns stay aligned.
+        let os = model.inventory.as_ref().map_or("-".to_string(), |i| {
+            printable_line(&i.os.pretty_name).into_owned()
+        });
         let outcome = match result {
             HostResult::Reported => String::new(),
             HostResult::Succeeded => "ok".to_string(),
@@ -196,11 +195,10 @@ impl Printer {
         }
         // The table already says "skipped: …" per host; these say why the wave passed them by.
         for skipped in wave.map_or(&[][..], |w| &w.skipped_hosts[..]) {
-            eprintln!(
-                "tendhost: wave skipped '{}': {}",
-                skipped.host,
-                printable(&skipped.reason)
-            );
+            self.note(&format!(
+                "wave skipped '{}': {}",
+                skipped.host, skipped.reason
+            ));
         }
         let mut text = format!(
             "{}: {} ok, {} failed, {} skipped",
@@ -218,21 +216,35 @@ impl Printer {
         self.line(&text);
     }
 
+    /// One line on stdout.
     fn line(&mut self, text: &str) {
         // JSON escapes control characters itself; a table line may quote what a host printed.
         let text = if self.json {
             Cow::Borrowed(text)
         } else {
-            printable(text)
+            printable_line(text)
         };
         if let Some(buffer) = &mut self.captured {
             buffer.extend_from_slice(text.as_bytes());
             buffer.push(b'\n');
             return;
         }
-        let mut out = std::io::stdout().lock();
-        // A reader that went away (`| head`) is fine: the exit code still says what happened.
-        let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+        if self.stdout_gone {
+            return;
+        }
+        if let Err(err) = stdio::out_line(&text) {
+            self.stdout_gone = true;
+            // A reader that went away (`| head`) is fine: the exit code still says what
+            // happened. Anything else (a full disk) is worth a word.
+            if err.kind() != std::io::ErrorKind::BrokenPipe {
+                stdio::err_line(format!("tendhost: writing to stdout: {err}"));
+            }
+        }
+    }
+
+    /// One progress line on stderr, `tendhost: ` first, escaped like every human line.
+    fn note(&self, text: &str) {
+        stdio::err_line(format!("tendhost: {}", printable_line(text)));
     }
 
     #[cfg(test)]

@@ -428,8 +428,8 @@ impl EngineHandle {
 
     /// Stops the engine the way an operator expects: at once when nothing is upgrading;
     /// otherwise calls `notice` (once) to say so, lets the upgrades finish (each is bounded by
-    /// `[ssh] command_timeout`), and abandons them on SIGINT or SIGTERM. Returns false when
-    /// something did not stop in time.
+    /// `[ssh] command_timeout`), and abandons them on SIGINT, SIGTERM or SIGHUP. Returns false
+    /// when something did not stop in time.
     pub async fn stop(&self, notice: impl FnOnce()) -> bool {
         let grace = self.inner.config.ssh.command_timeout;
         let stopping = self.shutdown(grace);
@@ -438,17 +438,12 @@ impl EngineHandle {
             done = &mut stopping => return done,
             () = tokio::time::sleep(Duration::from_secs(1)) => notice(),
         }
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
+        let Ok(mut signals) = crate::signals::StopSignals::new() else {
             return stopping.await;
         };
         tokio::select! {
             done = &mut stopping => done,
-            _ = int.recv() => { self.abandon(); stopping.await }
-            _ = term.recv() => { self.abandon(); stopping.await }
+            () = signals.recv() => { self.abandon(); stopping.await }
         }
     }
 

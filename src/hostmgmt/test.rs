@@ -4,7 +4,6 @@
 //!
 //! Uses the same executors as the engine, so a green `host test` means the engine can connect.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use crate::config::{HostConfig, KnownHostsPolicy, Transport};
 use crate::errors;
 use crate::exit::Exit;
 use crate::remote::{Error, Executor, LocalExecutor, RemoteCommand, RemoteContext, SshExecutor};
+use crate::stdio;
 
 #[derive(Debug, Clone, Default)]
 pub struct TestOptions {
@@ -49,29 +49,25 @@ pub async fn test_hosts(hosts: &[&HostConfig], ctx: &RemoteContext, opts: &TestO
         .collect()
         .await;
     let failed = outcomes.iter().filter(|o| o.result != "reachable").count();
-    let mut out = std::io::stdout().lock();
+    let mut lines = Vec::new();
     if !opts.json {
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "{:<20} {:<30} {:<17} {:>8}  DETAIL",
             "HOST", "TARGET", "RESULT", "LATENCY"
-        );
+        ));
     }
     for o in &outcomes {
-        let _ = if opts.json {
-            writeln!(out, "{}", to_json(o))
-        } else {
-            writeln!(out, "{}", to_line(o))
-        };
+        lines.push(if opts.json { to_json(o) } else { to_line(o) });
     }
     if !opts.json {
-        let _ = writeln!(
-            out,
+        lines.push(format!(
             "{} reachable, {} failed",
             outcomes.len() - failed,
             failed
-        );
+        ));
     }
+    // A reader that stops early (`| head -1`) has seen what it wanted.
+    let _ = lines.iter().try_for_each(stdio::out_line);
     if failed == 0 {
         Exit::Ok
     } else {

@@ -36,6 +36,8 @@ pub enum Error {
     ProbeFailed { code: String, detail: String },
     #[error("could not understand the inventory probe's output (no os-release found)")]
     Unparsable,
+    #[error("collecting inventory ({step}): its output passed {} MiB and was cut", remote::STDOUT_LIMIT >> 20)]
+    TooLarge { step: &'static str },
 }
 
 /// Collects one host's inventory: through `osqueryi --json` when the host has osquery and it
@@ -64,7 +66,13 @@ pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<
         let code = out
             .exit_code
             .map_or_else(|| "signal".into(), |c| c.to_string());
-        let detail = out.stderr.lines().last().unwrap_or("").trim().to_string();
+        let detail = out
+            .diagnostic()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string();
         return Err(Error::ProbeFailed { code, detail });
     }
     probe::parse(&out.stdout).ok_or(Error::Unparsable)
@@ -76,9 +84,15 @@ async fn run(
     script: String,
     cancel: &CancellationToken,
 ) -> Result<remote::CommandOutput, Error> {
-    exec.run(&RemoteCommand::new(script, COLLECT_TIMEOUT), None, cancel)
+    let out = exec
+        .run(&RemoteCommand::new(script, COLLECT_TIMEOUT), None, cancel)
         .await
-        .map_err(|source| Error::Remote { step, source })
+        .map_err(|source| Error::Remote { step, source })?;
+    // A cut list would be read as a shorter one.
+    if out.stdout_truncated() {
+        return Err(Error::TooLarge { step });
+    }
+    Ok(out)
 }
 
 /// Facts about one host at one moment.

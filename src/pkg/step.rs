@@ -27,12 +27,18 @@ pub(super) struct Step<'a> {
     name: &'static str,
     command: RemoteCommand,
     lines: Option<&'a mpsc::Sender<OutputLine>>,
+    /// A query's stdout is parsed: one cut at `remote::STDOUT_LIMIT` is an error, not a
+    /// shorter list.
+    parsed: bool,
 }
 
 impl<'a> Step<'a> {
     /// Reads state (lists, simulations, probes).
     pub(super) fn query(name: &'static str, script: impl Into<String>) -> Self {
-        Self::new(name, script, QUERY_TIMEOUT)
+        Self {
+            parsed: true,
+            ..Self::new(name, script, QUERY_TIMEOUT)
+        }
     }
 
     /// Downloads package lists or pulls images.
@@ -57,6 +63,7 @@ impl<'a> Step<'a> {
             name,
             command: RemoteCommand::new(script, timeout),
             lines: None,
+            parsed: false,
         }
     }
 
@@ -81,9 +88,20 @@ impl<'a> Step<'a> {
     ) -> Result<CommandOutput, Error> {
         let step = self.name;
         tracing::debug!(step, script = %self.command.script, "running");
-        exec.run(&self.command, self.lines, cancel)
+        let out = exec
+            .run(&self.command, self.lines, cancel)
             .await
-            .map_err(|source| Error::Remote { step, source })
+            .map_err(|source| Error::Remote { step, source })?;
+        if self.parsed && out.stdout_truncated() {
+            return Err(Error::Parse {
+                what: step,
+                detail: format!(
+                    "its output passed {} MiB and was cut",
+                    crate::remote::STDOUT_LIMIT >> 20
+                ),
+            });
+        }
+        Ok(out)
     }
 
     /// [`run`](Self::run) for a step where only exit 0 is success: any other exit becomes
@@ -139,6 +157,7 @@ mod tests {
             signal: None,
             stdout: String::new(),
             stderr: "W: one\nE: two\n\nE: three\nE: four\n".into(),
+            ..CommandOutput::default()
         };
         let err = failed("apt-get update", &output);
         assert_eq!(

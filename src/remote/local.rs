@@ -9,10 +9,12 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::capture::Capture;
+use super::lines::LineSplitter;
 use super::{
     CommandOutput, Error, Executor, OutputLine, RemoteCommand, Stream, child, sudo_wants_password,
 };
@@ -82,11 +84,19 @@ impl Executor for LocalExecutor {
 
         let collect = async {
             let (out, err) = tokio::join!(
-                pump(stdout, Stream::Stdout, lines),
-                pump(stderr, Stream::Stderr, lines)
+                pump(stdout, Capture::stdout(), Stream::Stdout, lines),
+                pump(stderr, Capture::stderr(), Stream::Stderr, lines)
             );
             let status = child.wait().await.map_err(Error::Spawn)?;
-            Ok::<_, Error>((status, out, err))
+            // The exit status is known: now the unterminated last lines may go (see `OutputLine`).
+            let (out, mut out_rest) = out;
+            let (err, mut err_rest) = err;
+            if let Some(lines) = lines {
+                for rest in [out_rest.finish(), err_rest.finish()].into_iter().flatten() {
+                    let _ = lines.send(rest).await;
+                }
+            }
+            Ok::<_, Error>((status, out.finish(), err.finish()))
         };
 
         let outcome = tokio::select! {
@@ -101,13 +111,15 @@ impl Executor for LocalExecutor {
             stop_group(pgid);
             return Err(Error::Cancelled);
         };
-        let (status, stdout, stderr) = result?;
+        let (status, (stdout, stdout_dropped), (stderr, stderr_dropped)) = result?;
         use std::os::unix::process::ExitStatusExt;
         let output = CommandOutput {
             exit_code: status.code().map(|c| c as u32),
             signal: status.signal().map(|s| format!("signal {s}")),
             stdout,
             stderr,
+            stdout_dropped,
+            stderr_dropped,
         };
         if command.privileged && output.exit_code == Some(1) && sudo_wants_password(&output.stderr)
         {
@@ -139,39 +151,35 @@ fn stop_group(pgid: Option<Pid>) {
     }
 }
 
-/// Reads `reader` line by line, forwarding each line as it completes and returning all of it.
+/// Reads one pipe to its end, forwarding each complete line as it arrives and keeping what
+/// `capture` bounds. Returns the capture and the unfinished last line, which the caller forwards
+/// only once the exit status is known. Reads in chunks, so no line is ever buffered whole.
 async fn pump(
-    reader: impl AsyncRead + Unpin,
+    mut reader: impl AsyncRead + Unpin,
+    mut capture: Capture,
     stream: Stream,
     lines: Option<&mpsc::Sender<OutputLine>>,
-) -> String {
-    let mut reader = BufReader::new(reader);
-    let mut all = String::new();
-    let mut buf = Vec::new();
+) -> (Capture, LineSplitter) {
+    let mut splitter = LineSplitter::new(stream);
+    let mut buf = vec![0; READ_CHUNK];
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        let n = match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(_) => {
-                let line = String::from_utf8_lossy(&buf);
-                all.push_str(&line);
-                if let Some(lines) = lines {
-                    let bytes = buf.len() as u64;
-                    let line = line.trim_end_matches(['\n', '\r']).to_string();
-                    // The receiver going away only means nobody watches the live output any more.
-                    let _ = lines
-                        .send(OutputLine {
-                            stream,
-                            line,
-                            bytes,
-                        })
-                        .await;
-                }
+            Ok(n) => n,
+        };
+        capture.push(&buf[..n]);
+        if let Some(lines) = lines {
+            for line in splitter.push(&buf[..n]) {
+                // The receiver going away only means nobody watches the live output any more.
+                let _ = lines.send(line).await;
             }
         }
     }
-    all
+    (capture, splitter)
 }
+
+/// How much of a pipe is read at once.
+const READ_CHUNK: usize = 32 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -220,6 +228,54 @@ mod tests {
         );
         assert_eq!(rx.recv().await.unwrap().line, "two");
         task.await.unwrap().unwrap();
+    }
+
+    async fn lines_of(
+        exec: &LocalExecutor,
+        c: &RemoteCommand,
+    ) -> (Result<CommandOutput, Error>, Vec<OutputLine>) {
+        let (tx, mut rx) = mpsc::channel(16);
+        let result = exec.run(c, Some(&tx), &CancellationToken::new()).await;
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(line) = rx.recv().await {
+            got.push(line);
+        }
+        (result, got)
+    }
+
+    #[tokio::test]
+    async fn a_long_line_is_cut_but_counted_and_the_capture_bounded() {
+        use crate::remote::{MAX_LINE, STDOUT_LIMIT};
+        let exec = LocalExecutor::new();
+        // 6 MiB without a newline, then a short line, then an unterminated end.
+        let script = "head -c 6291456 /dev/zero | tr '\\0' a; printf '\\nok\\nend'";
+        let (result, got) = lines_of(&exec, &cmd(script)).await;
+        let out = result.unwrap();
+        let long = 6 * 1024 * 1024;
+        let got: Vec<(String, u64)> = got.into_iter().map(|l| (l.line, l.bytes)).collect();
+        let cut = format!("{}… [{} bytes cut]", "a".repeat(MAX_LINE), long - MAX_LINE);
+        assert_eq!(
+            got,
+            [
+                (cut, long as u64 + 1),
+                ("ok".to_string(), 3),
+                ("end".to_string(), 3)
+            ]
+        );
+        assert_eq!(out.stdout.len(), STDOUT_LIMIT);
+        assert_eq!(out.stdout_dropped, (long + 7 - STDOUT_LIMIT) as u64);
+    }
+
+    #[tokio::test]
+    async fn an_unterminated_line_of_a_timed_out_command_is_not_sent() {
+        let exec = LocalExecutor::new();
+        let mut c = cmd("printf 'whole\\nhalf'; sleep 30");
+        c.timeout = Duration::from_millis(500);
+        let (result, got) = lines_of(&exec, &c).await;
+        assert!(matches!(result, Err(Error::Timeout(_))));
+        let texts: Vec<&str> = got.iter().map(|l| l.line.as_str()).collect();
+        assert_eq!(texts, ["whole"]);
     }
 
     #[tokio::test]

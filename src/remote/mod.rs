@@ -5,12 +5,14 @@
 //! simulated executor. Nothing here knows about package managers or the state machine.
 
 mod auth;
+mod capture;
 mod child;
 mod context;
 mod error;
 mod factory;
 pub mod job;
 pub(crate) mod known_hosts;
+mod lines;
 mod local;
 mod quote;
 mod ssh;
@@ -24,9 +26,11 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use capture::{STDERR_LIMIT, STDOUT_LIMIT};
 pub use context::{OwnFiles, RemoteContext, Secret};
 pub use error::Error;
 pub use factory::executor_for;
+pub use lines::MAX_LINE;
 pub use local::LocalExecutor;
 pub use quote::quote;
 pub use ssh::SshExecutor;
@@ -43,11 +47,14 @@ pub enum Stream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputLine {
     pub stream: Stream,
+    /// The line without its terminator; one longer than [`MAX_LINE`] bytes is cut there and
+    /// ends with `… [N bytes cut]`.
     pub line: String,
     /// How many bytes of the stream this line took, its `\n` included: more than `line.len()`
-    /// when a `\r` was trimmed or invalid UTF-8 replaced. Summed, they give the exact byte offset
-    /// a reader of a growing file resumes from (see `remote::job`). An unterminated last line is
-    /// only sent when the command ended normally, so a cut connection never counts half a line.
+    /// when a `\r` was trimmed, invalid UTF-8 replaced or the line cut (the cut bytes count
+    /// too). Summed, they give the exact byte offset a reader of a growing file resumes from
+    /// (see `remote::job`). An unterminated last line is only sent when the command ended
+    /// normally, so a cut connection never counts half a line.
     pub bytes: u64,
 }
 
@@ -113,28 +120,51 @@ impl RemoteCommand {
     }
 }
 
-/// How a command ended, plus everything it printed.
+/// How a command ended, plus what it printed, within a bound per stream whatever the host
+/// prints: parsers need the head of stdout, diagnostics the tail of stderr.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommandOutput {
     /// `None` when the process died of a signal (see `signal`).
     pub exit_code: Option<u32>,
     pub signal: Option<String>,
+    /// The first [`STDOUT_LIMIT`] bytes of stdout (see `stdout_dropped`).
     pub stdout: String,
+    /// The last [`STDERR_LIMIT`] bytes of stderr (see `stderr_dropped`).
     pub stderr: String,
+    /// Bytes of stdout beyond [`STDOUT_LIMIT`], not kept. Non-zero means `stdout` is only the
+    /// start of what the command printed: a parser must say so ([`Self::stdout_truncated`])
+    /// rather than read a cut list as the whole one.
+    pub stdout_dropped: u64,
+    /// Bytes at the start of stderr that did not fit in [`STDERR_LIMIT`], not kept.
+    pub stderr_dropped: u64,
 }
+
+/// At most this much of a command's own words goes into an error message.
+const DIAGNOSTIC_LIMIT: usize = 2 * 1024;
 
 impl CommandOutput {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0)
     }
 
-    /// Where the command said what went wrong: stderr, or stdout when stderr is blank.
+    /// `stdout` lacks the end of what the command printed (it passed [`STDOUT_LIMIT`]).
+    pub fn stdout_truncated(&self) -> bool {
+        self.stdout_dropped > 0
+    }
+
+    /// Where the command said what went wrong: the end of stderr, or of stdout when stderr is
+    /// blank; at most the last 2 KiB of it, since it ends up in error messages and the state.
     pub fn diagnostic(&self) -> &str {
-        if self.stderr.trim().is_empty() {
+        let text = if self.stderr.trim().is_empty() {
             &self.stdout
         } else {
             &self.stderr
+        };
+        let mut start = text.len().saturating_sub(DIAGNOSTIC_LIMIT);
+        while !text.is_char_boundary(start) {
+            start += 1;
         }
+        &text[start..]
     }
 }
 

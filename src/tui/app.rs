@@ -87,10 +87,14 @@ impl App {
     /// Folds an engine event into the model.
     pub fn apply(&mut self, event: &Event) {
         self.model.apply(event);
-        // A refusal answers something the operator just asked for: say it where they look.
-        if let Event::Refused { host, job, reason } = event {
-            self.view
-                .set_status(format!("{host}: {} refused: {reason}", job.name()), true);
+        // A refusal answers something the operator just asked for: say it where they look, in
+        // the words the model kept (cleaned of whatever the host sent).
+        if let Event::Refused { host, job, .. } = event {
+            let row = self.model.position(host).and_then(|i| self.model.host(i));
+            if let Some((_, reason)) = row.and_then(|row| row.model.refused.as_ref()) {
+                self.view
+                    .set_status(format!("{host}: {} refused: {reason}", job.name()), true);
+            }
         }
         self.dirty = true;
     }

@@ -13,6 +13,7 @@ mod dialogs;
 mod filter;
 mod keys;
 mod model;
+mod sanitize;
 mod scrollback;
 mod terminal;
 mod theme;
@@ -71,7 +72,8 @@ impl Settings {
 pub enum Ended {
     /// The operator quit.
     Quit,
-    /// SIGINT, SIGTERM or SIGHUP (the ssh session went away): stopped cleanly all the same.
+    /// SIGINT, SIGTERM or SIGHUP, or the terminal went away (a dropped ssh session): stopped
+    /// cleanly all the same.
     Interrupted,
 }
 
@@ -84,7 +86,7 @@ pub async fn run(
     settings: Settings,
 ) -> Result<Ended, TuiError> {
     // Installed before the screen changes, so a signal can never leave it half set up.
-    let mut signals = Signals::new().map_err(TuiError::Terminal)?;
+    let mut signals = crate::signals::StopSignals::new().map_err(TuiError::Terminal)?;
     let mut guard = terminal::TerminalGuard::enter().map_err(TuiError::Terminal)?;
     let app = App::new(model, engine, settings);
     // Dropping the app future on a signal is safe: every branch of its select! is cancel-safe
@@ -92,36 +94,13 @@ pub async fn run(
     let result = tokio::select! {
         result = app.run(guard.terminal(), events) => result.map(|()| Ended::Quit),
         () = signals.recv() => Ok(Ended::Interrupted),
+        () = terminal::gone() => Ok(Ended::Interrupted),
     };
     drop(guard);
+    if let Ok(Ended::Interrupted) = result {
+        terminal::park_input();
+    }
     result
-}
-
-/// The signals that end the console: Ctrl-C from outside raw mode (`kill -INT`), `kill`, and a
-/// hang-up when the operator's ssh session drops.
-struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-            _ = self.hup.recv() => {}
-        }
-    }
 }
 
 /// The console over the configured fleet: starts the engine, opens the screen on the engine's
@@ -142,12 +121,15 @@ pub async fn console(
     );
     let result = run(model, engine.clone(), events, settings).await;
     if let Ok(Ended::Interrupted) = result {
-        tracing::info!("console interrupted by a signal; stopping the engine");
+        tracing::info!(
+            "console interrupted (a signal, or its terminal went away); stopping the engine"
+        );
     }
+    // The terminal may be gone (SIGHUP): `stdio` never panics on a dead one.
     let notice = || {
-        eprintln!(
+        crate::stdio::err_line(
             "tendhost: waiting for upgrades in flight to finish; press Ctrl-C to abandon them \
-             (their hosts will need checking)"
+             (their hosts will need checking)",
         )
     };
     if !engine.stop(notice).await {

@@ -17,6 +17,7 @@ use crate::fleet::HostModel;
 use crate::inventory::Inventory;
 use crate::remote::Stream;
 use crate::store::snapshot::SavedHost;
+use crate::tui::sanitize;
 use crate::tui::scrollback::Scrollback;
 
 /// Lines of output kept per host; older lines are dropped and counted.
@@ -214,16 +215,24 @@ impl FleetModel {
 
     /// Opens on what the engine restored (yesterday's picture): each host's model and the
     /// output it last printed.
+    /// What hosts sent is cleaned for the screen here, as in [`Self::apply`].
     pub fn restore(&mut self, saved: &[SavedHost]) {
         for host in saved {
             let Some(i) = self.position(&host.model.name) else {
                 continue;
             };
+            let model = match sanitize::model(&host.model) {
+                Ok(model) => model,
+                Err(err) => {
+                    tracing::error!(host = %host.model.name, "not restored: {err}");
+                    continue;
+                }
+            };
             let before = self.hosts[i].state();
             let row = &mut self.hosts[i];
-            row.model = host.model.clone();
+            row.model = model;
             row.log.restore(
-                host.recent_output.iter().map(String::as_str),
+                host.recent_output.iter().map(|l| sanitize::text(l).into()),
                 host.dropped_output,
             );
             self.count_move(before, self.hosts[i].state());
@@ -233,7 +242,19 @@ impl FleetModel {
 
     /// Folds one engine event into the model. Events about unknown hosts are ignored: the engine
     /// and the screen were built from the same config, so they can only come from a race at exit.
+    ///
+    /// This is where host-sent text enters the console: the event is cleaned of escape sequences
+    /// and control characters first ([`sanitize`]), so no row, log line or status ever holds
+    /// them.
     pub fn apply(&mut self, event: &Event) {
+        let event = match sanitize::event(event) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::error!(host = ?event.host(), "event not shown: {err}");
+                return;
+            }
+        };
+        let event = &*event;
         match event {
             Event::Wave(progress) => self.wave = Some(progress.clone()),
             Event::WaveHostFinished { host, outcome, .. } => {

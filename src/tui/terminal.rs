@@ -2,10 +2,14 @@
 //!
 //! The terminal is restored on every exit path: [`TerminalGuard`]'s `Drop` covers returns and
 //! errors, and [`install_panic_hook`] (set after color-eyre's, which it then calls) covers panics,
-//! so a crash report is printed on a sane screen, not into the alternate one.
+//! so a crash report is printed on a sane screen, not into the alternate one. A terminal that
+//! went away ends the console like SIGHUP ([`gone`]), and [`park_input`] then keeps it from
+//! making crossterm spin.
 
-use std::io::{self, Stdout, stdout};
-use std::sync::Once;
+use std::io::{self, IsTerminal, Stdout, stdout};
+use std::mem::ManuallyDrop;
+use std::sync::{Once, OnceLock};
+use std::time::Duration;
 
 use crossterm::cursor::{Hide, Show};
 use crossterm::execute;
@@ -19,7 +23,11 @@ pub(super) type Tty = Terminal<CrosstermBackend<Stdout>>;
 
 /// Owns the full-screen terminal; dropping it restores the user's terminal.
 pub(super) struct TerminalGuard {
-    terminal: Tty,
+    /// Never dropped: ratatui's `Terminal::drop` shows the cursor and `eprintln!`s when that
+    /// fails, which panics on a terminal that is gone (EIO), inside a drop, and the panic hook's
+    /// own report then aborts the process. [`restore`] shows the cursor itself, quietly; the
+    /// buffers left behind are freed when the process exits moments later.
+    terminal: ManuallyDrop<Tty>,
 }
 
 impl TerminalGuard {
@@ -29,7 +37,7 @@ impl TerminalGuard {
         enable_raw_mode()?;
         // From here on, an error must undo raw mode: the guard does that once it exists.
         let guard = Self {
-            terminal: Terminal::new(CrosstermBackend::new(stdout()))?,
+            terminal: ManuallyDrop::new(Terminal::new(CrosstermBackend::new(stdout()))?),
         };
         execute!(stdout(), EnterAlternateScreen, Hide)?;
         Ok(guard)
@@ -51,6 +59,43 @@ impl Drop for TerminalGuard {
 pub(super) fn restore() {
     let _ = disable_raw_mode();
     let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+/// How often [`gone`] looks at the terminal.
+const TTY_CHECK: Duration = Duration::from_secs(2);
+
+/// Returns once the terminal the console draws on is gone (hung up: it no longer answers as a
+/// terminal), for the case no SIGHUP says so (a session leader that ignores or traps it):
+/// crossterm's reader never reports a dead terminal, it spins on it. Pending forever when
+/// stdout was no terminal to begin with. One `isatty` every [`TTY_CHECK`]: no cost to speak of.
+pub(super) async fn gone() {
+    if !stdout().is_terminal() {
+        return std::future::pending().await;
+    }
+    let mut check = tokio::time::interval(TTY_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        check.tick().await;
+        if !stdout().is_terminal() {
+            return;
+        }
+    }
+}
+
+/// After the console ended on a signal, when the terminal may be gone (a dropped ssh session):
+/// points stdin at a pipe nobody writes to. crossterm's reader thread, which outlives the
+/// console until the process exits, re-reads a hung-up tty forever (read returns 0 or EIO,
+/// crossterm #793) and would keep a core busy while the engine lets upgrades finish; on the
+/// pipe its read just blocks. The pipe's write end is held open so reads block rather than see
+/// an end of file. Best effort: nothing else reads stdin any more.
+pub(super) fn park_input() {
+    static WRITE_END: OnceLock<std::os::fd::OwnedFd> = OnceLock::new();
+    let Ok((read, write)) = nix::unistd::pipe() else {
+        return;
+    };
+    if nix::unistd::dup2_stdin(&read).is_ok() {
+        let _ = WRITE_END.set(write);
+    }
 }
 
 /// Restores the terminal before the previously installed hook (color-eyre's) prints the panic.

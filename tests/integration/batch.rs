@@ -180,10 +180,8 @@ fn batch_update_prints_json_lines_a_table_and_exits_by_result() {
     }
 }
 
-#[test]
-fn batch_exit_codes_for_usage_lock_and_interrupt() {
-    let env = TestEnv::new();
-    // A host whose every command hangs for a while before it runs.
+/// A host named "slow" whose every command hangs for 30 s before it runs, as `env`'s config.
+fn slow_host(env: &TestEnv) -> SshHost {
     let wrapper = env.dir.path().join("slow.sh");
     fs::write(
         &wrapper,
@@ -202,6 +200,13 @@ fn batch_exit_codes_for_usage_lock_and_interrupt() {
         "{}manager = \"none\"\n",
         env.host_toml("slow", &slow, "root")
     ));
+    slow
+}
+
+#[test]
+fn batch_exit_codes_for_usage_lock_and_interrupt() {
+    let env = TestEnv::new();
+    let _slow = slow_host(&env);
 
     let out = tendhost(&env)
         .args(["--batch", "update", "nosuchhost"])
@@ -506,4 +511,145 @@ fn issue10_batch_reboot_of_a_jump_host_needs_reboot_jump_hosts() {
         asked[2], "bastion",
         "bastion was asked before the hosts behind it"
     );
+}
+
+/// Issue 10: stdout and stderr into a pipe whose reader leaves after one byte
+/// (`2>&1 | head -c1`), or a closed stderr (`2>&-`), never make tendhost panic (exit 101):
+/// it stops writing and exits with the code its results call for.
+#[test]
+fn issue10_a_reader_that_goes_away_or_a_closed_stderr_never_crashes_batch_mode() {
+    use std::io::Read;
+
+    let env = TestEnv::new();
+    let host = SshHost::start(SshdOptions::default()).unwrap();
+    env.trust(&host);
+    env.write_config(&format!(
+        "{}manager = \"none\"\n",
+        env.host_toml("web", &host, "root")
+    ));
+
+    for json in [false, true] {
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let mut cmd = tendhost_std(&env);
+        cmd.args(["--batch", "inventory"]);
+        if json {
+            cmd.arg("--json");
+        }
+        let mut child = cmd
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .spawn()
+            .unwrap();
+        drop(cmd); // its copies of the write end, so the pipe's only writer is the child
+        let mut first = [0u8; 1];
+        reader.read_exact(&mut first).unwrap();
+        drop(reader);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "json={json}: {status:?}");
+    }
+
+    // Only stdout's reader leaves, at once: whatever went wrong would be said on stderr.
+    let out = tendhost_std(&env)
+        .args(["--batch", "inventory", "--json"])
+        .stdout({
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            writer
+        })
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains("stdout"),
+        "a broken pipe is not worth a word: {stderr}"
+    );
+
+    // stderr closed outright (`2>&-`): the table still comes out, the same as with stderr open.
+    let mut open = tendhost_std(&env);
+    open.args(["--batch", "inventory"]);
+    let out = open.output().unwrap();
+    assert_exit(&out, 0);
+    let out = stderr_closed(&open).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("HOST"), "{table}");
+    assert!(table.contains("inventory: 1 ok, 0 failed"), "{table}");
+}
+
+/// `cmd` run by `sh` with its stderr closed (`2>&-`), not redirected anywhere.
+fn stderr_closed(cmd: &std::process::Command) -> std::process::Command {
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
+        .arg("exec \"$0\" \"$@\" 2>&-")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(key, value),
+            None => sh.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    sh
+}
+
+/// Issue 10: batch mode handles SIGHUP (the ssh session that started it dropped) like SIGTERM:
+/// a wave waiting on a slow host stops cleanly, exits 3 and leaves a saved snapshot.
+#[test]
+fn issue10_sighup_stops_a_batch_wave_cleanly_with_exit_3() {
+    use std::io::BufRead;
+
+    let env = TestEnv::new();
+    let _slow = slow_host(&env);
+    let mut child = tendhost_std(&env)
+        .args(["--batch", "wave", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the wave's first host is busy (its command now hangs on the host).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "tendhost ended before the wave got going: {seen:?}"
+        );
+        let value: Value = serde_json::from_str(&line).unwrap();
+        seen.push(line);
+        if value["type"] == "state_changed" && value["host"] == "slow" {
+            break;
+        }
+    }
+    let asked = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let rest: Vec<String> = stdout.lines().map(Result::unwrap).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+    assert_exit(&out, 3);
+    let summary: Value = serde_json::from_str(rest.last().expect("a summary line")).unwrap();
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["interrupted"], true);
+    assert!(
+        env.state_dir()
+            .join("tendhost")
+            .join("snapshot.json")
+            .exists()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted; stopping cleanly"), "{stderr}");
 }

@@ -15,6 +15,7 @@ mod cli;
 mod config;
 mod engine;
 mod host_cmd;
+mod hostile;
 mod inventory;
 mod jobs;
 mod pkg_apt;

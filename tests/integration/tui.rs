@@ -458,3 +458,208 @@ fn a_bad_keys_section_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// The pane's title as tmux keeps it (what an OSC 0 from the program would change).
+fn pane_title(tmux: &Tmux) -> String {
+    let out = tmux.run(&["display", "-p", "-t", "t", "#{pane_title}"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Issue 10: escape sequences a host sends (os-release, a check's output) are removed by the
+/// console before they are drawn: the pane's title is not set to "pwned", the screen is not
+/// cleared, and the host's words read cleanly.
+#[test]
+fn issue10_host_sent_escapes_never_retitle_or_clear_the_console() {
+    use crate::hostile::{hostile_check, hostile_host};
+    let host = hostile_host("tui-hostile");
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"none\"\n\n\
+         [host.policy]\nauto_reboot = false\n\n[host.checks]\npre = {}\n",
+        env.host_toml("evil", &host.sshd, "root"),
+        hostile_check(0)
+    ));
+    let tmux = Tmux::start("hostile", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    let title = pane_title(&tmux);
+
+    tmux.keys(&["r"]);
+    tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("refresh 1 host?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the inventory", Duration::from_secs(60), |s| {
+        s.contains("os         Debian 12")
+    });
+    // A real wave runs the host's pre-check, whose output goes to the Log tab.
+    tmux.keys(&["w"]);
+    tmux.wait_for("the wave dialog", Duration::from_secs(5), |s| {
+        s.contains("‹ yes ›")
+    });
+    tmux.keys(&["d"]);
+    tmux.wait_for("a real wave", Duration::from_secs(5), |s| {
+        s.contains("REAL: hosts are updated")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the wave to finish", Duration::from_secs(60), |s| {
+        s.contains("wave done")
+    });
+    tmux.keys(&["Tab", "Tab"]);
+    let log = tmux.wait_for("the check's output", Duration::from_secs(10), |s| {
+        s.contains("check done")
+    });
+    assert!(!log.contains("pwned"), "{log}");
+    assert!(log.contains("E: bad"), "{log}");
+    assert!(
+        log.contains("Hosts 1/1") && log.contains("HOST"),
+        "the screen was cleared:\n{log}"
+    );
+    let now = pane_title(&tmux);
+    assert_eq!(now, title, "the pane title changed");
+    assert!(!now.contains("pwned"));
+
+    tmux.keys(&["q"]);
+    tmux.wait_for("the console to exit", Duration::from_secs(30), |s| {
+        s.contains("EXIT=0")
+    });
+}
+
+/// The pid of the `tendhost` process below `pid` (itself or a descendant).
+fn tendhost_below(pid: i32) -> i32 {
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim() == "tendhost" {
+        return pid;
+    }
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("reading the children");
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(tendhost_below)
+        .find(|&p| p > 0)
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) `pid` has used, in clock ticks.
+fn cpu_ticks(pid: i32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading stat");
+    // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')').expect("a comm field") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Issue 10: when the operator's terminal goes away (tmux killed: the pty hangs up and SIGHUP
+/// arrives), the console stops like on SIGTERM (exit 3) and lets the upgrade in flight finish,
+/// without spinning on the dead terminal meanwhile (crossterm's reader would, crossterm #793).
+#[test]
+fn issue10_a_dropped_terminal_stops_the_console_cleanly_without_spinning() {
+    drop_the_terminal_mid_upgrade("hangup", "trap 'true' HUP");
+}
+
+/// The same with SIGHUP ignored (`nohup`, a session leader that traps it): tendhost keeps it
+/// ignored, notices the dead terminal itself and stops all the same.
+#[test]
+fn issue10_a_dropped_terminal_stops_the_console_even_with_sighup_ignored() {
+    drop_the_terminal_mid_upgrade("nohup", "trap '' HUP");
+}
+
+/// Starts an upgrade from the console (its real run hangs 15 s on the host), kills the tmux
+/// server under it, and checks that tendhost waits for the upgrade without burning CPU, then
+/// exits 3. `trap` is the wrapper shell's: it outlives the hang-up to record the exit code; a
+/// caught SIGHUP is reset for the console, an ignored one stays ignored.
+fn drop_the_terminal_mid_upgrade(name: &str, trap: &str) {
+    let host = AptHost::start_with(
+        &format!("tui-{name}"),
+        Packages::Upgradable,
+        Some("case \"$SSH_ORIGINAL_COMMAND\" in *'apt-get -y'*) sleep 15;; esac"),
+    );
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"apt\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        env.host_toml("victim", &host.sshd, "root")
+    ));
+    let exit_file = env.dir.path().join("exit-code");
+    let script = env.dir.path().join("console.sh");
+    fs::write(
+        &script,
+        format!(
+            "{trap}\n{}\necho $? > {}\n",
+            console_command(&env, ""),
+            exit_file.display()
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux::start(
+        name,
+        &format!("sh {}", script.display()),
+        &console_env(&env),
+    );
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("refresh 1 host?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("pending updates", Duration::from_secs(60), |s| {
+        s.contains("◆1")
+    });
+    tmux.keys(&["u"]);
+    tmux.wait_for("the update confirmation", Duration::from_secs(5), |s| {
+        s.contains("update 1 host?")
+    });
+    tmux.keys(&["R", "y"]);
+    tmux.wait_for("the upgrade", Duration::from_secs(60), |s| s.contains("▲1"));
+    let pid = tendhost_below(console_pid(&tmux));
+    assert!(pid > 0, "no tendhost process under the pane");
+
+    tmux.run(&["kill-server"]);
+    let log = env.state_dir().join("tendhost.log");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("console interrupted")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the console never noticed its terminal was gone"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The upgrade still hangs on the host: tendhost waits for it, and must do so without
+    // burning a core on the dead terminal.
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        fs::metadata(format!("/proc/{pid}")).is_ok() && !exit_file.exists(),
+        "tendhost did not wait for the upgrade in flight"
+    );
+    assert!(
+        used < 100,
+        "tendhost used {used} clock ticks of CPU in 3 s while waiting"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fs::read_to_string(&exit_file)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the console never exited");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(fs::read_to_string(&exit_file).unwrap().trim(), "3");
+    assert_eq!(
+        host.version("tendhost-app"),
+        "1.1",
+        "the upgrade in flight was let finish"
+    );
+}

@@ -95,7 +95,7 @@ impl StepContext {
             Ok(out) if !out.success() && out.exit_code.is_some_and(|c| c != 255) => {
                 Err(Error::RebootCommand {
                     code: out.exit_code.map_or(-1, |c| c as i32),
-                    detail: last_line(&out.stderr),
+                    detail: last_line(out.diagnostic()),
                 })
             }
             Ok(_) => Ok(()),

@@ -121,7 +121,7 @@ impl JobExecutor<'_> {
                 exit_code: u32::try_from(code).ok(),
                 signal: None,
                 stdout: kept.into_text(),
-                stderr: String::new(),
+                ..Default::default()
             }),
             JobEnd::Vanished | JobEnd::Gone => Err(Error::JobVanished {
                 job: id.to_string(),

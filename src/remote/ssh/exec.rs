@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::connect::Session;
+use crate::remote::capture::Capture;
+use crate::remote::lines::LineSplitter;
 use crate::remote::{CommandOutput, Error, OutputLine, Stream};
 
 /// Why a command did not produce a [`CommandOutput`].
@@ -138,89 +140,67 @@ fn signal_label(sig: &Sig) -> String {
 }
 
 /// Splits both streams into lines across data chunks, forwards complete lines at once, and
-/// keeps everything for the final [`CommandOutput`].
+/// keeps what the final [`CommandOutput`] holds. Memory stays bounded whatever the host prints:
+/// a line is cut at `MAX_LINE` (`remote::lines`), each stream capped (`remote::capture`).
 struct Collector<'a> {
     lines: Option<&'a mpsc::Sender<OutputLine>>,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    /// Bytes of the current unfinished line per stream.
-    partial: [Vec<u8>; 2],
+    stdout: Capture,
+    stderr: Capture,
+    /// The current unfinished line per stream.
+    partial: [LineSplitter; 2],
 }
 
 impl<'a> Collector<'a> {
     fn new(lines: Option<&'a mpsc::Sender<OutputLine>>) -> Self {
         Self {
             lines,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            partial: [Vec::new(), Vec::new()],
+            stdout: Capture::stdout(),
+            stderr: Capture::stderr(),
+            partial: [
+                LineSplitter::new(Stream::Stdout),
+                LineSplitter::new(Stream::Stderr),
+            ],
         }
     }
 
     async fn push(&mut self, stream: Stream, data: &[u8]) {
         match stream {
-            Stream::Stdout => self.stdout.extend_from_slice(data),
-            Stream::Stderr => self.stderr.extend_from_slice(data),
+            Stream::Stdout => self.stdout.push(data),
+            Stream::Stderr => self.stderr.push(data),
         }
         let Some(lines) = self.lines else {
             return;
         };
-        let partial = &mut self.partial[stream as usize];
-        let mut rest = data;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            partial.extend_from_slice(&rest[..end]);
-            rest = &rest[end + 1..];
-            let bytes = partial.len() as u64 + 1;
-            let line = take_line(partial);
+        for line in self.partial[stream as usize].push(data) {
             // A closed receiver only means nobody watches the live output any more.
-            let _ = lines
-                .send(OutputLine {
-                    stream,
-                    line,
-                    bytes,
-                })
-                .await;
+            let _ = lines.send(line).await;
         }
-        partial.extend_from_slice(rest);
     }
 
-    /// Forwards unterminated last lines.
+    /// Forwards unterminated last lines: only for a command whose exit status was seen.
     async fn finish(&mut self) {
         let Some(lines) = self.lines else {
             return;
         };
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            let partial = &mut self.partial[stream as usize];
-            if !partial.is_empty() {
-                let bytes = partial.len() as u64;
-                let line = take_line(partial);
-                let _ = lines
-                    .send(OutputLine {
-                        stream,
-                        line,
-                        bytes,
-                    })
-                    .await;
+        for partial in &mut self.partial {
+            if let Some(line) = partial.finish() {
+                let _ = lines.send(line).await;
             }
         }
     }
 
     fn into_output(self, status: Status) -> CommandOutput {
+        let (stdout, stdout_dropped) = self.stdout.finish();
+        let (stderr, stderr_dropped) = self.stderr.finish();
         CommandOutput {
             exit_code: status.exit_code,
             signal: status.signal,
-            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+            stdout,
+            stderr,
+            stdout_dropped,
+            stderr_dropped,
         }
     }
-}
-
-fn take_line(buf: &mut Vec<u8>) -> String {
-    let text = String::from_utf8_lossy(buf)
-        .trim_end_matches('\r')
-        .to_string();
-    buf.clear();
-    text
 }
 
 #[cfg(test)]
@@ -255,5 +235,79 @@ mod tests {
         );
         assert_eq!(out.stdout, "one\ntwo\r\nthree");
         assert_eq!(out.stderr, "err!\n");
+    }
+
+    async fn received(mut rx: mpsc::Receiver<OutputLine>) -> Vec<OutputLine> {
+        let mut got = Vec::new();
+        while let Some(line) = rx.recv().await {
+            got.push(line);
+        }
+        got
+    }
+
+    /// 40 MiB in one line: the live line is cut with a marker, the captured stdout stops at its
+    /// limit, and the line still counts every byte it took (a follower's offset stays exact).
+    #[tokio::test]
+    async fn a_huge_line_is_cut_and_captured_within_bounds() {
+        use crate::remote::{MAX_LINE, STDOUT_LIMIT};
+        let (tx, rx) = mpsc::channel(16);
+        let chunk = vec![b'a'; 32 * 1024];
+        let rounds = 40 * 32;
+        let out = {
+            let mut c = Collector::new(Some(&tx));
+            for _ in 0..rounds {
+                c.push(Stream::Stdout, &chunk).await;
+            }
+            c.push(Stream::Stdout, b"\nafter\n").await;
+            c.finish().await;
+            c.into_output(Status::default())
+        };
+        drop(tx);
+        let got = received(rx).await;
+        let total = (rounds * chunk.len()) as u64;
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0].line,
+            format!(
+                "{}… [{} bytes cut]",
+                "a".repeat(MAX_LINE),
+                total - MAX_LINE as u64
+            )
+        );
+        assert_eq!(got[0].bytes, total + 1);
+        assert_eq!(got[1].line, "after");
+        assert_eq!(out.stdout.len(), STDOUT_LIMIT);
+        assert!(out.stdout_truncated());
+        assert_eq!(out.stdout_dropped, total + 7 - STDOUT_LIMIT as u64);
+    }
+
+    /// `run` calls `finish` only once the exit status was seen; on a cut connection the
+    /// collector is dropped with its half line, which must not reach the follower.
+    #[tokio::test]
+    async fn an_unterminated_line_goes_only_with_finish() {
+        let (tx, rx) = mpsc::channel(16);
+        {
+            let mut c = Collector::new(Some(&tx));
+            c.push(Stream::Stdout, b"whole\nhal").await;
+        }
+        let (tx2, rx2) = mpsc::channel(16);
+        {
+            let mut c = Collector::new(Some(&tx2));
+            c.push(Stream::Stdout, b"whole\nhal").await;
+            c.finish().await;
+        }
+        drop((tx, tx2));
+        let cut: Vec<(String, u64)> = received(rx)
+            .await
+            .into_iter()
+            .map(|l| (l.line, l.bytes))
+            .collect();
+        assert_eq!(cut, [("whole".to_string(), 6)]);
+        let ended: Vec<(String, u64)> = received(rx2)
+            .await
+            .into_iter()
+            .map(|l| (l.line, l.bytes))
+            .collect();
+        assert_eq!(ended, [("whole".to_string(), 6), ("hal".to_string(), 3)]);
     }
 }

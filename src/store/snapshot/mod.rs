@@ -27,6 +27,9 @@ pub const FORMAT_VERSION: u32 = 2;
 
 /// How many output lines per host the snapshot keeps; older ones are dropped and counted.
 pub const RECENT_OUTPUT: usize = 200;
+/// How many bytes of output per host the snapshot keeps at most, whatever the lines' length
+/// (each is at most `remote::MAX_LINE`): older lines are dropped and counted.
+pub const RECENT_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// What a snapshot holds, in memory.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +42,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct SavedHost {
     pub model: HostModel,
-    /// The newest output lines, oldest first, at most [`RECENT_OUTPUT`].
+    /// The newest output lines, oldest first, at most [`RECENT_OUTPUT`] and
+    /// [`RECENT_OUTPUT_BYTES`].
     pub recent_output: VecDeque<String>,
     /// Lines dropped from `recent_output` because it was full.
     pub dropped_output: u64,
@@ -54,10 +58,15 @@ impl SavedHost {
         }
     }
 
-    /// Keeps one more output line, dropping (and counting) the oldest when full.
+    /// Keeps one more output line, dropping (and counting) the oldest while there are too many
+    /// lines or bytes.
     pub fn keep_output(&mut self, line: &str) {
-        if self.recent_output.len() >= RECENT_OUTPUT {
-            self.recent_output.pop_front();
+        let mut bytes = line.len() + self.recent_output.iter().map(String::len).sum::<usize>();
+        while self.recent_output.len() >= RECENT_OUTPUT || bytes > RECENT_OUTPUT_BYTES {
+            let Some(oldest) = self.recent_output.pop_front() else {
+                break;
+            };
+            bytes -= oldest.len();
             self.dropped_output += 1;
         }
         self.recent_output.push_back(line.to_string());
@@ -300,6 +309,19 @@ mod tests {
             host.recent_output.front().map(String::as_str),
             Some("line 5")
         );
+    }
+
+    #[test]
+    fn recent_output_is_bounded_in_bytes_too() {
+        let mut host = saved("web1", Phase::Idle);
+        let long = "x".repeat(crate::remote::MAX_LINE);
+        for _ in 0..20 {
+            host.keep_output(&long);
+        }
+        let kept: usize = host.recent_output.iter().map(String::len).sum();
+        assert!(kept <= RECENT_OUTPUT_BYTES, "{kept} bytes kept");
+        assert_eq!(host.recent_output.len(), RECENT_OUTPUT_BYTES / long.len());
+        assert_eq!(host.dropped_output, 20 - host.recent_output.len() as u64);
     }
 
     /// A file the first tendhost wrote (format 1, the serde of its `HostRecord`).

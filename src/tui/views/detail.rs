@@ -9,7 +9,6 @@ use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
-use tui_logger::TuiLoggerWidget;
 
 use super::{Ctx, ago, fit};
 use crate::engine::bus::StateKind;
@@ -27,7 +26,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
     block.render(area, buf);
     view.detail_height = usize::from(inner.height).max(1);
     if view.tab == Tab::AppLog {
-        render_app_log(inner, buf, ctx);
+        super::app_log::render(inner, buf, ctx);
         return;
     }
     let Some(host) = host else {
@@ -360,21 +359,6 @@ fn render_log(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut ViewState, 
         lines.push(Line::from(Span::styled(line.text.to_string(), style)));
     }
     Paragraph::new(lines).render(area, buf);
-}
-
-fn render_app_log(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
-    let theme = ctx.theme;
-    TuiLoggerWidget::default()
-        .output_file(false)
-        .output_line(false)
-        .output_target(false)
-        .output_separator(' ')
-        .style_error(theme.error())
-        .style_warn(theme.warn())
-        .style_info(Style::new())
-        .style_debug(theme.dim())
-        .style_trace(theme.dim())
-        .render(area, buf);
 }
 
 fn uptime(secs: u64) -> String {

@@ -4,6 +4,7 @@
 //! buffer, which guards itself); it builds rows only for the visible window. It may write layout
 //! facts back into `ViewState` (window heights, whether relative times are shown).
 
+mod app_log;
 mod confirm;
 mod detail;
 mod fleet;

@@ -539,3 +539,64 @@ async fn detail_names_the_detached_job_on_the_host() {
         "{screen}"
     );
 }
+
+/// Issue 10: what a host sends (os-release, package names, errors, output lines, container
+/// names) is drawn without its escape sequences. ratatui alone would drop ESC and BEL but draw
+/// the rest (`]0;pwned[2J`); the console's own sanitizer removes whole sequences.
+#[tokio::test]
+async fn issue10_host_sent_escape_sequences_never_reach_the_screen() {
+    use std::sync::Arc;
+
+    use crate::engine::bus::{Event, StateKind};
+    use crate::tui::testing::{inventory, pending, state_changed};
+    const HOSTILE: &str = "\x1b]0;pwned\x07\x1b[2J";
+    let (mut app, _rig) = demo_app(color(), false);
+    let Event::InventoryRefreshed { host, inventory } = inventory("host-00", "debian", "12") else {
+        unreachable!("the helper makes an inventory event");
+    };
+    let mut hostile = (*inventory).clone();
+    hostile.os.pretty_name = format!("Debian{HOSTILE} 12");
+    hostile.containers[0].name = format!("web{HOSTILE}");
+    app.apply(&Event::InventoryRefreshed {
+        host,
+        inventory: Arc::new(hostile),
+    });
+    app.apply(&pending("host-00", &[("openssl\x1b[2J", true)], false));
+    app.apply(&Event::Output {
+        host: "host-00".into(),
+        stream: crate::remote::Stream::Stdout,
+        line: format!("Setting up{HOSTILE} libc6").into(),
+    });
+    app.apply(&state_changed(
+        "host-00",
+        StateKind::Updating,
+        StateKind::Failed,
+        Some(&format!("E: dpkg{HOSTILE} broke")),
+    ));
+    let mut screens = vec![text(&draw(&mut app, 160, 40))];
+    for _ in 0..2 {
+        press(&mut app, "Tab");
+        screens.push(text(&draw(&mut app, 160, 40)));
+    }
+    let all = screens.concat();
+    for leftover in ["pwned", "]0;", "[2J"] {
+        assert!(
+            !all.contains(leftover),
+            "'{leftover}' reached the screen:\n{all}"
+        );
+    }
+    let [inventory_tab, pending_tab, log_tab] = &screens[..] else {
+        unreachable!("three screens were drawn");
+    };
+    assert!(
+        inventory_tab.contains("os         Debian 12"),
+        "{inventory_tab}"
+    );
+    assert!(
+        inventory_tab.contains("web (nginx:1.25)"),
+        "{inventory_tab}"
+    );
+    assert!(inventory_tab.contains("E: dpkg broke"), "{inventory_tab}");
+    assert!(pending_tab.contains("openssl "), "{pending_tab}");
+    assert!(log_tab.contains("Setting up libc6"), "{log_tab}");
+}
