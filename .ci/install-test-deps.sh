@@ -17,6 +17,9 @@ PACKAGES=(
   # pkg: a local registry on loopback for docker compose pulls, compose v1, and gcc/libc6-dev
   # for the static binary inside the test images
   docker-registry docker-compose gcc libc6-dev
+  # engine: a real VM (systemd as PID 1, real reboots) under TCG emulation; mkfs.ext4 -d makes
+  # its disk image from a Debian root
+  qemu-system-x86 e2fsprogs
   # pkg: the dpkg-lock test holds apt's fcntl lock from python3
   python3
 )

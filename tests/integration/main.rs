@@ -26,3 +26,4 @@ mod pkg_ssh;
 mod secrets;
 mod ssh;
 mod tui;
+mod vm;

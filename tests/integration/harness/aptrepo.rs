@@ -116,17 +116,28 @@ pub(crate) fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
 /// Installs the 1.0 packages into `host` and sets up `/repo` with the newer ones, listed as
 /// `deb [trusted=yes] file:/repo ./`. apt's lists are NOT refreshed: tests call `refresh`.
 pub(crate) fn install(host: &DebRoot) {
-    let staging = host.path("tmp/tendhost-installed");
+    install_into(host.root());
+}
+
+/// [`install`] into any Debian root directory (a test host's, or a VM image's while it is
+/// built): dpkg runs inside it through `chroot`.
+pub(crate) fn install_into(root: &Path) {
+    let staging = root.join("tmp/tendhost-installed");
     fs::create_dir_all(&staging).expect("staging dir");
     let files: Vec<String> = installed().iter().map(|d| build(d, &staging)).collect();
     let args: Vec<String> = files
         .iter()
         .map(|f| format!("/tmp/tendhost-installed/{f}"))
         .collect();
-    host.sh(&format!("dpkg -i {} >/dev/null", args.join(" ")));
+    run(Command::new("chroot").arg(root).args([
+        "sh",
+        "-c",
+        &format!("dpkg -i {} >/dev/null", args.join(" ")),
+    ]));
+    let _ = fs::remove_dir_all(&staging);
 
-    let repo = host.path("repo");
-    let security = host.path("security");
+    let repo = root.join("repo");
+    let security = root.join("security");
     for dir in [&repo, &security] {
         fs::create_dir_all(dir).expect("repo dir");
     }
@@ -146,7 +157,7 @@ pub(crate) fn install(host: &DebRoot) {
     }
     write_security_release(&security);
     fs::write(
-        host.path("etc/apt/sources.list"),
+        root.join("etc/apt/sources.list"),
         "deb [trusted=yes] file:/repo ./\ndeb [trusted=yes] file:/security ./\n",
     )
     .expect("sources.list");

@@ -27,6 +27,7 @@ pub(crate) mod debroot;
 pub(crate) mod registry;
 pub(crate) mod rpmrepo;
 pub(crate) mod sshd;
+pub(crate) mod vm;
 
 use std::fs;
 use std::io::Write;

@@ -1,0 +1,192 @@
+//! Issue 10 on a real VM (harness/vm.rs): what the chroot hosts cannot show. systemd is PID 1
+//! there, so every detached job runs as a transient unit (`systemd-run`), and the reboot is a
+//! real `systemctl reboot` that takes the guest down and brings it back with a new boot id.
+//! Slow under TCG emulation (a boot is ~25 s, a reboot ~40 s): two tests, one boot each.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::batch::{host_line, json_lines, run_expecting, tendhost_std};
+use crate::harness::TestEnv;
+use crate::harness::vm::{ADDR, PORT, Vm};
+
+/// One host, the VM, logging in as root with the image's test key. Connecting takes longer
+/// under emulation than on loopback sshds, hence the longer connect timeout.
+fn config(env: &TestEnv, vm: &Vm, auto_reboot: bool) {
+    env.write_config(&format!(
+        "[ssh]\nknown_hosts = \"strict\"\nconnect_timeout = \"30s\"\n\n\
+         [[host]]\nname = \"vm\"\naddr = \"{ADDR}\"\nport = {PORT}\nuser = \"root\"\n\
+         ssh_key = \"{}\"\nmanager = \"apt\"\n\n[host.policy]\nauto_reboot = {auto_reboot}\n",
+        vm.image.client_key().display()
+    ));
+    env.append_known_hosts(&vm.image.known_hosts_line());
+}
+
+/// The guest's job directories, oldest first (their names start with the start time).
+fn job_ids(vm: &Vm) -> Vec<String> {
+    let mut ids: Vec<String> = vm
+        .ssh("ls /var/lib/tendhost/jobs 2>/dev/null || true")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A file of job `id` in the guest, trimmed; empty when it does not exist.
+fn job_file(vm: &Vm, id: &str, file: &str) -> String {
+    vm.ssh(&format!("cat /var/lib/tendhost/jobs/{id}/{file} 2>/dev/null || true"))
+        .trim()
+        .to_string()
+}
+
+/// Waits until `done` holds, failing with `what` after a safety net sized for emulation.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn vm_update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
+    let started = Instant::now();
+    let vm = Vm::boot();
+    let env = TestEnv::new();
+    config(&env, &vm, true);
+    let boot_before = vm.boot_id();
+    assert_eq!(vm.version("tendhost-kernel"), "1.0");
+
+    let out = run_expecting(
+        &env,
+        &["--batch", "update", "--json", "--allow-removals"],
+        0,
+    );
+    let lines = json_lines(&out);
+    let host = host_line(&lines, "vm");
+    assert_eq!(host["state"], "idle", "{host}");
+    assert_eq!(host["error"], serde_json::Value::Null, "{host}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "state_changed" && l["to"] == "rebooting"),
+        "{lines:#?}"
+    );
+
+    // A real reboot: a new kernel boot id, and /run (with reboot-required) is fresh.
+    let boot_after = vm.boot_id();
+    assert_ne!(boot_before, boot_after, "the guest did not reboot");
+    assert_eq!(
+        vm.ssh("test -e /var/run/reboot-required && echo yes || echo no")
+            .trim(),
+        "no"
+    );
+    assert_eq!(vm.version("tendhost-kernel"), "1.1");
+    assert_eq!(vm.version("tendhost-app"), "1.1");
+
+    // Both jobs (the upgrade, then the reboot) ran as transient systemd units; the upgrade's
+    // wrapper finished there with the script's status.
+    let ids = job_ids(&vm);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    for id in &ids {
+        assert_eq!(job_file(&vm, id, "runner"), "systemd", "job {id}");
+    }
+    assert_eq!(job_file(&vm, &ids[0], "exit"), "0");
+    assert!(job_file(&vm, &ids[1], "script").contains("systemctl reboot"));
+    // The journal (persistent in the image) saw both units in the boot before this one.
+    let journal = vm.ssh("journalctl -b -1 -o cat -u 'tendhost-job-*' --no-pager 2>&1 || true");
+    let units = vm.ssh(
+        "journalctl -b -1 -o json-seq -u 'tendhost-job-*' --no-pager 2>/dev/null \
+         | grep -o '\"UNIT\":\"tendhost-job-[^\"]*\"' | sort -u || true",
+    );
+    for id in &ids {
+        assert!(
+            units.contains(&format!("tendhost-job-{id}")),
+            "no unit tendhost-job-{id} in the previous boot's journal:\n{units}\n{journal}"
+        );
+    }
+    eprintln!(
+        "vm: boot {:.1?}, whole test {:.1?}",
+        vm.boot_time,
+        started.elapsed()
+    );
+}
+
+/// Ticks the slow hook prints before dpkg runs, one a second: long enough to find the job
+/// running and kill tendhost under emulation, where every look at the guest costs a login.
+const TICKS: usize = 40;
+
+fn spawn_update(env: &TestEnv) -> Child {
+    tendhost_std(env)
+        .args(["--batch", "update", "--json", "--allow-removals"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn vm_kill_9_mid_upgrade_then_restart_reattaches_to_the_running_unit() {
+    let started = Instant::now();
+    let vm = Vm::boot();
+    vm.ssh(&format!(
+        "echo 'DPkg::Pre-Invoke {{ \"i=1; while [ $i -le {TICKS} ]; do echo tick-$i; \
+         i=$((i+1)); sleep 1; done\"; }};' > /etc/apt/apt.conf.d/99tendhost-slow"
+    ));
+    let env = TestEnv::new();
+    config(&env, &vm, false);
+    let mut child = spawn_update(&env);
+    let mut id = String::new();
+    wait_until("the upgrade job started on the guest", || {
+        id = job_ids(&vm).pop().unwrap_or_default();
+        !id.is_empty()
+            && vm
+                .try_ssh(&format!("test -e /var/lib/tendhost/jobs/{id}/started"))
+                .is_ok()
+    });
+    child.kill().unwrap(); // SIGKILL: tendhost gets no say
+    child.wait().unwrap();
+    let unit = format!("tendhost-job-{id}");
+    assert_eq!(job_file(&vm, &id, "runner"), "systemd");
+    assert_eq!(
+        vm.ssh(&format!("systemctl is-active {unit} || true")).trim(),
+        "active",
+        "the job's unit is not running after tendhost died"
+    );
+    assert!(
+        job_file(&vm, &id, "exit").is_empty(),
+        "the job ended before tendhost was killed; the hook is too fast"
+    );
+
+    // A new run finds the job in its snapshot, follows the unit to its end, and takes its
+    // outcome: the upgrade succeeded and asked for a reboot (auto_reboot is off).
+    let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
+    assert_eq!(job_file(&vm, &id, "exit"), "0");
+    let lines = json_lines(&out);
+    let host = host_line(&lines, "vm");
+    assert_eq!(host["state"], "waiting_reboot", "{host}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output"
+                && l["line"].as_str().unwrap_or("").contains("reattached")),
+        "{lines:#?}"
+    );
+    assert_eq!(vm.version("tendhost-app"), "1.1");
+    let log = job_file(&vm, &id, "log");
+    assert!(log.contains(&format!("tick-{TICKS}")), "{log}");
+    // `--collect`: the finished unit is gone from systemd, not left failed or inactive.
+    assert_eq!(
+        vm.ssh(&format!(
+            "systemctl show -p LoadState --value {unit} 2>/dev/null || true"
+        ))
+        .trim(),
+        "not-found"
+    );
+    eprintln!(
+        "vm: boot {:.1?}, whole test {:.1?}",
+        vm.boot_time,
+        started.elapsed()
+    );
+}
