@@ -35,9 +35,11 @@ fn job_ids(vm: &Vm) -> Vec<String> {
 
 /// A file of job `id` in the guest, trimmed; empty when it does not exist.
 fn job_file(vm: &Vm, id: &str, file: &str) -> String {
-    vm.ssh(&format!("cat /var/lib/tendhost/jobs/{id}/{file} 2>/dev/null || true"))
-        .trim()
-        .to_string()
+    vm.ssh(&format!(
+        "cat /var/lib/tendhost/jobs/{id}/{file} 2>/dev/null || true"
+    ))
+    .trim()
+    .to_string()
 }
 
 /// Waits until `done` holds, failing with `what` after a safety net sized for emulation.
@@ -115,7 +117,7 @@ fn vm_update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
 
 /// Ticks the slow hook prints before dpkg runs, one a second: long enough to find the job
 /// running and kill tendhost under emulation, where every look at the guest costs a login.
-const TICKS: usize = 40;
+const TICKS: usize = 20;
 
 fn spawn_update(env: &TestEnv) -> Child {
     tendhost_std(env)
@@ -150,7 +152,8 @@ fn vm_kill_9_mid_upgrade_then_restart_reattaches_to_the_running_unit() {
     let unit = format!("tendhost-job-{id}");
     assert_eq!(job_file(&vm, &id, "runner"), "systemd");
     assert_eq!(
-        vm.ssh(&format!("systemctl is-active {unit} || true")).trim(),
+        vm.ssh(&format!("systemctl is-active {unit} || true"))
+            .trim(),
         "active",
         "the job's unit is not running after tendhost died"
     );

@@ -29,7 +29,7 @@ use super::debroot::{self, run};
 /// Where the image and its keys live between runs.
 pub(crate) const VM_DIR: &str = "/var/cache/tendhost-test/vm";
 /// Bumped whenever the image's recipe changes, so a cached image of an older recipe is rebuilt.
-const IMAGE_VERSION: &str = "1";
+const IMAGE_VERSION: &str = "2";
 /// Installed into the image, without recommends.
 const PACKAGES: &[&str] = &[
     "linux-image-amd64",
@@ -39,6 +39,18 @@ const PACKAGES: &[&str] = &[
     "ifupdown",
     "isc-dhcp-client",
     "iproute2",
+];
+/// Masked in the image. apt's daily timers would take the dpkg lock in the middle of a test
+/// (they have never run in a fresh image, so they fire at boot); the others cost seconds of
+/// every boot under emulation and do nothing for a test (`ifupdown-pre` waits for udev to
+/// settle: `allow-hotplug ens3` brings the network up when the device appears instead).
+const MASKED: &[&str] = &[
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "getty-static.service",
+    "ifupdown-pre.service",
 ];
 /// The guest's sshd, forwarded by qemu's user network.
 pub(crate) const ADDR: &str = "127.0.3.1";
@@ -152,7 +164,10 @@ fn build(dir: &Path) {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(found, "vm: `{tool}` is missing; run .ci/install-test-deps.sh");
+        assert!(
+            found,
+            "vm: `{tool}` is missing; run .ci/install-test-deps.sh"
+        );
     }
     let work = dir.join("build");
     let _ = Command::new("umount")
@@ -188,8 +203,12 @@ fn build(dir: &Path) {
         aptrepo::install_into(&root);
         chroot(
             &root,
-            "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl enable ssh >/dev/null 2>&1 \
-             && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d",
+            &format!(
+                "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A && systemctl enable ssh >/dev/null 2>&1 \
+                 && systemctl mask {} >/dev/null 2>&1 \
+                 && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d",
+                MASKED.join(" ")
+            ),
         );
     }
     configure(dir, &root);
@@ -230,7 +249,7 @@ fn configure(dir: &Path, root: &Path) {
     write("etc/fstab", "/dev/vda / ext4 defaults 0 1\n");
     write(
         "etc/network/interfaces",
-        "auto lo\niface lo inet loopback\n\nauto ens3\niface ens3 inet dhcp\n",
+        "auto lo\niface lo inet loopback\n\nallow-hotplug ens3\niface ens3 inet dhcp\n",
     );
     write("etc/hostname", "tendhost-vm\n");
     write("etc/hosts", "127.0.0.1 localhost\n127.0.1.1 tendhost-vm\n");
@@ -307,9 +326,7 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("vm: starting {QEMU} ({e}); is qemu-system-x86 installed?")
-            });
+            .unwrap_or_else(|e| panic!("vm: starting {QEMU} ({e}); is qemu-system-x86 installed?"));
         let started = Instant::now();
         let mut vm = Vm {
             image,
