@@ -5,6 +5,8 @@
 //! - [`rpmrepo`]: a real rpm database and repository driven by Debian's dnf.
 //! - [`registry`]: a loopback docker registry and tiny locally built images, shared per process;
 //!   [`compose`]: compose stacks running them, and a `docker` shim standing in for compose v2.
+//! - [`vm`]: a real VM (qemu under TCG, systemd as PID 1) from an image cached once; one boots
+//!   at a time.
 //! - [`sshd`]: real OpenSSH hosts ([`SshHost::start`], [`start_fleet`]) torn down by pid on drop.
 //! - [`TestEnv`]: a private temp dir with tendhost's data dir (known_hosts, keys), a state dir and
 //!   a config file, plus helpers that turn harness hosts into a `Config` / `HostConfig` and a
