@@ -674,3 +674,65 @@ fn drop_the_terminal_mid_upgrade(name: &str, trap: &str) {
         "{snapshot}"
     );
 }
+
+/// Issue 10: the console reattaches too. An upgrade started by `--batch update` is killed with
+/// its tendhost (`kill -9`) mid-job; the console started next shows the host updating while
+/// the job's log streams on (the job's own detail line says so), then the job's real outcome:
+/// waiting for its reboot (`auto_reboot` is off), the package at its new version.
+#[test]
+fn issue10_the_console_reattaches_to_an_upgrade_left_running() {
+    let host = AptHost::start("tui-reattach", Packages::Upgradable);
+    fs::write(
+        host.root.path("etc/apt/apt.conf.d/99tendhost-slow"),
+        "DPkg::Pre-Invoke { \"i=1; while [ $i -le 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.3; done\"; };\n",
+    )
+    .unwrap();
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"apt\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        env.host_toml("victim", &host.sshd, "root")
+    ));
+    let mut batch = std::process::Command::new(binary())
+        .args(["--config", &env.config_path().display().to_string()])
+        .args(["--state-dir", &env.state_dir().display().to_string()])
+        .args(["--batch", "update", "--json", "--allow-removals"])
+        .env("XDG_DATA_HOME", env.xdg_data_home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = |root: &AptHost| {
+        fs::read_dir(root.root.path("var/lib/tendhost/jobs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| fs::read_to_string(e.ok()?.path().join("log")).ok())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !log(&host).contains("tick-3\n") {
+        assert!(
+            Instant::now() < deadline,
+            "the job never started on the host"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    batch.kill().unwrap();
+    batch.wait().unwrap();
+
+    let tmux = Tmux::start("reattach", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the reattached job", Duration::from_secs(60), |s| {
+        s.contains("▲1") && s.contains("apt-get upgrade")
+    });
+    tmux.wait_for("the job's real outcome", Duration::from_secs(120), |s| {
+        s.contains("◇1")
+    });
+    assert_eq!(installed_version(&host.root, "tendhost-app"), "1.1");
+    tmux.keys(&["Tab", "Tab"]);
+    // dpkg ran only after the kill (the hook's ticks come first): its lines are the rest of
+    // the job's log, streamed after the reattach.
+    tmux.wait_for("the rest of the log", Duration::from_secs(10), |s| {
+        s.contains("Unpacking tendhost-app (1.1)")
+    });
+}
