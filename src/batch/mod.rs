@@ -335,8 +335,8 @@ impl Runner {
             engine
                 .stop(|| {
                     stdio::err_line(
-                        "tendhost: waiting for upgrades in flight to finish; interrupt again to \
-                         abandon them (their hosts will need checking)",
+                        "tendhost: waiting for host steps to stop; interrupt again to stop at \
+                         once (upgrades go on on their hosts and are picked up at the next start)",
                     )
                 })
                 .await

@@ -138,8 +138,16 @@ impl Error {
         false
     }
 
-    /// tendhost stopped following a job that runs on: not a failure of the host.
+    /// tendhost stopped following a job that runs on (or stopped while asking about one): not
+    /// a failure of the host.
     pub fn is_detached(&self) -> bool {
+        if let Error::Unasked {
+            source: remote::Error::Cancelled,
+            ..
+        } = self
+        {
+            return true;
+        }
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(err) = cause {
             if let Some(remote::Error::Detached { .. }) = err.downcast_ref::<remote::Error>() {
@@ -155,6 +163,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Inventory(inventory::Error::Remote { source, .. })
+            | Error::Unasked { source, .. }
             | Error::CheckUnrun { source, .. }
             | Error::Reboot { source, .. } => source.is_transient(),
             Error::Detect(e)
@@ -210,5 +219,45 @@ mod tests {
             err.to_string(),
             "rebooting: the reboot command failed (exit 1): Failed to reboot: Access denied"
         );
+    }
+
+    #[test]
+    fn a_job_left_running_keeps_its_record_and_a_stop_is_no_failure() {
+        let detached = Error::Upgrade(pkg::Error::Remote {
+            step: "apt-get upgrade",
+            source: remote::Error::Detached {
+                job: "j".into(),
+                label: "apt-get upgrade".into(),
+            },
+        });
+        assert!(detached.is_detached() && detached.keeps_job());
+        let outlived = Error::Upgrade(pkg::Error::Remote {
+            step: "apt-get upgrade",
+            source: remote::Error::JobOutlived {
+                job: "j".into(),
+                label: "apt-get upgrade".into(),
+                after: Duration::from_secs(2),
+            },
+        });
+        assert!(!outlived.is_detached() && outlived.keeps_job());
+        let unasked = |source| Error::Unasked {
+            job: "j".into(),
+            label: "reboot".into(),
+            source,
+        };
+        let stopping = unasked(remote::Error::Cancelled);
+        assert!(stopping.is_detached() && stopping.keeps_job());
+        let refused = unasked(remote::Error::Connect {
+            target: "h".into(),
+            source: std::io::Error::other("refused"),
+        });
+        assert!(!refused.is_detached() && refused.keeps_job() && refused.is_transient());
+        let failed = Error::JobFailed {
+            job: "j".into(),
+            label: "apt-get upgrade".into(),
+            code: 100,
+            tail: "E: boom".into(),
+        };
+        assert!(!failed.keeps_job() && !failed.is_detached());
     }
 }

@@ -426,10 +426,11 @@ impl EngineHandle {
         .is_ok()
     }
 
-    /// Stops the engine the way an operator expects: at once when nothing is upgrading;
-    /// otherwise calls `notice` (once) to say so, lets the upgrades finish (each is bounded by
-    /// `[ssh] command_timeout`), and abandons them on SIGINT, SIGTERM or SIGHUP. Returns false
-    /// when something did not stop in time.
+    /// Stops the engine the way an operator expects: at once, normally — an upgrade running as
+    /// a detached job (see `remote::job`) only stops being followed and finishes on its host.
+    /// A step that cannot stop at once (an attached upgrade, as simulated hosts run them) is
+    /// let finish within `[ssh] command_timeout`, after `notice` (once) said so, and abandoned
+    /// on SIGINT, SIGTERM or SIGHUP. Returns false when something did not stop in time.
     pub async fn stop(&self, notice: impl FnOnce()) -> bool {
         let grace = self.inner.config.ssh.command_timeout;
         let stopping = self.shutdown(grace);

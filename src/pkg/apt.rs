@@ -62,7 +62,11 @@ impl Apt {
     fn failure(&self, step: &'static str, output: &crate::remote::CommandOutput) -> Error {
         // A detached job's output (see `remote::job`) is its log: stdout and stderr in one.
         if parse::is_lock_error(&output.stderr) || parse::is_lock_error(&output.stdout) {
-            Error::Locked(self.lock_wait.as_secs())
+            Error::Locked {
+                waited: self.lock_wait.as_secs(),
+                holder: parse::lock_holder(&output.stderr)
+                    .or_else(|| parse::lock_holder(&output.stdout)),
+            }
         } else {
             step::failed(step, output)
         }

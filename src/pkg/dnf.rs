@@ -6,6 +6,7 @@
 //! Package names read from one command and passed to the next go through [`quote`].
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -24,19 +25,32 @@ use crate::remote::{Executor, OutputLine, quote};
 #[derive(Debug, Clone, Copy)]
 pub struct Dnf {
     kind: ManagerKind,
+    /// How long an upgrade waits for another process's dnf/rpm lock before it is reported.
+    lock_wait: Duration,
 }
+
+/// The exit status dnf and yum give when `exit_on_lock` found the lock held.
+const LOCKED_EXIT: u32 = 200;
 
 impl Dnf {
     pub fn using_dnf() -> Self {
         Self {
             kind: ManagerKind::Dnf,
+            lock_wait: super::apt::DEFAULT_LOCK_WAIT,
         }
     }
 
     pub fn using_yum() -> Self {
         Self {
             kind: ManagerKind::Yum,
+            lock_wait: super::apt::DEFAULT_LOCK_WAIT,
         }
+    }
+
+    /// Sets how long an upgrade waits for a lock held by another process (whole seconds).
+    pub fn with_lock_wait(mut self, lock_wait: Duration) -> Self {
+        self.lock_wait = lock_wait;
+        self
     }
 
     fn binary(&self) -> &'static str {
@@ -178,11 +192,30 @@ impl PackageManager for Dnf {
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, Error> {
         const STEP: &str = "upgrade";
-        let script = format!("LC_ALL=C {} -y upgrade", self.binary());
+        // dnf waits for another dnf's lock forever; with `exit_on_lock` it says who holds it and
+        // exits 200, so the wait is bounded here (like apt's `DPkg::Lock::Timeout`), on the host,
+        // inside the job.
+        let wait = self.lock_wait.as_secs();
+        let script = format!(
+            "waited=0\nwhile :; do\n  LC_ALL=C {} --setopt=exit_on_lock=True -y upgrade\n  \
+             code=$?\n  [ \"$code\" -ne {LOCKED_EXIT} ] && exit \"$code\"\n  \
+             [ \"$waited\" -ge {wait} ] && exit {LOCKED_EXIT}\n  sleep 3\n  \
+             waited=$((waited + 3))\ndone",
+            self.binary()
+        );
         let install = Step::upgrade(STEP, script)
             .privileged()
             .streaming(lines)
-            .run_ok(exec, cancel);
+            .run_ok_or(exec, cancel, |step, out| {
+                if out.exit_code == Some(LOCKED_EXIT) {
+                    Error::Locked {
+                        waited: wait,
+                        holder: parse::lock_holder(&format!("{}\n{}", out.stdout, out.stderr)),
+                    }
+                } else {
+                    step::failed(step, out)
+                }
+            });
         super::planned_upgrade(self, exec, options, cancel, install).await
     }
 

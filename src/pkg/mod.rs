@@ -119,8 +119,10 @@ pub enum Error {
     UnsupportedOs(String),
     #[error("the upgrade would remove {0:?}; allow removals to go ahead")]
     WouldRemove(Vec<String>),
-    #[error("the package database is locked by another process (waited {0}s)")]
-    Locked(u64),
+    /// Another process (unattended-upgrades, packagekit, an operator's apt) held the package
+    /// manager's lock for the whole bounded wait; `holder` names it where the manager said.
+    #[error("the package database is locked by {} (waited {waited}s)", holder.as_deref().unwrap_or("another process"))]
+    Locked { waited: u64, holder: Option<String> },
     #[error("could not understand {what}: {detail}")]
     Parse { what: &'static str, detail: String },
     /// Anything that failed on one compose stack: the stack and, where known, the service; what

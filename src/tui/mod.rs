@@ -92,7 +92,13 @@ pub async fn run(
     // Dropping the app future on a signal is safe: every branch of its select! is cancel-safe
     // and it owns nothing that needs more than Drop.
     let result = tokio::select! {
-        result = app.run(guard.terminal(), events) => result.map(|()| Ended::Quit),
+        result = app.run(guard.terminal(), events) => match result {
+            Ok(()) => Ok(Ended::Quit),
+            // Drawing on a terminal that went away (SIGHUP ignored, so no signal said so) fails
+            // with EIO: that is the terminal gone, not a console error.
+            Err(_) if terminal::is_gone() => Ok(Ended::Interrupted),
+            Err(e) => Err(e),
+        },
         () = signals.recv() => Ok(Ended::Interrupted),
         () = terminal::gone() => Ok(Ended::Interrupted),
     };
@@ -104,8 +110,8 @@ pub async fn run(
 }
 
 /// The console over the configured fleet: starts the engine, opens the screen on the engine's
-/// restored picture, and stops the engine once the screen is gone (upgrades in flight are let
-/// finish: see `EngineHandle::stop`).
+/// restored picture, and stops the engine once the screen is gone (upgrades in flight go on as
+/// detached jobs on their hosts, picked up at the next start: see `EngineHandle::stop`).
 pub async fn console(
     config: Arc<Config>,
     deps: EngineDeps,
@@ -128,8 +134,8 @@ pub async fn console(
     // The terminal may be gone (SIGHUP): `stdio` never panics on a dead one.
     let notice = || {
         crate::stdio::err_line(
-            "tendhost: waiting for upgrades in flight to finish; press Ctrl-C to abandon them \
-             (their hosts will need checking)",
+            "tendhost: waiting for host steps to stop; press Ctrl-C to stop at once (upgrades \
+             go on on their hosts and are picked up at the next start)",
         )
     };
     if !engine.stop(notice).await {

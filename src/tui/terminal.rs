@@ -76,10 +76,15 @@ pub(super) async fn gone() {
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         check.tick().await;
-        if !stdout().is_terminal() {
+        if is_gone() {
             return;
         }
     }
+}
+
+/// Whether the console's terminal has gone away (a hung-up tty is no longer a terminal).
+pub(super) fn is_gone() -> bool {
+    !stdout().is_terminal()
 }
 
 /// After the console ended on a signal, when the terminal may be gone (a dropped ssh session):

@@ -257,14 +257,18 @@ async fn a_held_dpkg_lock_fails_clearly_after_a_bounded_wait() {
     let _ = holder.kill();
     let _ = holder.wait();
     let err = result.unwrap_err();
-    assert!(matches!(err, Error::Locked(2)), "{err}");
+    assert!(matches!(err, Error::Locked { waited: 2, .. }), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "the wait is bounded"
     );
+    // apt names the holder: the python3 process holding the lock, with its pid.
     assert_eq!(
         err.to_string(),
-        "the package database is locked by another process (waited 2s)"
+        format!(
+            "the package database is locked by python3 (pid {}) (waited 2s)",
+            holder.id()
+        )
     );
     assert_eq!(version(&host, "tendhost-app"), "1.0 ii");
 }
@@ -294,7 +298,10 @@ async fn a_held_lists_lock_stops_a_refresh_after_a_bounded_wait() {
     let waited = started.elapsed();
     let _ = holder.kill();
     let _ = holder.wait();
-    assert!(matches!(result, Err(Error::Locked(4))), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::Locked { waited: 4, .. })),
+        "{result:?}"
+    );
     assert!(
         waited >= Duration::from_secs(4),
         "it waited for the lock: {waited:?}"

@@ -202,3 +202,44 @@ async fn a_dnf_upgrade_runs_as_a_detached_job_that_outlives_its_follower() {
         "{tail}"
     );
 }
+
+/// Issue 10: dnf's lock held by another process (dnf-automatic, packagekit) stops an upgrade
+/// after a bounded wait, naming the holder and its pid as dnf tells them; nothing changes.
+#[tokio::test]
+async fn a_held_dnf_lock_fails_clearly_after_a_bounded_wait_naming_its_holder() {
+    let host = RpmHost::new(true);
+    // dnf's own lock protocol: a pid file naming a live process.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("120")
+        .spawn()
+        .unwrap();
+    let lock = host.root().join("var/lib/dnf/rpmdb_lock.pid");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, holder.id().to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let result = Dnf::using_dnf()
+        .with_lock_wait(std::time::Duration::from_secs(4))
+        .upgrade(
+            &host.executor(),
+            options(true),
+            None,
+            &CancellationToken::new(),
+        )
+        .await;
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Locked { waited: 4, .. }), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the wait is bounded"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the package database is locked by sleep (pid {}) (waited 4s)",
+            holder.id()
+        )
+    );
+    assert_eq!(host.version("tendhost-app"), "1.0-1");
+}

@@ -544,8 +544,11 @@ fn tendhost_below(pid: i32) -> i32 {
 }
 
 /// CPU time (user + system) `pid` has used, in clock ticks.
+/// CPU clock ticks `pid` used so far; 0 once it is gone.
 fn cpu_ticks(pid: i32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading stat");
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
     // Fields after the `(comm)`, which may hold spaces: state is field 3, utime 14, stime 15.
     let rest = &stat[stat.rfind(')').expect("a comm field") + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -553,8 +556,9 @@ fn cpu_ticks(pid: i32) -> u64 {
 }
 
 /// Issue 10: when the operator's terminal goes away (tmux killed: the pty hangs up and SIGHUP
-/// arrives), the console stops like on SIGTERM (exit 3) and lets the upgrade in flight finish,
-/// without spinning on the dead terminal meanwhile (crossterm's reader would, crossterm #793).
+/// arrives), the console stops like on SIGTERM (exit 3), leaving the upgrade in flight to finish
+/// on the host, without spinning on the dead terminal meanwhile (crossterm's reader would,
+/// crossterm #793).
 #[test]
 fn issue10_a_dropped_terminal_stops_the_console_cleanly_without_spinning() {
     drop_the_terminal_mid_upgrade("hangup", "trap 'true' HUP");
@@ -567,16 +571,18 @@ fn issue10_a_dropped_terminal_stops_the_console_even_with_sighup_ignored() {
     drop_the_terminal_mid_upgrade("nohup", "trap '' HUP");
 }
 
-/// Starts an upgrade from the console (its real run hangs 15 s on the host), kills the tmux
-/// server under it, and checks that tendhost waits for the upgrade without burning CPU, then
-/// exits 3. `trap` is the wrapper shell's: it outlives the hang-up to record the exit code; a
-/// caught SIGHUP is reset for the console, an ignored one stays ignored.
+/// Starts an upgrade from the console (a real apt hook makes it take ~8 s on the host), kills
+/// the tmux server under it, and checks that tendhost stops without burning CPU on the dead
+/// terminal and exits 3, leaving the upgrade to finish on the host as its detached job. `trap`
+/// is the wrapper shell's: it outlives the hang-up to record the exit code; a caught SIGHUP is
+/// reset for the console, an ignored one stays ignored.
 fn drop_the_terminal_mid_upgrade(name: &str, trap: &str) {
-    let host = AptHost::start_with(
-        &format!("tui-{name}"),
-        Packages::Upgradable,
-        Some("case \"$SSH_ORIGINAL_COMMAND\" in *'apt-get -y'*) sleep 15;; esac"),
-    );
+    let host = AptHost::start(&format!("tui-{name}"), Packages::Upgradable);
+    fs::write(
+        host.root.path("etc/apt/apt.conf.d/99tendhost-slow"),
+        "DPkg::Pre-Invoke { \"sleep 8\"; };\n",
+    )
+    .unwrap();
     let env = TestEnv::new();
     env.trust(&host.sshd);
     env.write_config(&format!(
@@ -633,18 +639,13 @@ fn drop_the_terminal_mid_upgrade(name: &str, trap: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The upgrade still hangs on the host: tendhost waits for it, and must do so without
-    // burning a core on the dead terminal.
+    // Stopping must not burn a core on the dead terminal while it winds down.
     let before = cpu_ticks(pid);
-    std::thread::sleep(Duration::from_secs(3));
-    let used = cpu_ticks(pid) - before;
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid).saturating_sub(before);
     assert!(
-        fs::metadata(format!("/proc/{pid}")).is_ok() && !exit_file.exists(),
-        "tendhost did not wait for the upgrade in flight"
-    );
-    assert!(
-        used < 100,
-        "tendhost used {used} clock ticks of CPU in 3 s while waiting"
+        used < 50,
+        "tendhost used {used} clock ticks of CPU in 1 s while stopping"
     );
 
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -657,9 +658,81 @@ fn drop_the_terminal_mid_upgrade(name: &str, trap: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(fs::read_to_string(&exit_file).unwrap().trim(), "3");
-    assert_eq!(
-        host.version("tendhost-app"),
-        "1.1",
-        "the upgrade in flight was let finish"
+    // The upgrade was not stopped with tendhost: its job finishes on the host, and the
+    // snapshot holds the job for the next start to reattach to.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while host.version("tendhost-app") != "1.1" {
+        assert!(
+            Instant::now() < deadline,
+            "the upgrade never finished on the host"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let snapshot = fs::read_to_string(env.state_dir().join("snapshot.json")).unwrap_or_default();
+    assert!(
+        snapshot.contains("\"label\":\"apt-get upgrade\""),
+        "{snapshot}"
     );
+}
+
+/// Issue 10: the console reattaches too. An upgrade started by `--batch update` is killed with
+/// its tendhost (`kill -9`) mid-job; the console started next shows the host updating while
+/// the job's log streams on (the job's own detail line says so), then the job's real outcome:
+/// waiting for its reboot (`auto_reboot` is off), the package at its new version.
+#[test]
+fn issue10_the_console_reattaches_to_an_upgrade_left_running() {
+    let host = AptHost::start("tui-reattach", Packages::Upgradable);
+    fs::write(
+        host.root.path("etc/apt/apt.conf.d/99tendhost-slow"),
+        "DPkg::Pre-Invoke { \"i=1; while [ $i -le 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.3; done\"; };\n",
+    )
+    .unwrap();
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"apt\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        env.host_toml("victim", &host.sshd, "root")
+    ));
+    let mut batch = std::process::Command::new(binary())
+        .args(["--config", &env.config_path().display().to_string()])
+        .args(["--state-dir", &env.state_dir().display().to_string()])
+        .args(["--batch", "update", "--json", "--allow-removals"])
+        .env("XDG_DATA_HOME", env.xdg_data_home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = |root: &AptHost| {
+        fs::read_dir(root.root.path("var/lib/tendhost/jobs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| fs::read_to_string(e.ok()?.path().join("log")).ok())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !log(&host).contains("tick-3\n") {
+        assert!(
+            Instant::now() < deadline,
+            "the job never started on the host"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    batch.kill().unwrap();
+    batch.wait().unwrap();
+
+    let tmux = Tmux::start("reattach", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the reattached job", Duration::from_secs(60), |s| {
+        s.contains("▲1") && s.contains("apt-get upgrade")
+    });
+    tmux.wait_for("the job's real outcome", Duration::from_secs(120), |s| {
+        s.contains("◇1")
+    });
+    assert_eq!(installed_version(&host.root, "tendhost-app"), "1.1");
+    tmux.keys(&["Tab", "Tab"]);
+    // dpkg ran only after the kill (the hook's ticks come first): its lines are the rest of
+    // the job's log, streamed after the reattach.
+    tmux.wait_for("the rest of the log", Duration::from_secs(10), |s| {
+        s.contains("Unpacking tendhost-app (1.1)")
+    });
 }

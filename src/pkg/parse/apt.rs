@@ -139,6 +139,20 @@ pub(crate) fn is_lock_error(stderr: &str) -> bool {
         || stderr.contains("is another process using it?")
 }
 
+/// Who holds the lock, from apt's "It is held by process 1234 (unattended-upgr)": `unattended-upgr
+/// (pid 1234)`. Names are what the kernel keeps (15 characters).
+pub(crate) fn lock_holder(stderr: &str) -> Option<String> {
+    let rest = stderr.split("It is held by process ").nth(1)?;
+    let (pid, rest) = rest.split_once(' ')?;
+    let pid: u32 = pid.parse().ok()?;
+    let name = rest.strip_prefix('(')?.split(')').next()?.trim();
+    Some(if name.is_empty() {
+        format!("process {pid}")
+    } else {
+        format!("{name} (pid {pid})")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -262,6 +276,17 @@ Conf newdep (1.0 local [all])
             "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (apt-get)"
         ));
         assert!(!is_lock_error("E: Unable to locate package foo"));
+        assert_eq!(
+            lock_holder(
+                "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 7 (apt-get)\nN: Be aware"
+            )
+            .as_deref(),
+            Some("apt-get (pid 7)")
+        );
+        assert_eq!(
+            lock_holder("E: Could not get lock /var/lib/apt/lists/lock"),
+            None
+        );
     }
 
     proptest! {

@@ -284,6 +284,26 @@ pub(crate) fn parse_reboot_probe(text: &str) -> (bool, Vec<String>) {
     }
 }
 
+/// Who holds dnf's lock, from what `exit_on_lock` makes dnf print: `RPMDB already locked by
+/// 4242` and `The application with PID 4242 is: dnf-automatic` → `dnf-automatic (pid 4242)`.
+pub(crate) fn lock_holder(output: &str) -> Option<String> {
+    let pid = output
+        .split("already locked by ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|pid| pid.parse::<u32>().ok())?;
+    let name = output
+        .split(&format!("The application with PID {pid} is: "))
+        .nth(1)
+        .and_then(|rest| rest.lines().next())
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
+    Some(match name {
+        Some(name) => format!("{name} (pid {pid})"),
+        None => format!("process {pid}"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -470,5 +490,20 @@ Transaction Summary
             let _ = parse_transaction(&format!("Upgrading:\n{text}"));
             let _ = parse_reboot_probe(&text);
         }
+    }
+
+    #[test]
+    fn the_lock_holder_is_named_from_dnfs_own_words() {
+        let said = "Waiting...\nError: RPMDB already locked by 4242\n\
+                    The application with PID 4242 is: dnf-automatic\n  Memory :  80 M RSS\n";
+        assert_eq!(
+            lock_holder(said).as_deref(),
+            Some("dnf-automatic (pid 4242)")
+        );
+        assert_eq!(
+            lock_holder("metadata already locked by 7").as_deref(),
+            Some("process 7")
+        );
+        assert_eq!(lock_holder("Error: Nothing to do."), None);
     }
 }
