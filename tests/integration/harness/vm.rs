@@ -15,7 +15,6 @@
 //! naming what is missing.
 
 use std::fs;
-use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -324,7 +323,8 @@ impl Vm {
             .arg(&pidfile)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe nobody reads while qemu runs: it could fill and stall qemu.
+            .stderr(fs::File::create(dir.join("qemu.err")).expect("creating qemu.err"))
             .spawn()
             .unwrap_or_else(|e| panic!("vm: starting {QEMU} ({e}); is qemu-system-x86 installed?"));
         let started = Instant::now();
@@ -347,10 +347,7 @@ impl Vm {
         let deadline = Instant::now() + BOOT_BOUND;
         loop {
             if let Ok(Some(status)) = self.qemu.try_wait() {
-                let mut err = String::new();
-                if let Some(mut stderr) = self.qemu.stderr.take() {
-                    let _ = io::Read::read_to_string(&mut stderr, &mut err);
-                }
+                let err = fs::read_to_string(self.image.dir.join("qemu.err")).unwrap_or_default();
                 panic!(
                     "vm: qemu exited ({status}) during {what}: {err}\nconsole:\n{}",
                     self.console_tail()
