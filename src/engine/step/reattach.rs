@@ -144,19 +144,11 @@ impl StepContext {
         match end {
             JobEnd::Exited(0) => {}
             JobEnd::Exited(code) => {
-                let tail = job::log_tail(
-                    self.exec.as_ref(),
-                    &self.host.job_dir,
-                    &job.id,
-                    &self.cancel,
-                )
-                .await
-                .unwrap_or_default();
                 return Err(Error::JobFailed {
                     job: job.id.to_string(),
                     label: job.label.to_string(),
                     code,
-                    tail: crate::errors::last_lines(&tail, 3),
+                    tail: self.log_tail(job, 3).await,
                 });
             }
             JobEnd::Vanished | JobEnd::Gone => {
@@ -206,17 +198,9 @@ impl StepContext {
         if let JobEnd::Exited(code) = end
             && code != 0
         {
-            let tail = job::log_tail(
-                self.exec.as_ref(),
-                &self.host.job_dir,
-                &job.id,
-                &self.cancel,
-            )
-            .await
-            .unwrap_or_default();
             return Err(Error::RebootCommand {
                 code,
-                detail: crate::errors::last_lines(&tail, 1),
+                detail: self.log_tail(job, 1).await,
             });
         }
         let new = match self.boot_id().await {
@@ -229,5 +213,19 @@ impl StepContext {
         self.verify_reboot(old, &new).await?;
         self.move_to(Transition::Verified).await?;
         Ok(Done::Ran)
+    }
+
+    /// The last `lines` lines of the job's log, for its error (empty when it cannot be read:
+    /// the failure is the news, its tail a detail).
+    async fn log_tail(&self, job: &RemoteJob, lines: usize) -> String {
+        let tail = job::log_tail(
+            self.exec.as_ref(),
+            &self.host.job_dir,
+            &job.id,
+            &self.cancel,
+        )
+        .await
+        .unwrap_or_default();
+        crate::errors::last_lines(&tail, lines)
     }
 }
