@@ -3,7 +3,8 @@
 //! Wiring only: command line → config → engine → TUI or batch → exit code. color-eyre lives here
 //! and nowhere else; expected failures (a bad config, a held lock) are typed and mapped to the exit
 //! codes of DESIGN.md §3.
-#![forbid(unsafe_code)]
+// Denied, with one audited exception: taking TENDHOST_SSH_KEY out of the environment.
+#![deny(unsafe_code)]
 
 use tendhost::{
     batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, stdio, store, tui,
@@ -20,6 +21,7 @@ use crate::store::Paths;
 use crate::store::audit::AuditRecord;
 
 fn main() -> std::process::ExitCode {
+    take_secrets_from_the_environment();
     if let Err(report) = color_eyre::install() {
         stdio::err_line(format!("tendhost: {report}"));
     }
@@ -31,6 +33,19 @@ fn main() -> std::process::ExitCode {
             Exit::HostFailed.into()
         }
     }
+}
+
+/// Reads `TENDHOST_SSH_KEY` once and removes it from the environment, so nothing tendhost or a
+/// dependency starts (a local host's apt and its maintainer scripts, a check) can inherit it.
+/// The crate's one `unsafe`: `remove_var` races with other threads reading the environment,
+/// and it runs first thing in `main`, before any thread or runtime exists.
+#[allow(unsafe_code)]
+fn take_secrets_from_the_environment() {
+    let key = std::env::var(tendhost::remote::ENV_KEY).ok();
+    // SAFETY: single-threaded here: `main` calls this before anything else (runtimes are
+    // built later, in `run`).
+    unsafe { std::env::remove_var(tendhost::remote::ENV_KEY) };
+    tendhost::remote::keep_env_key(key);
 }
 
 fn run(cli: Cli) -> color_eyre::Result<Exit> {

@@ -15,7 +15,25 @@ use crate::config::{Config, HostConfig, KnownHostsPolicy};
 
 /// The environment variable holding a base64 private key (for CI and containers). Read once,
 /// here; never passed on to a child process (see `remote::child`).
-pub(crate) const ENV_KEY: &str = "TENDHOST_SSH_KEY";
+pub const ENV_KEY: &str = "TENDHOST_SSH_KEY";
+
+/// `TENDHOST_SSH_KEY` as `main` took it out of the environment; unset when it was not taken (a
+/// library caller, a test), and then it is read where it is.
+static TAKEN_ENV_KEY: std::sync::OnceLock<Option<Secret>> = std::sync::OnceLock::new();
+
+fn env_key_now() -> Option<Secret> {
+    std::env::var(ENV_KEY)
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(Secret::new)
+}
+
+/// Keeps `TENDHOST_SSH_KEY` as `main` read it just before taking it out of the process
+/// environment (so no child process, whoever spawns it, can inherit it);
+/// [`RemoteContext::from_config`] then uses this value. The first call wins.
+pub fn keep_env_key(value: Option<String>) {
+    let _ = TAKEN_ENV_KEY.set(value.filter(|k| !k.trim().is_empty()).map(Secret::new));
+}
 
 /// A secret that must never reach a log line or a snapshot: `Debug` prints `<redacted>`.
 #[derive(Clone)]
@@ -114,10 +132,10 @@ impl RemoteContext {
         ctx.agent_socket = std::env::var_os("SSH_AUTH_SOCK")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        ctx.env_key = std::env::var(ENV_KEY)
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            .map(Secret::new);
+        ctx.env_key = match TAKEN_ENV_KEY.get() {
+            Some(taken) => taken.clone(),
+            None => env_key_now(),
+        };
         ctx.with_hosts(config.hosts.iter().cloned())
     }
 

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use capture::{STDERR_LIMIT, STDOUT_LIMIT};
-pub use context::{OwnFiles, RemoteContext, Secret};
+pub use context::{ENV_KEY, OwnFiles, RemoteContext, Secret, keep_env_key};
 pub use error::Error;
 pub use factory::executor_for;
 pub use lines::MAX_LINE;

@@ -103,3 +103,36 @@ fn issue10_tendhost_ssh_key_never_reaches_a_local_command() {
         "the check saw the key:\n{env_seen}"
     );
 }
+
+/// `main` takes `TENDHOST_SSH_KEY` out of its environment first thing; the value it kept still
+/// logs the binary in (a host with no `ssh_key`, no agent, no key file under `~/.ssh`).
+#[test]
+fn issue10_tendhost_ssh_key_still_logs_in_after_leaving_the_environment() {
+    use base64::Engine;
+    let env = TestEnv::new();
+    let host = SshHost::start(SshdOptions::default()).unwrap();
+    env.trust(&host);
+    let key = env.dir.path().join("id_env");
+    crate::harness::sshd::keygen_with(&key, "ed25519", "env", "").unwrap();
+    host.authorize_key(&fs::read_to_string(key.with_extension("pub")).unwrap())
+        .unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(fs::read(&key).unwrap());
+    fs::remove_file(&key).unwrap(); // only the environment has it now
+    env.write_config(&format!(
+        "[[host]]\nname = \"h\"\naddr = \"{}\"\nport = {}\nuser = \"root\"\nmanager = \"none\"\n",
+        host.addr, host.port
+    ));
+    let out = tendhost(&env)
+        .env("TENDHOST_SSH_KEY", &encoded)
+        .args(["--batch", "inventory", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines = json_lines(&out);
+    assert!(host_line(&lines, "h")["os"].is_string(), "{lines:#?}");
+}
