@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -57,12 +57,14 @@ fn job_dirs(host: &AptHost) -> Vec<PathBuf> {
 }
 
 /// Waits until `done` holds, failing with `what` after a generous safety net.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+#[track_caller]
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    crate::harness::wait_until(
+        what,
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        done,
+    );
 }
 
 fn snapshot(env: &TestEnv) -> String {

@@ -42,13 +42,15 @@ fn job_file(vm: &Vm, id: &str, file: &str) -> String {
     .to_string()
 }
 
-/// Waits until `done` holds, failing with `what` after a safety net sized for emulation.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+/// Waits until `done` holds, failing with `what` after a generous safety net.
+#[track_caller]
+fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    crate::harness::wait_until(
+        what,
+        Duration::from_secs(300),
+        Duration::from_millis(500),
+        done,
+    );
 }
 
 #[test]

@@ -194,3 +194,22 @@ pub(crate) fn assert_exit(out: &Output, code: i32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Polls `done` every `every` until it holds, failing with `what` once `within` (a generous
+/// safety net, never the proof) has passed.
+#[track_caller]
+pub(crate) fn wait_until(
+    what: &str,
+    within: std::time::Duration,
+    every: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(every);
+    }
+}
