@@ -117,6 +117,7 @@ async fn simulated(hosts: usize) {
             sizes: BatchSize::parse_list("1,10%").expect("sizes"),
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
+            mode: tendhost::config::WaveMode::Rolling,
             dry_run: false,
             allow_removals: false,
         })
@@ -214,6 +215,7 @@ async fn real(count: usize) -> Result<(), String> {
             sizes: BatchSize::parse_list("1,25%").expect("sizes"),
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
+            mode: tendhost::config::WaveMode::Rolling,
             dry_run: true,
             allow_removals: false,
         })

@@ -97,6 +97,11 @@ pub struct BatchArgs {
     /// Halt the wave when more than this many hosts failed (`N` or `N%`).
     #[arg(long, value_name = "N|N%")]
     pub max_failures: Option<String>,
+
+    /// Run the wave in batches, each waiting for the whole previous one (Ansible's `serial`),
+    /// instead of `[fleet] wave_mode` (default: a rolling window after the canary batch).
+    #[arg(long)]
+    pub barriers: bool,
 }
 
 /// The selector flags as typed; [`crate::fleet::select`] gives them their meaning (HOST and

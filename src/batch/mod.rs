@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BatchArgs, BatchCommand};
-use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, parse_duration};
+use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, WaveMode, parse_duration};
 use crate::engine::bus::{WaveProgress, WaveStatus};
 use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequest};
 use crate::exit::Exit;
@@ -137,6 +137,11 @@ fn wave_request(
         sizes,
         delay,
         max_failures,
+        mode: if args.barriers {
+            WaveMode::Batches
+        } else {
+            config.fleet.wave_mode
+        },
         dry_run: args.dry_run,
         allow_removals: args.allow_removals,
     })

@@ -211,6 +211,18 @@ pub enum FailureLimit {
     Percent(u8),
 }
 
+/// How a wave paces its batches after the canary batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaveMode {
+    /// A window of the current batch size: a host starts as soon as another finishes, so one
+    /// slow host never holds the other slots idle.
+    #[default]
+    Rolling,
+    /// Each batch waits for the whole previous batch (Ansible's `serial`).
+    Batches,
+}
+
 #[derive(Debug, Clone)]
 pub struct FleetSettings {
     /// Periodic inventory refresh; `None` turns it off.
@@ -218,6 +230,11 @@ pub struct FleetSettings {
     pub batch_size: Vec<BatchSize>,
     pub delay: Duration,
     pub max_failures: FailureLimit,
+    /// Rolling window or batch barriers (`wave_mode`).
+    pub wave_mode: WaveMode,
+    /// Most hosts downloading a wave's packages at once: outside the wave's batch size, small
+    /// so the fleet does not all hit its mirror together.
+    pub download_concurrency: usize,
     /// Most hosts talked to at once outside waves (refreshes, `host test`).
     pub concurrency: usize,
     /// How long a rebooting host may take to come back.

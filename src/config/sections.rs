@@ -12,7 +12,7 @@ use super::raw::{Ctx, Value, expand_home};
 use super::window::{parse_day, parse_time};
 use super::{
     AuditSettings, BatchSize, Checks, ComposeVersion, DockerSettings, FailureLimit, FleetSettings,
-    KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode,
+    KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode, WaveMode,
 };
 
 const POLICY_KEYS: &[&str] = &[
@@ -35,6 +35,8 @@ const FLEET_KEYS: &[&str] = &[
     "batch_size",
     "delay",
     "max_failures",
+    "wave_mode",
+    "download_concurrency",
     "concurrency",
     "reboot_timeout",
     "upgrade_timeout",
@@ -277,6 +279,8 @@ impl Ctx<'_> {
             batch_size: vec![BatchSize::Count(1), BatchSize::Percent(25)],
             delay: Duration::from_secs(0),
             max_failures: FailureLimit::Count(0),
+            wave_mode: WaveMode::Rolling,
+            download_concurrency: 4,
             concurrency: 32,
             reboot_timeout: Duration::from_secs(600),
             upgrade_timeout: Duration::from_secs(2 * 3600),
@@ -338,6 +342,31 @@ impl Ctx<'_> {
             match parsed {
                 Ok(limit) => fleet.max_failures = limit,
                 Err(why) => self.error(value.span(), "fleet.max_failures", &why),
+            }
+        }
+        if let Some(mode) = self.string(table, "fleet", "wave_mode") {
+            match mode.get_ref().as_str() {
+                "rolling" => fleet.wave_mode = WaveMode::Rolling,
+                "batches" => fleet.wave_mode = WaveMode::Batches,
+                other => self.error(
+                    mode.span(),
+                    "fleet.wave_mode",
+                    &format!("'{other}' is not a wave mode (use 'rolling' or 'batches')"),
+                ),
+            }
+        }
+        if let Some(n) = self.integer(table, "fleet", "download_concurrency") {
+            if (1..=4096).contains(&n) {
+                fleet.download_concurrency = n as usize;
+            } else {
+                let span = table
+                    .get("download_concurrency")
+                    .map_or(0..0, Spanned::span);
+                self.error(
+                    span,
+                    "fleet.download_concurrency",
+                    "must be between 1 and 4096",
+                );
             }
         }
         if let Some(n) = self.integer(table, "fleet", "concurrency") {

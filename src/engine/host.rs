@@ -267,6 +267,12 @@ impl HostSupervisor {
                 schedule::host_window_allows(&self.host)
                     .map_err(|why| Refusal(format!("cannot reboot: {why}")))
             }
+            // A download changes nothing installed and moves no state: any resting host may
+            // take one (one waiting for a reboot skips it, having nothing to install).
+            JobKind::Download => match self.state.kind() {
+                StateKind::Idle | StateKind::PendingUpdates | StateKind::WaitingReboot => Ok(()),
+                other => Err(Refusal(format!("cannot download: it is {other}"))),
+            },
             JobKind::Retry | JobKind::Acknowledge | JobKind::Reattach => Ok(()),
         }
     }
@@ -563,6 +569,7 @@ fn busy(job: &Job) -> Refusal {
         JobKind::Update { .. } if matches!(job.origin, Origin::Wave(_)) => "running a wave step",
         JobKind::Update { .. } => "updating",
         JobKind::Reboot => "rebooting",
+        JobKind::Download => "downloading packages",
         JobKind::Retry | JobKind::Acknowledge => "answering",
         JobKind::Reattach => "asking about a job an earlier run left",
     };

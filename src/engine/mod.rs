@@ -81,7 +81,8 @@ pub struct RebootSettings {
     pub command: String,
     /// Read before and after: a reboot must change it.
     pub boot_id_path: String,
-    /// Between polls while waiting for the host to go down and come back.
+    /// Between polls while waiting for the host to go down and come back; while it stays
+    /// down the pause grows to at most a second, so it is seen back within about a second.
     pub poll_interval: Duration,
 }
 
@@ -90,7 +91,7 @@ impl Default for RebootSettings {
         RebootSettings {
             command: "systemctl reboot || reboot".to_string(),
             boot_id_path: "/proc/sys/kernel/random/boot_id".to_string(),
-            poll_interval: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(500),
         }
     }
 }
@@ -340,6 +341,7 @@ impl EngineHandle {
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
         let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
+            .with_mode(request.mode)
             .with_jump_hosts(&JumpHosts::of(&self.inner.config));
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
@@ -354,6 +356,7 @@ impl EngineHandle {
             queue,
             handles,
             request,
+            download_concurrency: self.inner.config.fleet.download_concurrency,
             events,
             audit,
             paused: paused_rx,
@@ -366,7 +369,8 @@ impl EngineHandle {
         Ok(id)
     }
 
-    /// Pauses the running wave before its next batch (hosts in flight finish).
+    /// Pauses the running wave: no host starts (in batches: before the next batch) until it is
+    /// resumed; hosts in flight finish.
     pub fn pause_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| {
             w.paused.send_replace(true);

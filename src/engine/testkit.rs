@@ -45,6 +45,9 @@ pub struct Behaviour {
     pub removals: Vec<String>,
     /// Reads fail as if the host refused connections (network trouble).
     pub offline: bool,
+    /// How long a wave's pre-download takes.
+    pub download_time: Duration,
+    pub fail_download: bool,
 }
 
 impl Default for Behaviour {
@@ -60,6 +63,8 @@ impl Default for Behaviour {
             new_host_key: false,
             removals: Vec::new(),
             offline: false,
+            download_time: Duration::ZERO,
+            fail_download: false,
         }
     }
 }
@@ -76,6 +81,11 @@ pub struct SimFleet {
     /// Every upgrade's start and end, in the order they happened (a std mutex: pushed to and
     /// copied, never held across an await).
     pub upgrade_log: Mutex<Vec<(String, Upgrade)>>,
+    pub downloading: AtomicUsize,
+    /// Most pre-downloads at once.
+    pub download_peak: AtomicUsize,
+    /// Every pre-download's start and end, in the order they happened (a std mutex, as above).
+    pub download_log: Mutex<Vec<(String, Upgrade)>>,
 }
 
 /// One entry of [`SimFleet::upgrade_log`].
@@ -109,6 +119,21 @@ impl SimFleet {
 
     pub fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
+    }
+
+    /// A copy of [`SimFleet::download_log`].
+    pub fn downloads_in_order(&self) -> Vec<(String, Upgrade)> {
+        self.download_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn log_download(&self, host: &str, mark: Upgrade) {
+        self.download_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((host.to_string(), mark));
     }
 
     /// A copy of [`SimFleet::upgrade_log`].
@@ -366,6 +391,38 @@ impl PackageManager for SimManager {
             removals: self.fleet.behaviour(&self.host).removals,
             ..Default::default()
         })
+    }
+
+    async fn download(
+        &self,
+        _exec: &dyn Executor,
+        _options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(), pkg::Error> {
+        let behaviour = self.fleet.behaviour(&self.host);
+        let now = self.fleet.downloading.fetch_add(1, Ordering::SeqCst) + 1;
+        self.fleet.download_peak.fetch_max(now, Ordering::SeqCst);
+        self.fleet.log_download(&self.host, Upgrade::Started);
+        let cancelled = tokio::select! {
+            () = tokio::time::sleep(behaviour.download_time) => false,
+            () = cancel.cancelled() => true,
+        };
+        self.fleet.downloading.fetch_sub(1, Ordering::SeqCst);
+        self.fleet.log_download(&self.host, Upgrade::Ended);
+        if cancelled {
+            return Err(pkg::Error::Remote {
+                step: "apt-get -d (download)",
+                source: remote::Error::Cancelled,
+            });
+        }
+        if behaviour.fail_download {
+            return Err(pkg::Error::CommandFailed {
+                step: "apt-get -d (download)",
+                code: "100".into(),
+                detail: "E: Failed to fetch http://deb.example/pool/pkg0.deb".into(),
+            });
+        }
+        Ok(())
     }
 
     async fn upgrade(

@@ -3,6 +3,16 @@
 //! to run one wave step, starting hosts as the queue allows. So never more hosts are in flight
 //! than the current batch size, and the wave halts once failures exceed the limit.
 //!
+//! Two paces ([`WaveMode`]): with `batches`, a batch starts once the whole previous one is done
+//! (Ansible's `serial`). With `rolling` (the default), only the canary batch is a barrier; after
+//! it the batch size is a window: a host starts as soon as another finishes, and the next batch
+//! opens (the window takes its size) as soon as every host of the current one has started and
+//! one of them succeeded. So one slow host never holds the other slots idle.
+//!
+//! At its start a real wave also hands every selected host a download of what its upgrade will
+//! install ([`Downloads`]), a few hosts at a time outside the batch size; a host whose turn comes
+//! first drops a queued download and waits for a running one.
+//!
 //! How a wave keeps its canary:
 //! - A batch counts only hosts that really ran (succeeded or failed). A host that answers skipped
 //!   or refused (failed earlier, busy, outside its window) is replaced by the next untried host of
@@ -14,22 +24,25 @@
 //! A jump host (one that other selected hosts reach through, see [`JumpHosts`]) goes after the
 //! hosts behind it and never in the same batch as any of them: its update may reboot it, which
 //! would cut them off mid-upgrade. The canary rules above still hold; the jump host only waits
-//! for a later batch, and the batch it would have joined runs with the hosts it has.
+//! for a later batch, and the batch it would have joined runs with the hosts it has. Rolling,
+//! it starts once every host behind it has ended, never while one is in flight.
 //!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{self, FuturesUnordered, StreamExt};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
 use super::host::HostHandle;
-use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts};
+use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
 use crate::store::audit::{AuditRecord, AuditSink};
 
 /// How many hosts a halt reason names before it says "and N more".
@@ -43,6 +56,7 @@ const REASON_HOSTS: usize = 5;
 pub struct WaveQueue {
     /// Batch sizes resolved against the whole selection; the last one repeats.
     sizes: Vec<usize>,
+    mode: WaveMode,
     untried: VecDeque<HostId>,
     total: usize,
     /// The wave halts when more hosts than this have failed.
@@ -54,6 +68,9 @@ pub struct WaveQueue {
     /// Batches opened so far; the current one is number `opened` (1-based).
     opened: usize,
     current: BatchTally,
+    /// Every host handed out and not yet recorded, with the number of its batch: rolling, hosts
+    /// of earlier batches may still run while the current one fills.
+    in_flight: HashMap<HostId, usize>,
     /// Selected jump host → the selected hosts behind it, which it must not share a batch with
     /// (see [`with_jump_hosts`](Self::with_jump_hosts)); empty for most fleets.
     behind: HashMap<HostId, Vec<HostId>>,
@@ -63,6 +80,7 @@ pub struct WaveQueue {
 #[derive(Debug, Clone, Default)]
 struct BatchTally {
     size: usize,
+    /// Hosts of this batch in flight.
     in_flight: usize,
     /// Hosts that really ran (succeeded or failed): only they use up the batch.
     ran: usize,
@@ -76,7 +94,8 @@ struct BatchTally {
 
 impl WaveQueue {
     /// Queues `hosts` (in order) for batches of `sizes`; the last size repeats until every host
-    /// is placed. Percentages are of the whole selection.
+    /// is placed. Percentages are of the whole selection. Paced in batches unless
+    /// [`with_mode`](Self::with_mode) says otherwise.
     pub fn new(hosts: Vec<HostId>, sizes: &[BatchSize], max_failures: FailureLimit) -> WaveQueue {
         let total = hosts.len();
         let sizes: Vec<usize> = if sizes.is_empty() {
@@ -86,6 +105,7 @@ impl WaveQueue {
         };
         WaveQueue {
             sizes,
+            mode: WaveMode::Batches,
             untried: hosts.into(),
             total,
             failure_limit: max_failures.resolve(total),
@@ -94,8 +114,28 @@ impl WaveQueue {
             skipped: Arc::from([]),
             opened: 0,
             current: BatchTally::default(),
+            in_flight: HashMap::new(),
             behind: HashMap::new(),
         }
+    }
+
+    pub fn with_mode(mut self, mode: WaveMode) -> WaveQueue {
+        self.mode = mode;
+        self
+    }
+
+    pub fn mode(&self) -> WaveMode {
+        self.mode
+    }
+
+    /// The hosts not yet tried, in the order they will be (jump hosts last).
+    pub fn order(&self) -> Vec<HostId> {
+        self.untried.iter().cloned().collect()
+    }
+
+    /// Hosts handed out and not yet recorded, whatever their batch.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Orders the selection so that every jump host comes after the selected hosts behind it,
@@ -135,7 +175,8 @@ impl WaveQueue {
     }
 
     /// Opens the next batch and returns its number (1-based); `None` when every host was tried.
-    /// The runner opens a batch only once the previous one has no host in flight.
+    /// In batches, the runner opens a batch only once the previous one has no host in flight;
+    /// rolling, once [`may_open_batch`](Self::may_open_batch) says so.
     pub fn open_batch(&mut self) -> Option<usize> {
         if self.untried.is_empty() {
             return None;
@@ -149,13 +190,33 @@ impl WaveQueue {
         Some(self.opened)
     }
 
+    /// Rolling: whether the next batch may open now (the window takes its size). The first
+    /// batch opens at once; the second once the canary batch is over with a host that
+    /// succeeded; any later one once every host of the current batch has started and one of
+    /// them succeeded. Never once the wave must halt. Always false in batches.
+    pub fn may_open_batch(&self) -> bool {
+        if self.mode != WaveMode::Rolling || self.untried.is_empty() || self.halts(self.failed) {
+            return false;
+        }
+        let batch = &self.current;
+        match self.opened {
+            0 => true,
+            1 => self.in_flight.is_empty() && batch.succeeded > 0,
+            _ => batch.ran + batch.in_flight >= batch.size && batch.succeeded > 0,
+        }
+    }
+
     /// The next host to start in the current batch: while the batch has room (hosts that ran or
-    /// run count against its size, skipped ones do not) and failures are within the limit. A
-    /// jump host whose hosts behind it are in this batch waits for the next one; the first
-    /// untried host that may join is taken instead.
+    /// run count against its size, skipped ones do not), fewer hosts than its size are in flight
+    /// (rolling, hosts of earlier batches count too) and failures are within the limit. A
+    /// jump host whose hosts behind it are in this batch (rolling: in flight or untried) waits;
+    /// the first untried host that may join is taken instead.
     pub fn next_host(&mut self) -> Option<HostId> {
         let batch = &self.current;
-        if self.halts(self.failed) || batch.ran + batch.in_flight >= batch.size {
+        if self.halts(self.failed)
+            || batch.ran + batch.in_flight >= batch.size
+            || self.in_flight.len() >= batch.size
+        {
             return None;
         }
         let at = self
@@ -164,6 +225,7 @@ impl WaveQueue {
             .position(|host| self.may_join(host, &batch.started))?;
         let host = self.untried.remove(at)?;
         self.current.in_flight += 1;
+        self.in_flight.insert(host.clone(), self.opened);
         if !self.behind.is_empty() {
             self.current.started.insert(host.clone());
         }
@@ -171,16 +233,30 @@ impl WaveQueue {
     }
 
     /// Whether `host` may join a batch that has started the hosts in `started`: not when it is
-    /// the jump host of one of them.
+    /// the jump host of one of them. Rolling, batches overlap: not while a host behind it is in
+    /// flight or still to come.
     fn may_join(&self, host: &HostId, started: &HashSet<HostId>) -> bool {
-        self.behind
-            .get(host)
-            .is_none_or(|behind| !behind.iter().any(|b| started.contains(b)))
+        let Some(behind) = self.behind.get(host) else {
+            return true;
+        };
+        match self.mode {
+            WaveMode::Batches => !behind.iter().any(|b| started.contains(b)),
+            WaveMode::Rolling => behind
+                .iter()
+                .all(|b| !self.in_flight.contains_key(b) && !self.untried.contains(b)),
+        }
     }
 
     /// Records how a host handed out by [`next_host`](Self::next_host) ended.
+    /// A host of an earlier batch (rolling) counts for the wave only: its batch is closed.
     pub fn record(&mut self, host: &HostId, outcome: &Outcome) {
-        let batch = &mut self.current;
+        let of_batch = self.in_flight.remove(host).unwrap_or(self.opened);
+        let mut closed = BatchTally::default();
+        let batch = if of_batch == self.opened {
+            &mut self.current
+        } else {
+            &mut closed
+        };
         batch.in_flight = batch.in_flight.saturating_sub(1);
         match outcome {
             Outcome::Succeeded => {
@@ -237,7 +313,8 @@ impl WaveQueue {
     pub fn planned_batches(&self) -> usize {
         let batch = &self.current;
         let room = batch.size.saturating_sub(batch.ran + batch.in_flight);
-        if !self.behind.is_empty() {
+        // Rolling, a jump host only waits for hosts to end, not for a batch of its own.
+        if !self.behind.is_empty() && self.mode == WaveMode::Batches {
             return self.planned_with_jump_hosts(room);
         }
         let mut left = self.untried.len().saturating_sub(room);
@@ -289,8 +366,12 @@ impl WaveQueue {
 pub struct WaveRequest {
     pub hosts: Vec<HostId>,
     pub sizes: Vec<BatchSize>,
+    /// Batches: the pause between two batches. Rolling: the pause before each batch after the
+    /// first opens (the canary batch is over; every host of the last batch has started), while
+    /// the hosts in flight run on; no host starts meanwhile.
     pub delay: Duration,
     pub max_failures: FailureLimit,
+    pub mode: WaveMode,
     pub dry_run: bool,
     pub allow_removals: bool,
 }
@@ -311,6 +392,8 @@ pub(super) struct WaveRunner {
     /// The handle of every selected host.
     pub handles: HashMap<HostId, HostHandle>,
     pub request: WaveRequest,
+    /// Most hosts pre-downloading at once (`[fleet] download_concurrency`).
+    pub download_concurrency: usize,
     pub events: super::hub::Bus,
     pub audit: AuditSink,
     pub paused: watch::Receiver<bool>,
@@ -325,6 +408,19 @@ enum Halt {
     Aborted,
     Halted(String),
 }
+
+/// What keeps a rolling wave from starting hosts, besides the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Nothing: whatever may start has started.
+    Nothing,
+    Paused,
+    /// The delay before the next batch runs until then.
+    Delay(Instant),
+}
+
+/// A host's answer to its wave step.
+type Answer = BoxFuture<'static, (HostId, Outcome)>;
 
 impl WaveRunner {
     pub(super) async fn run(mut self) {
@@ -344,9 +440,13 @@ impl WaveRunner {
         };
         self.queue.tally(&mut progress);
         let detail = format!(
-            "{} hosts in {} batches{}",
+            "{} hosts in {} batches{}{}",
             progress.total,
             progress.batches,
+            match self.queue.mode() {
+                WaveMode::Rolling => ", rolling",
+                WaveMode::Batches => "",
+            },
             if self.request.dry_run {
                 ", dry run"
             } else {
@@ -355,7 +455,30 @@ impl WaveRunner {
         );
         self.audit("wave_start", "started", &detail).await;
         self.emit(&progress).await;
-        let halt = self.run_batches(&mut progress).await;
+        // A dry run changes nothing, downloads included.
+        let downloads = (!self.request.dry_run).then(|| Downloads::new(self.queue.order()));
+        // Stops the downloads once the wave is over (or aborted): nothing needs them then.
+        let no_more = self.abort.child_token();
+        let fetching = downloads.clone().map(|downloads| {
+            downloads.run(
+                self.handles.clone(),
+                self.id,
+                self.download_concurrency,
+                no_more.clone(),
+            )
+        });
+        let waving = async {
+            let halt = match self.queue.mode() {
+                WaveMode::Batches => self.run_batches(&mut progress, downloads.as_ref()).await,
+                WaveMode::Rolling => self.run_rolling(&mut progress, downloads.as_ref()).await,
+            };
+            no_more.cancel();
+            halt
+        };
+        let halt = match fetching {
+            Some(fetching) => tokio::join!(waving, fetching).0,
+            None => waving.await,
+        };
         progress.in_flight.clear();
         let (status, result) = match halt {
             None => (WaveStatus::Finished, "finished".to_string()),
@@ -375,7 +498,11 @@ impl WaveRunner {
         self.finished.cancel();
     }
 
-    async fn run_batches(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
+    async fn run_batches(
+        &mut self,
+        progress: &mut WaveProgress,
+        downloads: Option<&Downloads>,
+    ) -> Option<Halt> {
         while self.queue.has_untried() {
             if self.wait_while_paused(progress).await {
                 return Some(Halt::Aborted);
@@ -383,7 +510,7 @@ impl WaveRunner {
             let batch = self.queue.open_batch()?;
             progress.batch = batch;
             progress.status = WaveStatus::Running;
-            self.run_batch(progress).await;
+            self.run_batch(progress, downloads).await;
             if let Some(reason) = self.queue.failure_halt() {
                 return Some(Halt::Halted(reason));
             }
@@ -409,35 +536,137 @@ impl WaveRunner {
 
     /// Runs the open batch: starts as many hosts as it holds, collects the answers as they
     /// come, and starts the next untried host for each one that did not run.
-    async fn run_batch(&mut self, progress: &mut WaveProgress) {
+    async fn run_batch(&mut self, progress: &mut WaveProgress, downloads: Option<&Downloads>) {
         let mut answers = FuturesUnordered::new();
         loop {
             while !self.stopping()
                 && let Some(host) = self.queue.next_host()
             {
                 progress.in_flight.push(host.clone());
-                answers.push(self.ask_host(host));
+                answers.push(self.ask_host(host, downloads));
             }
             self.queue.tally(progress);
             self.emit(progress).await;
             let Some((host, outcome)) = answers.next().await else {
                 return;
             };
-            self.events
-                .emit(Event::WaveHostFinished {
-                    wave_id: self.id,
-                    host: host.clone(),
-                    outcome: outcome.clone(),
-                })
-                .await;
-            self.queue.record(&host, &outcome);
-            progress.in_flight.retain(|h| *h != host);
+            self.host_finished(progress, host, outcome).await;
         }
     }
 
+    /// Runs the wave with a window: the canary batch first, on its own; then hosts start as
+    /// others finish, never more in flight than the current batch size, and each later batch
+    /// opens once the one before has all its hosts started and one succeeded (after `delay`).
+    /// Pausing holds new starts; the hosts in flight finish.
+    async fn run_rolling(
+        &mut self,
+        progress: &mut WaveProgress,
+        downloads: Option<&Downloads>,
+    ) -> Option<Halt> {
+        let mut answers: FuturesUnordered<Answer> = FuturesUnordered::new();
+        let mut opens_at = None;
+        let mut pause_gone = false;
+        loop {
+            let hold = self.start_rolling(progress, &mut answers, &mut opens_at, downloads);
+            self.queue.tally(progress);
+            self.emit(progress).await;
+            let stopping = self.stopping();
+            if answers.is_empty() && (stopping || hold == Hold::Nothing) {
+                break;
+            }
+            let delay_until = match hold {
+                Hold::Delay(at) => at,
+                // Never reached: the branch below is disabled without a delay.
+                Hold::Nothing | Hold::Paused => Instant::now(),
+            };
+            // Every branch is cancel-safe (`next` on the set, `changed`, `cancelled`, `sleep`);
+            // the stop branches are disabled once stopping, so they cannot spin.
+            tokio::select! {
+                Some((host, outcome)) = answers.next(), if !answers.is_empty() => {
+                    self.host_finished(progress, host, outcome).await;
+                }
+                () = tokio::time::sleep_until(delay_until), if matches!(hold, Hold::Delay(_)) => {}
+                changed = self.paused.changed(), if !pause_gone && !stopping => {
+                    // The sender goes only with the engine: no pause can come any more.
+                    pause_gone = changed.is_err();
+                }
+                () = self.abort.cancelled(), if !stopping => {}
+                () = self.cancel.cancelled(), if !stopping => {}
+            }
+        }
+        if let Some(reason) = self.queue.failure_halt() {
+            return Some(Halt::Halted(reason));
+        }
+        if self.stopping() {
+            return Some(Halt::Aborted);
+        }
+        if let Some(reason) = self.queue.canary_halt() {
+            return Some(Halt::Halted(reason));
+        }
+        // The queue always leaves a host to start, or a reason not to; this is belt and braces.
+        self.queue
+            .has_untried()
+            .then(|| Halt::Halted("no further host could start".to_string()))
+    }
+
+    /// Rolling: opens batches and starts hosts as far as the queue, the pause and the delay
+    /// allow; says what holds the rest back.
+    fn start_rolling(
+        &mut self,
+        progress: &mut WaveProgress,
+        answers: &mut FuturesUnordered<Answer>,
+        opens_at: &mut Option<Instant>,
+        downloads: Option<&Downloads>,
+    ) -> Hold {
+        if self.stopping() {
+            return Hold::Nothing;
+        }
+        if *self.paused.borrow_and_update() {
+            progress.status = WaveStatus::Paused;
+            return Hold::Paused;
+        }
+        loop {
+            while let Some(host) = self.queue.next_host() {
+                progress.in_flight.push(host.clone());
+                answers.push(self.ask_host(host, downloads));
+            }
+            if !self.queue.may_open_batch() {
+                progress.status = WaveStatus::Running;
+                return Hold::Nothing;
+            }
+            if progress.batch > 0 && !self.request.delay.is_zero() {
+                let at = *opens_at.get_or_insert_with(|| Instant::now() + self.request.delay);
+                if Instant::now() < at {
+                    progress.status = WaveStatus::Delaying;
+                    return Hold::Delay(at);
+                }
+            }
+            *opens_at = None;
+            if let Some(batch) = self.queue.open_batch() {
+                progress.batch = batch;
+            }
+            progress.status = WaveStatus::Running;
+        }
+    }
+
+    /// One host of the wave is done: tell everyone, and count it.
+    async fn host_finished(&mut self, progress: &mut WaveProgress, host: HostId, outcome: Outcome) {
+        self.events
+            .emit(Event::WaveHostFinished {
+                wave_id: self.id,
+                host: host.clone(),
+                outcome: outcome.clone(),
+            })
+            .await;
+        self.queue.record(&host, &outcome);
+        progress.in_flight.retain(|h| *h != host);
+    }
+
     /// Asks one host to run the wave's step and waits for its answer: the one place the runner
-    /// talks to a host. The future owns what it needs, so a batch can hold many at once.
-    fn ask_host(&self, host: HostId) -> impl Future<Output = (HostId, Outcome)> + 'static {
+    /// talks to a host about its turn. First the host's pre-download is dropped if still
+    /// queued, or waited for if running (its supervisor would refuse the step as busy). The
+    /// future owns what it needs, so a batch can hold many at once.
+    fn ask_host(&self, host: HostId, downloads: Option<&Downloads>) -> Answer {
         let handle = self.handles.get(&host).cloned();
         let kind = JobKind::Update {
             dry_run: self.request.dry_run,
@@ -445,11 +674,15 @@ impl WaveRunner {
         };
         let origin = Origin::Wave(self.id);
         let stop = self.abort.clone();
+        let downloads = downloads.cloned();
         async move {
             let Some(handle) = handle else {
                 let error = "unknown host".to_string();
                 return (host, Outcome::Failed { error });
             };
+            if let Some(downloads) = downloads {
+                downloads.claim(&host).await;
+            }
             let (job, answer) = Job::answered(kind, origin);
             let command = job.stopped_by(stop);
             // `send` waits for room in the host's small queue; the supervisor drains it promptly.
@@ -463,6 +696,7 @@ impl WaveRunner {
             };
             (host, outcome)
         }
+        .boxed()
     }
 
     /// Returns true when the wave was aborted while paused.
@@ -495,6 +729,115 @@ impl WaveRunner {
         let record = AuditRecord::new(action, None, result, Some(detail));
         self.audit.record(record).await;
     }
+}
+
+/// Where one host's pre-download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    Queued,
+    /// Sent to the host; its turn waits for the answer.
+    Running,
+    /// Done, failed, refused, or dropped because the host's turn came first.
+    Over,
+}
+
+/// The wave's pre-downloads: every selected host, in the order the wave will take them, at most
+/// `download_concurrency` at once, each a `Download` job on the host's own supervisor (so it
+/// never overlaps other work there). Shared by the download task and each host's turn; the
+/// `watch` per host makes "take it if still queued" one atomic step for either side.
+#[derive(Clone)]
+pub(super) struct Downloads {
+    order: Arc<[HostId]>,
+    phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
+}
+
+impl Downloads {
+    fn new(order: Vec<HostId>) -> Downloads {
+        let phases = order
+            .iter()
+            .map(|host| (host.clone(), watch::Sender::new(Fetch::Queued)))
+            .collect();
+        Downloads {
+            order: order.into(),
+            phases: Arc::new(phases),
+        }
+    }
+
+    /// The host's turn came: a queued download is dropped, a running one waited for.
+    async fn claim(&self, host: &HostId) {
+        let Some(phase) = self.phases.get(host) else {
+            return;
+        };
+        phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Over));
+        let mut seen = phase.subscribe();
+        // The sender lives in `self`, so this cannot fail while we wait.
+        let _ = seen.wait_for(|p| *p != Fetch::Running).await;
+    }
+
+    /// Downloads on every host whose turn has not come, `limit` at once, until all are over or
+    /// `no_more` is cancelled: then none starts and the running ones are stopped (their job's
+    /// stop token) and waited for, so no host's turn waits on a download nobody follows.
+    async fn run(
+        self,
+        handles: HashMap<HostId, HostHandle>,
+        wave_id: u64,
+        limit: usize,
+        no_more: CancellationToken,
+    ) {
+        // Each fetch owns what it needs (collected first: a borrowing closure inside the
+        // future would make it not `Send`); at most `limit` of them run at a time.
+        let fetches: Vec<_> = self
+            .order
+            .iter()
+            .map(|host| {
+                let handle = handles.get(host).cloned();
+                fetch(
+                    self.phases.clone(),
+                    host.clone(),
+                    handle,
+                    wave_id,
+                    no_more.clone(),
+                )
+            })
+            .collect();
+        stream::iter(fetches)
+            .buffer_unordered(limit.max(1))
+            .collect::<()>()
+            .await;
+    }
+}
+
+/// One host's pre-download, unless its turn came first or the wave no longer needs it.
+async fn fetch(
+    phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
+    host: HostId,
+    handle: Option<HostHandle>,
+    wave_id: u64,
+    no_more: CancellationToken,
+) {
+    let (Some(phase), Some(handle)) = (phases.get(&host), handle) else {
+        return;
+    };
+    if no_more.is_cancelled() || !phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Running))
+    {
+        phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Over));
+        return;
+    }
+    let (job, answer) = Job::answered(JobKind::Download, Origin::Wave(wave_id));
+    if handle.send(job.stopped_by(no_more)).await.is_ok() {
+        // Whatever the answer (done, failed, refused), the host's turn may come now.
+        let _ = answer.await;
+    }
+    phase.send_replace(Fetch::Over);
+}
+
+/// Moves `phase` from `from` to `to`; says whether it did.
+fn take(phase: &mut Fetch, from: Fetch, to: Fetch) -> bool {
+    let moved = *phase == from;
+    if moved {
+        *phase = to;
+    }
+    moved
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub enum JobKind {
     },
     /// Reboot a host waiting for it, then verify.
     Reboot,
+    /// Refresh the package lists and download what an upgrade would install, changing nothing
+    /// installed (`apt-get -d`, `dnf --downloadonly`): a wave sends it to every selected host
+    /// at its start, so each host's turn only installs. A failed download fails nothing.
+    Download,
     Retry,
     Acknowledge,
     /// Find out how a detached job left by an earlier run ended, following it if it still runs
@@ -74,6 +78,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// A wave's pre-download of the packages an upgrade will need (see [`JobKind::Download`]).
+    Download,
     PreCheck,
     /// Pulling (when `pull_before_update`) and comparing every compose stack: a read, run before
     /// anything changes, so a stack that cannot be pulled stops the update untouched.
@@ -210,6 +216,7 @@ impl JobKind {
             JobKind::Refresh => "refresh",
             JobKind::Update { .. } => "update",
             JobKind::Reboot => "reboot",
+            JobKind::Download => "download",
             JobKind::Retry => "retry",
             JobKind::Acknowledge => "acknowledge",
             JobKind::Reattach => "reattach",
@@ -234,6 +241,7 @@ impl Outcome {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Download => "download",
             Stage::PreCheck => "pre-check",
             Stage::ComposeCheck => "compose check",
             Stage::Packages => "packages",

@@ -140,6 +140,28 @@ impl PackageManager for Apt {
         Ok(parse::parse_simulation(&out.stdout))
     }
 
+    async fn download(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        const STEP: &str = "apt-get -d (download)";
+        self.refresh(exec, cancel).await?;
+        // `-d` fetches into /var/cache/apt/archives and stops before dpkg; the same verb as the
+        // upgrade, so exactly its packages (new dependencies of a dist-upgrade included) land.
+        let script = format!(
+            "DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -d -y -q {} {}",
+            self.lock_option(),
+            verb(options.mode)
+        );
+        Step::refresh(STEP, script)
+            .privileged()
+            .run_ok_or(exec, cancel, |step, out| self.failure(step, out))
+            .await?;
+        Ok(())
+    }
+
     async fn upgrade(
         &self,
         exec: &dyn Executor,

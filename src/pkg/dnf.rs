@@ -184,6 +184,27 @@ impl PackageManager for Dnf {
         Ok(plan)
     }
 
+    async fn download(
+        &self,
+        exec: &dyn Executor,
+        _options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        const STEP: &str = "upgrade --downloadonly";
+        self.refresh(exec, cancel).await?;
+        // Into dnf's cache, where the upgrade finds them. A lock held by another dnf fails the
+        // download at once (exit 200) instead of waiting: the upgrade would download anyway.
+        let script = format!(
+            "LC_ALL=C {} -y -q --setopt=exit_on_lock=True upgrade --downloadonly",
+            self.binary()
+        );
+        Step::refresh(STEP, script)
+            .privileged()
+            .run_ok(exec, cancel)
+            .await?;
+        Ok(())
+    }
+
     async fn upgrade(
         &self,
         exec: &dyn Executor,

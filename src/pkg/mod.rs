@@ -180,6 +180,17 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error>;
 
+    /// Refreshes the lists, then downloads every package the upgrade in `options.mode` would
+    /// install into the manager's cache, changing nothing installed: a wave does this on every
+    /// host at its start, so each host's turn only installs. Privileged, but not a detached job
+    /// (nothing it does needs to survive tendhost), and its output is not streamed.
+    async fn download(
+        &self,
+        exec: &dyn Executor,
+        options: UpgradeOptions,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+
     /// Upgrades for real, streaming every output line to `lines`.
     async fn upgrade(
         &self,

@@ -586,6 +586,7 @@ async fn wave_controls_the_engine_refuses_become_a_status_message() {
         sizes: vec![crate::config::BatchSize::Count(1)],
         delay: Duration::ZERO,
         max_failures: crate::config::FailureLimit::Count(0),
+        mode: crate::config::WaveMode::Rolling,
         dry_run: true,
         allow_removals: false,
     };

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts};
+use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
 use crate::engine::JobKind;
 use crate::engine::WaveRequest;
 use crate::tui::model::FleetModel;
@@ -138,15 +138,18 @@ pub enum WaveField {
     BatchSizes,
     Delay,
     MaxFailures,
+    /// Rolling window or batch barriers.
+    Mode,
     DryRun,
     AllowRemovals,
 }
 
 impl WaveField {
-    pub const ALL: [WaveField; 5] = [
+    pub const ALL: [WaveField; 6] = [
         WaveField::BatchSizes,
         WaveField::Delay,
         WaveField::MaxFailures,
+        WaveField::Mode,
         WaveField::DryRun,
         WaveField::AllowRemovals,
     ];
@@ -158,6 +161,7 @@ pub struct WaveDefaults {
     pub batch_sizes: Vec<BatchSize>,
     pub delay: Duration,
     pub max_failures: FailureLimit,
+    pub mode: WaveMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,7 @@ pub struct WaveDialog {
     delay: usize,
     failure_choices: Vec<FailureLimit>,
     failures: usize,
+    pub mode: WaveMode,
     pub dry_run: bool,
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
@@ -206,6 +211,7 @@ impl WaveDialog {
             delay: 0,
             failure_choices,
             failures: 0,
+            mode: defaults.mode,
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
             allow_removals: false,
@@ -231,6 +237,12 @@ impl WaveDialog {
         }
         match self.current_field() {
             WaveField::BatchSizes => step(&mut self.batch, self.batch_choices.len(), delta),
+            WaveField::Mode => {
+                self.mode = match self.mode {
+                    WaveMode::Rolling => WaveMode::Batches,
+                    WaveMode::Batches => WaveMode::Rolling,
+                }
+            }
             WaveField::Delay => step(&mut self.delay, self.delay_choices.len(), delta),
             WaveField::MaxFailures => step(&mut self.failures, self.failure_choices.len(), delta),
             WaveField::DryRun => self.dry_run = !self.dry_run,
@@ -261,6 +273,7 @@ impl WaveDialog {
             sizes: self.batch_sizes().to_vec(),
             delay: self.delay(),
             max_failures: self.max_failures(),
+            mode: self.mode,
             dry_run: self.dry_run,
             allow_removals: self.allow_removals,
         }
@@ -406,6 +419,7 @@ mod tests {
             batch_sizes: BatchSize::parse_list("1,25%").unwrap(),
             delay: Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
+            mode: WaveMode::Rolling,
         };
         let mut dialog = WaveDialog::new(vec!["a".into(), "b".into()], "marked hosts", &defaults);
         assert!(dialog.dry_run);
@@ -431,6 +445,7 @@ mod tests {
             batch_sizes: BatchSize::parse_list("1").unwrap(),
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
+            mode: WaveMode::Rolling,
         };
         let mut dialog = WaveDialog::new(vec!["a".into()], "all hosts", &defaults);
         dialog.move_field(10);

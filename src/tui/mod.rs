@@ -61,6 +61,7 @@ impl Settings {
                 batch_sizes: config.fleet.batch_size.clone(),
                 delay: config.fleet.delay,
                 max_failures: config.fleet.max_failures,
+                mode: config.fleet.wave_mode,
             },
             startup_warning: None,
         })

@@ -255,6 +255,7 @@ pub(super) fn settings(
             batch_sizes: BatchSize::parse_list("1,25%").unwrap(),
             delay: std::time::Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
+            mode: crate::config::WaveMode::Rolling,
         },
         startup_warning: None,
     }

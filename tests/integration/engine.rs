@@ -185,6 +185,7 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
         sizes: BatchSize::parse_list("1,5").unwrap(),
         delay: Duration::from_millis(200),
         max_failures: FailureLimit::Count(5),
+        mode: tendhost::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: true,
     };
@@ -247,6 +248,7 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
         sizes: vec![BatchSize::Count(1)],
         delay: Duration::ZERO,
         max_failures: FailureLimit::Count(0),
+        mode: tendhost::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: true,
     };

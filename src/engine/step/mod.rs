@@ -8,6 +8,7 @@
 //! `PackageManager`; they know nothing of SSH or of who watches the events.
 
 mod compose;
+mod download;
 mod reattach;
 mod reboot;
 mod refresh;
@@ -103,6 +104,7 @@ impl StepContext {
             JobKind::Refresh => self.refresh().await,
             JobKind::Update { .. } => self.update(&job, from).await,
             JobKind::Reboot => self.reboot(&job).await,
+            JobKind::Download => self.download(&job, from).await,
             JobKind::Reattach => self.reattach(from).await,
             // Retry and acknowledge are applied by the supervisor itself.
             JobKind::Retry | JobKind::Acknowledge => Ok(Done::Ran),

@@ -2,6 +2,15 @@
 //! come back, and trust only a changed boot id; then the post-check. Each phase of the wait has
 //! its own timeout, and a host key that changed across the reboot is reported as such, never as
 //! a timeout (ansible #77353).
+//!
+//! Coming back is polled often ([`RebootSettings::poll_interval`], 0.5 s by default, backing
+//! off to at most [`POLL_CAP`] while the host stays down), each poll bounded on its own, so the
+//! host is seen back within about a second of its sshd answering: a connect that hangs on a
+//! host that drops packets while it boots is given up and tried afresh. Going down is polled at
+//! the same pace, but each poll gets its full time: only a host that fails to answer counts as
+//! gone, never one that is merely slow.
+//!
+//! [`RebootSettings::poll_interval`]: crate::engine::RebootSettings
 
 use std::time::Duration;
 
@@ -18,6 +27,14 @@ use crate::errors::chain;
 use crate::fleet::Transition;
 use crate::remote::job::Follow;
 use crate::remote::{self, Executor, RemoteCommand, quote};
+
+/// The longest pause between two polls of a host coming back.
+pub(crate) const POLL_CAP: Duration = Duration::from_secs(1);
+/// How long one poll of a host coming back may take at first: a connect that hangs this long
+/// (packets dropped while the host boots) is given up and tried afresh. Ample for a handshake and
+/// `cat` on a sane network; it doubles after each poll that ran out (a slow handshake on a busy
+/// host must still get through), up to the full boot id read.
+const POLL_ATTEMPT: Duration = Duration::from_secs(2);
 
 impl StepContext {
     /// From `WaitingReboot`: reboot if the job's rule allows it now, wait for the host to come
@@ -111,7 +128,7 @@ impl StepContext {
     /// Reads the host's boot id (one short command).
     pub(super) async fn boot_id(&self) -> Result<String, remote::Error> {
         let script = format!("cat {}", quote(&self.reboot.boot_id_path));
-        let timeout = self.reboot.poll_interval.max(Duration::from_secs(5));
+        let timeout = self.boot_id_timeout();
         let out = self
             .exec
             .run(&RemoteCommand::new(script, timeout), None, &self.cancel)
@@ -153,21 +170,40 @@ impl StepContext {
 
         // Phase 2: the host comes back.
         let deadline = Instant::now() + timeout;
+        let mut pause = self.reboot.poll_interval;
+        let most = self.boot_id_timeout();
+        let mut attempt = POLL_ATTEMPT.min(most);
         loop {
-            self.pause(self.reboot.poll_interval).await?;
-            match self.boot_id().await {
-                Ok(id) => return Ok(id),
-                Err(e) if is_fatal(&e) => return Err(fatal(e)),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(Error::RebootWait(format!(
-                        "the host did not come back within {} (last error: {})",
-                        format_duration(timeout),
-                        chain(&e)
-                    )));
+            self.pause(pause).await?;
+            let error = match tokio::time::timeout(attempt, self.boot_id()).await {
+                Ok(Ok(id)) => return Ok(id),
+                Ok(Err(e)) if is_fatal(&e) => return Err(fatal(e)),
+                // An answer, if a refusal: the next poll needs no more time than this one.
+                Ok(Err(e)) => {
+                    attempt = POLL_ATTEMPT.min(most);
+                    e
                 }
-                Err(_) => self.exec.disconnect().await,
+                Err(_) => {
+                    let ran_out = attempt;
+                    attempt = (attempt * 2).min(most);
+                    remote::Error::Timeout(ran_out)
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(Error::RebootWait(format!(
+                    "the host did not come back within {} (last error: {})",
+                    format_duration(timeout),
+                    chain(&error)
+                )));
             }
+            self.exec.disconnect().await;
+            pause = next_pause(pause, self.reboot.poll_interval);
         }
+    }
+
+    /// How long one full boot id read may take.
+    fn boot_id_timeout(&self) -> Duration {
+        self.reboot.poll_interval.max(Duration::from_secs(5))
     }
 
     async fn pause(&self, period: Duration) -> StepResult<()> {
@@ -176,6 +212,12 @@ impl StepContext {
             () = self.cancel.cancelled() => Err(Error::RebootWait("cancelled".to_string())),
         }
     }
+}
+
+/// The pause after `pause` while a host stays down: a quarter longer, up to [`POLL_CAP`] (or
+/// `interval`, when that is longer).
+fn next_pause(pause: Duration, interval: Duration) -> Duration {
+    (pause + pause / 4).min(POLL_CAP.max(interval))
 }
 
 /// Errors that waiting longer cannot fix.

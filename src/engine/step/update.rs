@@ -203,7 +203,7 @@ impl StepContext {
 
     /// Consent comes from the command (`--allow-removals`, `R` in the console) or the host's own
     /// policy; this is the one place that combines them.
-    fn options(&self, allow_removals: bool) -> UpgradeOptions {
+    pub(super) fn options(&self, allow_removals: bool) -> UpgradeOptions {
         UpgradeOptions {
             mode: self.host.policy.upgrade_mode,
             allow_removals: allow_removals || self.host.policy.allow_removals,

@@ -239,6 +239,7 @@ pub(super) fn wave(hosts: Vec<HostId>, sizes: &str, max_failures: FailureLimit) 
         sizes: BatchSize::parse_list(sizes).unwrap(),
         delay: Duration::ZERO,
         max_failures,
+        mode: crate::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: false,
     }

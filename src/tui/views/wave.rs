@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{Ctx, fit, name_list, popup};
-use crate::config::{BatchSize, FailureLimit, HostId, format_duration};
+use crate::config::{BatchSize, FailureLimit, HostId, WaveMode, format_duration};
 use crate::engine::bus::WaveStatus;
 use crate::tui::dialogs::WaveField;
 use crate::tui::keys::Action;
@@ -20,7 +20,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
     let theme = ctx.theme;
     let keys = ctx.keys;
     let last_wave = last_wave_lines(ctx, 70);
-    let height = 14 + u16::try_from(last_wave.len()).unwrap_or(0);
+    let height = 15 + u16::try_from(last_wave.len()).unwrap_or(0);
     let inner = popup(area, buf, 72, height, Line::styled(" Wave ", theme.title()));
     let n = dialog.hosts.len();
     let mut lines = vec![Line::from(Span::styled(
@@ -46,7 +46,11 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             WaveField::Delay,
             "delay",
             format_duration(dialog.delay()),
-            "between batches".to_string(),
+            match dialog.mode {
+                WaveMode::Rolling => "before each batch opens",
+                WaveMode::Batches => "between batches",
+            }
+            .to_string(),
         ),
         (
             WaveField::MaxFailures,
@@ -56,6 +60,20 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
                 "halts after {} failed",
                 dialog.max_failures().resolve(n) + 1
             ),
+        ),
+        (
+            WaveField::Mode,
+            "pacing",
+            match dialog.mode {
+                WaveMode::Rolling => "rolling",
+                WaveMode::Batches => "batches",
+            }
+            .to_string(),
+            match dialog.mode {
+                WaveMode::Rolling => "after the canary, a host starts as one ends",
+                WaveMode::Batches => "each batch waits for the whole last one",
+            }
+            .to_string(),
         ),
         (
             WaveField::DryRun,
