@@ -419,7 +419,7 @@ async fn wave_dialog_sends_consent_to_removals_from_its_key_or_its_field() {
     );
     assert_eq!(upgrades(&fleet), 1);
     // The field, reached with j, toggles it too; twice is back to refused: host-01 is refused.
-    press(&mut app, "c Space w d j j j j l R y");
+    press(&mut app, "c Space w d j j j j j l R y");
     let events = rig.until(wave_ended).await;
     let end = last_wave(&events);
     assert_eq!((end.succeeded, end.skipped), (0, 1), "{end:?}");

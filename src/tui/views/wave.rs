@@ -70,8 +70,8 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             }
             .to_string(),
             match dialog.mode {
-                WaveMode::Rolling => "after the canary, a host starts as one ends",
-                WaveMode::Batches => "each batch waits for the whole last one",
+                WaveMode::Rolling => "after the canary, one ends, one starts",
+                WaveMode::Batches => "each batch waits for the last one",
             }
             .to_string(),
         ),
