@@ -43,6 +43,7 @@ fn settings() -> Settings {
             batch_sizes: vec![BatchSize::Count(1)],
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
+            mode: tendhost::config::WaveMode::Rolling,
         },
         startup_warning: None,
     }

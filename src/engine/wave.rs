@@ -1281,4 +1281,131 @@ mod tests {
         });
         assert_eq!(names(&batches), [vec!["a", "b"], vec!["bastion"]]);
     }
+
+    fn rolling(n: usize, sizes: &str, max_failures: FailureLimit) -> WaveQueue {
+        queue(n, sizes, max_failures).with_mode(WaveMode::Rolling)
+    }
+
+    fn take_all(queue: &mut WaveQueue) -> Vec<HostId> {
+        std::iter::from_fn(|| queue.next_host()).collect()
+    }
+
+    #[test]
+    fn rolling_keeps_the_canary_batch_a_barrier_then_fills_each_slot_that_frees() {
+        let mut queue = rolling(10, "1,3", FailureLimit::Count(5));
+        assert!(queue.may_open_batch());
+        assert_eq!(queue.open_batch(), Some(1));
+        assert_eq!(take_all(&mut queue), hosts(1));
+        assert!(!queue.may_open_batch(), "the canary is in flight");
+        queue.record(&"h0".into(), &Outcome::Succeeded);
+        assert!(queue.may_open_batch());
+        assert_eq!(queue.open_batch(), Some(2));
+        assert_eq!(take_all(&mut queue), hosts(4)[1..].to_vec());
+        queue.record(&"h1".into(), &failed("dpkg"));
+        assert_eq!(queue.next_host(), None, "batch 2 has all its hosts");
+        assert!(!queue.may_open_batch(), "batch 2 has no success yet");
+        queue.record(&"h2".into(), &Outcome::Succeeded);
+        assert!(queue.may_open_batch(), "batch 2 proved itself");
+        assert_eq!(queue.open_batch(), Some(3));
+        assert_eq!(
+            take_all(&mut queue),
+            hosts(6)[4..].to_vec(),
+            "h3 of batch 2 still runs: two slots of three"
+        );
+        queue.record(&"h3".into(), &Outcome::Succeeded);
+        assert_eq!(take_all(&mut queue), [HostId::from("h6")]);
+        assert_eq!(queue.in_flight(), 3);
+        assert!(!queue.may_open_batch(), "batch 3 has no success yet");
+        let mut progress = progress();
+        queue.tally(&mut progress);
+        assert_eq!((progress.succeeded, progress.failed), (3, 1));
+    }
+
+    #[test]
+    fn rolling_a_failed_canary_opens_nothing_more() {
+        let mut queue = rolling(10, "1,3", FailureLimit::Count(5));
+        queue.open_batch();
+        assert_eq!(take_all(&mut queue), hosts(1));
+        queue.record(&"h0".into(), &failed("dpkg"));
+        assert!(!queue.may_open_batch());
+        assert_eq!(queue.next_host(), None);
+        assert_eq!(
+            queue.canary_halt().as_deref(),
+            Some("canary batch 1 had no host that succeeded (h0 failed: dpkg)")
+        );
+        // A skipped canary is replaced, as in batches.
+        let mut queue = rolling(10, "1,3", FailureLimit::Count(5));
+        queue.open_batch();
+        assert_eq!(take_all(&mut queue), hosts(1));
+        queue.record(&"h0".into(), &skipped(OUTSIDE));
+        assert_eq!(take_all(&mut queue), [HostId::from("h1")]);
+    }
+
+    #[test]
+    fn rolling_never_opens_a_batch_past_the_failure_limit() {
+        let mut queue = rolling(10, "1,3", FailureLimit::Count(0));
+        queue.open_batch();
+        take_all(&mut queue);
+        queue.record(&"h0".into(), &Outcome::Succeeded);
+        queue.open_batch();
+        assert_eq!(take_all(&mut queue).len(), 3);
+        queue.record(&"h2".into(), &Outcome::Succeeded);
+        queue.record(&"h1".into(), &failed("dpkg"));
+        assert!(!queue.may_open_batch());
+        assert_eq!(queue.next_host(), None);
+        assert!(queue.failure_halt().is_some());
+    }
+
+    #[test]
+    fn rolling_a_jump_host_waits_only_for_the_hosts_behind_it() {
+        let mut queue = jump_queue(
+            &["bastion", "a", "b", "c"],
+            &[("a", "bastion")],
+            "1,100%",
+            FailureLimit::Count(0),
+        )
+        .with_mode(WaveMode::Rolling);
+        queue.open_batch();
+        assert_eq!(names(&[take_all(&mut queue)]), [vec!["a"]]);
+        queue.record(&"a".into(), &Outcome::Succeeded);
+        queue.open_batch();
+        assert_eq!(
+            names(&[take_all(&mut queue)]),
+            [vec!["b", "c", "bastion"]],
+            "a is done: bastion may run beside b and c"
+        );
+        let mut queue = jump_queue(
+            &["bastion", "a", "b", "c"],
+            &[("a", "bastion"), ("b", "bastion")],
+            "1,100%",
+            FailureLimit::Count(0),
+        )
+        .with_mode(WaveMode::Rolling);
+        queue.open_batch();
+        take_all(&mut queue);
+        queue.record(&"a".into(), &Outcome::Succeeded);
+        queue.open_batch();
+        assert_eq!(names(&[take_all(&mut queue)]), [vec!["b", "c"]]);
+        queue.record(&"c".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host(), None, "b, behind bastion, is in flight");
+        queue.record(&"b".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host().as_deref(), Some("bastion"));
+    }
+
+    fn progress() -> WaveProgress {
+        WaveProgress {
+            wave_id: 1,
+            status: WaveStatus::Running,
+            batch: 1,
+            batches: 0,
+            done: 0,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            total: 0,
+            in_flight: Vec::new(),
+            reason: None,
+            skipped_hosts: Arc::from([]),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! `tests/integration/engine.rs`.
 
 mod hosts;
+mod pace;
 mod waves;
 
 use std::sync::Arc;
