@@ -311,3 +311,87 @@ async fn a_held_lists_lock_stops_a_refresh_after_a_bounded_wait() {
         "the wait is bounded: {waited:?}"
     );
 }
+
+/// The test repository's `.deb` files in the root's apt cache, sorted (debootstrap leaves the
+/// base system's there too).
+fn cached_debs(host: &DebRoot) -> Vec<String> {
+    let mut debs: Vec<String> = std::fs::read_dir(host.path("var/cache/apt/archives"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.starts_with("tendhost-") && name.ends_with(".deb"))
+        .collect();
+    debs.sort();
+    debs
+}
+
+/// A root whose repositories apt copies from (`copy:`), as it downloads from a mirror: a
+/// `file:` repository is used in place and leaves nothing in the cache to look at.
+async fn copying(name: &str) -> DebRoot {
+    let host = DebRoot::new(name);
+    aptrepo::install(&host);
+    std::fs::write(
+        host.path("etc/apt/sources.list"),
+        "deb [trusted=yes] copy:/repo ./\ndeb [trusted=yes] copy:/security ./\n",
+    )
+    .unwrap();
+    host
+}
+
+#[tokio::test]
+async fn download_fetches_what_the_upgrade_needs_and_installs_nothing() {
+    let host = copying("apt-download").await;
+    let apt = Apt::new();
+    let cancel = CancellationToken::new();
+    // No refresh first: `download` refreshes the lists itself.
+    apt.download(&host.executor(), options(UpgradeMode::Full, false), &cancel)
+        .await
+        .expect("apt-get -d dist-upgrade");
+    assert_eq!(
+        cached_debs(&host),
+        [
+            "tendhost-app_1.1_all.deb",
+            "tendhost-core_1.1_all.deb",
+            "tendhost-kernel_1.1_all.deb",
+            "tendhost-newdep_1.0_all.deb",
+        ],
+        "every package of the dist-upgrade, its new dependency included"
+    );
+    for package in [
+        "tendhost-app",
+        "tendhost-core",
+        "tendhost-kernel",
+        "tendhost-legacy",
+    ] {
+        assert_eq!(version(&host, package), "1.0 ii", "{package} changed");
+    }
+    assert_eq!(version(&host, "tendhost-newdep"), "");
+    assert!(!host.path("var/run/reboot-required").exists());
+    // The upgrade after it finds its packages there and installs them.
+    apt.upgrade(
+        &host.executor(),
+        options(UpgradeMode::Full, true),
+        None,
+        &cancel,
+    )
+    .await
+    .unwrap();
+    assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
+}
+
+#[tokio::test]
+async fn a_safe_download_leaves_out_what_a_safe_upgrade_keeps_back() {
+    let host = copying("apt-download-safe").await;
+    Apt::new()
+        .download(
+            &host.executor(),
+            options(UpgradeMode::Safe, false),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("apt-get -d upgrade");
+    assert_eq!(
+        cached_debs(&host),
+        ["tendhost-app_1.1_all.deb", "tendhost-kernel_1.1_all.deb"]
+    );
+    assert_eq!(version(&host, "tendhost-core"), "1.0 ii");
+}

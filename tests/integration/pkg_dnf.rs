@@ -243,3 +243,36 @@ async fn a_held_dnf_lock_fails_clearly_after_a_bounded_wait_naming_its_holder() 
     );
     assert_eq!(host.version("tendhost-app"), "1.0-1");
 }
+
+#[tokio::test]
+async fn download_only_changes_nothing_installed() {
+    let host = RpmHost::new(true);
+    let exec = host.executor();
+    let cancel = CancellationToken::new();
+    let dnf = Dnf::using_dnf();
+    let before: Vec<String> = [
+        "tendhost-app",
+        "tendhost-core",
+        "tendhost-legacy",
+        "kernel-core",
+    ]
+    .iter()
+    .map(|p| host.version(p))
+    .collect();
+    dnf.download(&exec, options(false), &cancel)
+        .await
+        .expect("dnf upgrade --downloadonly");
+    let after: Vec<String> = [
+        "tendhost-app",
+        "tendhost-core",
+        "tendhost-legacy",
+        "kernel-core",
+    ]
+    .iter()
+    .map(|p| host.version(p))
+    .collect();
+    assert_eq!(after, before, "--downloadonly installed something");
+    assert_eq!(host.version("tendhost-app"), "1.0-1");
+    assert_eq!(host.version("tendhost-newdep"), "");
+    assert_eq!(dnf.pending(&exec, &cancel).await.unwrap().len(), 4);
+}
