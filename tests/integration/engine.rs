@@ -389,3 +389,81 @@ post = \"test -e /etc/tendhost-boot-id\"
     let audit = std::fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"action\":\"reboot\""), "{audit}");
 }
+
+/// Issue 11 ("waves never wait idle"): a rolling wave over three real apt hosts downloads each
+/// host's packages ahead of its turn (into its own cache: the repositories are `copy:`, as a
+/// mirror would be) and then upgrades them all, one at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_wave_over_sshd_pre_downloads_on_every_host_then_upgrades() {
+    use tendhost::engine::bus::Stage;
+    let env = TestEnv::new();
+    let hosts: Vec<AptHost> = (0..3)
+        .map(|i| AptHost::start(&format!("eng-dl-{i}"), Packages::Upgradable))
+        .collect();
+    let mut body = String::from("[fleet]\ndownload_concurrency = 2\n\n");
+    for (i, host) in hosts.iter().enumerate() {
+        env.trust(&host.sshd);
+        std::fs::write(
+            host.root.path("etc/apt/sources.list"),
+            "deb [trusted=yes] copy:/repo ./\ndeb [trusted=yes] copy:/security ./\n",
+        )
+        .unwrap();
+        body.push_str(&apt_toml(
+            &env,
+            &format!("dl-{i}"),
+            &host.sshd,
+            "auto_reboot = false\nallow_removals = true",
+        ));
+    }
+    let mut rig = start_engine(&env, env.config(&body));
+    let request = WaveRequest {
+        hosts: names(&["dl-0", "dl-1", "dl-2"]),
+        sizes: BatchSize::parse_list("1").unwrap(),
+        delay: Duration::ZERO,
+        max_failures: FailureLimit::Count(0),
+        mode: tendhost::config::WaveMode::Rolling,
+        dry_run: false,
+        allow_removals: true,
+    };
+    rig.engine.start_wave(request).expect("starting the wave");
+    let end = rig.wave_end(Duration::from_secs(300)).await;
+    assert_eq!(
+        (end.status, end.succeeded),
+        (WaveStatus::Finished, 3),
+        "{end:?}"
+    );
+    let stages = |host: &str| -> Vec<(Stage, String)> {
+        rig.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Stage {
+                    host: h,
+                    stage,
+                    status,
+                } if &**h == host => Some((*stage, format!("{status:?}"))),
+                _ => None,
+            })
+            .collect()
+    };
+    for host in ["dl-1", "dl-2"] {
+        let stages = stages(host);
+        let done = stages
+            .iter()
+            .position(|(s, st)| *s == Stage::Download && st == "Done")
+            .unwrap_or_else(|| panic!("{host} did not download ahead: {stages:?}"));
+        let packages = stages
+            .iter()
+            .position(|(s, _)| *s == Stage::Packages)
+            .unwrap_or_else(|| panic!("{host} did not upgrade: {stages:?}"));
+        assert!(done < packages, "{host}: {stages:?}");
+    }
+    for host in &hosts {
+        assert_eq!(host.version("tendhost-app"), "1.1");
+        let cached = std::fs::read_dir(host.root.path("var/cache/apt/archives"))
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .any(|name| name.starts_with("tendhost-app_1.1"));
+        assert!(cached, "tendhost-app 1.1 went through the host's cache");
+    }
+    rig.engine.shutdown(Duration::from_secs(10)).await;
+}
