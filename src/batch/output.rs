@@ -50,6 +50,8 @@ pub struct Printer {
     stdout_gone: bool,
     /// Captured output for tests instead of stdout.
     captured: Option<Vec<u8>>,
+    /// The last wave batch announced as `wave_batch`.
+    wave_batch: usize,
 }
 
 impl Printer {
@@ -61,6 +63,7 @@ impl Printer {
             header_done: false,
             stdout_gone: false,
             captured: None,
+            wave_batch: 0,
         }
     }
 
@@ -75,7 +78,16 @@ impl Printer {
     /// A live event: a JSON line, or a progress line on stderr.
     pub fn event(&mut self, event: &Event) {
         if self.json {
-            if let Some(value) = event_json(event) {
+            // A batch starts (rolling: the window takes the next size) on the first progress
+            // that names it.
+            let opened = match event {
+                Event::Wave(p) if p.status == WaveStatus::Running && p.batch > self.wave_batch => {
+                    self.wave_batch = p.batch;
+                    true
+                }
+                _ => false,
+            };
+            if let Some(value) = event_json(event, opened) {
                 self.line(&value.to_string());
             }
             return;
@@ -253,7 +265,8 @@ impl Printer {
     }
 }
 
-fn event_json(event: &Event) -> Option<Value> {
+/// `opened`: the event is a wave's first progress in a new batch.
+fn event_json(event: &Event, opened: bool) -> Option<Value> {
     Some(match event {
         Event::StateChanged {
             host,
@@ -308,11 +321,7 @@ fn event_json(event: &Event) -> Option<Value> {
         }
         Event::Wave(p) => {
             let mut value = serde_json::to_value(p).ok()?;
-            value["type"] = json!(if p.status == WaveStatus::Running && p.done == 0 {
-                "wave_batch"
-            } else {
-                "wave"
-            });
+            value["type"] = json!(if opened { "wave_batch" } else { "wave" });
             value
         }
         Event::WaveHostFinished {
@@ -436,11 +445,47 @@ mod tests {
             line["skipped_hosts"],
             json!([{"host": "h0", "reason": "outside maintenance window 'Sat 02:00-06:00'"}])
         );
-        let progress_line = event_json(&Event::Wave(progress)).unwrap();
+        let progress_line = event_json(&Event::Wave(progress), false).unwrap();
         assert_eq!(progress_line["skipped"], 1);
         assert!(
             progress_line.get("skipped_hosts").is_none(),
             "listed once, in the summary: {progress_line}"
+        );
+    }
+
+    #[test]
+    fn each_batch_of_a_wave_starts_with_one_wave_batch_line() {
+        let mut printer = Printer::capturing(true, "wave");
+        for (batch, done) in [(1, 0), (1, 0), (2, 1), (2, 2), (3, 3)] {
+            printer.event(&Event::Wave(WaveProgress {
+                wave_id: 1,
+                status: WaveStatus::Running,
+                batch,
+                batches: 3,
+                done,
+                succeeded: done,
+                failed: 0,
+                skipped: 0,
+                total: 4,
+                in_flight: Vec::new(),
+                reason: None,
+                skipped_hosts: std::sync::Arc::from([]),
+            }));
+        }
+        let types: Vec<String> = printer
+            .captured()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].to_string())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "\"wave_batch\"",
+                "\"wave\"",
+                "\"wave_batch\"",
+                "\"wave\"",
+                "\"wave_batch\""
+            ]
         );
     }
 }
