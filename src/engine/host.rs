@@ -499,7 +499,13 @@ impl HostSupervisor {
         respond_to: Option<oneshot::Sender<Outcome>>,
         result: StepResult<Done>,
     ) {
-        if let Err(Error::Refused(refusal)) = &result {
+        // A wave's pre-download is background work nobody asked for by hand: a host too busy
+        // or failed to take one is routine, and the wave's own step says what matters.
+        if let Err(Error::Refused(refusal)) = &result
+            && job.kind == JobKind::Download
+        {
+            tracing::debug!(host = %self.id, "no download: {refusal}");
+        } else if let Err(Error::Refused(refusal)) = &result {
             tracing::info!(host = %self.id, "refused {}: {refusal}", job.kind.name());
             self.emit(Event::Refused {
                 host: self.id.clone(),

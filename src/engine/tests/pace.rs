@@ -485,3 +485,69 @@ async fn a_rebooting_host_is_seen_back_within_a_second_of_answering() {
     }
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn hosts_that_cannot_download_skip_it_quietly() {
+    let config = fleet_config_each(3, |i| match i {
+        2 => "[host.policy]\nauto_reboot = false\n".to_string(),
+        _ => String::new(),
+    });
+    let fleet = fleet_of(&[
+        (
+            "h0",
+            Behaviour {
+                fail_upgrade: true,
+                ..Behaviour::default()
+            },
+        ),
+        (
+            "h2",
+            Behaviour {
+                reboot_required: true,
+                ..Behaviour::default()
+            },
+        ),
+    ]);
+    let mut rig = start(config.clone(), fleet.clone());
+    assert!(rig.step("h0", update()).await.is_failure());
+    // h2 upgrades and then waits for a reboot (auto_reboot is off): nothing left to install.
+    assert_eq!(rig.step("h2", update()).await, Outcome::Succeeded);
+    rig.engine
+        .start_wave(wave_in(
+            &config,
+            "1,2",
+            FailureLimit::Count(0),
+            WaveMode::Rolling,
+        ))
+        .unwrap();
+    let events = rig.until(wave_ended).await;
+    let end = last_progress(&events);
+    // What the console's steps still had on the way is not the wave's.
+    let from = events
+        .iter()
+        .position(|e| matches!(e, Event::Wave(_)))
+        .unwrap();
+    let events = &events[from..];
+    assert_eq!(end.skipped, 1, "failed h0 is skipped: {end:?}");
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Refused {
+                job: JobKind::Download,
+                ..
+            }
+        )),
+        "a refused download was reported"
+    );
+    assert!(
+        !stages_of(events, "h0").contains(&(Stage::Download, "started")),
+        "the failed host downloaded"
+    );
+    assert_eq!(
+        stages_of(events, "h2").first(),
+        Some(&(Stage::Download, "skipped")),
+        "h2 waits for a reboot: nothing to download: {:?}",
+        stages_of(events, "h2")
+    );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
