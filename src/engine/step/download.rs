@@ -15,11 +15,26 @@ use crate::engine::error::Error;
 use crate::engine::job::Done;
 use crate::errors::chain;
 use crate::fleet::StateKind;
+use crate::pkg::SharedManager;
 
 impl StepContext {
     /// Downloads what an upgrade of this host in its upgrade mode would install. Stops (as a
-    /// failed stage) when the wave that asked ends or is aborted: `job.stop`.
+    /// skipped stage) when the wave that asked no longer needs it: `job.stop`.
     pub(super) async fn download(&self, job: &Job, from: StateKind) -> StepResult<Done> {
+        if job.stop.is_cancelled() {
+            // The wave ended before the download began.
+            return Ok(Done::Skipped("the wave no longer needs it".to_string()));
+        }
+        let manager = match self.manager().await {
+            Ok(Some(manager)) => manager,
+            // Nothing tendhost installs there: nothing to fetch, and nothing to say about it.
+            Ok(None) => return Ok(Done::Skipped("no package manager".to_string())),
+            Err(error) => {
+                self.stage(Stage::Download, StageStatus::Started).await;
+                self.download_failed(&error).await;
+                return Ok(Done::Ran);
+            }
+        };
         if from == StateKind::WaitingReboot {
             let reason = "waiting for a reboot: nothing to install";
             self.stage(
@@ -31,17 +46,13 @@ impl StepContext {
             .await;
             return Ok(Done::Skipped(reason.to_string()));
         }
-        if job.stop.is_cancelled() {
-            // The host's turn came, or the wave ended, before the download began: not needed.
-            return Ok(Done::Skipped("the wave no longer needs it".to_string()));
-        }
-        // Stopped with the engine (`self.cancel`), or when the wave is done with its downloads:
-        // then the command is cancelled (killed on the host, so no apt-get holds its lock into
-        // the upgrade) and the work still gets to wind down.
-        let cancel = self.cancel.child_token();
-        let work = self.fetch(&cancel);
-        tokio::pin!(work);
         self.stage(Stage::Download, StageStatus::Started).await;
+        // Stopped with the engine (`self.cancel`), or when the wave no longer needs it: then the
+        // command is cancelled (killed on the host, so no apt-get holds its lock into the
+        // upgrade) and the work still gets to wind down.
+        let cancel = self.cancel.child_token();
+        let work = self.fetch_packages(&manager, &cancel);
+        tokio::pin!(work);
         let result = tokio::select! {
             result = &mut work => result,
             () = job.stop.cancelled() => {
@@ -49,38 +60,38 @@ impl StepContext {
                 work.await
             }
         };
-        let status = match result {
-            _ if job.stop.is_cancelled() => StageStatus::Skipped {
-                reason: "stopped: the wave no longer needs it".into(),
-            },
-            Ok(Some(())) => StageStatus::Done,
-            Ok(None) => StageStatus::Skipped {
-                reason: "no package manager".into(),
-            },
-            Err(error) => {
-                let error = chain(&error);
-                tracing::warn!(host = %self.id, "pre-download failed (the upgrade will download): {error}");
-                StageStatus::Failed {
-                    error: error.into(),
-                }
+        match result {
+            _ if job.stop.is_cancelled() => {
+                let reason = "stopped: the wave no longer needs it".into();
+                self.stage(Stage::Download, StageStatus::Skipped { reason })
+                    .await;
             }
-        };
-        self.stage(Stage::Download, status).await;
+            Ok(()) => self.stage(Stage::Download, StageStatus::Done).await,
+            Err(error) => self.download_failed(&error).await,
+        }
         Ok(Done::Ran)
     }
 
-    /// Refreshes the lists and downloads; `None` for a host without a package manager.
-    async fn fetch(&self, cancel: &CancellationToken) -> StepResult<Option<()>> {
-        let Some(manager) = self.manager().await? else {
-            return Ok(None);
-        };
+    async fn fetch_packages(
+        &self,
+        manager: &SharedManager,
+        cancel: &CancellationToken,
+    ) -> StepResult<()> {
         manager
             .download(self.exec.as_ref(), self.options(false), cancel)
             .await
             .map_err(|source| Error::Read {
                 what: "downloading packages",
                 source,
-            })?;
-        Ok(Some(()))
+            })
+    }
+
+    /// The download failed: said in the log and as the stage, and nothing more.
+    async fn download_failed(&self, error: &Error) {
+        let error = chain(error);
+        tracing::warn!(host = %self.id, "pre-download failed (the upgrade will download): {error}");
+        let error = error.into();
+        self.stage(Stage::Download, StageStatus::Failed { error })
+            .await;
     }
 }
