@@ -208,12 +208,14 @@ mod tests {
             "1,5,25%",
             "--max-failures",
             "10%",
+            "--barriers",
             "--json",
         ])
         .unwrap();
         assert_eq!(cli.batch, Some(BatchCommand::Wave));
         assert_eq!(cli.batch_args.select.tags, ["web", "prod"]);
         assert!(cli.batch_args.json);
+        assert!(cli.batch_args.barriers);
     }
 
     #[test]

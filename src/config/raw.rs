@@ -554,4 +554,25 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn waves_roll_and_download_four_at_a_time_unless_told_otherwise() {
+        let config = Config::from_str("t.toml", "").unwrap();
+        assert_eq!(config.fleet.wave_mode, crate::config::WaveMode::Rolling);
+        assert_eq!(config.fleet.download_concurrency, 4);
+        let text = "[fleet]\nwave_mode = \"batches\"\ndownload_concurrency = 9\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(config.fleet.wave_mode, crate::config::WaveMode::Batches);
+        assert_eq!(config.fleet.download_concurrency, 9);
+        let Err(ConfigError::Invalid(problems)) =
+            Config::from_str("t.toml", "[fleet]\nwave_mode = \"serial\"\n")
+        else {
+            panic!("a bad wave_mode loaded");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "t.toml:2:13: key 'fleet.wave_mode': 'serial' is not a wave mode (use 'rolling' or \
+             'batches')"
+        );
+    }
 }

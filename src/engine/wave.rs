@@ -746,7 +746,7 @@ enum Fetch {
 /// never overlaps other work there). Shared by the download task and each host's turn; the
 /// `watch` per host makes "take it if still queued" one atomic step for either side.
 #[derive(Clone)]
-pub(super) struct Downloads {
+struct Downloads {
     order: Arc<[HostId]>,
     phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
 }

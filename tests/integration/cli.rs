@@ -33,6 +33,7 @@ fn help_documents_the_whole_surface() {
         "--batch-size",
         "--delay",
         "--max-failures",
+        "--barriers",
         "--dry-run",
         "--json",
         "keygen",
