@@ -23,6 +23,11 @@ struct Rig {
 }
 
 fn start_engine(env: &TestEnv, config: Config) -> Rig {
+    start_engine_polling(env, config, Duration::from_millis(250))
+}
+
+/// [`start_engine`], polling a rebooting host every `poll_interval`.
+fn start_engine_polling(env: &TestEnv, config: Config, poll_interval: Duration) -> Rig {
     let paths = Paths {
         state_dir: env.state_dir(),
         data_dir: env.data_dir(),
@@ -34,7 +39,7 @@ fn start_engine(env: &TestEnv, config: Config) -> Rig {
     deps.reboot = RebootSettings {
         command: apthost::REBOOT_COMMAND.to_string(),
         boot_id_path: apthost::BOOT_ID.to_string(),
-        poll_interval: Duration::from_millis(250),
+        poll_interval,
     };
     let (engine, events) = Engine::start(Arc::new(config), deps);
     Rig {
@@ -465,5 +470,55 @@ async fn a_rolling_wave_over_sshd_pre_downloads_on_every_host_then_upgrades() {
             .any(|name| name.starts_with("tendhost-app_1.1"));
         assert!(cached, "tendhost-app 1.1 went through the host's cache");
     }
+    rig.engine.shutdown(Duration::from_secs(10)).await;
+}
+
+/// Issue 11: a rebooting host is seen back within about a second of its sshd answering, with
+/// tendhost's default polling, over real sshd (whose handshakes cost real time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebooted_sshd_host_is_seen_back_about_a_second_after_sshd_answers() {
+    let env = TestEnv::new();
+    let host = AptHost::start("eng-back", Packages::NeedsReboot);
+    env.trust(&host.sshd);
+    let body = format!(
+        "[fleet]\nreboot_timeout = \"60s\"\n\n{}",
+        apt_toml(&env, "back", &host.sshd, "auto_reboot = true")
+    );
+    let poll = RebootSettings::default().poll_interval;
+    let mut rig = start_engine_polling(&env, env.config(&body), poll);
+    assert_eq!(
+        rig.step("back", JobKind::Refresh, Duration::from_secs(60))
+            .await,
+        Outcome::Succeeded
+    );
+    assert_eq!(rig.last_state("back").0, StateKind::WaitingReboot);
+    let emulator = std::thread::spawn(move || {
+        let (host, rebooted) = apthost::emulate_reboot(
+            host,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            Comeback::SameKey,
+        );
+        // `restart` returns once sshd accepts connections.
+        (host, rebooted, std::time::Instant::now())
+    });
+    let (job, answer) = Job::answered(JobKind::Reboot, Origin::Console);
+    rig.engine
+        .try_send("back", job)
+        .expect("queueing the reboot");
+    rig.until(Duration::from_secs(90), |e| {
+        matches!(e, Event::StateChanged { host, to: StateKind::Verifying, .. } if &**host == "back")
+    })
+    .await;
+    let seen = std::time::Instant::now();
+    let (_host, rebooted, answering) = emulator.join().unwrap();
+    assert!(rebooted);
+    let late = seen.saturating_duration_since(answering);
+    eprintln!("seen back {late:?} after sshd answered again");
+    assert!(
+        late < Duration::from_millis(1500),
+        "seen back {late:?} after sshd answered"
+    );
+    assert_eq!(answer.await.unwrap(), Outcome::Succeeded);
     rig.engine.shutdown(Duration::from_secs(10)).await;
 }
