@@ -551,3 +551,29 @@ async fn hosts_that_cannot_download_skip_it_quietly() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn rolling_abort_starts_nothing_more_and_lets_hosts_in_flight_finish() {
+    let config = fleet_config(10, "");
+    let mut request = wave_in(&config, "1,3", FailureLimit::Count(0), WaveMode::Rolling);
+    request.delay = Duration::from_secs(5);
+    let fleet = fleet_of(&[]);
+    for i in 0..10 {
+        fleet.set(&format!("h{i}"), taking(Duration::from_secs(i as u64 + 1)));
+    }
+    let mut rig = start(config, fleet.clone());
+    rig.engine.start_wave(request).unwrap();
+    rig.until(|e| matches!(e, Event::Wave(p) if p.batch == 2 && p.in_flight.len() == 3))
+        .await;
+    rig.engine.abort_wave().unwrap();
+    let end = rig.wave_end().await;
+    assert_eq!(end.status, WaveStatus::Aborted, "{end:?}");
+    assert_eq!(
+        fleet.upgrades.load(Ordering::SeqCst),
+        4,
+        "a host started after the abort"
+    );
+    assert_eq!(fleet.in_flight.load(Ordering::SeqCst), 0);
+    assert_eq!(end.done, 4, "{end:?}");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
