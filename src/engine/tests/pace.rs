@@ -577,3 +577,50 @@ async fn rolling_abort_starts_nothing_more_and_lets_hosts_in_flight_finish() {
     assert_eq!(end.done, 4, "{end:?}");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The wave of issue 11's measurement, simulated: 50 hosts in batches of 10, every host
+/// rebooting, the 10 dnf hosts (every fifth) four times slower (RPM + reboot, 16 s) than the
+/// apt ones. Prints both paces; the rolling one must not wait for each batch's slowest host.
+#[tokio::test(start_paused = true)]
+async fn issue11_a_wave_of_fifty_with_reboots_rolls_past_its_slow_hosts() {
+    let n = 50;
+    let mut config = fleet_config(n, "[host.policy]\nauto_reboot = true\n");
+    config.fleet.reboot_timeout = Duration::from_secs(60);
+    let fleet = || {
+        let fleet = SimFleet::new();
+        for i in 0..n {
+            let slow = i % 5 == 4;
+            let seconds = if slow { 8.0 } else { 2.0 };
+            fleet.set(
+                &format!("h{i}"),
+                Behaviour {
+                    upgrade_time: Duration::from_secs_f64(seconds),
+                    down_for: Duration::from_secs_f64(seconds),
+                    reboot_required: true,
+                    ..Behaviour::default()
+                },
+            );
+        }
+        fleet
+    };
+    let mut took = Vec::new();
+    for mode in [WaveMode::Batches, WaveMode::Rolling] {
+        let request = wave_in(&config, "1,10", FailureLimit::Count(0), mode);
+        let fleet = fleet();
+        let (_, end, time) = timed_wave(config.clone(), fleet.clone(), request).await;
+        assert_eq!(
+            (end.status, end.succeeded),
+            (WaveStatus::Finished, n),
+            "{end:?}"
+        );
+        assert!(fleet.peak() <= 10);
+        took.push(time);
+    }
+    eprintln!(
+        "50 hosts, 1,10, reboots, 10 slow: batches {:?}, rolling {:?} ({:.2}x)",
+        took[0],
+        took[1],
+        took[1].as_secs_f64() / took[0].as_secs_f64()
+    );
+    assert!(took[1] < took[0] * 3 / 4, "{took:?}");
+}
