@@ -10,6 +10,7 @@ mod error;
 mod host;
 mod hub;
 mod job;
+mod predownload;
 mod real;
 mod schedule;
 mod step;

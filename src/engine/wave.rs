@@ -10,7 +10,7 @@
 //! one of them succeeded. So one slow host never holds the other slots idle.
 //!
 //! At its start a real wave also hands every selected host a download of what its upgrade will
-//! install ([`Downloads`]), a few hosts at a time outside the batch size; a host whose turn comes
+//! install (see `predownload`), a few hosts at a time outside the batch size; a host whose turn comes
 //! first drops a queued download and waits for a running one.
 //!
 //! How a wave keeps its canary:
@@ -35,13 +35,14 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::stream::{self, FuturesUnordered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
 use super::host::HostHandle;
+use super::predownload::Downloads;
 use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
 use crate::store::audit::{AuditRecord, AuditSink};
 
@@ -729,115 +730,6 @@ impl WaveRunner {
         let record = AuditRecord::new(action, None, result, Some(detail));
         self.audit.record(record).await;
     }
-}
-
-/// Where one host's pre-download stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fetch {
-    Queued,
-    /// Sent to the host; its turn waits for the answer.
-    Running,
-    /// Done, failed, refused, or dropped because the host's turn came first.
-    Over,
-}
-
-/// The wave's pre-downloads: every selected host, in the order the wave will take them, at most
-/// `download_concurrency` at once, each a `Download` job on the host's own supervisor (so it
-/// never overlaps other work there). Shared by the download task and each host's turn; the
-/// `watch` per host makes "take it if still queued" one atomic step for either side.
-#[derive(Clone)]
-struct Downloads {
-    order: Arc<[HostId]>,
-    phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
-}
-
-impl Downloads {
-    fn new(order: Vec<HostId>) -> Downloads {
-        let phases = order
-            .iter()
-            .map(|host| (host.clone(), watch::Sender::new(Fetch::Queued)))
-            .collect();
-        Downloads {
-            order: order.into(),
-            phases: Arc::new(phases),
-        }
-    }
-
-    /// The host's turn came: a queued download is dropped, a running one waited for.
-    async fn claim(&self, host: &HostId) {
-        let Some(phase) = self.phases.get(host) else {
-            return;
-        };
-        phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Over));
-        let mut seen = phase.subscribe();
-        // The sender lives in `self`, so this cannot fail while we wait.
-        let _ = seen.wait_for(|p| *p != Fetch::Running).await;
-    }
-
-    /// Downloads on every host whose turn has not come, `limit` at once, until all are over or
-    /// `no_more` is cancelled: then none starts and the running ones are stopped (their job's
-    /// stop token) and waited for, so no host's turn waits on a download nobody follows.
-    async fn run(
-        self,
-        handles: HashMap<HostId, HostHandle>,
-        wave_id: u64,
-        limit: usize,
-        no_more: CancellationToken,
-    ) {
-        // Each fetch owns what it needs (collected first: a borrowing closure inside the
-        // future would make it not `Send`); at most `limit` of them run at a time.
-        let fetches: Vec<_> = self
-            .order
-            .iter()
-            .map(|host| {
-                let handle = handles.get(host).cloned();
-                fetch(
-                    self.phases.clone(),
-                    host.clone(),
-                    handle,
-                    wave_id,
-                    no_more.clone(),
-                )
-            })
-            .collect();
-        stream::iter(fetches)
-            .buffer_unordered(limit.max(1))
-            .collect::<()>()
-            .await;
-    }
-}
-
-/// One host's pre-download, unless its turn came first or the wave no longer needs it.
-async fn fetch(
-    phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
-    host: HostId,
-    handle: Option<HostHandle>,
-    wave_id: u64,
-    no_more: CancellationToken,
-) {
-    let (Some(phase), Some(handle)) = (phases.get(&host), handle) else {
-        return;
-    };
-    if no_more.is_cancelled() || !phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Running))
-    {
-        phase.send_if_modified(|p| take(p, Fetch::Queued, Fetch::Over));
-        return;
-    }
-    let (job, answer) = Job::answered(JobKind::Download, Origin::Wave(wave_id));
-    if handle.send(job.stopped_by(no_more)).await.is_ok() {
-        // Whatever the answer (done, failed, refused), the host's turn may come now.
-        let _ = answer.await;
-    }
-    phase.send_replace(Fetch::Over);
-}
-
-/// Moves `phase` from `from` to `to`; says whether it did.
-fn take(phase: &mut Fetch, from: Fetch, to: Fetch) -> bool {
-    let moved = *phase == from;
-    if moved {
-        *phase = to;
-    }
-    moved
 }
 
 #[cfg(test)]
