@@ -488,4 +488,22 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn a_wave_download_is_the_stage_named_download() {
+        let line = event_json(
+            &Event::Stage {
+                host: "h0".into(),
+                stage: crate::fleet::Stage::Download,
+                status: StageStatus::Failed {
+                    error: "downloading packages: apt-get -d (download) failed".into(),
+                },
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(line["type"], "stage");
+        assert_eq!(line["stage"], "download");
+        assert_eq!(line["status"], "failed");
+    }
 }
