@@ -146,9 +146,9 @@ impl<'a> Plan<'a> {
 
     fn fingerprint_part(&self) -> String {
         let mut inputs = format!(
-            "stat -L -c '%n %s %.9Y %i' \"$stamp\" {}\ncat {}\n",
+            "stat -L -c '%n %s %.9Y %i' {}\ncat {}\n",
             FINGERPRINTED.join(" "),
-            quote(&self.request.boot_id_path),
+            quote(self.request.boot_id_path),
         );
         let paths = &self.request.host.compose_paths;
         if !paths.is_empty() {
@@ -172,7 +172,7 @@ impl<'a> Plan<'a> {
             "{}\n{}\n{}\n",
             marker("inventory"),
             crate::inventory::survey_script(),
-            "echo \"@@packages $mgr\"",
+            "echo \"@@manager $mgr\"",
         );
         if self.manager.is_some() {
             s.push_str(&format!(
@@ -237,7 +237,7 @@ impl<'a> Plan<'a> {
             });
         }
         let inventory =
-            crate::inventory::from_survey(&sections.text_between("inventory", "packages"))
+            crate::inventory::from_survey(&sections.text_between("inventory", "manager"))
                 .map_err(Error::Inventory)?;
         let packages = self.packages(sections, &inventory)?;
         let stacks = self.stacks(sections)?;
@@ -249,9 +249,9 @@ impl<'a> Plan<'a> {
         })))
     }
 
-    /// The manager whose part ran, from `@@packages`.
+    /// The manager whose part ran, from `@@manager`.
     fn ran_manager(&self, sections: &Sections) -> Option<ManagerKind> {
-        let ran = sections.get("packages").map(|s| s.args.as_str());
+        let ran = sections.get("manager").map(|s| s.args.as_str());
         match ran.or(match self.manager {
             Some(Some(kind)) => Some(name(kind)),
             _ => None,
@@ -281,13 +281,14 @@ impl<'a> Plan<'a> {
             })?,
         };
         let ran = self.ran_manager(sections);
-        let agrees = match (kind, ran) {
-            (ManagerKind::Apt, Some(ManagerKind::Apt)) => true,
-            (ManagerKind::Dnf | ManagerKind::Yum, Some(ManagerKind::Dnf | ManagerKind::Yum)) => {
-                true
-            }
-            _ => false,
-        };
+        let agrees = matches!(
+            (kind, ran),
+            (ManagerKind::Apt, Some(ManagerKind::Apt))
+                | (
+                    ManagerKind::Dnf | ManagerKind::Yum,
+                    Some(ManagerKind::Dnf | ManagerKind::Yum)
+                )
+        );
         if !agrees {
             return Err(Error::Packages {
                 what: "detecting the package manager",
