@@ -19,4 +19,5 @@ pub mod remote;
 mod signals;
 pub mod stdio;
 pub mod store;
+pub mod survey;
 pub mod tui;

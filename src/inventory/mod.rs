@@ -78,6 +78,31 @@ pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<
     probe::parse(&out.stdout).ok_or(Error::Unparsable)
 }
 
+/// The inventory part of a one-round-trip survey (see `survey`): the probe always (it is cheap
+/// and needs nothing), and osquery's answer too where the host has it, behind `@@osquery`.
+pub(crate) fn survey_script() -> String {
+    format!(
+        "( {probe} )\nif command -v osqueryi >/dev/null 2>&1; then\necho @@osquery\n( {osquery} )\nfi",
+        probe = probe::SCRIPT,
+        osquery = osquery::SCRIPT
+    )
+}
+
+/// Reads what [`survey_script`] printed: osquery's answer when it has the OS, else the probe's.
+pub(crate) fn from_survey(text: &str) -> Result<Inventory, Error> {
+    let (probe_text, osquery_text) = match text.split_once("\n@@osquery\n") {
+        Some((probe, osquery)) => (probe, Some(osquery)),
+        None => (text, None),
+    };
+    if let Some(inventory) = osquery_text
+        .and_then(osquery::parse)
+        .filter(|i| !i.os.id.is_empty())
+    {
+        return Ok(inventory);
+    }
+    probe::parse(probe_text).ok_or(Error::Unparsable)
+}
+
 async fn run(
     exec: &dyn Executor,
     step: &'static str,

@@ -25,5 +25,6 @@ mod pkg_quoting;
 mod pkg_ssh;
 mod secrets;
 mod ssh;
+mod survey;
 mod tui;
 mod vm;

@@ -46,6 +46,14 @@ impl StepContext {
             .await;
             return Ok(Done::Skipped(reason.to_string()));
         }
+        // It refreshes the lists and then fetches from the same mirror: rationed with every other
+        // refresh (`[fleet] lists_concurrency`). The semaphore is never closed.
+        let _permit = tokio::select! {
+            permit = self.lists_limit.acquire() => permit.ok(),
+            () = job.stop.cancelled() => {
+                return Ok(Done::Skipped("the wave no longer needs it".to_string()));
+            }
+        };
         self.stage(Stage::Download, StageStatus::Started).await;
         // Stopped with the engine (`self.cancel`), or when the wave no longer needs it: then the
         // command is cancelled (killed on the host, so no apt-get holds its lock into the

@@ -79,6 +79,33 @@ impl ComposeUpdater {
         Ok(StackReport::new(path, &probe, &probe.images))
     }
 
+    /// The script [`inspect`](Self::inspect) runs for the stack at `path`, for a survey that
+    /// reads every stack of a host in one round trip; [`inspected`](Self::inspected) reads
+    /// what it printed.
+    pub(crate) fn inspect_script(&self, path: &str) -> String {
+        StackCommand::new(self.version, path).probe()
+    }
+
+    /// The stack at `path` as [`inspect_script`](Self::inspect_script) found it: `output` is
+    /// its stdout and stderr, `exit` its status.
+    pub(crate) fn inspected(
+        &self,
+        path: &str,
+        output: &str,
+        exit: Option<i32>,
+    ) -> Result<StackReport, Error> {
+        if exit.is_some_and(|code| code != 0) {
+            let out = crate::remote::CommandOutput {
+                exit_code: exit.and_then(|c| u32::try_from(c).ok()),
+                stderr: output.to_string(),
+                ..Default::default()
+            };
+            return Err(in_stack(path, None)(step::failed("compose services", &out)));
+        }
+        let probe = parse::parse_stack(output);
+        Ok(StackReport::new(path, &probe, &probe.images))
+    }
+
     /// Pulls (when `pull_before_update`) and compares image ids; changes nothing that runs.
     /// What a dry run shows.
     pub async fn check(
