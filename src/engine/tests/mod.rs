@@ -3,6 +3,7 @@
 //! `tests/integration/engine.rs`.
 
 mod hosts;
+mod lists;
 mod pace;
 mod waves;
 

@@ -120,12 +120,12 @@ async fn rolling_keeps_every_slot_busy_while_one_host_is_slow() {
     assert!(fleet.peak() <= 3);
     eprintln!("1,3 over {n} hosts, one 10x slower: rolling {rolled:?}, batches {batched:?}");
     // Batches: 1 s + 10 s + 9 batches of 1 s. Rolling: 1 s, then the 26 others in the two free
-    // slots (13 s) beside the slow host.
+    // slots (13 s) beside the slow host. Each host's turn also refreshes its lists (0.1 s).
     assert!(
-        rolled.as_secs_f64() < batched.as_secs_f64() * 0.75,
+        rolled.as_secs_f64() < batched.as_secs_f64() * 0.8,
         "rolling {rolled:?} vs batches {batched:?}"
     );
-    assert!(rolled < Duration::from_secs(15), "{rolled:?}");
+    assert!(rolled < Duration::from_secs(17), "{rolled:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -565,6 +565,19 @@ async fn rolling_abort_starts_nothing_more_and_lets_hosts_in_flight_finish() {
     rig.engine.start_wave(request).unwrap();
     rig.until(|e| matches!(e, Event::Wave(p) if p.batch == 2 && p.in_flight.len() == 3))
         .await;
+    // Once the three of batch 2 are upgrading.
+    let mut upgrading = 0;
+    rig.until(|e| {
+        upgrading += usize::from(matches!(
+            e,
+            Event::StateChanged {
+                to: StateKind::Updating,
+                ..
+            }
+        ));
+        upgrading == 3
+    })
+    .await;
     rig.engine.abort_wave().unwrap();
     let end = rig.wave_end().await;
     assert_eq!(end.status, WaveStatus::Aborted, "{end:?}");
