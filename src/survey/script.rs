@@ -172,7 +172,7 @@ impl<'a> Plan<'a> {
             "{}\n{}\n{}\n",
             marker("inventory"),
             crate::inventory::survey_script(),
-            "echo \"@@packages $mgr\"",
+            "echo \"@@manager $mgr\"",
         );
         if self.manager.is_some() {
             s.push_str(&format!(
@@ -237,7 +237,7 @@ impl<'a> Plan<'a> {
             });
         }
         let inventory =
-            crate::inventory::from_survey(&sections.text_between("inventory", "packages"))
+            crate::inventory::from_survey(&sections.text_between("inventory", "manager"))
                 .map_err(Error::Inventory)?;
         let packages = self.packages(sections, &inventory)?;
         let stacks = self.stacks(sections)?;
@@ -249,9 +249,10 @@ impl<'a> Plan<'a> {
         })))
     }
 
-    /// The manager whose part ran, from `@@packages`.
+    /// The manager whose part ran, from `@@manager` (not `@@packages`: the inventory probe
+    /// prints a section of that name).
     fn ran_manager(&self, sections: &Sections) -> Option<ManagerKind> {
-        let ran = sections.get("packages").map(|s| s.args.as_str());
+        let ran = sections.get("manager").map(|s| s.args.as_str());
         match ran.or(match self.manager {
             Some(Some(kind)) => Some(name(kind)),
             _ => None,
