@@ -133,15 +133,13 @@ fn api_findings(exit: &Section, sections: &Sections) -> Result<PackageFindings, 
     if exit.args != "0" || !sections.has(API) {
         return Err(failed("python3 ended without an answer".into()));
     }
-    let pending = sections
-        .get(API_PENDING)
-        .ok_or_else(|| Error::Packages {
-            what: "listing pending updates",
-            source: pkg::Error::Parse {
-                what: "dnf's python API",
-                detail: "the survey printed no pending list".into(),
-            },
-        })?;
+    let pending = sections.get(API_PENDING).ok_or_else(|| Error::Packages {
+        what: "listing pending updates",
+        source: pkg::Error::Parse {
+            what: "dnf's python API",
+            detail: "the survey printed no pending list".into(),
+        },
+    })?;
     Ok(PackageFindings {
         pending: parse_api_pending(&pending.body),
         reboot: parse_api_reboot(sections.body(API_REBOOT)),
@@ -161,8 +159,12 @@ fn parse_api_pending(body: &str) -> Vec<PendingPackage> {
     body.lines()
         .filter_map(|line| {
             let mut fields = line.split('\t');
-            let (name, from, to, security) =
-                (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            let (name, from, to, security) = (
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            );
             if fields.next().is_some() || name.is_empty() || to.is_empty() {
                 return None;
             }
@@ -327,6 +329,9 @@ mod tests {
         assert!(PROGRAM.contains(&format!("NO_API = {NO_API_EXIT}\n")));
         let script = read("dnf");
         assert!(script.contains(&format!("<<'{PROGRAM_END}'\n")));
-        assert!(script.contains("dnf -q -C check-update"), "the fallback is there");
+        assert!(
+            script.contains("dnf -q -C check-update"),
+            "the fallback is there"
+        );
     }
 }

@@ -123,7 +123,11 @@ def reboot_names():
 def boot_time():
     """When the host booted, as dnf-plugins-core 4.4 decides it: the later of /proc/1's time
     and now minus the uptime (either can be wrong alone: no RTC, or a container)."""
-    boot = int(os.stat("/proc/1").st_mtime)
+    boot = 0
+    try:
+        boot = int(os.stat("/proc/1").st_mtime)
+    except OSError:
+        pass
     try:
         with open("/proc/uptime") as f:
             boot = max(boot, int(time.time() - float(f.read().split()[0])))

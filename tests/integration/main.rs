@@ -24,7 +24,7 @@ mod pkg_dnf;
 mod pkg_quoting;
 mod pkg_ssh;
 mod secrets;
-mod survey_dnf;
 mod ssh;
+mod survey_dnf;
 mod tui;
 mod vm;

@@ -84,7 +84,11 @@ async fn one_python_process_reads_pending_security_and_reboot() {
     host.take_runs();
 
     let mut found = packages(&read(&exec, &config).await);
-    assert_eq!(python_runs(&host), ["python3 -"], "one python, no dnf command");
+    assert_eq!(
+        python_runs(&host),
+        ["python3 -"],
+        "one python, no dnf command"
+    );
     assert_eq!(pending_rows(&mut found.pending), FRESH);
     assert!(!found.reboot.required, "{:?}", found.reboot);
     assert_eq!(found.services, Some(Vec::new()));
@@ -123,7 +127,10 @@ async fn falls_back_to_dnf_commands_when_python_cannot_import_dnf() {
 
     let mut found = packages(&read(&host.executor(), &config).await);
     let runs = python_runs(&host);
-    assert_eq!(runs[0], "python3 -S -", "the API was tried first: {runs:#?}");
+    assert_eq!(
+        runs[0], "python3 -S -",
+        "the API was tried first: {runs:#?}"
+    );
     assert!(
         runs[1..].iter().any(|r| r.contains("check-update")),
         "then dnf's commands: {runs:#?}"
@@ -225,11 +232,15 @@ struct Mapper {
 
 impl Mapper {
     fn start(host: &DnfHost, file: &str, unit: &str) -> Mapper {
-        let hierarchy = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|h| h.join("cgroup.procs").exists())
-            .expect("a cgroup hierarchy to put the process in");
+        let hierarchy = [
+            "/sys/fs/cgroup/systemd",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|h| h.join("cgroup.procs").exists())
+        .expect("a cgroup hierarchy to put the process in");
         let cgroup = hierarchy.join("system.slice").join(unit);
         std::fs::create_dir_all(&cgroup).expect("creating the unit's cgroup");
         let program = format!(

@@ -131,7 +131,10 @@ impl DnfHost {
         for file in rpmrepo::installed_files(&built) {
             let name = file.file_name().expect("an rpm file name");
             fs::copy(&file, staging.join(name)).expect("staging an rpm");
-            args.push(format!("/tmp/tendhost-installed/{}", name.to_string_lossy()));
+            args.push(format!(
+                "/tmp/tendhost-installed/{}",
+                name.to_string_lossy()
+            ));
         }
         // Debian's rpm warns that it is not dpkg; the warning is all it prints.
         root.sh(&format!(
@@ -205,12 +208,17 @@ impl DnfHost {
         self.boot = None;
         let proc = self.root.path("proc");
         let _ = Command::new("umount").arg("-l").arg(&proc).status();
-        run(Command::new("mount").args(["-t", "proc", "proc"]).arg(&proc));
+        run(Command::new("mount")
+            .args(["-t", "proc", "proc"])
+            .arg(&proc));
         let pinned = fs::File::open(proc.join("1")).expect("opening /proc/1");
         let booted = fs::metadata(proc.join("1"))
             .and_then(|m| m.modified())
             .expect("/proc/1's time");
-        let second = booted.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+        let second = booted
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
         self.boot = Some(pinned);
         super::wait_until(
             "the clock to pass the boot second",
