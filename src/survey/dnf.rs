@@ -52,15 +52,22 @@ const API_REBOOT: &str = "dnf-reboot-py";
 const API_SERVICES: &str = "dnf-services";
 
 /// One python process reading dnf's API; where `import dnf` fails, the cache-only commands.
-/// `bin` is a shell word naming `dnf` or `yum`. Python's stderr is dropped: dnf logs warnings
-/// there ("Ignoring repositories") that are not part of the answer, and its errors come back in
-/// `@@dnf-error`.
+/// `bin` is a shell word naming `dnf` or `yum`.
+///
+/// The interpreters tried, until one can `import dnf`: the one `bin` itself runs on (its `#!`
+/// line; the `python3` first on `PATH` may be another one, without the module), RHEL 8's
+/// `platform-python`, `python3`. Each costs a process only when the one before could not
+/// import dnf, which is also the only case with more than one. Python's stderr is dropped: dnf
+/// logs warnings there ("Ignoring repositories") that are not part of the answer, and its
+/// errors come back in `@@dnf-error`.
 pub(super) fn read(bin: &str) -> String {
     format!(
-        "py=\nfor p in python3 /usr/libexec/platform-python; do \
-         if command -v \"$p\" >/dev/null 2>&1; then py=$p; break; fi; done\n\
-         api={NO_API_EXIT}\nif [ -n \"$py\" ]; then\n\"$py\" - 2>/dev/null <<'{PROGRAM_END}'\n\
-         {PROGRAM}{PROGRAM_END}\napi=$?\nfi\n\
+        "dnfpy=\nif p=$(command -v {bin} 2>/dev/null) && read -r first rest < \"$p\" 2>/dev/null; then\n\
+         case $first in '#!/'*python*) dnfpy=${{first#'#!'}} ;; esac\nfi\n\
+         api={NO_API_EXIT}\nfor py in $dnfpy /usr/libexec/platform-python python3; do\n\
+         [ \"$api\" -eq {NO_API_EXIT} ] || break\n\
+         command -v \"$py\" >/dev/null 2>&1 || continue\n\
+         \"$py\" - 2>/dev/null <<'{PROGRAM_END}'\n{PROGRAM}{PROGRAM_END}\napi=$?\ndone\n\
          if [ \"$api\" -eq {NO_API_EXIT} ]; then\n{fallback}\nelse\necho \"@@{API_EXIT} $api\"\nfi",
         fallback = cache_only_read(bin),
     )

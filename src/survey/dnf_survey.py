@@ -11,13 +11,16 @@
 #   @@dnf-services [partial]   one systemd unit per line
 #
 # or, when dnf fails, `@@dnf-error` with dnf's message and exit status 1. When `import dnf`
-# fails it prints nothing and exits NO_API, and the shell falls back to dnf's commands.
+# fails (or this is python2) it prints nothing and exits NO_API: the shell tries another
+# interpreter, then falls back to dnf's commands.
 import os
 import sys
 import time
 
 NO_API = 90
 
+if sys.version_info[0] < 3:  # CentOS 7's yum runs on python2 (with EPEL's dnf, even)
+    sys.exit(NO_API)
 try:
     import dnf
     import dnf.exceptions

@@ -42,9 +42,10 @@ pub(crate) const RUN_LOG: &str = "/var/log/tendhost-runs.log";
 /// How a host differs from the plain one.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct DnfOptions {
-    /// A `python3` first on `PATH` that cannot `import dnf` (it runs without site-packages),
-    /// while dnf itself keeps its own `/usr/bin/python3`: a RHEL 8 host with a python3 module
-    /// besides platform-python, or one without python3-dnf for the interpreter users get.
+    /// No python the survey finds can `import dnf`: `dnf` is started through a shell launcher
+    /// (as dnf5's binary or a site's wrapper would be, so its `#!` names no python) and the
+    /// `python3` first on `PATH` runs without site-packages (a python3 built from source in
+    /// `/usr/local`, say). dnf itself still works. The survey must fall back to dnf's commands.
     pub no_python_dnf: bool,
     /// Logs every python3 (hence every dnf) and rpm process to [`RUN_LOG`].
     pub count_runs: bool,
@@ -155,8 +156,12 @@ impl DnfHost {
         fs::create_dir_all(&restarting).expect("needs-restarting.d");
         fs::write(restarting.join("tendhost.conf"), rpmrepo::REBOOT_NAMES).expect("reboot names");
         if options.no_python_dnf {
-            // A site-less interpreter cannot see dist-packages; dnf's shebang names
-            // /usr/bin/python3, so dnf itself still works.
+            // Debian's /usr/bin/dnf is a symlink to the script dnf-3.
+            fs::remove_file(root.path("usr/bin/dnf")).expect("removing the dnf link");
+            write_script(
+                &root.path("usr/bin/dnf"),
+                "#!/bin/sh\nexec /usr/bin/python3 /usr/bin/dnf-3 \"$@\"\n",
+            );
             write_script(
                 &root.path("usr/local/bin/python3"),
                 "#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n",
