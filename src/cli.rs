@@ -77,6 +77,11 @@ pub struct BatchArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// `inventory`: refresh the package lists first and read every host afresh, whatever
+    /// `[fleet] lists_max_age` and the last read say.
+    #[arg(long)]
+    pub refresh_lists: bool,
+
     /// Let an upgrade go ahead even if it removes packages.
     #[arg(long)]
     pub allow_removals: bool,

@@ -32,6 +32,8 @@ pub struct Request {
     pub json: bool,
     pub dry_run: bool,
     pub allow_removals: bool,
+    /// `--refresh-lists`: an inventory refreshes the lists and reads afresh.
+    pub refresh_lists: bool,
     /// Set for `wave`.
     pub wave: Option<WaveRequest>,
     /// `hosts` in the order jobs are given: for `update` and `reboot`, jump hosts after the
@@ -76,6 +78,7 @@ impl Request {
             json: args.json,
             dry_run: args.dry_run,
             allow_removals: args.allow_removals,
+            refresh_lists: args.refresh_lists,
             wave,
             phases,
         })
@@ -84,6 +87,7 @@ impl Request {
     /// The job each selected host gets; `None` for commands that only report (or a wave).
     fn job(&self) -> Option<JobKind> {
         Some(match self.command {
+            BatchCommand::Inventory if self.refresh_lists => JobKind::RefreshLists,
             BatchCommand::Inventory => JobKind::Refresh,
             BatchCommand::Update => JobKind::Update {
                 dry_run: self.dry_run,

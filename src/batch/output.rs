@@ -323,7 +323,9 @@ fn event_json(event: &Event) -> Option<Value> {
             json!({"type": "wave_host", "wave_id": wave_id, "host": host}),
             outcome,
         ),
-        Event::InventoryRefreshed { .. } | Event::PendingRefreshed { .. } => return None,
+        Event::InventoryRefreshed { .. }
+        | Event::PendingRefreshed { .. }
+        | Event::Surveyed { .. } => return None,
     })
 }
 

@@ -226,6 +226,11 @@ pub struct FleetSettings {
     /// reports the job as outliving it. The job is never stopped for it: it runs on, and a
     /// retry of the host follows it again.
     pub upgrade_timeout: Duration,
+    /// Package lists older than this are refreshed before a read (`0`: every read refreshes).
+    /// Upgrades always refresh first, and the operator can ask for it.
+    pub lists_max_age: Duration,
+    /// Most hosts refreshing their package lists at once.
+    pub lists_concurrency: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -30,6 +30,14 @@ const SSH_KEYS: &[&str] = &[
     "command_timeout",
     "keepalive",
 ];
+/// Package lists younger than this are read as they are: an hour, the `cache_valid_time` most
+/// Ansible playbooks use, and shorter than the twice-daily `apt-daily` timer, so what the
+/// console shows is never older than what the host's own automation would fetch.
+const DEFAULT_LISTS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Hosts refreshing their lists at once: enough that a fleet's morning refresh is quick, few
+/// enough that one mirror (or an apt-cacher on the LAN) is not hit by the whole fleet at once.
+const DEFAULT_LISTS_CONCURRENCY: usize = 8;
+
 const FLEET_KEYS: &[&str] = &[
     "refresh_interval",
     "batch_size",
@@ -38,6 +46,8 @@ const FLEET_KEYS: &[&str] = &[
     "concurrency",
     "reboot_timeout",
     "upgrade_timeout",
+    "lists_max_age",
+    "lists_concurrency",
 ];
 const AUDIT_KEYS: &[&str] = &["enabled", "file", "syslog", "webhook"];
 const DAEMON_KEYS: &[&str] = &["bind", "log_level", "tls", "auth"];
@@ -280,6 +290,8 @@ impl Ctx<'_> {
             concurrency: 32,
             reboot_timeout: Duration::from_secs(600),
             upgrade_timeout: Duration::from_secs(2 * 3600),
+            lists_max_age: DEFAULT_LISTS_MAX_AGE,
+            lists_concurrency: DEFAULT_LISTS_CONCURRENCY,
         };
         let Some(table) = table else { return fleet };
         self.check_keys(table, "fleet", FLEET_KEYS);
@@ -297,6 +309,9 @@ impl Ctx<'_> {
         }
         if let Some(d) = self.duration(table, "fleet", "upgrade_timeout", false) {
             fleet.upgrade_timeout = d;
+        }
+        if let Some(d) = self.duration(table, "fleet", "lists_max_age", true) {
+            fleet.lists_max_age = d;
         }
         if let Some(value) = table.get("batch_size") {
             let parts: Vec<&Value<'_>> = match value.get_ref() {
@@ -346,6 +361,18 @@ impl Ctx<'_> {
             } else {
                 let span = table.get("concurrency").map_or(0..0, Spanned::span);
                 self.error(span, "fleet.concurrency", "must be between 1 and 4096");
+            }
+        }
+        if let Some(n) = self.integer(table, "fleet", "lists_concurrency") {
+            if (1..=4096).contains(&n) {
+                fleet.lists_concurrency = n as usize;
+            } else {
+                let span = table.get("lists_concurrency").map_or(0..0, Spanned::span);
+                self.error(
+                    span,
+                    "fleet.lists_concurrency",
+                    "must be between 1 and 4096",
+                );
             }
         }
         fleet

@@ -12,6 +12,8 @@ pub enum Error {
     Refused(#[from] Refusal),
     #[error("inventory")]
     Inventory(#[source] inventory::Error),
+    #[error(transparent)]
+    Survey(crate::survey::Error),
     #[error("detecting the package manager")]
     Detect(#[source] pkg::Error),
     #[error("{what}")]
@@ -166,6 +168,7 @@ impl Error {
             | Error::Unasked { source, .. }
             | Error::CheckUnrun { source, .. }
             | Error::Reboot { source, .. } => source.is_transient(),
+            Error::Survey(e) => e.is_transient(),
             Error::Detect(e)
             | Error::Read { source: e, .. }
             | Error::Plan(e)

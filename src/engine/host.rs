@@ -254,7 +254,7 @@ impl HostSupervisor {
                 }
                 probe.apply(Transition::Query, now)
             }
-            JobKind::Refresh => probe.apply(Transition::Query, now),
+            JobKind::Refresh | JobKind::RefreshLists => probe.apply(Transition::Query, now),
             JobKind::Reboot => {
                 probe
                     .apply(Transition::StartReboot, now)
@@ -559,6 +559,7 @@ impl HostSupervisor {
 fn busy(job: &Job) -> Refusal {
     let doing = match job.kind {
         JobKind::Refresh => "refreshing",
+        JobKind::RefreshLists => "refreshing package lists",
         JobKind::Update { dry_run: true, .. } => "planning a dry run",
         JobKind::Update { .. } if matches!(job.origin, Origin::Wave(_)) => "running a wave step",
         JobKind::Update { .. } => "updating",

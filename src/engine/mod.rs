@@ -10,6 +10,7 @@ mod error;
 mod host;
 mod hub;
 mod job;
+mod one_by_one;
 mod real;
 mod schedule;
 mod step;
@@ -45,6 +46,7 @@ use crate::remote::{Executor, SharedExecutor};
 use crate::store::Paths;
 use crate::store::audit::{AuditRecord, AuditSink};
 use crate::store::snapshot::{SavedHost, Snapshot};
+use crate::survey::{self, Survey, SurveyRequest};
 
 /// Events waiting for the frontend. Bounded: a slow frontend slows the hosts, not memory.
 const FRONTEND_QUEUE: usize = 1024;
@@ -72,6 +74,25 @@ pub trait ManagerSource: Send + Sync {
         exec: &dyn Executor,
         cancel: &CancellationToken,
     ) -> Result<Inventory, crate::inventory::Error>;
+
+    /// Reads the host in one round trip (see [`crate::survey`]). The default asks
+    /// [`inventory`](Self::inventory), the manager and each compose stack one after another and
+    /// keeps no fingerprint, for sources that have no such script (the simulated fleet).
+    async fn survey(
+        &self,
+        host: &HostConfig,
+        exec: &dyn Executor,
+        request: SurveyRequest<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Survey, survey::Error> {
+        one_by_one::survey(self, host, exec, request, cancel).await
+    }
+
+    /// The manager a survey found on `host`, without asking the host again; `None` when this
+    /// source cannot make one from the kind alone (then [`manager`](Self::manager) is asked).
+    fn manager_of(&self, _kind: pkg::ManagerKind) -> Option<SharedManager> {
+        None
+    }
 }
 
 /// How reboots are issued and verified. Configurable so test hosts can emulate a reboot.
@@ -197,6 +218,7 @@ impl Engine {
         let (reattaching, reattached) = watch::channel(with_jobs);
         let reattaching = Arc::new(reattaching);
         let limit = Arc::new(Semaphore::new(config.fleet.concurrency.max(1)));
+        let lists_limit = Arc::new(Semaphore::new(config.fleet.lists_concurrency.max(1)));
         let refresh_interval = config
             .fleet
             .refresh_interval
@@ -219,6 +241,11 @@ impl Engine {
                 upgrade_timeout: config.fleet.upgrade_timeout,
                 holder: holder.clone(),
                 outstanding: saved.model.job.clone(),
+                lists_max_age: config.fleet.lists_max_age,
+                lists_limit: lists_limit.clone(),
+                memory: Arc::new(Mutex::new(step::refresh::Remembered::from_model(
+                    &saved.model,
+                ))),
             };
             let last_refresh = saved.model.last_refresh;
             let host_deps = host::HostDeps {

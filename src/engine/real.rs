@@ -14,6 +14,7 @@ use crate::pkg::{self, SharedManager};
 use crate::remote::{self, Executor, OwnFiles, RemoteContext};
 use crate::store::Paths;
 use crate::store::snapshot::Snapshot;
+use crate::survey::{self, Survey, SurveyRequest};
 
 /// How often the snapshot is saved while events flow: kill -9 loses at most this much.
 pub const SAVE_EVERY: Duration = Duration::from_secs(2);
@@ -39,6 +40,20 @@ impl ManagerSource for RealManagers {
         cancel: &CancellationToken,
     ) -> Result<Inventory, inventory::Error> {
         inventory::collect(exec, cancel).await
+    }
+
+    async fn survey(
+        &self,
+        _host: &HostConfig,
+        exec: &dyn Executor,
+        request: SurveyRequest<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Survey, survey::Error> {
+        survey::survey(exec, request, cancel).await
+    }
+
+    fn manager_of(&self, kind: pkg::ManagerKind) -> Option<SharedManager> {
+        Some(pkg::manager_of(kind))
     }
 }
 

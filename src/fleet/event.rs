@@ -20,8 +20,10 @@ use crate::remote::Stream;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum JobKind {
-    /// Read inventory and pending packages.
+    /// Read inventory and pending packages (package lists by `[fleet] lists_max_age`).
     Refresh,
+    /// Refresh the package lists, then read everything afresh: the operator's "look again".
+    RefreshLists,
     /// The host update pipeline: pre-check → compose check → packages → compose stacks → reboot
     /// if required and allowed → verify. `dry_run` only plans the packages and checks the stacks;
     /// `allow_removals` is the requester's consent to an upgrade that removes packages.
@@ -126,6 +128,12 @@ pub enum Event {
         packages: Arc<[PendingPackage]>,
         reboot: RebootStatus,
     },
+    /// A survey of the host answered (read afresh or "unchanged"): what the next one compares
+    /// with.
+    Surveyed {
+        host: HostId,
+        mark: Arc<super::host::SurveyMark>,
+    },
     /// The result of a dry run or of a real upgrade's plan.
     Planned {
         host: HostId,
@@ -208,6 +216,7 @@ impl JobKind {
     pub fn name(self) -> &'static str {
         match self {
             JobKind::Refresh => "refresh",
+            JobKind::RefreshLists => "refresh_lists",
             JobKind::Update { .. } => "update",
             JobKind::Reboot => "reboot",
             JobKind::Retry => "retry",
@@ -253,6 +262,7 @@ impl Event {
             | Event::Job { host, .. }
             | Event::InventoryRefreshed { host, .. }
             | Event::PendingRefreshed { host, .. }
+            | Event::Surveyed { host, .. }
             | Event::Planned { host, .. }
             | Event::Stacks { host, .. }
             | Event::Stage { host, .. }

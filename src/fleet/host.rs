@@ -43,6 +43,21 @@ pub struct HostModel {
     /// The detached job of the step in flight (or left by a run that stopped), until that step
     /// settles.
     pub job: Option<Arc<RemoteJob>>,
+    /// What the last one-round-trip read of the host left to compare the next one with.
+    pub survey: Option<Arc<SurveyMark>>,
+}
+
+/// What a survey of the host (see `survey`) found beyond its inventory and packages: the
+/// fingerprint the next read compares with, when the package lists were last refreshed, and
+/// the services running replaced code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SurveyMark {
+    pub fingerprint: String,
+    #[serde(default)]
+    pub lists_refreshed: Option<DateTime<Utc>>,
+    /// `None` where the host has no tool to tell (needrestart, needs-restarting).
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
 }
 
 /// An upgrade plan and where it came from.
@@ -67,6 +82,7 @@ impl HostModel {
             refused: None,
             progress: None,
             job: None,
+            survey: None,
         }
     }
 
@@ -134,6 +150,10 @@ impl HostModel {
             } => {
                 self.pending = Some(packages.clone());
                 self.reboot = reboot.clone();
+                self.last_refresh = Some(Utc::now());
+            }
+            Event::Surveyed { mark, .. } => {
+                self.survey = Some(mark.clone());
                 self.last_refresh = Some(Utc::now());
             }
             Event::Planned { plan, dry_run, .. } => {

@@ -9,6 +9,6 @@ pub mod select;
 mod state;
 
 pub use event::{Event, JobKind, Origin, Outcome, Stage, StageStatus, WaveProgress, WaveStatus};
-pub use host::{HostModel, Plan};
+pub use host::{HostModel, Plan, SurveyMark};
 pub use job::RemoteJob;
 pub use state::{FailedInfo, HostState, LastError, Phase, Refusal, StateKind, Transition};

@@ -68,7 +68,7 @@ fn uses_yum(os: &OsInfo) -> bool {
 }
 
 /// The manager for `kind`.
-pub(super) fn manager(kind: ManagerKind) -> SharedManager {
+pub fn manager(kind: ManagerKind) -> SharedManager {
     match kind {
         ManagerKind::Apt => Arc::new(Apt::new()),
         ManagerKind::Dnf => Arc::new(Dnf::using_dnf()),

@@ -26,7 +26,7 @@ use crate::remote::{self, Executor, OutputLine};
 
 pub use apt::Apt;
 pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
-pub use detect::{detect, manager_for};
+pub use detect::{detect, manager as manager_of, manager_for};
 pub use dnf::Dnf;
 pub use parse::os_release::OsInfo;
 pub use progress::UpdateProgress;

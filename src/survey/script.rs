@@ -152,9 +152,9 @@ impl<'a> Plan<'a> {
 
     fn fingerprint_part(&self) -> String {
         let mut inputs = format!(
-            "stat -L -c '%n %s %.9Y %i' \"$stamp\" {}\ncat {}\n",
+            "stat -L -c '%n %s %.9Y %i' {}\ncat {}\n",
             FINGERPRINTED.join(" "),
-            quote(&self.request.boot_id_path),
+            quote(self.request.boot_id_path),
         );
         let paths = &self.request.host.compose_paths;
         if !paths.is_empty() {
@@ -255,8 +255,7 @@ impl<'a> Plan<'a> {
         })))
     }
 
-    /// The manager whose part ran, from `@@manager` (not `@@packages`: the inventory probe
-    /// prints a section of that name).
+    /// The manager whose part ran, from `@@manager`.
     fn ran_manager(&self, sections: &Sections) -> Option<ManagerKind> {
         let ran = sections.get("manager").map(|s| s.args.as_str());
         match ran.or(match self.manager {
@@ -288,13 +287,14 @@ impl<'a> Plan<'a> {
             })?,
         };
         let ran = self.ran_manager(sections);
-        let agrees = match (kind, ran) {
-            (ManagerKind::Apt, Some(ManagerKind::Apt)) => true,
-            (ManagerKind::Dnf | ManagerKind::Yum, Some(ManagerKind::Dnf | ManagerKind::Yum)) => {
-                true
-            }
-            _ => false,
-        };
+        let agrees = matches!(
+            (kind, ran),
+            (ManagerKind::Apt, Some(ManagerKind::Apt))
+                | (
+                    ManagerKind::Dnf | ManagerKind::Yum,
+                    Some(ManagerKind::Dnf | ManagerKind::Yum)
+                )
+        );
         if !agrees {
             return Err(Error::Packages {
                 what: "detecting the package manager",

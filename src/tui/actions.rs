@@ -86,6 +86,7 @@ impl App {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
             Action::Refresh => self.confirm_hosts(JobKind::Refresh),
+            Action::RefreshLists => self.confirm_hosts(JobKind::RefreshLists),
             Action::Update => self.confirm_hosts(JobKind::Update {
                 dry_run: false,
                 allow_removals: false,

@@ -32,6 +32,7 @@ pub enum Action {
     ClearMarks,
     Sort,
     Refresh,
+    RefreshLists,
     Update,
     Reboot,
     Wave,
@@ -131,6 +132,13 @@ pub(super) const BINDINGS: &[Binding] = &[
     bind!(Sort, "sort", ["s"], "sort by next column", Select),
     bind!(Packages, "packages", ["P"], "fleet-wide packages", Select),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
+    bind!(
+        RefreshLists,
+        "refresh_lists",
+        ["L"],
+        "refresh lists, reread",
+        Act
+    ),
     bind!(
         Update,
         "update",

@@ -93,6 +93,10 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
             plan: Arc::new(plan),
             dry_run: *dry_run,
         }),
+        Event::Surveyed { host, mark } => cleaned(&**mark)?.map(|mark| Event::Surveyed {
+            host: host.clone(),
+            mark: Arc::new(mark),
+        }),
         Event::Stacks {
             host,
             stacks,
@@ -148,6 +152,7 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
         refused,
         progress,
         job,
+        survey,
     } = model;
     Ok(HostModel {
         name: name.clone(),
@@ -173,6 +178,10 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
             .map(|(job, reason)| (*job, arc(reason).unwrap_or_else(|| reason.clone()))),
         progress: *progress,
         job: job.clone(),
+        survey: match survey {
+            Some(mark) => Some(Arc::new(whole(&**mark)?)),
+            None => None,
+        },
     })
 }
 

@@ -44,8 +44,9 @@ pub(super) fn exits_with(cmd: &mut Command, code: i32) -> Output {
     assert_eq!(
         out.status.code(),
         Some(code),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "{cmd:?}: {}\nstdout: {}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     out
 }

@@ -173,16 +173,19 @@ fn batch_update_runs_the_exact_compose_v2_command_lines() {
     assert_eq!(stack.running_image("web"), fixture.v2);
     let probe = ["-f compose.yaml config --services", "-f compose.yaml ps -q"];
     let check = [probe[0], probe[1], "-f compose.yaml pull"];
-    // The refresh's look, the check (probe, pull), `up -d` of the changed service, the proof.
+    // The read's look, the check (probe, pull), `up -d` of the changed service, the proof, and
+    // the verify stage's read of the changed host.
     let mut expected = [&probe[..], &check[..]].concat();
     expected.extend(["-f compose.yaml up -d web", probe[0], probe[1]]);
+    expected.extend(probe);
     assert_eq!(shim.take_compose_calls(), expected);
 
-    // Nothing new: the same look and check, no `up`.
+    // Nothing new: the host answers the first read "unchanged" (issue 11: no look), then the
+    // same check, no `up`, and the verify stage's read.
     let container = stack.container("web");
     let lines = update();
     assert_eq!(host_line(&lines, "docker")["compose"], json!([]));
-    assert_eq!(shim.take_compose_calls(), [&probe[..], &check[..]].concat());
+    assert_eq!(shim.take_compose_calls(), [&check[..], &probe[..]].concat());
     assert_eq!(stack.container("web"), container);
 }
 

@@ -387,3 +387,44 @@ post = \"test -e /etc/tendhost-boot-id\"
     let audit = std::fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
     assert!(audit.contains("\"action\":\"reboot\""), "{audit}");
 }
+
+/// Issue 11: a console refresh of a host that did not change is one small command over the
+/// connection already open, and the host still shows what it has pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_a_refresh_of_an_unchanged_host_is_one_command_and_keeps_its_findings() {
+    let env = TestEnv::new();
+    let counter = env.dir.path().join("commands");
+    let host = AptHost::start_with(
+        "refresh-twice",
+        Packages::Upgradable,
+        Some(&format!("echo run >> {}", counter.display())),
+    );
+    env.trust(&host.sshd);
+    let config = env.config(&apt_toml(&env, "refresh-twice", &host.sshd, ""));
+    let mut rig = start_engine(&env, config);
+    let commands = || {
+        std::fs::read_to_string(&counter)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let limit = Duration::from_secs(120);
+    assert_eq!(
+        rig.step("refresh-twice", JobKind::Refresh, limit).await,
+        Outcome::Succeeded
+    );
+    let first = commands();
+    assert!(first >= 1);
+    rig.seen.clear();
+    assert_eq!(
+        rig.step("refresh-twice", JobKind::Refresh, limit).await,
+        Outcome::Succeeded
+    );
+    assert_eq!(commands(), first + 1, "one command for the second refresh");
+    let pending = rig.seen.iter().rev().find_map(|e| match e {
+        Event::PendingRefreshed { packages, .. } => Some(packages.len()),
+        _ => None,
+    });
+    assert!(pending.is_some_and(|n| n >= 3), "{pending:?}");
+    let (state, _) = rig.last_state("refresh-twice");
+    assert_eq!(state, StateKind::PendingUpdates);
+}

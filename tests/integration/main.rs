@@ -25,6 +25,7 @@ mod pkg_quoting;
 mod pkg_ssh;
 mod secrets;
 mod ssh;
+mod survey;
 mod survey_dnf;
 mod tui;
 mod vm;

@@ -141,18 +141,32 @@ async fn falls_back_to_dnf_commands_when_python_cannot_import_dnf() {
 }
 
 #[tokio::test]
-async fn a_missing_metadata_cache_is_an_error_not_an_empty_list() {
+async fn a_missing_metadata_cache_is_an_error_until_a_refresh_fetches_it() {
     let host = DnfHost::start("dnf-nocache");
     let env = TestEnv::new();
     let config = config(&env, &host);
-    let err = survey_with(&host.executor(), &config, None)
-        .await
-        .unwrap_err();
+    let exec = host.executor();
+    let err = survey_with(&exec, &config, None).await.unwrap_err();
     let text = tendhost::errors::chain(&err);
     assert!(
         matches!(err, survey::Error::Packages { .. }) && text.contains("no cache for 'tendhost'"),
         "{text}"
     );
+
+    let request = SurveyRequest {
+        host: &config,
+        known: None,
+        lists: ListsPolicy::Refresh,
+        boot_id_path: BOOT_ID,
+    };
+    let Survey::Read(findings) = survey::survey(&exec, request, &CancellationToken::new())
+        .await
+        .unwrap()
+    else {
+        panic!("expected a full read after the refresh");
+    };
+    assert!(findings.glance.refreshed_lists);
+    assert_eq!(pending_rows(&mut packages(&findings).pending), FRESH);
 }
 
 #[tokio::test]
@@ -311,5 +325,21 @@ async fn figures_survey_wall_time_python_vs_cache_only() {
             "survey on a chroot dnf host, {label}: median {:?}, min {:?}, max {:?} (5 runs)",
             times[2], times[0], times[4]
         );
+        if label == "python api" {
+            let known = read(&exec, &config).await.glance.fingerprint;
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let start = Instant::now();
+                let answer = survey_with(&exec, &config, Some(&known)).await.unwrap();
+                times.push(start.elapsed());
+                assert!(matches!(answer, Survey::Unchanged(_)), "{answer:?}");
+            }
+            times.sort();
+            eprintln!(
+                "survey on a chroot dnf host, unchanged answer: median {:?}, min {:?}, max {:?} \
+                 (5 runs)",
+                times[2], times[0], times[4]
+            );
+        }
     }
 }

@@ -18,13 +18,6 @@ impl StepContext {
         ComposeUpdater::new(&self.host.docker)
     }
 
-    /// What each stack runs now, without pulling or changing anything.
-    pub(super) async fn inspect_stacks(&self) -> StepResult<Vec<StackReport>> {
-        let composer = self.composer();
-        self.read_stacks(|path| composer.inspect(self.exec.as_ref(), path, &self.cancel))
-            .await
-    }
-
     /// The compose check stage: pulls (when `pull_before_update`) and compares, changing
     /// nothing that runs; announces what an update would change. No stage without stacks.
     pub(super) async fn check_stage(&self) -> StepResult<Vec<StackReport>> {
@@ -109,7 +102,7 @@ impl StepContext {
         failure.map_or(Ok(()), Err)
     }
 
-    async fn announce_stacks(&self, stacks: &[StackReport], updated: bool) {
+    pub(super) async fn announce_stacks(&self, stacks: &[StackReport], updated: bool) {
         self.emit(Event::Stacks {
             host: self.id.clone(),
             stacks: Arc::from(stacks.to_vec()),

@@ -10,7 +10,7 @@
 mod compose;
 mod reattach;
 mod reboot;
-mod refresh;
+pub(super) mod refresh;
 mod update;
 
 use std::future::Future;
@@ -92,6 +92,12 @@ pub(super) struct StepContext {
     pub holder: Arc<str>,
     /// For a reattach: the job an earlier run left on the host.
     pub outstanding: Option<Arc<RemoteJob>>,
+    /// `[fleet] lists_max_age`.
+    pub lists_max_age: Duration,
+    /// Shared by every host: `[fleet] lists_concurrency` refreshes at once.
+    pub lists_limit: Arc<tokio::sync::Semaphore>,
+    /// The host's last survey (see `refresh::Memory`).
+    pub memory: refresh::Memory,
 }
 
 pub(super) type StepResult<T> = Result<T, Error>;
@@ -100,7 +106,8 @@ impl StepContext {
     /// Runs `job` on a host that was in `from` when the job started.
     pub(super) async fn run(self, job: Job, from: StateKind) -> StepResult<Done> {
         match job.kind {
-            JobKind::Refresh => self.refresh().await,
+            JobKind::Refresh => self.refresh(refresh::Read::Routine).await,
+            JobKind::RefreshLists => self.refresh(refresh::Read::Afresh).await,
             JobKind::Update { .. } => self.update(&job, from).await,
             JobKind::Reboot => self.reboot(&job).await,
             JobKind::Reattach => self.reattach(from).await,

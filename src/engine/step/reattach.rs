@@ -5,7 +5,7 @@
 //! job's own error and the tail of its log, a reboot is judged by the boot id. Only a host that
 //! cannot be asked stays "interrupted", with the job kept for the next retry.
 
-use super::refresh::Found;
+use super::refresh::Read;
 use super::{StepContext, StepResult};
 use crate::engine::bus::{Event, Stage};
 use crate::engine::error::Error;
@@ -161,17 +161,12 @@ impl StepContext {
         if now != StateKind::Updating {
             // A resting host (retried after the job outlived its bound): read it like a refresh.
             self.move_to(Transition::Query).await?;
-            let (pending, reboot) = self.read_packages(false).await?;
-            let found = Found {
-                pending: !pending.is_empty(),
-                reboot,
-                stacks: Vec::new(),
-            };
+            let found = self.read_host(Read::AfterChange).await?;
             self.settle_query(&found).await?;
             return Ok(Done::Ran);
         }
-        let (_, reboot) = self.read_packages(false).await?;
-        if reboot.required {
+        let found = self.read_host(Read::AfterChange).await?;
+        if found.reboot.required {
             self.move_to(Transition::NeedReboot {
                 reason: "a reboot is required (the upgrade finished while tendhost was away)"
                     .into(),

@@ -79,7 +79,7 @@ impl StepContext {
             self.check(Stage::Verify, post).await?;
         }
         // The reboot cleared what asked for it: read the host's word on it again.
-        self.read_packages(false).await?;
+        self.read_host(super::refresh::Read::AfterChange).await?;
         Ok(())
     }
 

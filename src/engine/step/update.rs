@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::Local;
 
+use super::refresh::Read;
 use super::{StepContext, StepResult, quoted_list};
 use crate::engine::bus::{Event, Job, JobKind, Stage, StageStatus};
 use crate::engine::error::Error;
@@ -43,7 +44,7 @@ impl StepContext {
             let check = self.read(|| self.check(Stage::PreCheck, pre));
             self.in_stage(Stage::PreCheck, check).await?;
         }
-        let found = self.read_host().await?;
+        let found = self.read_host(Read::BeforeUpgrade).await?;
         self.settle_query(&found).await?;
         if dry_run {
             if found.pending {
@@ -179,7 +180,7 @@ impl StepContext {
             self.check(Stage::Verify, post).await?;
         }
         if !self.cancel.is_cancelled() {
-            self.read_packages(false).await?;
+            self.read_host(Read::AfterChange).await?;
         }
         Ok(())
     }

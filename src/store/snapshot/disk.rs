@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SavedHost;
 use crate::fleet::{
-    FailedInfo, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind,
+    FailedInfo, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind, SurveyMark,
 };
 use crate::inventory::Inventory;
 use crate::pkg::{PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan};
@@ -41,6 +41,10 @@ pub(super) struct DiskHost {
     /// The detached job in flight when this was saved: what a restarted tendhost asks about.
     #[serde(default)]
     pub job: Option<RemoteJob>,
+    /// What the next read compares with: a restarted tendhost asks each host only whether
+    /// anything changed.
+    #[serde(default)]
+    pub survey: Option<SurveyMark>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -178,6 +182,7 @@ impl From<&SavedHost> for DiskHost {
             recent_output: saved.recent_output.clone(),
             dropped_output: saved.dropped_output,
             job: model.job.as_deref().cloned(),
+            survey: model.survey.as_deref().cloned(),
         }
     }
 }
@@ -210,6 +215,7 @@ impl From<DiskHost> for SavedHost {
         model.last_refresh = disk.last_refresh;
         // An id that is not one tendhost makes would become a path on the host: drop it.
         model.job = disk.job.filter(|j| j.id.is_valid()).map(Arc::new);
+        model.survey = disk.survey.map(Arc::new);
         SavedHost {
             model,
             recent_output: disk.recent_output,

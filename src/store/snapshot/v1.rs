@@ -99,6 +99,7 @@ impl From<V1Host> for DiskHost {
             pending: refreshed.then_some(old.pending),
             reboot: old.reboot,
             job: None,
+            survey: None,
             plan: old.plan.map(|plan| DiskPlan {
                 plan,
                 dry_run: true,

@@ -161,6 +161,12 @@ pub(crate) fn install_into(root: &Path) {
         "deb [trusted=yes] file:/repo ./\ndeb [trusted=yes] file:/security ./\n",
     )
     .expect("sources.list");
+    // The lists predate the repository: they were fetched when 1.0 was current, long enough ago
+    // that tendhost's lists policy (`[fleet] lists_max_age`) refreshes them before reading.
+    run(Command::new("touch")
+        .args(["-d", "2 days ago"])
+        .arg(root.join("var/lib/apt/lists")));
+    let _ = fs::remove_file(root.join("var/lib/apt/periodic/update-success-stamp"));
 }
 
 /// A flat-repository Release file naming the suite as Debian's security archive does.
