@@ -45,7 +45,10 @@ def main():
     conf.read()
     conf.substitutions.update_from_etc(conf.installroot)
     conf.cacheonly = True
+    versionlock = load_versionlock(base)
     base.read_all_repos()
+    if versionlock:
+        base.configure_plugins()
     load_from_cache(base)
     query = base.sack.query()
     installed = query.installed()
@@ -73,6 +76,36 @@ def main():
     out.append("@@dnf-services partial" if partial else "@@dnf-services")
     out.extend(services)
     sys.stdout.write("\n".join(out) + "\n")
+
+
+def load_versionlock(base):
+    """Loads dnf's versionlock plugin, the only plugin loaded, when the host has it (and its
+    config enables it): a locked package is not pending for `dnf check-update` either. Other
+    plugins may want dnf's command line or the network (subscription-manager), and cost time.
+    Best effort: returns whether it was loaded."""
+    if not base.conf.plugins:
+        return False
+    found = False
+    others = set()
+    for path in base.conf.pluginpath:
+        try:
+            names = [f[:-3] for f in os.listdir(path) if f.endswith(".py")]
+        except OSError:
+            continue
+        found = found or "versionlock" in names
+        others.update(n for n in names if n != "versionlock")
+    if not found:
+        return False
+    try:
+        base.init_plugins(disabled_glob=sorted(others))
+        base.pre_configure_plugins()
+    except Exception:
+        try:  # a plugin left half set up must not run its sack hook
+            del base._plugins.plugins[:]
+        except Exception:
+            pass
+        return False
+    return True
 
 
 def load_from_cache(base):

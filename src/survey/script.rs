@@ -57,6 +57,9 @@ const FINGERPRINTED: &[&str] = &[
     "/etc/yum.repos.d",
     "/etc/yum.repos.d/*",
     "/etc/dnf/dnf.conf",
+    // Version locks hide upgrades from dnf and yum (and the survey's dnf API read).
+    "/etc/dnf/plugins/versionlock.list",
+    "/etc/yum/pluginconf.d/versionlock.list",
 ];
 
 /// A survey of one host, from the request to the parsed answer.

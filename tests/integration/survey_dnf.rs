@@ -141,6 +141,32 @@ async fn falls_back_to_dnf_commands_when_python_cannot_import_dnf() {
 }
 
 #[tokio::test]
+async fn a_version_lock_holds_a_package_back_on_both_paths() {
+    let env = TestEnv::new();
+    for options in [
+        DnfOptions::default(),
+        DnfOptions {
+            no_python_dnf: true,
+            ..DnfOptions::default()
+        },
+    ] {
+        let host = DnfHost::start_with("dnf-lock", options);
+        host.makecache();
+        let config = config(&env, &host);
+        let exec = host.executor();
+        let known = read(&exec, &config).await.glance.fingerprint;
+        host.sh("dnf -q versionlock add tendhost-app >/dev/null 2>&1");
+        let Survey::Read(findings) = survey_with(&exec, &config, Some(&known)).await.unwrap()
+        else {
+            panic!("a new lock must change the fingerprint");
+        };
+        let mut found = packages(&findings);
+        let rows = pending_rows(&mut found.pending);
+        assert_eq!(rows, [FRESH[0], FRESH[2], FRESH[3]], "{options:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_missing_metadata_cache_is_an_error_until_a_refresh_fetches_it() {
     let host = DnfHost::start("dnf-nocache");
     let env = TestEnv::new();
