@@ -73,6 +73,10 @@ pub struct SimFleet {
     pub upgrades: AtomicUsize,
     /// Inventory reads asked for, answered or not.
     pub reads: AtomicUsize,
+    /// Package-list refreshes: running now, the most at once, and how many in all.
+    pub refreshing: AtomicUsize,
+    pub refresh_peak: AtomicUsize,
+    pub refreshes: AtomicUsize,
     /// Every upgrade's start and end, in the order they happened (a std mutex: pushed to and
     /// copied, never held across an await).
     pub upgrade_log: Mutex<Vec<(String, Upgrade)>>,
@@ -344,6 +348,13 @@ impl PackageManager for SimManager {
         _exec: &dyn Executor,
         _cancel: &CancellationToken,
     ) -> Result<(), pkg::Error> {
+        // A refresh downloads lists: it takes a while, so overlapping ones are seen.
+        let fleet = &self.fleet;
+        let now = fleet.refreshing.fetch_add(1, Ordering::SeqCst) + 1;
+        fleet.refresh_peak.fetch_max(now, Ordering::SeqCst);
+        fleet.refreshes.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fleet.refreshing.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }
 

@@ -362,3 +362,102 @@ fn digest(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, HostConfig};
+
+    fn host(extra: &str) -> HostConfig {
+        let text = format!("[[host]]\nname = \"h\"\naddr = \"10.0.0.1\"\n{extra}\n");
+        Config::from_str("t.toml", &text).unwrap().hosts[0].clone()
+    }
+
+    fn plan<'a>(host: &'a HostConfig, known: Option<&'a str>, lists: ListsPolicy) -> Plan<'a> {
+        Plan::new(SurveyRequest {
+            host,
+            known,
+            lists,
+            boot_id_path: "/proc/sys/kernel/random/boot_id",
+        })
+    }
+
+    #[test]
+    fn a_known_fingerprint_of_this_version_is_compared_quoted_others_are_ignored() {
+        let h = host("");
+        let version = plan(&h, None, ListsPolicy::Keep).version.clone();
+        let known = format!("{version}-abc'; rm -rf /; '");
+        let script = plan(&h, Some(&known), ListsPolicy::Keep).script();
+        assert!(script.contains(&quote("abc'; rm -rf /; '")), "{script}");
+        assert!(script.contains("@@unchanged"));
+        // A fingerprint another tendhost (or another config) wrote is never compared.
+        let script = plan(&h, Some("0123456789ab-abc"), ListsPolicy::Keep).script();
+        assert!(!script.contains("@@unchanged"));
+    }
+
+    #[test]
+    fn compose_paths_are_quoted_and_change_the_version() {
+        let plain = host("");
+        let with_stack = host("compose_paths = [\"/srv/my app; reboot\"]");
+        let a = plan(&plain, None, ListsPolicy::Keep);
+        let b = plan(&with_stack, None, ListsPolicy::Keep);
+        assert_ne!(a.version, b.version);
+        let script = b.script();
+        assert!(script.contains(&quote("/srv/my app; reboot")), "{script}");
+        assert!(script.contains("@@stack 0"));
+    }
+
+    #[test]
+    fn only_max_age_can_answer_stale_and_only_refresh_refreshes() {
+        let h = host("");
+        let hour = ListsPolicy::MaxAge(Duration::from_secs(3600));
+        assert!(plan(&h, None, hour).script().contains("@@stale"));
+        assert!(plan(&h, None, hour).script().contains("-gt 3600"));
+        assert!(
+            !plan(&h, None, ListsPolicy::Keep)
+                .script()
+                .contains("@@stale")
+        );
+        assert!(
+            !plan(&h, None, ListsPolicy::Keep)
+                .script()
+                .contains("@@refresh")
+        );
+        assert!(
+            plan(&h, None, ListsPolicy::Refresh)
+                .script()
+                .contains("@@refresh")
+        );
+        // A host without a manager has no lists to refresh or age.
+        let none = host("manager = \"none\"");
+        assert!(
+            !plan(&none, None, ListsPolicy::Refresh)
+                .script()
+                .contains("@@refresh")
+        );
+        assert!(!plan(&none, None, hour).script().contains("@@stale"));
+    }
+
+    #[test]
+    fn reads_unchanged_stale_and_a_cut_answer() {
+        let h = host("manager = \"apt\"");
+        let p = plan(&h, None, ListsPolicy::Keep);
+        let unchanged = Sections::parse(
+            "@@survey\n@@lists\n1000 400\n@@uptime\n77.5 1\n@@fingerprint\nabc\n@@unchanged\n",
+        );
+        let Ok(Survey::Unchanged(glance)) = p.read(&unchanged) else {
+            panic!("unchanged");
+        };
+        assert_eq!(glance.fingerprint, format!("{}-abc", p.version));
+        assert_eq!(glance.uptime_secs, Some(77));
+        let age = Utc::now() - glance.lists_refreshed.unwrap();
+        assert!((599..=605).contains(&age.num_seconds()), "{age:?}");
+
+        let stale = Sections::parse("@@survey\n@@lists\n1000\n@@stale 1000\n");
+        assert!(matches!(p.read(&stale), Ok(Survey::Stale { age }) if age.as_secs() == 1000));
+
+        // Output that stops before the end is not taken for an empty answer.
+        let cut = Sections::parse("@@survey\n@@fingerprint\nabc\n@@inventory\n");
+        assert!(matches!(p.read(&cut), Err(Error::NotRun { .. })));
+    }
+}

@@ -3,6 +3,7 @@
 //! `tests/integration/engine.rs`.
 
 mod hosts;
+mod lists;
 mod waves;
 
 use std::sync::Arc;
