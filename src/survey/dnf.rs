@@ -340,5 +340,8 @@ mod tests {
             script.contains("dnf -q -C check-update"),
             "the fallback is there"
         );
+        // The survey travels as one `sh -c` argument (or one environment string behind a
+        // ForceCommand): Linux refuses either past 128 KiB.
+        assert!(script.len() < 32 * 1024, "{} bytes", script.len());
     }
 }
