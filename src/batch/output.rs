@@ -374,6 +374,9 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         "pending": pending.len(),
         "packages": packages,
         "reboot_required": model.reboot.required,
+        "reboot_packages": model.reboot.packages,
+        // `null` where the host has no tool to tell (needrestart, needs-restarting).
+        "services_needing_restart": model.survey.as_ref().and_then(|s| s.services.as_ref()),
         "error": error,
         "last_error": state.last_error,
         "unreachable": state.unreachable(),

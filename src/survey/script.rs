@@ -40,17 +40,26 @@ const FINGERPRINTED: &[&str] = &[
     "/etc/apt/sources.list.d/*",
     "/var/run/reboot-required",
     "/var/run/reboot-required.pkgs",
-    // rpm and dnf/yum: the rpm database, repository metadata, repository configuration.
-    "/var/lib/rpm",
-    "/var/lib/rpm/*",
-    "/usr/lib/sysimage/rpm",
-    "/usr/lib/sysimage/rpm/*",
-    "/var/cache/dnf",
+    // rpm and dnf/yum: the rpm database, repository metadata, repository configuration. Only
+    // the files a write changes: every reader touches sqlite's `-shm` and Berkeley DB's
+    // `__db.*` regions, and dnf creates and removes its lock in `/var/cache/dnf`, so the
+    // directories and a `*` would change with every read (the survey's own included).
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/rpmdb.sqlite-wal",
+    "/var/lib/rpm/Packages",
+    "/var/lib/rpm/Packages.db",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite-wal",
+    "/usr/lib/sysimage/rpm/Packages",
+    "/usr/lib/sysimage/rpm/Packages.db",
     "/var/cache/dnf/*/repodata/repomd.xml",
     "/var/cache/yum",
     "/etc/yum.repos.d",
     "/etc/yum.repos.d/*",
     "/etc/dnf/dnf.conf",
+    // Version locks hide upgrades from dnf and yum (and the survey's dnf API read).
+    "/etc/dnf/plugins/versionlock.list",
+    "/etc/yum/pluginconf.d/versionlock.list",
 ];
 
 /// A survey of one host, from the request to the parsed answer.

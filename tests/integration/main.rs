@@ -26,5 +26,6 @@ mod pkg_ssh;
 mod secrets;
 mod ssh;
 mod survey;
+mod survey_dnf;
 mod tui;
 mod vm;

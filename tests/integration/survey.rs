@@ -96,6 +96,19 @@ async fn issue11_one_command_reads_everything_and_an_unchanged_host_answers_unch
         .map(|p| p.name.as_str())
         .collect();
     assert!(names.contains(&"tendhost-app"), "{names:?}");
+    // The security origin still flags a package (aptrepo serves tendhost-kernel from one).
+    let pending = &first.packages.as_ref().unwrap().1.pending;
+    let kernel = pending
+        .iter()
+        .find(|p| p.name == "tendhost-kernel")
+        .unwrap();
+    assert!(kernel.security && kernel.from == "1.0", "{kernel:?}");
+    assert!(
+        pending
+            .iter()
+            .filter(|p| p.name != "tendhost-kernel")
+            .all(|p| !p.security)
+    );
     assert_eq!(first.inventory.os.id, "debian");
     assert!(first.inventory.installed_packages > 50);
     assert!(first.glance.refreshed_lists);
@@ -129,7 +142,9 @@ async fn issue11_one_command_reads_everything_and_an_unchanged_host_answers_unch
     assert_ne!(after.glance.fingerprint, fp);
 
     // So does a reboot marker.
-    host.host.root.sh("touch /var/run/reboot-required");
+    host.host
+        .root
+        .sh("touch /var/run/reboot-required; echo tendhost-kernel > /var/run/reboot-required.pkgs");
     let Survey::Read(marked) = read(
         &exec,
         request(&config, Some(&after.glance.fingerprint), hour),
@@ -138,7 +153,9 @@ async fn issue11_one_command_reads_everything_and_an_unchanged_host_answers_unch
     else {
         panic!("a reboot marker is a change");
     };
-    assert!(marked.packages.as_ref().unwrap().1.reboot.required);
+    let reboot = &marked.packages.as_ref().unwrap().1.reboot;
+    assert!(reboot.required);
+    assert_eq!(reboot.packages, ["tendhost-kernel"], "the reason is kept");
 
     // Lists older than the policy allows: the host says so instead of reading them.
     host.host.root.sh(

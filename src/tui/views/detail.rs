@@ -172,6 +172,13 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
         format!("{} installed{pending}", inv.installed_packages),
         ctx,
     ));
+    if let Some(services) = host.model.survey.as_ref().and_then(|s| s.services.as_ref()) {
+        let text = match services.is_empty() {
+            true => "no service runs replaced code".to_string(),
+            false => services.join(", "),
+        };
+        lines.push(field("restart", text, ctx));
+    }
     lines.push(field(
         "gathered",
         format!("{} by {:?}", ago(inv.collected_at, view.now), inv.source).to_lowercase(),

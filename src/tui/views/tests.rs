@@ -600,3 +600,28 @@ async fn issue10_host_sent_escape_sequences_never_reach_the_screen() {
     assert!(pending_tab.contains("openssl "), "{pending_tab}");
     assert!(log_tab.contains("Setting up libc6"), "{log_tab}");
 }
+
+/// Issue 11: the services a survey found running replaced code show on the Inventory tab; a
+/// host that could not tell shows no such line.
+#[tokio::test]
+async fn inventory_tab_names_services_needing_a_restart() {
+    use std::sync::Arc;
+
+    use crate::engine::bus::Event;
+    use crate::fleet::SurveyMark;
+    use crate::tui::testing::inventory;
+    let (mut app, _rig) = demo_app(color(), false);
+    app.apply(&inventory("host-00", "debian", "12"));
+    let before = text(&draw(&mut app, 100, 30));
+    assert!(!before.contains("restart "), "{before}");
+    app.apply(&Event::Surveyed {
+        host: "host-00".into(),
+        mark: Arc::new(SurveyMark {
+            fingerprint: "x-1".into(),
+            lists_refreshed: None,
+            services: Some(vec!["cron.service".into(), "ssh.service".into()]),
+        }),
+    });
+    let screen = text(&draw(&mut app, 100, 30));
+    assert!(screen.contains("cron.service, ssh.service"), "{screen}");
+}

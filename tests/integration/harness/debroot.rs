@@ -89,31 +89,37 @@ fn mirror_in(text: &str) -> Option<String> {
 pub(crate) fn base() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
-        let cache = Path::new(CACHE_DIR);
-        fs::create_dir_all(cache).expect("creating the debroot cache dir");
-        let base = cache.join(BASE_NAME);
-        let lock_file = fs::File::create(cache.join(".lock")).expect("creating the cache lock");
-        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| e)
-            .expect("locking the debroot cache");
-        if !base.join(COMPLETE_MARKER).exists() {
-            let tmp = cache.join(format!("{BASE_NAME}.tmp"));
-            let _ = fs::remove_dir_all(&tmp);
-            eprintln!(
-                "debroot: building {} from {} (once)",
-                base.display(),
-                mirror()
-            );
+        cached(BASE_NAME, |tmp| {
+            eprintln!("debroot: building {BASE_NAME} from {} (once)", mirror());
             run(Command::new("debootstrap")
                 .args(["--variant=minbase", "bookworm"])
-                .arg(&tmp)
+                .arg(tmp)
                 .arg(mirror()));
-            fs::write(tmp.join(COMPLETE_MARKER), b"").expect("marking the base complete");
-            let _ = fs::remove_dir_all(&base);
-            fs::rename(&tmp, &base).expect("moving the base into place");
-        }
-        base
+        })
     })
+}
+
+/// `CACHE_DIR/name`, built by `build` into a temporary directory on first use, under the
+/// cache's lock, and marked complete last, so a build cut short is started over and never
+/// used; later runs find it ready.
+pub(crate) fn cached(name: &str, build: impl FnOnce(&Path)) -> PathBuf {
+    let cache = Path::new(CACHE_DIR);
+    fs::create_dir_all(cache).expect("creating the debroot cache dir");
+    let dir = cache.join(name);
+    // One lock for every cached base: `build` must not ask for another one.
+    let lock_file = fs::File::create(cache.join(".lock")).expect("creating the cache lock");
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("locking the debroot cache");
+    if !dir.join(COMPLETE_MARKER).exists() {
+        let tmp = cache.join(format!("{name}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        build(&tmp);
+        fs::write(tmp.join(COMPLETE_MARKER), b"").expect("marking the base complete");
+        let _ = fs::remove_dir_all(&dir);
+        fs::rename(&tmp, &dir).expect("moving the base into place");
+    }
+    dir
 }
 
 /// One test host's own Debian root.
@@ -128,7 +134,11 @@ pub(crate) struct DebRoot {
 impl DebRoot {
     /// A fresh copy of the cached base, with `/proc` mounted and the network apt sources gone.
     pub(crate) fn new(name: &str) -> Self {
-        let base = base();
+        Self::with_base(name, base())
+    }
+
+    /// [`Self::new`] over another cached base (one built from [`base`] with more installed).
+    pub(crate) fn with_base(name: &str, base: &Path) -> Self {
         let parent = Path::new(CACHE_DIR).join("hosts");
         fs::create_dir_all(&parent).expect("creating the hosts dir");
         let dir = tempfile::Builder::new()

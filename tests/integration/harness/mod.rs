@@ -2,7 +2,8 @@
 //!
 //! - [`debroot`]: a debootstrapped Debian root per test host (cached base + overlay), and
 //!   [`aptrepo`]: a local apt repository of generated .deb packages inside it.
-//! - [`rpmrepo`]: a real rpm database and repository driven by Debian's dnf.
+//! - [`rpmrepo`]: a real rpm database and repository driven by Debian's dnf;
+//!   [`dnfhost`]: a whole rpm/dnf host in a chroot (its own rpm db, cache, repos, python3-dnf).
 //! - [`registry`]: a loopback docker registry and tiny locally built images, shared per process;
 //!   [`compose`]: compose stacks running them, and a `docker` shim standing in for compose v2.
 //! - [`vm`]: a real VM (qemu under TCG, systemd as PID 1) from an image cached once; one boots
@@ -26,6 +27,7 @@ pub(crate) mod apthost;
 pub(crate) mod aptrepo;
 pub(crate) mod compose;
 pub(crate) mod debroot;
+pub(crate) mod dnfhost;
 pub(crate) mod registry;
 pub(crate) mod rpmrepo;
 pub(crate) mod sshd;

@@ -94,33 +94,17 @@ impl RpmHost {
             .tempdir()
             .expect("rpm host dir");
         let host = Self { dir };
-        let top = host.path("rpmbuild");
-        for p in INSTALLED.iter().chain(NEWER) {
-            build(p, &top);
-        }
-        let built = top.join("RPMS/noarch");
+        let built = build_all(&host.path("rpmbuild"));
         let root = host.root();
         fs::create_dir_all(root.join("etc/yum.repos.d")).expect("repos dir");
         run(Command::new("rpm").arg("--root").arg(&root).arg("--initdb"));
-        let installed: Vec<PathBuf> = INSTALLED.iter().map(|p| built.join(file(p))).collect();
         run(Command::new("rpm")
             .arg("--root")
             .arg(&root)
             .args(["-i", "--nodeps"])
-            .args(&installed));
-
+            .args(installed_files(&built)));
         let repo = host.path("repo");
-        fs::create_dir_all(&repo).expect("repo dir");
-        for p in NEWER {
-            fs::copy(built.join(file(p)), repo.join(file(p))).expect("copying an rpm");
-        }
-        run(Command::new("createrepo_c").arg("-q").arg(&repo));
-        let updateinfo = host.path("updateinfo.xml");
-        fs::write(&updateinfo, UPDATEINFO).expect("updateinfo");
-        run(Command::new("modifyrepo_c")
-            .args(["--mdtype=updateinfo"])
-            .arg(&updateinfo)
-            .arg(repo.join("repodata")));
+        make_repo(&built, &repo);
         fs::write(
             root.join("etc/yum.repos.d/local.repo"),
             format!(
@@ -131,7 +115,7 @@ impl RpmHost {
         .expect("repo file");
         let restarting = root.join("etc/dnf/plugins/needs-restarting.d");
         fs::create_dir_all(&restarting).expect("needs-restarting.d");
-        fs::write(restarting.join("tendhost.conf"), "tendhost-newdep\n").expect("reboot names");
+        fs::write(restarting.join("tendhost.conf"), REBOOT_NAMES).expect("reboot names");
 
         let shim = host.path("shim");
         fs::create_dir_all(&shim).expect("shim dir");
@@ -191,6 +175,39 @@ impl RpmHost {
         }
     }
 }
+
+/// Builds every package of the set into `top` (an rpmbuild top dir); returns where the rpms are.
+pub(crate) fn build_all(top: &Path) -> PathBuf {
+    for p in INSTALLED.iter().chain(NEWER) {
+        build(p, top);
+    }
+    top.join("RPMS/noarch")
+}
+
+/// The 1.0 rpms to install, in `built`.
+pub(crate) fn installed_files(built: &Path) -> Vec<PathBuf> {
+    INSTALLED.iter().map(|p| built.join(file(p))).collect()
+}
+
+/// A repository in `repo` with the newer rpms from `built`, indexed by createrepo-c, with the
+/// `updateinfo` advisories added.
+pub(crate) fn make_repo(built: &Path, repo: &Path) {
+    fs::create_dir_all(repo).expect("repo dir");
+    for p in NEWER {
+        fs::copy(built.join(file(p)), repo.join(file(p))).expect("copying an rpm");
+    }
+    run(Command::new("createrepo_c").arg("-q").arg(repo));
+    let updateinfo = repo.join("updateinfo.xml");
+    fs::write(&updateinfo, UPDATEINFO).expect("updateinfo");
+    run(Command::new("modifyrepo_c")
+        .args(["--mdtype=updateinfo"])
+        .arg(&updateinfo)
+        .arg(repo.join("repodata")));
+    fs::remove_file(&updateinfo).expect("removing the updateinfo source");
+}
+
+/// The names `needs-restarting.d` adds to dnf's reboot list on these hosts.
+pub(crate) const REBOOT_NAMES: &str = "tendhost-newdep\n";
 
 fn file(p: &Rpm) -> String {
     format!("{}-{}-1.noarch.rpm", p.name, p.version)
