@@ -48,6 +48,8 @@ pub struct Behaviour {
     /// How long a wave's pre-download takes.
     pub download_time: Duration,
     pub fail_download: bool,
+    /// How long refreshing the package lists takes.
+    pub refresh_time: Duration,
 }
 
 impl Default for Behaviour {
@@ -65,6 +67,7 @@ impl Default for Behaviour {
             offline: false,
             download_time: Duration::ZERO,
             fail_download: false,
+            refresh_time: Duration::ZERO,
         }
     }
 }
@@ -373,12 +376,12 @@ impl PackageManager for SimManager {
         _exec: &dyn Executor,
         _cancel: &CancellationToken,
     ) -> Result<(), pkg::Error> {
-        // A refresh downloads lists: it takes a while, so overlapping ones are seen.
         let fleet = &self.fleet;
+        let refresh_time = fleet.behaviour(&self.host).refresh_time;
         let now = fleet.refreshing.fetch_add(1, Ordering::SeqCst) + 1;
         fleet.refresh_peak.fetch_max(now, Ordering::SeqCst);
         fleet.refreshes.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(refresh_time).await;
         fleet.refreshing.fetch_sub(1, Ordering::SeqCst);
         Ok(())
     }

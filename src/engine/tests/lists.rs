@@ -27,6 +27,14 @@ async fn all(rig: &Rig, hosts: usize, kind: JobKind) {
 #[tokio::test(start_paused = true)]
 async fn at_most_lists_concurrency_hosts_refresh_their_lists_at_once() {
     let fleet = SimFleet::new();
+    for i in 0..20 {
+        // Refreshes take a while, so overlapping ones are seen.
+        let slow = Behaviour {
+            refresh_time: Duration::from_millis(100),
+            ..Behaviour::default()
+        };
+        fleet.set(&format!("h{i}"), slow);
+    }
     let rig = start(
         config(20, "lists_max_age = \"0\"\nlists_concurrency = 3"),
         fleet.clone(),

@@ -13,9 +13,6 @@ async fn wave_over_ten_thousand_hosts_never_exceeds_its_batch_size() {
     let fleet = SimFleet::new();
     let started = std::time::Instant::now();
     let mut config = fleet_config(10_000, "");
-    // Every update refreshes its host's lists first (0.1 s simulated, real time here): rationed
-    // at the default 8 that alone would take 2 min; this test is about the batch cap.
-    config.fleet.lists_concurrency = 500;
     eprintln!("config: {:?}", started.elapsed());
     let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
     let mut rig = start(config, fleet.clone());
