@@ -195,7 +195,26 @@ pub struct SshSettings {
     /// Upper bound for one remote command unless the caller sets its own.
     pub command_timeout: Duration,
     pub keepalive: Duration,
+    /// Handshakes (connect, key exchange, auth) in flight at once, whatever the host.
+    pub max_handshakes: usize,
+    /// Handshakes in flight to one sshd (`addr:port`; a jump host is one sshd for every host
+    /// behind it), kept under sshd's `MaxStartups`.
+    pub max_handshakes_per_server: usize,
+    /// Key exchange algorithms in order of preference; empty = tendhost's order
+    /// (`curve25519-sha256` first, see README "Key exchange").
+    pub kex: Vec<String>,
 }
+
+/// The key exchange names `[ssh] kex` accepts: those tendhost's SSH client implements.
+/// (`sntrup761x25519-sha512@openssh.com`, OpenSSH 9.0–9.8's default, is not among them.)
+pub const KEX_ALGORITHMS: &[&str] = &[
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "mlkem768x25519-sha256",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group14-sha256",
+];
 
 /// A batch size in a wave: an absolute count or a share of the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
