@@ -539,7 +539,10 @@ mod tests {
     fn handshake_limits_and_kex_are_read_and_bad_values_located() {
         let config = Config::from_str("t.toml", "").unwrap();
         assert_eq!(
-            (config.ssh.max_handshakes, config.ssh.max_handshakes_per_server),
+            (
+                config.ssh.max_handshakes,
+                config.ssh.max_handshakes_per_server
+            ),
             (10, 4)
         );
         assert!(config.ssh.kex.is_empty());
@@ -547,7 +550,10 @@ mod tests {
                     kex = [\"mlkem768x25519-sha256\", \"curve25519-sha256\"]\n";
         let config = Config::from_str("t.toml", text).unwrap();
         assert_eq!(
-            (config.ssh.max_handshakes, config.ssh.max_handshakes_per_server),
+            (
+                config.ssh.max_handshakes,
+                config.ssh.max_handshakes_per_server
+            ),
             (64, 2)
         );
         assert_eq!(
@@ -577,8 +583,7 @@ mod tests {
             "{}",
             found[2]
         );
-        let Err(ConfigError::Invalid(problems)) =
-            Config::from_str("t.toml", "[ssh]\nkex = []\n")
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", "[ssh]\nkex = []\n")
         else {
             panic!("an empty kex list loaded");
         };

@@ -34,8 +34,7 @@ pub use lines::MAX_LINE;
 pub use local::LocalExecutor;
 pub use quote::quote;
 pub use ssh::{
-    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SERVER, HandshakeThrottle,
-    SshExecutor,
+    DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SERVER, HandshakeThrottle, SshExecutor,
 };
 
 /// Which stream a line of output came from.
