@@ -39,7 +39,6 @@ mod aptrepo;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/integration/harness/debroot.rs"]
 mod debroot;
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 // Where `debroot` expects them (the harness's own `mod.rs` re-exports them the same way).
@@ -112,7 +111,8 @@ impl CpuMeter {
     fn get() -> &'static CpuMeter {
         static METER: std::sync::OnceLock<CpuMeter> = std::sync::OnceLock::new();
         METER.get_or_init(|| {
-            let group = PathBuf::from(CPUACCT).join(format!("tendhost-bench-{}", std::process::id()));
+            let group =
+                PathBuf::from(CPUACCT).join(format!("tendhost-bench-{}", std::process::id()));
             let joined = std::fs::create_dir_all(&group).is_ok()
                 && std::fs::write(group.join("cgroup.procs"), std::process::id().to_string())
                     .is_ok();
@@ -271,39 +271,56 @@ fn main() {
 fn read_rows(rig: &Rig, runtime: &tokio::runtime::Runtime, figures: &mut Vec<Figure>) {
     let n = rig.hosts.len();
     // Warm-up, not counted: page cache, dentries, sshd binaries, the hosts' roots.
-    peers::openssh_true(&rig, None);
+    peers::openssh_true(rig, None);
     let _ = peers::ansible_bin();
 
     figures.push(measure(
         "1  OpenSSH `ssh host true`, default kex (sntrup761x25519)",
         "handshakes: sntrup761 CPU, client and server",
-        || (peers::openssh_true(&rig, None), n),
+        || (peers::openssh_true(rig, None), n),
     ));
     figures.push(measure(
         "1b OpenSSH `ssh host true`, curve25519-sha256 (tendhost's kex)",
         "handshakes: process start + curve25519",
-        || (peers::openssh_true(&rig, Some("curve25519-sha256")), n),
+        || (peers::openssh_true(rig, Some("curve25519-sha256")), n),
     ));
     figures.push(measure(
         "2  pssh apt list --upgradable / dnf -q check-update",
         "handshakes + one apt (python-free) per host",
-        || (peers::pssh(&rig), n),
+        || (peers::pssh(rig), n),
     ));
     figures.push(measure(
         "3  Ansible ad-hoc command, forks=hosts, pipelining",
         "Ansible's Python: a fork + module payload per host",
-        || (peers::ansible_adhoc(&rig), n),
+        || (peers::ansible_adhoc(rig), n),
     ));
-    let config = tendhost_side::write_config(&rig, "read", false, "");
+    let config = tendhost_side::write_config(rig, "read", false, "");
     let inventory = ["--batch", "inventory", "--json"];
     figures.push(measure(
         "4  tendhost cold --batch inventory --json",
         "the command sequence per host (probe, os-release, apt-get update, apt list, reboot check)",
         || {
-            let out = tendhost_side::batch(&rig, &config, "state-inventory", &inventory);
+            let out = tendhost_side::batch(rig, &config, "state-inventory", &inventory);
             if !out.status.success() {
-                eprintln!("fleet: cold inventory {}", tendhost_side::describe_failure(&out));
+                eprintln!(
+                    "fleet: cold inventory {}",
+                    tendhost_side::describe_failure(&out)
+                );
             }
+            (tendhost_side::hosts_with_pending(&out), n)
+        },
+    ));
+    let unthrottled = tendhost_side::write_config(
+        rig,
+        "read-unthrottled",
+        false,
+        "max_handshakes = 4096\nmax_handshakes_per_server = 4096\n",
+    );
+    figures.push(measure(
+        "4b tendhost cold, handshake throttle opened (max_handshakes 4096)",
+        "the same: what the throttle (10 in flight) costs here",
+        || {
+            let out = tendhost_side::batch(rig, &unthrottled, "state-unthrottled", &inventory);
             (tendhost_side::hosts_with_pending(&out), n)
         },
     ));
@@ -311,15 +328,19 @@ fn read_rows(rig: &Rig, runtime: &tokio::runtime::Runtime, figures: &mut Vec<Fig
         "5  tendhost restart: the same, same state dir",
         "the same sequence again: nothing is skipped yet",
         || {
-            let out = tendhost_side::batch(&rig, &config, "state-inventory", &inventory);
+            let out = tendhost_side::batch(rig, &config, "state-inventory", &inventory);
             if !out.status.success() {
-                eprintln!("fleet: restart inventory {}", tendhost_side::describe_failure(&out));
+                eprintln!(
+                    "fleet: restart inventory {}",
+                    tendhost_side::describe_failure(&out)
+                );
             }
             (tendhost_side::hosts_with_pending(&out), n)
         },
     ));
+    kex_rows(rig, runtime, &config, figures);
     eprintln!("fleet: 6  tendhost engine, two refreshes …");
-    let (first, second, ok) = runtime.block_on(tendhost_side::console_refresh(&rig, &config));
+    let (first, second, ok) = runtime.block_on(tendhost_side::console_refresh(rig, &config));
     figures.push(Figure {
         label: "6a tendhost engine: first refresh of all (connects)".into(),
         wall: first.0,
@@ -336,6 +357,39 @@ fn read_rows(rig: &Rig, runtime: &tokio::runtime::Runtime, figures: &mut Vec<Fig
         of: n,
         note: "the command sequence; no handshakes".into(),
     });
+}
+
+/// Handshakes one at a time to one host: what each key exchange costs (wall and CPU, client
+/// and server), OpenSSH's client and tendhost's. OpenSSH 9.2's sshd has no ML-KEM (9.9+), and
+/// tendhost's client has no sntrup761: each is measured where it can be.
+fn kex_rows(
+    rig: &Rig,
+    runtime: &tokio::runtime::Runtime,
+    config: &std::path::Path,
+    figures: &mut Vec<Figure>,
+) {
+    const EACH: usize = 20;
+    for kex in ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256"] {
+        figures.push(measure(
+            &format!("K  {EACH}x in turn: OpenSSH connect + `true`, {kex}"),
+            "one handshake: divide by 20",
+            || (peers::openssh_sequential(rig, kex, EACH), EACH),
+        ));
+    }
+    // tendhost against OpenSSH 9.2: curve25519 only (no sntrup761 in russh, no ML-KEM in 9.2).
+    let kex = "curve25519-sha256";
+    {
+        figures.push(measure(
+            &format!("K  {EACH}x in turn: tendhost connect + `true`, {kex}"),
+            "one handshake: divide by 20",
+            || {
+                (
+                    runtime.block_on(tendhost_side::handshakes(rig, config, kex, EACH)),
+                    EACH,
+                )
+            },
+        ));
+    }
 }
 
 /// Row 7: each side on a fresh fleet in the same pending state.

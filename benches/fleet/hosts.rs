@@ -65,7 +65,10 @@ fn apt_layer() -> PathBuf {
     }
     eprintln!("fleet: building the apt layer {} (once)", layer.display());
     let tmp = cache.join(format!("{LAYER}.tmp"));
-    let _ = Command::new("umount").arg("-R").arg(tmp.join("root")).status();
+    let _ = Command::new("umount")
+        .arg("-R")
+        .arg(tmp.join("root"))
+        .status();
     let _ = fs::remove_dir_all(&tmp);
     for sub in ["upper", "work", "root"] {
         fs::create_dir_all(tmp.join(sub)).expect("layer dirs");
@@ -139,9 +142,11 @@ impl BenchHost {
     pub(crate) fn start(name: &str, kind: HostKind) -> Result<BenchHost, String> {
         match kind {
             HostKind::Apt => Ok(Self::start_apt(name)),
-            HostKind::Dnf => Err("dnf hosts need tests/integration/harness/dnfhost.rs, which \
+            HostKind::Dnf => Err(
+                "dnf hosts need tests/integration/harness/dnfhost.rs, which \
                                   is not merged yet: run with 0 dnf hosts"
-                .into()),
+                    .into(),
+            ),
         }
     }
 
@@ -247,7 +252,10 @@ impl BenchHost {
 
 impl Drop for BenchHost {
     fn drop(&mut self) {
-        self.sshd.get_mut().unwrap_or_else(|p| p.into_inner()).stop();
+        self.sshd
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop();
         for mount in [
             self.path("proc/sys/kernel/random/boot_id"),
             self.path("proc"),
@@ -265,9 +273,8 @@ pub(crate) fn start_fleet(apt: usize, dnf: usize) -> Result<Vec<Arc<BenchHost>>,
     if apt > 0 {
         apt_layer();
     }
-    let mut wanted: Vec<(String, HostKind)> = (0..apt)
-        .map(|i| (format!("a{i}"), HostKind::Apt))
-        .collect();
+    let mut wanted: Vec<(String, HostKind)> =
+        (0..apt).map(|i| (format!("a{i}"), HostKind::Apt)).collect();
     wanted.extend((0..dnf).map(|i| (format!("d{i}"), HostKind::Dnf)));
     let wanted = Mutex::new(wanted.into_iter().enumerate().collect::<Vec<_>>());
     let started = Mutex::new(Vec::new());
@@ -328,10 +335,7 @@ impl RebootEmulator {
     /// Stops watching; returns how many reboots were played.
     pub(crate) fn finish(mut self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
-        self.watcher
-            .take()
-            .and_then(|w| w.join().ok())
-            .unwrap_or(0)
+        self.watcher.take().and_then(|w| w.join().ok()).unwrap_or(0)
     }
 }
 

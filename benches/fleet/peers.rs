@@ -258,3 +258,27 @@ pub(crate) fn ansible_wave(rig: &Rig, serial: usize) -> bool {
     }
     out.status.success()
 }
+
+/// `count` OpenSSH connections (`ssh host true`) to the first host, one after another, with
+/// key exchange `kex`; returns how many succeeded.
+pub(crate) fn openssh_sequential(rig: &Rig, kex: &str, count: usize) -> usize {
+    let host = &rig.hosts[0];
+    (0..count)
+        .filter(|_| {
+            let mut cmd = Command::new("ssh");
+            cmd.args(["-F", "/dev/null"]);
+            for option in ssh_options(rig) {
+                cmd.arg("-o").arg(option);
+            }
+            cmd.arg("-o")
+                .arg(format!("KexAlgorithms={kex}"))
+                .arg(format!("root@{}", host.addr))
+                .arg("true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .count()
+}

@@ -174,3 +174,30 @@ async fn refresh_all(engine: &EngineHandle, events: &mut mpsc::Receiver<Event>) 
         }
     }
 }
+
+/// `count` fresh tendhost connections (handshake, auth, `true`, disconnect) to the first host,
+/// one after another, with key exchange `kex`; returns how many succeeded.
+pub(crate) async fn handshakes(rig: &Rig, config: &Path, kex: &str, count: usize) -> usize {
+    let config = Config::load(config).expect("bench config loads");
+    let mut ctx = RemoteContext::new(
+        data_home(rig).join("tendhost/known_hosts"),
+        KnownHostsPolicy::Strict,
+    );
+    ctx.kex = vec![kex.to_string()];
+    let mut ok = 0;
+    for _ in 0..count {
+        let exec = tendhost::remote::executor_for(&config.hosts[0], &ctx);
+        let out = exec
+            .run(
+                &tendhost::remote::RemoteCommand::new("true", Duration::from_secs(30)),
+                None,
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await;
+        if out.is_ok_and(|o| o.success()) {
+            ok += 1;
+        }
+        exec.disconnect().await;
+    }
+    ok
+}
