@@ -35,6 +35,12 @@ impl std::ops::Deref for StrictSshd {
     }
 }
 
+impl std::ops::DerefMut for StrictSshd {
+    fn deref_mut(&mut self) -> &mut SshHost {
+        &mut self.sshd
+    }
+}
+
 impl Drop for StrictSshd {
     fn drop(&mut self) {
         self.sshd.stop();
@@ -174,4 +180,27 @@ async fn without_the_throttle_the_same_burst_trips_max_startups() {
         fs::read_to_string(sshd.dir.join("sshd_config")).unwrap()
     );
     assert!(sshd.log().contains("past MaxStartups"), "{}", sshd.log());
+}
+
+/// A host going down (a reboot, sshd restarting) while a login is under way is a disconnect,
+/// to be retried, never "authentication failed": a reboot wait gives up on the latter (found
+/// by the fleet benchmark's wave, issue 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_during_authentication_is_a_disconnect() {
+    let mut sshd = strict_sshd();
+    let env = TestEnv::new();
+    env.trust(&sshd);
+    let config = env.config(&env.host_toml("h", &sshd, "root"));
+    let mut ctx = env.context(&config);
+    ctx.max_attempts = 1;
+    let exec = executor_for(&config.hosts[0], &ctx);
+    let login = tokio::spawn(async move { run(&exec, "true").await });
+    // The key exchange takes milliseconds, the key check AUTH_DELAY: this lands in auth.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    sshd.stop();
+    let err = login.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&err, Error::Unreachable { last, .. } if last.contains("closed during authentication")),
+        "{err:?}"
+    );
 }
