@@ -65,9 +65,11 @@ fn apt_layer() -> PathBuf {
     }
     eprintln!("fleet: building the apt layer {} (once)", layer.display());
     let tmp = cache.join(format!("{LAYER}.tmp"));
+    // A build cut short leaves its mounts behind.
     let _ = Command::new("umount")
         .arg("-R")
         .arg(tmp.join("root"))
+        .stderr(std::process::Stdio::null())
         .status();
     let _ = fs::remove_dir_all(&tmp);
     for sub in ["upper", "work", "root"] {
