@@ -201,7 +201,7 @@ pub struct SshSettings {
     /// behind it), kept under sshd's `MaxStartups`.
     pub max_handshakes_per_server: usize,
     /// Key exchange algorithms in order of preference; empty = tendhost's order
-    /// (`curve25519-sha256` first, see README "Key exchange").
+    /// (`curve25519-sha256` first, see README "Connecting to many hosts").
     pub kex: Vec<String>,
 }
 
