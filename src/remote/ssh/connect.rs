@@ -35,9 +35,9 @@ impl Session {
 }
 
 /// Key exchange order unless `[ssh] kex` says otherwise: curve25519 first. It costs a fraction
-/// of the post-quantum hybrids (measured against OpenSSH 9.2 here: README "Connecting to many hosts"),
-/// which matters when a fleet connects at once. The ML-KEM hybrid follows for servers that
-/// insist on it; an operator who wants it first lists it first in `[ssh] kex`.
+/// of the post-quantum hybrids (measured against OpenSSH 9.2: README "Connecting to many
+/// hosts"), which matters when a fleet connects at once. The ML-KEM hybrid follows for servers
+/// that insist on it; an operator who wants it first lists it first in `[ssh] kex`.
 const KEX_ORDER: &[kex::Name] = &[
     kex::CURVE25519,
     kex::CURVE25519_PRE_RFC_8731,
