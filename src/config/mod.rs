@@ -205,6 +205,17 @@ pub struct SshSettings {
     pub kex: Vec<String>,
 }
 
+/// Default for `[ssh] max_handshakes`: enough to keep a few cores (and a LAN's latency) busy,
+/// few enough that 500 hosts starting at once queue here instead of in an agent or in the
+/// kernel's accept backlogs. Connections are reused afterwards, so this bounds a one-time cost.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 10;
+
+/// Default for `[ssh] max_handshakes_per_server`: below half of sshd's default `MaxStartups`
+/// start (10), because sshd counts a connection a little past the client's successful login
+/// (up to twice the limit may count at once), so tendhost never meets its random drops and
+/// leaves room for the people and tools (an operator's `ssh`, Ansible) using the same sshd.
+pub const DEFAULT_MAX_HANDSHAKES_PER_SERVER: usize = 4;
+
 /// The key exchange names `[ssh] kex` accepts: those tendhost's SSH client implements.
 /// (`sntrup761x25519-sha512@openssh.com`, OpenSSH 9.0–9.8's default, is not among them.)
 pub const KEX_ALGORITHMS: &[&str] = &[

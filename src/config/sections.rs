@@ -11,10 +11,10 @@ use toml::de::{DeTable, DeValue};
 use super::raw::{Ctx, Value, expand_home};
 use super::window::{parse_day, parse_time};
 use super::{
-    AuditSettings, BatchSize, Checks, ComposeVersion, DockerSettings, FailureLimit, FleetSettings,
-    KEX_ALGORITHMS, KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode,
+    AuditSettings, BatchSize, Checks, ComposeVersion, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HANDSHAKES_PER_SERVER, DockerSettings, FailureLimit, FleetSettings, KEX_ALGORITHMS,
+    KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode,
 };
-use crate::remote::{DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SERVER};
 
 const POLICY_KEYS: &[&str] = &[
     "auto_reboot",

@@ -26,7 +26,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub(super) use route::Route;
-pub use throttle::{DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SERVER, HandshakeThrottle};
+pub use throttle::HandshakeThrottle;
 
 use self::connect::Session;
 use self::exec::RunError;

@@ -18,15 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Default for `[ssh] max_handshakes`: enough to keep a few cores (and a LAN's latency) busy,
-/// few enough that 500 hosts starting at once queue here instead of in an agent or in the
-/// kernel's accept backlogs. Connections are reused afterwards, so this bounds a one-time cost.
-pub const DEFAULT_MAX_HANDSHAKES: usize = 10;
-
-/// Default for `[ssh] max_handshakes_per_server`: below half of sshd's default `MaxStartups`
-/// start (10), so tendhost never meets its random drops and leaves room for the people and
-/// tools (another tendhost, Ansible, an operator's `ssh`) reaching the same sshd meanwhile.
-pub const DEFAULT_MAX_HANDSHAKES_PER_SERVER: usize = 4;
+use crate::config::{DEFAULT_MAX_HANDSHAKES, DEFAULT_MAX_HANDSHAKES_PER_SERVER};
 
 /// The limiter shared by every executor of a process (through `RemoteContext`).
 #[derive(Debug)]
