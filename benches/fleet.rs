@@ -373,7 +373,7 @@ fn read_rows(
     ));
     figures.push(measure_best(
         "5  tendhost restart: the same, same state dir",
-        "the same sequence again: nothing is skipped yet",
+        "the same sequence again: nothing is skipped yet (issue 11: fingerprints)",
         repeats,
         |rep| {
             let out =
@@ -428,7 +428,10 @@ fn kex_rows(
     const EACH: usize = 20;
     for kex in ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256"] {
         figures.push(measure(
-            &format!("K  {EACH}x in turn: OpenSSH connect + `true`, {kex}"),
+            &format!(
+                "K  {EACH}x in turn: OpenSSH + `true`, {}",
+                kex.trim_end_matches("@openssh.com")
+            ),
             "one handshake: divide by 20",
             || (peers::openssh_sequential(rig, kex, EACH), EACH),
         ));
@@ -437,7 +440,7 @@ fn kex_rows(
     let kex = "curve25519-sha256";
     {
         figures.push(measure(
-            &format!("K  {EACH}x in turn: tendhost connect + `true`, {kex}"),
+            &format!("K  {EACH}x in turn: tendhost + `true`, {kex}"),
             "one handshake: divide by 20",
             || {
                 (
