@@ -195,7 +195,37 @@ pub struct SshSettings {
     /// Upper bound for one remote command unless the caller sets its own.
     pub command_timeout: Duration,
     pub keepalive: Duration,
+    /// Handshakes (connect, key exchange, auth) in flight at once, whatever the host.
+    pub max_handshakes: usize,
+    /// Handshakes in flight to one sshd (`addr:port`; a jump host is one sshd for every host
+    /// behind it), kept under sshd's `MaxStartups`.
+    pub max_handshakes_per_server: usize,
+    /// Key exchange algorithms in order of preference; empty = tendhost's order
+    /// (`curve25519-sha256` first, see README "Connecting to many hosts").
+    pub kex: Vec<String>,
 }
+
+/// Default for `[ssh] max_handshakes`: enough to keep a few cores (and a LAN's latency) busy,
+/// few enough that 500 hosts starting at once queue here instead of in an agent or in the
+/// kernel's accept backlogs. Connections are reused afterwards, so this bounds a one-time cost.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 10;
+
+/// Default for `[ssh] max_handshakes_per_server`: below half of sshd's default `MaxStartups`
+/// start (10), because sshd counts a connection a little past the client's successful login
+/// (up to twice the limit may count at once), so tendhost never meets its random drops and
+/// leaves room for the people and tools (an operator's `ssh`, Ansible) using the same sshd.
+pub const DEFAULT_MAX_HANDSHAKES_PER_SERVER: usize = 4;
+
+/// The key exchange names `[ssh] kex` accepts: those tendhost's SSH client implements.
+/// (`sntrup761x25519-sha512@openssh.com`, OpenSSH 9.0–9.8's default, is not among them.)
+pub const KEX_ALGORITHMS: &[&str] = &[
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "mlkem768x25519-sha256",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group14-sha256",
+];
 
 /// A batch size in a wave: an absolute count or a share of the selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -536,6 +536,64 @@ mod tests {
     }
 
     #[test]
+    fn handshake_limits_and_kex_are_read_and_bad_values_located() {
+        let config = Config::from_str("t.toml", "").unwrap();
+        assert_eq!(
+            (
+                config.ssh.max_handshakes,
+                config.ssh.max_handshakes_per_server
+            ),
+            (10, 4)
+        );
+        assert!(config.ssh.kex.is_empty());
+        let text = "[ssh]\nmax_handshakes = 64\nmax_handshakes_per_server = 2\n\
+                    kex = [\"mlkem768x25519-sha256\", \"curve25519-sha256\"]\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(
+            (
+                config.ssh.max_handshakes,
+                config.ssh.max_handshakes_per_server
+            ),
+            (64, 2)
+        );
+        assert_eq!(
+            config.ssh.kex,
+            ["mlkem768x25519-sha256", "curve25519-sha256"]
+        );
+        let text = "[ssh]\nmax_handshakes = 0\nmax_handshakes_per_server = 5000\n\
+                    kex = [\"curve25519-sha256\", \"sntrup761x25519-sha512@openssh.com\"]\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
+            panic!("bad limits loaded");
+        };
+        let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert_eq!(
+            found[0],
+            "t.toml:2:18: key 'ssh.max_handshakes': must be between 1 and 4096"
+        );
+        assert_eq!(
+            found[1],
+            "t.toml:3:29: key 'ssh.max_handshakes_per_server': must be between 1 and 4096"
+        );
+        assert!(
+            found[2].starts_with(
+                "t.toml:4:29: key 'ssh.kex': 'sntrup761x25519-sha512@openssh.com' is not a key \
+                 exchange tendhost implements (use curve25519-sha256, "
+            ),
+            "{}",
+            found[2]
+        );
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", "[ssh]\nkex = []\n")
+        else {
+            panic!("an empty kex list loaded");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "t.toml:2:7: key 'ssh.kex': an empty list (leave it out for tendhost's order)"
+        );
+    }
+
+    #[test]
     fn durations_no_clock_can_add_are_refused_where_written() {
         let text = "[ssh]\ncommand_timeout = \"1000000000000d\"\nconnect_timeout = \"10s\"\n\
                     keepalive = 99999999999999\n\n[fleet]\nreboot_timeout = \"36500d1s\"\n\

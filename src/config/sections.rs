@@ -11,7 +11,8 @@ use toml::de::{DeTable, DeValue};
 use super::raw::{Ctx, Value, expand_home};
 use super::window::{parse_day, parse_time};
 use super::{
-    AuditSettings, BatchSize, Checks, ComposeVersion, DockerSettings, FailureLimit, FleetSettings,
+    AuditSettings, BatchSize, Checks, ComposeVersion, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HANDSHAKES_PER_SERVER, DockerSettings, FailureLimit, FleetSettings, KEX_ALGORITHMS,
     KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode, WaveMode,
 };
 
@@ -29,6 +30,9 @@ const SSH_KEYS: &[&str] = &[
     "connect_timeout",
     "command_timeout",
     "keepalive",
+    "max_handshakes",
+    "max_handshakes_per_server",
+    "kex",
 ];
 /// Package lists younger than this are read as they are: an hour, the `cache_valid_time` most
 /// Ansible playbooks use, and shorter than the twice-daily `apt-daily` timer, so what the
@@ -257,6 +261,9 @@ impl Ctx<'_> {
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(3600),
             keepalive: Duration::from_secs(30),
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_server: DEFAULT_MAX_HANDSHAKES_PER_SERVER,
+            kex: Vec::new(),
         };
         let Some(table) = table else { return ssh };
         self.check_keys(table, "ssh", SSH_KEYS);
@@ -279,6 +286,41 @@ impl Ctx<'_> {
         }
         if let Some(d) = self.duration(table, "ssh", "keepalive", true) {
             ssh.keepalive = d;
+        }
+        for key in ["max_handshakes", "max_handshakes_per_server"] {
+            let Some(n) = self.integer(table, "ssh", key) else {
+                continue;
+            };
+            if (1..=4096).contains(&n) {
+                let n = n as usize;
+                match key {
+                    "max_handshakes" => ssh.max_handshakes = n,
+                    _ => ssh.max_handshakes_per_server = n,
+                }
+            } else {
+                let span = table.get(key).map_or(0..0, Spanned::span);
+                self.error(span, &format!("ssh.{key}"), "must be between 1 and 4096");
+            }
+        }
+        if table.contains_key("kex") {
+            let names = self.string_list(table, "ssh", "kex");
+            if let Some(value) = table.get("kex")
+                && matches!(value.get_ref(), DeValue::Array(items) if items.iter().next().is_none())
+            {
+                let why = "an empty list (leave it out for tendhost's order)";
+                self.error(value.span(), "ssh.kex", why);
+            }
+            for (name, span) in names {
+                if KEX_ALGORITHMS.contains(&name.as_str()) {
+                    ssh.kex.push(name);
+                } else {
+                    let why = format!(
+                        "'{name}' is not a key exchange tendhost implements (use {})",
+                        KEX_ALGORITHMS.join(", ")
+                    );
+                    self.error(span, "ssh.kex", &why);
+                }
+            }
         }
         ssh
     }

@@ -84,7 +84,7 @@ pub(super) async fn authenticate(
                     });
                 };
                 let label = format!("agent key for '{}'", path.display());
-                if offer_agent_key(handle, user, agent, public, &label, &mut tried).await? {
+                if offer_agent_key(handle, target, user, agent, public, &label, &mut tried).await? {
                     return Ok(label);
                 }
             }
@@ -102,7 +102,7 @@ pub(super) async fn authenticate(
     if let Some(agent) = agent.as_mut() {
         for (public, comment) in agent_keys {
             let label = format!("agent key '{comment}' ({})", fingerprint(&public));
-            if offer_agent_key(handle, user, agent, public, &label, &mut tried).await? {
+            if offer_agent_key(handle, target, user, agent, public, &label, &mut tried).await? {
                 return Ok(label);
             }
         }
@@ -143,7 +143,7 @@ async fn offer_key(
     let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
     tried.push(label.to_string());
     match handle.authenticate_publickey(user, key).await {
-        Ok(result) => Ok(matches!(result, AuthResult::Success)),
+        Ok(result) => accepted(handle, target, result, tried),
         // Typically sshd's MaxAuthTries: it hangs up after too many offered keys. A person must
         // choose the key, so this is an auth failure, not network trouble to retry.
         Err(e) => Err(Error::Auth {
@@ -158,8 +158,32 @@ async fn offer_key(
     }
 }
 
+/// Whether the server accepted the key. russh reports a connection that ended before the
+/// server answered as a refusal too. When nothing was refused before in this login, the host
+/// went away (down for a reboot, sshd restarting): a disconnect, worth another try, never
+/// "this key is not authorised". After refusals it is sshd hanging up on too many keys
+/// (`MaxAuthTries`), which a person must fix: an auth failure, as before.
+fn accepted(
+    handle: &Handle<ClientHandler>,
+    target: &str,
+    result: AuthResult,
+    tried: &[String],
+) -> Result<bool, Error> {
+    match result {
+        AuthResult::Success => Ok(true),
+        AuthResult::Failure { .. } if handle.is_closed() && tried.len() <= 1 => {
+            Err(Error::Disconnected {
+                target: target.to_string(),
+                message: "the connection closed during authentication".into(),
+            })
+        }
+        AuthResult::Failure { .. } => Ok(false),
+    }
+}
+
 async fn offer_agent_key(
     handle: &mut Handle<ClientHandler>,
+    target: &str,
     user: &str,
     agent: &mut AgentClient<tokio::net::UnixStream>,
     public: PublicKey,
@@ -172,7 +196,7 @@ async fn offer_agent_key(
         .authenticate_publickey_with(user, public, hash, agent)
         .await
     {
-        Ok(result) => Ok(matches!(result, AuthResult::Success)),
+        Ok(result) => accepted(handle, target, result, tried),
         // The agent declined (e.g. a confirm-only key): try the next source.
         Err(_) => Ok(false),
     }

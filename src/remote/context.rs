@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ssh::HandshakeThrottle;
 use crate::config::{Config, HostConfig, KnownHostsPolicy};
 
 /// The environment variable holding a base64 private key (for CI and containers). Read once,
@@ -91,6 +92,11 @@ pub struct RemoteContext {
     pub max_attempts: u32,
     /// First reconnect delay; doubles with each straight failure.
     pub backoff: Duration,
+    /// Handshakes in flight, process-wide and per sshd (`[ssh] max_handshakes…`). Shared by
+    /// every clone of this context, so every executor of a run queues at the same gate.
+    pub handshakes: Arc<HandshakeThrottle>,
+    /// `[ssh] kex`: key exchanges in order of preference; empty means tendhost's own order.
+    pub kex: Vec<String>,
 }
 
 impl RemoteContext {
@@ -110,6 +116,8 @@ impl RemoteContext {
             hosts: Arc::new(BTreeMap::new()),
             max_attempts: 3,
             backoff: Duration::from_millis(500),
+            handshakes: Arc::new(HandshakeThrottle::default()),
+            kex: Vec::new(),
         }
     }
 
@@ -120,6 +128,11 @@ impl RemoteContext {
         ctx.connect_timeout = config.ssh.connect_timeout;
         ctx.command_timeout = config.ssh.command_timeout;
         ctx.keepalive = config.ssh.keepalive;
+        ctx.handshakes = Arc::new(HandshakeThrottle::new(
+            config.ssh.max_handshakes,
+            config.ssh.max_handshakes_per_server,
+        ));
+        ctx.kex = config.ssh.kex.clone();
         ctx.default_identities.push(own.key);
         if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
             let ssh = home.join(".ssh");

@@ -33,7 +33,7 @@ pub use factory::executor_for;
 pub use lines::MAX_LINE;
 pub use local::LocalExecutor;
 pub use quote::quote;
-pub use ssh::SshExecutor;
+pub use ssh::{HandshakeThrottle, SshExecutor};
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -12,7 +12,7 @@ use super::*;
 async fn wave_over_ten_thousand_hosts_never_exceeds_its_batch_size() {
     let fleet = SimFleet::new();
     let started = std::time::Instant::now();
-    let mut config = fleet_config(10_000, "");
+    let config = fleet_config(10_000, "");
     eprintln!("config: {:?}", started.elapsed());
     let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
     let mut rig = start(config, fleet.clone());

@@ -9,12 +9,14 @@
 //! have had effects; it fails with [`Error::Disconnected`].
 //!
 //! Submodules: `route` (where to connect: ~/.ssh/config, jump hosts), `connect` (handshake,
-//! host key check, auth), `handler` (the russh host key callback), `exec` (one command).
+//! host key check, auth), `throttle` (how many handshakes may be in flight), `handler` (the
+//! russh host key callback), `exec` (one command).
 
 mod connect;
 mod exec;
 pub(crate) mod handler;
 mod route;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub(super) use route::Route;
+pub use throttle::HandshakeThrottle;
 
 use self::connect::Session;
 use self::exec::RunError;

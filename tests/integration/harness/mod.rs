@@ -147,13 +147,19 @@ impl TestEnv {
     }
 
     /// A hermetic context using this env's known_hosts with `policy`, knowing `config`'s hosts
-    /// (for `proxy_jump = "name"`), with short timeouts and backoff suited to tests.
+    /// (for `proxy_jump = "name"`), with short timeouts and backoff suited to tests, and the
+    /// config's handshake limits and key exchange order.
     pub(crate) fn context_with(&self, config: &Config, policy: KnownHostsPolicy) -> RemoteContext {
         let mut ctx =
             RemoteContext::new(self.known_hosts(), policy).with_hosts(config.hosts.iter().cloned());
         ctx.connect_timeout = std::time::Duration::from_secs(5);
         ctx.command_timeout = std::time::Duration::from_secs(60);
         ctx.backoff = std::time::Duration::from_millis(100);
+        ctx.handshakes = std::sync::Arc::new(tendhost::remote::HandshakeThrottle::new(
+            config.ssh.max_handshakes,
+            config.ssh.max_handshakes_per_server,
+        ));
+        ctx.kex = config.ssh.kex.clone();
         ctx
     }
 

@@ -1,12 +1,13 @@
 //! The SSH transport against real OpenSSH servers (see `harness::sshd`), one file per concern:
 //! `exec` (commands, streaming, timeouts), `host_keys`, `auth`, `routes` (jump hosts,
-//! ~/.ssh/config), `resilience` (reconnects, dead connections).
+//! ~/.ssh/config), `resilience` (reconnects, dead connections), `throttle` (handshakes in flight).
 
 mod auth;
 mod exec;
 mod host_keys;
 mod resilience;
 mod routes;
+mod throttle;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

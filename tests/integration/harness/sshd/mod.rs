@@ -251,13 +251,17 @@ impl SshHost {
              PrintMotd no\n\
              PrintLastLog no\n\
              AllowTcpForwarding yes\n\
-             MaxStartups 500:30:1000\n\
              MaxSessions 200\n\
              SetEnv SHLVL=1\n\
              LogLevel ERROR\n",
             addr = self.addr,
             port = self.port,
         ));
+        // The one keyword where sshd keeps the *last* value: the default must not follow a
+        // caller's own. Generous by default: tests connect many clients at once on purpose.
+        if !self.options.extra_config.contains("MaxStartups") {
+            config.push_str("MaxStartups 500:30:1000\n");
+        }
         if let Some(command) = &self.options.force_command {
             config.push_str(&format!("ForceCommand {}\n", command.display()));
         }
