@@ -181,11 +181,16 @@ fn batch_update_runs_the_exact_compose_v2_command_lines() {
     assert_eq!(shim.take_compose_calls(), expected);
 
     // Nothing new: the host answers the first read "unchanged" (issue 11: no look), then the
-    // same check, no `up`, and the verify stage's read.
+    // same check, no `up`, and the verify stage's read. The fingerprint covers every container
+    // and image of this machine's docker, which the other compose tests change as they run
+    // beside this one: then the first read looks again, with the same command lines.
     let container = stack.container("web");
     let lines = update();
     assert_eq!(host_line(&lines, "docker")["compose"], json!([]));
-    assert_eq!(shim.take_compose_calls(), [&check[..], &probe[..]].concat());
+    let calls = shim.take_compose_calls();
+    let unchanged = [&check[..], &probe[..]].concat();
+    let looked_again = [&probe[..], &check[..], &probe[..]].concat();
+    assert!(calls == unchanged || calls == looked_again, "{calls:?}");
     assert_eq!(stack.container("web"), container);
 }
 
