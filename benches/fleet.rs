@@ -495,7 +495,7 @@ fn wave_rows(args: &Args, work: &std::path::Path, figures: &mut Vec<Figure>) {
                 let emulator = RebootEmulator::start(&rig.hosts);
                 let figure = measure(
                     &format!("7a tendhost --batch wave --batch-size {serial}, reboots"),
-                    "barrier per batch: its slowest host (upgrade, reboot poll 5 s)",
+                    "barrier per batch: its slowest host (upgrade: dpkg, or dnf's Python; 3 s reboot)",
                     || {
                         let out = tendhost_side::batch(
                             &rig,
