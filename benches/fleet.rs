@@ -5,10 +5,12 @@
 //! ```text
 //! cargo bench --bench fleet [-- HOSTS] [--dnf N] [--no-wave] [--serial N]
 //! ```
-//! HOSTS (default 50) harness sshd hosts, N of them dnf (default 0: dnf hosts need
-//! `tests/integration/harness/dnfhost.rs`, not merged yet), each in its own Debian root (an
-//! overlay over a cached base) with the local apt repository's updates pending, one of which
-//! sets reboot-required. `--no-wave` skips row 7 (two fresh fleets and ~3 minutes).
+//! HOSTS (default 50) harness sshd hosts, N of them dnf (default 0; issue 11's shape is
+//! `-- 50 --dnf 10`), each in its own Debian root (an overlay over a cached base): apt hosts
+//! with the local apt repository's updates pending, one of which sets reboot-required; dnf
+//! hosts from the harness's `DnfHost` (real rpm and dnf, rpmrepo's updates pending, a new
+//! `kernel-core` among them, `manager = "dnf"` since their os-release is Debian's).
+//! `--no-wave` skips row 7 (two fresh fleets and ~3 minutes).
 //!
 //! Rows: (1) `ssh host true` for every host at once, OpenSSH's default key exchange and
 //! tendhost's; (2) pssh `apt list --upgradable` / `dnf -q check-update`, `-p` = hosts; (3)
@@ -16,12 +18,13 @@
 //! inventory --json`, fresh state dir; (5) the same again, same state dir; (6) the engine
 //! in-process: refresh all, then time a second refresh over the open connections; (7) a wave
 //! with reboots, batch `--serial` (default 10): `tendhost --batch wave` vs an Ansible `serial`
-//! playbook (apt dist-upgrade, reboot module, verify), each on fresh hosts in the same
-//! pending state. Every row reports wall time and the machine's CPU time (client and servers:
+//! playbook (apt dist-upgrade / the dnf module's `state: latest`, reboot module, verify), each
+//! on fresh hosts in the same pending state. Every row reports wall time and the machine's CPU time (client and servers:
 //! everything runs here) over it, which tells CPU-bound rows (CPU ≈ wall × cores) from waiting.
 //!
-//! Needs root, openssh-server, debootstrap, dpkg-dev, pssh (`.ci/install-test-deps.sh`) and
-//! network once: the Debian mirror for the cached roots (`/var/cache/tendhost-test`,
+//! Needs root, openssh-server, debootstrap, dpkg-dev, rpm, createrepo-c, pssh
+//! (`.ci/install-test-deps.sh`) and network once: the Debian mirror for the cached roots
+//! (`/var/cache/tendhost-test`, `bookworm-dnf` among them,
 //! `/var/cache/tendhost-bench/apt-layer`) and PyPI for the Ansible venv
 //! (`/var/cache/tendhost-bench/ansible`). Delete those to rebuild them.
 
@@ -39,10 +42,38 @@ mod aptrepo;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/integration/harness/debroot.rs"]
 mod debroot;
+// dead code is allowed inside the file itself.
+#[allow(unused_imports)]
+#[path = "../tests/integration/harness/dnfhost.rs"]
+mod dnfhost;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/integration/harness/rpmrepo.rs"]
+mod rpmrepo;
 #[path = "../tests/integration/harness/sshd/mod.rs"]
 mod sshd;
 // Where `debroot` expects them (the harness's own `mod.rs` re-exports them the same way).
 use sshd::{SshHost, SshdOptions};
+
+/// What `dnfhost` reaches through `super::` in the harness: the boot id file it shares with the
+/// apt hosts (the bench's apt hosts use the same path).
+mod apthost {
+    pub(crate) use crate::hosts::BOOT_ID;
+}
+
+/// The harness's `wait_until` (its `mod.rs` is not shared: it declares every harness module),
+/// which `dnfhost` uses to wait for the clock to pass a boot second.
+pub(crate) fn wait_until(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(every);
+    }
+}
 #[path = "fleet/hosts.rs"]
 mod hosts;
 #[path = "fleet/peers.rs"]
@@ -323,7 +354,7 @@ fn read_rows(
     ));
     figures.push(measure_best(
         "2  pssh apt list --upgradable / dnf -q check-update",
-        "handshakes + one apt (python-free) per host",
+        "handshakes + one apt (C++) or dnf (Python) per host",
         repeats,
         |_| (peers::pssh(rig), n),
     ));
@@ -337,7 +368,7 @@ fn read_rows(
     let inventory = ["--batch", "inventory", "--json"];
     figures.push(measure_best(
         "4  tendhost cold --batch inventory --json",
-        "the command sequence per host (probe, os-release, apt-get update, apt list, reboot check)",
+        "handshakes + one survey round trip per host (inventory, pending, reboot; dnf: one python)",
         repeats,
         |rep| {
             let out =
@@ -373,7 +404,7 @@ fn read_rows(
     ));
     figures.push(measure_best(
         "5  tendhost restart: the same, same state dir",
-        "the same sequence again: nothing is skipped yet (issue 11: fingerprints)",
+        "handshakes + the survey again; unchanged hosts answer with their fingerprint only",
         repeats,
         |rep| {
             let out =
@@ -398,7 +429,7 @@ fn read_rows(
         cpu: first.1,
         ok,
         of: n,
-        note: "handshakes + the command sequence".into(),
+        note: "handshakes + the survey".into(),
     });
     let best = again
         .iter()
@@ -412,7 +443,7 @@ fn read_rows(
         cpu: best.1,
         ok,
         of: n,
-        note: "the command sequence; no handshakes".into(),
+        note: "the survey over open connections; no handshakes".into(),
     });
 }
 
@@ -464,7 +495,7 @@ fn wave_rows(args: &Args, work: &std::path::Path, figures: &mut Vec<Figure>) {
                 let emulator = RebootEmulator::start(&rig.hosts);
                 let figure = measure(
                     &format!("7a tendhost --batch wave --batch-size {serial}, reboots"),
-                    "barrier per batch: its slowest host (upgrade, reboot poll 5 s)",
+                    "barrier per batch: its slowest host (upgrade: dpkg, or dnf's Python; 3 s reboot)",
                     || {
                         let out = tendhost_side::batch(
                             &rig,
@@ -513,12 +544,21 @@ fn wave_rows(args: &Args, work: &std::path::Path, figures: &mut Vec<Figure>) {
     }
 }
 
-/// Hosts on the new kernel package whose boot id changed: the wave did its whole job there.
+/// Hosts on the new kernel package (apt: `tendhost-kernel` 1.1, dnf: `kernel-core` 6.1.0) and
+/// on `tendhost-core` 1.1 (which needs a new package, and on apt removes one, on dnf obsoletes
+/// one), whose boot id changed: the wave did its whole job there.
 fn upgraded_and_rebooted(rig: &Rig) -> usize {
     rig.hosts
         .iter()
-        .filter(|h| h.kind == HostKind::Apt)
-        .filter(|h| h.version("tendhost-kernel") == "1.1" && h.boot_id() != "boot-1")
+        .filter(|h| match h.kind {
+            HostKind::Apt => {
+                h.version("tendhost-kernel") == "1.1" && h.version("tendhost-core") == "1.1"
+            }
+            HostKind::Dnf => {
+                h.version("kernel-core") == "6.1.0-1" && h.version("tendhost-core") == "1.1-1"
+            }
+        })
+        .filter(|h| h.boot_id() != "boot-1")
         .count()
 }
 

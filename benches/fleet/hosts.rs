@@ -15,8 +15,15 @@
 //!   reboot: sshd stops (open connections die), a new boot id, reboot-required cleared, sshd back
 //!   after [`REBOOT_DOWN`].
 //!
-//! dnf hosts come from `tests/integration/harness/dnfhost.rs` once it is merged: see
-//! [`HostKind::Dnf`] and [`BenchHost::start`].
+//! - A **dnf host** is the harness's [`DnfHost`] (`tests/integration/harness/dnfhost.rs`): an
+//!   overlay over the cached `bookworm-dnf` base with its own rpm database (rpmrepo's 1.0
+//!   packages), a local repository of the newer ones whose metadata is fetched at start (as
+//!   the apt layer's lists are read), the same `reboot` and boot id file, and the boot id bound
+//!   over `/proc/sys/kernel/random/boot_id` like an apt host's. Its reboot also mounts a fresh
+//!   `/proc`, which is how dnf sees a new boot time. Measured: 10 of them start in ~16 s on a
+//!   busy 2-core machine (each builds its rpms and reads its metadata: ~1.5 s CPU); 40 apt + 10
+//!   dnf in 10–12 s on a quiet one, three fleets a run. Not layered further, so the harness's
+//!   host stays the one definition of a dnf host.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -28,6 +35,7 @@ use std::time::Duration;
 
 use crate::aptrepo;
 use crate::debroot::{self, run};
+use crate::dnfhost::{self, DnfHost};
 use crate::sshd::{SshHost, SshdOptions};
 
 const CACHE: &str = "/var/cache/tendhost-bench";
@@ -45,8 +53,8 @@ pub(crate) const REBOOT_DOWN: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum HostKind {
     Apt,
-    /// Needs `harness::dnfhost` (another helper's work); until it is merged, asking for dnf
-    /// hosts is an error naming it.
+    /// rpm and dnf (Debian's), in a root whose os-release is still Debian's: tendhost is told
+    /// `manager = "dnf"`.
     Dnf,
 }
 
@@ -131,24 +139,49 @@ fn mount_overlay(lower: &str, dir: &Path, root: &Path) {
 pub(crate) struct BenchHost {
     pub name: String,
     pub kind: HostKind,
-    /// Holds `upper/`, `work/`, `root/` and the sshd wrapper.
-    dir: PathBuf,
+    /// The host's `/`, as the bench reads it.
     root: PathBuf,
-    /// Locked only to stop or restart it (the reboot emulation) and to read its address.
-    sshd: Mutex<SshHost>,
+    machine: Machine,
     pub addr: String,
     known_hosts_line: String,
+}
+
+/// What runs a host. Each lock is taken only to stop or restart its sshd (the reboot emulation).
+enum Machine {
+    Apt {
+        /// Holds `upper/`, `work/`, `root/` and the sshd wrapper.
+        dir: PathBuf,
+        sshd: Mutex<SshHost>,
+    },
+    /// The harness's host: its root, its sshd and its pinned boot time.
+    Dnf(Mutex<DnfHost>),
 }
 
 impl BenchHost {
     pub(crate) fn start(name: &str, kind: HostKind) -> Result<BenchHost, String> {
         match kind {
             HostKind::Apt => Ok(Self::start_apt(name)),
-            HostKind::Dnf => Err(
-                "dnf hosts need tests/integration/harness/dnfhost.rs, which \
-                                  is not merged yet: run with 0 dnf hosts"
-                    .into(),
-            ),
+            HostKind::Dnf => Ok(Self::start_dnf(name)),
+        }
+    }
+
+    fn start_dnf(name: &str) -> BenchHost {
+        let host = DnfHost::start(name);
+        let root = host.root.root().to_path_buf();
+        // What the apt layer adds to its hosts: the emulated `reboot`, and lists read lately.
+        let reboot = root.join("usr/local/sbin/reboot");
+        fs::create_dir_all(root.join("usr/local/sbin")).expect("usr/local/sbin");
+        fs::write(&reboot, format!("#!/bin/sh\n{REBOOT_COMMAND}\n")).expect("reboot");
+        fs::set_permissions(&reboot, fs::Permissions::from_mode(0o755)).expect("reboot mode");
+        host.makecache();
+        bind_boot_id(&root);
+        BenchHost {
+            name: name.to_string(),
+            kind: HostKind::Dnf,
+            addr: host.sshd.addr.clone(),
+            known_hosts_line: host.sshd.known_hosts_line(),
+            root,
+            machine: Machine::Dnf(Mutex::new(host)),
         }
     }
 
@@ -172,10 +205,7 @@ impl BenchHost {
             .arg(root.join("proc")));
         // Copied up now, so the bind mount below and later writes see one file.
         fs::write(root.join(BOOT_ID.trim_start_matches('/')), "boot-1\n").expect("boot id");
-        run(Command::new("mount")
-            .arg("--bind")
-            .arg(root.join(BOOT_ID.trim_start_matches('/')))
-            .arg(root.join("proc/sys/kernel/random/boot_id")));
+        bind_boot_id(&root);
         let wrapper = dir.join("chroot-wrapper");
         fs::write(
             &wrapper,
@@ -196,9 +226,11 @@ impl BenchHost {
             kind: HostKind::Apt,
             addr: sshd.addr.clone(),
             known_hosts_line: sshd.known_hosts_line(),
-            dir,
             root,
-            sshd: Mutex::new(sshd),
+            machine: Machine::Apt {
+                dir,
+                sshd: Mutex::new(sshd),
+            },
         }
     }
 
@@ -217,13 +249,19 @@ impl BenchHost {
             .to_string()
     }
 
-    /// The installed version of `package`.
+    /// The installed version of `package`: dpkg's `Version`, or rpm's `VERSION-RELEASE`.
     pub(crate) fn version(&self, package: &str) -> String {
-        run(Command::new("chroot").arg(&self.root).args([
-            "sh",
-            "-c",
-            &format!("dpkg-query -W -f '${{Version}}' {package} 2>/dev/null || true"),
-        ]))
+        let query = match self.kind {
+            HostKind::Apt => format!("dpkg-query -W -f '${{Version}}' {package} 2>/dev/null"),
+            HostKind::Dnf => {
+                format!("rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {package} 2>/dev/null")
+            }
+        };
+        run(Command::new("chroot")
+            .arg(&self.root)
+            .args(["sh", "-c", &format!("{query} || true")]))
+        .trim()
+        .to_string()
     }
 
     /// Takes the host's reboot request, if it made one.
@@ -235,8 +273,29 @@ impl BenchHost {
     fn play_reboot(&self) {
         // The connection that asked must see the host go away, as after a real reboot.
         std::thread::sleep(Duration::from_millis(200));
-        let mut sshd = self.sshd.lock().unwrap_or_else(|p| p.into_inner());
-        sshd.stop();
+        match &self.machine {
+            Machine::Apt { sshd, .. } => {
+                let mut sshd = sshd.lock().unwrap_or_else(|p| p.into_inner());
+                sshd.stop();
+                self.clear_for_boot();
+                std::thread::sleep(REBOOT_DOWN);
+                sshd.restart().expect("restarting sshd");
+            }
+            Machine::Dnf(host) => {
+                let mut host = host.lock().unwrap_or_else(|p| p.into_inner());
+                let down = std::time::Instant::now();
+                host.sshd.stop();
+                // A new boot id and a fresh /proc (dnf's boot time), bound over as at start.
+                host.emulate_reboot();
+                bind_boot_id(&self.root);
+                std::thread::sleep(REBOOT_DOWN.saturating_sub(down.elapsed()));
+                host.sshd.restart().expect("restarting sshd");
+            }
+        }
+    }
+
+    /// What a reboot changes on an apt host besides sshd: a new boot id, /run emptied.
+    fn clear_for_boot(&self) {
         let next = format!(
             "boot-{}\n",
             std::time::SystemTime::now()
@@ -247,25 +306,34 @@ impl BenchHost {
         fs::write(self.path(BOOT_ID), next).expect("new boot id");
         let _ = fs::remove_file(self.path("run/reboot-required"));
         let _ = fs::remove_file(self.path("run/reboot-required.pkgs"));
-        std::thread::sleep(REBOOT_DOWN);
-        sshd.restart().expect("restarting sshd");
     }
+}
+
+/// Binds the root's boot id file over its `/proc/sys/kernel/random/boot_id`, where tendhost's
+/// default reboot check reads it.
+fn bind_boot_id(root: &Path) {
+    run(Command::new("mount")
+        .arg("--bind")
+        .arg(root.join(BOOT_ID.trim_start_matches('/')))
+        .arg(root.join("proc/sys/kernel/random/boot_id")));
 }
 
 impl Drop for BenchHost {
     fn drop(&mut self) {
-        self.sshd
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .stop();
-        for mount in [
-            self.path("proc/sys/kernel/random/boot_id"),
-            self.path("proc"),
-            self.root.clone(),
-        ] {
-            let _ = Command::new("umount").arg("-l").arg(&mount).status();
+        let boot_id = self.path("proc/sys/kernel/random/boot_id");
+        match &mut self.machine {
+            Machine::Apt { dir, sshd } => {
+                sshd.get_mut().unwrap_or_else(|p| p.into_inner()).stop();
+                for mount in [boot_id, self.root.join("proc"), self.root.clone()] {
+                    let _ = Command::new("umount").arg("-l").arg(&mount).status();
+                }
+                let _ = fs::remove_dir_all(dir);
+            }
+            // The DnfHost stops its sshd and removes its root when it drops, after this.
+            Machine::Dnf(_) => {
+                let _ = Command::new("umount").arg("-l").arg(&boot_id).status();
+            }
         }
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -274,6 +342,9 @@ pub(crate) fn start_fleet(apt: usize, dnf: usize) -> Result<Vec<Arc<BenchHost>>,
     // Built before the threads start, so they do not queue on its lock one by one.
     if apt > 0 {
         apt_layer();
+    }
+    if dnf > 0 {
+        dnfhost::base();
     }
     let mut wanted: Vec<(String, HostKind)> =
         (0..apt).map(|i| (format!("a{i}"), HostKind::Apt)).collect();

@@ -215,32 +215,70 @@ pub(crate) fn ansible_adhoc(rig: &Rig) -> usize {
             .expect("spawning ansible");
         runs.push(child);
     }
-    runs.into_iter()
-        .map(|child| {
-            let out = child.wait_with_output().expect("ansible output");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| l.contains("tendhost-"))
-                .count()
-        })
-        .sum()
+    let mut listed = std::collections::HashSet::new();
+    for child in runs {
+        let out = child.wait_with_output().expect("ansible output");
+        listed.extend(hosts_listing(rig, &String::from_utf8_lossy(&out.stdout)));
+    }
+    listed.len()
+}
+
+/// The hosts whose part of `ansible -o` output names a test package. A host's part starts
+/// with `NAME | `; a failed command (dnf's exit 100, "updates exist", is one to Ansible)
+/// prints more than one line.
+fn hosts_listing<'a>(rig: &'a Rig, output: &str) -> std::collections::HashSet<&'a str> {
+    let mut listed = std::collections::HashSet::new();
+    let mut current = None;
+    for line in output.lines() {
+        if let Some(host) = rig
+            .hosts
+            .iter()
+            .find(|h| line.starts_with(&format!("{} | ", h.name)))
+        {
+            current = Some(host.name.as_str());
+        }
+        if line.contains("tendhost-")
+            && let Some(host) = current
+        {
+            listed.insert(host);
+        }
+    }
+    listed
 }
 
 /// The rolling upgrade Ansible users write: `serial: 10`, upgrade with fresh lists, reboot
 /// when the host says so (the harness reboot: `reboot_command`, and the emulated boot id as
-/// `boot_time_command`), then verify nothing is left pending. Returns whether it succeeded.
+/// `boot_time_command`), then verify nothing is left pending. apt hosts: the `apt` module
+/// (`upgrade: dist`), `/var/run/reboot-required`, `apt list --upgradable`. dnf hosts, the same
+/// shape: the `dnf` module (`name: '*'`, `state: latest`, `update_cache`; `use_backend: dnf4`,
+/// since without gathered facts it cannot tell dnf4 from dnf5), `dnf needs-restarting -r`
+/// (exit 1: reboot), `dnf -q check-update` (exit 0: nothing left). Each task runs on every host
+/// of the batch and is skipped where it is not its kind, as a mixed-fleet playbook does.
+/// Returns whether it succeeded.
 pub(crate) fn ansible_wave(rig: &Rig, serial: usize) -> bool {
     let dir = ansible_setup(rig, "wave");
     let playbook = format!(
         "- hosts: all\n  serial: {serial}\n  gather_facts: false\n  tasks:\n\
-         \x20   - name: upgrade\n      apt:\n        upgrade: dist\n        update_cache: true\n\
-         \x20   - name: reboot needed?\n      stat:\n        path: /var/run/reboot-required\n\
-         \x20     register: reboot_required\n\
+         \x20   - name: upgrade (apt)\n      apt:\n        upgrade: dist\n        update_cache: true\n\
+         \x20     when: \"'apt' in group_names\"\n\
+         \x20   - name: upgrade (dnf)\n      dnf:\n        name: '*'\n        state: latest\n\
+         \x20       update_cache: true\n        use_backend: dnf4\n\
+         \x20     when: \"'dnf' in group_names\"\n\
+         \x20   - name: reboot needed? (apt)\n      stat:\n        path: /var/run/reboot-required\n\
+         \x20     register: reboot_required\n      when: \"'apt' in group_names\"\n\
+         \x20   - name: reboot needed? (dnf)\n      command: dnf needs-restarting -r\n\
+         \x20     register: needs_restarting\n      failed_when: needs_restarting.rc not in [0, 1]\n\
+         \x20     changed_when: false\n      when: \"'dnf' in group_names\"\n\
          \x20   - name: reboot\n      reboot:\n        reboot_command: \"{REBOOT_COMMAND}\"\n\
          \x20       boot_time_command: \"cat {BOOT_ID}\"\n        reboot_timeout: 600\n\
-         \x20     when: reboot_required.stat.exists\n\
-         \x20   - name: verify\n      shell: apt list --upgradable 2>/dev/null | grep -c tendhost- || true\n\
-         \x20     register: left\n      failed_when: left.stdout != '0'\n      changed_when: false\n"
+         \x20     when: (reboot_required.stat.exists | default(false)) or \
+         (needs_restarting.rc | default(0)) == 1\n\
+         \x20   - name: verify (apt)\n      shell: apt list --upgradable 2>/dev/null | grep -c tendhost- || true\n\
+         \x20     register: left\n      failed_when: left.stdout != '0'\n      changed_when: false\n\
+         \x20     when: \"'apt' in group_names\"\n\
+         \x20   - name: verify (dnf)\n      command: dnf -q check-update\n\
+         \x20     register: left_dnf\n      failed_when: left_dnf.rc != 0\n      changed_when: false\n\
+         \x20     when: \"'dnf' in group_names\"\n"
     );
     fs::write(dir.join("wave.yml"), playbook).expect("playbook");
     let out = ansible_command(&dir, "ansible-playbook")
