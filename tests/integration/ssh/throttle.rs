@@ -45,6 +45,14 @@ impl Drop for StrictSshd {
     fn drop(&mut self) {
         self.sshd.stop();
         let _ = fs::remove_file(&self.script);
+        let _ = fs::remove_file(self.asked());
+    }
+}
+
+impl StrictSshd {
+    /// Touched by the key command as it starts: a login has reached authentication.
+    fn asked(&self) -> PathBuf {
+        self.script.with_extension("asked")
     }
 }
 
@@ -61,7 +69,8 @@ fn strict_sshd() -> StrictSshd {
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\nsleep {AUTH_DELAY}\nexec cat '{}'\n",
+            "#!/bin/sh\ntouch '{}'\nsleep {AUTH_DELAY}\nexec cat '{}'\n",
+            script.with_extension("asked").display(),
             key.display()
         ),
     )
@@ -195,8 +204,18 @@ async fn a_connection_cut_during_authentication_is_a_disconnect() {
     ctx.max_attempts = 1;
     let exec = executor_for(&config.hosts[0], &ctx);
     let login = tokio::spawn(async move { run(&exec, "true").await });
-    // The key exchange takes milliseconds, the key check AUTH_DELAY: this lands in auth.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The key command has started: the login is in authentication for AUTH_DELAY.
+    let asked = sshd.asked();
+    tokio::task::spawn_blocking(move || {
+        crate::harness::wait_until(
+            "the login to reach authentication",
+            Duration::from_secs(30),
+            Duration::from_millis(5),
+            || asked.exists(),
+        )
+    })
+    .await
+    .unwrap();
     sshd.stop();
     let err = login.await.unwrap().unwrap_err();
     assert!(
