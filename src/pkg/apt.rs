@@ -186,7 +186,8 @@ impl PackageManager for Apt {
             .privileged()
             .streaming(lines)
             .run_ok_or(exec, cancel, |step, out| self.failure(step, out));
-        super::planned_upgrade(self, exec, options, cancel, install).await
+        let plan = self.plan(exec, options, cancel);
+        super::planned_upgrade(self, exec, options, cancel, plan, install).await
     }
 
     async fn reboot_status(

@@ -98,16 +98,21 @@ impl Dnf {
         }
     }
 
-    /// Fills `from` and `security` of packages parsed from a table that shows neither.
+    /// Fills `from` (and, with `security`, the security flag) of packages parsed from a table
+    /// that shows neither. The flag costs a dnf process of its own (`updateinfo`).
     async fn complete(
         &self,
         exec: &dyn Executor,
         packages: &mut [PendingPackage],
+        with_security: bool,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let names: Vec<String> = packages.iter().map(|p| p.name.clone()).collect();
         let installed = self.installed(exec, &names, cancel).await?;
-        let security = self.security(exec, cancel).await;
+        let security = match with_security {
+            true => self.security(exec, cancel).await,
+            false => BTreeSet::new(),
+        };
         for p in packages.iter_mut() {
             if let Some((_, _, v)) = installed.iter().find(|(n, _, _)| *n == p.name)
                 && p.from.is_empty()
@@ -117,6 +122,34 @@ impl Dnf {
             p.security = security.contains(&p.name);
         }
         Ok(())
+    }
+
+    /// The upgrade as `--assumeno` shows it (what a plan and the consent check read), with the
+    /// security flags when `with_security`.
+    async fn transaction(
+        &self,
+        exec: &dyn Executor,
+        with_security: bool,
+        cancel: &CancellationToken,
+    ) -> Result<UpgradePlan, Error> {
+        const STEP: &str = "upgrade --assumeno (dry run)";
+        let script = format!("LC_ALL=C {} --assumeno upgrade", self.binary());
+        let out = Step::query(STEP, script)
+            .privileged()
+            .run(exec, cancel)
+            .await?;
+        // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
+        let understood = out.stdout.contains("Dependencies resolved")
+            || out.stdout.contains("Transaction Summary")
+            || out.stdout.contains("Nothing to do")
+            || out.stdout.contains("No packages marked for update");
+        if !understood || !matches!(out.exit_code, Some(0 | 1)) {
+            return Err(step::failed(STEP, &out));
+        }
+        let mut plan = parse::parse_transaction(&out.stdout);
+        self.complete(exec, &mut plan.upgrades, with_security, cancel)
+            .await?;
+        Ok(plan)
     }
 }
 
@@ -165,23 +198,7 @@ impl PackageManager for Dnf {
         _options: UpgradeOptions,
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error> {
-        const STEP: &str = "upgrade --assumeno (dry run)";
-        let script = format!("LC_ALL=C {} --assumeno upgrade", self.binary());
-        let out = Step::query(STEP, script)
-            .privileged()
-            .run(exec, cancel)
-            .await?;
-        // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
-        let understood = out.stdout.contains("Dependencies resolved")
-            || out.stdout.contains("Transaction Summary")
-            || out.stdout.contains("Nothing to do")
-            || out.stdout.contains("No packages marked for update");
-        if !understood || !matches!(out.exit_code, Some(0 | 1)) {
-            return Err(step::failed(STEP, &out));
-        }
-        let mut plan = parse::parse_transaction(&out.stdout);
-        self.complete(exec, &mut plan.upgrades, cancel).await?;
-        Ok(plan)
+        self.transaction(exec, true, cancel).await
     }
 
     async fn download(
@@ -237,7 +254,9 @@ impl PackageManager for Dnf {
                     step::failed(step, out)
                 }
             });
-        super::planned_upgrade(self, exec, options, cancel, install).await
+        // The consent check needs the transaction, not the advisories (a dnf process saved).
+        let plan = self.transaction(exec, false, cancel);
+        super::planned_upgrade(self, exec, options, cancel, plan, install).await
     }
 
     async fn reboot_status(
@@ -251,8 +270,9 @@ impl PackageManager for Dnf {
             "LC_ALL=C; export LC_ALL\n\
              if command -v needs-restarting >/dev/null 2>&1; then \
              needs-restarting -r; echo \"{rc} $?\"; \
-             elif {bin} needs-restarting --help >/dev/null 2>&1; then \
-             {bin} needs-restarting -r; echo \"{rc} $?\"; fi\n\
+             else out=$({bin} needs-restarting -r 2>&1); code=$?; \
+             case $out in *'No such command'*) ;; \
+             *) printf '%s\\n' \"$out\"; echo \"{rc} $code\" ;; esac; fi\n\
              echo \"{running} $(uname -r)\"\n\
              rpm -q --qf '%{{INSTALLTIME}} %{{NAME}} %{{VERSION}}-%{{RELEASE}}.%{{ARCH}}\\n' \
              kernel kernel-core 2>/dev/null\n\

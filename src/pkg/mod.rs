@@ -209,20 +209,19 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
 
 pub type SharedManager = Arc<dyn PackageManager>;
 
-/// An upgrade as apt and dnf run it: the plan (refused unless `options` consent to what it
-/// does), then `install`, then whether the host now needs a reboot. `install` is only polled
-/// once the plan is consented to.
+/// An upgrade as apt and dnf run it: `plan` (refused unless `options` consent to what it
+/// does: the check right before installing, whatever a caller planned earlier), then
+/// `install`, then whether the host now needs a reboot. `install` is only polled once the plan
+/// is consented to.
 async fn planned_upgrade<M: PackageManager + ?Sized>(
     manager: &M,
     exec: &dyn Executor,
     options: UpgradeOptions,
     cancel: &CancellationToken,
+    plan: impl Future<Output = Result<UpgradePlan, Error>>,
     install: impl Future<Output = Result<remote::CommandOutput, Error>>,
 ) -> Result<UpgradeReport, Error> {
-    let plan = manager
-        .plan(exec, options, cancel)
-        .await?
-        .consented(options)?;
+    let plan = plan.await?.consented(options)?;
     install.await?;
     let reboot = manager.reboot_status(exec, cancel).await?;
     Ok(UpgradeReport { plan, reboot })
