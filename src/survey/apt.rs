@@ -49,13 +49,7 @@ pub(super) fn refresh_failed(section: &Section) -> Error {
             holder: parse::lock_holder(&section.body),
         }
     } else {
-        pkg::Error::CommandFailed {
-            step: STEP,
-            code: section
-                .exit
-                .map_or_else(|| "unknown".into(), |c| c.to_string()),
-            detail: crate::errors::last_lines(&section.body, 3),
-        }
+        section.failure(STEP)
     };
     Error::Packages {
         what: "refreshing package lists",

@@ -102,13 +102,7 @@ pub(super) fn refresh_failed(_kind: ManagerKind, section: &Section) -> Error {
             holder: parse::lock_holder(&section.body),
         }
     } else {
-        pkg::Error::CommandFailed {
-            step: "makecache",
-            code: section
-                .exit
-                .map_or_else(|| "unknown".into(), |c| c.to_string()),
-            detail: crate::errors::last_lines(&section.body, 3),
-        }
+        section.failure("makecache")
     };
     Error::Packages {
         what: "refreshing package lists",
@@ -212,14 +206,10 @@ fn cache_only_findings(_kind: ManagerKind, sections: &Sections) -> Result<Packag
     let candidates = match check.exit {
         Some(0) => Vec::new(),
         Some(100) => parse::parse_check_update(&check.body),
-        code => {
+        _ => {
             return Err(Error::Packages {
                 what: "listing pending updates",
-                source: pkg::Error::CommandFailed {
-                    step: "check-update",
-                    code: code.map_or_else(|| "unknown".into(), |c| c.to_string()),
-                    detail: crate::errors::last_lines(&check.body, 3),
-                },
+                source: check.failure("check-update"),
             });
         }
     };

@@ -16,6 +16,18 @@ pub(crate) struct Section {
 }
 
 impl Section {
+    /// The error of the command that printed this section, named `step`: its exit status and
+    /// the last lines it printed (where apt and dnf say what went wrong).
+    pub(crate) fn failure(&self, step: &'static str) -> crate::pkg::Error {
+        crate::pkg::Error::CommandFailed {
+            step,
+            code: self
+                .exit
+                .map_or_else(|| "unknown".into(), |c| c.to_string()),
+            detail: crate::errors::last_lines(&self.body, 3),
+        }
+    }
+
     /// Exit 0, or no exit recorded (the part prints facts, not a command's result).
     pub(crate) fn succeeded(&self) -> bool {
         self.exit.is_none_or(|code| code == 0)
