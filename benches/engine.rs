@@ -120,6 +120,9 @@ async fn simulated(hosts: usize) {
             mode: tendhost::config::WaveMode::Rolling,
             dry_run: false,
             allow_removals: false,
+            scope: tendhost::pkg::UpgradeScope::default(),
+            on_threshold: tendhost::config::OnThreshold::Abort,
+            defer_overruns: true,
         })
         .expect("wave");
     let count = drain_until_wave_end(&mut events).await;
@@ -218,6 +221,9 @@ async fn real(count: usize) -> Result<(), String> {
             mode: tendhost::config::WaveMode::Rolling,
             dry_run: true,
             allow_removals: false,
+            scope: tendhost::pkg::UpgradeScope::default(),
+            on_threshold: tendhost::config::OnThreshold::Abort,
+            defer_overruns: true,
         })
         .map_err(|e| e.to_string())?;
     let wave_events = drain_until_wave_end(&mut events).await;

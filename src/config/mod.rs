@@ -253,6 +253,17 @@ pub enum WaveMode {
     Batches,
 }
 
+/// What a wave does at its threshold (more failures than `max_failures`, or a batch without a
+/// success): `[fleet] on_threshold`, `--on-threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnThreshold {
+    /// Stop the wave (Ansible's behaviour).
+    Abort,
+    /// Hold every new start and ask: continue, skip the failed hosts, retry them, or abort.
+    Pause,
+}
+
 #[derive(Debug, Clone)]
 pub struct FleetSettings {
     /// Periodic inventory refresh; `None` turns it off.
@@ -262,6 +273,8 @@ pub struct FleetSettings {
     pub max_failures: FailureLimit,
     /// Rolling window or batch barriers (`wave_mode`).
     pub wave_mode: WaveMode,
+    /// `None`: the frontend's default (the console pauses, `--batch` aborts).
+    pub on_threshold: Option<OnThreshold>,
     /// Most hosts downloading a wave's packages at once: outside the wave's batch size, small
     /// so the fleet does not all hit its mirror together.
     pub download_concurrency: usize,

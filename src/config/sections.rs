@@ -332,6 +332,7 @@ impl Ctx<'_> {
             delay: Duration::from_secs(0),
             max_failures: FailureLimit::Count(0),
             wave_mode: WaveMode::Rolling,
+            on_threshold: None,
             download_concurrency: 4,
             concurrency: 32,
             reboot_timeout: Duration::from_secs(600),

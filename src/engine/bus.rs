@@ -7,6 +7,8 @@
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::pkg::UpgradeScope;
+
 pub use crate::fleet::StateKind;
 pub use crate::fleet::event::{
     Event, JobKind, Origin, Outcome, SkippedHost, Stage, StageStatus, WaveProgress, WaveStatus,
@@ -23,6 +25,8 @@ pub struct Job {
     /// Cancelled when the requester (a wave being aborted) wants the host to stop at its next
     /// safe point: between stages, never in the middle of an upgrade.
     pub stop: CancellationToken,
+    /// Which updates an `Update` takes (every one by default); ignored by other kinds.
+    pub scope: UpgradeScope,
 }
 
 impl Job {
@@ -33,6 +37,7 @@ impl Job {
             origin,
             respond_to: None,
             stop: CancellationToken::new(),
+            scope: UpgradeScope::default(),
         }
     }
 
@@ -44,6 +49,12 @@ impl Job {
             ..Job::new(kind, origin)
         };
         (job, answer)
+    }
+
+    /// An `Update` that takes only the updates in `scope`.
+    pub fn scoped(mut self, scope: UpgradeScope) -> Job {
+        self.scope = scope;
+        self
     }
 
     /// Stops at the next safe point when `stop` is cancelled.

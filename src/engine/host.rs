@@ -305,6 +305,7 @@ impl HostSupervisor {
             origin: job.origin,
             respond_to: None,
             stop: job.stop.clone(),
+            scope: job.scope.clone(),
         };
         let from = self.state.kind();
         self.steps.spawn(async move {

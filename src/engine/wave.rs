@@ -43,7 +43,8 @@ use tokio_util::sync::CancellationToken;
 use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
 use super::host::HostHandle;
 use super::predownload::Downloads;
-use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
+use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
+use crate::pkg::UpgradeScope;
 use crate::store::audit::{AuditRecord, AuditSink};
 
 /// How many hosts a halt reason names before it says "and N more".
@@ -375,6 +376,14 @@ pub struct WaveRequest {
     pub mode: WaveMode,
     pub dry_run: bool,
     pub allow_removals: bool,
+    /// Which updates each host takes.
+    pub scope: UpgradeScope,
+    /// What the wave does when it would halt (too many failures, an unproven batch): stop, or
+    /// pause and wait for the operator's choice.
+    pub on_threshold: OnThreshold,
+    /// A host whose predicted duration would overrun its maintenance window is deferred to its
+    /// next window instead of started late; `false` is the operator's override.
+    pub defer_overruns: bool,
 }
 
 /// The engine's grip on a running wave.
@@ -674,6 +683,7 @@ impl WaveRunner {
             allow_removals: self.request.allow_removals,
         };
         let origin = Origin::Wave(self.id);
+        let scope = self.request.scope.clone();
         let stop = self.abort.clone();
         let downloads = downloads.cloned();
         async move {
@@ -685,7 +695,7 @@ impl WaveRunner {
                 downloads.claim(&host).await;
             }
             let (job, answer) = Job::answered(kind, origin);
-            let command = job.stopped_by(stop);
+            let command = job.stopped_by(stop).scoped(scope);
             // `send` waits for room in the host's small queue; the supervisor drains it promptly.
             let outcome = match handle.send(command).await {
                 Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {

@@ -186,7 +186,7 @@ impl PackageManager for Apt {
             .privileged()
             .streaming(lines)
             .run_ok_or(exec, cancel, |step, out| self.failure(step, out));
-        let plan = self.plan(exec, options, cancel);
+        let plan = self.plan(exec, options.clone(), cancel);
         super::planned_upgrade(self, exec, options, cancel, plan, install).await
     }
 

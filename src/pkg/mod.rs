@@ -52,8 +52,77 @@ pub struct UpgradePlan {
     pub installs: Vec<String>,
     /// Packages the upgrade would remove: an upgrade with removals needs explicit consent.
     pub removals: Vec<String>,
-    /// Held or kept-back packages that will not be upgraded.
+    /// Packages the operator holds back (`apt-mark hold`, dnf versionlock or `exclude`): pending,
+    /// but never upgraded.
     pub held: Vec<String>,
+    /// Packages the manager keeps back on its own (apt: the upgrade would need to install or
+    /// remove something the mode does not allow).
+    #[serde(default)]
+    pub kept_back: Vec<String>,
+    /// Packages of the plan that will make the host need a reboot (a kernel, libc, systemd…):
+    /// why a reboot is expected. Empty: none expected from this plan.
+    #[serde(default)]
+    pub reboot_packages: Vec<String>,
+    /// Locally changed config files the upgrade ships anew (dpkg would prompt; tendhost keeps
+    /// the local file). `None`: the manager could not tell.
+    #[serde(default)]
+    pub conffiles: Option<Vec<ConffilePrompt>>,
+    /// Bytes still to download; `None`: unknown.
+    #[serde(default)]
+    pub download_bytes: Option<u64>,
+    /// Change in installed size, in bytes (negative: frees space); `None`: unknown.
+    #[serde(default)]
+    pub install_bytes: Option<i64>,
+    /// Free space where the upgrade writes (the package cache, `/`), as read with the plan.
+    #[serde(default)]
+    pub free_space: Vec<FreeSpace>,
+}
+
+/// A config file an upgrade would prompt about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConffilePrompt {
+    pub package: String,
+    pub path: String,
+    /// `Some(true)`: the new package changes it (dpkg would ask); `None`: changed locally, and
+    /// whether the new package changes it too is unknown (its .deb is not downloaded yet).
+    pub changed_upstream: Option<bool>,
+}
+
+/// Free space on one filesystem, by the path asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreeSpace {
+    pub path: String,
+    pub free_bytes: u64,
+}
+
+/// Which of the pending updates an upgrade takes. The default takes them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UpgradeScope {
+    /// Only these packages, where they are installed and have an update (apt
+    /// `--only-upgrade install`, dnf `upgrade NAME…`): a package that is not installed is never
+    /// installed. Empty: every package.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Only updates from security origins (apt) or with a security advisory (dnf `--security`).
+    #[serde(default)]
+    pub security_only: bool,
+}
+
+impl UpgradeScope {
+    /// Every pending update.
+    pub fn is_everything(&self) -> bool {
+        self.packages.is_empty() && !self.security_only
+    }
+
+    /// "security updates of openssl, libssl3", "openssl", "security updates", "everything".
+    pub fn describe(&self) -> String {
+        match (self.packages.is_empty(), self.security_only) {
+            (true, false) => "everything".to_string(),
+            (true, true) => "security updates".to_string(),
+            (false, false) => self.packages.join(", "),
+            (false, true) => format!("security updates of {}", self.packages.join(", ")),
+        }
+    }
 }
 
 impl UpgradePlan {
@@ -77,11 +146,13 @@ pub struct RebootStatus {
 }
 
 /// How an upgrade is to run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpgradeOptions {
     pub mode: crate::config::UpgradeMode,
     /// Go ahead even when the plan removes packages.
     pub allow_removals: bool,
+    /// Which updates to take.
+    pub scope: UpgradeScope,
 }
 
 /// The result of a real upgrade.

@@ -589,6 +589,9 @@ async fn wave_controls_the_engine_refuses_become_a_status_message() {
         mode: crate::config::WaveMode::Rolling,
         dry_run: true,
         allow_removals: false,
+        scope: crate::pkg::UpgradeScope::default(),
+        on_threshold: crate::config::OnThreshold::Abort,
+        defer_overruns: true,
     };
     let id = rig.engine.start_wave(other).unwrap();
     // The screen has not heard of that wave yet: the engine says no.

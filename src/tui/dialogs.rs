@@ -276,6 +276,9 @@ impl WaveDialog {
             mode: self.mode,
             dry_run: self.dry_run,
             allow_removals: self.allow_removals,
+            scope: crate::pkg::UpgradeScope::default(),
+            on_threshold: crate::config::OnThreshold::Pause,
+            defer_overruns: true,
         }
     }
 }

@@ -193,6 +193,9 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
         mode: tendhost::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: true,
+        scope: tendhost::pkg::UpgradeScope::default(),
+        on_threshold: tendhost::config::OnThreshold::Abort,
+        defer_overruns: true,
     };
     rig.engine.start_wave(request).expect("starting the wave");
     // Kill 'doomed' while its pre-check runs, in the second batch.
@@ -256,6 +259,9 @@ async fn wave_over_six_sshd_hosts_with_real_apt_a_killed_host_and_a_failing_upgr
         mode: tendhost::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: true,
+        scope: tendhost::pkg::UpgradeScope::default(),
+        on_threshold: tendhost::config::OnThreshold::Abort,
+        defer_overruns: true,
     };
     let before = rig.seen.len();
     rig.engine
@@ -429,6 +435,9 @@ async fn a_rolling_wave_over_sshd_pre_downloads_on_every_host_then_upgrades() {
         mode: tendhost::config::WaveMode::Rolling,
         dry_run: false,
         allow_removals: true,
+        scope: tendhost::pkg::UpgradeScope::default(),
+        on_threshold: tendhost::config::OnThreshold::Abort,
+        defer_overruns: true,
     };
     rig.engine.start_wave(request).expect("starting the wave");
     let end = rig.wave_end(Duration::from_secs(300)).await;

@@ -17,6 +17,7 @@ fn options(mode: UpgradeMode, allow_removals: bool) -> UpgradeOptions {
     UpgradeOptions {
         mode,
         allow_removals,
+        scope: Default::default(),
     }
 }
 

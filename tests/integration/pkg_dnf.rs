@@ -14,6 +14,7 @@ fn options(allow_removals: bool) -> UpgradeOptions {
     UpgradeOptions {
         mode: UpgradeMode::Full,
         allow_removals,
+        scope: Default::default(),
     }
 }
 

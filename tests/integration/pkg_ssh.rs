@@ -48,8 +48,9 @@ async fn apt_end_to_end_over_real_ssh() {
     let full = UpgradeOptions {
         mode: UpgradeMode::Full,
         allow_removals: true,
+        scope: Default::default(),
     };
-    let plan = apt.plan(exec, full, &cancel).await.unwrap();
+    let plan = apt.plan(exec, full.clone(), &cancel).await.unwrap();
     assert_eq!(plan.removals, ["tendhost-legacy"]);
     assert_eq!(plan.installs, ["tendhost-newdep"]);
 

@@ -208,6 +208,7 @@ impl StepContext {
         UpgradeOptions {
             mode: self.host.policy.upgrade_mode,
             allow_removals: allow_removals || self.host.policy.allow_removals,
+            scope: crate::pkg::UpgradeScope::default(),
         }
     }
 

@@ -244,6 +244,9 @@ pub(super) fn wave(hosts: Vec<HostId>, sizes: &str, max_failures: FailureLimit) 
         mode: crate::config::WaveMode::Batches,
         dry_run: false,
         allow_removals: false,
+        scope: crate::pkg::UpgradeScope::default(),
+        on_threshold: crate::config::OnThreshold::Abort,
+        defer_overruns: true,
     }
 }
 
