@@ -332,6 +332,9 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             json!({"type": "wave_host", "wave_id": wave_id, "host": host}),
             outcome,
         ),
+        Event::Measured { host, measurement } => {
+            with_fields(json!({"type": "measured", "host": host}), measurement)
+        }
         Event::InventoryRefreshed { .. }
         | Event::PendingRefreshed { .. }
         | Event::Surveyed { .. } => return None,

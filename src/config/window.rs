@@ -1,6 +1,6 @@
 //! Maintenance windows: the local times and days a host may be updated or rebooted.
 
-use chrono::{Datelike, NaiveDateTime, NaiveTime, Weekday};
+use chrono::{Datelike, Days, NaiveDateTime, NaiveTime, Weekday};
 
 /// `start`..`end` on the given days, in local time. A window whose end is before its start
 /// crosses midnight: `22:00`–`02:00` on Sat covers Saturday 22:00 to Sunday 02:00.
@@ -23,6 +23,26 @@ impl MaintenanceWindow {
             (self.days.contains(&today) && time >= self.start)
                 || (self.days.contains(&today.pred()) && time < self.end)
         }
+    }
+
+    /// When the window that `now` falls in closes; `None` when `now` is outside the window.
+    pub fn closes_at(&self, now: NaiveDateTime) -> Option<NaiveDateTime> {
+        if !self.contains(now) {
+            return None;
+        }
+        let today = now.date().and_time(self.end);
+        // Crossing midnight and opened today: it closes tomorrow at `end`.
+        let crosses = self.start >= self.end && now.time() >= self.start;
+        Some(if crosses { today + Days::new(1) } else { today })
+    }
+
+    /// The next time the window opens strictly after `now` (within the coming week).
+    pub fn next_opening(&self, now: NaiveDateTime) -> Option<NaiveDateTime> {
+        (0..=7)
+            .filter_map(|ahead| now.date().checked_add_days(Days::new(ahead)))
+            .filter(|day| self.days.contains(&day.weekday()))
+            .map(|day| day.and_time(self.start))
+            .find(|opening| *opening > now)
     }
 
     /// A short human form, e.g. `Sat,Sun 02:00-06:00`.
@@ -113,6 +133,24 @@ mod tests {
             !w.contains(at(28, 1, 30)),
             "Saturday early morning belongs to Friday"
         );
+    }
+
+    #[test]
+    fn knows_when_the_current_window_closes_and_the_next_one_opens() {
+        let w = window("02:00", "06:00", &[Weekday::Sat, Weekday::Sun]);
+        assert_eq!(w.closes_at(at(28, 3, 0)), Some(at(28, 6, 0)));
+        assert_eq!(w.closes_at(at(28, 7, 0)), None);
+        assert_eq!(w.next_opening(at(28, 3, 0)), Some(at(29, 2, 0)));
+        assert_eq!(w.next_opening(at(27, 12, 0)), Some(at(28, 2, 0)));
+        let night = window("22:00", "02:00", &[Weekday::Sat]);
+        assert_eq!(night.closes_at(at(28, 23, 0)), Some(at(29, 2, 0)));
+        assert_eq!(night.closes_at(at(29, 1, 0)), Some(at(29, 2, 0)));
+        // Saturday 23:00 (2026-11-28) → next Saturday 22:00 (2026-12-05).
+        let next = NaiveDate::from_ymd_opt(2026, 12, 5)
+            .unwrap()
+            .and_hms_opt(22, 0, 0)
+            .unwrap();
+        assert_eq!(night.next_opening(at(28, 23, 0)), Some(next));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Job {
     pub stop: CancellationToken,
     /// Which updates an `Update` takes (every one by default); ignored by other kinds.
     pub scope: UpgradeScope,
+    /// A wave's `defer_overruns`: an `Update` whose predicted duration would overrun the host's
+    /// maintenance window is skipped (deferred to the next window) instead of started late.
+    pub defer_overruns: bool,
 }
 
 impl Job {
@@ -38,6 +41,7 @@ impl Job {
             respond_to: None,
             stop: CancellationToken::new(),
             scope: UpgradeScope::default(),
+            defer_overruns: false,
         }
     }
 
@@ -54,6 +58,13 @@ impl Job {
     /// An `Update` that takes only the updates in `scope`.
     pub fn scoped(mut self, scope: UpgradeScope) -> Job {
         self.scope = scope;
+        self
+    }
+
+    /// An `Update` that defers itself when it would overrun the host's window (see
+    /// [`Job::defer_overruns`]).
+    pub fn deferring_overruns(mut self, defer: bool) -> Job {
+        self.defer_overruns = defer;
         self
     }
 

@@ -306,6 +306,7 @@ impl HostSupervisor {
             respond_to: None,
             stop: job.stop.clone(),
             scope: job.scope.clone(),
+            defer_overruns: job.defer_overruns,
         };
         let from = self.state.kind();
         self.steps.spawn(async move {

@@ -248,6 +248,7 @@ impl Engine {
                 memory: Arc::new(Mutex::new(step::refresh::Remembered::from_model(
                     &saved.model,
                 ))),
+                history: Arc::new(Mutex::new(saved.model.history.clone())),
             };
             let last_refresh = saved.model.last_refresh;
             let host_deps = host::HostDeps {

@@ -684,6 +684,7 @@ impl WaveRunner {
         };
         let origin = Origin::Wave(self.id);
         let scope = self.request.scope.clone();
+        let defer_overruns = self.request.defer_overruns;
         let stop = self.abort.clone();
         let downloads = downloads.cloned();
         async move {
@@ -695,7 +696,10 @@ impl WaveRunner {
                 downloads.claim(&host).await;
             }
             let (job, answer) = Job::answered(kind, origin);
-            let command = job.stopped_by(stop).scoped(scope);
+            let command = job
+                .stopped_by(stop)
+                .scoped(scope)
+                .deferring_overruns(defer_overruns);
             // `send` waits for room in the host's small queue; the supervisor drains it promptly.
             let outcome = match handle.send(command).await {
                 Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {

@@ -165,6 +165,12 @@ pub enum Event {
         reason: Arc<str>,
     },
     Wave(WaveProgress),
+    /// The step that did real work (an upgrade, a reboot) measured how long it took: the
+    /// host's history, which predicts its next update.
+    Measured {
+        host: HostId,
+        measurement: super::history::Measurement,
+    },
     /// One host of a wave is done (sent just before the matching `Wave` progress).
     WaveHostFinished {
         wave_id: u64,
@@ -275,6 +281,7 @@ impl Event {
             | Event::Stacks { host, .. }
             | Event::Stage { host, .. }
             | Event::Refused { host, .. }
+            | Event::Measured { host, .. }
             | Event::WaveHostFinished { host, .. } => Some(host),
             Event::Wave(_) => None,
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::event::{Event, JobKind};
+use super::history::HostHistory;
 use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
@@ -45,6 +46,8 @@ pub struct HostModel {
     pub job: Option<Arc<RemoteJob>>,
     /// What the last one-round-trip read of the host left to compare the next one with.
     pub survey: Option<Arc<SurveyMark>>,
+    /// How long the host's recent upgrades and reboots took: what predicts the next one.
+    pub history: HostHistory,
 }
 
 /// What a survey of the host (see `survey`) found beyond its inventory and packages: the
@@ -83,6 +86,7 @@ impl HostModel {
             progress: None,
             job: None,
             survey: None,
+            history: HostHistory::default(),
         }
     }
 
@@ -186,6 +190,7 @@ impl HostModel {
                 }
             }
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
+            Event::Measured { measurement, .. } => self.history.record(measurement),
             Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,
         }
         true

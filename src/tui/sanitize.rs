@@ -122,6 +122,8 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
         }),
         // A job's label and id are tendhost's own words (the id checked when read back).
         Event::Job { .. } => None,
+        // Durations and times tendhost measured itself.
+        Event::Measured { .. } => None,
         Event::Wave(progress) => wave(progress).map(Event::Wave),
         Event::WaveHostFinished {
             wave_id,
@@ -153,6 +155,7 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
         progress,
         job,
         survey,
+        history,
     } = model;
     Ok(HostModel {
         name: name.clone(),
@@ -182,6 +185,7 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
             Some(mark) => Some(Arc::new(whole(&**mark)?)),
             None => None,
         },
+        history: history.clone(),
     })
 }
 

@@ -99,6 +99,11 @@ pub(super) struct StepContext {
     pub lists_limit: Arc<tokio::sync::Semaphore>,
     /// The host's last survey (see `refresh::Memory`).
     pub memory: refresh::Memory,
+    /// The host's measured upgrades and reboots, seeded from the snapshot and kept by the
+    /// steps that measure (each also emits `Event::Measured` for every other consumer): the
+    /// update step predicts from it whether the host fits its window. A `std` mutex: held
+    /// only to copy or push, never across an `.await`.
+    pub history: Arc<std::sync::Mutex<crate::fleet::HostHistory>>,
 }
 
 pub(super) type StepResult<T> = Result<T, Error>;
@@ -129,6 +134,27 @@ impl StepContext {
             (Ok(()), Ok(result)) => result.map_err(Error::Refused),
             // The supervisor outlives its steps; it is gone only when the engine is torn down.
             _ => Err(Error::Aborted),
+        }
+    }
+
+    /// Keeps `measurement` in the step's history and announces it.
+    async fn measured(&self, measurement: crate::fleet::Measurement) {
+        if let Ok(mut history) = self.history.lock() {
+            history.record(&measurement);
+        }
+        self.emit(Event::Measured {
+            host: self.id.clone(),
+            measurement,
+        })
+        .await;
+    }
+
+    /// The host's history as it stands.
+    fn history(&self) -> crate::fleet::HostHistory {
+        // A poisoned lock only means a panic elsewhere mid-push: the data is still a history.
+        match self.history.lock() {
+            Ok(history) => history.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 

@@ -65,11 +65,18 @@ impl StepContext {
             return Ok(Done::Ran);
         }
         self.move_to(Transition::StartReboot).await?;
+        let started = Instant::now();
         let (old, new) = self.in_stage(Stage::Reboot, self.reboot_and_wait()).await?;
         self.move_to(Transition::CameBack).await?;
         self.in_stage(Stage::Verify, self.verify_reboot(&old, &new))
             .await?;
         self.move_to(Transition::Verified).await?;
+        // Issued → back and verified: the time a reboot takes out of a window.
+        self.measured(crate::fleet::Measurement::Reboot {
+            at: chrono::Utc::now(),
+            took: started.elapsed(),
+        })
+        .await;
         Ok(Done::Ran)
     }
 

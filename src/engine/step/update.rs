@@ -14,7 +14,7 @@ use crate::engine::bus::{Event, Job, JobKind, Stage, StageStatus};
 use crate::engine::error::Error;
 use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
-use crate::fleet::{Refusal, StateKind, Transition};
+use crate::fleet::{self, Measurement, Refusal, StateKind, Transition, WindowFit};
 use crate::pkg::{UpgradeOptions, UpgradePlan, UpgradeReport};
 
 impl StepContext {
@@ -77,6 +77,12 @@ impl StepContext {
             true => Some(self.consented_plan(allow_removals).await?),
             false => None,
         };
+        if job.defer_overruns
+            && let Some(reason) = self.overrun_deferral(plan.as_deref(), found.reboot.required)
+        {
+            // Read and planned, nothing changed: the host waits for its next window.
+            return Ok(Done::Skipped(reason));
+        }
         let stacks = self.check_stage().await?;
         if let Some(done) = aborted() {
             // The pulls took a while; the wave was stopped meanwhile.
@@ -106,6 +112,24 @@ impl StepContext {
         self.in_stage(Stage::Verify, self.verify_update()).await?;
         self.move_to(Transition::Updated).await?;
         Ok(Done::Ran)
+    }
+
+    /// Why the host is deferred to its next window: its predicted update (from its own
+    /// history) would end after the window it is in closes. `None` without a window or a
+    /// prediction (a first run is never deferred on a guess).
+    fn overrun_deferral(
+        &self,
+        plan: Option<&UpgradePlan>,
+        reboot_required: bool,
+    ) -> Option<String> {
+        self.host.policy.maintenance_window.as_ref()?;
+        let nothing = UpgradePlan::default();
+        let plan = plan.unwrap_or(&nothing);
+        let now = Local::now().naive_local();
+        match fleet::forecast(&self.host, &self.history(), plan, reboot_required, now).fit {
+            WindowFit::Overruns(overrun) => Some(overrun.deferral()),
+            WindowFit::Fits | WindowFit::Outside { .. } => None,
+        }
     }
 
     /// The plan, unless it removes packages without consent (the command's or the host
@@ -138,7 +162,7 @@ impl StepContext {
         plan: Option<Arc<UpgradePlan>>,
         allow_removals: bool,
     ) -> StepResult<UpgradeReport> {
-        let manager = match (plan, self.manager().await?) {
+        let manager = match (plan.as_ref(), self.manager().await?) {
             (Some(_), Some(manager)) => manager,
             (_, manager) => {
                 let reason = match manager {
@@ -155,6 +179,9 @@ impl StepContext {
                 return Ok(UpgradeReport::default());
             }
         };
+        let packages = plan
+            .as_ref()
+            .map_or(0, |p| p.upgrades.len() + p.installs.len());
         let options = self.options(allow_removals);
         let journal = self.journal(Stage::Packages, None);
         let exec = self.jobs(&journal);
@@ -165,7 +192,15 @@ impl StepContext {
                 .await
                 .map_err(Error::Upgrade)
         });
-        self.in_stage(Stage::Packages, upgrade).await
+        let started = tokio::time::Instant::now();
+        let report = self.in_stage(Stage::Packages, upgrade).await?;
+        self.measured(Measurement::Upgrade {
+            at: chrono::Utc::now(),
+            took: started.elapsed(),
+            packages,
+        })
+        .await;
+        Ok(report)
     }
 
     /// After an update without a reboot: the post-check passes and the host's lists are read

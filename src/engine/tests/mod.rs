@@ -2,6 +2,7 @@
 //! snapshots and audit. The same behaviours are proven on real sshd hosts in
 //! `tests/integration/engine.rs`.
 
+mod deferral;
 mod hosts;
 mod lists;
 mod pace;

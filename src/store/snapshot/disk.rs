@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::SavedHost;
 use crate::fleet::{
-    FailedInfo, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind, SurveyMark,
+    FailedInfo, HostHistory, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind,
+    SurveyMark,
 };
 use crate::inventory::Inventory;
 use crate::pkg::{PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan};
@@ -45,6 +46,10 @@ pub(super) struct DiskHost {
     /// anything changed.
     #[serde(default)]
     pub survey: Option<SurveyMark>,
+    /// The host's recent upgrade and reboot durations (absent from snapshots written before
+    /// tendhost measured them).
+    #[serde(default)]
+    pub history: HostHistory,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -183,6 +188,7 @@ impl From<&SavedHost> for DiskHost {
             dropped_output: saved.dropped_output,
             job: model.job.as_deref().cloned(),
             survey: model.survey.as_deref().cloned(),
+            history: model.history.clone(),
         }
     }
 }
@@ -216,6 +222,7 @@ impl From<DiskHost> for SavedHost {
         // An id that is not one tendhost makes would become a path on the host: drop it.
         model.job = disk.job.filter(|j| j.id.is_valid()).map(Arc::new);
         model.survey = disk.survey.map(Arc::new);
+        model.history = disk.history;
         SavedHost {
             model,
             recent_output: disk.recent_output,

@@ -280,6 +280,12 @@ mod tests {
             last_error: None,
         });
         host.keep_output("hello");
+        host.model
+            .history
+            .record(&crate::fleet::Measurement::Reboot {
+                at,
+                took: std::time::Duration::from_secs(42),
+            });
         save_bytes(&path, &encode(&[host]).unwrap()).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -295,6 +301,10 @@ mod tests {
         );
         assert_eq!(snapshot.hosts[0].model.state.retry_count, 3);
         assert_eq!(snapshot.hosts[0].recent_output[0], "hello");
+        // The measured history predicts the next update after a restart.
+        let reboots = &snapshot.hosts[0].model.history.reboots;
+        assert_eq!(reboots.len(), 1);
+        assert_eq!(reboots[0].took, std::time::Duration::from_secs(42));
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl From<V1Host> for DiskHost {
             reboot: old.reboot,
             job: None,
             survey: None,
+            history: Default::default(),
             plan: old.plan.map(|plan| DiskPlan {
                 plan,
                 dry_run: true,
