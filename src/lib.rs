@@ -15,6 +15,7 @@ pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;
 pub mod pkg;
+pub mod plan;
 pub mod remote;
 mod signals;
 pub mod stdio;
