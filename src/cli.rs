@@ -107,6 +107,12 @@ pub struct BatchArgs {
     /// instead of `[fleet] wave_mode` (default: a rolling window after the canary batch).
     #[arg(long)]
     pub barriers: bool,
+
+    /// `wave`: dry-run every selected host and print the wave's plan (batches, what each host's
+    /// update does, reboots, space, predicted durations, deferrals, the estimated finish);
+    /// changes nothing.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 /// The selector flags as typed; [`crate::fleet::select`] gives them their meaning (HOST and

@@ -36,6 +36,8 @@ pub struct Request {
     pub refresh_lists: bool,
     /// Set for `wave`.
     pub wave: Option<WaveRequest>,
+    /// `wave --plan`: dry-run the selection and print the wave's plan instead of running it.
+    pub plan: bool,
     /// `hosts` in the order jobs are given: for `update` and `reboot`, jump hosts after the
     /// hosts behind them (each phase waits for the one before); otherwise one phase.
     pub phases: Vec<Vec<HostId>>,
@@ -57,6 +59,9 @@ impl Request {
         }
         if args.dry_run && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
             return Err("--dry-run only applies to 'update' and 'wave'".into());
+        }
+        if args.plan && command != BatchCommand::Wave {
+            return Err("--plan only applies to 'wave'".into());
         }
         if args.reboot_jump_hosts && command != BatchCommand::Reboot {
             return Err("--reboot-jump-hosts only applies to 'reboot'".into());
@@ -80,6 +85,7 @@ impl Request {
             allow_removals: args.allow_removals,
             refresh_lists: args.refresh_lists,
             wave,
+            plan: args.plan,
             phases,
         })
     }
@@ -228,6 +234,14 @@ impl Runner {
             return self.finish(true).await;
         }
         let interrupted = match (self.request.command, self.request.job()) {
+            // The plan needs every host's dry run; the engine bounds how many run at once.
+            (BatchCommand::Wave, _) if self.request.plan => {
+                let dry_run = JobKind::Update {
+                    dry_run: true,
+                    allow_removals: self.request.allow_removals,
+                };
+                self.run_jobs(dry_run).await
+            }
             (BatchCommand::Wave, _) => self.run_wave().await,
             (_, Some(kind)) => self.run_jobs(kind).await,
             _ => {
@@ -273,6 +287,10 @@ impl Runner {
         let mut answers = FuturesUnordered::new();
         for host in phase {
             let (job, answer) = Job::answered(kind, Origin::Batch);
+            let job = match &self.request.wave {
+                Some(wave) => job.scoped(wave.scope.clone()),
+                None => job,
+            };
             match self.engine.try_send(&host, job) {
                 Ok(()) => answers.push(async move { (host, answer.await) }),
                 Err(e) => {
@@ -360,6 +378,11 @@ impl Runner {
             self.handle_event(event);
         }
         let _ = stopping.await;
+        if self.request.plan
+            && let Some(wave) = self.request.wave.clone()
+        {
+            return self.finish_plan(wave, interrupted);
+        }
         let hosts = self.request.hosts.clone();
         let mut tally = output::Tally::default();
         for host in &hosts {
@@ -387,6 +410,38 @@ impl Runner {
         if interrupted {
             Exit::Interrupted
         } else if tally.failed > 0 || halted {
+            Exit::HostFailed
+        } else {
+            Exit::Ok
+        }
+    }
+}
+
+impl Runner {
+    /// `wave --plan`: every dry run is in; compose the plan from the hosts as they now stand
+    /// and print it. Exits 1 when a host's dry run failed (its plan is then "unknown").
+    fn finish_plan(mut self, wave: WaveRequest, interrupted: bool) -> Exit {
+        let mut tally = output::Tally::default();
+        let mut failed = HashMap::new();
+        for host in &self.request.hosts {
+            let result = self
+                .results
+                .get(host)
+                .cloned()
+                .unwrap_or_else(|| HostResult::Failed("interrupted before it finished".into()));
+            if let HostResult::Failed(why) = &result {
+                failed.insert(host.clone(), why.clone());
+            }
+            tally.add(&result);
+        }
+        let models: Vec<&HostModel> = self.models.values().collect();
+        let config = self.engine.config().clone();
+        let plan = crate::plan::compose(&wave, &models, &config, chrono::Local::now());
+        self.printer.plan(&plan, &failed);
+        self.printer.summary(&tally, interrupted, None);
+        if interrupted {
+            Exit::Interrupted
+        } else if tally.failed > 0 {
             Exit::HostFailed
         } else {
             Exit::Ok

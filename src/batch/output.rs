@@ -10,6 +10,8 @@
 //! it was. JSON needs nothing more: serde escapes control characters itself. A closed stdout
 //! (`| head`) stops the writing quietly, not the run; a closed stderr is ignored.
 
+mod plan;
+
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};

@@ -3,6 +3,7 @@
 //! the screen or of how the plan is printed; `batch` and `tui` render it.
 
 mod compose;
+pub mod render;
 
 pub use compose::{
     Counts, HostStatus, PlanBatch, PlanHost, PlanTotals, RebootReason, Space, WavePlan, compose,

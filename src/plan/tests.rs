@@ -255,3 +255,29 @@ fn a_host_outside_its_window_is_shown_as_skipped() {
     assert_eq!(plan.totals.outside_window, 1);
     assert_eq!(plan.batches.len(), 1);
 }
+
+#[test]
+fn the_wave_reads_in_one_line() {
+    let plan = composed(true);
+    assert_eq!(
+        render::totals_line(&plan),
+        "wave: 3 hosts in 2 batches, 4 upgrades, 0 new, 1 removal, 1 reboot, 4.9 KiB to \
+         download; predicted 23m, estimated finish Sat 05:53 (without 1 host of unknown \
+         duration); 1 deferred to their next window, 1 without a dry run, 1 short of disk space"
+    );
+    assert_eq!(
+        render::batch_line(&plan.batches[0]),
+        "batch 1 (canary): 1 host, 2 upgrades, 1 removal, 1 reboot; Sat 05:30 → Sat 05:42 (12m)"
+    );
+    let a = entry(&plan, "a");
+    assert_eq!(
+        render::changes_text(a),
+        "2 upgrades, 1 removal (tendhost-legacy), kept back: tendhost-core"
+    );
+    assert_eq!(render::reboot_text(a), "reboot (tendhost-kernel)");
+    assert_eq!(
+        render::space_text(a),
+        "not enough space: needs 5.9 KiB, 3.9 KiB free"
+    );
+    assert_eq!(render::changes_text(entry(&plan, "c")), "no dry run yet");
+}
