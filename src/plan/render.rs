@@ -139,6 +139,10 @@ pub fn batch_line(batch: &PlanBatch) -> String {
     if t.reboots > 0 {
         text.push_str(&format!(", {}", plural(t.reboots, "reboot", "reboots")));
     }
+    if t.unknown_duration == t.hosts {
+        text.push_str(&format!("; from {}, duration unknown", clock(batch.start)));
+        return text;
+    }
     text.push_str(&format!(
         "; {} → {} ({})",
         clock(batch.start),
@@ -170,12 +174,16 @@ pub fn totals_line(plan: &WavePlan) -> String {
     if c.download_bytes > 0 {
         text.push_str(&format!(", {} to download", bytes_text(c.download_bytes)));
     }
-    text.push_str(&format!(
-        "; predicted {}, estimated finish {}",
-        duration_text(Some(t.predicted)),
-        clock(t.estimated_finish)
-    ));
-    if c.unknown_duration > 0 {
+    if c.unknown_duration == c.hosts {
+        text.push_str("; duration unknown (no host has a history yet)");
+    } else {
+        text.push_str(&format!(
+            "; predicted {}, estimated finish {}",
+            duration_text(Some(t.predicted)),
+            clock(t.estimated_finish)
+        ));
+    }
+    if c.unknown_duration > 0 && c.unknown_duration < c.hosts {
         text.push_str(&format!(
             " (without {} of unknown duration)",
             plural(c.unknown_duration, "host", "hosts")

@@ -28,8 +28,9 @@ impl Printer {
             self.line(&value.to_string());
             return;
         }
-        let row = |host: &str, changes: &str, reboot: &str, took: &str, space: &str| {
-            format!("  {host:<20} {changes:<44} {reboot:<24} {took:>8}  {space}")
+        // What changes goes last and whole: package names are what the operator checks.
+        let row = |host: &str, took: &str, reboot: &str, space: &str, changes: &str| {
+            format!("  {host:<20} {took:>8}  {reboot:<28} {space:<12} {changes}")
         };
         let mut batch = None;
         for host in &plan.hosts {
@@ -40,15 +41,15 @@ impl Printer {
                     None => "not in the wave".to_string(),
                 };
                 self.line(&title);
-                self.line(&row("HOST", "CHANGES", "REBOOT", "DURATION", "SPACE"));
+                self.line(&row("HOST", "DURATION", "REBOOT", "SPACE", "CHANGES"));
             }
             let took = render::duration_text(host.prediction.map(|p| p.total));
             self.line(&row(
                 &truncate(&host.host, 20),
-                &truncate(&render::changes_text(host), 44),
-                &truncate(&render::reboot_text(host), 24),
                 &took,
+                &truncate(&render::reboot_text(host), 28),
                 &render::space_text(host),
+                &render::changes_text(host),
             ));
             for upgrade in &host.upgrades {
                 self.line(&format!(
