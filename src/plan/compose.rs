@@ -21,7 +21,7 @@ use crate::fleet::{HostModel, Plan, Prediction, WindowFit, forecast};
 use crate::pkg::{ConffilePrompt, PendingPackage, ServiceChange, UpgradePlan};
 
 /// The plan of one wave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WavePlan {
     pub composed_at: DateTime<Local>,
     pub mode: WaveMode,
@@ -32,7 +32,7 @@ pub struct WavePlan {
 }
 
 /// One host of the plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanHost {
     pub host: HostId,
     /// 1-based (the canary batch is 1); `None` when the wave would not run the host.
@@ -101,7 +101,7 @@ pub enum HostStatus {
 }
 
 /// One batch: its hosts run in parallel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanBatch {
     /// 1-based.
     pub batch: usize,
@@ -133,7 +133,7 @@ pub struct Counts {
 }
 
 /// The wave as a whole.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanTotals {
     #[serde(flatten)]
     pub counts: Counts,

@@ -42,6 +42,7 @@ impl App {
             Overlay::Help { .. } => self.handle_help(action),
             Overlay::Confirm(_) => self.handle_confirm(action),
             Overlay::Wave(_) => self.handle_wave(action),
+            Overlay::Plan { .. } => self.handle_plan(action),
             Overlay::Packages(_) => self.handle_packages(action),
         }
     }
@@ -106,6 +107,8 @@ impl App {
             Action::Confirm
             | Action::ToggleDryRun
             | Action::ToggleRemovals
+            | Action::PlanView
+            | Action::DryRunMissing
             | Action::Decrease
             | Action::Increase => {}
         }
@@ -342,6 +345,8 @@ impl App {
             Action::Increase | Action::Mark => dialog.adjust(1),
             Action::ToggleDryRun => dialog.dry_run = !dialog.dry_run,
             Action::ToggleRemovals => dialog.allow_removals = !dialog.allow_removals,
+            Action::PlanView => self.open_plan_view(),
+            Action::DryRunMissing => self.dry_run_hosts_without_plan(),
             Action::Confirm | Action::Zoom => {
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;

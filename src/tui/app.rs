@@ -104,6 +104,8 @@ impl App {
         if let Overlay::Packages(dialog) = &mut self.view.overlay {
             dialog.rebuild(&self.model);
         }
+        // The wave's plan follows the dialog's settings and whatever the hosts reported.
+        self.refresh_wave_plan();
         let ctx = Ctx {
             model: &self.model,
             keys: &self.keys,

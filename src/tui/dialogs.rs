@@ -180,6 +180,9 @@ pub struct WaveDialog {
     pub dry_run: bool,
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
+    /// The wave's plan as the dialog stands, composed by the app (it holds the config) after
+    /// every change and every batch of events; the preview and the Plan view draw it.
+    pub preview: Option<std::sync::Arc<crate::plan::WavePlan>>,
 }
 
 impl WaveDialog {
@@ -215,6 +218,7 @@ impl WaveDialog {
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
             allow_removals: false,
+            preview: None,
         }
     }
 

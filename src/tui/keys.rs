@@ -44,6 +44,8 @@ pub enum Action {
     Confirm,
     ToggleDryRun,
     ToggleRemovals,
+    PlanView,
+    DryRunMissing,
     Decrease,
     Increase,
     Help,
@@ -182,6 +184,15 @@ pub(super) const BINDINGS: &[Binding] = &[
         ["R"],
         "allow package removals",
         Dialog
+    ),
+    bind!(PlanView, "plan_view", ["v"], "the wave's plan view", Dialog),
+    bind!(
+        DryRunMissing,
+        "dry_run_missing",
+        ["D"],
+        "dry-run unplanned hosts",
+        Dialog,
+        mutating
     ),
     bind!(
         Decrease,

@@ -13,6 +13,7 @@ mod dialogs;
 mod filter;
 mod keys;
 mod model;
+mod plan_preview;
 mod sanitize;
 mod scrollback;
 mod terminal;

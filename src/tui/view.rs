@@ -88,9 +88,16 @@ pub enum Input {
 #[derive(Debug, Clone)]
 pub enum Overlay {
     None,
-    Help { scroll: usize },
+    Help {
+        scroll: usize,
+    },
     Confirm(ConfirmDialog),
     Wave(WaveDialog),
+    /// The wave dialog's plan, host by host; going back returns to the dialog as it was.
+    Plan {
+        dialog: WaveDialog,
+        scroll: usize,
+    },
     Packages(PackagesDialog),
 }
 

@@ -10,6 +10,7 @@ mod detail;
 mod fleet;
 mod help;
 mod packages;
+mod plan;
 mod wave;
 
 use chrono::{DateTime, Utc};
@@ -64,6 +65,7 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
         Overlay::Help { .. } => help::render(body, buf, ctx, view),
         Overlay::Confirm(_) => confirm::render(body, buf, ctx, view),
         Overlay::Wave(_) => wave::render(body, buf, ctx, view),
+        Overlay::Plan { .. } => plan::render(body, buf, ctx, view),
         Overlay::Packages(_) => packages::render(body, buf, ctx, view),
     }
 }
@@ -222,5 +224,7 @@ pub(super) fn name_list(
     out
 }
 
+#[cfg(test)]
+mod plan_tests;
 #[cfg(test)]
 mod tests;

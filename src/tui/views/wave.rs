@@ -9,7 +9,8 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::{Ctx, fit, name_list, popup};
 use crate::config::{BatchSize, FailureLimit, HostId, WaveMode, format_duration};
 use crate::engine::bus::WaveStatus;
-use crate::tui::dialogs::WaveField;
+use crate::plan::HostStatus;
+use crate::tui::dialogs::{WaveDialog, WaveField};
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
 
@@ -20,8 +21,10 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
     let theme = ctx.theme;
     let keys = ctx.keys;
     let last_wave = last_wave_lines(ctx, 70);
-    let height = 15 + u16::try_from(last_wave.len()).unwrap_or(0);
-    let inner = popup(area, buf, 72, height, Line::styled(" Wave ", theme.title()));
+    let mut preview = preview_lines(ctx, dialog, 76);
+    let extra = last_wave.len() + preview.len();
+    let height = 15 + u16::try_from(extra).unwrap_or(0);
+    let inner = popup(area, buf, 78, height, Line::styled(" Wave ", theme.title()));
     let n = dialog.hosts.len();
     let mut lines = vec![Line::from(Span::styled(
         format!("{n} {}:", dialog.source),
@@ -118,10 +121,15 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             Span::styled(format!("  {note}"), note_style),
         ]));
     }
+    // The preview yields to the last wave's story when the screen is short.
+    let after = last_wave.len() + 2;
+    let room = usize::from(inner.height).saturating_sub(lines.len() + after);
+    preview.truncate(room);
+    lines.extend(preview);
     lines.extend(last_wave);
     lines.push(Line::raw(""));
     let key = |action| keys.first_key(action);
-    let hints: [(String, &'static str); 6] = [
+    let hints: [(String, &'static str); 7] = [
         (format!("{}/Enter", key(Action::Confirm)), " start  "),
         (
             format!("{}/{}", key(Action::MoveDown), key(Action::MoveUp)),
@@ -133,6 +141,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
         ),
         (key(Action::ToggleDryRun), " dry run  "),
         (key(Action::ToggleRemovals), " removals  "),
+        (key(Action::PlanView), " plan  "),
         (key(Action::Quit), " back"),
     ];
     lines.push(Line::from(
@@ -142,6 +151,76 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             .collect::<Vec<_>>(),
     ));
     Paragraph::new(lines).render(inner, buf);
+}
+
+/// The plan in at most two lines: the batches with their host counts, what changes, the
+/// estimated finish; then who is deferred and who has no plan yet (and the key that dry-runs
+/// them). The Plan view has the rest.
+fn preview_lines(ctx: Ctx<'_>, dialog: &WaveDialog, width: usize) -> Vec<Line<'static>> {
+    let theme = ctx.theme;
+    let Some(plan) = &dialog.preview else {
+        return Vec::new();
+    };
+    let counts: Vec<String> = plan
+        .batches
+        .iter()
+        .take(6)
+        .map(|b| b.hosts.len().to_string())
+        .collect();
+    let more = if plan.batches.len() > 6 { "·…" } else { "" };
+    let c = &plan.totals.counts;
+    let finish = if c.unknown_duration == c.hosts {
+        "duration unknown".to_string()
+    } else {
+        let mut text = format!("finish {}", plan.totals.estimated_finish.format("%a %H:%M"));
+        if c.unknown_duration > 0 {
+            text.push_str(&format!(" (+{} unknown)", c.unknown_duration));
+        }
+        text
+    };
+    let summary = format!(
+        "plan {}{more} · upgrades {} · removals {} · reboots {} · {finish}",
+        counts.join("·"),
+        c.upgrades,
+        c.removals,
+        c.reboots,
+    );
+    let mut lines = vec![Line::styled(fit(&summary, width), theme.title())];
+    let mut notes = Vec::new();
+    let deferred: Vec<String> = plan
+        .hosts
+        .iter()
+        .filter_map(|h| match &h.status {
+            HostStatus::Deferred { next_window, .. } => Some(match next_window {
+                Some(at) => format!("{} ({})", h.host, at.format("%a %H:%M")),
+                None => h.host.to_string(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if !deferred.is_empty() {
+        notes.push(format!("deferred: {}", deferred.join(", ")));
+    }
+    if plan.totals.outside_window > 0 {
+        notes.push(format!(
+            "{} outside their window",
+            plan.totals.outside_window
+        ));
+    }
+    if c.without_plan > 0 {
+        let key = ctx.keys.first_key(Action::DryRunMissing);
+        notes.push(format!(
+            "{} without a plan: press {key} to dry-run them",
+            c.without_plan
+        ));
+    }
+    if !notes.is_empty() {
+        lines.push(Line::styled(
+            fit(&format!("  {}", notes.join(" · ")), width),
+            theme.warn(),
+        ));
+    }
+    lines
 }
 
 /// How many lines the halt reason may take.
@@ -199,7 +278,7 @@ fn last_wave_lines(ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
 
 /// `text` broken at spaces into at most `lines` lines of `width` columns; the last is cut short
 /// with an ellipsis when the text does not fit.
-fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
+pub(super) fn wrap(text: &str, width: usize, lines: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut rest = text.trim();
     while out.len() + 1 < lines && rest.chars().count() > width {
