@@ -15,7 +15,7 @@ use chrono::{DateTime, Local};
 use serde::Serialize;
 
 use crate::config::{Config, HostId, JumpHosts, WaveMode};
-use crate::engine::{Outcome, WaveQueue, WaveRequest};
+use crate::engine::{WaveQueue, WaveRequest};
 use crate::fleet::forecast::{secs, secs_opt};
 use crate::fleet::{HostModel, Plan, Prediction, WindowFit, forecast};
 use crate::pkg::{ConffilePrompt, PendingPackage, ServiceChange, UpgradePlan};
@@ -187,7 +187,7 @@ pub fn compose(
             .filter(|h| !left_out.contains_key(*h))
             .cloned()
             .collect();
-        let batches = batches_of(queue(request, config, runs));
+        let batches = queue(request, config, runs).simulate();
         let timed = time_batches(&batches, request.delay, now, |host| {
             prediction_of(config, host, &facts[host], &history(host), now)
         });
@@ -210,36 +210,13 @@ pub fn compose(
     }
 }
 
-/// The queue the wave itself would build for `hosts`.
+/// The queue the wave itself would build for `hosts`, as `EngineHandle::start_wave` builds it.
+// FOLLOW-UP(i12-waves): once `WaveQueue::of(request, config)` is merged (it adds clusters),
+// build it here from `WaveRequest { hosts, ..request.clone() }` instead of repeating this.
 fn queue(request: &WaveRequest, config: &Config, hosts: Vec<HostId>) -> WaveQueue {
     WaveQueue::new(hosts, &request.sizes, request.max_failures)
         .with_mode(request.mode)
         .with_jump_hosts(&JumpHosts::of(config))
-}
-
-/// The batches `queue` hands out when every host succeeds.
-// TODO(issue 12): switch to `WaveQueue::simulate` (branch i12-waves) once it is merged; this
-// is the same walk over the queue's public steps.
-fn batches_of(mut queue: WaveQueue) -> Vec<Vec<HostId>> {
-    let mut batches = Vec::new();
-    while queue.open_batch().is_some() {
-        let mut batch = Vec::new();
-        loop {
-            let started: Vec<HostId> = std::iter::from_fn(|| queue.next_host()).collect();
-            if started.is_empty() {
-                break;
-            }
-            for host in &started {
-                queue.record(host, &Outcome::Succeeded);
-            }
-            batch.extend(started);
-        }
-        if batch.is_empty() {
-            break;
-        }
-        batches.push(batch);
-    }
-    batches
 }
 
 fn facts_of(model: Option<&HostModel>) -> Facts {
