@@ -113,6 +113,11 @@ pub struct BatchArgs {
     /// changes nothing.
     #[arg(long)]
     pub plan: bool,
+
+    /// `wave`: start a host even when its predicted duration would overrun its maintenance
+    /// window (by default it is deferred to its next window).
+    #[arg(long)]
+    pub no_defer: bool,
 }
 
 /// The selector flags as typed; [`crate::fleet::select`] gives them their meaning (HOST and

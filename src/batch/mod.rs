@@ -57,6 +57,9 @@ impl Request {
         if wave_only && command != BatchCommand::Wave {
             return Err("--batch-size, --delay and --max-failures only apply to 'wave'".into());
         }
+        if args.no_defer && command != BatchCommand::Wave {
+            return Err("--no-defer only applies to 'wave'".into());
+        }
         if args.dry_run && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
             return Err("--dry-run only applies to 'update' and 'wave'".into());
         }
@@ -159,7 +162,7 @@ fn wave_request(
             .fleet
             .on_threshold
             .unwrap_or(crate::config::OnThreshold::Abort),
-        defer_overruns: true,
+        defer_overruns: !args.no_defer,
     })
 }
 

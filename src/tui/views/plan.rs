@@ -97,6 +97,25 @@ fn host_lines(host: &PlanHost, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>>
             upgrade.name, upgrade.from, upgrade.to
         ))));
     }
+    for change in &host.compose {
+        lines.push(Line::raw(indent(format!(
+            "compose {} {}: new image",
+            change.path, change.service
+        ))));
+    }
+    if host.known && !host.upgrades.is_empty() {
+        let prompts = match &host.conffiles {
+            None => "conffile prompts: unknown".to_string(),
+            Some(list) if list.is_empty() => String::new(),
+            Some(list) => {
+                let paths: Vec<&str> = list.iter().map(|c| c.path.as_str()).collect();
+                format!("conffile prompts: {}", paths.join(", "))
+            }
+        };
+        if !prompts.is_empty() {
+            lines.push(Line::styled(indent(prompts), theme.dim()));
+        }
+    }
     let space = words::space_text(host);
     if space != "-" {
         let style = match host.space.enough {
