@@ -84,7 +84,7 @@ pub struct Space {
 
 /// Where the host stands in the wave.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HostStatus {
     /// Runs in its batch.
     Runs,

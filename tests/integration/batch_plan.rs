@@ -74,7 +74,7 @@ fn issue12_wave_plan_json_shows_batches_upgrades_removal_kept_back_and_totals() 
     assert_eq!(names(&f["removals"]), ["tendhost-legacy"]);
     assert_eq!(names(&f["installs"]), ["tendhost-newdep"]);
     assert_eq!(f["prediction"], Value::Null, "first run: unknown");
-    assert_eq!(f["status"]["status"], "runs");
+    assert_eq!(f["status"]["kind"], "runs");
 
     let s = plan_host(&lines, "safe");
     assert_eq!(s["batch"], 2, "{s}");

@@ -96,3 +96,47 @@ async fn without_history_a_host_in_a_closing_window_is_not_deferred() {
     );
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The steps measure what they did: an upgrade with its package count and a reboot from issue
+/// to verified; the snapshot keeps both, so the next run of tendhost can predict.
+#[tokio::test(start_paused = true)]
+async fn an_update_with_a_reboot_measures_both_and_the_snapshot_keeps_them() {
+    let fleet = fleet_where(
+        "h0",
+        Behaviour {
+            reboot_required: true,
+            upgrade_time: Duration::from_secs(90),
+            down_for: Duration::from_secs(3),
+            ..Behaviour::default()
+        },
+    );
+    let mut rig = start(
+        fleet_config(1, "[host.policy]\nauto_reboot = true\n"),
+        fleet,
+    );
+    let answer = rig.send_step("h0", update());
+    let mut measured = Vec::new();
+    rig.until(|e| {
+        if let Event::Measured { measurement, .. } = e {
+            measured.push(measurement.clone());
+        }
+        measured.len() == 2
+    })
+    .await;
+    assert_eq!(answer.await.unwrap(), Outcome::Succeeded);
+    let Measurement::Upgrade { took, packages, .. } = &measured[0] else {
+        panic!("{measured:?}");
+    };
+    assert_eq!(*packages, 2);
+    assert!(*took >= Duration::from_secs(90), "{took:?}");
+    let Measurement::Reboot { took, .. } = &measured[1] else {
+        panic!("{measured:?}");
+    };
+    assert!(*took >= Duration::from_secs(3), "{took:?}");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+    let saved = snapshot::load(&rig.dir.path().join("snapshot.json"))
+        .snapshot
+        .unwrap();
+    let history = &saved.hosts[0].model.history;
+    assert_eq!((history.upgrades.len(), history.reboots.len()), (1, 1));
+}
