@@ -6,8 +6,8 @@
 use serde_json::Value;
 
 use crate::batch::{json_lines, run_expecting};
-use crate::harness::TestEnv;
 use crate::harness::apthost::{AptHost, Packages};
+use crate::harness::{SshHost, SshdOptions, TestEnv};
 
 fn plan_host<'a>(lines: &'a [Value], host: &str) -> &'a Value {
     lines
@@ -117,8 +117,27 @@ fn issue12_wave_plan_json_shows_batches_upgrades_removal_kept_back_and_totals() 
         assert_eq!(host.version("tendhost-legacy"), "1.0");
     }
 
+    // A host whose dry run fails (its sshd is gone): the plan still comes, says so, exits 1.
+    let mut gone = SshHost::start(SshdOptions::default()).expect("starting sshd");
+    env.trust(&gone);
+    body.push_str(&env.host_toml("gone", &gone, "root"));
+    env.write_config(&body);
+    gone.stop();
+    let out = run_expecting(
+        &env,
+        &["--batch", "wave", "--plan", "--json", "full", "gone"],
+        1,
+    );
+    let lines = json_lines(&out);
+    let g = plan_host(&lines, "gone");
+    assert_eq!(g["known"], false, "{g}");
+    assert!(g["dry_run_error"].is_string(), "{g}");
+    assert_eq!(plan_host(&lines, "full")["dry_run_error"], Value::Null);
+    assert_eq!(lines.last().unwrap()["failed"], 1);
+
     // The same plan as a table.
     let out = run_expecting(&env, &["--batch", "wave", "--plan", "full", "safe"], 0);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("gone"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("batch 1 (canary): 1 host"), "{text}");
     assert!(text.contains("tendhost-app 1.0 → 1.1"), "{text}");
