@@ -142,16 +142,19 @@ pub enum WaveField {
     Mode,
     DryRun,
     AllowRemovals,
+    /// Defer hosts predicted to overrun their window, or start them late (the override).
+    Overruns,
 }
 
 impl WaveField {
-    pub const ALL: [WaveField; 6] = [
+    pub const ALL: [WaveField; 7] = [
         WaveField::BatchSizes,
         WaveField::Delay,
         WaveField::MaxFailures,
         WaveField::Mode,
         WaveField::DryRun,
         WaveField::AllowRemovals,
+        WaveField::Overruns,
     ];
 }
 
@@ -180,6 +183,9 @@ pub struct WaveDialog {
     pub dry_run: bool,
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
+    /// Hosts whose predicted update would overrun their window wait for the next one; off is
+    /// the operator's override.
+    pub defer_overruns: bool,
     /// The wave's plan as the dialog stands, composed by the app (it holds the config) after
     /// every change and every batch of events; the preview and the Plan view draw it.
     pub preview: Option<std::sync::Arc<crate::plan::WavePlan>>,
@@ -218,6 +224,7 @@ impl WaveDialog {
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
             allow_removals: false,
+            defer_overruns: true,
             preview: None,
         }
     }
@@ -251,6 +258,7 @@ impl WaveDialog {
             WaveField::MaxFailures => step(&mut self.failures, self.failure_choices.len(), delta),
             WaveField::DryRun => self.dry_run = !self.dry_run,
             WaveField::AllowRemovals => self.allow_removals = !self.allow_removals,
+            WaveField::Overruns => self.defer_overruns = !self.defer_overruns,
         }
     }
 
@@ -282,7 +290,7 @@ impl WaveDialog {
             allow_removals: self.allow_removals,
             scope: crate::pkg::UpgradeScope::default(),
             on_threshold: crate::config::OnThreshold::Pause,
-            defer_overruns: true,
+            defer_overruns: self.defer_overruns,
         }
     }
 }
@@ -438,8 +446,8 @@ mod tests {
         dialog.move_field(1);
         dialog.adjust(1);
         assert_eq!(dialog.delay(), Duration::from_secs(0));
-        dialog.move_field(5);
-        dialog.move_field(-1);
+        dialog.move_field(10);
+        dialog.move_field(-2);
         assert_eq!(dialog.current_field(), WaveField::DryRun);
         dialog.adjust(1);
         assert!(!dialog.spec().dry_run);
@@ -456,6 +464,11 @@ mod tests {
         };
         let mut dialog = WaveDialog::new(vec!["a".into()], "all hosts", &defaults);
         dialog.move_field(10);
+        assert_eq!(dialog.current_field(), WaveField::Overruns);
+        assert!(dialog.spec().defer_overruns, "overruns start deferred");
+        dialog.adjust(1);
+        assert!(!dialog.spec().defer_overruns, "the operator's override");
+        dialog.move_field(-1);
         assert_eq!(dialog.current_field(), WaveField::AllowRemovals);
         dialog.adjust(1);
         assert!(dialog.spec().allow_removals);

@@ -23,7 +23,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
     let last_wave = last_wave_lines(ctx, 70);
     let mut preview = preview_lines(ctx, dialog, 76);
     let extra = last_wave.len() + preview.len();
-    let height = 15 + u16::try_from(extra).unwrap_or(0);
+    let height = 16 + u16::try_from(extra).unwrap_or(0);
     let inner = popup(area, buf, 78, height, Line::styled(" Wave ", theme.title()));
     let n = dialog.hosts.len();
     let mut lines = vec![Line::from(Span::styled(
@@ -99,6 +99,22 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             .to_string(),
             removals_note(ctx, &dialog.hosts, dialog.allow_removals),
         ),
+        (
+            WaveField::Overruns,
+            "overruns",
+            if dialog.defer_overruns {
+                "deferred"
+            } else {
+                "start late"
+            }
+            .to_string(),
+            if dialog.defer_overruns {
+                "would-be overruns wait for the next window"
+            } else {
+                "hosts start even if they would overrun"
+            }
+            .to_string(),
+        ),
     ];
     for (field, name, value, note) in values {
         let current = field == dialog.current_field();
@@ -109,6 +125,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
         };
         let note_style = match field {
             WaveField::DryRun if !dialog.dry_run => theme.error(),
+            WaveField::Overruns if !dialog.defer_overruns => theme.warn(),
             WaveField::AllowRemovals if dialog.allow_removals || note.starts_with('⚠') => {
                 theme.warn()
             }
