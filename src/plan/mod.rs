@@ -3,10 +3,12 @@
 //! the screen or of how the plan is printed; `batch` and `tui` render it.
 
 mod compose;
+mod model;
 pub mod render;
 
-pub use compose::{
-    Counts, HostStatus, PlanBatch, PlanHost, PlanTotals, RebootReason, Space, WavePlan, compose,
+pub use compose::compose;
+pub use model::{
+    Counts, HostStatus, PlanBatch, PlanHost, PlanTotals, RebootReason, Space, WavePlan,
 };
 
 #[cfg(test)]
