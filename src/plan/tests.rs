@@ -281,3 +281,27 @@ fn the_wave_reads_in_one_line() {
     );
     assert_eq!(render::changes_text(entry(&plan, "c")), "no dry run yet");
 }
+
+#[test]
+fn a_jump_host_goes_after_the_hosts_behind_it_as_the_wave_places_it() {
+    let config = Config::from_str(
+        "t.toml",
+        "[[host]]\nname='bastion'\naddr='10.0.0.1'\n\
+         [[host]]\nname='a'\naddr='10.0.1.1'\nproxy_jump='bastion'\n\
+         [[host]]\nname='b'\naddr='10.0.1.2'\nproxy_jump='bastion'\n",
+    )
+    .unwrap();
+    let plan = compose(
+        &request(&["bastion", "a", "b"], true),
+        &[],
+        &config,
+        saturday(5, 30),
+    );
+    let batches: Vec<Vec<&str>> = plan
+        .batches
+        .iter()
+        .map(|b| b.hosts.iter().map(|h| &**h).collect())
+        .collect();
+    assert_eq!(batches, [vec!["a"], vec!["b"], vec!["bastion"]]);
+    assert_eq!(plan.totals.counts.without_plan, 3, "nothing known of any");
+}
