@@ -8,6 +8,7 @@
 //! `/etc/os-release`); [`ComposeUpdater`] inspects and updates a host's `compose_paths`.
 
 mod apt;
+mod apt_plan;
 mod compose;
 mod detect;
 mod dnf;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::remote::{self, Executor, OutputLine};
 
 pub use apt::Apt;
+
 pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
 pub use detect::{detect, manager as manager_of, manager_for};
 pub use dnf::Dnf;
@@ -123,6 +125,74 @@ impl UpgradeScope {
             (false, true) => format!("security updates of {}", self.packages.join(", ")),
         }
     }
+
+    /// Whether `package` is one this scope takes: the one rule every manager, the engine and
+    /// the simulated fleet apply to a pending list.
+    pub fn takes(&self, package: &PendingPackage) -> bool {
+        (self.packages.is_empty() || self.packages.iter().any(|p| *p == package.name))
+            && (!self.security_only || package.security)
+    }
+
+    /// The pending packages this scope takes, in their order.
+    pub fn select<'a>(&self, pending: &'a [PendingPackage]) -> Vec<&'a PendingPackage> {
+        pending.iter().filter(|p| self.takes(p)).collect()
+    }
+
+    /// Why an update in this scope has nothing to do: "none of openssl, libssl3 pending", "no
+    /// security updates pending", "no security updates of openssl pending".
+    pub fn nothing_pending(&self) -> String {
+        match (self.packages.is_empty(), self.security_only) {
+            (true, false) => "no packages pending".to_string(),
+            (true, true) => "no security updates pending".to_string(),
+            (false, false) => format!("none of {} pending", self.packages.join(", ")),
+            (false, true) => format!(
+                "no security updates of {} pending",
+                self.packages.join(", ")
+            ),
+        }
+    }
+
+    /// A scope of the named packages (`--packages a,b`, the package view's picks): each name
+    /// checked with [`valid_package_name`], duplicates dropped.
+    pub fn of_packages<S: AsRef<str>>(
+        names: impl IntoIterator<Item = S>,
+        security_only: bool,
+    ) -> Result<UpgradeScope, InvalidPackageName> {
+        let mut packages: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.as_ref().trim();
+            if name.is_empty() {
+                continue;
+            }
+            if !valid_package_name(name) {
+                return Err(InvalidPackageName(name.to_string()));
+            }
+            if !packages.iter().any(|p| p == name) {
+                packages.push(name.to_string());
+            }
+        }
+        Ok(UpgradeScope {
+            packages,
+            security_only,
+        })
+    }
+}
+
+/// A name that no package manager accepts as a package name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a package name (letters, digits and . + - _ only, starting with a letter or digit)"
+)]
+pub struct InvalidPackageName(pub String);
+
+/// Whether `name` can be a Debian or rpm package name: Debian allows `[a-z0-9][a-z0-9+.-]+`,
+/// rpm adds upper case and `_`. Anything else (spaces, globs, shell syntax, a leading `-` that
+/// would read as an option) is refused where the operator typed it, before any host sees it.
+pub fn valid_package_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '_'))
+        && name.len() <= 255
 }
 
 impl UpgradePlan {
