@@ -311,11 +311,12 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             host,
             plan,
             dry_run,
-        } => json!({
-            "type": "planned", "host": host, "dry_run": dry_run,
-            "upgrades": plan.upgrades, "installs": plan.installs,
-            "removals": plan.removals, "held": plan.held,
-        }),
+        } => with_fields(
+            json!({"type": "planned", "host": host, "dry_run": dry_run}),
+            // Every fact of the plan: upgrades, installs, removals, held, kept_back,
+            // reboot_packages, conffiles, download_bytes, install_bytes, free_space.
+            &**plan,
+        ),
         Event::Refused { host, job, reason } => {
             json!({"type": "refused", "host": host, "command": job.name(), "reason": reason})
         }

@@ -11,14 +11,14 @@ use super::{Error, UpgradePlan};
 use crate::survey::sections::{Sections, marker};
 
 /// Where apt writes: its archive cache (downloads) and the root filesystem (installs).
-pub(super) const SPACE_PATHS: [&str; 2] = ["/var/cache/apt/archives", "/"];
+const SPACE_PATHS: [&str; 2] = ["/var/cache/apt/archives", "/"];
 
 /// The script: `@@sim` (the simulation, with its exit) and `@@holds` always; with `rich`, also
 /// `@@uris`, `@@new-sizes`, `@@old-sizes`, `@@conffiles` and `@@df`. `action` is apt-get's verb
 /// and arguments (`dist-upgrade`, `install --only-upgrade 'openssl'`), already quoted.
 pub(super) fn script(action: &str, rich: bool) -> String {
     let mut script = format!(
-        "export LC_ALL=C\nset -f\n\
+        "export LC_ALL=C\n\
          sim=$(apt-get -s -o Debug::NoLocking=1 {action} 2>&1); code=$?\n\
          {sim}; printf '%s\\n' \"$sim\"; echo \"@@exit $code\"\n\
          {holds}; apt-mark showhold 2>/dev/null\n",
@@ -29,19 +29,22 @@ pub(super) fn script(action: &str, rich: bool) -> String {
         return script;
     }
     // Every name below comes from the simulation's `Inst NAME [OLD] (NEW …)` and `Remv NAME`
-    // lines; `set -f` keeps a name from being read as a glob when it is split into words.
+    // lines; `set -f` keeps a name from being read as a glob where it is split into words (and
+    // `set +f` lets the cache lookup glob for the `.deb`).
     script.push_str(&format!(
         "[ \"$code\" -eq 0 ] || exit 0\n\
          {uris}; apt-get -qq --print-uris -o Debug::NoLocking=1 {action} 2>/dev/null\n\
          ups=$(printf '%s\\n' \"$sim\" | awk '$1==\"Inst\" && $3 ~ /^\\[/ {{v=$4; sub(/^\\(/,\"\",v); print $2, v}}')\n\
          ins=$(printf '%s\\n' \"$sim\" | awk '$1==\"Inst\" && $3 !~ /^\\[/ {{v=$3; sub(/^\\(/,\"\",v); print $2, v}}')\n\
          rms=$(printf '%s\\n' \"$sim\" | awk '$1==\"Remv\" {{print $2}}')\n\
+         set -f\n\
          {new}\n\
          args=$(printf '%s\\n%s\\n' \"$ups\" \"$ins\" | awk 'NF==2 {{print $1 \"=\" $2}}')\n\
          [ -n \"$args\" ] && apt-cache show --no-all-versions $args 2>/dev/null | grep -E '^(Package|Installed-Size):'\n\
          {old}\n\
          olds=$(printf '%s\\n%s\\n' \"$ups\" \"$rms\" | awk 'NF {{print $1}}')\n\
          [ -n \"$olds\" ] && dpkg-query -W -f='${{Package}} ${{Installed-Size}}\\n' $olds 2>/dev/null\n\
+         set +f\n\
          {conffiles}\n\
          printf '%s\\n' \"$ups\" | while read -r name ver; do\n  \
            [ -n \"$name\" ] || continue\n  \
@@ -57,14 +60,14 @@ pub(super) fn script(action: &str, rich: bool) -> String {
              echo \"$name $path $sum $now $new\"\n  \
            done\n\
          done\n\
-         {df}; df -Pk {paths} 2>/dev/null\n\
+         {df}; {df_script}\n\
          true\n",
         uris = marker("uris"),
         new = marker("new-sizes"),
         old = marker("old-sizes"),
         conffiles = marker("conffiles"),
         df = marker("df"),
-        paths = SPACE_PATHS.join(" "),
+        df_script = facts::df_script(&SPACE_PATHS),
     ));
     script
 }
@@ -98,7 +101,7 @@ pub(super) fn read(text: &str, step: &'static str) -> Result<UpgradePlan, Error>
     let new = facts::parse_installed_sizes(sections.body("new-sizes"));
     let old = facts::parse_installed_sizes(sections.body("old-sizes"));
     plan.install_bytes = Some(facts::install_delta(&new, &old));
-    plan.free_space = facts::parse_df(sections.body("df"), &SPACE_PATHS);
+    plan.free_space = facts::parse_df(sections.body("df"));
     Ok(plan)
 }
 
@@ -117,8 +120,7 @@ Conf tendhost-kernel (1.1 Debian-Security:bookworm-security [all])\n\
 @@new-sizes\nPackage: tendhost-kernel\nInstalled-Size: 9\n\
 @@old-sizes\ntendhost-kernel 8\n\
 @@conffiles\n\
-@@df\nFilesystem 1024-blocks Used Available Capacity Mounted on\n\
-overlay 100 50 40 50% /\noverlay 100 50 40 50% /\n";
+@@df\n/var/cache/apt/archives 40\n/ 40\n";
         let plan = read(text, "plan").unwrap();
         assert_eq!(plan.held, ["tendhost-app"]);
         assert_eq!(plan.kept_back, ["tendhost-core"]);

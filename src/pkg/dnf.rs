@@ -179,8 +179,8 @@ impl Dnf {
         let mut script = format!("LC_ALL=C {} --assumeno upgrade{args}", self.binary());
         if rich {
             script = format!(
-                "{script}\ncode=$?\necho '{MARKER}df'\ndf -Pk {} 2>/dev/null\nexit $code",
-                SPACE_PATHS.join(" ")
+                "{script}\ncode=$?\necho '{MARKER}df'\n{}\nexit $code",
+                facts::df_script(&SPACE_PATHS)
             );
         }
         let mut out = Step::query(STEP, script)
@@ -217,7 +217,7 @@ impl Dnf {
             let (download, installed) = parse::parse_transaction_sizes(&out.stdout);
             plan.download_bytes = download;
             plan.install_bytes = installed;
-            plan.free_space = facts::parse_df(df.as_deref().unwrap_or(""), &SPACE_PATHS);
+            plan.free_space = facts::parse_df(df.as_deref().unwrap_or(""));
         }
         Ok(plan)
     }

@@ -22,6 +22,7 @@ mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;
 mod pkg_quoting;
+mod pkg_scope;
 mod pkg_ssh;
 mod secrets;
 mod ssh;

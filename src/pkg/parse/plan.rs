@@ -1,6 +1,6 @@
 //! Pure readers for the facts a rich dry-run plan adds to the package lists, shared by apt and
 //! dnf: which packages make a host need a reboot, free space from `df -Pk`, and the sizes and
-//! conffile lines the apt plan script prints. Text in, values out, never a panic.
+//! conffile lines the apt plan script prints, and the one df command both print them with. Text in, values out, never a panic.
 
 use super::super::{ConffilePrompt, FreeSpace};
 
@@ -45,22 +45,27 @@ pub(crate) fn reboot_packages<'a>(names: impl IntoIterator<Item = &'a str>) -> V
     out
 }
 
-/// Reads `df -Pk PATH…` run with the paths in `asked` order: one `FreeSpace` per data line,
-/// named by the path asked about (df prints the mount point, not the path). Lines that do not
-/// parse are skipped, so a path df could not read is simply absent.
-pub(crate) fn parse_df(text: &str, asked: &[&str]) -> Vec<FreeSpace> {
+/// Shell that prints `PATH AVAILABLE_KIB` for each of `paths` df can read (`df -Pk`, one path
+/// at a time so a missing one cannot shift the others), for [`parse_df`].
+pub(crate) fn df_script(paths: &[&str]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|p| crate::remote::quote(p)).collect();
+    format!(
+        "for p in {}; do df -Pk \"$p\" 2>/dev/null | awk -v p=\"$p\" 'NR==2 {{print p, $4}}'; done",
+        quoted.join(" ")
+    )
+}
+
+/// Reads [`df_script`]'s lines into free space by path; lines that do not parse are skipped,
+/// so a path df could not read is simply absent.
+pub(crate) fn parse_df(text: &str) -> Vec<FreeSpace> {
     text.lines()
-        .filter(|line| !line.starts_with("Filesystem"))
         .filter_map(|line| {
-            // Filesystem 1024-blocks Used Available Capacity Mounted-on
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let available: u64 = words.get(3)?.parse().ok()?;
-            Some(available.saturating_mul(1024))
-        })
-        .zip(asked)
-        .map(|(free_bytes, path)| FreeSpace {
-            path: (*path).to_string(),
-            free_bytes,
+            let (path, available) = line.trim().rsplit_once(' ')?;
+            let available: u64 = available.parse().ok()?;
+            Some(FreeSpace {
+                path: path.to_string(),
+                free_bytes: available.saturating_mul(1024),
+            })
         })
         .collect()
 }
@@ -176,14 +181,13 @@ mod tests {
 
     #[test]
     fn df_lines_are_named_by_the_path_asked_about() {
-        let text = "Filesystem     1024-blocks    Used Available Capacity Mounted on\n\
-                    overlay           40000000 1000000  30000000       4% /\n\
-                    overlay           40000000 1000000  30000000       4% /\n";
-        let free = parse_df(text, &["/var/cache/apt/archives", "/"]);
+        let text = "/var/cache/apt/archives 30000000\n/ 30000000\n";
+        let free = parse_df(text);
         assert_eq!(free.len(), 2);
         assert_eq!(free[0].path, "/var/cache/apt/archives");
         assert_eq!(free[1].free_bytes, 30_000_000 * 1024);
-        assert!(parse_df("df: /nope: No such file\n", &["/nope"]).is_empty());
+        assert!(parse_df("df: /nope: No such file\n").is_empty());
+        assert!(df_script(&["/"]).contains("df -Pk"));
     }
 
     #[test]
@@ -233,7 +237,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_panics_on_arbitrary_text(text in "\\PC*") {
-            let _ = parse_df(&text, &["/", "/var"]);
+            let _ = parse_df(&text);
             let _ = parse_uri_sizes(&text);
             let _ = parse_installed_sizes(&text);
             let _ = parse_conffiles(&text);

@@ -10,6 +10,7 @@ mod detail;
 mod fleet;
 mod help;
 mod packages;
+mod plan_facts;
 mod wave;
 
 use chrono::{DateTime, Utc};

@@ -181,6 +181,38 @@ async fn package_view_groups_by_package() {
 }
 
 #[tokio::test]
+async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
+    let (mut app, _rig) = demo_app(color(), false);
+    press(&mut app, "P");
+    let screen = text(&draw(&mut app, 80, 24));
+    let first = screen
+        .lines()
+        .find(|l| l.contains("openssl"))
+        .unwrap()
+        .to_string();
+    press(&mut app, "Space j Space");
+    let screen = text(&draw(&mut app, 80, 24));
+    let picked: Vec<&str> = screen.lines().filter(|l| l.contains(" * ") || l.contains("›*")).collect();
+    assert_eq!(picked.len(), 2, "two picks shown: {screen}");
+    assert!(!first.contains('*'), "nothing picked before: {first}");
+    press(&mut app, "u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("(only openssl, "), "{screen}");
+    assert!(screen.contains("S security only: off"), "{screen}");
+    press(&mut app, "S");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("scoped_update_confirm_80x24", screen);
+    assert!(screen.contains("(only security updates of openssl, "), "{screen}");
+    assert!(screen.contains("S security only: on"), "{screen}");
+    press(&mut app, "y");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("(only security updates of openssl, "),
+        "the status names the scope: {screen}"
+    );
+}
+
+#[tokio::test]
 async fn wave_dialog_previews_batches() {
     let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
