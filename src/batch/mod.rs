@@ -65,8 +65,7 @@ impl Request {
             return Err("--reboot-jump-hosts only applies to 'reboot'".into());
         }
         let scope = scope_of(args)?;
-        if !scope.is_everything() && !matches!(command, BatchCommand::Update | BatchCommand::Wave)
-        {
+        if !scope.is_everything() && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
             return Err("--packages and --security-only only apply to 'update' and 'wave'".into());
         }
         let wave = (command == BatchCommand::Wave)

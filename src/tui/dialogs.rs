@@ -560,19 +560,27 @@ mod tests {
     #[test]
     fn picked_packages_update_only_themselves_on_the_hosts_needing_them() {
         let mut model = fleet(3);
-        model.apply(&pending("host-00", &[("openssl", true), ("curl", false)], false));
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            false,
+        ));
         model.apply(&pending("host-01", &[("curl", false)], false));
         model.apply(&pending("host-02", &[("zlib", false)], false));
         let mut view = PackagesDialog::build(&model);
         let (scope, hosts) = view.scoped_update().unwrap();
         assert_eq!(scope.packages, ["openssl"], "none picked: the cursor's");
-        assert_eq!(hosts, ["host-00"]);
+        assert_eq!(hosts, [HostId::from("host-00")]);
         view.toggle_pick();
         view.move_cursor(1);
         view.toggle_pick();
         let (scope, hosts) = view.scoped_update().unwrap();
         assert_eq!(scope.packages, ["openssl", "curl"]);
-        assert_eq!(hosts, ["host-00", "host-01"], "each host once, zlib's not");
+        assert_eq!(
+            hosts,
+            [HostId::from("host-00"), HostId::from("host-01")],
+            "each host once, zlib's not"
+        );
         view.toggle_pick();
         assert_eq!(view.scoped_update().unwrap().0.packages, ["openssl"]);
 
@@ -584,11 +592,11 @@ mod tests {
             hosts,
         )
         .with_scope(scope);
-        assert_eq!(dialog.question(), "update 2 hosts (only openssl)?");
+        assert_eq!(dialog.question(), "update 2 hosts (only openssl, curl)?");
         dialog.toggle_security_only();
         assert_eq!(
             dialog.question(),
-            "update 2 hosts (only security updates of openssl)?"
+            "update 2 hosts (only security updates of openssl, curl)?"
         );
         let mut reboot = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), vec!["a".into()]);
         reboot.toggle_security_only();

@@ -127,23 +127,11 @@ pub(super) const BINDINGS: &[Binding] = &[
     bind!(Filter, "filter", ["/"], "filter (log: search)", Select),
     bind!(NextMatch, "next_match", ["n"], "next search match", Move),
     bind!(Follow, "follow", ["f"], "follow the log", Move),
-    bind!(
-        Mark,
-        "mark",
-        ["Space"],
-        "mark / unmark host (packages: pick)",
-        Select
-    ),
+    bind!(Mark, "mark", ["Space"], "mark / unmark host", Select),
     bind!(MarkAll, "mark_all", ["*"], "mark all filtered", Select),
     bind!(ClearMarks, "clear_marks", ["c"], "clear marks", Select),
     bind!(Sort, "sort", ["s"], "sort by next column", Select),
-    bind!(
-        Packages,
-        "packages",
-        ["P"],
-        "fleet-wide packages (u: update the picked)",
-        Select
-    ),
+    bind!(Packages, "packages", ["P"], "fleet-wide packages", Select),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
     bind!(
         RefreshLists,

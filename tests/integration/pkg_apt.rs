@@ -125,7 +125,10 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
         .await
         .unwrap();
     assert_eq!(held.held, ["tendhost-app"]);
-    assert!(held.kept_back.is_empty(), "a hold is not apt's own keeping back");
+    assert!(
+        held.kept_back.is_empty(),
+        "a hold is not apt's own keeping back"
+    );
     assert!(!held.upgrades.iter().any(|p| p.name == "tendhost-app"));
 }
 

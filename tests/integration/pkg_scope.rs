@@ -101,7 +101,11 @@ async fn an_apt_dry_run_plan_tells_removals_kept_back_reboots_conffiles_sizes_an
     );
     assert_eq!(fetched.download_bytes, Some(0), "everything is cached now");
     for package in ["tendhost-app", "tendhost-core", "tendhost-kernel"] {
-        assert_eq!(deb_version(&host, package), "1.0 ii", "a plan changed {package}");
+        assert_eq!(
+            deb_version(&host, package),
+            "1.0 ii",
+            "a plan changed {package}"
+        );
     }
 }
 
@@ -117,14 +121,26 @@ async fn apt_upgrades_only_the_named_packages_then_only_the_security_ones() {
     // tendhost-newdep is not installed: a scope naming it must not install it.
     let scope = only(&["tendhost-app", "tendhost-newdep"]);
     let plan = apt
-        .plan(&exec, options(UpgradeMode::Full, false, scope.clone()), &cancel)
+        .plan(
+            &exec,
+            options(UpgradeMode::Full, false, scope.clone()),
+            &cancel,
+        )
         .await
         .unwrap();
     let names: Vec<&str> = plan.upgrades.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["tendhost-app"]);
-    assert!(plan.installs.is_empty() && plan.removals.is_empty(), "{plan:?}");
+    assert!(
+        plan.installs.is_empty() && plan.removals.is_empty(),
+        "{plan:?}"
+    );
     let report = apt
-        .upgrade(&exec, options(UpgradeMode::Full, false, scope), None, &cancel)
+        .upgrade(
+            &exec,
+            options(UpgradeMode::Full, false, scope),
+            None,
+            &cancel,
+        )
         .await
         .unwrap();
     assert!(!report.reboot.required);
@@ -132,7 +148,11 @@ async fn apt_upgrades_only_the_named_packages_then_only_the_security_ones() {
     for package in ["tendhost-kernel", "tendhost-core", "tendhost-legacy"] {
         assert_eq!(deb_version(&host, package), "1.0 ii", "{package} changed");
     }
-    assert_eq!(deb_version(&host, "tendhost-newdep"), "", "installed unasked");
+    assert_eq!(
+        deb_version(&host, "tendhost-newdep"),
+        "",
+        "installed unasked"
+    );
 
     let report = apt
         .upgrade(
@@ -181,7 +201,11 @@ async fn dnf_upgrades_only_the_named_installed_packages_then_the_security_ones()
         )
         .await
         .unwrap();
-    assert_eq!(everything.reboot_packages, ["kernel-core"], "{everything:?}");
+    assert_eq!(
+        everything.reboot_packages,
+        ["kernel-core"],
+        "{everything:?}"
+    );
     assert_eq!(everything.conffiles, Some(vec![]), "rpm never prompts");
     assert!(everything.download_bytes.is_some(), "{everything:?}");
     assert!(
@@ -192,14 +216,23 @@ async fn dnf_upgrades_only_the_named_installed_packages_then_the_security_ones()
     // tendhost-newdep is not installed: named, it is neither installed nor an error.
     let scope = only(&["tendhost-app", "tendhost-newdep"]);
     let plan = dnf
-        .plan(&exec, options(UpgradeMode::Full, false, scope.clone()), &cancel)
+        .plan(
+            &exec,
+            options(UpgradeMode::Full, false, scope.clone()),
+            &cancel,
+        )
         .await
         .unwrap();
     let names: Vec<&str> = plan.upgrades.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["tendhost-app"]);
-    dnf.upgrade(&exec, options(UpgradeMode::Full, false, scope), None, &cancel)
-        .await
-        .unwrap();
+    dnf.upgrade(
+        &exec,
+        options(UpgradeMode::Full, false, scope),
+        None,
+        &cancel,
+    )
+    .await
+    .unwrap();
     assert_eq!(host.version("tendhost-app"), "1.1-1");
     assert_eq!(host.version("tendhost-sec"), "1.0-1");
     assert_eq!(host.version("tendhost-core"), "1.0-1");
@@ -213,7 +246,11 @@ async fn dnf_upgrades_only_the_named_installed_packages_then_the_security_ones()
     assert!(plan.upgrades.is_empty() && plan.installs.is_empty());
 
     let plan = dnf
-        .plan(&exec, options(UpgradeMode::Full, false, security_only()), &cancel)
+        .plan(
+            &exec,
+            options(UpgradeMode::Full, false, security_only()),
+            &cancel,
+        )
         .await
         .unwrap();
     let names: Vec<&str> = plan.upgrades.iter().map(|p| p.name.as_str()).collect();

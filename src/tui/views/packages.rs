@@ -32,7 +32,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         )),
         Span::styled(
             format!(
-                " {} marks its hosts, {} picks, {} updates the picked ",
+                " {} marks · {} picks · {} updates ",
                 ctx.keys.keys_label(Action::Zoom),
                 ctx.keys.first_key(Action::Mark),
                 ctx.keys.first_key(Action::Update)

@@ -49,7 +49,10 @@ pub(super) fn lines(plan: &UpgradePlan, kind: &str, ctx: Ctx<'_>) -> Vec<Line<'s
     }
     if !plan.reboot_packages.is_empty() {
         say(
-            format!("{kind}: reboot expected ({})", plan.reboot_packages.join(", ")),
+            format!(
+                "{kind}: reboot expected ({})",
+                plan.reboot_packages.join(", ")
+            ),
             theme.warn(),
         );
     }

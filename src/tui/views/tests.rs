@@ -181,6 +181,41 @@ async fn package_view_groups_by_package() {
 }
 
 #[tokio::test]
+async fn the_pending_tab_shows_a_dry_runs_plan_facts() {
+    let (mut app, _rig) = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Planned {
+        host: "host-00".into(),
+        plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
+            kept_back: vec!["tendhost-core".into()],
+            reboot_packages: vec!["tendhost-kernel".into()],
+            conffiles: Some(vec![crate::pkg::ConffilePrompt {
+                package: "tendhost-app".into(),
+                path: "/etc/tendhost-app.conf".into(),
+                changed_upstream: None,
+            }]),
+            download_bytes: Some(1_258_291),
+            install_bytes: Some(-2048),
+            free_space: vec![crate::pkg::FreeSpace {
+                path: "/".into(),
+                free_bytes: 20 * 1024 * 1024 * 1024,
+            }],
+            ..Default::default()
+        }),
+        dry_run: true,
+    });
+    press(&mut app, "Tab");
+    let screen = text(&draw(&mut app, 100, 40));
+    for line in [
+        "dry run: kept back tendhost-core",
+        "dry run: conffile prompts /etc/tendhost-app.conf (new version unknown)",
+        "dry run: reboot expected (tendhost-kernel)",
+        "dry run: download 1.2 MiB, installs -2.0 KiB; free / 20.0 GiB",
+    ] {
+        assert!(screen.contains(line), "no '{line}' in {screen}");
+    }
+}
+
+#[tokio::test]
 async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
     let (mut app, _rig) = demo_app(color(), false);
     press(&mut app, "P");
@@ -192,7 +227,10 @@ async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
         .to_string();
     press(&mut app, "Space j Space");
     let screen = text(&draw(&mut app, 80, 24));
-    let picked: Vec<&str> = screen.lines().filter(|l| l.contains(" * ") || l.contains("›*")).collect();
+    let picked: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains(" * ") || l.contains("›*"))
+        .collect();
     assert_eq!(picked.len(), 2, "two picks shown: {screen}");
     assert!(!first.contains('*'), "nothing picked before: {first}");
     press(&mut app, "u");
@@ -202,7 +240,10 @@ async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
     press(&mut app, "S");
     let screen = text(&draw(&mut app, 80, 24));
     insta::assert_snapshot!("scoped_update_confirm_80x24", screen);
-    assert!(screen.contains("(only security updates of openssl, "), "{screen}");
+    assert!(
+        screen.contains("(only security updates of openssl, "),
+        "{screen}"
+    );
     assert!(screen.contains("S security only: on"), "{screen}");
     press(&mut app, "y");
     let screen = text(&draw(&mut app, 80, 24));
