@@ -352,6 +352,7 @@ impl App {
             Action::Increase | Action::Mark => dialog.adjust(1),
             Action::ToggleDryRun => dialog.dry_run = !dialog.dry_run,
             Action::ToggleRemovals => dialog.allow_removals = !dialog.allow_removals,
+            Action::ToggleSecurityOnly => dialog.security_only = !dialog.security_only,
             Action::Confirm | Action::Zoom => {
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;

@@ -206,6 +206,8 @@ pub struct WaveDialog {
     pub dry_run: bool,
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
+    /// Only security updates on every host of the wave (the `S` toggle).
+    pub security_only: bool,
 }
 
 impl WaveDialog {
@@ -241,6 +243,7 @@ impl WaveDialog {
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
             allow_removals: false,
+            security_only: false,
         }
     }
 
@@ -302,7 +305,10 @@ impl WaveDialog {
             mode: self.mode,
             dry_run: self.dry_run,
             allow_removals: self.allow_removals,
-            scope: crate::pkg::UpgradeScope::default(),
+            scope: UpgradeScope {
+                packages: Vec::new(),
+                security_only: self.security_only,
+            },
             on_threshold: crate::config::OnThreshold::Pause,
             defer_overruns: true,
         }

@@ -11,6 +11,7 @@ mod harness;
 
 mod batch;
 mod batch_compose;
+mod batch_scope;
 mod cli;
 mod config;
 mod engine;

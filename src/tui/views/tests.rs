@@ -254,6 +254,27 @@ async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
 }
 
 #[tokio::test]
+async fn the_wave_dialog_toggles_security_only_into_its_request() {
+    let (mut app, _rig) = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
+        crate::engine::bus::WaveStatus::Finished,
+    )));
+    press(&mut app, "w");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("S only security updates: off"), "{screen}");
+    press(&mut app, "S");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("S only security updates, on every host: on"),
+        "{screen}"
+    );
+    let crate::tui::view::Overlay::Wave(dialog) = &app.view.overlay else {
+        panic!("the wave dialog closed");
+    };
+    assert!(dialog.spec().scope.security_only);
+}
+
+#[tokio::test]
 async fn wave_dialog_previews_batches() {
     let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(

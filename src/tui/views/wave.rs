@@ -119,8 +119,15 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
         ]));
     }
     lines.extend(last_wave);
-    lines.push(Line::raw(""));
     let key = |action| keys.first_key(action);
+    lines.push(Line::from(vec![
+        Span::styled(key(Action::ToggleSecurityOnly), theme.title()),
+        match dialog.security_only {
+            true => Span::styled(" only security updates, on every host: on", theme.warn()),
+            false => Span::raw(" only security updates: off"),
+        },
+    ]));
+    lines.push(Line::raw(""));
     let hints: [(String, &'static str); 6] = [
         (format!("{}/Enter", key(Action::Confirm)), " start  "),
         (
