@@ -129,7 +129,7 @@ impl UpgradeScope {
     /// Whether `package` is one this scope takes: the one rule every manager, the engine and
     /// the simulated fleet apply to a pending list.
     pub fn takes(&self, package: &PendingPackage) -> bool {
-        (self.packages.is_empty() || self.packages.iter().any(|p| *p == package.name))
+        (self.packages.is_empty() || self.packages.contains(&package.name))
             && (!self.security_only || package.security)
     }
 

@@ -239,7 +239,7 @@ fn parse_size(text: &str) -> Option<u64> {
     };
     let bytes = (number * scale).round();
     // A size is never negative or beyond u64 on a real host; anything else is not a size.
-    (bytes.is_finite() && bytes >= 0.0 && bytes < 1.8e19).then_some(bytes as u64)
+    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
 }
 
 /// Architectures rpm uses, to tell dnf4's `replacing NAME.ARCH VERSION` from dnf5's
