@@ -367,3 +367,77 @@ async fn planned_upgrade<M: PackageManager + ?Sized>(
     let reboot = manager.reboot_status(exec, cancel).await?;
     Ok(UpgradeReport { plan, reboot })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, security: bool) -> PendingPackage {
+        PendingPackage {
+            name: name.into(),
+            from: "1".into(),
+            to: "2".into(),
+            security,
+        }
+    }
+
+    #[test]
+    fn a_scope_selects_by_name_and_security_and_says_when_nothing_is_pending() {
+        let list = [pending("openssl", true), pending("bash", false)];
+        let names = |scope: &UpgradeScope| -> Vec<String> {
+            scope.select(&list).iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(&UpgradeScope::default()), ["openssl", "bash"]);
+        let bash = UpgradeScope::of_packages(["bash", "bash", " "], false).unwrap();
+        assert_eq!(bash.packages, ["bash"], "duplicates and blanks dropped");
+        assert_eq!(names(&bash), ["bash"]);
+        let security = UpgradeScope::of_packages(Vec::<&str>::new(), true).unwrap();
+        assert_eq!(names(&security), ["openssl"]);
+        let both = UpgradeScope::of_packages(["bash"], true).unwrap();
+        assert!(names(&both).is_empty());
+        assert_eq!(
+            both.nothing_pending(),
+            "no security updates of bash pending"
+        );
+        let two = UpgradeScope::of_packages(["openssl", "libssl3"], false).unwrap();
+        assert_eq!(two.nothing_pending(), "none of openssl, libssl3 pending");
+        assert_eq!(security.nothing_pending(), "no security updates pending");
+    }
+
+    #[test]
+    fn package_names_are_checked_where_they_are_typed() {
+        for good in [
+            "openssl",
+            "libssl3",
+            "g++",
+            "python3.11",
+            "NetworkManager",
+            "lib_x-1",
+        ] {
+            assert!(valid_package_name(good), "{good}");
+        }
+        for bad in [
+            "", "-y", "a b", "x;rm", "$(id)", "*", "pkg/x", ".hidden", "a'b",
+        ] {
+            assert!(!valid_package_name(bad), "{bad}");
+        }
+        let err = UpgradeScope::of_packages(["ok", "not ok"], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'not ok' is not a package name (letters, digits and . + - _ only, starting with a \
+             letter or digit)"
+        );
+    }
+
+    #[test]
+    fn a_plan_saved_before_the_rich_fields_still_loads() {
+        let old = r#"{"upgrades":[],"installs":[],"removals":["x"],"held":["y"]}"#;
+        let plan: UpgradePlan = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (plan.removals, plan.held),
+            (vec!["x".into()], vec!["y".into()])
+        );
+        assert!(plan.kept_back.is_empty() && plan.conffiles.is_none());
+        assert_eq!((plan.download_bytes, plan.install_bytes), (None, None));
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::super::bus::Event;
+use super::super::bus::{Event, Stage, StageStatus};
 use super::super::testkit::{Behaviour, SimFleet};
 use super::super::*;
 use super::*;
@@ -117,5 +117,51 @@ async fn a_security_only_update_takes_only_the_security_packages() {
         "only the security update"
     );
     assert_eq!(fleet.scopes_seen()[0].2, scope);
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_scoped_update_leaves_compose_stacks_alone() {
+    let fleet = SimFleet::new();
+    let mut rig = start(
+        fleet_config(1, "compose_paths = [\"/srv/app\"]"),
+        fleet.clone(),
+    );
+    let scope = UpgradeScope::of_packages(["pkg0"], false).unwrap();
+    let job = Job::new(update(), Origin::Console).scoped(scope);
+    rig.engine.try_send("h0", job).unwrap();
+    let events = rig
+        .until(|e| {
+            matches!(
+                e,
+                Event::StateChanged {
+                    to: StateKind::Idle,
+                    from: StateKind::Updating,
+                    ..
+                }
+            )
+        })
+        .await;
+    let compose: Vec<(Stage, StageStatus)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Stage { stage, status, .. }
+                if matches!(stage, Stage::ComposeCheck | Stage::Compose) =>
+            {
+                Some((*stage, status.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        compose,
+        [(
+            Stage::ComposeCheck,
+            StageStatus::Skipped {
+                reason: "scoped update: packages only".into()
+            }
+        )]
+    );
+    assert_eq!(upgraded(&events, "h0"), ["pkg0"]);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
