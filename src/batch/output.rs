@@ -52,6 +52,9 @@ pub struct Printer {
     captured: Option<Vec<u8>>,
     /// The last wave batch announced as `wave_batch`.
     wave_batch: usize,
+    /// `--packages` / `--security-only` as the summary names them ("openssl, libssl3",
+    /// "security updates"); `None` for an update of everything.
+    scope: Option<String>,
 }
 
 impl Printer {
@@ -64,7 +67,14 @@ impl Printer {
             stdout_gone: false,
             captured: None,
             wave_batch: 0,
+            scope: None,
         }
+    }
+
+    /// Names the run's scope in the summary (nothing for an update of everything).
+    pub fn with_scope(mut self, scope: &crate::pkg::UpgradeScope) -> Self {
+        self.scope = (!scope.is_everything()).then(|| scope.describe());
+        self
     }
 
     #[cfg(test)]
@@ -194,6 +204,9 @@ impl Printer {
                 "interrupted": interrupted,
                 "elapsed_secs": (Utc::now() - self.started_at).num_milliseconds() as f64 / 1000.0,
             });
+            if let Some(scope) = &self.scope {
+                value["scope"] = json!(scope);
+            }
             if let Some(w) = wave {
                 value["wave"] = json!({
                     "status": w.status,
@@ -216,6 +229,9 @@ impl Printer {
             "{}: {} ok, {} failed, {} skipped",
             self.command, tally.ok, tally.failed, tally.skipped
         );
+        if let Some(scope) = &self.scope {
+            text.push_str(&format!(" (only {scope})"));
+        }
         if let Some(w) = wave {
             text.push_str(&format!("; wave {}", status_word(w.status)));
             if let Some(reason) = &w.reason {

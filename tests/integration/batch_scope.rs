@@ -78,6 +78,11 @@ fn batch_update_with_packages_upgrades_only_them_and_skips_hosts_with_none_pendi
     );
     let lines = json_lines(&out);
     assert_eq!(host_line(&lines, "scoped")["outcome"], "succeeded");
+    let summary = lines.last().unwrap();
+    assert_eq!(
+        summary["scope"], "tendhost-app, tendhost-newdep",
+        "{summary}"
+    );
     assert_eq!(host.version("tendhost-app"), "1.1");
     for package in ["tendhost-kernel", "tendhost-core", "tendhost-legacy"] {
         assert_eq!(host.version(package), "1.0", "{package} changed");
