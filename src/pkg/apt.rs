@@ -146,7 +146,9 @@ enum Target {
     /// Every pending package: the mode's verb.
     Everything(UpgradeMode),
     /// Only these pending packages, through `install --only-upgrade` (which never installs a
-    /// package that is not installed); empty when the scope takes nothing on this host.
+    /// package that is not installed); empty when the scope takes nothing on this host. As with
+    /// any `apt-get install`, new dependencies of a named package come along whatever the upgrade
+    /// mode; removals still need consent (`--no-remove` and the plan's check).
     Only {
         names: Vec<String>,
         /// Packages the scope names that the operator holds: not upgraded, shown as held.

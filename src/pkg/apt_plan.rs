@@ -26,6 +26,8 @@ pub(super) fn script(action: &str, rich: bool) -> String {
         holds = marker("holds"),
     );
     if !rich {
+        // The simulation's exit is in its section; the script itself always succeeds.
+        script.push_str("true\n");
         return script;
     }
     // Every name below comes from the simulation's `Inst NAME [OLD] (NEW …)` and `Remv NAME`

@@ -313,7 +313,10 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<Vec<PendingPackage>, Error>;
 
-    /// Simulates the upgrade.
+    /// Simulates the upgrade in `options.scope`: what a dry run shows, with every fact the
+    /// manager can read in the same round trip (sizes, free space, reboot packages, conffile
+    /// prompts; see [`UpgradePlan`]). The consent check right before a real upgrade reads a
+    /// leaner plan of its own.
     async fn plan(
         &self,
         exec: &dyn Executor,
@@ -321,8 +324,8 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error>;
 
-    /// Refreshes the lists, then downloads every package the upgrade in `options.mode` would
-    /// install into the manager's cache, changing nothing installed: a wave does this on every
+    /// Refreshes the lists, then downloads every package the upgrade in `options.mode` (and
+    /// `options.scope`) would install into the manager's cache, changing nothing installed: a wave does this on every
     /// host at its start, so each host's turn only installs. Privileged, but not a detached job
     /// (nothing it does needs to survive tendhost), and its output is not streamed.
     async fn download(

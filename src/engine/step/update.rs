@@ -53,6 +53,11 @@ impl StepContext {
         let scoped = !job.scope.is_everything();
         if scoped {
             if job.scope.select(&found.packages).is_empty() {
+                if dry_run {
+                    // The plan of this scope here is to do nothing: said as a plan, so a
+                    // fleet-wide plan knows the host was asked.
+                    self.announce_plan(UpgradePlan::default(), true).await;
+                }
                 return Ok(Done::Skipped(job.scope.nothing_pending()));
             }
             // Packages only: the stacks are neither pulled nor recreated.

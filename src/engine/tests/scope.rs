@@ -165,3 +165,31 @@ async fn a_scoped_update_leaves_compose_stacks_alone() {
     assert_eq!(upgraded(&events, "h0"), ["pkg0"]);
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_scoped_dry_run_with_nothing_in_scope_plans_nothing_and_is_skipped() {
+    let fleet = SimFleet::new();
+    let mut rig = start(fleet_config(1, ""), fleet.clone());
+    let scope = UpgradeScope::of_packages(["openssl"], false).unwrap();
+    let dry_run = JobKind::Update {
+        dry_run: true,
+        allow_removals: false,
+    };
+    let (job, answer) = Job::answered(dry_run, Origin::Batch);
+    rig.engine.try_send("h0", job.scoped(scope)).unwrap();
+    let events = rig
+        .until(|e| matches!(e, Event::Planned { dry_run: true, .. }))
+        .await;
+    let Some(Event::Planned { plan, .. }) = events.last() else {
+        unreachable!("until stops on it")
+    };
+    assert!(plan.upgrades.is_empty(), "{plan:?}");
+    assert_eq!(
+        answer.await.unwrap(),
+        Outcome::Skipped {
+            reason: "none of openssl pending".into()
+        }
+    );
+    assert!(fleet.scopes_seen().is_empty(), "nothing was upgraded");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
