@@ -1,5 +1,6 @@
 //! `--batch update --packages … / --security-only` through the real binary against a real sshd
-//! host with real apt (issue 12): only the named packages change, a name that is not installed
+//! host with real apt (issue 12): only the named packages change (a security-only wave: only the
+//! security update), a name that is not installed
 //! is never installed, a host with nothing in scope is skipped with the reason, and a name that
 //! cannot be a package is a usage error before any host is asked.
 
@@ -8,7 +9,7 @@ use crate::harness::TestEnv;
 use crate::harness::apthost::{AptHost, Packages};
 
 #[test]
-fn batch_update_with_packages_upgrades_only_them_and_skips_hosts_with_none_pending() {
+fn batch_update_and_wave_take_only_their_scope_and_skip_hosts_with_none_pending() {
     let env = TestEnv::new();
     let host = AptHost::start("batch-scope", Packages::Upgradable);
     env.trust(&host.sshd);
@@ -99,4 +100,15 @@ fn batch_update_with_packages_upgrades_only_them_and_skips_hosts_with_none_pendi
     let line = host_line(&lines, "scoped");
     assert_eq!(line["outcome"], "skipped", "{line}");
     assert_eq!(line["reason"], "none of tendhost-app pending");
+
+    // A security-only wave: its pre-download and its upgrade take only tendhost-kernel.
+    let out = run_expecting(&env, &["--batch", "wave", "--json", "--security-only"], 0);
+    let lines = json_lines(&out);
+    assert_eq!(lines.last().unwrap()["scope"], "security updates");
+    assert_eq!(host.version("tendhost-kernel"), "1.1");
+    assert_eq!(
+        host.version("tendhost-core"),
+        "1.0",
+        "not a security update"
+    );
 }
