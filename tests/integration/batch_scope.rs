@@ -1,8 +1,8 @@
 //! `--batch update --packages … / --security-only` through the real binary against a real sshd
 //! host with real apt (issue 12): only the named packages change (a security-only wave: only the
-//! security update), a name that is not installed
-//! is never installed, a host with nothing in scope is skipped with the reason, and a name that
-//! cannot be a package is a usage error before any host is asked.
+//! security update), a name that is not installed is never installed, a host with nothing in
+//! scope is skipped with the reason, and a name that cannot be a package is a usage error before
+//! any host is asked.
 
 use crate::batch::{host_line, json_lines, run_expecting};
 use crate::harness::TestEnv;
