@@ -395,8 +395,13 @@ impl App {
             Action::Mark => dialog.toggle_pick(),
             Action::Update => {
                 // "Update only these on the hosts that need them", through the usual dialog.
-                let Some((scope, hosts)) = dialog.scoped_update() else {
-                    return;
+                let (scope, hosts) = match dialog.scoped_update() {
+                    None => return,
+                    Some(Ok(chosen)) => chosen,
+                    Some(Err(bad)) => {
+                        self.view.set_status(format!("not updated: {bad}"), true);
+                        return;
+                    }
                 };
                 let update = JobKind::Update {
                     dry_run: false,

@@ -455,8 +455,11 @@ impl PackagesDialog {
 
     /// "Update only these on the hosts that need them": the picked packages (the one under the
     /// cursor when none is picked) and every host where at least one of them is pending, in
-    /// the order the groups name them. `None` when the view is empty.
-    pub fn scoped_update(&self) -> Option<(UpgradeScope, Vec<HostId>)> {
+    /// the order the groups name them. `None` when the view is empty; `Some(Err)` when a
+    /// host reported a name that cannot be a package name (it is never sent anywhere).
+    pub fn scoped_update(
+        &self,
+    ) -> Option<Result<(UpgradeScope, Vec<HostId>), crate::pkg::InvalidPackageName>> {
         let chosen: Vec<&PackageGroup> = match self.picked.is_empty() {
             true => self.selected().into_iter().collect(),
             false => self
@@ -474,11 +477,8 @@ impl PackagesDialog {
                 hosts.push(host.clone());
             }
         }
-        let scope = UpgradeScope {
-            packages: chosen.iter().map(|g| g.name.clone()).collect(),
-            security_only: false,
-        };
-        Some((scope, hosts))
+        let scope = UpgradeScope::of_packages(chosen.iter().map(|g| g.name.as_str()), false);
+        Some(scope.map(|scope| (scope, hosts)))
     }
 }
 
@@ -574,13 +574,13 @@ mod tests {
         model.apply(&pending("host-01", &[("curl", false)], false));
         model.apply(&pending("host-02", &[("zlib", false)], false));
         let mut view = PackagesDialog::build(&model);
-        let (scope, hosts) = view.scoped_update().unwrap();
+        let (scope, hosts) = view.scoped_update().unwrap().unwrap();
         assert_eq!(scope.packages, ["openssl"], "none picked: the cursor's");
         assert_eq!(hosts, [HostId::from("host-00")]);
         view.toggle_pick();
         view.move_cursor(1);
         view.toggle_pick();
-        let (scope, hosts) = view.scoped_update().unwrap();
+        let (scope, hosts) = view.scoped_update().unwrap().unwrap();
         assert_eq!(scope.packages, ["openssl", "curl"]);
         assert_eq!(
             hosts,
@@ -588,7 +588,10 @@ mod tests {
             "each host once, zlib's not"
         );
         view.toggle_pick();
-        assert_eq!(view.scoped_update().unwrap().0.packages, ["openssl"]);
+        assert_eq!(
+            view.scoped_update().unwrap().unwrap().0.packages,
+            ["openssl"]
+        );
 
         let mut dialog = ConfirmDialog::new(
             Confirmable::Host(JobKind::Update {
