@@ -130,8 +130,13 @@ fn refuse_jump_host_reboots(hosts: &[HostId], jumps: &JumpHosts) -> Result<(), S
 /// The scope `--packages` and `--security-only` ask for; a name that cannot be a package is a
 /// usage error, before any host is asked.
 fn scope_of(args: &BatchArgs) -> Result<UpgradeScope, String> {
-    UpgradeScope::of_packages(&args.packages, args.security_only)
-        .map_err(|e| format!("--packages: {e}"))
+    let scope = UpgradeScope::of_packages(&args.packages, args.security_only)
+        .map_err(|e| format!("--packages: {e}"))?;
+    // `--packages ''` (an empty variable in a script) must not widen into "everything".
+    if !args.packages.is_empty() && scope.packages.is_empty() {
+        return Err("--packages: names no package".into());
+    }
+    Ok(scope)
 }
 
 fn wave_request(

@@ -28,6 +28,10 @@ fn batch_update_and_wave_take_only_their_scope_and_skip_hosts_with_none_pending(
             "'-y' is not a package name",
         ),
         (
+            &["--batch", "update", "--packages="][..],
+            "--packages: names no package",
+        ),
+        (
             &["--batch", "inventory", "--security-only"][..],
             "only apply to 'update' and 'wave'",
         ),
