@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use crate::remote::{self, Executor, OutputLine};
 
 pub use apt::Apt;
-
 pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
 pub use detect::{detect, manager as manager_of, manager_for};
 pub use dnf::Dnf;
@@ -195,7 +194,41 @@ pub fn valid_package_name(name: &str) -> bool {
         && name.len() <= 255
 }
 
+/// A filesystem with less free space than an upgrade needs there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceShortfall {
+    pub path: String,
+    pub needed_bytes: u64,
+    pub free_bytes: u64,
+}
+
 impl UpgradePlan {
+    /// Where this plan needs more space than is free, the one rule every view of a plan uses:
+    /// the package cache (the first `free_space` entry) must hold `download_bytes`, and `/` the
+    /// growth in installed size. Unknown sizes need nothing; each path is judged on its own
+    /// (whether the cache shares `/`'s filesystem is not known).
+    pub fn short_of_space(&self) -> Vec<SpaceShortfall> {
+        let growth = self
+            .install_bytes
+            .map_or(0, |b| u64::try_from(b).unwrap_or(0));
+        self.free_space
+            .iter()
+            .enumerate()
+            .filter_map(|(i, free)| {
+                let needed = match (i, free.path.as_str()) {
+                    (_, "/") => growth,
+                    (0, _) => self.download_bytes.unwrap_or(0),
+                    _ => 0,
+                };
+                (needed > free.free_bytes).then(|| SpaceShortfall {
+                    path: free.path.clone(),
+                    needed_bytes: needed,
+                    free_bytes: free.free_bytes,
+                })
+            })
+            .collect()
+    }
+
     /// The plan, if `options` allow what it does: a plan that removes packages needs explicit
     /// consent (apt-dater drops auto-confirm in the same case). Every manager checks here.
     pub fn consented(self, options: UpgradeOptions) -> Result<UpgradePlan, Error> {
@@ -429,6 +462,37 @@ mod tests {
             err.to_string(),
             "'not ok' is not a package name (letters, digits and . + - _ only, starting with a \
              letter or digit)"
+        );
+    }
+
+    #[test]
+    fn a_plan_is_short_of_space_where_it_needs_more_than_is_free() {
+        let free = |path: &str, free_bytes| FreeSpace {
+            path: path.into(),
+            free_bytes,
+        };
+        let plan = UpgradePlan {
+            download_bytes: Some(500),
+            install_bytes: Some(2000),
+            free_space: vec![free("/var/cache/apt/archives", 400), free("/", 5000)],
+            ..UpgradePlan::default()
+        };
+        assert_eq!(
+            plan.short_of_space(),
+            [SpaceShortfall {
+                path: "/var/cache/apt/archives".into(),
+                needed_bytes: 500,
+                free_bytes: 400
+            }]
+        );
+        let shrinking = UpgradePlan {
+            install_bytes: Some(-2000),
+            free_space: vec![free("/var/cache/dnf", 0), free("/", 0)],
+            ..UpgradePlan::default()
+        };
+        assert!(
+            shrinking.short_of_space().is_empty(),
+            "unknown or negative needs nothing"
         );
     }
 

@@ -59,6 +59,17 @@ pub(super) fn lines(plan: &UpgradePlan, kind: &str, ctx: Ctx<'_>) -> Vec<Line<'s
     if let Some(space) = space_line(plan) {
         say(format!("{kind}: {space}"), theme.dim());
     }
+    for short in plan.short_of_space() {
+        say(
+            format!(
+                "{kind}: NOT ENOUGH SPACE on {}: needs {}, {} free",
+                short.path,
+                size(short.needed_bytes),
+                size(short.free_bytes)
+            ),
+            theme.error(),
+        );
+    }
     lines
 }
 

@@ -195,10 +195,16 @@ async fn the_pending_tab_shows_a_dry_runs_plan_facts() {
             }]),
             download_bytes: Some(1_258_291),
             install_bytes: Some(-2048),
-            free_space: vec![crate::pkg::FreeSpace {
-                path: "/".into(),
-                free_bytes: 20 * 1024 * 1024 * 1024,
-            }],
+            free_space: vec![
+                crate::pkg::FreeSpace {
+                    path: "/var/cache/apt/archives".into(),
+                    free_bytes: 1024 * 1024,
+                },
+                crate::pkg::FreeSpace {
+                    path: "/".into(),
+                    free_bytes: 20 * 1024 * 1024 * 1024,
+                },
+            ],
             ..Default::default()
         }),
         dry_run: true,
@@ -209,7 +215,8 @@ async fn the_pending_tab_shows_a_dry_runs_plan_facts() {
         "dry run: kept back tendhost-core",
         "dry run: conffile prompts /etc/tendhost-app.conf (new version unknown)",
         "dry run: reboot expected (tendhost-kernel)",
-        "dry run: download 1.2 MiB, installs -2.0 KiB; free / 20.0 GiB",
+        "dry run: download 1.2 MiB, installs -2.0 KiB; free /var/cache/apt/archives 1.0 MiB, / 20.0 GiB",
+        "dry run: NOT ENOUGH SPACE on /var/cache/apt/archives: needs 1.2 MiB, 1.0 MiB free",
     ] {
         assert!(screen.contains(line), "no '{line}' in {screen}");
     }
