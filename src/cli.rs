@@ -86,6 +86,16 @@ pub struct BatchArgs {
     #[arg(long)]
     pub allow_removals: bool,
 
+    /// `update`, `wave`: upgrade only these packages, on the hosts where they are installed and
+    /// pending (never installing one that is not), e.g. `openssl,libssl3`.
+    #[arg(long, value_name = "P,…", value_delimiter = ',')]
+    pub packages: Vec<String>,
+
+    /// `update`, `wave`: take only security updates (apt: from the security suites; dnf:
+    /// `--security` advisories); with `--packages`, only those of them.
+    #[arg(long)]
+    pub security_only: bool,
+
     /// Let `reboot` reboot hosts that other hosts reach through (`proxy_jump`); they reboot
     /// after the selected hosts behind them.
     #[arg(long)]
@@ -230,8 +240,27 @@ mod tests {
         .unwrap();
         assert_eq!(cli.batch, Some(BatchCommand::Wave));
         assert_eq!(cli.batch_args.select.tags, ["web", "prod"]);
+        assert!(cli.batch_args.packages.is_empty() && !cli.batch_args.security_only);
         assert!(cli.batch_args.json);
         assert!(cli.batch_args.barriers);
+    }
+
+    #[test]
+    fn parses_a_scoped_update() {
+        let cli = Cli::try_parse_from([
+            "tendhost",
+            "--batch",
+            "update",
+            "--packages",
+            "openssl,libssl3",
+            "--packages",
+            "curl",
+            "--security-only",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(cli.batch_args.packages, ["openssl", "libssl3", "curl"]);
+        assert!(cli.batch_args.security_only && cli.batch_args.dry_run);
     }
 
     #[test]

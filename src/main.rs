@@ -162,7 +162,7 @@ fn run_batch(
     let mut deps = engine::EngineDeps::real(&config, paths, loaded.snapshot);
     // A batch run is short: no periodic refresh on top of what it was asked to do.
     deps.periodic_refresh = false;
-    let printer = batch::Printer::new(request.json, batch_name(command));
+    let printer = batch::Printer::new(request.json, batch_name(command)).with_scope(&request.scope);
     let runtime = tokio::runtime::Runtime::new()?;
     Ok(runtime.block_on(async move {
         let (engine, events) = engine::Engine::start(config, deps);

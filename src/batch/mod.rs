@@ -20,6 +20,7 @@ use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequ
 use crate::exit::Exit;
 use crate::fleet::HostModel;
 use crate::fleet::select::{Selectors, select};
+use crate::pkg::UpgradeScope;
 use crate::signals::StopSignals;
 use crate::stdio;
 pub use output::Printer;
@@ -34,6 +35,8 @@ pub struct Request {
     pub allow_removals: bool,
     /// `--refresh-lists`: an inventory refreshes the lists and reads afresh.
     pub refresh_lists: bool,
+    /// `--packages`, `--security-only`: which updates an `update` (or the wave) takes.
+    pub scope: UpgradeScope,
     /// Set for `wave`.
     pub wave: Option<WaveRequest>,
     /// `wave --plan`: dry-run the selection and print the wave's plan instead of running it.
@@ -69,8 +72,12 @@ impl Request {
         if args.reboot_jump_hosts && command != BatchCommand::Reboot {
             return Err("--reboot-jump-hosts only applies to 'reboot'".into());
         }
+        let scope = scope_of(args)?;
+        if !scope.is_everything() && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
+            return Err("--packages and --security-only only apply to 'update' and 'wave'".into());
+        }
         let wave = (command == BatchCommand::Wave)
-            .then(|| wave_request(args, config, hosts.clone()))
+            .then(|| wave_request(args, config, hosts.clone(), scope.clone()))
             .transpose()?;
         let jumps = JumpHosts::of(config);
         if command == BatchCommand::Reboot && !args.reboot_jump_hosts {
@@ -87,6 +94,7 @@ impl Request {
             dry_run: args.dry_run,
             allow_removals: args.allow_removals,
             refresh_lists: args.refresh_lists,
+            scope,
             wave,
             plan: args.plan,
             phases,
@@ -128,10 +136,23 @@ fn refuse_jump_host_reboots(hosts: &[HostId], jumps: &JumpHosts) -> Result<(), S
     ))
 }
 
+/// The scope `--packages` and `--security-only` ask for; a name that cannot be a package is a
+/// usage error, before any host is asked.
+fn scope_of(args: &BatchArgs) -> Result<UpgradeScope, String> {
+    let scope = UpgradeScope::of_packages(&args.packages, args.security_only)
+        .map_err(|e| format!("--packages: {e}"))?;
+    // `--packages ''` (an empty variable in a script) must not widen into "everything".
+    if !args.packages.is_empty() && scope.packages.is_empty() {
+        return Err("--packages: names no package".into());
+    }
+    Ok(scope)
+}
+
 fn wave_request(
     args: &BatchArgs,
     config: &Config,
     hosts: Vec<HostId>,
+    scope: UpgradeScope,
 ) -> Result<WaveRequest, String> {
     let sizes = match &args.batch_size {
         Some(text) => BatchSize::parse_list(text).map_err(|e| format!("--batch-size: {e}"))?,
@@ -157,7 +178,7 @@ fn wave_request(
         },
         dry_run: args.dry_run,
         allow_removals: args.allow_removals,
-        scope: crate::pkg::UpgradeScope::default(),
+        scope,
         on_threshold: config
             .fleet
             .on_threshold
@@ -290,10 +311,7 @@ impl Runner {
         let mut answers = FuturesUnordered::new();
         for host in phase {
             let (job, answer) = Job::answered(kind, Origin::Batch);
-            let job = match &self.request.wave {
-                Some(wave) => job.scoped(wave.scope.clone()),
-                None => job,
-            };
+            let job = job.scoped(self.request.scope.clone());
             match self.engine.try_send(&host, job) {
                 Ok(()) => answers.push(async move { (host, answer.await) }),
                 Err(e) => {

@@ -54,6 +54,9 @@ pub struct Printer {
     captured: Option<Vec<u8>>,
     /// The last wave batch announced as `wave_batch`.
     wave_batch: usize,
+    /// `--packages` / `--security-only` as the summary names them ("openssl, libssl3",
+    /// "security updates"); `None` for an update of everything.
+    scope: Option<String>,
 }
 
 impl Printer {
@@ -66,7 +69,14 @@ impl Printer {
             stdout_gone: false,
             captured: None,
             wave_batch: 0,
+            scope: None,
         }
+    }
+
+    /// Names the run's scope in the summary (nothing for an update of everything).
+    pub fn with_scope(mut self, scope: &crate::pkg::UpgradeScope) -> Self {
+        self.scope = (!scope.is_everything()).then(|| scope.describe());
+        self
     }
 
     #[cfg(test)]
@@ -128,6 +138,11 @@ impl Printer {
                 }
             },
             Event::Refused { host, reason, .. } => self.note(&format!("{host}: refused: {reason}")),
+            Event::Planned {
+                host,
+                plan,
+                dry_run: true,
+            } => self.note(&format!("{host}: plan: {}", plan_note(plan))),
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
                 self.note(&format!(
                     "wave {}: {} batch {}/{}, {}/{} done, {} failed",
@@ -196,6 +211,9 @@ impl Printer {
                 "interrupted": interrupted,
                 "elapsed_secs": (Utc::now() - self.started_at).num_milliseconds() as f64 / 1000.0,
             });
+            if let Some(scope) = &self.scope {
+                value["scope"] = json!(scope);
+            }
             if let Some(w) = wave {
                 value["wave"] = json!({
                     "status": w.status,
@@ -218,6 +236,9 @@ impl Printer {
             "{}: {} ok, {} failed, {} skipped",
             self.command, tally.ok, tally.failed, tally.skipped
         );
+        if let Some(scope) = &self.scope {
+            text.push_str(&format!(" (only {scope})"));
+        }
         if let Some(w) = wave {
             text.push_str(&format!("; wave {}", status_word(w.status)));
             if let Some(reason) = &w.reason {
@@ -313,11 +334,12 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             host,
             plan,
             dry_run,
-        } => json!({
-            "type": "planned", "host": host, "dry_run": dry_run,
-            "upgrades": plan.upgrades, "installs": plan.installs,
-            "removals": plan.removals, "held": plan.held,
-        }),
+        } => with_fields(
+            json!({"type": "planned", "host": host, "dry_run": dry_run}),
+            // Every fact of the plan: upgrades, installs, removals, held, kept_back,
+            // reboot_packages, conffiles, download_bytes, install_bytes, free_space.
+            &**plan,
+        ),
         Event::Refused { host, job, reason } => {
             json!({"type": "refused", "host": host, "command": job.name(), "reason": reason})
         }
@@ -396,6 +418,48 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
     })
 }
 
+/// A dry run's plan in one line for the human progress on stderr: "3 to upgrade, 1 new, 1 to
+/// remove (tendhost-legacy); kept back tendhost-core; reboot expected (tendhost-kernel);
+/// conffile prompts /etc/app.conf; 12 KiB to download".
+fn plan_note(plan: &crate::pkg::UpgradePlan) -> String {
+    let mut text = format!(
+        "{} to upgrade, {} new, {} to remove",
+        plan.upgrades.len(),
+        plan.installs.len(),
+        plan.removals.len()
+    );
+    if !plan.removals.is_empty() {
+        text.push_str(&format!(" ({})", plan.removals.join(", ")));
+    }
+    let mut part = |label: &str, names: &[String]| {
+        if !names.is_empty() {
+            text.push_str(&format!("; {label} {}", names.join(", ")));
+        }
+    };
+    part("held", &plan.held);
+    part("kept back", &plan.kept_back);
+    if !plan.reboot_packages.is_empty() {
+        text.push_str(&format!(
+            "; reboot expected ({})",
+            plan.reboot_packages.join(", ")
+        ));
+    }
+    if let Some(prompts) = plan.conffiles.as_ref().filter(|p| !p.is_empty()) {
+        let paths: Vec<&str> = prompts.iter().map(|p| p.path.as_str()).collect();
+        text.push_str(&format!("; conffile prompts {}", paths.join(", ")));
+    }
+    if let Some(bytes) = plan.download_bytes {
+        text.push_str(&format!("; {bytes} bytes to download"));
+    }
+    for short in plan.short_of_space() {
+        text.push_str(&format!(
+            "; NOT ENOUGH SPACE on {} ({} bytes needed, {} free)",
+            short.path, short.needed_bytes, short.free_bytes
+        ));
+    }
+    text
+}
+
 fn status_word(status: WaveStatus) -> &'static str {
     match status {
         WaveStatus::Started => "started",
@@ -421,6 +485,22 @@ fn truncate(text: &str, width: usize) -> String {
 mod tests {
     use super::*;
     use crate::engine::bus::SkippedHost;
+
+    #[test]
+    fn a_dry_runs_plan_is_one_progress_line() {
+        let plan = crate::pkg::UpgradePlan {
+            removals: vec!["tendhost-legacy".into()],
+            kept_back: vec!["tendhost-core".into()],
+            reboot_packages: vec!["tendhost-kernel".into()],
+            download_bytes: Some(812),
+            ..Default::default()
+        };
+        assert_eq!(
+            plan_note(&plan),
+            "0 to upgrade, 0 new, 1 to remove (tendhost-legacy); kept back tendhost-core; \
+             reboot expected (tendhost-kernel); 812 bytes to download"
+        );
+    }
 
     #[test]
     fn a_wave_summary_lists_the_skipped_hosts_with_their_reason() {

@@ -25,7 +25,8 @@ pub struct Job {
     /// Cancelled when the requester (a wave being aborted) wants the host to stop at its next
     /// safe point: between stages, never in the middle of an upgrade.
     pub stop: CancellationToken,
-    /// Which updates an `Update` takes (every one by default); ignored by other kinds.
+    /// Which updates an `Update` takes and a `Download` fetches (every one by default);
+    /// ignored by other kinds.
     pub scope: UpgradeScope,
     /// A wave's `defer_overruns`: an `Update` whose predicted duration would overrun the host's
     /// maintenance window is skipped (deferred to the next window) instead of started late.

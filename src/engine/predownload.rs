@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::bus::{Job, JobKind, Origin};
 use super::host::HostHandle;
 use crate::config::HostId;
+use crate::pkg::UpgradeScope;
 
 /// Where one host's pre-download stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +38,12 @@ enum Fetch {
 pub(super) struct Downloads {
     order: Arc<[HostId]>,
     phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
+    /// The wave's scope: each host fetches only what its update will take.
+    scope: UpgradeScope,
 }
 
 impl Downloads {
-    pub(super) fn new(order: Vec<HostId>) -> Downloads {
+    pub(super) fn new(order: Vec<HostId>, scope: UpgradeScope) -> Downloads {
         let phases = order
             .iter()
             .map(|host| (host.clone(), watch::Sender::new(Fetch::Queued)))
@@ -48,6 +51,7 @@ impl Downloads {
         Downloads {
             order: order.into(),
             phases: Arc::new(phases),
+            scope,
         }
     }
 
@@ -84,6 +88,7 @@ impl Downloads {
                     host.clone(),
                     handle,
                     wave_id,
+                    self.scope.clone(),
                     no_more.clone(),
                 )
             })
@@ -101,6 +106,7 @@ async fn fetch(
     host: HostId,
     handle: Option<HostHandle>,
     wave_id: u64,
+    scope: UpgradeScope,
     no_more: CancellationToken,
 ) {
     let (Some(phase), Some(handle)) = (phases.get(&host), handle) else {
@@ -112,7 +118,11 @@ async fn fetch(
         return;
     }
     let (job, answer) = Job::answered(JobKind::Download, Origin::Wave(wave_id));
-    if handle.send(job.stopped_by(no_more)).await.is_ok() {
+    if handle
+        .send(job.stopped_by(no_more).scoped(scope))
+        .await
+        .is_ok()
+    {
         // Whatever the answer (done, failed, refused), the host's turn may come now.
         let _ = answer.await;
     }
@@ -136,7 +146,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_turn_drops_a_queued_download_and_waits_for_a_running_one() {
-        let downloads = Downloads::new(vec!["a".into(), "b".into()]);
+        let downloads = Downloads::new(vec!["a".into(), "b".into()], UpgradeScope::default());
         downloads.claim(&"a".into()).await;
         assert_eq!(*downloads.phases["a"].borrow(), Fetch::Over, "dropped");
         downloads.phases["b"].send_replace(Fetch::Running);

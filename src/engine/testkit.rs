@@ -22,7 +22,7 @@ use crate::config::{HostConfig, HostId};
 use crate::inventory::{Inventory, InventorySource, OsInfo};
 use crate::pkg::{
     self, ManagerKind, PackageManager, PendingPackage, RebootStatus, SharedManager, UpgradeOptions,
-    UpgradePlan, UpgradeReport,
+    UpgradePlan, UpgradeReport, UpgradeScope,
 };
 use crate::remote::{self, CommandOutput, Executor, OutputLine, RemoteCommand, SharedExecutor};
 use crate::store::Paths;
@@ -93,6 +93,9 @@ pub struct SimFleet {
     pub download_peak: AtomicUsize,
     /// Every pre-download's start and end, in the order they happened (a std mutex, as above).
     pub download_log: Mutex<Vec<(String, Upgrade)>>,
+    /// The scope of every upgrade and pre-download, by host, in the order they ran (a std
+    /// mutex, as above).
+    pub scopes: Mutex<Vec<(String, &'static str, UpgradeScope)>>,
 }
 
 /// One entry of [`SimFleet::upgrade_log`].
@@ -141,6 +144,21 @@ impl SimFleet {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((host.to_string(), mark));
+    }
+
+    /// A copy of [`SimFleet::scopes`]: `(host, "upgrade" | "download", scope)`.
+    pub fn scopes_seen(&self) -> Vec<(String, &'static str, UpgradeScope)> {
+        self.scopes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn log_scope(&self, host: &str, what: &'static str, scope: &UpgradeScope) {
+        self.scopes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((host.to_string(), what, scope.clone()));
     }
 
     /// A copy of [`SimFleet::upgrade_log`].
@@ -298,7 +316,7 @@ impl ManagerSource for SimSource {
         Ok(Some(Arc::new(SimManager {
             host: host.name.to_string(),
             fleet: self.0.clone(),
-            done: Mutex::new(false),
+            upgraded: Mutex::new(Vec::new()),
         })))
     }
 
@@ -341,19 +359,18 @@ impl ManagerSource for SimSource {
 struct SimManager {
     host: String,
     fleet: Arc<SimFleet>,
-    /// Upgraded already: nothing is pending any more.
-    done: Mutex<bool>,
+    /// Packages upgraded already: no longer pending.
+    upgraded: Mutex<Vec<String>>,
 }
 
 impl SimManager {
+    /// `pkg0`, `pkg1`…, `pkg0` a security update, less what was upgraded.
     fn packages(&self) -> Vec<PendingPackage> {
-        if *self
-            .done
+        let upgraded = self
+            .upgraded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            return Vec::new();
-        }
+            .clone();
         (0..self.fleet.behaviour(&self.host).pending)
             .map(|i| PendingPackage {
                 name: format!("pkg{i}"),
@@ -361,6 +378,15 @@ impl SimManager {
                 to: "1.1".into(),
                 security: i == 0,
             })
+            .filter(|p| !upgraded.contains(&p.name))
+            .collect()
+    }
+
+    /// The pending packages `scope` takes.
+    fn in_scope(&self, scope: &UpgradeScope) -> Vec<PendingPackage> {
+        self.packages()
+            .into_iter()
+            .filter(|p| scope.takes(p))
             .collect()
     }
 }
@@ -397,11 +423,11 @@ impl PackageManager for SimManager {
     async fn plan(
         &self,
         _exec: &dyn Executor,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
         _cancel: &CancellationToken,
     ) -> Result<UpgradePlan, pkg::Error> {
         Ok(UpgradePlan {
-            upgrades: self.packages(),
+            upgrades: self.in_scope(&options.scope),
             removals: self.fleet.behaviour(&self.host).removals,
             ..Default::default()
         })
@@ -410,10 +436,11 @@ impl PackageManager for SimManager {
     async fn download(
         &self,
         _exec: &dyn Executor,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
         cancel: &CancellationToken,
     ) -> Result<(), pkg::Error> {
         let behaviour = self.fleet.behaviour(&self.host);
+        self.fleet.log_scope(&self.host, "download", &options.scope);
         let now = self.fleet.downloading.fetch_add(1, Ordering::SeqCst) + 1;
         self.fleet.download_peak.fetch_max(now, Ordering::SeqCst);
         self.fleet.log_download(&self.host, Upgrade::Started);
@@ -442,11 +469,12 @@ impl PackageManager for SimManager {
     async fn upgrade(
         &self,
         _exec: &dyn Executor,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
         lines: Option<&mpsc::Sender<OutputLine>>,
         cancel: &CancellationToken,
     ) -> Result<UpgradeReport, pkg::Error> {
         let behaviour = self.fleet.behaviour(&self.host);
+        self.fleet.log_scope(&self.host, "upgrade", &options.scope);
         let now = self.fleet.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.fleet.peak.fetch_max(now, Ordering::SeqCst);
         self.fleet.upgrades.fetch_add(1, Ordering::SeqCst);
@@ -482,12 +510,16 @@ impl PackageManager for SimManager {
                 detail: "E: Sub-process /usr/bin/dpkg returned an error code (1)".into(),
             });
         }
-        *self
-            .done
+        let taken = self.in_scope(&options.scope);
+        self.upgraded
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(taken.iter().map(|p| p.name.clone()));
         Ok(UpgradeReport {
-            plan: UpgradePlan::default(),
+            plan: UpgradePlan {
+                upgrades: taken,
+                ..UpgradePlan::default()
+            },
             reboot: RebootStatus {
                 required: behaviour.reboot_required,
                 packages: if behaviour.reboot_required {

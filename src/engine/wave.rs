@@ -495,7 +495,8 @@ impl WaveRunner {
         self.audit("wave_start", "started", &detail).await;
         self.emit(&progress).await;
         // A dry run changes nothing, downloads included.
-        let downloads = (!self.request.dry_run).then(|| Downloads::new(self.queue.order()));
+        let downloads = (!self.request.dry_run)
+            .then(|| Downloads::new(self.queue.order(), self.request.scope.clone()));
         // Stops the downloads once the wave is over (or aborted): nothing needs them then.
         let no_more = self.abort.child_token();
         let fetching = downloads.clone().map(|downloads| {

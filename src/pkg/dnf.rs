@@ -13,12 +13,17 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::parse::dnf as parse;
+use super::parse::plan as facts;
 use super::step::{self, Step};
 use super::{
     Error, ManagerKind, PackageManager, PendingPackage, RebootStatus, UpgradeOptions, UpgradePlan,
-    UpgradeReport,
+    UpgradeReport, UpgradeScope,
 };
 use crate::remote::{Executor, OutputLine, quote};
+use crate::survey::sections::MARKER;
+
+/// Where dnf writes: its package cache (downloads) and the root filesystem (installs).
+const SPACE_PATHS: [&str; 2] = ["/var/cache/dnf", "/"];
 
 /// dnf or yum on one host. Both speak the same commands; they differ in the binary and in how
 /// `updateinfo` spells its security filter.
@@ -124,20 +129,72 @@ impl Dnf {
         Ok(())
     }
 
-    /// The upgrade as `--assumeno` shows it (what a plan and the consent check read), with the
-    /// security flags when `with_security`.
+    /// `upgrade`'s arguments for `scope`: `--security` for security-only, then the named
+    /// packages that are installed (`dnf upgrade NAME` of one that is not fails, or would
+    /// install it under yum); `None` when the scope names packages and none is installed.
+    async fn scope_args(
+        &self,
+        exec: &dyn Executor,
+        scope: &UpgradeScope,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, Error> {
+        let mut args = String::new();
+        if scope.security_only {
+            args.push_str(" --security");
+        }
+        if scope.packages.is_empty() {
+            return Ok(Some(args));
+        }
+        let installed = self.installed(exec, &scope.packages, cancel).await?;
+        let mut names: Vec<&str> = Vec::new();
+        for (name, _, _) in &installed {
+            if scope.packages.contains(name) && !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        for name in names {
+            args.push(' ');
+            args.push_str(&quote(name));
+        }
+        Ok(Some(args))
+    }
+
+    /// The upgrade as `--assumeno` shows it (what a plan and the consent check read), of
+    /// `args` (see [`scope_args`](Self::scope_args)), with the security flags when
+    /// `with_security`. `rich` (a dry run) adds, in the same round trip, the free space where
+    /// dnf writes, and fills what the table tells: sizes, reboot packages, no conffile prompts
+    /// (rpm never asks: it writes `.rpmnew`).
     async fn transaction(
         &self,
         exec: &dyn Executor,
+        args: &str,
         with_security: bool,
+        rich: bool,
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error> {
         const STEP: &str = "upgrade --assumeno (dry run)";
-        let script = format!("LC_ALL=C {} --assumeno upgrade", self.binary());
-        let out = Step::query(STEP, script)
+        let mut script = format!("LC_ALL=C {} --assumeno upgrade{args}", self.binary());
+        if rich {
+            script = format!(
+                "{script}\ncode=$?\necho '{MARKER}df'\n{}\nexit $code",
+                facts::df_script(&SPACE_PATHS)
+            );
+        }
+        let mut out = Step::query(STEP, script)
             .privileged()
             .run(exec, cancel)
             .await?;
+        let df = match out.stdout.split_once(&format!("\n{MARKER}df\n")) {
+            Some((table, df)) => {
+                let df = df.to_string();
+                out.stdout.truncate(table.len() + 1);
+                Some(df)
+            }
+            None => None,
+        };
         // `--assumeno` answers "no" and exits 1 after printing the plan; "Nothing to do." exits 0.
         let understood = out.stdout.contains("Dependencies resolved")
             || out.stdout.contains("Transaction Summary")
@@ -149,6 +206,19 @@ impl Dnf {
         let mut plan = parse::parse_transaction(&out.stdout);
         self.complete(exec, &mut plan.upgrades, with_security, cancel)
             .await?;
+        if rich {
+            plan.reboot_packages = facts::reboot_packages(
+                plan.upgrades
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .chain(plan.installs.iter().map(String::as_str)),
+            );
+            plan.conffiles = Some(Vec::new());
+            let (download, installed) = parse::parse_transaction_sizes(&out.stdout);
+            plan.download_bytes = download;
+            plan.install_bytes = installed;
+            plan.free_space = facts::parse_df(df.as_deref().unwrap_or(""));
+        }
         Ok(plan)
     }
 }
@@ -195,24 +265,30 @@ impl PackageManager for Dnf {
     async fn plan(
         &self,
         exec: &dyn Executor,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error> {
-        self.transaction(exec, true, cancel).await
+        match self.scope_args(exec, &options.scope, cancel).await? {
+            Some(args) => self.transaction(exec, &args, true, true, cancel).await,
+            None => Ok(UpgradePlan::default()),
+        }
     }
 
     async fn download(
         &self,
         exec: &dyn Executor,
-        _options: UpgradeOptions,
+        options: UpgradeOptions,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         const STEP: &str = "upgrade --downloadonly";
         self.refresh(exec, cancel).await?;
+        let Some(args) = self.scope_args(exec, &options.scope, cancel).await? else {
+            return Ok(());
+        };
         // Into dnf's cache, where the upgrade finds them. A lock held by another dnf fails the
         // download at once (exit 200) instead of waiting: the upgrade would download anyway.
         let script = format!(
-            "LC_ALL=C {} -y -q --setopt=exit_on_lock=True upgrade --downloadonly",
+            "LC_ALL=C {} -y -q --setopt=exit_on_lock=True upgrade --downloadonly{args}",
             self.binary()
         );
         Step::refresh(STEP, script)
@@ -234,8 +310,16 @@ impl PackageManager for Dnf {
         // exits 200, so the wait is bounded here (like apt's `DPkg::Lock::Timeout`), on the host,
         // inside the job.
         let wait = self.lock_wait.as_secs();
+        let Some(args) = self.scope_args(exec, &options.scope, cancel).await? else {
+            // None of the scope's packages is installed here: nothing changes.
+            let reboot = self.reboot_status(exec, cancel).await?;
+            return Ok(UpgradeReport {
+                plan: UpgradePlan::default(),
+                reboot,
+            });
+        };
         let script = format!(
-            "waited=0\nwhile :; do\n  LC_ALL=C {} --setopt=exit_on_lock=True -y upgrade\n  \
+            "waited=0\nwhile :; do\n  LC_ALL=C {} --setopt=exit_on_lock=True -y upgrade{args}\n  \
              code=$?\n  [ \"$code\" -ne {LOCKED_EXIT} ] && exit \"$code\"\n  \
              [ \"$waited\" -ge {wait} ] && exit {LOCKED_EXIT}\n  sleep 3\n  \
              waited=$((waited + 3))\ndone",
@@ -255,7 +339,7 @@ impl PackageManager for Dnf {
                 }
             });
         // The consent check needs the transaction, not the advisories (a dnf process saved).
-        let plan = self.transaction(exec, false, cancel);
+        let plan = self.transaction(exec, &args, false, false, cancel);
         super::planned_upgrade(self, exec, options, cancel, plan, install).await
     }
 

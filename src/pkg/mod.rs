@@ -8,6 +8,7 @@
 //! `/etc/os-release`); [`ComposeUpdater`] inspects and updates a host's `compose_paths`.
 
 mod apt;
+mod apt_plan;
 mod compose;
 mod detect;
 mod dnf;
@@ -123,9 +124,111 @@ impl UpgradeScope {
             (false, true) => format!("security updates of {}", self.packages.join(", ")),
         }
     }
+
+    /// Whether `package` is one this scope takes: the one rule every manager, the engine and
+    /// the simulated fleet apply to a pending list.
+    pub fn takes(&self, package: &PendingPackage) -> bool {
+        (self.packages.is_empty() || self.packages.contains(&package.name))
+            && (!self.security_only || package.security)
+    }
+
+    /// The pending packages this scope takes, in their order.
+    pub fn select<'a>(&self, pending: &'a [PendingPackage]) -> Vec<&'a PendingPackage> {
+        pending.iter().filter(|p| self.takes(p)).collect()
+    }
+
+    /// Why an update in this scope has nothing to do: "none of openssl, libssl3 pending", "no
+    /// security updates pending", "no security updates of openssl pending".
+    pub fn nothing_pending(&self) -> String {
+        match (self.packages.is_empty(), self.security_only) {
+            (true, false) => "no packages pending".to_string(),
+            (true, true) => "no security updates pending".to_string(),
+            (false, false) => format!("none of {} pending", self.packages.join(", ")),
+            (false, true) => format!(
+                "no security updates of {} pending",
+                self.packages.join(", ")
+            ),
+        }
+    }
+
+    /// A scope of the named packages (`--packages a,b`, the package view's picks): each name
+    /// checked with [`valid_package_name`], duplicates dropped.
+    pub fn of_packages<S: AsRef<str>>(
+        names: impl IntoIterator<Item = S>,
+        security_only: bool,
+    ) -> Result<UpgradeScope, InvalidPackageName> {
+        let mut packages: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.as_ref().trim();
+            if name.is_empty() {
+                continue;
+            }
+            if !valid_package_name(name) {
+                return Err(InvalidPackageName(name.to_string()));
+            }
+            if !packages.iter().any(|p| p == name) {
+                packages.push(name.to_string());
+            }
+        }
+        Ok(UpgradeScope {
+            packages,
+            security_only,
+        })
+    }
+}
+
+/// A name that no package manager accepts as a package name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a package name (letters, digits and . + - _ only, starting with a letter or digit)"
+)]
+pub struct InvalidPackageName(pub String);
+
+/// Whether `name` can be a Debian or rpm package name: Debian allows `[a-z0-9][a-z0-9+.-]+`,
+/// rpm adds upper case and `_`. Anything else (spaces, globs, shell syntax, a leading `-` that
+/// would read as an option) is refused where the operator typed it, before any host sees it.
+pub fn valid_package_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-' | '_'))
+        && name.len() <= 255
+}
+
+/// A filesystem with less free space than an upgrade needs there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceShortfall {
+    pub path: String,
+    pub needed_bytes: u64,
+    pub free_bytes: u64,
 }
 
 impl UpgradePlan {
+    /// Where this plan needs more space than is free, the one rule every view of a plan uses:
+    /// the package cache (the first `free_space` entry) must hold `download_bytes`, and `/` the
+    /// growth in installed size. Unknown sizes need nothing; each path is judged on its own
+    /// (whether the cache shares `/`'s filesystem is not known).
+    pub fn short_of_space(&self) -> Vec<SpaceShortfall> {
+        let growth = self
+            .install_bytes
+            .map_or(0, |b| u64::try_from(b).unwrap_or(0));
+        self.free_space
+            .iter()
+            .enumerate()
+            .filter_map(|(i, free)| {
+                let needed = match (i, free.path.as_str()) {
+                    (_, "/") => growth,
+                    (0, _) => self.download_bytes.unwrap_or(0),
+                    _ => 0,
+                };
+                (needed > free.free_bytes).then(|| SpaceShortfall {
+                    path: free.path.clone(),
+                    needed_bytes: needed,
+                    free_bytes: free.free_bytes,
+                })
+            })
+            .collect()
+    }
+
     /// The plan, if `options` allow what it does: a plan that removes packages needs explicit
     /// consent (apt-dater drops auto-confirm in the same case). Every manager checks here.
     pub fn consented(self, options: UpgradeOptions) -> Result<UpgradePlan, Error> {
@@ -243,7 +346,10 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<Vec<PendingPackage>, Error>;
 
-    /// Simulates the upgrade.
+    /// Simulates the upgrade in `options.scope`: what a dry run shows, with every fact the
+    /// manager can read in the same round trip (sizes, free space, reboot packages, conffile
+    /// prompts; see [`UpgradePlan`]). The consent check right before a real upgrade reads a
+    /// leaner plan of its own.
     async fn plan(
         &self,
         exec: &dyn Executor,
@@ -251,8 +357,8 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<UpgradePlan, Error>;
 
-    /// Refreshes the lists, then downloads every package the upgrade in `options.mode` would
-    /// install into the manager's cache, changing nothing installed: a wave does this on every
+    /// Refreshes the lists, then downloads every package the upgrade in `options.mode` (and
+    /// `options.scope`) would install into the manager's cache, changing nothing installed: a wave does this on every
     /// host at its start, so each host's turn only installs. Privileged, but not a detached job
     /// (nothing it does needs to survive tendhost), and its output is not streamed.
     async fn download(
@@ -296,4 +402,109 @@ async fn planned_upgrade<M: PackageManager + ?Sized>(
     install.await?;
     let reboot = manager.reboot_status(exec, cancel).await?;
     Ok(UpgradeReport { plan, reboot })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(name: &str, security: bool) -> PendingPackage {
+        PendingPackage {
+            name: name.into(),
+            from: "1".into(),
+            to: "2".into(),
+            security,
+        }
+    }
+
+    #[test]
+    fn a_scope_selects_by_name_and_security_and_says_when_nothing_is_pending() {
+        let list = [pending("openssl", true), pending("bash", false)];
+        let names = |scope: &UpgradeScope| -> Vec<String> {
+            scope.select(&list).iter().map(|p| p.name.clone()).collect()
+        };
+        assert_eq!(names(&UpgradeScope::default()), ["openssl", "bash"]);
+        let bash = UpgradeScope::of_packages(["bash", "bash", " "], false).unwrap();
+        assert_eq!(bash.packages, ["bash"], "duplicates and blanks dropped");
+        assert_eq!(names(&bash), ["bash"]);
+        let security = UpgradeScope::of_packages(Vec::<&str>::new(), true).unwrap();
+        assert_eq!(names(&security), ["openssl"]);
+        let both = UpgradeScope::of_packages(["bash"], true).unwrap();
+        assert!(names(&both).is_empty());
+        assert_eq!(
+            both.nothing_pending(),
+            "no security updates of bash pending"
+        );
+        let two = UpgradeScope::of_packages(["openssl", "libssl3"], false).unwrap();
+        assert_eq!(two.nothing_pending(), "none of openssl, libssl3 pending");
+        assert_eq!(security.nothing_pending(), "no security updates pending");
+    }
+
+    #[test]
+    fn package_names_are_checked_where_they_are_typed() {
+        for good in [
+            "openssl",
+            "libssl3",
+            "g++",
+            "python3.11",
+            "NetworkManager",
+            "lib_x-1",
+        ] {
+            assert!(valid_package_name(good), "{good}");
+        }
+        for bad in [
+            "", "-y", "a b", "x;rm", "$(id)", "*", "pkg/x", ".hidden", "a'b",
+        ] {
+            assert!(!valid_package_name(bad), "{bad}");
+        }
+        let err = UpgradeScope::of_packages(["ok", "not ok"], false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'not ok' is not a package name (letters, digits and . + - _ only, starting with a \
+             letter or digit)"
+        );
+    }
+
+    #[test]
+    fn a_plan_is_short_of_space_where_it_needs_more_than_is_free() {
+        let free = |path: &str, free_bytes| FreeSpace {
+            path: path.into(),
+            free_bytes,
+        };
+        let plan = UpgradePlan {
+            download_bytes: Some(500),
+            install_bytes: Some(2000),
+            free_space: vec![free("/var/cache/apt/archives", 400), free("/", 5000)],
+            ..UpgradePlan::default()
+        };
+        assert_eq!(
+            plan.short_of_space(),
+            [SpaceShortfall {
+                path: "/var/cache/apt/archives".into(),
+                needed_bytes: 500,
+                free_bytes: 400
+            }]
+        );
+        let shrinking = UpgradePlan {
+            install_bytes: Some(-2000),
+            free_space: vec![free("/var/cache/dnf", 0), free("/", 0)],
+            ..UpgradePlan::default()
+        };
+        assert!(
+            shrinking.short_of_space().is_empty(),
+            "unknown or negative needs nothing"
+        );
+    }
+
+    #[test]
+    fn a_plan_saved_before_the_rich_fields_still_loads() {
+        let old = r#"{"upgrades":[],"installs":[],"removals":["x"],"held":["y"]}"#;
+        let plan: UpgradePlan = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (plan.removals, plan.held),
+            (vec!["x".into()], vec!["y".into()])
+        );
+        assert!(plan.kept_back.is_empty() && plan.conffiles.is_none());
+        assert_eq!((plan.download_bytes, plan.install_bytes), (None, None));
+    }
 }

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::{HostId, JumpHosts};
 use crate::engine::bus::{StateKind, WaveStatus};
-use crate::engine::{JobKind, Origin, WaveError};
+use crate::engine::{Job, JobKind, Origin, WaveError};
 use crate::tui::app::App;
 use crate::tui::dialogs::{ConfirmDialog, Confirmable, PackagesDialog, WaveDialog};
 use crate::tui::filter::Filter;
@@ -109,6 +109,7 @@ impl App {
             | Action::ToggleRemovals
             | Action::PlanView
             | Action::DryRunMissing
+            | Action::ToggleSecurityOnly
             | Action::Decrease
             | Action::Increase => {}
         }
@@ -269,6 +270,7 @@ impl App {
         match action {
             Action::ToggleDryRun => dialog.toggle_dry_run(),
             Action::ToggleRemovals => dialog.toggle_removals(),
+            Action::ToggleSecurityOnly => dialog.toggle_security_only(),
             Action::Confirm | Action::Zoom => {
                 // Rebooting a jump host asks twice: the dialog stays open, asking again.
                 if dialog.ask_again() {
@@ -293,8 +295,10 @@ impl App {
             Confirmable::Host(action) => {
                 let total = dialog.hosts.len();
                 let mut refused = Vec::new();
+                let scope = dialog.scope;
                 for host in dialog.hosts {
-                    if let Err(reason) = self.engine.submit(&host, action, Origin::Console) {
+                    let job = Job::new(action, Origin::Console).scoped(scope.clone());
+                    if let Err(reason) = self.engine.try_send(&host, job) {
                         refused.push(format!("{host} ({reason})"));
                     }
                 }
@@ -305,18 +309,24 @@ impl App {
                         ..
                     }
                 );
+                let scoped = matches!(action, JobKind::Update { .. }) && !scope.is_everything();
                 tracing::info!(
                     action = action.verb(),
                     hosts = total,
                     refused = refused.len(),
                     allow_removals = removals,
+                    scope = scope.describe(),
                     "console request"
                 );
                 if refused.is_empty() {
                     let s = if total == 1 { "" } else { "s" };
                     let consent = if removals { " (removals allowed)" } else { "" };
+                    let only = match scoped {
+                        true => format!(" (only {})", scope.describe()),
+                        false => String::new(),
+                    };
                     self.view.set_status(
-                        format!("{}: sent to {total} host{s}{consent}", action.verb()),
+                        format!("{}: sent to {total} host{s}{only}{consent}", action.verb()),
                         false,
                     );
                 } else {
@@ -347,6 +357,7 @@ impl App {
             Action::ToggleRemovals => dialog.allow_removals = !dialog.allow_removals,
             Action::PlanView => self.open_plan_view(),
             Action::DryRunMissing => self.dry_run_hosts_without_plan(),
+            Action::ToggleSecurityOnly => dialog.security_only = !dialog.security_only,
             Action::Confirm | Action::Zoom => {
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;
@@ -386,7 +397,26 @@ impl App {
             Action::PageUp => dialog.move_cursor(-page),
             Action::Top => dialog.move_cursor(isize::MIN / 2),
             Action::Bottom => dialog.move_cursor(isize::MAX / 2),
-            Action::Zoom | Action::Mark | Action::Confirm => {
+            Action::Mark => dialog.toggle_pick(),
+            Action::Update => {
+                // "Update only these on the hosts that need them", through the usual dialog.
+                let (scope, hosts) = match dialog.scoped_update() {
+                    None => return,
+                    Some(Ok(chosen)) => chosen,
+                    Some(Err(bad)) => {
+                        self.view.set_status(format!("not updated: {bad}"), true);
+                        return;
+                    }
+                };
+                let update = JobKind::Update {
+                    dry_run: false,
+                    allow_removals: false,
+                };
+                self.view.overlay = Overlay::Confirm(
+                    ConfirmDialog::new(Confirmable::Host(update), hosts).with_scope(scope),
+                );
+            }
+            Action::Zoom | Action::Confirm => {
                 let Some(group) = dialog.selected() else {
                     return;
                 };

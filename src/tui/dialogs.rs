@@ -2,12 +2,13 @@
 //!
 //! A dialog never sends anything itself; `actions.rs` turns a confirmed dialog into engine calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
 use crate::engine::JobKind;
 use crate::engine::WaveRequest;
+use crate::pkg::UpgradeScope;
 use crate::tui::model::FleetModel;
 
 /// What a confirmation is about.
@@ -28,6 +29,9 @@ pub struct ConfirmDialog {
     pub jump_hosts: Vec<(HostId, String)>,
     /// Confirmed once; now asking again about `jump_hosts`.
     pub asked_again: bool,
+    /// For an update: which updates it takes (the package view's picks, the security-only
+    /// toggle); every other action ignores it.
+    pub scope: UpgradeScope,
 }
 
 impl ConfirmDialog {
@@ -37,7 +41,25 @@ impl ConfirmDialog {
             hosts,
             jump_hosts: Vec::new(),
             asked_again: false,
+            scope: UpgradeScope::default(),
         }
+    }
+
+    /// An update of only the updates in `scope`.
+    pub fn with_scope(mut self, scope: UpgradeScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Flips "security updates only" for an update; other actions ignore it.
+    pub fn toggle_security_only(&mut self) {
+        if self.is_update() {
+            self.scope.security_only = !self.scope.security_only;
+        }
+    }
+
+    fn is_update(&self) -> bool {
+        matches!(self.what, Confirmable::Host(JobKind::Update { .. }))
     }
 
     /// Notes which of the hosts to reboot carry others (other actions ignore it).
@@ -84,8 +106,12 @@ impl ConfirmDialog {
         match &self.what {
             Confirmable::Host(action) => {
                 let n = self.hosts.len();
+                let scope = match self.is_update() && !self.scope.is_everything() {
+                    true => format!(" (only {})", self.scope.describe()),
+                    false => String::new(),
+                };
                 format!(
-                    "{} {n} host{}?",
+                    "{} {n} host{}{scope}?",
                     action.verb(),
                     if n == 1 { "" } else { "s" }
                 )
@@ -189,6 +215,8 @@ pub struct WaveDialog {
     /// The wave's plan as the dialog stands, composed by the app (it holds the config) after
     /// every change and every batch of events; the preview and the Plan view draw it.
     pub preview: Option<std::sync::Arc<crate::plan::WavePlan>>,
+    /// Only security updates on every host of the wave (the `S` toggle).
+    pub security_only: bool,
 }
 
 impl WaveDialog {
@@ -226,6 +254,7 @@ impl WaveDialog {
             allow_removals: false,
             defer_overruns: true,
             preview: None,
+            security_only: false,
         }
     }
 
@@ -288,7 +317,10 @@ impl WaveDialog {
             mode: self.mode,
             dry_run: self.dry_run,
             allow_removals: self.allow_removals,
-            scope: crate::pkg::UpgradeScope::default(),
+            scope: UpgradeScope {
+                packages: Vec::new(),
+                security_only: self.security_only,
+            },
             on_threshold: crate::config::OnThreshold::Pause,
             defer_overruns: self.defer_overruns,
         }
@@ -347,6 +379,8 @@ pub struct PackagesDialog {
     pub offset: usize,
     /// The model generation `groups` was built from.
     pub generation: u64,
+    /// Packages picked (space) for "update only these on the hosts that need them".
+    pub picked: BTreeSet<String>,
 }
 
 impl PackagesDialog {
@@ -387,6 +421,7 @@ impl PackagesDialog {
             cursor: 0,
             offset: 0,
             generation: model.generation(),
+            picked: BTreeSet::new(),
         }
     }
 
@@ -397,7 +432,13 @@ impl PackagesDialog {
         }
         let current = self.selected().map(|g| g.name.clone());
         let (cursor, offset) = (self.cursor, self.offset);
+        let picked = std::mem::take(&mut self.picked);
         *self = Self::build(model);
+        // A pick that is pending nowhere any more is dropped.
+        self.picked = picked
+            .into_iter()
+            .filter(|name| self.groups.iter().any(|g| g.name == *name))
+            .collect();
         self.offset = offset;
         self.cursor = current
             .and_then(|name| self.groups.iter().position(|g| g.name == name))
@@ -412,6 +453,44 @@ impl PackagesDialog {
     pub fn move_cursor(&mut self, delta: isize) {
         let last = self.groups.len().saturating_sub(1);
         self.cursor = self.cursor.saturating_add_signed(delta).min(last);
+    }
+
+    /// Picks the package under the cursor, or unpicks it.
+    pub fn toggle_pick(&mut self) {
+        let Some(name) = self.selected().map(|g| g.name.clone()) else {
+            return;
+        };
+        if !self.picked.remove(&name) {
+            self.picked.insert(name);
+        }
+    }
+
+    /// "Update only these on the hosts that need them": the picked packages (the one under the
+    /// cursor when none is picked) and every host where at least one of them is pending, in
+    /// the order the groups name them. `None` when the view is empty; `Some(Err)` when a
+    /// host reported a name that cannot be a package name (it is never sent anywhere).
+    pub fn scoped_update(
+        &self,
+    ) -> Option<Result<(UpgradeScope, Vec<HostId>), crate::pkg::InvalidPackageName>> {
+        let chosen: Vec<&PackageGroup> = match self.picked.is_empty() {
+            true => self.selected().into_iter().collect(),
+            false => self
+                .groups
+                .iter()
+                .filter(|g| self.picked.contains(&g.name))
+                .collect(),
+        };
+        if chosen.is_empty() {
+            return None;
+        }
+        let mut hosts: Vec<HostId> = Vec::new();
+        for host in chosen.iter().flat_map(|g| g.hosts.iter()) {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+        let scope = UpgradeScope::of_packages(chosen.iter().map(|g| g.name.as_str()), false);
+        Some(scope.map(|scope| (scope, hosts)))
     }
 }
 
@@ -499,6 +578,55 @@ mod tests {
         assert_eq!(names, ["openssl", "curl", "zlib"]);
         assert_eq!(view.groups[1].hosts.len(), 3);
         assert_eq!(view.groups[1].versions, "1.0-1 → 1.1-1");
+    }
+
+    #[test]
+    fn picked_packages_update_only_themselves_on_the_hosts_needing_them() {
+        let mut model = fleet(3);
+        model.apply(&pending(
+            "host-00",
+            &[("openssl", true), ("curl", false)],
+            false,
+        ));
+        model.apply(&pending("host-01", &[("curl", false)], false));
+        model.apply(&pending("host-02", &[("zlib", false)], false));
+        let mut view = PackagesDialog::build(&model);
+        let (scope, hosts) = view.scoped_update().unwrap().unwrap();
+        assert_eq!(scope.packages, ["openssl"], "none picked: the cursor's");
+        assert_eq!(hosts, [HostId::from("host-00")]);
+        view.toggle_pick();
+        view.move_cursor(1);
+        view.toggle_pick();
+        let (scope, hosts) = view.scoped_update().unwrap().unwrap();
+        assert_eq!(scope.packages, ["openssl", "curl"]);
+        assert_eq!(
+            hosts,
+            [HostId::from("host-00"), HostId::from("host-01")],
+            "each host once, zlib's not"
+        );
+        view.toggle_pick();
+        assert_eq!(
+            view.scoped_update().unwrap().unwrap().0.packages,
+            ["openssl"]
+        );
+
+        let mut dialog = ConfirmDialog::new(
+            Confirmable::Host(JobKind::Update {
+                dry_run: false,
+                allow_removals: false,
+            }),
+            hosts,
+        )
+        .with_scope(scope);
+        assert_eq!(dialog.question(), "update 2 hosts (only openssl, curl)?");
+        dialog.toggle_security_only();
+        assert_eq!(
+            dialog.question(),
+            "update 2 hosts (only security updates of openssl, curl)?"
+        );
+        let mut reboot = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), vec!["a".into()]);
+        reboot.toggle_security_only();
+        assert!(reboot.scope.is_everything(), "a reboot has no scope");
     }
 
     #[test]

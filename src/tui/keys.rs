@@ -46,6 +46,7 @@ pub enum Action {
     ToggleRemovals,
     PlanView,
     DryRunMissing,
+    ToggleSecurityOnly,
     Decrease,
     Increase,
     Help,
@@ -193,6 +194,13 @@ pub(super) const BINDINGS: &[Binding] = &[
         "dry-run unplanned hosts",
         Dialog,
         mutating
+    ),
+    bind!(
+        ToggleSecurityOnly,
+        "security_only",
+        ["S"],
+        "security updates only",
+        Dialog
     ),
     bind!(
         Decrease,

@@ -35,6 +35,8 @@ fn help_documents_the_whole_surface() {
         "--max-failures",
         "--barriers",
         "--dry-run",
+        "--packages",
+        "--security-only",
         "--json",
         "keygen",
         "host",

@@ -89,7 +89,7 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
     );
     assert_eq!(full.installs, ["tendhost-newdep"]);
     assert_eq!(full.removals, ["tendhost-legacy"]);
-    assert!(full.held.is_empty());
+    assert!(full.held.is_empty() && full.kept_back.is_empty());
     let security: Vec<&str> = full
         .upgrades
         .iter()
@@ -106,10 +106,11 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
     upgraded.sort();
     assert_eq!(upgraded, ["tendhost-app", "tendhost-kernel"]);
     assert_eq!(
-        safe.held,
+        safe.kept_back,
         ["tendhost-core"],
         "a new dependency keeps it back"
     );
+    assert!(safe.held.is_empty(), "nobody holds it: apt keeps it back");
     assert!(safe.installs.is_empty() && safe.removals.is_empty());
     assert_eq!(
         version(&host, "tendhost-app"),
@@ -124,6 +125,10 @@ async fn dry_runs_show_upgrades_installs_removals_and_kept_back() {
         .await
         .unwrap();
     assert_eq!(held.held, ["tendhost-app"]);
+    assert!(
+        held.kept_back.is_empty(),
+        "a hold is not apt's own keeping back"
+    );
     assert!(!held.upgrades.iter().any(|p| p.name == "tendhost-app"));
 }
 
@@ -212,7 +217,7 @@ async fn safe_upgrade_leaves_kept_back_packages_alone() {
         )
         .await
         .unwrap();
-    assert_eq!(report.plan.held, ["tendhost-core"]);
+    assert_eq!(report.plan.kept_back, ["tendhost-core"]);
     assert_eq!(version(&host, "tendhost-app"), "1.1 ii");
     assert_eq!(version(&host, "tendhost-core"), "1.0 ii");
     assert_eq!(version(&host, "tendhost-legacy"), "1.0 ii");

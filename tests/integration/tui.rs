@@ -127,6 +127,85 @@ fn console_command(env: &TestEnv, extra: &str) -> String {
     )
 }
 
+/// Waits until `host` has `package` at `version`, or fails naming what it has.
+fn wait_for_version(host: &AptHost, package: &str, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while host.version(package) != version {
+        assert!(
+            Instant::now() < deadline,
+            "{package} stayed at '{}'",
+            host.version(package)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 12: a package picked in the package view is updated alone on the host needing it, and
+/// the update dialog's security-only toggle then takes only the security update.
+#[test]
+fn issue12_the_console_updates_only_picked_packages_then_only_security_ones() {
+    let host = AptHost::start("tui-scope", Packages::Upgradable);
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"apt\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        env.host_toml("scoped", &host.sshd, "root")
+    ));
+    let tmux = Tmux::start("scope", &console_command(&env, ""), &console_env(&env));
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 1/1")
+    });
+    tmux.keys(&["r"]);
+    tmux.wait_for("the confirmation", Duration::from_secs(5), |s| {
+        s.contains("refresh 1 host?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("pending updates", Duration::from_secs(60), |s| {
+        s.contains("◆1")
+    });
+    // Security first, then by name: tendhost-kernel, tendhost-app, tendhost-core.
+    tmux.keys(&["P"]);
+    tmux.wait_for("the package view", Duration::from_secs(5), |s| {
+        s.contains("3 pending across 1 hosts")
+    });
+    tmux.keys(&["j", "Space", "u"]);
+    tmux.wait_for("the scoped confirmation", Duration::from_secs(5), |s| {
+        s.contains("update 1 host (only tendhost-app)?")
+    });
+    tmux.keys(&["y"]);
+    wait_for_version(&host, "tendhost-app", "1.1");
+    tmux.wait_for(
+        "the other two still pending",
+        Duration::from_secs(60),
+        |s| {
+            s.contains("2 pending (1 security)") && s.contains("sent to 1 host (only tendhost-app)")
+        },
+    );
+    assert_eq!(host.version("tendhost-kernel"), "1.0");
+    assert_eq!(host.version("tendhost-core"), "1.0");
+
+    tmux.keys(&["u"]);
+    tmux.wait_for("the update confirmation", Duration::from_secs(5), |s| {
+        s.contains("update 1 host?")
+    });
+    tmux.keys(&["S"]);
+    tmux.wait_for("security only", Duration::from_secs(5), |s| {
+        s.contains("update 1 host (only security updates)?") && s.contains("security only: on")
+    });
+    tmux.keys(&["y"]);
+    wait_for_version(&host, "tendhost-kernel", "1.1");
+    // Its postinst asks for a reboot, which auto_reboot = false leaves to the operator.
+    tmux.wait_for("waiting for the reboot", Duration::from_secs(60), |s| {
+        s.contains("◇ needs reboot")
+    });
+    assert_eq!(
+        host.version("tendhost-core"),
+        "1.0",
+        "not a security update"
+    );
+}
+
 #[test]
 fn filters_marks_and_runs_a_dry_run_wave_on_sshd_hosts() {
     let names = ["web-1", "web-2", "db-1"];

@@ -59,7 +59,7 @@ impl StepContext {
         // command is cancelled (killed on the host, so no apt-get holds its lock into the
         // upgrade) and the work still gets to wind down.
         let cancel = self.cancel.child_token();
-        let work = self.fetch_packages(&manager, &cancel);
+        let work = self.fetch_packages(&manager, job, &cancel);
         tokio::pin!(work);
         let result = tokio::select! {
             result = &mut work => result,
@@ -80,13 +80,15 @@ impl StepContext {
         Ok(Done::Ran)
     }
 
+    /// Fetches what an update in the job's scope (the wave's) would install.
     async fn fetch_packages(
         &self,
         manager: &SharedManager,
+        job: &Job,
         cancel: &CancellationToken,
     ) -> StepResult<()> {
         manager
-            .download(self.exec.as_ref(), self.options(false), cancel)
+            .download(self.exec.as_ref(), self.options(false, &job.scope), cancel)
             .await
             .map_err(|source| Error::Read {
                 what: "downloading packages",

@@ -23,6 +23,8 @@ use crate::survey::{Findings, Glance, ListsPolicy, Survey, SurveyRequest};
 /// What a read of the host found.
 pub(super) struct Found {
     pub pending: bool,
+    /// What is pending, as announced: a scoped update takes its packages from here.
+    pub packages: Arc<[PendingPackage]>,
     pub reboot: RebootStatus,
     pub stacks: Vec<StackReport>,
 }
@@ -194,6 +196,7 @@ impl StepContext {
         .await;
         let found = Found {
             pending: !pending.is_empty(),
+            packages: pending.clone(),
             reboot: reboot.clone(),
             stacks: stacks.to_vec(),
         };
@@ -238,6 +241,7 @@ impl StepContext {
         .await;
         let found = Found {
             pending: !remembered.pending.is_empty(),
+            packages: remembered.pending.clone(),
             reboot: remembered.reboot.clone(),
             stacks: remembered.stacks.to_vec(),
         };

@@ -3,6 +3,10 @@
 //! reboot if required and allowed → verify. Everything before `Updating` is a read (the plan,
 //! the pulls): a failure there leaves the host where it rested. A dry run stops after the reads.
 //! A job's rules (who asked) come from `job.rs`.
+//!
+//! A scoped update (`job.scope`: named packages, security-only) takes only the pending packages
+//! its scope selects, leaves compose stacks alone, and is skipped with a reason on a host where
+//! it selects nothing; a reboot the upgrade requires still follows.
 
 use std::sync::Arc;
 
@@ -15,7 +19,7 @@ use crate::engine::error::Error;
 use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::fleet::{self, Measurement, Refusal, StateKind, Transition, WindowFit};
-use crate::pkg::{UpgradeOptions, UpgradePlan, UpgradeReport};
+use crate::pkg::{StackReport, UpgradeOptions, UpgradePlan, UpgradeReport, UpgradeScope};
 
 impl StepContext {
     pub(super) async fn update(&self, job: &Job, from: StateKind) -> StepResult<Done> {
@@ -44,14 +48,27 @@ impl StepContext {
             let check = self.read(|| self.check(Stage::PreCheck, pre));
             self.in_stage(Stage::PreCheck, check).await?;
         }
-        let found = self.read_host(Read::BeforeUpgrade).await?;
+        let mut found = self.read_host(Read::BeforeUpgrade).await?;
         self.settle_query(&found).await?;
+        let scoped = !job.scope.is_everything();
+        if scoped {
+            if job.scope.select(&found.packages).is_empty() {
+                if dry_run {
+                    // The plan of this scope here is to do nothing: said as a plan, so a
+                    // fleet-wide plan knows the host was asked.
+                    self.announce_plan(UpgradePlan::default(), true).await;
+                }
+                return Ok(Done::Skipped(job.scope.nothing_pending()));
+            }
+            // Packages only: the stacks are neither pulled nor recreated.
+            found.stacks.clear();
+        }
         if dry_run {
             if found.pending {
-                let plan = self.plan(allow_removals).await?;
+                let plan = self.plan(allow_removals, &job.scope).await?;
                 self.announce_plan(plan, true).await;
             }
-            self.check_stage().await?;
+            self.compose_check(job).await?;
             return Ok(Done::Ran);
         }
         let aborted = || {
@@ -74,7 +91,7 @@ impl StepContext {
             return self.reboot_stage(job).await;
         }
         let plan = match found.pending {
-            true => Some(self.consented_plan(allow_removals).await?),
+            true => Some(self.consented_plan(job, allow_removals).await?),
             false => None,
         };
         if job.defer_overruns
@@ -83,13 +100,13 @@ impl StepContext {
             // Read and planned, nothing changed: the host waits for its next window.
             return Ok(Done::Skipped(reason));
         }
-        let stacks = self.check_stage().await?;
+        let stacks = self.compose_check(job).await?;
         if let Some(done) = aborted() {
             // The pulls took a while; the wave was stopped meanwhile.
             return Ok(done);
         }
         self.move_to(Transition::StartUpdate).await?;
-        let report = self.packages_stage(plan, allow_removals).await?;
+        let report = self.packages_stage(job, plan, allow_removals).await?;
         self.compose_stage(stacks).await?;
         if report.reboot.required {
             self.emit(Event::PendingRefreshed {
@@ -132,12 +149,30 @@ impl StepContext {
         }
     }
 
+    /// The compose check, unless the update is scoped to packages: then its stage says so
+    /// (on a host with stacks) and nothing is pulled.
+    async fn compose_check(&self, job: &Job) -> StepResult<Vec<StackReport>> {
+        if job.scope.is_everything() {
+            return self.check_stage().await;
+        }
+        if !self.host.compose_paths.is_empty() {
+            let reason = "scoped update: packages only".into();
+            self.stage(Stage::ComposeCheck, StageStatus::Skipped { reason })
+                .await;
+        }
+        Ok(Vec::new())
+    }
+
     /// The plan, unless it removes packages without consent (the command's or the host
     /// policy's): then the update is refused before anything changes.
-    async fn consented_plan(&self, allow_removals: bool) -> StepResult<Arc<UpgradePlan>> {
-        let plan = self.plan(allow_removals).await?;
+    async fn consented_plan(
+        &self,
+        job: &Job,
+        allow_removals: bool,
+    ) -> StepResult<Arc<UpgradePlan>> {
+        let plan = self.plan(allow_removals, &job.scope).await?;
         let plan = self.announce_plan(plan, false).await;
-        if !plan.removals.is_empty() && !self.options(allow_removals).allow_removals {
+        if !plan.removals.is_empty() && !self.options(allow_removals, &job.scope).allow_removals {
             return Err(Error::Refused(Refusal(format!(
                 "the upgrade would remove {}; allow removals to go ahead",
                 quoted_list(&plan.removals)
@@ -159,6 +194,7 @@ impl StepContext {
 
     async fn packages_stage(
         &self,
+        job: &Job,
         plan: Option<Arc<UpgradePlan>>,
         allow_removals: bool,
     ) -> StepResult<UpgradeReport> {
@@ -182,7 +218,7 @@ impl StepContext {
         let packages = plan
             .as_ref()
             .map_or(0, |p| p.upgrades.len() + p.installs.len());
-        let options = self.options(allow_removals);
+        let options = self.options(allow_removals, &job.scope);
         let journal = self.journal(Stage::Packages, None);
         let exec = self.jobs(&journal);
         let abandon = self.abandon.clone();
@@ -220,7 +256,7 @@ impl StepContext {
         Ok(())
     }
 
-    async fn plan(&self, allow_removals: bool) -> StepResult<UpgradePlan> {
+    async fn plan(&self, allow_removals: bool, scope: &UpgradeScope) -> StepResult<UpgradePlan> {
         let Some(manager) = self.manager().await? else {
             return Ok(UpgradePlan::default());
         };
@@ -228,7 +264,7 @@ impl StepContext {
             manager
                 .plan(
                     self.exec.as_ref(),
-                    self.options(allow_removals),
+                    self.options(allow_removals, scope),
                     &self.cancel,
                 )
                 .await
@@ -238,12 +274,12 @@ impl StepContext {
     }
 
     /// Consent comes from the command (`--allow-removals`, `R` in the console) or the host's own
-    /// policy; this is the one place that combines them.
-    pub(super) fn options(&self, allow_removals: bool) -> UpgradeOptions {
+    /// policy; this is the one place that combines them. The scope is the job's.
+    pub(super) fn options(&self, allow_removals: bool, scope: &UpgradeScope) -> UpgradeOptions {
         UpgradeOptions {
             mode: self.host.policy.upgrade_mode,
             allow_removals: allow_removals || self.host.policy.allow_removals,
-            scope: crate::pkg::UpgradeScope::default(),
+            scope: scope.clone(),
         }
     }
 

@@ -6,6 +6,7 @@ mod deferral;
 mod hosts;
 mod lists;
 mod pace;
+mod scope;
 mod waves;
 
 use std::sync::Arc;

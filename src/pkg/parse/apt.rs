@@ -41,14 +41,16 @@ fn is_security_suite(suite: &str) -> bool {
 ///
 /// `Inst NAME [OLD] (NEW ORIGINS [ARCH])` is an upgrade; an `Inst` without `[OLD]` is a new
 /// install; `Remv NAME [OLD]` a removal. Kept-back packages appear only in the prose block
-/// "The following packages have been kept back:", whose names are indented on the next lines.
+/// "The following packages have been kept back:", whose names are indented on the next lines;
+/// they go to `kept_back`, operator holds included (apt lists both there: [`split_holds`]
+/// tells them apart).
 pub(crate) fn parse_simulation(text: &str) -> UpgradePlan {
     let mut plan = UpgradePlan::default();
     let mut in_kept_back = false;
     for line in text.lines() {
         if in_kept_back {
             if line.starts_with(' ') {
-                plan.held
+                plan.kept_back
                     .extend(line.split_whitespace().map(str::to_string));
                 continue;
             }
@@ -109,6 +111,17 @@ fn origins_are_security(origins: &str) -> bool {
         .split([',', ' '])
         .filter(|o| o.contains(':'))
         .any(is_security_suite)
+}
+
+/// Moves the packages of `holds` (`apt-mark showhold`, one per line) from the plan's kept-back
+/// list to `held`: apt keeps both back, but only a hold is the operator's choice.
+pub(crate) fn split_holds(plan: &mut UpgradePlan, holds: &str) {
+    let holds: Vec<&str> = holds.split_whitespace().collect();
+    let (held, kept): (Vec<String>, Vec<String>) = std::mem::take(&mut plan.kept_back)
+        .into_iter()
+        .partition(|name| holds.contains(&name.as_str()));
+    plan.held.extend(held);
+    plan.kept_back = kept;
 }
 
 /// Marker line the reboot probe prints when `/var/run/reboot-required` exists.
@@ -197,7 +210,7 @@ mod tests {
             plan.upgrades.len(),
             HOST_SIM.lines().filter(|l| l.starts_with("Inst ")).count()
         );
-        assert!(plan.installs.is_empty() && plan.removals.is_empty() && plan.held.is_empty());
+        assert!(plan.installs.is_empty() && plan.removals.is_empty() && plan.kept_back.is_empty());
         let base = plan
             .upgrades
             .iter()
@@ -224,7 +237,7 @@ mod tests {
         assert_eq!(names, ["tendhost-app", "tendhost-core"]);
         assert_eq!(plan.installs, ["tendhost-newdep"]);
         assert_eq!(plan.removals, ["tendhost-legacy"]);
-        assert!(plan.held.is_empty());
+        assert!(plan.kept_back.is_empty());
     }
 
     #[test]
@@ -233,7 +246,7 @@ mod tests {
             "../../../tests/fixtures/apt/sim-upgrade-localrepo.txt"
         ));
         assert_eq!(plan.upgrades.len(), 1);
-        assert_eq!(plan.held, ["tendhost-core"]);
+        assert_eq!(plan.kept_back, ["tendhost-core"]);
         let list = include_str!("../../../tests/fixtures/apt/list-upgradable-localrepo.stdout");
         assert_eq!(parse_list_upgradable(list).len(), 2);
     }
@@ -254,7 +267,13 @@ Conf newdep (1.0 local [all])
         let plan = parse_simulation(text);
         assert_eq!(plan.installs, ["newdep"]);
         assert_eq!(plan.removals, ["oldlib"]);
-        assert_eq!(plan.held, ["app-core", "extra"]);
+        assert_eq!(plan.kept_back, ["app-core", "extra"]);
+        let mut split = plan.clone();
+        split_holds(&mut split, "extra\nother\n");
+        assert_eq!(
+            (split.held, split.kept_back),
+            (vec!["extra".to_string()], vec!["app-core".to_string()])
+        );
         assert_eq!(plan.upgrades[0].to, "1.1");
         assert!(!plan.upgrades[0].security);
         assert!(plan.upgrades[1].security, "LABEL:SUITE without a version");

@@ -207,6 +207,41 @@ pub(crate) fn parse_transaction(text: &str) -> UpgradePlan {
     plan
 }
 
+/// The transaction's sizes, in bytes, from the lines dnf prints under its summary: `(download,
+/// installed)`. "Total download size: 1.2 M" is what must be fetched; a plain "Total size: 36 k"
+/// (everything cached or on a local repository) means nothing is. "Installed size: 3.4 M" is the
+/// size of the new packages (dnf does not subtract what they replace). `None`: not printed.
+pub(crate) fn parse_transaction_sizes(text: &str) -> (Option<u64>, Option<i64>) {
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(prefix))
+            .and_then(parse_size)
+    };
+    let download = value("Total download size:").or_else(|| value("Total size:").map(|_| 0));
+    let installed = value("Installed size:").and_then(|b| i64::try_from(b).ok());
+    (download, installed)
+}
+
+/// `36 k`, `1.2 M`, `3 G`, `512` (bytes), as dnf and yum print sizes (powers of 1024).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => (text[..at].trim(), text[at..].trim()),
+        None => (text, ""),
+    };
+    let number: f64 = number.parse().ok()?;
+    let scale: f64 = match unit.chars().next().map(|c| c.to_ascii_lowercase()) {
+        None | Some('b') => 1.0,
+        Some('k') => 1024.0,
+        Some('m') => 1024.0 * 1024.0,
+        Some('g') => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * scale).round();
+    // A size is never negative or beyond u64 on a real host; anything else is not a size.
+    (0.0..1.8e19).contains(&bytes).then_some(bytes as u64)
+}
+
 /// Architectures rpm uses, to tell dnf4's `replacing NAME.ARCH VERSION` from dnf5's
 /// `replacing NAME ARCH VERSION REPO SIZE` (package names may contain dots too).
 const ARCHES: &[&str] = &[
@@ -380,6 +415,17 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_transaction_sizes() {
+        assert_eq!(parse_transaction_sizes(ASSUMENO), (Some(0), None));
+        let text = "Total download size: 1.5 M\nInstalled size: 36 k\nIs this ok [y/N]: N\n";
+        assert_eq!(
+            parse_transaction_sizes(text),
+            (Some(1_572_864), Some(36 * 1024))
+        );
+        assert_eq!(parse_transaction_sizes("Nothing to do.\n"), (None, None));
+    }
+
+    #[test]
     fn reads_dnf5_replacing_lines() {
         // dnf5's layout (Fedora 41+), written from its documented table format: every upgrade
         // names the version it replaces; only a different name is a removal.
@@ -479,6 +525,7 @@ Transaction Summary
             let _ = parse_updateinfo_security(&text);
             let _ = parse_transaction(&text);
             let _ = parse_reboot_probe(&text);
+            let _ = parse_transaction_sizes(&text);
         }
 
         #[test]

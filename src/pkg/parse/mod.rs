@@ -7,3 +7,4 @@ pub(crate) mod apt;
 pub(crate) mod compose;
 pub(crate) mod dnf;
 pub(crate) mod os_release;
+pub(crate) mod plan;

@@ -59,6 +59,14 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             " removals: {}  ",
             on_off(allow_removals)
         )));
+        hint.push(Span::styled(
+            keys.keys_label(Action::ToggleSecurityOnly),
+            theme.title(),
+        ));
+        hint.push(Span::raw(format!(
+            " security only: {}  ",
+            on_off(dialog.scope.security_only)
+        )));
     }
     hint.push(Span::styled(
         format!(

@@ -272,18 +272,7 @@ fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static
             ),
             theme.accent(),
         )));
-        if !plan.removals.is_empty() {
-            lines.push(Line::from(Span::styled(
-                format!("{kind}: would REMOVE {}", plan.removals.join(", ")),
-                theme.error(),
-            )));
-        }
-        if !plan.held.is_empty() {
-            lines.push(Line::from(Span::styled(
-                format!("{kind}: held back {}", plan.held.join(", ")),
-                theme.warn(),
-            )));
-        }
+        lines.extend(super::plan_facts::lines(plan, kind, ctx));
         if !plan.installs.is_empty() {
             lines.push(field("new", plan.installs.join(", "), ctx));
         }

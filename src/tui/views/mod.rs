@@ -11,6 +11,7 @@ mod fleet;
 mod help;
 mod packages;
 mod plan;
+mod plan_facts;
 mod wave;
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,6 @@
 //! The fleet-wide package view: every pending package, grouped by name, with the hosts needing it.
-//! Selecting one marks those hosts, so "patch openssl everywhere" is P, Enter, u.
+//! Selecting one marks those hosts, so "patch openssl everywhere" is P, Enter, u. Picking some
+//! (space) and pressing the update key updates only those packages, on the hosts that need them.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -31,8 +32,10 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         )),
         Span::styled(
             format!(
-                " {} marks the hosts needing it ",
-                ctx.keys.keys_label(Action::Zoom)
+                " {} marks · {} picks · {} updates ",
+                ctx.keys.keys_label(Action::Zoom),
+                ctx.keys.first_key(Action::Mark),
+                ctx.keys.first_key(Action::Update)
             ),
             theme.dim(),
         ),
@@ -63,13 +66,19 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         .enumerate()
         .map(|(i, group)| {
             let cursor = dialog.offset + i == dialog.cursor;
+            let picked = dialog.picked.contains(&group.name);
             let sec = if group.security {
                 Span::styled("sec", theme.warn())
             } else {
                 Span::raw("")
             };
             let row = Row::new(vec![
-                Cell::from(if cursor { "›" } else { " " }),
+                Cell::from(match (cursor, picked) {
+                    (true, true) => "›*",
+                    (true, false) => "› ",
+                    (false, true) => " *",
+                    (false, false) => "  ",
+                }),
                 Cell::from(fit(&group.name, 24)),
                 Cell::from(Line::from(group.hosts.len().to_string()).right_aligned()),
                 Cell::from(sec),
@@ -83,7 +92,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         })
         .collect();
     let widths = [
-        Constraint::Length(1),
+        Constraint::Length(2),
         Constraint::Length(24),
         Constraint::Length(5),
         Constraint::Length(3),

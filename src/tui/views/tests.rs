@@ -181,6 +181,107 @@ async fn package_view_groups_by_package() {
 }
 
 #[tokio::test]
+async fn the_pending_tab_shows_a_dry_runs_plan_facts() {
+    let (mut app, _rig) = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Planned {
+        host: "host-00".into(),
+        plan: std::sync::Arc::new(crate::pkg::UpgradePlan {
+            kept_back: vec!["tendhost-core".into()],
+            reboot_packages: vec!["tendhost-kernel".into()],
+            conffiles: Some(vec![crate::pkg::ConffilePrompt {
+                package: "tendhost-app".into(),
+                path: "/etc/tendhost-app.conf".into(),
+                changed_upstream: None,
+            }]),
+            download_bytes: Some(1_258_291),
+            install_bytes: Some(-2048),
+            free_space: vec![
+                crate::pkg::FreeSpace {
+                    path: "/var/cache/apt/archives".into(),
+                    free_bytes: 1024 * 1024,
+                },
+                crate::pkg::FreeSpace {
+                    path: "/".into(),
+                    free_bytes: 20 * 1024 * 1024 * 1024,
+                },
+            ],
+            ..Default::default()
+        }),
+        dry_run: true,
+    });
+    press(&mut app, "Tab");
+    let screen = text(&draw(&mut app, 100, 40));
+    for line in [
+        "dry run: kept back tendhost-core",
+        "dry run: conffile prompts /etc/tendhost-app.conf (new version unknown)",
+        "dry run: reboot expected (tendhost-kernel)",
+        "dry run: download 1.2 MiB, installs -2.0 KiB; free /var/cache/apt/archives 1.0 MiB, / 20.0 GiB",
+        "dry run: NOT ENOUGH SPACE on /var/cache/apt/archives: needs 1.2 MiB, 1.0 MiB free",
+    ] {
+        assert!(screen.contains(line), "no '{line}' in {screen}");
+    }
+}
+
+#[tokio::test]
+async fn picked_packages_open_a_scoped_update_with_a_security_toggle() {
+    let (mut app, _rig) = demo_app(color(), false);
+    press(&mut app, "P");
+    let screen = text(&draw(&mut app, 80, 24));
+    let first = screen
+        .lines()
+        .find(|l| l.contains("openssl"))
+        .unwrap()
+        .to_string();
+    press(&mut app, "Space j Space");
+    let screen = text(&draw(&mut app, 80, 24));
+    let picked: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains(" * ") || l.contains("›*"))
+        .collect();
+    assert_eq!(picked.len(), 2, "two picks shown: {screen}");
+    assert!(!first.contains('*'), "nothing picked before: {first}");
+    press(&mut app, "u");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("(only openssl, "), "{screen}");
+    assert!(screen.contains("S security only: off"), "{screen}");
+    press(&mut app, "S");
+    let screen = text(&draw(&mut app, 80, 24));
+    insta::assert_snapshot!("scoped_update_confirm_80x24", screen);
+    assert!(
+        screen.contains("(only security updates of openssl, "),
+        "{screen}"
+    );
+    assert!(screen.contains("S security only: on"), "{screen}");
+    press(&mut app, "y");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("(only security updates of openssl, "),
+        "the status names the scope: {screen}"
+    );
+}
+
+#[tokio::test]
+async fn the_wave_dialog_toggles_security_only_into_its_request() {
+    let (mut app, _rig) = demo_app(color(), false);
+    app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(
+        crate::engine::bus::WaveStatus::Finished,
+    )));
+    press(&mut app, "w");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("updates      ‹ all updates ›  S toggles security only"),
+        "{screen}"
+    );
+    press(&mut app, "S");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("‹ security only ›"), "{screen}");
+    let crate::tui::view::Overlay::Wave(dialog) = &app.view.overlay else {
+        panic!("the wave dialog closed");
+    };
+    assert!(dialog.spec().scope.security_only);
+}
+
+#[tokio::test]
 async fn wave_dialog_previews_batches() {
     let (mut app, _rig) = demo_app(color(), false);
     app.apply(&crate::engine::bus::Event::Wave(crate::tui::testing::wave(

@@ -138,14 +138,30 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             Span::styled(format!("  {note}"), note_style),
         ]));
     }
+    let key = |action| keys.first_key(action);
+    // Not a field (j/k skip it): one key toggles it, as in the update dialog.
+    let (scope, scope_style) = match dialog.security_only {
+        true => ("security only", theme.warn()),
+        false => ("all updates", theme.accent()),
+    };
+    lines.push(Line::from(vec![
+        Span::raw(format!("   {:<13}", "updates")),
+        Span::styled(format!("‹ {scope} ›"), scope_style),
+        Span::styled(
+            format!(
+                "  {} toggles security only",
+                key(Action::ToggleSecurityOnly)
+            ),
+            theme.dim(),
+        ),
+    ]));
+
     // The preview yields to the last wave's story when the screen is short.
     let after = last_wave.len() + 2;
     let room = usize::from(inner.height).saturating_sub(lines.len() + after);
     preview.truncate(room);
     lines.extend(preview);
     lines.extend(last_wave);
-    lines.push(Line::raw(""));
-    let key = |action| keys.first_key(action);
     let hints: [(String, &'static str); 7] = [
         (format!("{}/Enter", key(Action::Confirm)), " start  "),
         (
