@@ -79,14 +79,15 @@ fn issue12_wave_plan_json_shows_batches_upgrades_removal_kept_back_and_totals() 
     let s = plan_host(&lines, "safe");
     assert_eq!(s["batch"], 2, "{s}");
     assert!(names(&s["removals"]).is_empty());
-    // FOLLOW-UP(i12-scope): main's apt parser still files apt's "kept back" under `held`; once
-    // the scope branch moves it to `kept_back`, assert `kept_back == ["tendhost-core"]` alone,
-    // and assert `reboot.packages == ["tendhost-kernel"]` (reboot_packages is theirs to fill).
-    let kept: Vec<&str> = names(&s["kept_back"])
-        .into_iter()
-        .chain(names(&s["held"]))
-        .collect();
-    assert_eq!(kept, ["tendhost-core"], "{s}");
+    assert_eq!(names(&s["kept_back"]), ["tendhost-core"], "{s}");
+    assert!(names(&s["held"]).is_empty(), "no operator holds: {s}");
+    for host in [&f, &s] {
+        assert_eq!(
+            names(&host["reboot"]["packages"]),
+            ["tendhost-kernel"],
+            "a reboot is expected, and why: {host}"
+        );
+    }
     assert!(
         s["upgrades"]
             .as_array()

@@ -854,8 +854,7 @@ fn issue12_the_wave_dialog_previews_the_plan_and_opens_the_plan_view() {
     });
     assert!(view.contains("tendhost-app 1.0 → 1.1"), "{view}");
     assert!(view.contains("1 removal (tendhost-legacy)"), "{view}");
-    // FOLLOW-UP(i12-scope): "kept back: tendhost-core" once apt's kept back leaves `held`.
-    assert!(view.contains("tendhost-core"), "{view}");
+    assert!(view.contains("kept back: tendhost-core"), "{view}");
     tmux.keys(&["q"]);
     tmux.wait_for("the wave dialog again", Duration::from_secs(5), |s| {
         s.contains("batch sizes")
