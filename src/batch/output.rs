@@ -21,7 +21,7 @@ use super::HostResult;
 use crate::engine::Event;
 use crate::engine::bus::{StageStatus, WaveProgress, WaveStatus};
 use crate::errors::printable_line;
-use crate::fleet::HostModel;
+use crate::fleet::{HostModel, Measurement};
 use crate::stdio;
 
 /// Counts for the summary line.
@@ -356,9 +356,17 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             json!({"type": "wave_host", "wave_id": wave_id, "host": host}),
             outcome,
         ),
-        Event::Measured { host, measurement } => {
-            with_fields(json!({"type": "measured", "host": host}), measurement)
-        }
+        // Seconds, not serde's `{secs, nanos}` of a Duration: what a script compares.
+        Event::Measured { host, measurement } => match measurement {
+            Measurement::Upgrade { at, took, packages } => json!({
+                "type": "measured", "host": host, "kind": "upgrade", "at": at,
+                "took_secs": took.as_secs_f64(), "packages": packages,
+            }),
+            Measurement::Reboot { at, took } => json!({
+                "type": "measured", "host": host, "kind": "reboot", "at": at,
+                "took_secs": took.as_secs_f64(),
+            }),
+        },
         Event::InventoryRefreshed { .. }
         | Event::PendingRefreshed { .. }
         | Event::Surveyed { .. } => return None,
