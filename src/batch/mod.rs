@@ -149,7 +149,10 @@ fn wave_request(
         dry_run: args.dry_run,
         allow_removals: args.allow_removals,
         scope: crate::pkg::UpgradeScope::default(),
-        on_threshold: config.fleet.on_threshold.unwrap_or(crate::config::OnThreshold::Abort),
+        on_threshold: config
+            .fleet
+            .on_threshold
+            .unwrap_or(crate::config::OnThreshold::Abort),
         defer_overruns: true,
     })
 }

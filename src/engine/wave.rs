@@ -352,6 +352,35 @@ impl WaveQueue {
         }
     }
 
+    /// The batches the wave would run from here if every host succeeded: each batch's hosts in
+    /// the order they would start, placed exactly as [`next_host`](Self::next_host) places them
+    /// (jump hosts after the hosts behind them, cluster-mates never side by side), the hosts of
+    /// a batch taken to run at once. For a planner; consumes a copy so the real queue is untouched.
+    /// Rolling, a host that waits for a batch-mate to end (its jump host, a cluster-mate) is in
+    /// that batch when it has room: the window lets it start as soon as the other ends.
+    pub fn simulate(mut self) -> Vec<Vec<HostId>> {
+        let mut batches = Vec::new();
+        while self.open_batch().is_some() {
+            let mut batch = Vec::new();
+            loop {
+                let started: Vec<HostId> = std::iter::from_fn(|| self.next_host()).collect();
+                if started.is_empty() {
+                    break;
+                }
+                for host in &started {
+                    self.record(host, &Outcome::Succeeded);
+                }
+                batch.extend(started);
+            }
+            if batch.is_empty() {
+                // Nothing may start (the wave already halts): nothing more would run.
+                break;
+            }
+            batches.push(batch);
+        }
+        batches
+    }
+
     /// Copies the wave's counts into `progress`.
     pub fn tally(&self, progress: &mut WaveProgress) {
         progress.succeeded = self.succeeded;
@@ -1182,6 +1211,34 @@ mod tests {
             _ => Outcome::Succeeded,
         });
         assert_eq!(names(&batches), [vec!["a", "b"], vec!["bastion"]]);
+    }
+
+    #[test]
+    fn simulate_places_hosts_as_the_wave_would_if_all_succeed() {
+        assert_eq!(
+            queue(7, "1,3", FailureLimit::Count(0)).simulate(),
+            vec![hosts(1), hosts(4)[1..].to_vec(), hosts(7)[4..].to_vec()]
+        );
+        let selection = ["bastion", "a", "b", "c", "d"];
+        let routes = [("a", "bastion"), ("b", "bastion")];
+        let queue = jump_queue(&selection, &routes, "1,100%", FailureLimit::Count(0));
+        assert_eq!(
+            names(&queue.clone().simulate()),
+            [vec!["a"], vec!["b", "c", "d"], vec!["bastion"]]
+        );
+        assert_eq!(queue.planned_batches(), 3, "simulate works on its own copy");
+        let rolling = jump_queue(&selection, &routes, "1,100%", FailureLimit::Count(0))
+            .with_mode(WaveMode::Rolling);
+        assert_eq!(
+            names(&rolling.simulate()),
+            [vec!["a"], vec!["b", "c", "d", "bastion"]],
+            "rolling, bastion starts in batch 2's window once b has ended"
+        );
+        assert!(
+            self::queue(0, "1", FailureLimit::Count(0))
+                .simulate()
+                .is_empty()
+        );
     }
 
     fn rolling(n: usize, sizes: &str, max_failures: FailureLimit) -> WaveQueue {
