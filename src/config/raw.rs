@@ -633,4 +633,29 @@ mod tests {
              'batches')"
         );
     }
+
+    #[test]
+    fn on_threshold_is_left_to_the_frontend_unless_set() {
+        let config = Config::from_str("t.toml", "").unwrap();
+        assert_eq!(config.fleet.on_threshold, None);
+        for (text, want) in [
+            ("pause", crate::config::OnThreshold::Pause),
+            ("abort", crate::config::OnThreshold::Abort),
+        ] {
+            let config =
+                Config::from_str("t.toml", &format!("[fleet]\non_threshold = \"{text}\"\n"))
+                    .unwrap();
+            assert_eq!(config.fleet.on_threshold, Some(want));
+        }
+        let Err(ConfigError::Invalid(problems)) =
+            Config::from_str("t.toml", "[fleet]\non_threshold = \"ask\"\n")
+        else {
+            panic!("a bad on_threshold loaded");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "t.toml:2:16: key 'fleet.on_threshold': 'ask' is not a threshold choice (use 'pause' \
+             or 'abort')"
+        );
+    }
 }
