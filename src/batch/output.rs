@@ -397,6 +397,7 @@ fn status_word(status: WaveStatus) -> &'static str {
         WaveStatus::Running => "running",
         WaveStatus::Paused => "paused",
         WaveStatus::Delaying => "delaying",
+        WaveStatus::Threshold => "threshold",
         WaveStatus::Halted => "halted",
         WaveStatus::Aborted => "aborted",
         WaveStatus::Finished => "finished",
@@ -436,6 +437,7 @@ mod tests {
                 reason: "outside maintenance window 'Sat 02:00-06:00'".into(),
             }]
             .into(),
+            failed_hosts: std::sync::Arc::from([]),
         };
         let mut printer = Printer::capturing(true, "wave");
         let tally = Tally {
@@ -475,6 +477,7 @@ mod tests {
                 in_flight: Vec::new(),
                 reason: None,
                 skipped_hosts: std::sync::Arc::from([]),
+                failed_hosts: std::sync::Arc::from([]),
             }));
         }
         let types: Vec<String> = printer

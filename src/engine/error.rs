@@ -118,6 +118,8 @@ pub enum WaveError {
     Stopped,
     #[error("no wave is running")]
     NotRunning,
+    #[error("the wave is not waiting at its threshold")]
+    NotAtThreshold,
 }
 
 impl Error {

@@ -37,7 +37,7 @@ pub use bus::{Event, Job, JobKind, Origin, Outcome, StateKind};
 pub use error::{Error, WaveError};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
-pub use wave::{WaveQueue, WaveRequest};
+pub use wave::{ThresholdChoice, WaveQueue, WaveRequest};
 
 use crate::config::{Config, HostConfig, HostId, JumpHosts};
 use crate::fleet::HostModel;
@@ -373,11 +373,15 @@ impl EngineHandle {
             .with_jump_hosts(&JumpHosts::of(&self.inner.config));
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
+        let (decide, decisions) = mpsc::channel(1);
+        let at_threshold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let control = wave::WaveControl {
             id,
             paused,
             abort: CancellationToken::new(),
             finished: CancellationToken::new(),
+            decide,
+            at_threshold: at_threshold.clone(),
         };
         let runner = wave::WaveRunner {
             id,
@@ -391,6 +395,8 @@ impl EngineHandle {
             abort: control.abort.clone(),
             finished: control.finished.clone(),
             cancel: self.inner.cancel.clone(),
+            decisions,
+            at_threshold,
         };
         self.inner.tracker.spawn(runner.run());
         *slot = Some(control);
@@ -405,10 +411,24 @@ impl EngineHandle {
         })
     }
 
-    pub fn resume_wave(&self) -> Result<(), WaveError> {
+    /// Lets a wave paused by [`pause_wave`](Self::pause_wave) go on.
+    pub fn unpause_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| {
             w.paused.send_replace(false);
         })
+    }
+
+    /// The operator's choice for a wave paused at its threshold (`WaveStatus::Threshold`).
+    /// Refused when no wave waits for one (none runs, or it is not at its threshold, or another
+    /// choice came first).
+    pub fn decide_wave(&self, choice: ThresholdChoice) -> Result<(), WaveError> {
+        let mut taken = false;
+        self.with_wave(|w| taken = w.decide(choice))?;
+        if taken {
+            Ok(())
+        } else {
+            Err(WaveError::NotAtThreshold)
+        }
     }
 
     /// Aborts the running wave: no new host starts, in-flight hosts stop at their next safe point.

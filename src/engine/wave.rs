@@ -31,16 +31,19 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
+use super::bus::{
+    Event, FailedHost, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus,
+};
 use super::host::HostHandle;
 use super::predownload::Downloads;
 use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
@@ -67,6 +70,9 @@ pub struct WaveQueue {
     failed: usize,
     /// Behind an `Arc` so each progress event shares it; rebuilt only when a host is skipped.
     skipped: Arc<[SkippedHost]>,
+    /// The failures the wave counts (`failed` of them), each with the batch it ran in, so a
+    /// retry can give it its place back.
+    failures: Vec<(FailedHost, usize)>,
     /// Batches opened so far; the current one is number `opened` (1-based).
     opened: usize,
     current: BatchTally,
@@ -91,7 +97,43 @@ struct BatchTally {
     started: HashSet<HostId>,
     succeeded: usize,
     /// How each host of the batch that did not succeed ended ("h0 failed: …"), for the reason.
-    misses: Vec<String>,
+    misses: Vec<(HostId, String)>,
+    /// The operator chose to go on although the batch proved nothing (at the threshold).
+    waived: bool,
+}
+
+impl BatchTally {
+    /// Whether the batch lets the next one open: a host of it succeeded, or the operator said
+    /// go on anyway.
+    fn proven(&self) -> bool {
+        self.succeeded > 0 || self.waived
+    }
+}
+
+/// What the operator chose when the wave paused at its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdChoice {
+    /// Go on: the failures stay counted, and the limit rises so the next failure asks again.
+    Continue,
+    /// Set the failed hosts aside as skipped (they no longer count) and go on.
+    SkipFailed,
+    /// Retry each failed host (back to the front of the queue, its failure no longer counted).
+    RetryFailed,
+    /// Stop the wave, as `on_threshold = "abort"` would have.
+    Abort,
+}
+
+impl ThresholdChoice {
+    /// The choice's name in audit records and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThresholdChoice::Continue => "continue",
+            ThresholdChoice::SkipFailed => "skip_failed",
+            ThresholdChoice::RetryFailed => "retry_failed",
+            ThresholdChoice::Abort => "abort",
+        }
+    }
 }
 
 impl WaveQueue {
@@ -114,6 +156,7 @@ impl WaveQueue {
             succeeded: 0,
             failed: 0,
             skipped: Arc::from([]),
+            failures: Vec::new(),
             opened: 0,
             current: BatchTally::default(),
             in_flight: HashMap::new(),
@@ -171,6 +214,18 @@ impl WaveQueue {
         failed > self.failure_limit
     }
 
+    /// Whether the current batch can still start a host now (it has room and one may join).
+    pub fn has_room(&self) -> bool {
+        let batch = &self.current;
+        !self.halts(self.failed)
+            && batch.ran + batch.in_flight < batch.size
+            && self.in_flight.len() < batch.size
+            && self
+                .untried
+                .iter()
+                .any(|h| self.may_join(h, &batch.started))
+    }
+
     /// Whether a host is still waiting for its turn.
     pub fn has_untried(&self) -> bool {
         !self.untried.is_empty()
@@ -203,8 +258,8 @@ impl WaveQueue {
         let batch = &self.current;
         match self.opened {
             0 => true,
-            1 => self.in_flight.is_empty() && batch.succeeded > 0,
-            _ => batch.ran + batch.in_flight >= batch.size && batch.succeeded > 0,
+            1 => self.in_flight.is_empty() && batch.proven(),
+            _ => batch.ran + batch.in_flight >= batch.size && batch.proven(),
         }
     }
 
@@ -268,11 +323,20 @@ impl WaveQueue {
             }
             Outcome::Failed { error } => {
                 batch.ran += 1;
-                batch.misses.push(format!("{host} failed: {error}"));
+                batch
+                    .misses
+                    .push((host.clone(), format!("{host} failed: {error}")));
                 self.failed += 1;
+                let failure = FailedHost {
+                    host: host.clone(),
+                    error: error.as_str().into(),
+                };
+                self.failures.push((failure, of_batch));
             }
             Outcome::Skipped { reason } | Outcome::Refused { reason } => {
-                batch.misses.push(format!("{host} skipped: {reason}"));
+                batch
+                    .misses
+                    .push((host.clone(), format!("{host} skipped: {reason}")));
                 let skipped = SkippedHost {
                     host: host.clone(),
                     reason: reason.as_str().into(),
@@ -295,7 +359,7 @@ impl WaveQueue {
     /// After a batch: why the wave must stop because the batch proved nothing (no host of it
     /// succeeded) while hosts are still waiting. The last batch needs no proof.
     pub fn canary_halt(&self) -> Option<String> {
-        if self.opened == 0 || self.current.succeeded > 0 || self.untried.is_empty() {
+        if self.opened == 0 || self.current.proven() || self.untried.is_empty() {
             return None;
         }
         let batch = if self.opened == 1 {
@@ -303,7 +367,12 @@ impl WaveQueue {
         } else {
             format!("batch {}", self.opened)
         };
-        let misses = &self.current.misses;
+        let misses: Vec<&str> = self
+            .current
+            .misses
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect();
         let mut how = misses[..misses.len().min(REASON_HOSTS)].join(", ");
         if misses.len() > REASON_HOSTS {
             how.push_str(&format!(", and {} more", misses.len() - REASON_HOSTS));
@@ -381,12 +450,52 @@ impl WaveQueue {
         batches
     }
 
+    /// Applies the operator's choice at the threshold; returns the hosts to retry (each goes
+    /// back to the front of the queue, in the order they failed, and a host of the current
+    /// batch gives its place in it back, so an unproven batch runs them again).
+    pub fn decide(&mut self, choice: ThresholdChoice) -> Vec<HostId> {
+        match choice {
+            ThresholdChoice::Abort => Vec::new(),
+            ThresholdChoice::Continue => {
+                self.failure_limit = self.failure_limit.max(self.failed);
+                self.current.waived = true;
+                Vec::new()
+            }
+            ThresholdChoice::SkipFailed => {
+                let set_aside = self.failures.drain(..).map(|(failed, _)| SkippedHost {
+                    host: failed.host,
+                    reason: format!("failed ({}); skipped at the threshold", failed.error).into(),
+                });
+                self.skipped = self.skipped.iter().cloned().chain(set_aside).collect();
+                self.failed = 0;
+                self.current.waived = true;
+                Vec::new()
+            }
+            ThresholdChoice::RetryFailed => {
+                let failures = std::mem::take(&mut self.failures);
+                self.failed = 0;
+                for (failed, batch) in failures.iter().rev() {
+                    self.untried.push_front(failed.host.clone());
+                    if *batch == self.opened {
+                        self.current.ran = self.current.ran.saturating_sub(1);
+                        self.current.misses.retain(|(host, _)| *host != failed.host);
+                    }
+                }
+                failures
+                    .into_iter()
+                    .map(|(failed, _)| failed.host)
+                    .collect()
+            }
+        }
+    }
+
     /// Copies the wave's counts into `progress`.
     pub fn tally(&self, progress: &mut WaveProgress) {
         progress.succeeded = self.succeeded;
         progress.failed = self.failed;
         progress.skipped = self.skipped.len();
         progress.skipped_hosts = self.skipped.clone();
+        progress.failed_hosts = self.failures.iter().map(|(f, _)| f.clone()).collect();
         progress.done = self.succeeded + self.failed + self.skipped.len();
         progress.batches = self.planned_batches();
     }
@@ -423,6 +532,27 @@ pub(super) struct WaveControl {
     pub abort: CancellationToken,
     /// Cancelled by the runner when it ends.
     pub finished: CancellationToken,
+    /// The operator's choice at the threshold; taken only while `at_threshold`.
+    pub decide: mpsc::Sender<ThresholdChoice>,
+    /// Set by the runner while it waits at its threshold; the first choice clears it.
+    pub at_threshold: Arc<AtomicBool>,
+}
+
+impl WaveControl {
+    /// Hands the runner the operator's choice: once, and only while it waits for one.
+    pub(super) fn decide(&self, choice: ThresholdChoice) -> bool {
+        if self
+            .at_threshold
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        // Room for one choice, and only one is let through per threshold: this cannot be full;
+        // closed means the runner ended meanwhile, which its last progress event says.
+        let _ = self.decide.try_send(choice);
+        true
+    }
 }
 
 pub(super) struct WaveRunner {
@@ -440,6 +570,17 @@ pub(super) struct WaveRunner {
     pub finished: CancellationToken,
     /// The engine's root token: shutting down stops the wave like an abort.
     pub cancel: CancellationToken,
+    pub decisions: mpsc::Receiver<ThresholdChoice>,
+    pub at_threshold: Arc<AtomicBool>,
+}
+
+/// What the wave does once its hosts in flight have ended.
+enum Verdict {
+    /// Go on (next batch, or more hosts of the window).
+    Go,
+    /// Retried hosts take their place again in the current batch.
+    RunAgain,
+    Stop(Halt),
 }
 
 /// Why a wave stopped early.
@@ -476,6 +617,7 @@ impl WaveRunner {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         };
         self.queue.tally(&mut progress);
         let detail = format!(
@@ -548,17 +690,14 @@ impl WaveRunner {
             }
             let batch = self.queue.open_batch()?;
             progress.batch = batch;
-            progress.status = WaveStatus::Running;
-            self.run_batch(progress, downloads).await;
-            if let Some(reason) = self.queue.failure_halt() {
-                return Some(Halt::Halted(reason));
-            }
-            if self.stopping() {
-                return Some(Halt::Aborted);
-            }
-            // Checked after an abort: hosts skipped because of it prove nothing either way.
-            if let Some(reason) = self.queue.canary_halt() {
-                return Some(Halt::Halted(reason));
+            loop {
+                progress.status = WaveStatus::Running;
+                self.run_batch(progress, downloads).await;
+                match self.verdict(progress).await {
+                    Verdict::Go => break,
+                    Verdict::RunAgain => {}
+                    Verdict::Stop(halt) => return Some(halt),
+                }
             }
             if self.queue.has_untried() && !self.request.delay.is_zero() {
                 progress.status = WaveStatus::Delaying;
@@ -606,7 +745,39 @@ impl WaveRunner {
         let mut opens_at = None;
         let mut pause_gone = false;
         loop {
-            let hold = self.start_rolling(progress, &mut answers, &mut opens_at, downloads);
+            self.roll(
+                progress,
+                &mut answers,
+                &mut opens_at,
+                &mut pause_gone,
+                downloads,
+            )
+            .await;
+            match self.verdict(progress).await {
+                Verdict::Go | Verdict::RunAgain => {}
+                Verdict::Stop(halt) => return Some(halt),
+            }
+            if !self.queue.has_untried() {
+                return None;
+            }
+            if !self.queue.may_open_batch() && !self.queue.has_room() {
+                // The queue always leaves a host to start, or a reason not to; belt and braces.
+                return Some(Halt::Halted("no further host could start".to_string()));
+            }
+        }
+    }
+
+    /// Rolling: starts hosts as the queue allows until none is in flight and none may start.
+    async fn roll(
+        &mut self,
+        progress: &mut WaveProgress,
+        answers: &mut FuturesUnordered<Answer>,
+        opens_at: &mut Option<Instant>,
+        pause_gone: &mut bool,
+        downloads: Option<&Downloads>,
+    ) {
+        loop {
+            let hold = self.start_rolling(progress, answers, opens_at, downloads);
             self.queue.tally(progress);
             self.emit(progress).await;
             let stopping = self.stopping();
@@ -625,27 +796,86 @@ impl WaveRunner {
                     self.host_finished(progress, host, outcome).await;
                 }
                 () = tokio::time::sleep_until(delay_until), if matches!(hold, Hold::Delay(_)) => {}
-                changed = self.paused.changed(), if !pause_gone && !stopping => {
+                changed = self.paused.changed(), if !*pause_gone && !stopping => {
                     // The sender goes only with the engine: no pause can come any more.
-                    pause_gone = changed.is_err();
+                    *pause_gone = changed.is_err();
                 }
                 () = self.abort.cancelled(), if !stopping => {}
                 () = self.cancel.cancelled(), if !stopping => {}
             }
         }
-        if let Some(reason) = self.queue.failure_halt() {
-            return Some(Halt::Halted(reason));
+    }
+
+    /// Once no host is in flight: whether the wave must stop (too many failures, a batch that
+    /// proved nothing, an abort) and, with `on_threshold = "pause"`, what the operator says.
+    async fn verdict(&mut self, progress: &mut WaveProgress) -> Verdict {
+        let reason = match self.queue.failure_halt() {
+            Some(reason) => reason,
+            None if self.stopping() => return Verdict::Stop(Halt::Aborted),
+            // Checked after an abort: hosts skipped because of it prove nothing either way.
+            None => match self.queue.canary_halt() {
+                Some(reason) => reason,
+                None => return Verdict::Go,
+            },
+        };
+        if self.request.on_threshold == OnThreshold::Abort || self.stopping() {
+            return Verdict::Stop(Halt::Halted(reason));
         }
-        if self.stopping() {
-            return Some(Halt::Aborted);
+        progress.status = WaveStatus::Threshold;
+        progress.reason = Some(reason.clone());
+        progress.in_flight.clear();
+        self.queue.tally(progress);
+        self.audit("wave_threshold", "paused", &reason).await;
+        // Set before the event goes out, so whoever sees it may answer at once.
+        self.at_threshold.store(true, Ordering::SeqCst);
+        self.emit(progress).await;
+        let choice = tokio::select! {
+            choice = self.decisions.recv() => choice,
+            () = self.abort.cancelled() => None,
+            () = self.cancel.cancelled() => None,
+        };
+        self.at_threshold.store(false, Ordering::SeqCst);
+        progress.reason = None;
+        let Some(choice) = choice else {
+            return Verdict::Stop(Halt::Aborted);
+        };
+        let failed: Vec<String> = progress
+            .failed_hosts
+            .iter()
+            .map(|f| f.host.to_string())
+            .collect();
+        let detail = if failed.is_empty() {
+            reason.clone()
+        } else {
+            format!("{reason}; failed: {}", failed.join(", "))
+        };
+        self.audit("wave_decision", choice.name(), &detail).await;
+        match choice {
+            ThresholdChoice::Abort => Verdict::Stop(Halt::Halted(reason)),
+            ThresholdChoice::Continue | ThresholdChoice::SkipFailed => {
+                self.queue.decide(choice);
+                Verdict::Go
+            }
+            ThresholdChoice::RetryFailed => {
+                for host in self.queue.decide(choice) {
+                    self.retry(host).await;
+                }
+                Verdict::RunAgain
+            }
         }
-        if let Some(reason) = self.queue.canary_halt() {
-            return Some(Halt::Halted(reason));
+    }
+
+    /// Clears a failed host's failure (`JobKind::Retry`) so its next wave step may run; a host
+    /// that will not take the retry says why when its step is refused.
+    async fn retry(&self, host: HostId) {
+        let Some(handle) = self.handles.get(&host) else {
+            return;
+        };
+        let (job, answer) = Job::answered(JobKind::Retry, Origin::Wave(self.id));
+        if handle.send(job).await.is_ok() {
+            // Dropped only when the supervisor stops: the step then fails saying so.
+            let _ = answer.await;
         }
-        // The queue always leaves a host to start, or a reason not to; this is belt and braces.
-        self.queue
-            .has_untried()
-            .then(|| Halt::Halted("no further host could start".to_string()))
     }
 
     /// Rolling: opens batches and starts hosts as far as the queue, the pause and the delay
@@ -951,6 +1181,7 @@ mod tests {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         };
         queue.tally(&mut progress);
         assert_eq!(
@@ -1365,6 +1596,7 @@ mod tests {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         }
     }
 }

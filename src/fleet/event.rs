@@ -196,6 +196,18 @@ pub struct WaveProgress {
     /// event (each skip already streams as a `wave_host` line); batch lists it once, in the summary.
     #[serde(skip)]
     pub skipped_hosts: Arc<[SkippedHost]>,
+    /// Every host whose failure the wave still counts, with its error, in the order they
+    /// failed: what the operator is shown at the threshold. Behind an `Arc` like `skipped_hosts`,
+    /// and like it not in each progress event's JSON (each failure streams as a `wave_host` line).
+    #[serde(skip)]
+    pub failed_hosts: Arc<[FailedHost]>,
+}
+
+/// A host that failed its wave step, and how ("upgrade: dpkg returned an error code (1)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedHost {
+    pub host: HostId,
+    pub error: Arc<str>,
 }
 
 /// A host a wave did not run, and why ("outside maintenance window 'Sat 02:00-06:00'").
@@ -212,6 +224,9 @@ pub enum WaveStatus {
     Running,
     Paused,
     Delaying,
+    /// Paused at its threshold (more failures than `max_failures`, or a batch without a
+    /// success) with `on_threshold = "pause"`: no host starts until the operator decides.
+    Threshold,
     Halted,
     Aborted,
     Finished,

@@ -227,7 +227,7 @@ impl App {
 
     fn pause_or_resume(&mut self) {
         let (sent, verb) = match self.model.wave().map(|w| w.status) {
-            Some(WaveStatus::Paused) => (self.engine.resume_wave(), "resuming"),
+            Some(WaveStatus::Paused) => (self.engine.unpause_wave(), "resuming"),
             Some(WaveStatus::Started | WaveStatus::Running | WaveStatus::Delaying) => {
                 (self.engine.pause_wave(), "pausing")
             }

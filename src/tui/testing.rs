@@ -158,6 +158,7 @@ pub(super) fn wave(status: WaveStatus) -> WaveProgress {
         in_flight: vec!["host-03".into()],
         reason: None,
         skipped_hosts: std::sync::Arc::from([]),
+        failed_hosts: std::sync::Arc::from([]),
     }
 }
 

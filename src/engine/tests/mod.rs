@@ -5,6 +5,7 @@
 mod hosts;
 mod lists;
 mod pace;
+mod threshold;
 mod waves;
 
 use std::sync::Arc;

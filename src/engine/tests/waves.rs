@@ -97,7 +97,7 @@ async fn wave_pause_resume_and_abort() {
         2,
         "a paused wave started hosts"
     );
-    rig.engine.resume_wave().unwrap();
+    rig.engine.unpause_wave().unwrap();
     rig.until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Running && p.batch == 2))
         .await;
     rig.engine.abort_wave().unwrap();
