@@ -154,6 +154,9 @@ pub struct HostConfig {
     pub tags: Vec<String>,
     /// Groups this host belongs to (reverse of `[groups]`).
     pub groups: Vec<String>,
+    /// The exclusion group (`cluster = "db"`, or `[clusters] db = [...]`): no two hosts of one
+    /// cluster are ever in flight at once (waves, manual updates, reboots).
+    pub cluster: Option<std::sync::Arc<str>>,
     pub policy: Policy,
     pub docker: DockerSettings,
     pub checks: Checks,

@@ -39,7 +39,7 @@ pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
 pub use wave::{ThresholdChoice, WaveQueue, WaveRequest};
 
-use crate::config::{Config, HostConfig, HostId, JumpHosts};
+use crate::config::{Config, HostConfig, HostId};
 use crate::fleet::HostModel;
 use crate::inventory::Inventory;
 use crate::pkg::{self, SharedManager};
@@ -225,6 +225,8 @@ impl Engine {
             .fleet
             .refresh_interval
             .filter(|_| deps.periodic_refresh);
+        // One permit per cluster: its hosts take turns at every change (see `HostDeps::cluster`).
+        let mut clusters: HashMap<Arc<str>, Arc<Semaphore>> = HashMap::new();
         let mut hosts = Vec::with_capacity(config.hosts.len());
         for (host, saved) in config.hosts.iter().zip(&initial) {
             let host = Arc::new(host.clone());
@@ -255,6 +257,12 @@ impl Engine {
                 events: events.clone(),
                 audit: audit.clone(),
                 limit: limit.clone(),
+                cluster: host.cluster.clone().map(|name| {
+                    clusters
+                        .entry(name)
+                        .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                        .clone()
+                }),
                 refresh_interval,
                 since_last_refresh: last_refresh.and_then(|at| (now - at).to_std().ok()),
                 reattaching: reattaching.clone(),
@@ -368,9 +376,7 @@ impl EngineHandle {
                 None => Err(WaveError::UnknownHost(id.clone())),
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
-        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
-            .with_mode(request.mode)
-            .with_jump_hosts(&JumpHosts::of(&self.inner.config));
+        let queue = WaveQueue::of(&request, &self.inner.config);
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let (paused, paused_rx) = watch::channel(false);
         let (decide, decisions) = mpsc::channel(1);

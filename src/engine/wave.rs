@@ -46,7 +46,7 @@ use super::bus::{
 };
 use super::host::HostHandle;
 use super::predownload::Downloads;
-use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
+use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
 use crate::pkg::UpgradeScope;
 use crate::store::audit::{AuditRecord, AuditSink};
 
@@ -82,6 +82,9 @@ pub struct WaveQueue {
     /// Selected jump host → the selected hosts behind it, which it must not share a batch with
     /// (see [`with_jump_hosts`](Self::with_jump_hosts)); empty for most fleets.
     behind: HashMap<HostId, Vec<HostId>>,
+    /// Selected host → its cluster, for the hosts whose cluster has another selected host
+    /// (see [`with_clusters`](Self::with_clusters)); empty for most fleets.
+    cluster_of: HashMap<HostId, Arc<str>>,
 }
 
 /// The batch being filled.
@@ -161,7 +164,41 @@ impl WaveQueue {
             current: BatchTally::default(),
             in_flight: HashMap::new(),
             behind: HashMap::new(),
+            cluster_of: HashMap::new(),
         }
+    }
+
+    /// The queue of `request` over `config`'s fleet: its sizes, failure limit and pace, jump
+    /// hosts after the hosts behind them, cluster-mates apart. What the engine runs, and what a
+    /// planner [simulates](Self::simulate).
+    pub fn of(request: &WaveRequest, config: &Config) -> WaveQueue {
+        WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
+            .with_mode(request.mode)
+            .with_jump_hosts(&JumpHosts::of(config))
+            .with_clusters(config)
+    }
+
+    /// Keeps the hosts of one cluster (`cluster = "db"`) from ever being in flight together
+    /// and, in batches, from sharing a batch: a host whose cluster-mate holds it back is
+    /// passed over for the next untried host, so no slot waits. Call before the first batch.
+    pub fn with_clusters(mut self, config: &Config) -> WaveQueue {
+        let mut members: HashMap<&Arc<str>, Vec<HostId>> = HashMap::new();
+        let selected: HashSet<&HostId> = self.untried.iter().collect();
+        for host in &config.hosts {
+            if let Some(cluster) = &host.cluster
+                && selected.contains(&host.name)
+            {
+                members.entry(cluster).or_default().push(host.name.clone());
+            }
+        }
+        for (cluster, hosts) in members {
+            if hosts.len() > 1 {
+                for host in hosts {
+                    self.cluster_of.insert(host, cluster.clone());
+                }
+            }
+        }
+        self
     }
 
     pub fn with_mode(mut self, mode: WaveMode) -> WaveQueue {
@@ -283,16 +320,32 @@ impl WaveQueue {
         let host = self.untried.remove(at)?;
         self.current.in_flight += 1;
         self.in_flight.insert(host.clone(), self.opened);
-        if !self.behind.is_empty() {
+        if self.keeps_started() {
             self.current.started.insert(host.clone());
         }
         Some(host)
     }
 
-    /// Whether `host` may join a batch that has started the hosts in `started`: not when it is
-    /// the jump host of one of them. Rolling, batches overlap: not while a host behind it is in
-    /// flight or still to come.
+    /// Whether a batch remembers the hosts it started: only when jump hosts or clusters keep
+    /// hosts apart.
+    fn keeps_started(&self) -> bool {
+        !self.behind.is_empty() || !self.cluster_of.is_empty()
+    }
+
+    /// Whether `host` may join a batch that has started the hosts in `started`: not while a
+    /// cluster-mate is in flight (in batches: nor when one is in this batch), nor when it is
+    /// the jump host of one of them. Rolling, batches overlap: not while a host behind it is
+    /// in flight or still to come.
     fn may_join(&self, host: &HostId, started: &HashSet<HostId>) -> bool {
+        if let Some(cluster) = self.cluster_of.get(host) {
+            let mate =
+                |other: &HostId| other != host && self.cluster_of.get(other) == Some(cluster);
+            if self.in_flight.keys().any(mate)
+                || (self.mode == WaveMode::Batches && started.iter().any(mate))
+            {
+                return false;
+            }
+        }
         let Some(behind) = self.behind.get(host) else {
             return true;
         };
@@ -385,7 +438,7 @@ impl WaveQueue {
         let batch = &self.current;
         let room = batch.size.saturating_sub(batch.ran + batch.in_flight);
         // Rolling, a jump host only waits for hosts to end, not for a batch of its own.
-        if !self.behind.is_empty() && self.mode == WaveMode::Batches {
+        if self.keeps_started() && self.mode == WaveMode::Batches {
             return self.planned_with_jump_hosts(room);
         }
         let mut left = self.untried.len().saturating_sub(room);
@@ -397,7 +450,8 @@ impl WaveQueue {
         batches
     }
 
-    /// [`planned_batches`](Self::planned_batches) when jump hosts wait for later batches: fills
+    /// [`planned_batches`](Self::planned_batches) when jump hosts or cluster-mates wait for later
+    /// batches: fills
     /// the batches as [`next_host`](Self::next_host) would if every host ran.
     fn planned_with_jump_hosts(&self, mut room: usize) -> usize {
         let mut started = self.current.started.clone();
@@ -1470,6 +1524,70 @@ mod tests {
                 .simulate()
                 .is_empty()
         );
+    }
+
+    /// A queue over `h0..h{n}` where host `i` is in cluster `clusters[i]` ("" for none).
+    fn cluster_queue(clusters: &[&str], sizes: &str, mode: WaveMode) -> WaveQueue {
+        let mut text = String::new();
+        for (i, cluster) in clusters.iter().enumerate() {
+            text.push_str(&format!(
+                "[[host]]\nname = \"h{i}\"\naddr = \"10.0.0.{}\"\n",
+                i + 1
+            ));
+            if !cluster.is_empty() {
+                text.push_str(&format!("cluster = \"{cluster}\"\n"));
+            }
+        }
+        let config = crate::config::Config::from_str("t.toml", &text).unwrap();
+        let request = WaveRequest {
+            hosts: hosts(clusters.len()),
+            sizes: BatchSize::parse_list(sizes).unwrap(),
+            delay: Duration::ZERO,
+            max_failures: FailureLimit::Count(0),
+            mode,
+            dry_run: false,
+            allow_removals: false,
+            scope: UpgradeScope::default(),
+            on_threshold: OnThreshold::Abort,
+            defer_overruns: true,
+        };
+        WaveQueue::of(&request, &config)
+    }
+
+    #[test]
+    fn cluster_mates_never_share_a_batch_and_the_next_host_takes_the_slot() {
+        let clusters = ["db", "db", "", "db", "", ""];
+        let mut queue = cluster_queue(&clusters, "1,3", WaveMode::Batches);
+        assert_eq!(queue.planned_batches(), 3);
+        assert_eq!(
+            names(&queue.clone().simulate()),
+            [vec!["h0"], vec!["h1", "h2", "h4"], vec!["h3", "h5"]]
+        );
+        let (batches, halt) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(halt, None);
+        assert_eq!(
+            names(&batches),
+            [vec!["h0"], vec!["h1", "h2", "h4"], vec!["h3", "h5"]]
+        );
+        // Rolling: the mate starts as soon as the other has ended, never beside it.
+        let mut queue = cluster_queue(&clusters, "1,3", WaveMode::Rolling);
+        queue.open_batch();
+        assert_eq!(take_all(&mut queue), [HostId::from("h0")]);
+        queue.record(&"h0".into(), &Outcome::Succeeded);
+        queue.open_batch();
+        assert_eq!(names(&[take_all(&mut queue)]), [vec!["h1", "h2", "h4"]]);
+        queue.record(&"h2".into(), &Outcome::Succeeded);
+        assert!(queue.may_open_batch());
+        queue.open_batch();
+        assert_eq!(queue.next_host().as_deref(), Some("h5"), "h3 waits for h1");
+        assert_eq!(queue.next_host(), None, "three in flight");
+        queue.record(&"h4".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host(), None, "h1 of db still runs");
+        queue.record(&"h1".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host().as_deref(), Some("h3"));
+        // A lone host of a cluster is free.
+        let queue = cluster_queue(&["db", "", "web"], "3", WaveMode::Batches);
+        assert_eq!(names(&queue.simulate()), [vec!["h0", "h1", "h2"]]);
     }
 
     fn rolling(n: usize, sizes: &str, max_failures: FailureLimit) -> WaveQueue {
