@@ -324,6 +324,8 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             value["type"] = json!(if opened { "wave_batch" } else { "wave" });
             value
         }
+        // The snapshot's business; batch prints the resume hint itself.
+        Event::WaveSaved(_) => return None,
         Event::WaveHostFinished {
             wave_id,
             host,

@@ -231,21 +231,21 @@ pub const KEX_ALGORITHMS: &[&str] = &[
 ];
 
 /// A batch size in a wave: an absolute count or a share of the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BatchSize {
     Count(usize),
     Percent(u8),
 }
 
 /// When a wave halts: more than this many failed hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailureLimit {
     Count(usize),
     Percent(u8),
 }
 
 /// How a wave paces its batches after the canary batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WaveMode {
     /// A window of the current batch size: a host starts as soon as another finishes, so one

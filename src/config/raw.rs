@@ -471,7 +471,9 @@ impl Ctx<'_> {
             .enumerate()
             .map(|(i, h)| (h.name.to_string(), i))
             .collect();
-        let names: Vec<&str> = index.keys().map(String::as_str).collect();
+        // In config order, so a "did you mean" between equally close names is always the same.
+        let owned: Vec<String> = hosts.iter().map(|h| h.name.to_string()).collect();
+        let names: Vec<&str> = owned.iter().map(String::as_str).collect();
         for (cluster, _) in table.iter() {
             let cluster = cluster.get_ref().to_string();
             let at = format!("clusters.{cluster}");

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use crate::config::HostId;
-use crate::store::snapshot::{self, SavedHost};
+use crate::store::snapshot::{self, SavedHost, SavedWave};
 
 /// What travels to the hub: events, and requests to make them durable, in one ordered queue.
 #[derive(Debug)]
@@ -62,6 +62,8 @@ type Written = (u64, Result<(), String>);
 
 pub(super) struct Hub {
     records: Vec<SavedHost>,
+    /// The unfinished wave's record, saved with the hosts; the wave runner is its one author.
+    wave: Option<std::sync::Arc<SavedWave>>,
     index: HashMap<HostId, usize>,
     path: PathBuf,
     save_every: Duration,
@@ -78,6 +80,7 @@ const STALL: Duration = Duration::from_millis(200);
 impl Hub {
     pub(super) fn new(
         initial: &[SavedHost],
+        wave: Option<SavedWave>,
         path: PathBuf,
         save_every: Duration,
         cancel: CancellationToken,
@@ -89,6 +92,7 @@ impl Hub {
             .collect();
         Hub {
             records: initial.to_vec(),
+            wave: wave.map(std::sync::Arc::new),
             index,
             path,
             save_every,
@@ -140,6 +144,11 @@ impl Hub {
     }
 
     fn apply(&mut self, event: &Event) {
+        if let Event::WaveSaved(wave) = event {
+            self.wave = wave.clone();
+            self.dirty = true;
+            return;
+        }
         let Some(&i) = event.host().and_then(|host| self.index.get(host)) else {
             return;
         };
@@ -171,7 +180,7 @@ impl Hub {
     /// Hands the current picture to the writer; returns its generation (0 when it could not be
     /// encoded, which no write ever confirms).
     fn hand_over(&mut self, encoded: &watch::Sender<Option<(u64, Vec<u8>)>>) -> u64 {
-        match snapshot::encode(&self.records) {
+        match snapshot::encode_with_wave(&self.records, self.wave.as_deref()) {
             Ok(bytes) => {
                 self.generation += 1;
                 encoded.send_replace(Some((self.generation, bytes)));

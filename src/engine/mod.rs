@@ -46,7 +46,7 @@ use crate::pkg::{self, SharedManager};
 use crate::remote::{Executor, SharedExecutor};
 use crate::store::Paths;
 use crate::store::audit::{AuditRecord, AuditSink};
-use crate::store::snapshot::{SavedHost, Snapshot};
+use crate::store::snapshot::{SavedHost, SavedStatus, SavedWave, Snapshot, host_digest};
 use crate::survey::{self, Survey, SurveyRequest};
 
 /// Events waiting for the frontend. Bounded: a slow frontend slows the hosts, not memory.
@@ -163,6 +163,8 @@ struct Inner {
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
+    /// The unfinished wave the restored snapshot holds, until resumed or discarded.
+    saved_wave: Mutex<Option<SavedWave>>,
     /// How many hosts are still resolving a job an earlier run left.
     reattached: watch::Receiver<usize>,
     cancel: CancellationToken,
@@ -192,8 +194,9 @@ impl Engine {
         };
 
         let now = Utc::now();
-        let mut restored: HashMap<HostId, SavedHost> = deps
-            .snapshot
+        let mut snapshot = deps.snapshot;
+        let saved_wave = snapshot.as_mut().and_then(|s| s.wave.take());
+        let mut restored: HashMap<HostId, SavedHost> = snapshot
             .map(|s| {
                 s.hosts
                     .into_iter()
@@ -284,6 +287,7 @@ impl Engine {
         tracker.spawn(
             hub::Hub::new(
                 &initial,
+                saved_wave.clone(),
                 deps.paths.snapshot(),
                 deps.save_every,
                 cancel.clone(),
@@ -299,7 +303,9 @@ impl Engine {
             events: Mutex::new(Some(events)),
             audit: Mutex::new(Some(audit)),
             wave: Mutex::new(None),
-            next_wave: AtomicU64::new(1),
+            // A resumed wave keeps its id; new ones never reuse it.
+            next_wave: AtomicU64::new(saved_wave.as_ref().map_or(1, |w| w.id + 1)),
+            saved_wave: Mutex::new(saved_wave),
             reattached,
             cancel,
             abandon,
@@ -354,15 +360,88 @@ impl EngineHandle {
     }
 
     /// Starts a wave over `request.hosts`; returns its id. Refused while another wave runs.
+    /// An unfinished saved wave is discarded: the new wave's record replaces it.
     pub fn start_wave(&self, request: WaveRequest) -> Result<u64, WaveError> {
+        if request.hosts.is_empty() {
+            return Err(WaveError::NoHosts);
+        }
+        let queue = WaveQueue::of(&request, &self.inner.config);
+        let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
+        let launch = Launch {
+            id,
+            started_at: Utc::now(),
+            resumed: None,
+        };
+        self.launch(request, queue, launch)?;
+        lock(&self.inner.saved_wave).take();
+        Ok(id)
+    }
+
+    /// The unfinished wave the restored snapshot holds (a tendhost stopped or killed
+    /// mid-wave), for the frontends to offer; `None` once resumed, discarded or replaced.
+    pub fn saved_wave(&self) -> Option<SavedWave> {
+        lock(&self.inner.saved_wave).clone()
+    }
+
+    /// Resumes the saved wave under its own id: hosts whose turn is over stay done (failed
+    /// ones still count toward the threshold), hosts caught in flight run again once the
+    /// engine's reattach of their jobs is done, and the batch numbering goes on. A wave saved
+    /// at its threshold pauses there again first. When the config changed under the plan
+    /// (see [`SavedWave::differences`]) it resumes only with `accept_changes`: hosts no longer
+    /// configured are dropped, changed ones run with their new config.
+    pub fn resume_wave(&self, accept_changes: bool) -> Result<u64, WaveError> {
+        let saved = self.saved_wave().ok_or(WaveError::NothingToResume)?;
+        let config = &self.inner.config;
+        let differences = saved.differences(config);
+        if !differences.is_empty() && !accept_changes {
+            return Err(WaveError::Stale(differences));
+        }
+        let hosts: Vec<HostId> = saved
+            .hosts
+            .iter()
+            .filter_map(|h| self.host(&h.host).map(|handle| handle.id.clone()))
+            .collect();
+        if hosts.is_empty() {
+            return Err(WaveError::NoHosts);
+        }
+        let request = WaveRequest::from_saved(&saved.request, hosts);
+        let queue = WaveQueue::of(&request, config).resumed(&saved);
+        let ask_first = (saved.status == SavedStatus::Threshold).then(|| {
+            saved
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the wave paused at its threshold".to_string())
+        });
+        let launch = Launch {
+            id: saved.id,
+            started_at: saved.started_at,
+            resumed: Some(ask_first),
+        };
+        self.launch(request, queue, launch)?;
+        lock(&self.inner.saved_wave).take();
+        Ok(saved.id)
+    }
+
+    /// Forgets the saved wave (the console's "discard"), on disk too.
+    pub async fn discard_saved_wave(&self) {
+        lock(&self.inner.saved_wave).take();
+        let events = lock(&self.inner.events).clone();
+        if let Some(events) = events {
+            events.emit(Event::WaveSaved(None)).await;
+        }
+    }
+
+    fn launch(
+        &self,
+        request: WaveRequest,
+        queue: WaveQueue,
+        launch: Launch,
+    ) -> Result<(), WaveError> {
         let mut slot = lock(&self.inner.wave);
         if let Some(running) = slot.as_ref()
             && !running.finished.is_cancelled()
         {
             return Err(WaveError::Running(running.id));
-        }
-        if request.hosts.is_empty() {
-            return Err(WaveError::NoHosts);
         }
         let events = lock(&self.inner.events).clone().ok_or(WaveError::Stopped)?;
         let audit = lock(&self.inner.audit)
@@ -376,8 +455,15 @@ impl EngineHandle {
                 None => Err(WaveError::UnknownHost(id.clone())),
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
-        let queue = WaveQueue::of(&request, &self.inner.config);
-        let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
+        let digests = self
+            .inner
+            .config
+            .hosts
+            .iter()
+            .filter(|h| handles.contains_key(&h.name))
+            .map(|h| (h.name.to_string(), host_digest(h)))
+            .collect();
+        let id = launch.id;
         let (paused, paused_rx) = watch::channel(false);
         let (decide, decisions) = mpsc::channel(1);
         let at_threshold = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -388,6 +474,10 @@ impl EngineHandle {
             finished: CancellationToken::new(),
             decide,
             at_threshold: at_threshold.clone(),
+        };
+        let (reattached, ask_first) = match launch.resumed {
+            Some(ask_first) => (Some(self.inner.reattached.clone()), ask_first),
+            None => (None, None),
         };
         let runner = wave::WaveRunner {
             id,
@@ -403,10 +493,16 @@ impl EngineHandle {
             cancel: self.inner.cancel.clone(),
             decisions,
             at_threshold,
+            started_at: launch.started_at,
+            digests,
+            reattached,
+            ask_first,
+            unsaved: false,
+            threshold_reason: None,
         };
         self.inner.tracker.spawn(runner.run());
         *slot = Some(control);
-        Ok(id)
+        Ok(())
     }
 
     /// Pauses the running wave: no host starts (in batches: before the next batch) until it is
@@ -511,6 +607,15 @@ impl EngineHandle {
     pub fn abandon(&self) {
         self.inner.abandon.cancel();
     }
+}
+
+/// How a wave is launched: fresh, or resumed from its record.
+struct Launch {
+    id: u64,
+    started_at: chrono::DateTime<Utc>,
+    /// `Some` when resumed; inside, the reason to ask again first when it was saved at its
+    /// threshold.
+    resumed: Option<Option<String>>,
 }
 
 /// Who this tendhost is, as the host lock names it to anyone it refuses.

@@ -29,11 +29,12 @@
 //!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -49,6 +50,7 @@ use super::predownload::Downloads;
 use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
 use crate::pkg::UpgradeScope;
 use crate::store::audit::{AuditRecord, AuditSink};
+use crate::store::snapshot::{SavedRequest, SavedStatus, SavedWave, SavedWaveHost, Stand};
 
 /// How many hosts a halt reason names before it says "and N more".
 const REASON_HOSTS: usize = 5;
@@ -67,6 +69,8 @@ pub struct WaveQueue {
     /// The wave halts when more hosts than this have failed.
     pub failure_limit: usize,
     succeeded: usize,
+    /// The hosts that succeeded, with their batch: what a saved wave never runs again.
+    succeeded_in: Vec<(HostId, usize)>,
     failed: usize,
     /// Behind an `Arc` so each progress event shares it; rebuilt only when a host is skipped.
     skipped: Arc<[SkippedHost]>,
@@ -157,6 +161,7 @@ impl WaveQueue {
             total,
             failure_limit: max_failures.resolve(total),
             succeeded: 0,
+            succeeded_in: Vec::new(),
             failed: 0,
             skipped: Arc::from([]),
             failures: Vec::new(),
@@ -373,6 +378,7 @@ impl WaveQueue {
                 batch.ran += 1;
                 batch.succeeded += 1;
                 self.succeeded += 1;
+                self.succeeded_in.push((host.clone(), of_batch));
             }
             Outcome::Failed { error } => {
                 batch.ran += 1;
@@ -543,6 +549,92 @@ impl WaveQueue {
         }
     }
 
+    /// Where each host stands, for the wave's saved record.
+    pub fn stands(&self) -> HashMap<HostId, Stand> {
+        let mut stands: HashMap<HostId, Stand> = self
+            .untried
+            .iter()
+            .map(|h| (h.clone(), Stand::Waiting))
+            .collect();
+        for (host, &batch) in &self.in_flight {
+            stands.insert(host.clone(), Stand::InFlight { batch });
+        }
+        for (host, batch) in &self.succeeded_in {
+            stands.insert(host.clone(), Stand::Succeeded { batch: *batch });
+        }
+        for (failed, batch) in &self.failures {
+            let error = failed.error.to_string();
+            stands.insert(
+                failed.host.clone(),
+                Stand::Failed {
+                    batch: *batch,
+                    error,
+                },
+            );
+        }
+        for skipped in self.skipped.iter() {
+            let reason = skipped.reason.to_string();
+            stands.insert(skipped.host.clone(), Stand::Skipped { reason });
+        }
+        stands
+    }
+
+    /// The queue of a saved wave, resumed where it stood: hosts whose turn is over stay done
+    /// (failed ones still count), hosts caught in flight go first, and the batch numbering
+    /// goes on ([`SavedWave::next_batch`] is the next one opened). Hosts of the record missing
+    /// from this queue's selection (no longer configured) are left out.
+    pub fn resumed(mut self, saved: &SavedWave) -> WaveQueue {
+        let selected: HashSet<HostId> = self.untried.iter().cloned().collect();
+        let mut first = Vec::new();
+        let mut skipped = Vec::new();
+        for entry in &saved.hosts {
+            let host = HostId::from(entry.host.as_str());
+            if !selected.contains(&host) {
+                continue;
+            }
+            match &entry.stand {
+                Stand::Waiting => {}
+                Stand::InFlight { .. } => first.push(host),
+                Stand::Succeeded { batch } => {
+                    self.succeeded += 1;
+                    self.succeeded_in.push((host, *batch));
+                }
+                Stand::Failed { batch, error } => {
+                    self.failed += 1;
+                    let failure = FailedHost {
+                        host,
+                        error: error.as_str().into(),
+                    };
+                    self.failures.push((failure, *batch));
+                }
+                Stand::Skipped { reason } => skipped.push(SkippedHost {
+                    host,
+                    reason: reason.as_str().into(),
+                }),
+            }
+        }
+        self.skipped = skipped.into();
+        let done: HashSet<HostId> = saved
+            .hosts
+            .iter()
+            .filter(|h| h.stand.is_done())
+            .map(|h| HostId::from(h.host.as_str()))
+            .collect();
+        let rest: Vec<HostId> = self
+            .untried
+            .drain(..)
+            .filter(|h| !done.contains(h) && !first.contains(h))
+            .collect();
+        self.untried = first.into_iter().chain(rest).collect();
+        self.opened = saved.next_batch().saturating_sub(1);
+        self
+    }
+
+    /// The batch opened last (0 before the first).
+    pub fn batch(&self) -> usize {
+        self.opened
+    }
+
     /// Copies the wave's counts into `progress`.
     pub fn tally(&self, progress: &mut WaveProgress) {
         progress.succeeded = self.succeeded;
@@ -576,6 +668,39 @@ pub struct WaveRequest {
     /// A host whose predicted duration would overrun its maintenance window is deferred to its
     /// next window instead of started late; `false` is the operator's override.
     pub defer_overruns: bool,
+}
+
+impl WaveRequest {
+    /// The request as a saved wave keeps it (its hosts are in the record's host list).
+    pub fn saved(&self) -> SavedRequest {
+        SavedRequest {
+            sizes: self.sizes.clone(),
+            delay: self.delay,
+            max_failures: self.max_failures,
+            mode: self.mode,
+            dry_run: self.dry_run,
+            allow_removals: self.allow_removals,
+            scope: self.scope.clone(),
+            on_threshold: self.on_threshold,
+            defer_overruns: self.defer_overruns,
+        }
+    }
+
+    /// The request of a saved wave, over `hosts`.
+    pub fn from_saved(saved: &SavedRequest, hosts: Vec<HostId>) -> WaveRequest {
+        WaveRequest {
+            hosts,
+            sizes: saved.sizes.clone(),
+            delay: saved.delay,
+            max_failures: saved.max_failures,
+            mode: saved.mode,
+            dry_run: saved.dry_run,
+            allow_removals: saved.allow_removals,
+            scope: saved.scope.clone(),
+            on_threshold: saved.on_threshold,
+            defer_overruns: saved.defer_overruns,
+        }
+    }
 }
 
 /// The engine's grip on a running wave.
@@ -626,6 +751,18 @@ pub(super) struct WaveRunner {
     pub cancel: CancellationToken,
     pub decisions: mpsc::Receiver<ThresholdChoice>,
     pub at_threshold: Arc<AtomicBool>,
+    /// When the wave first started (kept across a resume).
+    pub started_at: DateTime<Utc>,
+    /// Each selected host's config digest, for the record's staleness check.
+    pub digests: BTreeMap<String, String>,
+    /// Set for a resumed wave: no host starts before the engine's reattach is done.
+    pub reattached: Option<watch::Receiver<usize>>,
+    /// Set for a wave resumed at its threshold: the reason it paused, to ask again first.
+    pub ask_first: Option<String>,
+    /// A host finished since the record was last saved.
+    pub unsaved: bool,
+    /// Why the wave waits at its threshold, while it does.
+    pub threshold_reason: Option<String>,
 }
 
 /// What the wave does once its hosts in flight have ended.
@@ -688,35 +825,29 @@ impl WaveRunner {
                 ""
             }
         );
-        self.audit("wave_start", "started", &detail).await;
+        let resumed = self.reattached.is_some();
+        let verb = if resumed { "resumed" } else { "started" };
+        self.audit("wave_start", verb, &detail).await;
+        progress.batch = self.queue.batch();
         self.emit(&progress).await;
-        // A dry run changes nothing, downloads included.
-        let downloads = (!self.request.dry_run).then(|| Downloads::new(self.queue.order()));
-        // Stops the downloads once the wave is over (or aborted): nothing needs them then.
-        let no_more = self.abort.child_token();
-        let fetching = downloads.clone().map(|downloads| {
-            downloads.run(
-                self.handles.clone(),
-                self.id,
-                self.download_concurrency,
-                no_more.clone(),
-            )
-        });
-        let waving = async {
-            let halt = match self.queue.mode() {
-                WaveMode::Batches => self.run_batches(&mut progress, downloads.as_ref()).await,
-                WaveMode::Rolling => self.run_rolling(&mut progress, downloads.as_ref()).await,
-            };
-            no_more.cancel();
-            halt
-        };
-        let halt = match fetching {
-            Some(fetching) => tokio::join!(waving, fetching).0,
-            None => waving.await,
+        let halt = match self.prelude(&mut progress).await {
+            Some(halt) => Some(halt),
+            None => self.wave(&mut progress).await,
         };
         progress.in_flight.clear();
+        let shut_down = self.cancel.is_cancelled() && !self.abort.is_cancelled();
+        if halt.is_some() && shut_down {
+            // tendhost stops, the wave does not end: its record stays, to be resumed.
+            self.save().await;
+        } else {
+            self.events.emit(Event::WaveSaved(None)).await;
+            self.persist().await;
+        }
         let (status, result) = match halt {
             None => (WaveStatus::Finished, "finished".to_string()),
+            Some(Halt::Aborted) if shut_down => {
+                (WaveStatus::Aborted, "interrupted; resumable".to_string())
+            }
             Some(Halt::Aborted) => (WaveStatus::Aborted, "aborted".to_string()),
             Some(Halt::Halted(reason)) => {
                 progress.reason = Some(reason.clone());
@@ -731,6 +862,99 @@ impl WaveRunner {
         self.audit("wave_stop", &result, &detail).await;
         self.emit(&progress).await;
         self.finished.cancel();
+    }
+
+    /// Before any host starts: a resumed wave waits for the engine's reattach of the jobs an
+    /// earlier run left (so an upgrade that finished meanwhile is not redone, and one that runs
+    /// is followed first), the wave's record is saved, and a wave saved at its threshold asks
+    /// again. `Some` when the wave stops there.
+    async fn prelude(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
+        if let Some(mut reattached) = self.reattached.take() {
+            tokio::select! {
+                // Gone only with the engine, which the cancel branch sees too.
+                _ = reattached.wait_for(|left| *left == 0) => {}
+                () = self.abort.cancelled() => return Some(Halt::Aborted),
+                () = self.cancel.cancelled() => return Some(Halt::Aborted),
+            }
+        }
+        self.save().await;
+        let reason = self.ask_first.take()?;
+        match self.ask(progress, reason).await {
+            Verdict::Stop(halt) => Some(halt),
+            Verdict::Go | Verdict::RunAgain => None,
+        }
+    }
+
+    /// Runs the batches (or the window) with the pre-downloads beside them.
+    async fn wave(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
+        // A dry run changes nothing, downloads included.
+        let downloads = (!self.request.dry_run).then(|| Downloads::new(self.queue.order()));
+        // Stops the downloads once the wave is over (or aborted): nothing needs them then.
+        let no_more = self.abort.child_token();
+        let fetching = downloads.clone().map(|downloads| {
+            downloads.run(
+                self.handles.clone(),
+                self.id,
+                self.download_concurrency,
+                no_more.clone(),
+            )
+        });
+        let waving = async {
+            let halt = match self.queue.mode() {
+                WaveMode::Batches => self.run_batches(progress, downloads.as_ref()).await,
+                WaveMode::Rolling => self.run_rolling(progress, downloads.as_ref()).await,
+            };
+            no_more.cancel();
+            halt
+        };
+        match fetching {
+            Some(fetching) => tokio::join!(waving, fetching).0,
+            None => waving.await,
+        }
+    }
+
+    /// The wave's record as it stands now.
+    fn record(&self) -> SavedWave {
+        let stands = self.queue.stands();
+        let hosts = self
+            .request
+            .hosts
+            .iter()
+            .map(|host| SavedWaveHost {
+                host: host.to_string(),
+                stand: stands.get(host).cloned().unwrap_or(Stand::Waiting),
+            })
+            .collect();
+        SavedWave {
+            id: self.id,
+            started_at: self.started_at,
+            request: self.request.saved(),
+            hosts,
+            batch: self.queue.batch(),
+            status: if self.threshold_reason.is_some() {
+                SavedStatus::Threshold
+            } else {
+                SavedStatus::Running
+            },
+            reason: self.threshold_reason.clone(),
+            digests: self.digests.clone(),
+        }
+    }
+
+    /// Hands the record to the hub and waits until it is on disk: called before any host
+    /// starts after another finished, so a resumed wave never redoes a finished host.
+    async fn save(&mut self) {
+        let record = Arc::new(self.record());
+        self.events.emit(Event::WaveSaved(Some(record))).await;
+        self.persist().await;
+        self.unsaved = false;
+    }
+
+    async fn persist(&self) {
+        if let Err(e) = self.events.persist().await {
+            // The wave goes on; a resume after a crash may redo the hosts since the last save.
+            tracing::warn!(wave = self.id, "saving the wave's record: {e}");
+        }
     }
 
     async fn run_batches(
@@ -771,6 +995,9 @@ impl WaveRunner {
     async fn run_batch(&mut self, progress: &mut WaveProgress, downloads: Option<&Downloads>) {
         let mut answers = FuturesUnordered::new();
         loop {
+            if self.unsaved && !self.stopping() && self.queue.has_room() {
+                self.save().await;
+            }
             while !self.stopping()
                 && let Some(host) = self.queue.next_host()
             {
@@ -831,6 +1058,12 @@ impl WaveRunner {
         downloads: Option<&Downloads>,
     ) {
         loop {
+            if self.unsaved
+                && !self.stopping()
+                && (self.queue.has_room() || self.queue.may_open_batch())
+            {
+                self.save().await;
+            }
             let hold = self.start_rolling(progress, answers, opens_at, downloads);
             self.queue.tally(progress);
             self.emit(progress).await;
@@ -875,6 +1108,14 @@ impl WaveRunner {
         if self.request.on_threshold == OnThreshold::Abort || self.stopping() {
             return Verdict::Stop(Halt::Halted(reason));
         }
+        self.ask(progress, reason).await
+    }
+
+    /// Pauses at the threshold for `reason` and applies the operator's choice.
+    async fn ask(&mut self, progress: &mut WaveProgress, reason: String) -> Verdict {
+        self.threshold_reason = Some(reason.clone());
+        // Durable before anyone is told: a batch run stops at this event.
+        self.save().await;
         progress.status = WaveStatus::Threshold;
         progress.reason = Some(reason.clone());
         progress.in_flight.clear();
@@ -891,8 +1132,10 @@ impl WaveRunner {
         self.at_threshold.store(false, Ordering::SeqCst);
         progress.reason = None;
         let Some(choice) = choice else {
+            // Stopped while asking: the record keeps saying it waits at its threshold.
             return Verdict::Stop(Halt::Aborted);
         };
+        self.threshold_reason = None;
         let failed: Vec<String> = progress
             .failed_hosts
             .iter()
@@ -981,8 +1224,15 @@ impl WaveRunner {
                 outcome: outcome.clone(),
             })
             .await;
-        self.queue.record(&host, &outcome);
         progress.in_flight.retain(|h| *h != host);
+        self.unsaved = true;
+        if self.cancel.is_cancelled() && outcome != Outcome::Succeeded {
+            // tendhost is stopping: a host that did not succeed was most likely stopped by
+            // that, not by itself. It stays in flight in the record, so a resumed wave runs it
+            // again (after the reattach of its job, if one runs on).
+            return;
+        }
+        self.queue.record(&host, &outcome);
     }
 
     /// Asks one host to run the wave's step and waits for its answer: the one place the runner

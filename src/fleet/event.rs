@@ -165,6 +165,9 @@ pub enum Event {
         reason: Arc<str>,
     },
     Wave(WaveProgress),
+    /// The unfinished wave's record as it now stands (`None`: no wave to resume any more),
+    /// for the snapshot: sent by the wave runner as it advances, folded by the hub.
+    WaveSaved(Option<Arc<crate::store::snapshot::SavedWave>>),
     /// One host of a wave is done (sent just before the matching `Wave` progress).
     WaveHostFinished {
         wave_id: u64,
@@ -291,7 +294,7 @@ impl Event {
             | Event::Stage { host, .. }
             | Event::Refused { host, .. }
             | Event::WaveHostFinished { host, .. } => Some(host),
-            Event::Wave(_) => None,
+            Event::Wave(_) | Event::WaveSaved(_) => None,
         }
     }
 }

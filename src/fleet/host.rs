@@ -186,7 +186,10 @@ impl HostModel {
                 }
             }
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
-            Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,
+            Event::Stage { .. }
+            | Event::WaveHostFinished { .. }
+            | Event::Wave(_)
+            | Event::WaveSaved(_) => return false,
         }
         true
     }
