@@ -5,6 +5,7 @@
 mod hosts;
 mod lists;
 mod pace;
+mod resume;
 mod threshold;
 mod waves;
 

@@ -117,16 +117,29 @@ impl SavedWave {
     }
 
     /// The number the next batch gets: a batch with a host caught in flight runs again under
-    /// its own number; otherwise the one after the last opened.
+    /// its own number, as does the last one opened if none of its hosts ran yet; otherwise
+    /// the one after it.
     pub fn next_batch(&self) -> usize {
-        self.hosts
+        let batch_of = |stand: &Stand| match *stand {
+            Stand::InFlight { batch }
+            | Stand::Succeeded { batch }
+            | Stand::Failed { batch, .. } => Some(batch),
+            Stand::Waiting | Stand::Skipped { .. } => None,
+        };
+        let in_flight = self
+            .hosts
             .iter()
-            .filter_map(|h| match h.stand {
-                Stand::InFlight { batch } => Some(batch),
-                _ => None,
-            })
-            .min()
-            .unwrap_or(self.batch + 1)
+            .filter(|h| matches!(h.stand, Stand::InFlight { .. }))
+            .filter_map(|h| batch_of(&h.stand))
+            .min();
+        if let Some(batch) = in_flight {
+            return batch;
+        }
+        let last_ran = self.hosts.iter().filter_map(|h| batch_of(&h.stand)).max();
+        match last_ran {
+            Some(ran) if ran >= self.batch => ran + 1,
+            _ => self.batch.max(1),
+        }
     }
 
     /// "wave started 03:02 — 14/42 done, 2 failed, next batch 3", for the console's offer and
