@@ -627,6 +627,12 @@ impl WaveQueue {
             .collect();
         self.untried = first.into_iter().chain(rest).collect();
         self.opened = saved.next_batch().saturating_sub(1);
+        // The batch before the next one passed the wave's checks when it ran (a wave saved
+        // short of that is saved at its threshold, and asks again); it is full, and proven.
+        self.current = BatchTally {
+            waived: true,
+            ..BatchTally::default()
+        };
         self
     }
 

@@ -13,7 +13,7 @@ mod dialogs;
 mod filter;
 mod keys;
 mod model;
-mod sanitize;
+pub(crate) mod sanitize;
 mod scrollback;
 mod terminal;
 mod theme;

@@ -11,6 +11,7 @@ mod harness;
 
 mod batch;
 mod batch_compose;
+mod batch_waves;
 mod cli;
 mod config;
 mod engine;

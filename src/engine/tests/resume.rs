@@ -283,3 +283,57 @@ async fn a_new_wave_replaces_the_saved_one_and_nothing_to_resume_says_so() {
     assert_eq!(again.wave_end().await.status, WaveStatus::Finished);
     again.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_rolling_wave_killed_mid_way_resumes_and_redoes_no_finished_host() {
+    let first = SimFleet::new();
+    for slow in ["h3", "h4", "h5"] {
+        first.set(
+            slow,
+            Behaviour {
+                upgrade_time: Duration::from_secs(600),
+                ..Behaviour::default()
+            },
+        );
+    }
+    let mut rig = start(fleet_config(6, ""), first.clone());
+    let request = WaveRequest {
+        mode: crate::config::WaveMode::Rolling,
+        ..wave(names(6), "1,2", FailureLimit::Count(0))
+    };
+    rig.engine.start_wave(request).unwrap();
+    rig.until(|e| {
+        matches!(e, Event::StateChanged { host, to: StateKind::Updating, .. } if &**host == "h3")
+    })
+    .await;
+    let saved = on_disk(&rig);
+    rig.engine.abandon();
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+    let record = saved.wave.clone().unwrap();
+    let done: Vec<String> = record
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.stand, Stand::Succeeded { .. }))
+        .map(|h| h.host.clone())
+        .collect();
+    assert!(done.len() >= 2, "{record:?}");
+
+    let second = SimFleet::new();
+    let mut again = start_in(
+        fleet_config(6, ""),
+        second.clone(),
+        tempfile::tempdir().unwrap(),
+        Some(saved),
+    );
+    again.engine.resume_wave(false).unwrap();
+    let end = again.wave_end().await;
+    assert_eq!(end.status, WaveStatus::Finished, "{end:?}");
+    assert_eq!(end.done, 6);
+    for host in &done {
+        assert_eq!(upgrades_of(&second, host), 0, "{host} was upgraded again");
+    }
+    for host in ["h3", "h4", "h5"] {
+        assert!(upgrades_of(&second, host) <= 1, "{host}");
+    }
+    again.engine.shutdown(Duration::from_secs(5)).await;
+}
