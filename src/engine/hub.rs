@@ -44,6 +44,11 @@ impl Bus {
         let _ = self.0.send(HubMsg::Event(event)).await;
     }
 
+    /// Sends `event` if the queue has room, without waiting (for the console's calls).
+    pub(super) fn try_emit(&self, event: Event) -> bool {
+        self.0.try_send(HubMsg::Event(event)).is_ok()
+    }
+
     /// Waits until everything emitted before is in a snapshot on disk.
     pub(super) async fn persist(&self) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();

@@ -422,12 +422,14 @@ impl EngineHandle {
         Ok(saved.id)
     }
 
-    /// Forgets the saved wave (the console's "discard"), on disk too.
-    pub async fn discard_saved_wave(&self) {
+    /// Forgets the saved wave (the console's "discard"), on disk too. Never waits: with the
+    /// hub's queue full the record stays on disk until the next wave replaces it, and is
+    /// offered again at the next start.
+    pub fn discard_saved_wave(&self) {
         lock(&self.inner.saved_wave).take();
         let events = lock(&self.inner.events).clone();
         if let Some(events) = events {
-            events.emit(Event::WaveSaved(None)).await;
+            events.try_emit(Event::WaveSaved(None));
         }
     }
 

@@ -162,6 +162,16 @@ pub struct WaveDefaults {
     pub delay: Duration,
     pub max_failures: FailureLimit,
     pub mode: WaveMode,
+    /// `[fleet] on_threshold`, else pause: the console can ask.
+    pub on_threshold: crate::config::OnThreshold,
+}
+
+/// The unfinished wave offered at start, with how the config changed under it (empty: the
+/// plan still fits); resuming a changed plan accepts the changes, which the dialog lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeDialog {
+    pub saved: crate::store::snapshot::SavedWave,
+    pub differences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +190,7 @@ pub struct WaveDialog {
     pub dry_run: bool,
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
+    on_threshold: crate::config::OnThreshold,
 }
 
 impl WaveDialog {
@@ -215,6 +226,7 @@ impl WaveDialog {
             // A wave from the keyboard starts as a rehearsal; turning it real is one deliberate key.
             dry_run: true,
             allow_removals: false,
+            on_threshold: defaults.on_threshold,
         }
     }
 
@@ -277,7 +289,7 @@ impl WaveDialog {
             dry_run: self.dry_run,
             allow_removals: self.allow_removals,
             scope: crate::pkg::UpgradeScope::default(),
-            on_threshold: crate::config::OnThreshold::Pause,
+            on_threshold: self.on_threshold,
             defer_overruns: true,
         }
     }
@@ -423,6 +435,7 @@ mod tests {
             delay: Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
             mode: WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         };
         let mut dialog = WaveDialog::new(vec!["a".into(), "b".into()], "marked hosts", &defaults);
         assert!(dialog.dry_run);
@@ -449,6 +462,7 @@ mod tests {
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
             mode: WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         };
         let mut dialog = WaveDialog::new(vec!["a".into()], "all hosts", &defaults);
         dialog.move_field(10);

@@ -24,6 +24,8 @@ mod views;
 mod app_tests;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod wave_prompt_tests;
 
 use tokio::sync::mpsc;
 
@@ -62,6 +64,10 @@ impl Settings {
                 delay: config.fleet.delay,
                 max_failures: config.fleet.max_failures,
                 mode: config.fleet.wave_mode,
+                on_threshold: config
+                    .fleet
+                    .on_threshold
+                    .unwrap_or(crate::config::OnThreshold::Pause),
             },
             startup_warning: None,
         })

@@ -257,6 +257,7 @@ pub(super) fn settings(
             delay: std::time::Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
             mode: crate::config::WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         },
         startup_warning: None,
     }

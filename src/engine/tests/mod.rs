@@ -77,7 +77,7 @@ pub(crate) fn start(config: Config, fleet: Arc<SimFleet>) -> Rig {
     start_in(config, fleet, dir, None)
 }
 
-pub(super) fn start_in(
+pub(crate) fn start_in(
     config: Config,
     fleet: Arc<SimFleet>,
     dir: tempfile::TempDir,

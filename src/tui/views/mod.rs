@@ -11,6 +11,7 @@ mod fleet;
 mod help;
 mod packages;
 mod wave;
+mod wave_prompts;
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
@@ -65,6 +66,8 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
         Overlay::Confirm(_) => confirm::render(body, buf, ctx, view),
         Overlay::Wave(_) => wave::render(body, buf, ctx, view),
         Overlay::Packages(_) => packages::render(body, buf, ctx, view),
+        Overlay::Threshold => wave_prompts::render_threshold(body, buf, ctx, view),
+        Overlay::ResumeWave(_) => wave_prompts::render_resume(body, buf, ctx, view),
     }
 }
 
