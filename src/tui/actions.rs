@@ -410,6 +410,21 @@ impl App {
             Action::ToggleDryRun => dialog.dry_run = !dialog.dry_run,
             Action::ToggleRemovals => dialog.allow_removals = !dialog.allow_removals,
             Action::Confirm | Action::Zoom => {
+                // A new wave replaces the unfinished one a earlier run left: ask first.
+                if !dialog.discard_warned
+                    && let Some(saved) = self.engine.saved_wave()
+                {
+                    dialog.discard_warned = true;
+                    let again = self.keys.first_key(Action::Confirm);
+                    self.view.set_status(
+                        format!(
+                            "starting discards the unfinished {}; {again} again to start",
+                            saved.describe()
+                        ),
+                        true,
+                    );
+                    return;
+                }
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;
                 let (n, dry, removals) = (spec.hosts.len(), spec.dry_run, spec.allow_removals);

@@ -191,6 +191,9 @@ pub struct WaveDialog {
     /// Consent to upgrades that remove packages; off until the operator says otherwise.
     pub allow_removals: bool,
     on_threshold: crate::config::OnThreshold,
+    /// The operator was told that starting discards the unfinished saved wave, and confirms
+    /// again to go ahead.
+    pub discard_warned: bool,
 }
 
 impl WaveDialog {
@@ -227,6 +230,7 @@ impl WaveDialog {
             dry_run: true,
             allow_removals: false,
             on_threshold: defaults.on_threshold,
+            discard_warned: false,
         }
     }
 

@@ -197,3 +197,30 @@ async fn a_changed_config_is_shown_before_resuming_and_discard_forgets_the_wave(
     assert!(rig.engine.saved_wave().is_none());
     rig.engine.shutdown(std::time::Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_new_wave_asks_before_it_discards_the_unfinished_one() {
+    let (mut app, rig) = app_with_saved(SimFleet::new(), saved_wave(BTreeMap::new()));
+    // The demo model shows a wave running; this console has none.
+    app.apply(&Event::Wave(crate::tui::testing::wave(
+        WaveStatus::Finished,
+    )));
+    press(&mut app, "Esc");
+    assert!(status(&app).contains("the unfinished wave is kept"));
+    press(&mut app, "w y");
+    assert!(
+        status(&app).starts_with("starting discards the unfinished wave started"),
+        "{}",
+        status(&app)
+    );
+    assert!(matches!(app.view.overlay, Overlay::Wave(_)), "still asking");
+    assert!(rig.engine.saved_wave().is_some());
+    press(&mut app, "y");
+    assert!(
+        status(&app).contains("started on 6 hosts"),
+        "{}",
+        status(&app)
+    );
+    assert!(rig.engine.saved_wave().is_none());
+    rig.engine.shutdown(std::time::Duration::from_secs(5)).await;
+}
