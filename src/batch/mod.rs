@@ -467,7 +467,12 @@ impl Runner {
                     }
                 }
                 () = self.interrupt.cancelled() => {
-                    let _ = self.engine.abort_wave();
+                    // Not an abort: the engine's stop ends the wave with its record kept, so
+                    // `--resume` continues it.
+                    stdio::err_line(
+                        "tendhost: the wave stops here; `tendhost --batch wave --resume` \
+                         continues it",
+                    );
                     return true;
                 }
             }
