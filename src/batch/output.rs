@@ -181,7 +181,8 @@ impl Printer {
     }
 
     /// The last line. For a wave, also the hosts it skipped and why: in the JSON line as
-    /// `"skipped_hosts":[{"host","reason"}]`, else on stderr.
+    /// `"skipped_hosts":[{"host","reason"}]`, else on stderr; for one paused at its threshold
+    /// the failed hosts as `"failed_hosts":[{"host","error"}]`.
     pub fn summary(&mut self, tally: &Tally, interrupted: bool, wave: Option<&WaveProgress>) {
         if self.json {
             let mut value = json!({
@@ -201,6 +202,10 @@ impl Printer {
                     "reason": w.reason,
                 });
                 value["skipped_hosts"] = json!(w.skipped_hosts);
+                if w.status == WaveStatus::Threshold {
+                    // What the operator decides about with `--resume --failed …`.
+                    value["failed_hosts"] = json!(w.failed_hosts);
+                }
             }
             self.line(&value.to_string());
             return;

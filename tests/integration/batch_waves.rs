@@ -76,6 +76,7 @@ fn issue12_a_wave_paused_at_its_threshold_exits_5_and_resume_skip_finishes_it() 
     let lines = json_lines(&out);
     let summary = lines.last().unwrap();
     assert_eq!(summary["wave"]["status"], "threshold", "{summary}");
+    assert_eq!(summary["failed_hosts"][0]["host"], "t1", "{summary}");
     assert_eq!(
         wave_hosts(&lines),
         [
