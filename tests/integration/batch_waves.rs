@@ -41,17 +41,25 @@ fn issue12_a_wave_paused_at_its_threshold_exits_5_and_resume_skip_finishes_it() 
     let hosts: Vec<SshHost> = (0..3)
         .map(|_| SshHost::start(SshdOptions::default()).unwrap())
         .collect();
-    let mut body = String::new();
-    for (i, host) in hosts.iter().enumerate() {
+    for host in &hosts {
         env.trust(host);
-        body.push_str(&env.host_toml(&format!("t{i}"), host, "root"));
-        body.push_str("manager = \"none\"\n\n");
-        if i == 1 {
-            // A failed pre-check: a cheap, real failure that changes nothing.
-            body.push_str("[host.checks]\npre = \"false\"\n\n");
-        }
     }
-    env.write_config(&body);
+    let write_config = |t2_post: Option<&str>| {
+        let mut body = String::new();
+        for (i, host) in hosts.iter().enumerate() {
+            body.push_str(&env.host_toml(&format!("t{i}"), host, "root"));
+            body.push_str("manager = \"none\"\n\n");
+            if i == 1 {
+                // A failed pre-check: a cheap, real failure that changes nothing.
+                body.push_str("[host.checks]\npre = \"false\"\n\n");
+            }
+            if let (2, Some(post)) = (i, t2_post) {
+                body.push_str(&format!("[host.checks]\npost = \"{post}\"\n\n"));
+            }
+        }
+        env.write_config(&body);
+    };
+    write_config(None);
 
     let out = run_expecting(
         &env,
@@ -98,9 +106,30 @@ fn issue12_a_wave_paused_at_its_threshold_exits_5_and_resume_skip_finishes_it() 
     let out = run_expecting(&env, &["--batch", "wave", "--resume", "t2"], 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("takes no host selectors"));
 
+    // The config changed under the plan: the differences, and nothing runs without consent.
+    write_config(Some("true"));
     let out = run_expecting(
         &env,
-        &["--batch", "wave", "--resume", "--failed", "skip", "--json"],
+        &["--batch", "wave", "--resume", "--failed", "skip"],
+        2,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("host 't2' has a different config since the wave started")
+            && stderr.contains("--accept-changes"),
+        "{stderr}"
+    );
+    let out = run_expecting(
+        &env,
+        &[
+            "--batch",
+            "wave",
+            "--resume",
+            "--failed",
+            "skip",
+            "--accept-changes",
+            "--json",
+        ],
         0,
     );
     let lines = json_lines(&out);
