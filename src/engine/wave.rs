@@ -27,6 +27,20 @@
 //! for a later batch, and the batch it would have joined runs with the hosts it has. Rolling,
 //! it starts once every host behind it has ended, never while one is in flight.
 //!
+//! Hosts of one cluster (`cluster = "db"`) are never in flight together: the queue passes over a
+//! host whose cluster-mate is in flight (in batches: in its batch) for the next untried one, and
+//! the supervisors hold a per-cluster permit around every change, whoever asked.
+//!
+//! At its threshold (a halt for failures or an unproven batch) a wave with `on_threshold =
+//! "pause"` holds new starts, lets the hosts in flight finish, and waits for the operator's
+//! [`ThresholdChoice`]: continue (the limit rises to the failures so far), skip the failed
+//! (set aside as skipped), retry them (back in their batch), or abort.
+//!
+//! The runner saves the wave's record (`store::snapshot::SavedWave`) with the snapshot as it
+//! advances, durably before a host starts after another finished, so a resumed wave
+//! ([`WaveQueue::resumed`]) never redoes a finished host. Shutting the engine down keeps the
+//! record; a wave that ends (finished, halted, aborted) clears it.
+//!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
