@@ -205,14 +205,25 @@ async fn abort_at_the_threshold_halts_and_abort_wave_aborts() {
 
 #[tokio::test]
 async fn rolling_waits_for_the_hosts_in_flight_then_asks() {
-    let fleet = fleet_failing(&["h1"]);
+    // h1 fails at once; h2 and h3 take longer, so no slot frees before the failure counts.
+    let fleet = SimFleet::new();
     fleet.set(
-        "h2",
+        "h1",
         Behaviour {
-            upgrade_time: Duration::from_millis(300),
+            fail_upgrade: true,
+            upgrade_time: Duration::ZERO,
             ..Behaviour::default()
         },
     );
+    for slow in ["h2", "h3"] {
+        fleet.set(
+            slow,
+            Behaviour {
+                upgrade_time: Duration::from_millis(300),
+                ..Behaviour::default()
+            },
+        );
+    }
     let mut rig = start(fleet_config(8, ""), fleet.clone());
     let request = WaveRequest {
         mode: WaveMode::Rolling,
@@ -220,7 +231,10 @@ async fn rolling_waits_for_the_hosts_in_flight_then_asks() {
     };
     rig.engine.start_wave(request).unwrap();
     let at = rig.threshold().await;
-    assert!(at.in_flight.is_empty(), "h2 ended before the question");
+    assert!(
+        at.in_flight.is_empty(),
+        "h2 and h3 ended before the question"
+    );
     assert_eq!(upgrades_of(&fleet, "h2"), 1);
     let started = fleet.upgrades.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
