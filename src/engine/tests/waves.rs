@@ -492,3 +492,58 @@ async fn cluster_mates_never_upgrade_at_once_in_a_wave_or_by_hand() {
     assert!(by_hand.peak() >= 4, "peak {}", by_hand.peak());
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn cluster_mates_take_turns_through_upgrade_reboot_and_verify() {
+    let fleet = SimFleet::new();
+    for host in ["h0", "h1", "h2"] {
+        fleet.set(
+            host,
+            Behaviour {
+                reboot_required: true,
+                down_for: Duration::from_millis(100),
+                ..Behaviour::default()
+            },
+        );
+    }
+    let config = fleet_config(3, "cluster = \"db\"\n[host.policy]\nauto_reboot = true\n");
+    let mut rig = start(config, fleet.clone());
+    let answers: Vec<_> = ["h0", "h1", "h2"]
+        .iter()
+        .map(|h| rig.send_step(h, update()))
+        .collect();
+    let mut answers = futures::future::join_all(answers);
+    let mut events = Vec::new();
+    let outcomes = loop {
+        tokio::select! {
+            outcomes = &mut answers => break outcomes,
+            Some(event) = rig.events.recv() => events.push(event),
+        }
+    };
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o.as_ref().unwrap() == Outcome::Succeeded),
+        "{outcomes:?}"
+    );
+    // Hosts changing at once, from their moves: updating, rebooting, verifying.
+    let mut changing = std::collections::HashSet::new();
+    let mut peak = 0;
+    let mut reboots = 0;
+    for event in &events {
+        if let Event::StateChanged { host, to, .. } = event {
+            if *to == bus::StateKind::Rebooting {
+                reboots += 1;
+            }
+            if to.is_mutating() {
+                changing.insert(host.clone());
+            } else {
+                changing.remove(host);
+            }
+            peak = peak.max(changing.len());
+        }
+    }
+    assert_eq!(reboots, 3, "every host rebooted");
+    assert_eq!(peak, 1, "two hosts of cluster db changed at once");
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
