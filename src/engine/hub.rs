@@ -1,7 +1,8 @@
 //! The hub: the only receiver of host events. It folds each event into the fleet's host models
 //! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
-//! frontend, so the TUI and batch persist identically.
+//! frontend, so the TUI and batch persist identically. The unfinished wave's record
+//! (`Event::WaveSaved`, sent by the wave runner) is saved beside the hosts.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
 //! newest encoding and never holds up the hub with disk I/O. A [`Bus::persist`] (the write-ahead
