@@ -44,6 +44,7 @@ fn settings() -> Settings {
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
             mode: tendhost::config::WaveMode::Rolling,
+            on_threshold: tendhost::config::OnThreshold::Pause,
         },
         startup_warning: None,
     }

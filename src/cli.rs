@@ -16,7 +16,8 @@ Config is read from --config, then $TENDHOST_CONFIG, then ./tendhost.toml, then
 $XDG_CONFIG_HOME/tendhost/tendhost.toml.
 
 Exit codes: 0 all selected hosts succeeded; 1 a host failed or a wave halted; 2 usage or config
-error; 3 interrupted; 4 another tendhost holds the state lock.")]
+error; 3 interrupted; 4 another tendhost holds the state lock; 5 a wave paused at its threshold
+(--on-threshold pause; continue it with --batch wave --resume --failed CHOICE).")]
 pub struct Cli {
     /// Config file to use instead of the usual places.
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
@@ -128,6 +129,41 @@ pub struct BatchArgs {
     /// window (by default it is deferred to its next window).
     #[arg(long)]
     pub no_defer: bool,
+    /// What a wave does when failures pass --max-failures (or a batch has no success):
+    /// `abort` halts it (exit 1); `pause` stops the run with the wave saved, exit 5, to be
+    /// continued with --resume. Default: `[fleet] on_threshold`, else abort.
+    #[arg(long, value_name = "pause|abort")]
+    pub on_threshold: Option<ThresholdArg>,
+
+    /// `wave`: continue the unfinished wave the snapshot holds (stopped, killed, or paused at
+    /// its threshold) as it was planned; takes no selectors or wave options.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// With --resume: go on although the config changed since the wave started (hosts no
+    /// longer configured are dropped, changed ones run with their new config).
+    #[arg(long)]
+    pub accept_changes: bool,
+
+    /// With --resume, for a wave paused at its threshold: retry the failed hosts, skip them,
+    /// or continue with them counted.
+    #[arg(long, value_name = "retry|skip|continue")]
+    pub failed: Option<FailedArg>,
+}
+
+/// `--on-threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThresholdArg {
+    Pause,
+    Abort,
+}
+
+/// `--failed`: the operator's choice for a wave resumed at its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailedArg {
+    Retry,
+    Skip,
+    Continue,
 }
 
 /// The selector flags as typed; [`crate::fleet::select`] gives them their meaning (HOST and

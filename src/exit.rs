@@ -14,6 +14,8 @@ pub enum Exit {
     Interrupted = 3,
     /// Another tendhost holds the state lock.
     Locked = 4,
+    /// A wave paused at its threshold (`--on-threshold pause`); `--resume` continues it.
+    ThresholdPaused = 5,
 }
 
 impl From<Exit> for ExitCode {

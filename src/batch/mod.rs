@@ -13,10 +13,14 @@ use std::collections::HashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BatchArgs, BatchCommand};
-use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, WaveMode, parse_duration};
+use crate::cli::{BatchArgs, BatchCommand, FailedArg, ThresholdArg};
+use crate::config::{
+    BatchSize, Config, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode, parse_duration,
+};
 use crate::engine::bus::{WaveProgress, WaveStatus};
-use crate::engine::{EngineHandle, Event, Job, JobKind, Origin, Outcome, WaveRequest};
+use crate::engine::{
+    EngineHandle, Event, Job, JobKind, Origin, Outcome, ThresholdChoice, WaveError, WaveRequest,
+};
 use crate::exit::Exit;
 use crate::fleet::HostModel;
 use crate::fleet::select::{Selectors, select};
@@ -44,6 +48,17 @@ pub struct Request {
     /// `hosts` in the order jobs are given: for `update` and `reboot`, jump hosts after the
     /// hosts behind them (each phase waits for the one before); otherwise one phase.
     pub phases: Vec<Vec<HostId>>,
+    /// Set for `wave --resume`: continue the saved wave instead of starting `wave`.
+    pub resume: Option<Resume>,
+}
+
+/// `--resume` and what goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// `--accept-changes`: go on although the config changed under the plan.
+    pub accept_changes: bool,
+    /// `--failed`: the choice for a wave saved at its threshold.
+    pub failed: Option<ThresholdChoice>,
 }
 
 impl Request {
@@ -54,11 +69,17 @@ impl Request {
         args: &BatchArgs,
         config: &Config,
     ) -> Result<Request, String> {
+        let resume = resume_of(command, args)?;
         let hosts = select(config, &Selectors::from(&args.select)).map_err(|e| e.to_string())?;
-        let wave_only =
-            args.batch_size.is_some() || args.delay.is_some() || args.max_failures.is_some();
+        let wave_only = args.batch_size.is_some()
+            || args.delay.is_some()
+            || args.max_failures.is_some()
+            || args.on_threshold.is_some();
         if wave_only && command != BatchCommand::Wave {
-            return Err("--batch-size, --delay and --max-failures only apply to 'wave'".into());
+            return Err(
+                "--batch-size, --delay, --max-failures and --on-threshold only apply to 'wave'"
+                    .into(),
+            );
         }
         if args.no_defer && command != BatchCommand::Wave {
             return Err("--no-defer only applies to 'wave'".into());
@@ -76,7 +97,7 @@ impl Request {
         if !scope.is_everything() && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
             return Err("--packages and --security-only only apply to 'update' and 'wave'".into());
         }
-        let wave = (command == BatchCommand::Wave)
+        let wave = (command == BatchCommand::Wave && resume.is_none())
             .then(|| wave_request(args, config, hosts.clone(), scope.clone()))
             .transpose()?;
         let jumps = JumpHosts::of(config);
@@ -98,6 +119,7 @@ impl Request {
             wave,
             plan: args.plan,
             phases,
+            resume,
         })
     }
 
@@ -148,6 +170,50 @@ fn scope_of(args: &BatchArgs) -> Result<UpgradeScope, String> {
     Ok(scope)
 }
 
+/// `--resume` continues a wave as it was planned, so nothing that would plan another may come
+/// with it (a usage error rather than a silently ignored flag); `--accept-changes` and
+/// `--failed` only mean something with it.
+fn resume_of(command: BatchCommand, args: &BatchArgs) -> Result<Option<Resume>, String> {
+    if !args.resume {
+        if args.accept_changes || args.failed.is_some() {
+            return Err("--accept-changes and --failed only apply with --resume".into());
+        }
+        return Ok(None);
+    }
+    if command != BatchCommand::Wave {
+        return Err("--resume only applies to 'wave'".into());
+    }
+    let select = &args.select;
+    let selects = !select.hosts.is_empty()
+        || !select.tags.is_empty()
+        || !select.groups.is_empty()
+        || !select.exclude.is_empty();
+    let plans = args.batch_size.is_some()
+        || args.delay.is_some()
+        || args.max_failures.is_some()
+        || args.on_threshold.is_some()
+        || args.barriers
+        || args.dry_run
+        || args.allow_removals;
+    if selects || plans {
+        return Err(
+            "--resume continues the saved wave as it was planned: it takes no host \
+                    selectors and no wave options (--batch-size, --delay, --max-failures, \
+                    --on-threshold, --barriers, --dry-run, --allow-removals)"
+                .into(),
+        );
+    }
+    let failed = args.failed.map(|choice| match choice {
+        FailedArg::Retry => ThresholdChoice::RetryFailed,
+        FailedArg::Skip => ThresholdChoice::SkipFailed,
+        FailedArg::Continue => ThresholdChoice::Continue,
+    });
+    Ok(Some(Resume {
+        accept_changes: args.accept_changes,
+        failed,
+    }))
+}
+
 fn wave_request(
     args: &BatchArgs,
     config: &Config,
@@ -179,10 +245,11 @@ fn wave_request(
         dry_run: args.dry_run,
         allow_removals: args.allow_removals,
         scope,
-        on_threshold: config
-            .fleet
-            .on_threshold
-            .unwrap_or(crate::config::OnThreshold::Abort),
+        on_threshold: match args.on_threshold {
+            Some(ThresholdArg::Pause) => OnThreshold::Pause,
+            Some(ThresholdArg::Abort) => OnThreshold::Abort,
+            None => config.fleet.on_threshold.unwrap_or(OnThreshold::Abort),
+        },
         defer_overruns: !args.no_defer,
     })
 }
@@ -225,6 +292,8 @@ struct Runner {
     models: HashMap<HostId, HostModel>,
     results: HashMap<HostId, HostResult>,
     wave: Option<WaveProgress>,
+    /// The progress at which the wave paused at its threshold and this run stopped (exit 5).
+    threshold: Option<WaveProgress>,
 }
 
 impl Runner {
@@ -250,12 +319,21 @@ impl Runner {
             models,
             results: HashMap::new(),
             wave: None,
+            threshold: None,
         }
     }
 
     async fn run(mut self) -> Exit {
         if self.wait_reattached().await {
             return self.finish(true).await;
+        }
+        if let Some(resume) = self.request.resume
+            && let Err(why) = self.resume(resume)
+        {
+            stdio::err_line(format!("tendhost: {why}"));
+            self.request.hosts.clear();
+            let _ = self.finish(false).await;
+            return Exit::Usage;
         }
         let interrupted = match (self.request.command, self.request.job()) {
             // The plan needs every host's dry run; the engine bounds how many run at once.
@@ -335,29 +413,105 @@ impl Runner {
         false
     }
 
-    async fn run_wave(&mut self) -> bool {
-        let Some(request) = self.request.wave.clone() else {
-            return false;
-        };
-        if let Err(e) = self.engine.start_wave(request) {
-            for host in &self.request.hosts {
-                self.results
-                    .insert(host.clone(), HostResult::Failed(e.to_string()));
-            }
-            return false;
+    /// Resumes the saved wave: the selection becomes its hosts. `Err` is a usage error: no
+    /// saved wave, a stale plan without `--accept-changes`, or a wave saved at its threshold
+    /// without `--failed`.
+    fn resume(&mut self, resume: Resume) -> Result<(), String> {
+        let saved = self
+            .engine
+            .saved_wave()
+            .ok_or_else(|| "no unfinished wave to resume".to_string())?;
+        if saved.status == crate::store::snapshot::SavedStatus::Threshold && resume.failed.is_none()
+        {
+            let failed: Vec<String> = saved
+                .hosts
+                .iter()
+                .filter_map(|h| match &h.stand {
+                    crate::store::snapshot::Stand::Failed { error, .. } => {
+                        Some(format!("{} ({})", h.host, error))
+                    }
+                    _ => None,
+                })
+                .collect();
+            return Err(format!(
+                "the wave paused at its threshold ({}); failed: {}; say what to do with them: \
+                 --failed retry, --failed skip or --failed continue",
+                saved.reason.as_deref().unwrap_or("too many failures"),
+                crate::tui::sanitize::text(&failed.join(", ")).into_owned()
+            ));
         }
+        self.engine
+            .resume_wave(resume.accept_changes)
+            .map_err(|e| match e {
+                WaveError::Stale(differences) => format!(
+                    "the saved wave no longer fits the config: {}; add --accept-changes to \
+                     resume it anyway",
+                    differences.join("; ")
+                ),
+                other => other.to_string(),
+            })?;
+        stdio::err_line(format!("tendhost: resuming the {}", saved.describe()));
+        self.request.hosts = saved
+            .hosts
+            .iter()
+            .filter_map(|h| self.engine.host(&h.host).map(|handle| handle.id.clone()))
+            .collect();
+        Ok(())
+    }
+
+    async fn run_wave(&mut self) -> bool {
+        if self.request.resume.is_none() {
+            let Some(request) = self.request.wave.clone() else {
+                return false;
+            };
+            if let Some(saved) = self.engine.saved_wave() {
+                stdio::err_line(format!(
+                    "tendhost: notice: discarding the unfinished {} (--resume would have \
+                     continued it)",
+                    saved.describe()
+                ));
+            }
+            if let Err(e) = self.engine.start_wave(request) {
+                for host in &self.request.hosts {
+                    self.results
+                        .insert(host.clone(), HostResult::Failed(e.to_string()));
+                }
+                return false;
+            }
+        }
+        let mut choice = self.request.resume.and_then(|r| r.failed);
         loop {
             tokio::select! {
                 Some(event) = self.events.recv() => {
                     let ended = matches!(&event, Event::Wave(p) if matches!(p.status,
                         WaveStatus::Finished | WaveStatus::Halted | WaveStatus::Aborted));
+                    let at_threshold = match &event {
+                        Event::Wave(p) if p.status == WaveStatus::Threshold => Some(p.clone()),
+                        _ => None,
+                    };
                     self.handle_event(event);
                     if ended {
                         return false;
                     }
+                    if let Some(progress) = at_threshold {
+                        // The choice given for the saved threshold answers it; any later one
+                        // stops the run, the wave saved at it.
+                        match choice.take() {
+                            Some(choice) if self.engine.decide_wave(choice).is_ok() => {}
+                            _ => {
+                                self.threshold = Some(progress);
+                                return false;
+                            }
+                        }
+                    }
                 }
                 () = self.interrupt.cancelled() => {
-                    let _ = self.engine.abort_wave();
+                    // Not an abort: the engine's stop ends the wave with its record kept, so
+                    // `--resume` continues it.
+                    stdio::err_line(
+                        "tendhost: the wave stops here; `tendhost --batch wave --resume` \
+                         continues it",
+                    );
                     return true;
                 }
             }
@@ -366,6 +520,8 @@ impl Runner {
 
     fn handle_event(&mut self, event: Event) {
         match &event {
+            // Once stopped at the threshold, the wave's end as the engine stops is not news.
+            Event::Wave(_) if self.threshold.is_some() => {}
             Event::Wave(progress) => self.wave = Some(progress.clone()),
             Event::WaveHostFinished { host, outcome, .. } => {
                 self.results
@@ -428,8 +584,32 @@ impl Runner {
             .is_some_and(|w| w.status == WaveStatus::Halted);
         self.printer
             .summary(&tally, interrupted, self.wave.as_ref());
+        if let Some(paused) = &self.threshold {
+            let failed: Vec<String> = paused
+                .failed_hosts
+                .iter()
+                .map(|f| format!("{}: {}", f.host, f.error))
+                .collect();
+            let text = format!(
+                "tendhost: the wave paused at its threshold: {}{}",
+                paused.reason.as_deref().unwrap_or("too many failures"),
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!("; failed: {}", failed.join(", "))
+                }
+            );
+            // Host errors are the hosts' words: no escape sequence of theirs reaches a terminal.
+            stdio::err_line(crate::tui::sanitize::text(&text).into_owned());
+            stdio::err_line(
+                "tendhost: continue it with `tendhost --batch wave --resume --failed \
+                 retry|skip|continue`",
+            );
+        }
         if interrupted {
             Exit::Interrupted
+        } else if self.threshold.is_some() {
+            Exit::ThresholdPaused
         } else if tally.failed > 0 || halted {
             Exit::HostFailed
         } else {

@@ -198,7 +198,8 @@ impl Printer {
     }
 
     /// The last line. For a wave, also the hosts it skipped and why: in the JSON line as
-    /// `"skipped_hosts":[{"host","reason"}]`, else on stderr.
+    /// `"skipped_hosts":[{"host","reason"}]`, else on stderr; for one paused at its threshold
+    /// the failed hosts as `"failed_hosts":[{"host","error"}]`.
     pub fn summary(&mut self, tally: &Tally, interrupted: bool, wave: Option<&WaveProgress>) {
         if self.json {
             let mut value = json!({
@@ -221,6 +222,10 @@ impl Printer {
                     "reason": w.reason,
                 });
                 value["skipped_hosts"] = json!(w.skipped_hosts);
+                if w.status == WaveStatus::Threshold {
+                    // What the operator decides about with `--resume --failed …`.
+                    value["failed_hosts"] = json!(w.failed_hosts);
+                }
             }
             self.line(&value.to_string());
             return;
@@ -348,6 +353,8 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             value["type"] = json!(if opened { "wave_batch" } else { "wave" });
             value
         }
+        // The snapshot's business; batch prints the resume hint itself.
+        Event::WaveSaved(_) => return None,
         Event::WaveHostFinished {
             wave_id,
             host,
@@ -474,6 +481,7 @@ fn status_word(status: WaveStatus) -> &'static str {
         WaveStatus::Running => "running",
         WaveStatus::Paused => "paused",
         WaveStatus::Delaying => "delaying",
+        WaveStatus::Threshold => "threshold",
         WaveStatus::Halted => "halted",
         WaveStatus::Aborted => "aborted",
         WaveStatus::Finished => "finished",
@@ -529,6 +537,7 @@ mod tests {
                 reason: "outside maintenance window 'Sat 02:00-06:00'".into(),
             }]
             .into(),
+            failed_hosts: std::sync::Arc::from([]),
         };
         let mut printer = Printer::capturing(true, "wave");
         let tally = Tally {
@@ -568,6 +577,7 @@ mod tests {
                 in_flight: Vec::new(),
                 reason: None,
                 skipped_hosts: std::sync::Arc::from([]),
+                failed_hosts: std::sync::Arc::from([]),
             }));
         }
         let types: Vec<String> = printer

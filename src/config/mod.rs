@@ -154,6 +154,9 @@ pub struct HostConfig {
     pub tags: Vec<String>,
     /// Groups this host belongs to (reverse of `[groups]`).
     pub groups: Vec<String>,
+    /// The exclusion group (`cluster = "db"`, or `[clusters] db = [...]`): no two hosts of one
+    /// cluster are ever in flight at once (waves, manual updates, reboots).
+    pub cluster: Option<std::sync::Arc<str>>,
     pub policy: Policy,
     pub docker: DockerSettings,
     pub checks: Checks,
@@ -228,21 +231,21 @@ pub const KEX_ALGORITHMS: &[&str] = &[
 ];
 
 /// A batch size in a wave: an absolute count or a share of the selection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BatchSize {
     Count(usize),
     Percent(u8),
 }
 
 /// When a wave halts: more than this many failed hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FailureLimit {
     Count(usize),
     Percent(u8),
 }
 
 /// How a wave paces its batches after the canary batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WaveMode {
     /// A window of the current batch size: a host starts as soon as another finishes, so one

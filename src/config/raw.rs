@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -20,7 +21,7 @@ use super::{
 };
 
 const TOP_KEYS: &[&str] = &[
-    "daemon", "defaults", "groups", "host", "ssh", "fleet", "audit", "keys",
+    "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "keys",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -34,6 +35,7 @@ const HOST_KEYS: &[&str] = &[
     "compose_paths",
     "job_dir",
     "tags",
+    "cluster",
     "policy",
     "docker",
     "checks",
@@ -50,6 +52,11 @@ const DEFAULTS_KEYS: &[&str] = &[
 ];
 
 pub(super) type Value<'i> = Spanned<DeValue<'i>>;
+
+/// A cluster's name is shown in messages and plans: a word, like a tag.
+fn valid_cluster(name: &str) -> bool {
+    !name.is_empty() && !name.contains(char::is_whitespace) && !name.contains(',')
+}
 
 /// Parses and validates a whole file.
 pub(super) fn load(path: PathBuf, text: &str) -> Result<Config, ConfigError> {
@@ -201,6 +208,7 @@ impl Ctx<'_> {
         }
         self.check_duplicate_hosts(&hosts, &host_spans);
         let groups = self.read_groups(root, &mut hosts);
+        self.read_clusters(root, &mut hosts);
         self.check_proxy_jumps(&hosts, &host_spans);
         let _ = root_span;
 
@@ -362,6 +370,18 @@ impl Ctx<'_> {
                 );
             }
         }
+        let cluster = self.string(table, "host", "cluster").and_then(|c| {
+            if valid_cluster(c.get_ref()) {
+                Some(Arc::<str>::from(c.get_ref().as_str()))
+            } else {
+                let why = format!(
+                    "'{}' is not a cluster name (no spaces or commas)",
+                    c.get_ref()
+                );
+                self.error(c.span(), "host.cluster", &why);
+                None
+            }
+        });
         let policy = match self.table(table, "host", "policy") {
             Some(p) => self.read_policy(p, "host.policy", d.policy.clone()),
             None => d.policy.clone(),
@@ -391,6 +411,7 @@ impl Ctx<'_> {
             job_dir,
             tags: tags.into_iter().map(|(t, _)| t).collect(),
             groups: Vec::new(),
+            cluster,
             policy,
             docker,
             checks,
@@ -437,6 +458,49 @@ impl Ctx<'_> {
             hosts[i].groups.push(group);
         }
         groups
+    }
+
+    /// `[clusters] db = ["pg1", "pg2"]`: the hosts of one exclusion group, never in flight
+    /// together. The same as `cluster = "db"` on each host; a host may be in one cluster only.
+    fn read_clusters(&mut self, root: &DeTable<'_>, hosts: &mut [HostConfig]) {
+        let Some(table) = self.table(root, "", "clusters") else {
+            return;
+        };
+        let index: HashMap<String, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.to_string(), i))
+            .collect();
+        // In config order, so a "did you mean" between equally close names is always the same.
+        let owned: Vec<String> = hosts.iter().map(|h| h.name.to_string()).collect();
+        let names: Vec<&str> = owned.iter().map(String::as_str).collect();
+        for (cluster, _) in table.iter() {
+            let cluster = cluster.get_ref().to_string();
+            let at = format!("clusters.{cluster}");
+            if !valid_cluster(&cluster) {
+                let span = table.get(cluster.as_str()).map_or(0..0, Spanned::span);
+                let why = format!("'{cluster}' is not a cluster name (no spaces or commas)");
+                self.error(span, &at, &why);
+                continue;
+            }
+            for (member, span) in self.string_list(table, "clusters", &cluster) {
+                let Some(&i) = index.get(&member) else {
+                    let hint = did_you_mean(&member, &names);
+                    self.error(span, &at, &format!("unknown host '{member}'{hint}"));
+                    continue;
+                };
+                match hosts[i].cluster.as_deref() {
+                    Some(other) if other != cluster => {
+                        let why = format!(
+                            "host '{member}' is already in cluster '{other}' (a host may be in one \
+                             cluster only)"
+                        );
+                        self.error(span, &at, &why);
+                    }
+                    _ => hosts[i].cluster = Some(cluster.as_str().into()),
+                }
+            }
+        }
     }
 
     fn check_duplicate_hosts(&mut self, hosts: &[HostConfig], spans: &[Range<usize>]) {
@@ -631,6 +695,66 @@ mod tests {
             problems[0].to_string(),
             "t.toml:2:13: key 'fleet.wave_mode': 'serial' is not a wave mode (use 'rolling' or \
              'batches')"
+        );
+    }
+
+    #[test]
+    fn on_threshold_is_left_to_the_frontend_unless_set() {
+        let config = Config::from_str("t.toml", "").unwrap();
+        assert_eq!(config.fleet.on_threshold, None);
+        for (text, want) in [
+            ("pause", crate::config::OnThreshold::Pause),
+            ("abort", crate::config::OnThreshold::Abort),
+        ] {
+            let config =
+                Config::from_str("t.toml", &format!("[fleet]\non_threshold = \"{text}\"\n"))
+                    .unwrap();
+            assert_eq!(config.fleet.on_threshold, Some(want));
+        }
+        let Err(ConfigError::Invalid(problems)) =
+            Config::from_str("t.toml", "[fleet]\non_threshold = \"ask\"\n")
+        else {
+            panic!("a bad on_threshold loaded");
+        };
+        assert_eq!(
+            problems[0].to_string(),
+            "t.toml:2:16: key 'fleet.on_threshold': 'ask' is not a threshold choice (use 'pause' \
+             or 'abort')"
+        );
+    }
+
+    #[test]
+    fn clusters_come_from_each_host_or_the_clusters_table() {
+        let text = "[clusters]\ndb = [\"pg1\", \"pg2\"]\n\
+                    [[host]]\nname = \"pg1\"\naddr = \"10.0.0.1\"\n\
+                    [[host]]\nname = \"pg2\"\naddr = \"10.0.0.2\"\ncluster = \"db\"\n\
+                    [[host]]\nname = \"web\"\naddr = \"10.0.0.3\"\ncluster = \"front\"\n\
+                    [[host]]\nname = \"lone\"\naddr = \"10.0.0.4\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        let clusters: Vec<Option<&str>> =
+            config.hosts.iter().map(|h| h.cluster.as_deref()).collect();
+        assert_eq!(clusters, [Some("db"), Some("db"), Some("front"), None]);
+    }
+
+    #[test]
+    fn a_host_in_two_clusters_or_an_unknown_member_is_an_error() {
+        let text = "[clusters]\ndb = [\"pg1\", \"pg9\"]\nweb = [\"pg1\"]\n\
+                    [[host]]\nname = \"pg1\"\naddr = \"10.0.0.1\"\n\
+                    [[host]]\nname = \"pg2\"\naddr = \"10.0.0.2\"\ncluster = \"db\"\n\
+                    [[host]]\nname = \"x\"\naddr = \"10.0.0.3\"\ncluster = \"a b\"\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
+            panic!("bad clusters loaded");
+        };
+        let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "t.toml:14:11: key 'host.cluster': 'a b' is not a cluster name (no spaces or \
+                 commas)",
+                "t.toml:2:14: key 'clusters.db': unknown host 'pg9' (did you mean 'pg2'?)",
+                "t.toml:3:8: key 'clusters.web': host 'pg1' is already in cluster 'db' (a host \
+                 may be in one cluster only)",
+            ]
         );
     }
 }

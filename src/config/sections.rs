@@ -13,7 +13,7 @@ use super::window::{parse_day, parse_time};
 use super::{
     AuditSettings, BatchSize, Checks, ComposeVersion, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HANDSHAKES_PER_SERVER, DockerSettings, FailureLimit, FleetSettings, KEX_ALGORITHMS,
-    KnownHostsPolicy, MaintenanceWindow, Policy, SshSettings, UpgradeMode, WaveMode,
+    KnownHostsPolicy, MaintenanceWindow, OnThreshold, Policy, SshSettings, UpgradeMode, WaveMode,
 };
 
 const POLICY_KEYS: &[&str] = &[
@@ -48,6 +48,7 @@ const FLEET_KEYS: &[&str] = &[
     "delay",
     "max_failures",
     "wave_mode",
+    "on_threshold",
     "download_concurrency",
     "concurrency",
     "reboot_timeout",
@@ -410,6 +411,17 @@ impl Ctx<'_> {
                     mode.span(),
                     "fleet.wave_mode",
                     &format!("'{other}' is not a wave mode (use 'rolling' or 'batches')"),
+                ),
+            }
+        }
+        if let Some(choice) = self.string(table, "fleet", "on_threshold") {
+            match choice.get_ref().as_str() {
+                "pause" => fleet.on_threshold = Some(OnThreshold::Pause),
+                "abort" => fleet.on_threshold = Some(OnThreshold::Abort),
+                other => self.error(
+                    choice.span(),
+                    "fleet.on_threshold",
+                    &format!("'{other}' is not a threshold choice (use 'pause' or 'abort')"),
                 ),
             }
         }

@@ -11,7 +11,8 @@ use crate::pkg::UpgradeScope;
 
 pub use crate::fleet::StateKind;
 pub use crate::fleet::event::{
-    Event, JobKind, Origin, Outcome, SkippedHost, Stage, StageStatus, WaveProgress, WaveStatus,
+    Event, FailedHost, JobKind, Origin, Outcome, SkippedHost, Stage, StageStatus, WaveProgress,
+    WaveStatus,
 };
 
 /// A request to one host: what to do, who asked, and where the answer goes.

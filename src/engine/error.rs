@@ -118,6 +118,13 @@ pub enum WaveError {
     Stopped,
     #[error("no wave is running")]
     NotRunning,
+    #[error("the wave is not waiting at its threshold")]
+    NotAtThreshold,
+    #[error("no unfinished wave to resume")]
+    NothingToResume,
+    /// The saved plan is older than its fleet: what changed, to be confirmed first.
+    #[error("the saved wave's plan no longer fits the config: {}", .0.join("; "))]
+    Stale(Vec<String>),
 }
 
 impl Error {

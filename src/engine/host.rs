@@ -37,6 +37,16 @@ const JOB_QUEUE: usize = 8;
 const STEP_QUEUE: usize = 16;
 /// How long a step gets to stop on its own at shutdown before it is aborted.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Whether a step of `kind` changes the host, and so holds its cluster's permit: a real update,
+/// a reboot, and following a job an earlier run left (it may still be upgrading). Reads, dry
+/// runs and downloads change nothing installed and run beside a cluster-mate.
+fn holds_cluster(kind: JobKind) -> bool {
+    matches!(
+        kind,
+        JobKind::Update { dry_run: false, .. } | JobKind::Reboot | JobKind::Reattach
+    )
+}
+
 /// The first retry of a periodic refresh that failed, doubled per straight failure up to the
 /// refresh interval.
 const REFRESH_BACKOFF: Duration = Duration::from_secs(30);
@@ -56,6 +66,10 @@ pub(super) struct HostDeps {
     pub audit: AuditSink,
     /// Bounds hosts doing non-wave work at once (`[fleet] concurrency`).
     pub limit: Arc<Semaphore>,
+    /// One permit shared by every host of this host's cluster (`cluster = "db"`): held around
+    /// every step that changes a host, whoever asked, so no two cluster-mates are ever
+    /// changed at once. `None` for a host in no cluster.
+    pub cluster: Option<Arc<Semaphore>>,
     pub refresh_interval: Option<Duration>,
     /// How long ago this host was last refreshed (from the snapshot), to place its first refresh.
     pub since_last_refresh: Option<Duration>,
@@ -309,7 +323,27 @@ impl HostSupervisor {
             defer_overruns: job.defer_overruns,
         };
         let from = self.state.kind();
+        let cluster = self
+            .deps
+            .cluster
+            .clone()
+            .filter(|_| holds_cluster(work.kind));
+        let cluster_name = self.host.cluster.clone();
         self.steps.spawn(async move {
+            // Taken before the fleet slot, so a host waiting for its cluster-mate holds no slot.
+            let _cluster = match cluster {
+                Some(lock) => tokio::select! {
+                    // Never closed: acquiring can only succeed.
+                    permit = lock.acquire_owned() => permit.ok(),
+                    () = step.cancel.cancelled() => {
+                        let cluster = cluster_name.as_deref().unwrap_or_default();
+                        return Err(Error::Refused(Refusal(format!(
+                            "stopped while waiting for another host of cluster '{cluster}'"
+                        ))));
+                    }
+                },
+                None => None,
+            };
             let _permit = match limit {
                 // The semaphore is never closed, so acquiring can only succeed.
                 Some(limit) => limit.acquire_owned().await.ok(),

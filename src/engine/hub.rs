@@ -1,7 +1,8 @@
 //! The hub: the only receiver of host events. It folds each event into the fleet's host models
 //! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
-//! frontend, so the TUI and batch persist identically.
+//! frontend, so the TUI and batch persist identically. The unfinished wave's record
+//! (`Event::WaveSaved`, sent by the wave runner) is saved beside the hosts.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
 //! newest encoding and never holds up the hub with disk I/O. A [`Bus::persist`] (the write-ahead
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use crate::config::HostId;
-use crate::store::snapshot::{self, SavedHost};
+use crate::store::snapshot::{self, SavedHost, SavedWave};
 
 /// What travels to the hub: events, and requests to make them durable, in one ordered queue.
 #[derive(Debug)]
@@ -44,6 +45,11 @@ impl Bus {
         let _ = self.0.send(HubMsg::Event(event)).await;
     }
 
+    /// Sends `event` if the queue has room, without waiting (for the console's calls).
+    pub(super) fn try_emit(&self, event: Event) -> bool {
+        self.0.try_send(HubMsg::Event(event)).is_ok()
+    }
+
     /// Waits until everything emitted before is in a snapshot on disk.
     pub(super) async fn persist(&self) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
@@ -62,6 +68,8 @@ type Written = (u64, Result<(), String>);
 
 pub(super) struct Hub {
     records: Vec<SavedHost>,
+    /// The unfinished wave's record, saved with the hosts; the wave runner is its one author.
+    wave: Option<std::sync::Arc<SavedWave>>,
     index: HashMap<HostId, usize>,
     path: PathBuf,
     save_every: Duration,
@@ -78,6 +86,7 @@ const STALL: Duration = Duration::from_millis(200);
 impl Hub {
     pub(super) fn new(
         initial: &[SavedHost],
+        wave: Option<SavedWave>,
         path: PathBuf,
         save_every: Duration,
         cancel: CancellationToken,
@@ -89,6 +98,7 @@ impl Hub {
             .collect();
         Hub {
             records: initial.to_vec(),
+            wave: wave.map(std::sync::Arc::new),
             index,
             path,
             save_every,
@@ -140,6 +150,11 @@ impl Hub {
     }
 
     fn apply(&mut self, event: &Event) {
+        if let Event::WaveSaved(wave) = event {
+            self.wave = wave.clone();
+            self.dirty = true;
+            return;
+        }
         let Some(&i) = event.host().and_then(|host| self.index.get(host)) else {
             return;
         };
@@ -171,7 +186,7 @@ impl Hub {
     /// Hands the current picture to the writer; returns its generation (0 when it could not be
     /// encoded, which no write ever confirms).
     fn hand_over(&mut self, encoded: &watch::Sender<Option<(u64, Vec<u8>)>>) -> u64 {
-        match snapshot::encode(&self.records) {
+        match snapshot::encode_with_wave(&self.records, self.wave.as_deref()) {
             Ok(bytes) => {
                 self.generation += 1;
                 encoded.send_replace(Some((self.generation, bytes)));

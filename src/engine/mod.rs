@@ -37,16 +37,16 @@ pub use bus::{Event, Job, JobKind, Origin, Outcome, StateKind};
 pub use error::{Error, WaveError};
 pub use host::{HostHandle, SHUTDOWN_GRACE};
 pub use real::{RealManagers, SAVE_EVERY};
-pub use wave::{WaveQueue, WaveRequest};
+pub use wave::{ThresholdChoice, WaveQueue, WaveRequest};
 
-use crate::config::{Config, HostConfig, HostId, JumpHosts};
+use crate::config::{Config, HostConfig, HostId};
 use crate::fleet::HostModel;
 use crate::inventory::Inventory;
 use crate::pkg::{self, SharedManager};
 use crate::remote::{Executor, SharedExecutor};
 use crate::store::Paths;
 use crate::store::audit::{AuditRecord, AuditSink};
-use crate::store::snapshot::{SavedHost, Snapshot};
+use crate::store::snapshot::{SavedHost, SavedStatus, SavedWave, Snapshot, host_digest};
 use crate::survey::{self, Survey, SurveyRequest};
 
 /// Events waiting for the frontend. Bounded: a slow frontend slows the hosts, not memory.
@@ -163,6 +163,8 @@ struct Inner {
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
+    /// The unfinished wave the restored snapshot holds, until resumed or discarded.
+    saved_wave: Mutex<Option<SavedWave>>,
     /// How many hosts are still resolving a job an earlier run left.
     reattached: watch::Receiver<usize>,
     cancel: CancellationToken,
@@ -192,8 +194,9 @@ impl Engine {
         };
 
         let now = Utc::now();
-        let mut restored: HashMap<HostId, SavedHost> = deps
-            .snapshot
+        let mut snapshot = deps.snapshot;
+        let saved_wave = snapshot.as_mut().and_then(|s| s.wave.take());
+        let mut restored: HashMap<HostId, SavedHost> = snapshot
             .map(|s| {
                 s.hosts
                     .into_iter()
@@ -225,6 +228,8 @@ impl Engine {
             .fleet
             .refresh_interval
             .filter(|_| deps.periodic_refresh);
+        // One permit per cluster: its hosts take turns at every change (see `HostDeps::cluster`).
+        let mut clusters: HashMap<Arc<str>, Arc<Semaphore>> = HashMap::new();
         let mut hosts = Vec::with_capacity(config.hosts.len());
         for (host, saved) in config.hosts.iter().zip(&initial) {
             let host = Arc::new(host.clone());
@@ -256,6 +261,12 @@ impl Engine {
                 events: events.clone(),
                 audit: audit.clone(),
                 limit: limit.clone(),
+                cluster: host.cluster.clone().map(|name| {
+                    clusters
+                        .entry(name)
+                        .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                        .clone()
+                }),
                 refresh_interval,
                 since_last_refresh: last_refresh.and_then(|at| (now - at).to_std().ok()),
                 reattaching: reattaching.clone(),
@@ -277,6 +288,7 @@ impl Engine {
         tracker.spawn(
             hub::Hub::new(
                 &initial,
+                saved_wave.clone(),
                 deps.paths.snapshot(),
                 deps.save_every,
                 cancel.clone(),
@@ -292,7 +304,9 @@ impl Engine {
             events: Mutex::new(Some(events)),
             audit: Mutex::new(Some(audit)),
             wave: Mutex::new(None),
-            next_wave: AtomicU64::new(1),
+            // A resumed wave keeps its id; new ones never reuse it.
+            next_wave: AtomicU64::new(saved_wave.as_ref().map_or(1, |w| w.id + 1)),
+            saved_wave: Mutex::new(saved_wave),
             reattached,
             cancel,
             abandon,
@@ -347,15 +361,90 @@ impl EngineHandle {
     }
 
     /// Starts a wave over `request.hosts`; returns its id. Refused while another wave runs.
+    /// An unfinished saved wave is discarded: the new wave's record replaces it.
     pub fn start_wave(&self, request: WaveRequest) -> Result<u64, WaveError> {
+        if request.hosts.is_empty() {
+            return Err(WaveError::NoHosts);
+        }
+        let queue = WaveQueue::of(&request, &self.inner.config);
+        let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
+        let launch = Launch {
+            id,
+            started_at: Utc::now(),
+            resumed: None,
+        };
+        self.launch(request, queue, launch)?;
+        lock(&self.inner.saved_wave).take();
+        Ok(id)
+    }
+
+    /// The unfinished wave the restored snapshot holds (a tendhost stopped or killed
+    /// mid-wave), for the frontends to offer; `None` once resumed, discarded or replaced.
+    pub fn saved_wave(&self) -> Option<SavedWave> {
+        lock(&self.inner.saved_wave).clone()
+    }
+
+    /// Resumes the saved wave under its own id: hosts whose turn is over stay done (failed
+    /// ones still count toward the threshold), hosts caught in flight run again once the
+    /// engine's reattach of their jobs is done, and the batch numbering goes on. A wave saved
+    /// at its threshold pauses there again first. When the config changed under the plan
+    /// (see [`SavedWave::differences`]) it resumes only with `accept_changes`: hosts no longer
+    /// configured are dropped, changed ones run with their new config.
+    pub fn resume_wave(&self, accept_changes: bool) -> Result<u64, WaveError> {
+        let saved = self.saved_wave().ok_or(WaveError::NothingToResume)?;
+        let config = &self.inner.config;
+        let differences = saved.differences(config);
+        if !differences.is_empty() && !accept_changes {
+            return Err(WaveError::Stale(differences));
+        }
+        let hosts: Vec<HostId> = saved
+            .hosts
+            .iter()
+            .filter_map(|h| self.host(&h.host).map(|handle| handle.id.clone()))
+            .collect();
+        if hosts.is_empty() {
+            return Err(WaveError::NoHosts);
+        }
+        let request = WaveRequest::from_saved(&saved.request, hosts);
+        let queue = WaveQueue::of(&request, config).resumed(&saved);
+        let ask_first = (saved.status == SavedStatus::Threshold).then(|| {
+            saved
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the wave paused at its threshold".to_string())
+        });
+        let launch = Launch {
+            id: saved.id,
+            started_at: saved.started_at,
+            resumed: Some(ask_first),
+        };
+        self.launch(request, queue, launch)?;
+        lock(&self.inner.saved_wave).take();
+        Ok(saved.id)
+    }
+
+    /// Forgets the saved wave (the console's "discard"), on disk too. Never waits: with the
+    /// hub's queue full the record stays on disk until the next wave replaces it, and is
+    /// offered again at the next start.
+    pub fn discard_saved_wave(&self) {
+        lock(&self.inner.saved_wave).take();
+        let events = lock(&self.inner.events).clone();
+        if let Some(events) = events {
+            events.try_emit(Event::WaveSaved(None));
+        }
+    }
+
+    fn launch(
+        &self,
+        request: WaveRequest,
+        queue: WaveQueue,
+        launch: Launch,
+    ) -> Result<(), WaveError> {
         let mut slot = lock(&self.inner.wave);
         if let Some(running) = slot.as_ref()
             && !running.finished.is_cancelled()
         {
             return Err(WaveError::Running(running.id));
-        }
-        if request.hosts.is_empty() {
-            return Err(WaveError::NoHosts);
         }
         let events = lock(&self.inner.events).clone().ok_or(WaveError::Stopped)?;
         let audit = lock(&self.inner.audit)
@@ -369,16 +458,29 @@ impl EngineHandle {
                 None => Err(WaveError::UnknownHost(id.clone())),
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
-        let queue = WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
-            .with_mode(request.mode)
-            .with_jump_hosts(&JumpHosts::of(&self.inner.config));
-        let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
+        let digests = self
+            .inner
+            .config
+            .hosts
+            .iter()
+            .filter(|h| handles.contains_key(&h.name))
+            .map(|h| (h.name.to_string(), host_digest(h)))
+            .collect();
+        let id = launch.id;
         let (paused, paused_rx) = watch::channel(false);
+        let (decide, decisions) = mpsc::channel(1);
+        let at_threshold = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let control = wave::WaveControl {
             id,
             paused,
             abort: CancellationToken::new(),
             finished: CancellationToken::new(),
+            decide,
+            at_threshold: at_threshold.clone(),
+        };
+        let (reattached, ask_first) = match launch.resumed {
+            Some(ask_first) => (Some(self.inner.reattached.clone()), ask_first),
+            None => (None, None),
         };
         let runner = wave::WaveRunner {
             id,
@@ -392,10 +494,18 @@ impl EngineHandle {
             abort: control.abort.clone(),
             finished: control.finished.clone(),
             cancel: self.inner.cancel.clone(),
+            decisions,
+            at_threshold,
+            started_at: launch.started_at,
+            digests,
+            reattached,
+            ask_first,
+            unsaved: false,
+            threshold_reason: None,
         };
         self.inner.tracker.spawn(runner.run());
         *slot = Some(control);
-        Ok(id)
+        Ok(())
     }
 
     /// Pauses the running wave: no host starts (in batches: before the next batch) until it is
@@ -406,10 +516,24 @@ impl EngineHandle {
         })
     }
 
-    pub fn resume_wave(&self) -> Result<(), WaveError> {
+    /// Lets a wave paused by [`pause_wave`](Self::pause_wave) go on.
+    pub fn unpause_wave(&self) -> Result<(), WaveError> {
         self.with_wave(|w| {
             w.paused.send_replace(false);
         })
+    }
+
+    /// The operator's choice for a wave paused at its threshold (`WaveStatus::Threshold`).
+    /// Refused when no wave waits for one (none runs, or it is not at its threshold, or another
+    /// choice came first).
+    pub fn decide_wave(&self, choice: ThresholdChoice) -> Result<(), WaveError> {
+        let mut taken = false;
+        self.with_wave(|w| taken = w.decide(choice))?;
+        if taken {
+            Ok(())
+        } else {
+            Err(WaveError::NotAtThreshold)
+        }
     }
 
     /// Aborts the running wave: no new host starts, in-flight hosts stop at their next safe point.
@@ -486,6 +610,15 @@ impl EngineHandle {
     pub fn abandon(&self) {
         self.inner.abandon.cancel();
     }
+}
+
+/// How a wave is launched: fresh, or resumed from its record.
+struct Launch {
+    id: u64,
+    started_at: chrono::DateTime<Utc>,
+    /// `Some` when resumed; inside, the reason to ask again first when it was saved at its
+    /// threshold.
+    resumed: Option<Option<String>>,
 }
 
 /// Who this tendhost is, as the host lock names it to anyone it refuses.

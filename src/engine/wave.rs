@@ -27,25 +27,44 @@
 //! for a later batch, and the batch it would have joined runs with the hosts it has. Rolling,
 //! it starts once every host behind it has ended, never while one is in flight.
 //!
+//! Hosts of one cluster (`cluster = "db"`) are never in flight together: the queue passes over a
+//! host whose cluster-mate is in flight (in batches: in its batch) for the next untried one, and
+//! the supervisors hold a per-cluster permit around every change, whoever asked.
+//!
+//! At its threshold (a halt for failures or an unproven batch) a wave with `on_threshold =
+//! "pause"` holds new starts, lets the hosts in flight finish, and waits for the operator's
+//! [`ThresholdChoice`]: continue (the limit rises to the failures so far), skip the failed
+//! (set aside as skipped), retry them (back in their batch), or abort.
+//!
+//! The runner saves the wave's record (`store::snapshot::SavedWave`) with the snapshot as it
+//! advances, durably before a host starts after another finished, so a resumed wave
+//! ([`WaveQueue::resumed`]) never redoes a finished host. Shutting the engine down keeps the
+//! record; a wave that ends (finished, halted, aborted) clears it.
+//!
 //! The runner owns the wave's progress and nothing else: host state stays with the supervisors.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::bus::{Event, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus};
+use super::bus::{
+    Event, FailedHost, Job, JobKind, Origin, Outcome, SkippedHost, WaveProgress, WaveStatus,
+};
 use super::host::HostHandle;
 use super::predownload::Downloads;
-use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
+use crate::config::{BatchSize, Config, FailureLimit, HostId, JumpHosts, OnThreshold, WaveMode};
 use crate::pkg::UpgradeScope;
 use crate::store::audit::{AuditRecord, AuditSink};
+use crate::store::snapshot::{SavedRequest, SavedStatus, SavedWave, SavedWaveHost, Stand};
 
 /// How many hosts a halt reason names before it says "and N more".
 const REASON_HOSTS: usize = 5;
@@ -64,9 +83,14 @@ pub struct WaveQueue {
     /// The wave halts when more hosts than this have failed.
     pub failure_limit: usize,
     succeeded: usize,
+    /// The hosts that succeeded, with their batch: what a saved wave never runs again.
+    succeeded_in: Vec<(HostId, usize)>,
     failed: usize,
     /// Behind an `Arc` so each progress event shares it; rebuilt only when a host is skipped.
     skipped: Arc<[SkippedHost]>,
+    /// The failures the wave counts (`failed` of them), each with the batch it ran in, so a
+    /// retry can give it its place back.
+    failures: Vec<(FailedHost, usize)>,
     /// Batches opened so far; the current one is number `opened` (1-based).
     opened: usize,
     current: BatchTally,
@@ -76,6 +100,9 @@ pub struct WaveQueue {
     /// Selected jump host → the selected hosts behind it, which it must not share a batch with
     /// (see [`with_jump_hosts`](Self::with_jump_hosts)); empty for most fleets.
     behind: HashMap<HostId, Vec<HostId>>,
+    /// Selected host → its cluster, for the hosts whose cluster has another selected host
+    /// (see [`with_clusters`](Self::with_clusters)); empty for most fleets.
+    cluster_of: HashMap<HostId, Arc<str>>,
 }
 
 /// The batch being filled.
@@ -91,7 +118,43 @@ struct BatchTally {
     started: HashSet<HostId>,
     succeeded: usize,
     /// How each host of the batch that did not succeed ended ("h0 failed: …"), for the reason.
-    misses: Vec<String>,
+    misses: Vec<(HostId, String)>,
+    /// The operator chose to go on although the batch proved nothing (at the threshold).
+    waived: bool,
+}
+
+impl BatchTally {
+    /// Whether the batch lets the next one open: a host of it succeeded, or the operator said
+    /// go on anyway.
+    fn proven(&self) -> bool {
+        self.succeeded > 0 || self.waived
+    }
+}
+
+/// What the operator chose when the wave paused at its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdChoice {
+    /// Go on: the failures stay counted, and the limit rises so the next failure asks again.
+    Continue,
+    /// Set the failed hosts aside as skipped (they no longer count) and go on.
+    SkipFailed,
+    /// Retry each failed host (back to the front of the queue, its failure no longer counted).
+    RetryFailed,
+    /// Stop the wave, as `on_threshold = "abort"` would have.
+    Abort,
+}
+
+impl ThresholdChoice {
+    /// The choice's name in audit records and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ThresholdChoice::Continue => "continue",
+            ThresholdChoice::SkipFailed => "skip_failed",
+            ThresholdChoice::RetryFailed => "retry_failed",
+            ThresholdChoice::Abort => "abort",
+        }
+    }
 }
 
 impl WaveQueue {
@@ -112,13 +175,49 @@ impl WaveQueue {
             total,
             failure_limit: max_failures.resolve(total),
             succeeded: 0,
+            succeeded_in: Vec::new(),
             failed: 0,
             skipped: Arc::from([]),
+            failures: Vec::new(),
             opened: 0,
             current: BatchTally::default(),
             in_flight: HashMap::new(),
             behind: HashMap::new(),
+            cluster_of: HashMap::new(),
         }
+    }
+
+    /// The queue of `request` over `config`'s fleet: its sizes, failure limit and pace, jump
+    /// hosts after the hosts behind them, cluster-mates apart. What the engine runs, and what a
+    /// planner [simulates](Self::simulate).
+    pub fn of(request: &WaveRequest, config: &Config) -> WaveQueue {
+        WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
+            .with_mode(request.mode)
+            .with_jump_hosts(&JumpHosts::of(config))
+            .with_clusters(config)
+    }
+
+    /// Keeps the hosts of one cluster (`cluster = "db"`) from ever being in flight together
+    /// and, in batches, from sharing a batch: a host whose cluster-mate holds it back is
+    /// passed over for the next untried host, so no slot waits. Call before the first batch.
+    pub fn with_clusters(mut self, config: &Config) -> WaveQueue {
+        let mut members: HashMap<&Arc<str>, Vec<HostId>> = HashMap::new();
+        let selected: HashSet<&HostId> = self.untried.iter().collect();
+        for host in &config.hosts {
+            if let Some(cluster) = &host.cluster
+                && selected.contains(&host.name)
+            {
+                members.entry(cluster).or_default().push(host.name.clone());
+            }
+        }
+        for (cluster, hosts) in members {
+            if hosts.len() > 1 {
+                for host in hosts {
+                    self.cluster_of.insert(host, cluster.clone());
+                }
+            }
+        }
+        self
     }
 
     pub fn with_mode(mut self, mode: WaveMode) -> WaveQueue {
@@ -171,6 +270,18 @@ impl WaveQueue {
         failed > self.failure_limit
     }
 
+    /// Whether the current batch can still start a host now (it has room and one may join).
+    pub fn has_room(&self) -> bool {
+        let batch = &self.current;
+        !self.halts(self.failed)
+            && batch.ran + batch.in_flight < batch.size
+            && self.in_flight.len() < batch.size
+            && self
+                .untried
+                .iter()
+                .any(|h| self.may_join(h, &batch.started))
+    }
+
     /// Whether a host is still waiting for its turn.
     pub fn has_untried(&self) -> bool {
         !self.untried.is_empty()
@@ -203,8 +314,8 @@ impl WaveQueue {
         let batch = &self.current;
         match self.opened {
             0 => true,
-            1 => self.in_flight.is_empty() && batch.succeeded > 0,
-            _ => batch.ran + batch.in_flight >= batch.size && batch.succeeded > 0,
+            1 => self.in_flight.is_empty() && batch.proven(),
+            _ => batch.ran + batch.in_flight >= batch.size && batch.proven(),
         }
     }
 
@@ -228,16 +339,32 @@ impl WaveQueue {
         let host = self.untried.remove(at)?;
         self.current.in_flight += 1;
         self.in_flight.insert(host.clone(), self.opened);
-        if !self.behind.is_empty() {
+        if self.keeps_started() {
             self.current.started.insert(host.clone());
         }
         Some(host)
     }
 
-    /// Whether `host` may join a batch that has started the hosts in `started`: not when it is
-    /// the jump host of one of them. Rolling, batches overlap: not while a host behind it is in
-    /// flight or still to come.
+    /// Whether a batch remembers the hosts it started: only when jump hosts or clusters keep
+    /// hosts apart.
+    fn keeps_started(&self) -> bool {
+        !self.behind.is_empty() || !self.cluster_of.is_empty()
+    }
+
+    /// Whether `host` may join a batch that has started the hosts in `started`: not while a
+    /// cluster-mate is in flight (in batches: nor when one is in this batch), nor when it is
+    /// the jump host of one of them. Rolling, batches overlap: not while a host behind it is
+    /// in flight or still to come.
     fn may_join(&self, host: &HostId, started: &HashSet<HostId>) -> bool {
+        if let Some(cluster) = self.cluster_of.get(host) {
+            let mate =
+                |other: &HostId| other != host && self.cluster_of.get(other) == Some(cluster);
+            if self.in_flight.keys().any(mate)
+                || (self.mode == WaveMode::Batches && started.iter().any(mate))
+            {
+                return false;
+            }
+        }
         let Some(behind) = self.behind.get(host) else {
             return true;
         };
@@ -265,14 +392,24 @@ impl WaveQueue {
                 batch.ran += 1;
                 batch.succeeded += 1;
                 self.succeeded += 1;
+                self.succeeded_in.push((host.clone(), of_batch));
             }
             Outcome::Failed { error } => {
                 batch.ran += 1;
-                batch.misses.push(format!("{host} failed: {error}"));
+                batch
+                    .misses
+                    .push((host.clone(), format!("{host} failed: {error}")));
                 self.failed += 1;
+                let failure = FailedHost {
+                    host: host.clone(),
+                    error: error.as_str().into(),
+                };
+                self.failures.push((failure, of_batch));
             }
             Outcome::Skipped { reason } | Outcome::Refused { reason } => {
-                batch.misses.push(format!("{host} skipped: {reason}"));
+                batch
+                    .misses
+                    .push((host.clone(), format!("{host} skipped: {reason}")));
                 let skipped = SkippedHost {
                     host: host.clone(),
                     reason: reason.as_str().into(),
@@ -295,7 +432,7 @@ impl WaveQueue {
     /// After a batch: why the wave must stop because the batch proved nothing (no host of it
     /// succeeded) while hosts are still waiting. The last batch needs no proof.
     pub fn canary_halt(&self) -> Option<String> {
-        if self.opened == 0 || self.current.succeeded > 0 || self.untried.is_empty() {
+        if self.opened == 0 || self.current.proven() || self.untried.is_empty() {
             return None;
         }
         let batch = if self.opened == 1 {
@@ -303,7 +440,12 @@ impl WaveQueue {
         } else {
             format!("batch {}", self.opened)
         };
-        let misses = &self.current.misses;
+        let misses: Vec<&str> = self
+            .current
+            .misses
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect();
         let mut how = misses[..misses.len().min(REASON_HOSTS)].join(", ");
         if misses.len() > REASON_HOSTS {
             how.push_str(&format!(", and {} more", misses.len() - REASON_HOSTS));
@@ -316,7 +458,7 @@ impl WaveQueue {
         let batch = &self.current;
         let room = batch.size.saturating_sub(batch.ran + batch.in_flight);
         // Rolling, a jump host only waits for hosts to end, not for a batch of its own.
-        if !self.behind.is_empty() && self.mode == WaveMode::Batches {
+        if self.keeps_started() && self.mode == WaveMode::Batches {
             return self.planned_with_jump_hosts(room);
         }
         let mut left = self.untried.len().saturating_sub(room);
@@ -328,7 +470,8 @@ impl WaveQueue {
         batches
     }
 
-    /// [`planned_batches`](Self::planned_batches) when jump hosts wait for later batches: fills
+    /// [`planned_batches`](Self::planned_batches) when jump hosts or cluster-mates wait for later
+    /// batches: fills
     /// the batches as [`next_host`](Self::next_host) would if every host ran.
     fn planned_with_jump_hosts(&self, mut room: usize) -> usize {
         let mut started = self.current.started.clone();
@@ -381,12 +524,144 @@ impl WaveQueue {
         batches
     }
 
+    /// Applies the operator's choice at the threshold; returns the hosts to retry (each goes
+    /// back to the front of the queue, in the order they failed, and a host of the current
+    /// batch gives its place in it back, so an unproven batch runs them again).
+    pub fn decide(&mut self, choice: ThresholdChoice) -> Vec<HostId> {
+        match choice {
+            ThresholdChoice::Abort => Vec::new(),
+            ThresholdChoice::Continue => {
+                self.failure_limit = self.failure_limit.max(self.failed);
+                self.current.waived = true;
+                Vec::new()
+            }
+            ThresholdChoice::SkipFailed => {
+                let set_aside = self.failures.drain(..).map(|(failed, _)| SkippedHost {
+                    host: failed.host,
+                    reason: format!("failed ({}); skipped at the threshold", failed.error).into(),
+                });
+                self.skipped = self.skipped.iter().cloned().chain(set_aside).collect();
+                self.failed = 0;
+                self.current.waived = true;
+                Vec::new()
+            }
+            ThresholdChoice::RetryFailed => {
+                let failures = std::mem::take(&mut self.failures);
+                self.failed = 0;
+                for (failed, batch) in failures.iter().rev() {
+                    self.untried.push_front(failed.host.clone());
+                    if *batch == self.opened {
+                        self.current.ran = self.current.ran.saturating_sub(1);
+                        self.current.misses.retain(|(host, _)| *host != failed.host);
+                    }
+                }
+                failures
+                    .into_iter()
+                    .map(|(failed, _)| failed.host)
+                    .collect()
+            }
+        }
+    }
+
+    /// Where each host stands, for the wave's saved record.
+    pub fn stands(&self) -> HashMap<HostId, Stand> {
+        let mut stands: HashMap<HostId, Stand> = self
+            .untried
+            .iter()
+            .map(|h| (h.clone(), Stand::Waiting))
+            .collect();
+        for (host, &batch) in &self.in_flight {
+            stands.insert(host.clone(), Stand::InFlight { batch });
+        }
+        for (host, batch) in &self.succeeded_in {
+            stands.insert(host.clone(), Stand::Succeeded { batch: *batch });
+        }
+        for (failed, batch) in &self.failures {
+            let error = failed.error.to_string();
+            stands.insert(
+                failed.host.clone(),
+                Stand::Failed {
+                    batch: *batch,
+                    error,
+                },
+            );
+        }
+        for skipped in self.skipped.iter() {
+            let reason = skipped.reason.to_string();
+            stands.insert(skipped.host.clone(), Stand::Skipped { reason });
+        }
+        stands
+    }
+
+    /// The queue of a saved wave, resumed where it stood: hosts whose turn is over stay done
+    /// (failed ones still count), hosts caught in flight go first, and the batch numbering
+    /// goes on ([`SavedWave::next_batch`] is the next one opened). Hosts of the record missing
+    /// from this queue's selection (no longer configured) are left out.
+    pub fn resumed(mut self, saved: &SavedWave) -> WaveQueue {
+        let selected: HashSet<HostId> = self.untried.iter().cloned().collect();
+        let mut first = Vec::new();
+        let mut skipped = Vec::new();
+        for entry in &saved.hosts {
+            let host = HostId::from(entry.host.as_str());
+            if !selected.contains(&host) {
+                continue;
+            }
+            match &entry.stand {
+                Stand::Waiting => {}
+                Stand::InFlight { .. } => first.push(host),
+                Stand::Succeeded { batch } => {
+                    self.succeeded += 1;
+                    self.succeeded_in.push((host, *batch));
+                }
+                Stand::Failed { batch, error } => {
+                    self.failed += 1;
+                    let failure = FailedHost {
+                        host,
+                        error: error.as_str().into(),
+                    };
+                    self.failures.push((failure, *batch));
+                }
+                Stand::Skipped { reason } => skipped.push(SkippedHost {
+                    host,
+                    reason: reason.as_str().into(),
+                }),
+            }
+        }
+        self.skipped = skipped.into();
+        let done: HashSet<HostId> = saved
+            .hosts
+            .iter()
+            .filter(|h| h.stand.is_done())
+            .map(|h| HostId::from(h.host.as_str()))
+            .collect();
+        let rest: Vec<HostId> = self
+            .untried
+            .drain(..)
+            .filter(|h| !done.contains(h) && !first.contains(h))
+            .collect();
+        self.untried = first.into_iter().chain(rest).collect();
+        self.opened = saved.next_batch().saturating_sub(1);
+        // The batch before the next one passed the wave's checks when it ran (a wave saved
+        // short of that is saved at its threshold, and asks again); it is full, and proven.
+        self.current = BatchTally {
+            waived: true,
+            ..BatchTally::default()
+        };
+        self
+    }
+
+    /// The batch opened last (0 before the first).
+    pub fn batch(&self) -> usize {
+        self.opened
+    }
+
     /// Copies the wave's counts into `progress`.
     pub fn tally(&self, progress: &mut WaveProgress) {
         progress.succeeded = self.succeeded;
         progress.failed = self.failed;
         progress.skipped = self.skipped.len();
         progress.skipped_hosts = self.skipped.clone();
+        progress.failed_hosts = self.failures.iter().map(|(f, _)| f.clone()).collect();
         progress.done = self.succeeded + self.failed + self.skipped.len();
         progress.batches = self.planned_batches();
     }
@@ -415,6 +690,39 @@ pub struct WaveRequest {
     pub defer_overruns: bool,
 }
 
+impl WaveRequest {
+    /// The request as a saved wave keeps it (its hosts are in the record's host list).
+    pub fn saved(&self) -> SavedRequest {
+        SavedRequest {
+            sizes: self.sizes.clone(),
+            delay: self.delay,
+            max_failures: self.max_failures,
+            mode: self.mode,
+            dry_run: self.dry_run,
+            allow_removals: self.allow_removals,
+            scope: self.scope.clone(),
+            on_threshold: self.on_threshold,
+            defer_overruns: self.defer_overruns,
+        }
+    }
+
+    /// The request of a saved wave, over `hosts`.
+    pub fn from_saved(saved: &SavedRequest, hosts: Vec<HostId>) -> WaveRequest {
+        WaveRequest {
+            hosts,
+            sizes: saved.sizes.clone(),
+            delay: saved.delay,
+            max_failures: saved.max_failures,
+            mode: saved.mode,
+            dry_run: saved.dry_run,
+            allow_removals: saved.allow_removals,
+            scope: saved.scope.clone(),
+            on_threshold: saved.on_threshold,
+            defer_overruns: saved.defer_overruns,
+        }
+    }
+}
+
 /// The engine's grip on a running wave.
 #[derive(Debug)]
 pub(super) struct WaveControl {
@@ -423,6 +731,27 @@ pub(super) struct WaveControl {
     pub abort: CancellationToken,
     /// Cancelled by the runner when it ends.
     pub finished: CancellationToken,
+    /// The operator's choice at the threshold; taken only while `at_threshold`.
+    pub decide: mpsc::Sender<ThresholdChoice>,
+    /// Set by the runner while it waits at its threshold; the first choice clears it.
+    pub at_threshold: Arc<AtomicBool>,
+}
+
+impl WaveControl {
+    /// Hands the runner the operator's choice: once, and only while it waits for one.
+    pub(super) fn decide(&self, choice: ThresholdChoice) -> bool {
+        if self
+            .at_threshold
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        // Room for one choice, and only one is let through per threshold: this cannot be full;
+        // closed means the runner ended meanwhile, which its last progress event says.
+        let _ = self.decide.try_send(choice);
+        true
+    }
 }
 
 pub(super) struct WaveRunner {
@@ -440,6 +769,29 @@ pub(super) struct WaveRunner {
     pub finished: CancellationToken,
     /// The engine's root token: shutting down stops the wave like an abort.
     pub cancel: CancellationToken,
+    pub decisions: mpsc::Receiver<ThresholdChoice>,
+    pub at_threshold: Arc<AtomicBool>,
+    /// When the wave first started (kept across a resume).
+    pub started_at: DateTime<Utc>,
+    /// Each selected host's config digest, for the record's staleness check.
+    pub digests: BTreeMap<String, String>,
+    /// Set for a resumed wave: no host starts before the engine's reattach is done.
+    pub reattached: Option<watch::Receiver<usize>>,
+    /// Set for a wave resumed at its threshold: the reason it paused, to ask again first.
+    pub ask_first: Option<String>,
+    /// A host finished since the record was last saved.
+    pub unsaved: bool,
+    /// Why the wave waits at its threshold, while it does.
+    pub threshold_reason: Option<String>,
+}
+
+/// What the wave does once its hosts in flight have ended.
+enum Verdict {
+    /// Go on (next batch, or more hosts of the window).
+    Go,
+    /// Retried hosts take their place again in the current batch.
+    RunAgain,
+    Stop(Halt),
 }
 
 /// Why a wave stopped early.
@@ -476,6 +828,7 @@ impl WaveRunner {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         };
         self.queue.tally(&mut progress);
         let detail = format!(
@@ -492,36 +845,29 @@ impl WaveRunner {
                 ""
             }
         );
-        self.audit("wave_start", "started", &detail).await;
+        let resumed = self.reattached.is_some();
+        let verb = if resumed { "resumed" } else { "started" };
+        self.audit("wave_start", verb, &detail).await;
+        progress.batch = self.queue.batch();
         self.emit(&progress).await;
-        // A dry run changes nothing, downloads included.
-        let downloads = (!self.request.dry_run)
-            .then(|| Downloads::new(self.queue.order(), self.request.scope.clone()));
-        // Stops the downloads once the wave is over (or aborted): nothing needs them then.
-        let no_more = self.abort.child_token();
-        let fetching = downloads.clone().map(|downloads| {
-            downloads.run(
-                self.handles.clone(),
-                self.id,
-                self.download_concurrency,
-                no_more.clone(),
-            )
-        });
-        let waving = async {
-            let halt = match self.queue.mode() {
-                WaveMode::Batches => self.run_batches(&mut progress, downloads.as_ref()).await,
-                WaveMode::Rolling => self.run_rolling(&mut progress, downloads.as_ref()).await,
-            };
-            no_more.cancel();
-            halt
-        };
-        let halt = match fetching {
-            Some(fetching) => tokio::join!(waving, fetching).0,
-            None => waving.await,
+        let halt = match self.prelude(&mut progress).await {
+            Some(halt) => Some(halt),
+            None => self.wave(&mut progress).await,
         };
         progress.in_flight.clear();
+        let shut_down = self.cancel.is_cancelled() && !self.abort.is_cancelled();
+        if halt.is_some() && shut_down {
+            // tendhost stops, the wave does not end: its record stays, to be resumed.
+            self.save().await;
+        } else {
+            self.events.emit(Event::WaveSaved(None)).await;
+            self.persist().await;
+        }
         let (status, result) = match halt {
             None => (WaveStatus::Finished, "finished".to_string()),
+            Some(Halt::Aborted) if shut_down => {
+                (WaveStatus::Aborted, "interrupted; resumable".to_string())
+            }
             Some(Halt::Aborted) => (WaveStatus::Aborted, "aborted".to_string()),
             Some(Halt::Halted(reason)) => {
                 progress.reason = Some(reason.clone());
@@ -538,6 +884,100 @@ impl WaveRunner {
         self.finished.cancel();
     }
 
+    /// Before any host starts: a resumed wave waits for the engine's reattach of the jobs an
+    /// earlier run left (so an upgrade that finished meanwhile is not redone, and one that runs
+    /// is followed first), the wave's record is saved, and a wave saved at its threshold asks
+    /// again. `Some` when the wave stops there.
+    async fn prelude(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
+        if let Some(mut reattached) = self.reattached.take() {
+            tokio::select! {
+                // Gone only with the engine, which the cancel branch sees too.
+                _ = reattached.wait_for(|left| *left == 0) => {}
+                () = self.abort.cancelled() => return Some(Halt::Aborted),
+                () = self.cancel.cancelled() => return Some(Halt::Aborted),
+            }
+        }
+        self.save().await;
+        let reason = self.ask_first.take()?;
+        match self.ask(progress, reason).await {
+            Verdict::Stop(halt) => Some(halt),
+            Verdict::Go | Verdict::RunAgain => None,
+        }
+    }
+
+    /// Runs the batches (or the window) with the pre-downloads beside them.
+    async fn wave(&mut self, progress: &mut WaveProgress) -> Option<Halt> {
+        // A dry run changes nothing, downloads included.
+        let downloads = (!self.request.dry_run)
+            .then(|| Downloads::new(self.queue.order(), self.request.scope.clone()));
+        // Stops the downloads once the wave is over (or aborted): nothing needs them then.
+        let no_more = self.abort.child_token();
+        let fetching = downloads.clone().map(|downloads| {
+            downloads.run(
+                self.handles.clone(),
+                self.id,
+                self.download_concurrency,
+                no_more.clone(),
+            )
+        });
+        let waving = async {
+            let halt = match self.queue.mode() {
+                WaveMode::Batches => self.run_batches(progress, downloads.as_ref()).await,
+                WaveMode::Rolling => self.run_rolling(progress, downloads.as_ref()).await,
+            };
+            no_more.cancel();
+            halt
+        };
+        match fetching {
+            Some(fetching) => tokio::join!(waving, fetching).0,
+            None => waving.await,
+        }
+    }
+
+    /// The wave's record as it stands now.
+    fn record(&self) -> SavedWave {
+        let stands = self.queue.stands();
+        let hosts = self
+            .request
+            .hosts
+            .iter()
+            .map(|host| SavedWaveHost {
+                host: host.to_string(),
+                stand: stands.get(host).cloned().unwrap_or(Stand::Waiting),
+            })
+            .collect();
+        SavedWave {
+            id: self.id,
+            started_at: self.started_at,
+            request: self.request.saved(),
+            hosts,
+            batch: self.queue.batch(),
+            status: if self.threshold_reason.is_some() {
+                SavedStatus::Threshold
+            } else {
+                SavedStatus::Running
+            },
+            reason: self.threshold_reason.clone(),
+            digests: self.digests.clone(),
+        }
+    }
+
+    /// Hands the record to the hub and waits until it is on disk: called before any host
+    /// starts after another finished, so a resumed wave never redoes a finished host.
+    async fn save(&mut self) {
+        let record = Arc::new(self.record());
+        self.events.emit(Event::WaveSaved(Some(record))).await;
+        self.persist().await;
+        self.unsaved = false;
+    }
+
+    async fn persist(&self) {
+        if let Err(e) = self.events.persist().await {
+            // The wave goes on; a resume after a crash may redo the hosts since the last save.
+            tracing::warn!(wave = self.id, "saving the wave's record: {e}");
+        }
+    }
+
     async fn run_batches(
         &mut self,
         progress: &mut WaveProgress,
@@ -549,17 +989,14 @@ impl WaveRunner {
             }
             let batch = self.queue.open_batch()?;
             progress.batch = batch;
-            progress.status = WaveStatus::Running;
-            self.run_batch(progress, downloads).await;
-            if let Some(reason) = self.queue.failure_halt() {
-                return Some(Halt::Halted(reason));
-            }
-            if self.stopping() {
-                return Some(Halt::Aborted);
-            }
-            // Checked after an abort: hosts skipped because of it prove nothing either way.
-            if let Some(reason) = self.queue.canary_halt() {
-                return Some(Halt::Halted(reason));
+            loop {
+                progress.status = WaveStatus::Running;
+                self.run_batch(progress, downloads).await;
+                match self.verdict(progress).await {
+                    Verdict::Go => break,
+                    Verdict::RunAgain => {}
+                    Verdict::Stop(halt) => return Some(halt),
+                }
             }
             if self.queue.has_untried() && !self.request.delay.is_zero() {
                 progress.status = WaveStatus::Delaying;
@@ -579,6 +1016,9 @@ impl WaveRunner {
     async fn run_batch(&mut self, progress: &mut WaveProgress, downloads: Option<&Downloads>) {
         let mut answers = FuturesUnordered::new();
         loop {
+            if self.unsaved && !self.stopping() && self.queue.has_room() {
+                self.save().await;
+            }
             while !self.stopping()
                 && let Some(host) = self.queue.next_host()
             {
@@ -607,7 +1047,45 @@ impl WaveRunner {
         let mut opens_at = None;
         let mut pause_gone = false;
         loop {
-            let hold = self.start_rolling(progress, &mut answers, &mut opens_at, downloads);
+            self.roll(
+                progress,
+                &mut answers,
+                &mut opens_at,
+                &mut pause_gone,
+                downloads,
+            )
+            .await;
+            match self.verdict(progress).await {
+                Verdict::Go | Verdict::RunAgain => {}
+                Verdict::Stop(halt) => return Some(halt),
+            }
+            if !self.queue.has_untried() {
+                return None;
+            }
+            if !self.queue.may_open_batch() && !self.queue.has_room() {
+                // The queue always leaves a host to start, or a reason not to; belt and braces.
+                return Some(Halt::Halted("no further host could start".to_string()));
+            }
+        }
+    }
+
+    /// Rolling: starts hosts as the queue allows until none is in flight and none may start.
+    async fn roll(
+        &mut self,
+        progress: &mut WaveProgress,
+        answers: &mut FuturesUnordered<Answer>,
+        opens_at: &mut Option<Instant>,
+        pause_gone: &mut bool,
+        downloads: Option<&Downloads>,
+    ) {
+        loop {
+            if self.unsaved
+                && !self.stopping()
+                && (self.queue.has_room() || self.queue.may_open_batch())
+            {
+                self.save().await;
+            }
+            let hold = self.start_rolling(progress, answers, opens_at, downloads);
             self.queue.tally(progress);
             self.emit(progress).await;
             let stopping = self.stopping();
@@ -626,27 +1104,96 @@ impl WaveRunner {
                     self.host_finished(progress, host, outcome).await;
                 }
                 () = tokio::time::sleep_until(delay_until), if matches!(hold, Hold::Delay(_)) => {}
-                changed = self.paused.changed(), if !pause_gone && !stopping => {
+                changed = self.paused.changed(), if !*pause_gone && !stopping => {
                     // The sender goes only with the engine: no pause can come any more.
-                    pause_gone = changed.is_err();
+                    *pause_gone = changed.is_err();
                 }
                 () = self.abort.cancelled(), if !stopping => {}
                 () = self.cancel.cancelled(), if !stopping => {}
             }
         }
-        if let Some(reason) = self.queue.failure_halt() {
-            return Some(Halt::Halted(reason));
+    }
+
+    /// Once no host is in flight: whether the wave must stop (too many failures, a batch that
+    /// proved nothing, an abort) and, with `on_threshold = "pause"`, what the operator says.
+    async fn verdict(&mut self, progress: &mut WaveProgress) -> Verdict {
+        let reason = match self.queue.failure_halt() {
+            Some(reason) => reason,
+            None if self.stopping() => return Verdict::Stop(Halt::Aborted),
+            // Checked after an abort: hosts skipped because of it prove nothing either way.
+            None => match self.queue.canary_halt() {
+                Some(reason) => reason,
+                None => return Verdict::Go,
+            },
+        };
+        if self.request.on_threshold == OnThreshold::Abort || self.stopping() {
+            return Verdict::Stop(Halt::Halted(reason));
         }
-        if self.stopping() {
-            return Some(Halt::Aborted);
+        self.ask(progress, reason).await
+    }
+
+    /// Pauses at the threshold for `reason` and applies the operator's choice.
+    async fn ask(&mut self, progress: &mut WaveProgress, reason: String) -> Verdict {
+        self.threshold_reason = Some(reason.clone());
+        // Durable before anyone is told: a batch run stops at this event.
+        self.save().await;
+        progress.status = WaveStatus::Threshold;
+        progress.reason = Some(reason.clone());
+        progress.in_flight.clear();
+        self.queue.tally(progress);
+        self.audit("wave_threshold", "paused", &reason).await;
+        // Set before the event goes out, so whoever sees it may answer at once.
+        self.at_threshold.store(true, Ordering::SeqCst);
+        self.emit(progress).await;
+        let choice = tokio::select! {
+            choice = self.decisions.recv() => choice,
+            () = self.abort.cancelled() => None,
+            () = self.cancel.cancelled() => None,
+        };
+        self.at_threshold.store(false, Ordering::SeqCst);
+        progress.reason = None;
+        let Some(choice) = choice else {
+            // Stopped while asking: the record keeps saying it waits at its threshold.
+            return Verdict::Stop(Halt::Aborted);
+        };
+        self.threshold_reason = None;
+        let failed: Vec<String> = progress
+            .failed_hosts
+            .iter()
+            .map(|f| f.host.to_string())
+            .collect();
+        let detail = if failed.is_empty() {
+            reason.clone()
+        } else {
+            format!("{reason}; failed: {}", failed.join(", "))
+        };
+        self.audit("wave_decision", choice.name(), &detail).await;
+        match choice {
+            ThresholdChoice::Abort => Verdict::Stop(Halt::Halted(reason)),
+            ThresholdChoice::Continue | ThresholdChoice::SkipFailed => {
+                self.queue.decide(choice);
+                Verdict::Go
+            }
+            ThresholdChoice::RetryFailed => {
+                for host in self.queue.decide(choice) {
+                    self.retry(host).await;
+                }
+                Verdict::RunAgain
+            }
         }
-        if let Some(reason) = self.queue.canary_halt() {
-            return Some(Halt::Halted(reason));
+    }
+
+    /// Clears a failed host's failure (`JobKind::Retry`) so its next wave step may run; a host
+    /// that will not take the retry says why when its step is refused.
+    async fn retry(&self, host: HostId) {
+        let Some(handle) = self.handles.get(&host) else {
+            return;
+        };
+        let (job, answer) = Job::answered(JobKind::Retry, Origin::Wave(self.id));
+        if handle.send(job).await.is_ok() {
+            // Dropped only when the supervisor stops: the step then fails saying so.
+            let _ = answer.await;
         }
-        // The queue always leaves a host to start, or a reason not to; this is belt and braces.
-        self.queue
-            .has_untried()
-            .then(|| Halt::Halted("no further host could start".to_string()))
     }
 
     /// Rolling: opens batches and starts hosts as far as the queue, the pause and the delay
@@ -698,8 +1245,15 @@ impl WaveRunner {
                 outcome: outcome.clone(),
             })
             .await;
-        self.queue.record(&host, &outcome);
         progress.in_flight.retain(|h| *h != host);
+        self.unsaved = true;
+        if self.cancel.is_cancelled() && outcome != Outcome::Succeeded {
+            // tendhost is stopping: a host that did not succeed was most likely stopped by
+            // that, not by itself. It stays in flight in the record, so a resumed wave runs it
+            // again (after the reattach of its job, if one runs on).
+            return;
+        }
+        self.queue.record(&host, &outcome);
     }
 
     /// Asks one host to run the wave's step and waits for its answer: the one place the runner
@@ -956,6 +1510,7 @@ mod tests {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         };
         queue.tally(&mut progress);
         assert_eq!(
@@ -1246,6 +1801,70 @@ mod tests {
         );
     }
 
+    /// A queue over `h0..h{n}` where host `i` is in cluster `clusters[i]` ("" for none).
+    fn cluster_queue(clusters: &[&str], sizes: &str, mode: WaveMode) -> WaveQueue {
+        let mut text = String::new();
+        for (i, cluster) in clusters.iter().enumerate() {
+            text.push_str(&format!(
+                "[[host]]\nname = \"h{i}\"\naddr = \"10.0.0.{}\"\n",
+                i + 1
+            ));
+            if !cluster.is_empty() {
+                text.push_str(&format!("cluster = \"{cluster}\"\n"));
+            }
+        }
+        let config = crate::config::Config::from_str("t.toml", &text).unwrap();
+        let request = WaveRequest {
+            hosts: hosts(clusters.len()),
+            sizes: BatchSize::parse_list(sizes).unwrap(),
+            delay: Duration::ZERO,
+            max_failures: FailureLimit::Count(0),
+            mode,
+            dry_run: false,
+            allow_removals: false,
+            scope: UpgradeScope::default(),
+            on_threshold: OnThreshold::Abort,
+            defer_overruns: true,
+        };
+        WaveQueue::of(&request, &config)
+    }
+
+    #[test]
+    fn cluster_mates_never_share_a_batch_and_the_next_host_takes_the_slot() {
+        let clusters = ["db", "db", "", "db", "", ""];
+        let mut queue = cluster_queue(&clusters, "1,3", WaveMode::Batches);
+        assert_eq!(queue.planned_batches(), 3);
+        assert_eq!(
+            names(&queue.clone().simulate()),
+            [vec!["h0"], vec!["h1", "h2", "h4"], vec!["h3", "h5"]]
+        );
+        let (batches, halt) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(halt, None);
+        assert_eq!(
+            names(&batches),
+            [vec!["h0"], vec!["h1", "h2", "h4"], vec!["h3", "h5"]]
+        );
+        // Rolling: the mate starts as soon as the other has ended, never beside it.
+        let mut queue = cluster_queue(&clusters, "1,3", WaveMode::Rolling);
+        queue.open_batch();
+        assert_eq!(take_all(&mut queue), [HostId::from("h0")]);
+        queue.record(&"h0".into(), &Outcome::Succeeded);
+        queue.open_batch();
+        assert_eq!(names(&[take_all(&mut queue)]), [vec!["h1", "h2", "h4"]]);
+        queue.record(&"h2".into(), &Outcome::Succeeded);
+        assert!(queue.may_open_batch());
+        queue.open_batch();
+        assert_eq!(queue.next_host().as_deref(), Some("h5"), "h3 waits for h1");
+        assert_eq!(queue.next_host(), None, "three in flight");
+        queue.record(&"h4".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host(), None, "h1 of db still runs");
+        queue.record(&"h1".into(), &Outcome::Succeeded);
+        assert_eq!(queue.next_host().as_deref(), Some("h3"));
+        // A lone host of a cluster is free.
+        let queue = cluster_queue(&["db", "", "web"], "3", WaveMode::Batches);
+        assert_eq!(names(&queue.simulate()), [vec!["h0", "h1", "h2"]]);
+    }
+
     fn rolling(n: usize, sizes: &str, max_failures: FailureLimit) -> WaveQueue {
         queue(n, sizes, max_failures).with_mode(WaveMode::Rolling)
     }
@@ -1370,6 +1989,7 @@ mod tests {
             in_flight: Vec::new(),
             reason: None,
             skipped_hosts: Arc::from([]),
+            failed_hosts: Arc::from([]),
         }
     }
 }

@@ -171,6 +171,9 @@ pub enum Event {
         host: HostId,
         measurement: super::history::Measurement,
     },
+    /// The unfinished wave's record as it now stands (`None`: no wave to resume any more),
+    /// for the snapshot: sent by the wave runner as it advances, folded by the hub.
+    WaveSaved(Option<Arc<crate::store::snapshot::SavedWave>>),
     /// One host of a wave is done (sent just before the matching `Wave` progress).
     WaveHostFinished {
         wave_id: u64,
@@ -202,6 +205,18 @@ pub struct WaveProgress {
     /// event (each skip already streams as a `wave_host` line); batch lists it once, in the summary.
     #[serde(skip)]
     pub skipped_hosts: Arc<[SkippedHost]>,
+    /// Every host whose failure the wave still counts, with its error, in the order they
+    /// failed: what the operator is shown at the threshold. Behind an `Arc` like `skipped_hosts`,
+    /// and like it not in each progress event's JSON (each failure streams as a `wave_host` line).
+    #[serde(skip)]
+    pub failed_hosts: Arc<[FailedHost]>,
+}
+
+/// A host that failed its wave step, and how ("upgrade: dpkg returned an error code (1)").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedHost {
+    pub host: HostId,
+    pub error: Arc<str>,
 }
 
 /// A host a wave did not run, and why ("outside maintenance window 'Sat 02:00-06:00'").
@@ -218,6 +233,9 @@ pub enum WaveStatus {
     Running,
     Paused,
     Delaying,
+    /// Paused at its threshold (more failures than `max_failures`, or a batch without a
+    /// success) with `on_threshold = "pause"`: no host starts until the operator decides.
+    Threshold,
     Halted,
     Aborted,
     Finished,
@@ -283,7 +301,7 @@ impl Event {
             | Event::Refused { host, .. }
             | Event::Measured { host, .. }
             | Event::WaveHostFinished { host, .. } => Some(host),
-            Event::Wave(_) => None,
+            Event::Wave(_) | Event::WaveSaved(_) => None,
         }
     }
 }

@@ -191,7 +191,10 @@ impl HostModel {
             }
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
             Event::Measured { measurement, .. } => self.history.record(measurement),
-            Event::Stage { .. } | Event::WaveHostFinished { .. } | Event::Wave(_) => return false,
+            Event::Stage { .. }
+            | Event::WaveHostFinished { .. }
+            | Event::Wave(_)
+            | Event::WaveSaved(_) => return false,
         }
         true
     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Local};
 use super::model::{
     Counts, HostStatus, PlanBatch, PlanHost, PlanTotals, RebootReason, Space, WavePlan,
 };
-use crate::config::{Config, HostId, JumpHosts};
+use crate::config::{Config, HostId};
 use crate::engine::{WaveQueue, WaveRequest};
 use crate::fleet::{HostModel, Plan, Prediction, WindowFit, forecast};
 use crate::pkg::{ServiceChange, UpgradePlan};
@@ -83,13 +83,16 @@ pub fn compose(
     }
 }
 
-/// The queue the wave itself would build for `hosts`, as `EngineHandle::start_wave` builds it.
-// FOLLOW-UP(i12-waves): once `WaveQueue::of(request, config)` is merged (it adds clusters),
-// build it here from `WaveRequest { hosts, ..request.clone() }` instead of repeating this.
+/// The queue the wave itself would build for `hosts` (jump hosts and clusters placed as the
+/// engine places them), so the plan shows the ordering they force.
 fn queue(request: &WaveRequest, config: &Config, hosts: Vec<HostId>) -> WaveQueue {
-    WaveQueue::new(hosts, &request.sizes, request.max_failures)
-        .with_mode(request.mode)
-        .with_jump_hosts(&JumpHosts::of(config))
+    WaveQueue::of(
+        &WaveRequest {
+            hosts,
+            ..request.clone()
+        },
+        config,
+    )
 }
 
 fn facts_of(model: Option<&HostModel>) -> Facts {

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::config::{HostId, JumpHosts};
 use crate::engine::bus::{StateKind, WaveStatus};
-use crate::engine::{Job, JobKind, Origin, WaveError};
+use crate::engine::{Job, JobKind, Origin, ThresholdChoice, WaveError};
 use crate::tui::app::App;
 use crate::tui::dialogs::{ConfirmDialog, Confirmable, PackagesDialog, WaveDialog};
 use crate::tui::filter::Filter;
@@ -44,6 +44,65 @@ impl App {
             Overlay::Wave(_) => self.handle_wave(action),
             Overlay::Plan { .. } => self.handle_plan(action),
             Overlay::Packages(_) => self.handle_packages(action),
+            Overlay::Threshold => self.handle_threshold(action),
+            Overlay::ResumeWave(_) => self.handle_resume(action),
+        }
+    }
+
+    /// The wave waits at its threshold: the operator's choice goes to the engine. Closing the
+    /// dialog decides nothing (the wave keeps waiting; `p` opens it again).
+    fn handle_threshold(&mut self, action: Action) {
+        let (choice, verb) = match action {
+            Action::WaveContinue => (ThresholdChoice::Continue, "continuing"),
+            Action::WaveSkipFailed => (ThresholdChoice::SkipFailed, "skipping the failed hosts"),
+            Action::WaveRetryFailed => (ThresholdChoice::RetryFailed, "retrying the failed hosts"),
+            Action::AbortWave => (ThresholdChoice::Abort, "aborting"),
+            Action::Back | Action::Quit => {
+                self.view.overlay = Overlay::None;
+                self.view.set_status(
+                    format!(
+                        "the wave waits at its threshold; {} to decide",
+                        self.keys.first_key(Action::PauseWave)
+                    ),
+                    false,
+                );
+                return;
+            }
+            _ => return,
+        };
+        self.view.overlay = Overlay::None;
+        match self.engine.decide_wave(choice) {
+            Ok(()) => self.view.set_status(format!("wave: {verb}"), false),
+            Err(err) => self.view.set_status(err.to_string(), true),
+        }
+    }
+
+    /// The unfinished wave offered at start: resume it (accepting the listed changes),
+    /// discard it, or leave it for later.
+    fn handle_resume(&mut self, action: Action) {
+        let Overlay::ResumeWave(dialog) = &self.view.overlay else {
+            return;
+        };
+        let accept = !dialog.differences.is_empty();
+        match action {
+            Action::Confirm | Action::Zoom => {
+                self.view.overlay = Overlay::None;
+                match self.engine.resume_wave(accept) {
+                    Ok(id) => self.view.set_status(format!("resuming wave {id}"), false),
+                    Err(e) => self.view.set_status(format!("cannot resume: {e}"), true),
+                }
+            }
+            Action::DiscardWave => {
+                self.view.overlay = Overlay::None;
+                self.engine.discard_saved_wave();
+                self.view.set_status("discarded the unfinished wave", false);
+            }
+            Action::Back | Action::Quit => {
+                self.view.overlay = Overlay::None;
+                self.view
+                    .set_status("the unfinished wave is kept; a new wave replaces it", false);
+            }
+            _ => {}
         }
     }
 
@@ -111,7 +170,11 @@ impl App {
             | Action::DryRunMissing
             | Action::ToggleSecurityOnly
             | Action::Decrease
-            | Action::Increase => {}
+            | Action::Increase
+            | Action::WaveContinue
+            | Action::WaveSkipFailed
+            | Action::WaveRetryFailed
+            | Action::DiscardWave => {}
         }
     }
 
@@ -230,8 +293,12 @@ impl App {
     }
 
     fn pause_or_resume(&mut self) {
+        if self.model.wave().map(|w| w.status) == Some(WaveStatus::Threshold) {
+            self.view.overlay = Overlay::Threshold;
+            return;
+        }
         let (sent, verb) = match self.model.wave().map(|w| w.status) {
-            Some(WaveStatus::Paused) => (self.engine.resume_wave(), "resuming"),
+            Some(WaveStatus::Paused) => (self.engine.unpause_wave(), "resuming"),
             Some(WaveStatus::Started | WaveStatus::Running | WaveStatus::Delaying) => {
                 (self.engine.pause_wave(), "pausing")
             }
@@ -359,6 +426,21 @@ impl App {
             Action::DryRunMissing => self.dry_run_hosts_without_plan(),
             Action::ToggleSecurityOnly => dialog.security_only = !dialog.security_only,
             Action::Confirm | Action::Zoom => {
+                // A new wave replaces the unfinished one a earlier run left: ask first.
+                if !dialog.discard_warned
+                    && let Some(saved) = self.engine.saved_wave()
+                {
+                    dialog.discard_warned = true;
+                    let again = self.keys.first_key(Action::Confirm);
+                    self.view.set_status(
+                        format!(
+                            "starting discards the unfinished {}; {again} again to start",
+                            saved.describe()
+                        ),
+                        true,
+                    );
+                    return;
+                }
                 let spec = dialog.spec();
                 self.view.overlay = Overlay::None;
                 let (n, dry, removals) = (spec.hosts.len(), spec.dry_run, spec.allow_removals);

@@ -17,8 +17,9 @@ use tokio::time::{self, MissedTickBehavior};
 
 use crate::engine::EngineHandle;
 use crate::engine::bus::Event;
+use crate::engine::bus::WaveStatus;
 use crate::tui::TuiError;
-use crate::tui::dialogs::WaveDefaults;
+use crate::tui::dialogs::{ResumeDialog, WaveDefaults};
 use crate::tui::keys::KeyMap;
 use crate::tui::model::FleetModel;
 use crate::tui::theme::Theme;
@@ -68,6 +69,12 @@ impl App {
         if let Some(warning) = settings.startup_warning {
             view.set_status(format!("warning: {warning}"), true);
         }
+        if let Some(saved) = engine.saved_wave()
+            && !settings.read_only
+        {
+            let differences = saved.differences(engine.config());
+            view.overlay = Overlay::ResumeWave(ResumeDialog { saved, differences });
+        }
         Self {
             model,
             view,
@@ -87,6 +94,12 @@ impl App {
     /// Folds an engine event into the model.
     pub fn apply(&mut self, event: &Event) {
         self.model.apply(event);
+        if let Event::Wave(progress) = event
+            && progress.status == WaveStatus::Threshold
+            && matches!(self.view.overlay, Overlay::None)
+        {
+            self.view.overlay = Overlay::Threshold;
+        }
         // A refusal answers something the operator just asked for: say it where they look, in
         // the words the model kept (cleaned of whatever the host sent).
         if let Event::Refused { host, job, .. } = event {

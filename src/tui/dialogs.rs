@@ -191,6 +191,16 @@ pub struct WaveDefaults {
     pub delay: Duration,
     pub max_failures: FailureLimit,
     pub mode: WaveMode,
+    /// `[fleet] on_threshold`, else pause: the console can ask.
+    pub on_threshold: crate::config::OnThreshold,
+}
+
+/// The unfinished wave offered at start, with how the config changed under it (empty: the
+/// plan still fits); resuming a changed plan accepts the changes, which the dialog lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeDialog {
+    pub saved: crate::store::snapshot::SavedWave,
+    pub differences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +227,10 @@ pub struct WaveDialog {
     pub preview: Option<std::sync::Arc<crate::plan::WavePlan>>,
     /// Only security updates on every host of the wave (the `S` toggle).
     pub security_only: bool,
+    on_threshold: crate::config::OnThreshold,
+    /// The operator was told that starting discards the unfinished saved wave, and confirms
+    /// again to go ahead.
+    pub discard_warned: bool,
 }
 
 impl WaveDialog {
@@ -255,6 +269,8 @@ impl WaveDialog {
             defer_overruns: true,
             preview: None,
             security_only: false,
+            on_threshold: defaults.on_threshold,
+            discard_warned: false,
         }
     }
 
@@ -321,7 +337,7 @@ impl WaveDialog {
                 packages: Vec::new(),
                 security_only: self.security_only,
             },
-            on_threshold: crate::config::OnThreshold::Pause,
+            on_threshold: self.on_threshold,
             defer_overruns: self.defer_overruns,
         }
     }
@@ -514,6 +530,7 @@ mod tests {
             delay: Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
             mode: WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         };
         let mut dialog = WaveDialog::new(vec!["a".into(), "b".into()], "marked hosts", &defaults);
         assert!(dialog.dry_run);
@@ -540,6 +557,7 @@ mod tests {
             delay: Duration::ZERO,
             max_failures: FailureLimit::Count(0),
             mode: WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         };
         let mut dialog = WaveDialog::new(vec!["a".into()], "all hosts", &defaults);
         dialog.move_field(10);

@@ -49,6 +49,14 @@ pub enum Action {
     ToggleSecurityOnly,
     Decrease,
     Increase,
+    /// At a wave's threshold: go on with the failures counted.
+    WaveContinue,
+    /// At a wave's threshold: set the failed hosts aside and go on.
+    WaveSkipFailed,
+    /// At a wave's threshold: retry the failed hosts.
+    WaveRetryFailed,
+    /// Forget the unfinished wave offered at start.
+    DiscardWave,
     Help,
     Quit,
 }
@@ -215,6 +223,38 @@ pub(super) const BINDINGS: &[Binding] = &[
         ["l", "Right", "+"],
         "next value",
         Dialog
+    ),
+    bind!(
+        WaveContinue,
+        "wave_continue",
+        ["C"],
+        "threshold: continue",
+        Dialog,
+        mutating
+    ),
+    bind!(
+        WaveSkipFailed,
+        "wave_skip_failed",
+        ["K"],
+        "threshold: skip failed",
+        Dialog,
+        mutating
+    ),
+    bind!(
+        WaveRetryFailed,
+        "wave_retry_failed",
+        ["X"],
+        "threshold: retry failed",
+        Dialog,
+        mutating
+    ),
+    bind!(
+        DiscardWave,
+        "discard_wave",
+        ["Delete"],
+        "discard saved wave",
+        Dialog,
+        mutating
     ),
     bind!(Help, "help", ["?"], "this help", Move),
     bind!(Quit, "quit", ["q", "Ctrl-c"], "quit; closes dialogs", Move),

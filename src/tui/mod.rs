@@ -14,7 +14,7 @@ mod filter;
 mod keys;
 mod model;
 mod plan_preview;
-mod sanitize;
+pub(crate) mod sanitize;
 mod scrollback;
 mod terminal;
 mod theme;
@@ -25,6 +25,8 @@ mod views;
 mod app_tests;
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
+mod wave_prompt_tests;
 
 use tokio::sync::mpsc;
 
@@ -63,6 +65,10 @@ impl Settings {
                 delay: config.fleet.delay,
                 max_failures: config.fleet.max_failures,
                 mode: config.fleet.wave_mode,
+                on_threshold: config
+                    .fleet
+                    .on_threshold
+                    .unwrap_or(crate::config::OnThreshold::Pause),
             },
             startup_warning: None,
         })

@@ -209,6 +209,7 @@ impl FleetModel {
                     | WaveStatus::Running
                     | WaveStatus::Paused
                     | WaveStatus::Delaying
+                    | WaveStatus::Threshold
             )
         })
     }

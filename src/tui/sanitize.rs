@@ -121,7 +121,8 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
             reason,
         }),
         // A job's label and id are tendhost's own words (the id checked when read back).
-        Event::Job { .. } => None,
+        // The console reads the saved wave from the engine, sanitized where it shows it.
+        Event::Job { .. } | Event::WaveSaved(_) => None,
         // Durations and times tendhost measured itself.
         Event::Measured { .. } => None,
         Event::Wave(progress) => wave(progress).map(Event::Wave),
@@ -271,10 +272,25 @@ fn wave(progress: &WaveProgress) -> Option<WaveProgress> {
         .skipped_hosts
         .iter()
         .any(|s| s.reason.contains(char::is_control));
-    if reason.is_none() && !skips_dirty {
+    let failures_dirty = progress
+        .failed_hosts
+        .iter()
+        .any(|f| f.error.contains(char::is_control));
+    if reason.is_none() && !skips_dirty && !failures_dirty {
         return None;
     }
     let mut clean = progress.clone();
+    if failures_dirty {
+        clean.failed_hosts = progress
+            .failed_hosts
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f.error = arc(&f.error).unwrap_or(f.error);
+                f
+            })
+            .collect();
+    }
     if reason.is_some() {
         clean.reason = reason;
     }

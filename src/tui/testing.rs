@@ -158,6 +158,7 @@ pub(super) fn wave(status: WaveStatus) -> WaveProgress {
         in_flight: vec!["host-03".into()],
         reason: None,
         skipped_hosts: std::sync::Arc::from([]),
+        failed_hosts: std::sync::Arc::from([]),
     }
 }
 
@@ -256,6 +257,7 @@ pub(super) fn settings(
             delay: std::time::Duration::from_secs(30),
             max_failures: FailureLimit::Count(0),
             mode: crate::config::WaveMode::Rolling,
+            on_threshold: crate::config::OnThreshold::Pause,
         },
         startup_warning: None,
     }
@@ -274,6 +276,7 @@ pub(super) fn key(spec: &str) -> crossterm::event::KeyEvent {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let (code, mods) = match spec {
         "Enter" => (KeyCode::Enter, KeyModifiers::NONE),
+        "Delete" => (KeyCode::Delete, KeyModifiers::NONE),
         "Esc" => (KeyCode::Esc, KeyModifiers::NONE),
         "Backspace" => (KeyCode::Backspace, KeyModifiers::NONE),
         "Tab" => (KeyCode::Tab, KeyModifiers::NONE),

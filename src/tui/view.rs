@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::HostId;
 use crate::engine::bus::StateKind;
-use crate::tui::dialogs::{ConfirmDialog, PackagesDialog, WaveDialog};
+use crate::tui::dialogs::{ConfirmDialog, PackagesDialog, ResumeDialog, WaveDialog};
 use crate::tui::filter::Filter;
 use crate::tui::model::{FleetModel, HostRow};
 
@@ -99,6 +99,11 @@ pub enum Overlay {
         scroll: usize,
     },
     Packages(PackagesDialog),
+    /// The wave paused at its threshold: which hosts failed and why, and the four choices
+    /// (read from the model's wave progress).
+    Threshold,
+    /// At start: the unfinished wave the snapshot holds, to resume, discard or leave.
+    ResumeWave(ResumeDialog),
 }
 
 /// A message on the status line until the next key.

@@ -13,6 +13,7 @@ mod batch;
 mod batch_compose;
 mod batch_plan;
 mod batch_scope;
+mod batch_waves;
 mod cli;
 mod config;
 mod engine;

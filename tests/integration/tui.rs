@@ -869,3 +869,50 @@ fn issue12_the_wave_dialog_previews_the_plan_and_opens_the_plan_view() {
         assert_eq!(installed_version(&host.root, "tendhost-legacy"), "1.0");
     }
 }
+
+/// Issue 12: a real wave whose second host fails its pre-check pauses at its threshold (the
+/// console's default), the dialog names the host and why, and "skip the failed" finishes it.
+#[test]
+fn issue12_the_threshold_dialog_asks_and_skip_finishes_the_wave() {
+    let env = TestEnv::new();
+    env.write_config(
+        "[fleet]\nrefresh_interval = \"0\"\nbatch_size = \"1\"\ndelay = \"0\"\n\n\
+         [[host]]\nname = \"alpha\"\ntransport = \"local\"\nmanager = \"none\"\n\n\
+         [[host]]\nname = \"beta\"\ntransport = \"local\"\nmanager = \"none\"\n\
+         [host.checks]\npre = \"false\"\n\n\
+         [[host]]\nname = \"gamma\"\ntransport = \"local\"\nmanager = \"none\"\n",
+    );
+    let mut vars = console_env(&env);
+    vars.push(("NO_COLOR", "1".to_string()));
+    let tmux = Tmux::start("threshold", &console_command(&env, ""), &vars);
+    tmux.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 3/3")
+    });
+    // The wave dialog starts as a dry run: `d` makes it real, `y` starts it.
+    tmux.keys(&["w", "d", "y"]);
+    let screen = tmux.wait_for("the threshold dialog", Duration::from_secs(30), |s| {
+        s.contains("paused at its threshold")
+    });
+    assert!(
+        screen.contains("✗ beta: pre-check failed (exit 1)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("skip the failed hosts and continue"),
+        "{screen}"
+    );
+    tmux.keys(&["K"]);
+    tmux.wait_for("the wave to finish", Duration::from_secs(30), |s| {
+        s.contains(" done") && !s.contains("paused at its threshold")
+    });
+    tmux.keys(&["q"]);
+    let after = tmux.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+    let audit = fs::read_to_string(env.state_dir().join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("\"wave_threshold\"") && audit.contains("\"skip_failed\""),
+        "{audit}"
+    );
+}

@@ -43,6 +43,7 @@ async fn a_wave_defers_a_host_whose_predicted_update_overruns_its_window() {
     let snapshot = Snapshot {
         saved_at: None,
         hosts: vec![slow_history("h0")],
+        wave: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let mut rig = start_in(config, SimFleet::new(), dir, Some(snapshot));

@@ -6,7 +6,9 @@ mod deferral;
 mod hosts;
 mod lists;
 mod pace;
+mod resume;
 mod scope;
+mod threshold;
 mod waves;
 
 use std::sync::Arc;
@@ -77,7 +79,7 @@ pub(crate) fn start(config: Config, fleet: Arc<SimFleet>) -> Rig {
     start_in(config, fleet, dir, None)
 }
 
-pub(super) fn start_in(
+pub(crate) fn start_in(
     config: Config,
     fleet: Arc<SimFleet>,
     dir: tempfile::TempDir,

@@ -289,7 +289,7 @@ async fn rolling_pause_holds_new_starts_while_hosts_in_flight_finish() {
         0,
         "hosts in flight finished"
     );
-    rig.engine.resume_wave().unwrap();
+    rig.engine.unpause_wave().unwrap();
     let end = rig.wave_end().await;
     assert_eq!(
         (end.status, end.succeeded),

@@ -97,7 +97,7 @@ async fn wave_pause_resume_and_abort() {
         2,
         "a paused wave started hosts"
     );
-    rig.engine.resume_wave().unwrap();
+    rig.engine.unpause_wave().unwrap();
     rig.until(|e| matches!(e, Event::Wave(p) if p.status == WaveStatus::Running && p.batch == 2))
         .await;
     rig.engine.abort_wave().unwrap();
@@ -420,5 +420,130 @@ async fn issue10_a_wave_updates_and_reboots_a_jump_host_after_the_hosts_behind_i
         state_of(&events, "h0").contains(&bus::StateKind::Rebooting),
         "h0 was not rebooted"
     );
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The most hosts of `cluster` upgrading at once, from the fleet's log of upgrade starts and ends.
+fn cluster_peak(fleet: &SimFleet, cluster: &[String]) -> usize {
+    let (mut now, mut peak) = (0usize, 0usize);
+    for (host, mark) in fleet.upgrades_in_order() {
+        if !cluster.contains(&host) {
+            continue;
+        }
+        match mark {
+            Upgrade::Started => {
+                now += 1;
+                peak = peak.max(now);
+            }
+            Upgrade::Ended => now -= 1,
+        }
+    }
+    peak
+}
+
+#[tokio::test]
+async fn cluster_mates_never_upgrade_at_once_in_a_wave_or_by_hand() {
+    let cluster_of = |i: usize| match i {
+        0..4 => "cluster = \"db\"",
+        4..8 => "cluster = \"web\"",
+        _ => "",
+    };
+    let config = fleet_config_each(12, |i| cluster_of(i).to_string());
+    let names =
+        |range: std::ops::Range<usize>| -> Vec<String> { range.map(|i| format!("h{i}")).collect() };
+    let (db, web) = (names(0..4), names(4..8));
+    let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    let fleet = SimFleet::new();
+    let mut rig = start(config, fleet.clone());
+    let mut request = wave(hosts.clone(), "1,6", FailureLimit::Count(0));
+    request.mode = crate::config::WaveMode::Rolling;
+    rig.engine.start_wave(request).unwrap();
+    let end = rig.wave_end().await;
+    assert_eq!(end.status, WaveStatus::Finished);
+    assert_eq!(end.succeeded, 12);
+    assert_eq!(cluster_peak(&fleet, &db), 1);
+    assert_eq!(cluster_peak(&fleet, &web), 1);
+    assert!(
+        fleet.peak() >= 3,
+        "the wave still ran hosts side by side ({})",
+        fleet.peak()
+    );
+
+    // By hand: every host at once; the cluster-mates take turns, the rest run together.
+    let by_hand = SimFleet::new();
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+    let config = fleet_config_each(12, |i| cluster_of(i).to_string());
+    let mut rig = start(config, by_hand.clone());
+    let answers: Vec<_> = hosts.iter().map(|h| rig.send_step(h, update())).collect();
+    let mut answers = futures::future::join_all(answers);
+    let outcomes = loop {
+        tokio::select! {
+            outcomes = &mut answers => break outcomes,
+            Some(_) = rig.events.recv() => {}
+        }
+    };
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o.as_ref().unwrap() == Outcome::Succeeded)
+    );
+    assert_eq!(cluster_peak(&by_hand, &db), 1);
+    assert_eq!(cluster_peak(&by_hand, &web), 1);
+    assert!(by_hand.peak() >= 4, "peak {}", by_hand.peak());
+    rig.engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn cluster_mates_take_turns_through_upgrade_reboot_and_verify() {
+    let fleet = SimFleet::new();
+    for host in ["h0", "h1", "h2"] {
+        fleet.set(
+            host,
+            Behaviour {
+                reboot_required: true,
+                down_for: Duration::from_millis(100),
+                ..Behaviour::default()
+            },
+        );
+    }
+    let config = fleet_config(3, "cluster = \"db\"\n[host.policy]\nauto_reboot = true\n");
+    let mut rig = start(config, fleet.clone());
+    let answers: Vec<_> = ["h0", "h1", "h2"]
+        .iter()
+        .map(|h| rig.send_step(h, update()))
+        .collect();
+    let mut answers = futures::future::join_all(answers);
+    let mut events = Vec::new();
+    let outcomes = loop {
+        tokio::select! {
+            outcomes = &mut answers => break outcomes,
+            Some(event) = rig.events.recv() => events.push(event),
+        }
+    };
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| *o.as_ref().unwrap() == Outcome::Succeeded),
+        "{outcomes:?}"
+    );
+    // Hosts changing at once, from their moves: updating, rebooting, verifying.
+    let mut changing = std::collections::HashSet::new();
+    let mut peak = 0;
+    let mut reboots = 0;
+    for event in &events {
+        if let Event::StateChanged { host, to, .. } = event {
+            if *to == bus::StateKind::Rebooting {
+                reboots += 1;
+            }
+            if to.is_mutating() {
+                changing.insert(host.clone());
+            } else {
+                changing.remove(host);
+            }
+            peak = peak.max(changing.len());
+        }
+    }
+    assert_eq!(reboots, 3, "every host rebooted");
+    assert_eq!(peak, 1, "two hosts of cluster db changed at once");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }

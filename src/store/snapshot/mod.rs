@@ -9,6 +9,7 @@
 
 mod disk;
 mod v1;
+mod wave;
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use super::paths::write_private_atomic;
 use crate::fleet::{FailedInfo, HostModel, HostState, Phase, StateKind};
 use disk::DiskHost;
+pub use wave::{SavedRequest, SavedStatus, SavedWave, SavedWaveHost, Stand, host_digest};
 
 /// Bump when the format changes; add a migration from the old number in [`load`].
 pub const FORMAT_VERSION: u32 = 2;
@@ -36,6 +38,8 @@ pub const RECENT_OUTPUT_BYTES: usize = 64 * 1024;
 pub struct Snapshot {
     pub saved_at: Option<DateTime<Utc>>,
     pub hosts: Vec<SavedHost>,
+    /// The unfinished wave, if one was running (see [`SavedWave`]).
+    pub wave: Option<SavedWave>,
 }
 
 /// One host as saved: its model and the newest lines of its output.
@@ -82,10 +86,12 @@ pub struct Loaded {
 }
 
 #[derive(Serialize)]
-struct Written {
+struct Written<'a> {
     version: u32,
     saved_at: DateTime<Utc>,
     hosts: Vec<DiskHost>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wave: Option<&'a SavedWave>,
 }
 
 #[derive(Deserialize)]
@@ -93,15 +99,23 @@ struct OnDisk<H> {
     #[serde(default)]
     saved_at: Option<DateTime<Utc>>,
     hosts: Vec<H>,
+    #[serde(default)]
+    wave: Option<SavedWave>,
 }
 
 /// Serialises hosts as a snapshot (split from [`save_bytes`] so the caller can do it off the
 /// hot path).
 pub fn encode(hosts: &[SavedHost]) -> io::Result<Vec<u8>> {
+    encode_with_wave(hosts, None)
+}
+
+/// [`encode`], with the unfinished wave's record.
+pub fn encode_with_wave(hosts: &[SavedHost], wave: Option<&SavedWave>) -> io::Result<Vec<u8>> {
     let snapshot = Written {
         version: FORMAT_VERSION,
         saved_at: Utc::now(),
         hosts: hosts.iter().map(DiskHost::from).collect(),
+        wave,
     };
     serde_json::to_vec(&snapshot).map_err(io::Error::other)
 }
@@ -131,6 +145,7 @@ pub fn load(path: &Path) -> Loaded {
         1 => serde_json::from_slice::<OnDisk<v1::V1Host>>(&bytes).map(|s| OnDisk {
             saved_at: s.saved_at,
             hosts: s.hosts.into_iter().map(DiskHost::from).collect(),
+            wave: s.wave,
         }),
         FORMAT_VERSION => serde_json::from_slice::<OnDisk<DiskHost>>(&bytes),
         newer => {
@@ -145,6 +160,7 @@ pub fn load(path: &Path) -> Loaded {
             snapshot: Some(Snapshot {
                 saved_at: snapshot.saved_at,
                 hosts: snapshot.hosts.into_iter().map(SavedHost::from).collect(),
+                wave: snapshot.wave,
             }),
             warning: None,
         },
@@ -176,6 +192,7 @@ fn set_aside(path: &Path, bytes: &[u8], why: &str) -> Loaded {
         snapshot: (!salvaged.is_empty()).then_some(Snapshot {
             saved_at: None,
             hosts: salvaged,
+            wave: None,
         }),
         warning: Some(warning),
     }

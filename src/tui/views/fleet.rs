@@ -81,6 +81,7 @@ fn wave_line(wave: &WaveProgress, ctx: Ctx<'_>, compact: bool) -> Line<'static> 
         WaveStatus::Started | WaveStatus::Running => "",
         WaveStatus::Paused => " paused",
         WaveStatus::Delaying => " waiting",
+        WaveStatus::Threshold => " at threshold",
         WaveStatus::Halted => " halted",
         WaveStatus::Aborted => " aborted",
         WaveStatus::Finished => " done",

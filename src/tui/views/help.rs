@@ -20,7 +20,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         Span::styled(" Keys ", theme.title()),
         Span::styled(note, theme.dim()),
     ]);
-    let inner = popup(area, buf, 84, 26, title);
+    let inner = popup(area, buf, 84, 30, title);
     let mut lines: Vec<Line> = Vec::new();
     let key_w = 14;
     for section in [

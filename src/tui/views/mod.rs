@@ -13,6 +13,7 @@ mod packages;
 mod plan;
 mod plan_facts;
 mod wave;
+mod wave_prompts;
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
@@ -68,6 +69,8 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
         Overlay::Wave(_) => wave::render(body, buf, ctx, view),
         Overlay::Plan { .. } => plan::render(body, buf, ctx, view),
         Overlay::Packages(_) => packages::render(body, buf, ctx, view),
+        Overlay::Threshold => wave_prompts::render_threshold(body, buf, ctx, view),
+        Overlay::ResumeWave(_) => wave_prompts::render_resume(body, buf, ctx, view),
     }
 }
 
