@@ -142,6 +142,7 @@ impl Printer {
                 host,
                 plan,
                 dry_run: true,
+                ..
             } => self.note(&format!("{host}: plan: {}", plan_note(plan))),
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
                 self.note(&format!(
@@ -339,6 +340,7 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             host,
             plan,
             dry_run,
+            ..
         } => with_fields(
             json!({"type": "planned", "host": host, "dry_run": dry_run}),
             // Every fact of the plan: upgrades, installs, removals, held, kept_back,

@@ -13,7 +13,7 @@ use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
 use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, StackReport, UpgradePlan};
+use crate::pkg::{PendingPackage, RebootStatus, StackReport, UpgradePlan, UpgradeScope};
 use crate::remote::Stream;
 
 /// What a job asks of one host.
@@ -145,6 +145,9 @@ pub enum Event {
         host: HostId,
         plan: Arc<UpgradePlan>,
         dry_run: bool,
+        /// The updates the plan is of: a plan of "everything" says nothing of a security-only
+        /// wave, and the other way round.
+        scope: UpgradeScope,
     },
     /// The host's compose stacks as last seen; `updated` when an update just ran over them (then
     /// the changed services of the `recreated` ones are the update's result). Not `updated`, the

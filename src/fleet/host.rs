@@ -17,6 +17,7 @@ use crate::config::HostId;
 use crate::inventory::Inventory;
 use crate::pkg::{
     PendingPackage, RebootStatus, ServiceChange, StackReport, UpdateProgress, UpgradePlan,
+    UpgradeScope,
 };
 
 /// One host as tendhost knows it.
@@ -68,6 +69,8 @@ pub struct SurveyMark {
 pub struct Plan {
     pub plan: Arc<UpgradePlan>,
     pub dry_run: bool,
+    /// Which updates it is a plan of.
+    pub scope: UpgradeScope,
 }
 
 impl HostModel {
@@ -128,6 +131,7 @@ impl HostModel {
                         Some(Plan {
                             plan,
                             dry_run: false,
+                            ..
                         }) => plan.upgrades.len() + plan.installs.len(),
                         _ => self.pending_count().unwrap_or(0),
                     };
@@ -160,10 +164,16 @@ impl HostModel {
                 self.survey = Some(mark.clone());
                 self.last_refresh = Some(Utc::now());
             }
-            Event::Planned { plan, dry_run, .. } => {
+            Event::Planned {
+                plan,
+                dry_run,
+                scope,
+                ..
+            } => {
                 self.plan = Some(Plan {
                     plan: plan.clone(),
                     dry_run: *dry_run,
+                    scope: scope.clone(),
                 });
             }
             Event::Stacks {

@@ -19,7 +19,7 @@ use super::model::{
 use crate::config::{Config, HostId};
 use crate::engine::{WaveQueue, WaveRequest};
 use crate::fleet::{HostModel, Plan, Prediction, WindowFit, forecast};
-use crate::pkg::{ServiceChange, UpgradePlan};
+use crate::pkg::{ServiceChange, UpgradePlan, UpgradeScope};
 
 /// What is known of one host before it is placed.
 struct Facts {
@@ -40,7 +40,12 @@ pub fn compose(
     let facts: HashMap<HostId, Facts> = request
         .hosts
         .iter()
-        .map(|host| (host.clone(), facts_of(models.get(host).copied())))
+        .map(|host| {
+            (
+                host.clone(),
+                facts_of(models.get(host).copied(), &request.scope),
+            )
+        })
         .collect();
     let history = |host: &HostId| {
         models
@@ -95,7 +100,10 @@ fn queue(request: &WaveRequest, config: &Config, hosts: Vec<HostId>) -> WaveQueu
     )
 }
 
-fn facts_of(model: Option<&HostModel>) -> Facts {
+/// What is known of one host for a wave of `scope`: its last dry run's plan when it was of
+/// that scope (a plan of everything says nothing of a security-only wave), or an empty plan
+/// when its last read found nothing of the scope pending.
+fn facts_of(model: Option<&HostModel>, scope: &UpgradeScope) -> Facts {
     let Some(model) = model else {
         return Facts {
             plan: None,
@@ -104,15 +112,16 @@ fn facts_of(model: Option<&HostModel>) -> Facts {
         };
     };
     let plan = match (&model.plan, model.pending.as_deref()) {
-        // A read found nothing pending: an update changes no package.
-        (_, Some([])) => Some(UpgradePlan::default()),
+        // A read found nothing of the scope pending: an update changes no package.
+        (_, Some(pending)) if scope.select(pending).is_empty() => Some(UpgradePlan::default()),
         (
             Some(Plan {
                 plan,
                 dry_run: true,
+                scope: planned,
             }),
             _,
-        ) => Some((**plan).clone()),
+        ) if planned == scope => Some((**plan).clone()),
         _ => None,
     };
     Facts {

@@ -73,6 +73,7 @@ fn host(name: &str, upgrades: &[&str], took: Option<u64>) -> HostModel {
     model.plan = Some(Plan {
         plan: Arc::new(plan),
         dry_run: true,
+        scope: Default::default(),
     });
     if let Some(took) = took {
         model.history.record(&Measurement::Upgrade {
@@ -111,6 +112,7 @@ fn fleet() -> Vec<HostModel> {
     a.plan = Some(Plan {
         plan: Arc::new(plan),
         dry_run: true,
+        scope: Default::default(),
     });
     let c = HostModel::new("c".into());
     vec![
@@ -304,4 +306,52 @@ fn a_jump_host_goes_after_the_hosts_behind_it_as_the_wave_places_it() {
         .collect();
     assert_eq!(batches, [vec!["a"], vec!["b"], vec!["bastion"]]);
     assert_eq!(plan.totals.counts.without_plan, 3, "nothing known of any");
+}
+
+#[test]
+fn a_plan_of_another_scope_says_nothing_and_nothing_in_scope_is_an_empty_plan() {
+    let models = fleet();
+    let refs: Vec<&HostModel> = models.iter().collect();
+    let mut security = request(&["a", "b"], true);
+    security.scope.security_only = true;
+    let plan = compose(&security, &refs, &config(), saturday(5, 30));
+    // Neither host has a security update pending: known, with nothing to do.
+    for host in ["a", "b"] {
+        let entry = entry(&plan, host);
+        assert!(entry.known && entry.upgrades.is_empty(), "{entry:?}");
+    }
+    // `a` has tendhost-app pending, but its plan was of everything: not a plan of this scope.
+    let mut only_app = request(&["a", "b"], true);
+    only_app.scope.packages = vec!["tendhost-app".into()];
+    let plan = compose(&only_app, &refs, &config(), saturday(5, 30));
+    assert!(
+        !entry(&plan, "a").known,
+        "a plan of everything is not one of tendhost-app"
+    );
+    assert!(entry(&plan, "b").known, "b has no tendhost-app pending");
+}
+
+#[test]
+fn cluster_mates_are_planned_in_separate_batches() {
+    let config = Config::from_str(
+        "t.toml",
+        "[clusters]\ndb = ['pg1', 'pg2']\n\
+         [[host]]\nname='pg1'\naddr='10.0.0.1'\n\
+         [[host]]\nname='pg2'\naddr='10.0.0.2'\n\
+         [[host]]\nname='web'\naddr='10.0.0.3'\n",
+    )
+    .unwrap();
+    let mut wave = request(&["pg1", "pg2", "web"], true);
+    wave.sizes = BatchSize::parse_list("2").unwrap();
+    let plan = compose(&wave, &[], &config, saturday(5, 30));
+    let batches: Vec<Vec<&str>> = plan
+        .batches
+        .iter()
+        .map(|b| b.hosts.iter().map(|h| &**h).collect())
+        .collect();
+    assert_eq!(
+        batches,
+        [vec!["pg1", "web"], vec!["pg2"]],
+        "pg2 never beside pg1: web takes its place"
+    );
 }

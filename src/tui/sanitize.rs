@@ -88,10 +88,13 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
             host,
             plan,
             dry_run,
+            scope,
         } => cleaned(&**plan)?.map(|plan| Event::Planned {
             host: host.clone(),
             plan: Arc::new(plan),
             dry_run: *dry_run,
+            // tendhost's own words (the operator's package names, checked as names).
+            scope: scope.clone(),
         }),
         Event::Surveyed { host, mark } => cleaned(&**mark)?.map(|mark| Event::Surveyed {
             host: host.clone(),
@@ -171,6 +174,7 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
             Some(plan) => Some(Plan {
                 plan: Arc::new(whole(&*plan.plan)?),
                 dry_run: plan.dry_run,
+                scope: plan.scope.clone(),
             }),
             None => None,
         },

@@ -56,7 +56,7 @@ impl StepContext {
                 if dry_run {
                     // The plan of this scope here is to do nothing: said as a plan, so a
                     // fleet-wide plan knows the host was asked.
-                    self.announce_plan(UpgradePlan::default(), true).await;
+                    self.announce_plan(UpgradePlan::default(), true, job).await;
                 }
                 return Ok(Done::Skipped(job.scope.nothing_pending()));
             }
@@ -66,7 +66,7 @@ impl StepContext {
         if dry_run {
             if found.pending {
                 let plan = self.plan(allow_removals, &job.scope).await?;
-                self.announce_plan(plan, true).await;
+                self.announce_plan(plan, true, job).await;
             }
             self.compose_check(job).await?;
             return Ok(Done::Ran);
@@ -171,7 +171,7 @@ impl StepContext {
         allow_removals: bool,
     ) -> StepResult<Arc<UpgradePlan>> {
         let plan = self.plan(allow_removals, &job.scope).await?;
-        let plan = self.announce_plan(plan, false).await;
+        let plan = self.announce_plan(plan, false, job).await;
         if !plan.removals.is_empty() && !self.options(allow_removals, &job.scope).allow_removals {
             return Err(Error::Refused(Refusal(format!(
                 "the upgrade would remove {}; allow removals to go ahead",
@@ -181,12 +181,13 @@ impl StepContext {
         Ok(plan)
     }
 
-    async fn announce_plan(&self, plan: UpgradePlan, dry_run: bool) -> Arc<UpgradePlan> {
+    async fn announce_plan(&self, plan: UpgradePlan, dry_run: bool, job: &Job) -> Arc<UpgradePlan> {
         let plan = Arc::new(plan);
         self.emit(Event::Planned {
             host: self.id.clone(),
             plan: plan.clone(),
             dry_run,
+            scope: job.scope.clone(),
         })
         .await;
         plan

@@ -83,6 +83,7 @@ fn upgraded(events: &[Event], host: &str) -> Vec<String> {
                 host: h,
                 plan,
                 dry_run: false,
+                ..
             } if &**h == host => Some(plan.upgrades.iter().map(|p| p.name.clone()).collect()),
             _ => None,
         })

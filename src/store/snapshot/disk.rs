@@ -14,7 +14,9 @@ use crate::fleet::{
     SurveyMark,
 };
 use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan};
+use crate::pkg::{
+    PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan, UpgradeScope,
+};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct DiskHost {
@@ -101,6 +103,8 @@ pub(super) struct DiskLastError {
 pub(super) struct DiskPlan {
     pub plan: UpgradePlan,
     pub dry_run: bool,
+    #[serde(default)]
+    pub scope: UpgradeScope,
 }
 
 impl From<&Phase> for DiskPhase {
@@ -180,6 +184,7 @@ impl From<&SavedHost> for DiskHost {
             plan: model.plan.as_ref().map(|p| DiskPlan {
                 plan: (*p.plan).clone(),
                 dry_run: p.dry_run,
+                scope: p.scope.clone(),
             }),
             stacks: model.stacks.to_vec(),
             compose_changes: model.compose_changes.to_vec(),
@@ -215,6 +220,7 @@ impl From<DiskHost> for SavedHost {
         model.plan = disk.plan.map(|p| Plan {
             plan: Arc::new(p.plan),
             dry_run: p.dry_run,
+            scope: p.scope,
         });
         model.stacks = Arc::from(disk.stacks);
         model.compose_changes = Arc::from(disk.compose_changes);

@@ -104,6 +104,7 @@ impl From<V1Host> for DiskHost {
             plan: old.plan.map(|plan| DiskPlan {
                 plan,
                 dry_run: true,
+                scope: Default::default(),
             }),
             stacks: Vec::new(),
             compose_changes: Vec::new(),

@@ -260,7 +260,7 @@ fn short_id(id: &str) -> String {
 fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
     let theme = ctx.theme;
     let mut lines = Vec::new();
-    if let Some(crate::fleet::Plan { plan, dry_run }) = &host.model.plan {
+    if let Some(crate::fleet::Plan { plan, dry_run, .. }) = &host.model.plan {
         let kind = if *dry_run { "dry run" } else { "last upgrade" };
         lines.push(Line::from(Span::styled(
             format!(

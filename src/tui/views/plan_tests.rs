@@ -34,6 +34,7 @@ async fn the_wave_dialog_previews_the_plan_and_opens_the_plan_view() {
             ..UpgradePlan::default()
         }),
         dry_run: true,
+        scope: Default::default(),
     });
     app.apply(&Event::Measured {
         host: "host-00".into(),

@@ -208,6 +208,7 @@ async fn the_pending_tab_shows_a_dry_runs_plan_facts() {
             ..Default::default()
         }),
         dry_run: true,
+        scope: Default::default(),
     });
     press(&mut app, "Tab");
     let screen = text(&draw(&mut app, 100, 40));
@@ -400,6 +401,7 @@ async fn update_confirmation_shows_planned_removals_first() {
             ..Default::default()
         }),
         dry_run: true,
+        scope: Default::default(),
     });
     press(&mut app, "u");
     let screen = text(&draw(&mut app, 80, 24));
@@ -445,6 +447,7 @@ fn app_with_removals(theme: Theme) -> (crate::tui::app::App, Rig) {
             ..Default::default()
         }),
         dry_run: true,
+        scope: Default::default(),
     });
     (app, rig)
 }
