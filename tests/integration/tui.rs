@@ -916,3 +916,86 @@ fn issue12_the_threshold_dialog_asks_and_skip_finishes_the_wave() {
         "{audit}"
     );
 }
+
+/// Issue 12: a console killed (`kill -9`) mid-wave leaves the wave saved; the console started
+/// next offers it ("Resume wave started … 1/3 done"), and resuming finishes it at the host that
+/// was in flight without redoing the one that had finished. Each host's pre-check appends a
+/// line to its own file, so how often each ran is on disk; beta's waits for a gate the test
+/// opens only after the kill.
+#[test]
+fn issue12_a_killed_console_offers_its_wave_and_resuming_redoes_no_finished_host() {
+    let env = TestEnv::new();
+    let marks = tempfile::tempdir().unwrap();
+    let dir = marks.path().display().to_string();
+    let pre = |name: &str, gate: bool| {
+        let wait = if gate {
+            format!(" && while [ ! -e {dir}/go ]; do sleep 0.1; done")
+        } else {
+            String::new()
+        };
+        format!("pre = \"echo ran >> {dir}/{name}{wait}\"")
+    };
+    let host = |name: &str, gate: bool| {
+        format!(
+            "[[host]]\nname = \"{name}\"\ntransport = \"local\"\nmanager = \"none\"\n\
+             [host.checks]\n{}\n\n",
+            pre(name, gate)
+        )
+    };
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\nbatch_size = \"1\"\ndelay = \"0\"\n\n{}{}{}",
+        host("alpha", false),
+        host("beta", true),
+        host("gamma", false)
+    ));
+    let ran = |name: &str| {
+        fs::read_to_string(marks.path().join(name))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+
+    let first = Tmux::start("resume-1", &console_command(&env, ""), &console_env(&env));
+    first.wait_for("the fleet table", Duration::from_secs(20), |s| {
+        s.contains("Hosts 3/3")
+    });
+    // The wave dialog starts as a dry run: `d` makes it real, `y` starts it.
+    first.keys(&["w", "d", "y"]);
+    // beta starts only once alpha's end is on disk; its pre-check has begun: kill now.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ran("beta") == 0 {
+        assert!(Instant::now() < deadline, "beta never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = console_pid(&first);
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    first.wait_for("the console to die", Duration::from_secs(20), |s| {
+        s.contains("EXIT=137")
+    });
+    drop(first);
+    fs::write(marks.path().join("go"), "").unwrap();
+
+    let second = Tmux::start("resume-2", &console_command(&env, ""), &console_env(&env));
+    let offer = second.wait_for("the offer to resume", Duration::from_secs(20), |s| {
+        s.contains("Resume wave started")
+    });
+    assert!(offer.contains("1/3 done"), "{offer}");
+    second.keys(&["y"]);
+    let done = second.wait_for("the wave to finish", Duration::from_secs(60), |s| {
+        s.contains("wave done")
+    });
+    assert!(done.contains("3/3 ok"), "{done}");
+    assert_eq!(ran("alpha"), 1, "alpha had finished: never redone");
+    assert_eq!(ran("beta"), 2, "beta was in flight: it runs again");
+    assert_eq!(ran("gamma"), 1);
+    second.keys(&["q"]);
+    let after = second.wait_for("the console to exit", Duration::from_secs(20), |s| {
+        s.contains("EXIT=")
+    });
+    assert!(after.contains("EXIT=0"), "{after}");
+}
