@@ -22,6 +22,7 @@ use crate::engine::Event;
 use crate::engine::bus::{StageStatus, WaveProgress, WaveStatus};
 use crate::errors::printable_line;
 use crate::fleet::{HostModel, Measurement};
+use crate::plan::render::bytes_text;
 use crate::stdio;
 
 /// Counts for the summary line.
@@ -466,12 +467,14 @@ fn plan_note(plan: &crate::pkg::UpgradePlan) -> String {
         text.push_str(&format!("; conffile prompts {}", paths.join(", ")));
     }
     if let Some(bytes) = plan.download_bytes {
-        text.push_str(&format!("; {bytes} bytes to download"));
+        text.push_str(&format!("; {} to download", bytes_text(bytes)));
     }
     for short in plan.short_of_space() {
         text.push_str(&format!(
-            "; NOT ENOUGH SPACE on {} ({} bytes needed, {} free)",
-            short.path, short.needed_bytes, short.free_bytes
+            "; NOT ENOUGH SPACE on {} ({} needed, {} free)",
+            short.path,
+            bytes_text(short.needed_bytes),
+            bytes_text(short.free_bytes)
         ));
     }
     text
@@ -516,7 +519,7 @@ mod tests {
         assert_eq!(
             plan_note(&plan),
             "0 to upgrade, 0 new, 1 to remove (tendhost-legacy); kept back tendhost-core; \
-             reboot expected (tendhost-kernel); 812 bytes to download"
+             reboot expected (tendhost-kernel); 812 B to download"
         );
     }
 
