@@ -11,6 +11,7 @@ pub mod engine;
 pub mod errors;
 pub mod exit;
 pub mod fleet;
+pub mod health;
 pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;

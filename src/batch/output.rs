@@ -145,6 +145,18 @@ impl Printer {
                 dry_run: true,
                 ..
             } => self.note(&format!("{host}: plan: {}", plan_note(plan))),
+            Event::Checked { host, report } => {
+                let passed = report.checks.iter().filter(|c| c.ok).count();
+                let mut text = format!(
+                    "{host}: {} checks: {passed}/{} passed",
+                    report.phase.label(),
+                    report.checks.len()
+                );
+                if !report.ok() {
+                    text.push_str(&format!("; failed: {}", report.failure_summary()));
+                }
+                self.note(&text);
+            }
             Event::Wave(p) if p.status != WaveStatus::Running || p.in_flight.len() == p.done => {
                 self.note(&format!(
                     "wave {}: {} batch {}/{}, {}/{} done, {} failed",
@@ -377,6 +389,10 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
                 "took_secs": took.as_secs_f64(),
             }),
         },
+        Event::Checked { host, report } => json!({
+            "type": "checked", "host": host, "phase": report.phase, "at": report.at,
+            "ok": report.ok(), "checks": report.checks, "failed_units": report.failed_units,
+        }),
         Event::InventoryRefreshed { .. }
         | Event::PendingRefreshed { .. }
         | Event::Surveyed { .. } => return None,
@@ -433,6 +449,9 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         "compose": model.compose_changes,
         "compose_pending": model.compose_pending(),
         "stacks": model.stacks,
+        // The last report of each phase that ran, flattened in phase order.
+        "checks": model.health.iter().flat_map(|r| r.checks.iter()).collect::<Vec<_>>(),
+        "needs_repair": model.needs_repair().map(|c| &c.detail),
     })
 }
 

@@ -176,6 +176,21 @@ pub struct Policy {
     pub upgrade_mode: UpgradeMode,
     /// Lets an upgrade go ahead even when it would remove packages.
     pub allow_removals: bool,
+    /// What to do with services still running code an upgrade replaced.
+    pub restart_services: RestartServices,
+}
+
+/// `[host.policy] restart_services`: what happens to the services an upgrade left running old
+/// code (needrestart `-b`, `needs-restarting -s`) when no reboot follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestartServices {
+    /// Not even listed: the operator handles restarts another way.
+    Never,
+    /// Listed per host (the detail pane, the JSON), restarted by nobody. The default.
+    #[default]
+    List,
+    /// Restarted after the update (`systemctl try-restart`), then checked again.
+    Auto,
 }
 
 #[derive(Debug, Clone)]
@@ -184,11 +199,35 @@ pub struct DockerSettings {
     pub pull_before_update: bool,
 }
 
-/// Health commands that gate a wave: `pre` must pass before a host is touched, `post` after.
-#[derive(Debug, Clone, Default)]
+/// What gates an update (see `crate::health`): the built-in checks, minus those in `skip`, and
+/// the operator's commands: `pre` must pass before a host is touched, `post` after.
+#[derive(Debug, Clone)]
 pub struct Checks {
     pub pre: Option<String>,
     pub post: Option<String>,
+    /// Built-in checks turned off for the host.
+    pub skip: std::collections::BTreeSet<crate::health::CheckName>,
+    /// Free space wanted on top of what an upgrade needs, in bytes.
+    pub disk_margin: u64,
+    /// How long the post-reboot check waits for `systemctl is-system-running` to settle.
+    pub system_running_timeout: Duration,
+}
+
+/// Default `[host.checks] disk_margin`: room for dpkg's and the kernel's temporary files.
+pub const DEFAULT_DISK_MARGIN: u64 = 200 << 20;
+/// Default `[host.checks] system_running_timeout`: a slow boot's services have settled by then.
+pub const DEFAULT_SYSTEM_RUNNING_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Default for Checks {
+    fn default() -> Self {
+        Checks {
+            pre: None,
+            post: None,
+            skip: Default::default(),
+            disk_margin: DEFAULT_DISK_MARGIN,
+            system_running_timeout: DEFAULT_SYSTEM_RUNNING_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

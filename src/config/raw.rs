@@ -17,7 +17,7 @@ use super::address::check_address;
 use super::suggest::did_you_mean;
 use super::{
     Checks, ComposeVersion, Config, ConfigError, Diagnostic, DockerSettings, HostConfig, HostId,
-    ManagerChoice, Policy, SshExplicit, Transport, UpgradeMode,
+    ManagerChoice, Policy, RestartServices, SshExplicit, Transport, UpgradeMode,
 };
 
 const TOP_KEYS: &[&str] = &[
@@ -118,6 +118,7 @@ impl Default for HostDefaults {
                 maintenance_window: None,
                 upgrade_mode: UpgradeMode::Full,
                 allow_removals: false,
+                restart_services: RestartServices::List,
             },
             docker: DockerSettings {
                 compose_version: ComposeVersion::V2,

@@ -13,18 +13,27 @@ use super::window::{parse_day, parse_time};
 use super::{
     AuditSettings, BatchSize, Checks, ComposeVersion, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HANDSHAKES_PER_SERVER, DockerSettings, FailureLimit, FleetSettings, KEX_ALGORITHMS,
-    KnownHostsPolicy, MaintenanceWindow, OnThreshold, Policy, SshSettings, UpgradeMode, WaveMode,
+    KnownHostsPolicy, MaintenanceWindow, OnThreshold, Policy, RestartServices, SshSettings,
+    UpgradeMode, WaveMode,
 };
+use crate::health::CheckName;
 
 const POLICY_KEYS: &[&str] = &[
     "auto_reboot",
     "maintenance_window",
     "upgrade_mode",
     "allow_removals",
+    "restart_services",
 ];
 const WINDOW_KEYS: &[&str] = &["start", "end", "days"];
 const DOCKER_KEYS: &[&str] = &["compose_version", "pull_before_update"];
-const CHECK_KEYS: &[&str] = &["pre", "post"];
+const CHECK_KEYS: &[&str] = &[
+    "pre",
+    "post",
+    "skip",
+    "disk_margin",
+    "system_running_timeout",
+];
 const SSH_KEYS: &[&str] = &[
     "known_hosts",
     "connect_timeout",
@@ -131,6 +140,18 @@ impl Ctx<'_> {
                     mode.span(),
                     &format!("{at}.upgrade_mode"),
                     &format!("'{other}' is not an upgrade mode (use 'full' or 'safe')"),
+                ),
+            }
+        }
+        if let Some(v) = self.string(table, at, "restart_services") {
+            match v.get_ref().as_str() {
+                "never" => policy.restart_services = RestartServices::Never,
+                "list" => policy.restart_services = RestartServices::List,
+                "auto" => policy.restart_services = RestartServices::Auto,
+                other => self.error(
+                    v.span(),
+                    &format!("{at}.restart_services"),
+                    &format!("'{other}' is not a restart policy (use 'never', 'list' or 'auto')"),
                 ),
             }
         }
@@ -252,6 +273,39 @@ impl Ctx<'_> {
                     *slot = Some(v.into_inner());
                 }
             }
+        }
+        if table.contains_key("skip") {
+            // Written here, the list replaces the defaults' list (as every other key does).
+            checks.skip.clear();
+        }
+        for (name, span) in self.string_list(table, at, "skip") {
+            match CheckName::skippable(&name) {
+                Some(check) => {
+                    checks.skip.insert(check);
+                }
+                None => {
+                    let names = CheckName::skippable_names();
+                    let hint = crate::config::suggest::did_you_mean(&name, &names);
+                    self.error(
+                        span,
+                        &format!("{at}.skip"),
+                        &format!("'{name}' is not a check that can be skipped{hint}"),
+                    );
+                }
+            }
+        }
+        if let Some(v) = self.string(table, at, "disk_margin") {
+            match parse_size::parse_size(v.get_ref()) {
+                Ok(bytes) => checks.disk_margin = bytes,
+                Err(why) => self.error(
+                    v.span(),
+                    &format!("{at}.disk_margin"),
+                    &format!("'{}' is not a size such as \"500MiB\" ({why})", v.get_ref()),
+                ),
+            }
+        }
+        if let Some(d) = self.duration(table, at, "system_running_timeout", false) {
+            checks.system_running_timeout = d;
         }
         checks
     }

@@ -28,6 +28,25 @@ pub enum Error {
     Upgrade(#[source] pkg::Error),
     #[error("compose")]
     Compose(#[source] pkg::Error),
+    /// A health gate failed (see `crate::health`): each failed check named with what it found.
+    #[error("{phase} checks failed: {failures}", phase = phase.label())]
+    Health {
+        phase: crate::health::CheckPhase,
+        failures: String,
+    },
+    /// The health probe could not be run on the host.
+    #[error("{phase} checks", phase = phase.label())]
+    HealthUnrun {
+        phase: crate::health::CheckPhase,
+        #[source]
+        source: remote::Error,
+    },
+    /// The health probe ran but did not answer as a probe does.
+    #[error("{phase} checks: {detail}", phase = phase.label())]
+    HealthNoAnswer {
+        phase: crate::health::CheckPhase,
+        detail: String,
+    },
     /// A `[host.checks]` command could not be run. Named by its stage, never by its command
     /// line: a check may carry a token (`curl -H "Authorization: …"`), and this text reaches the
     /// screen, the log, `--json` and the snapshot.
@@ -174,6 +193,7 @@ impl Error {
             Error::Inventory(inventory::Error::Remote { source, .. })
             | Error::Unasked { source, .. }
             | Error::CheckUnrun { source, .. }
+            | Error::HealthUnrun { source, .. }
             | Error::Reboot { source, .. } => source.is_transient(),
             Error::Survey(e) => e.is_transient(),
             Error::Detect(e)

@@ -372,7 +372,13 @@ impl HostSupervisor {
                 // The step waits for this answer; it is gone only if it was aborted.
                 let _ = reply.send(result);
             }
-            StepMsg::Event(event) => self.emit(event).await,
+            StepMsg::Event(event) => {
+                if let Event::Checked { report, .. } = &event {
+                    let record = AuditRecord::checks(&self.id, report);
+                    self.deps.audit.record(record).await;
+                }
+                self.emit(event).await
+            }
             StepMsg::Job(update) => self.job_update(update).await,
         }
     }

@@ -254,6 +254,13 @@ impl Engine {
                     &saved.model,
                 ))),
                 history: Arc::new(Mutex::new(saved.model.history.clone())),
+                baseline: Arc::new(Mutex::new(
+                    saved
+                        .model
+                        .health(crate::health::CheckPhase::Pre)
+                        .cloned()
+                        .map(Arc::new),
+                )),
             };
             let last_refresh = saved.model.last_refresh;
             let host_deps = host::HostDeps {

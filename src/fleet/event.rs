@@ -177,6 +177,12 @@ pub enum Event {
     /// The unfinished wave's record as it now stands (`None`: no wave to resume any more),
     /// for the snapshot: sent by the wave runner as it advances, folded by the hub.
     WaveSaved(Option<Arc<crate::store::snapshot::SavedWave>>),
+    /// A health probe's report (see `crate::health`): one per phase run, its gating failures
+    /// included. The supervisor also writes it to the audit log.
+    Checked {
+        host: HostId,
+        report: Arc<crate::health::HealthReport>,
+    },
     /// One host of a wave is done (sent just before the matching `Wave` progress).
     WaveHostFinished {
         wave_id: u64,
@@ -303,6 +309,7 @@ impl Event {
             | Event::Stage { host, .. }
             | Event::Refused { host, .. }
             | Event::Measured { host, .. }
+            | Event::Checked { host, .. }
             | Event::WaveHostFinished { host, .. } => Some(host),
             Event::Wave(_) | Event::WaveSaved(_) => None,
         }

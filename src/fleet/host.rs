@@ -14,6 +14,7 @@ use super::history::HostHistory;
 use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
+use crate::health::{CheckPhase, CheckResult, HealthReport};
 use crate::inventory::Inventory;
 use crate::pkg::{
     PendingPackage, RebootStatus, ServiceChange, StackReport, UpdateProgress, UpgradePlan,
@@ -49,6 +50,8 @@ pub struct HostModel {
     pub survey: Option<Arc<SurveyMark>>,
     /// How long the host's recent upgrades and reboots took: what predicts the next one.
     pub history: HostHistory,
+    /// The last health report of each phase that ran (see `crate::health`), in phase order.
+    pub health: Vec<Arc<HealthReport>>,
 }
 
 /// What a survey of the host (see `survey`) found beyond its inventory and packages: the
@@ -90,6 +93,29 @@ impl HostModel {
             job: None,
             survey: None,
             history: HostHistory::default(),
+            health: Vec::new(),
+        }
+    }
+
+    /// The last report of `phase`.
+    pub fn health(&self, phase: CheckPhase) -> Option<&HealthReport> {
+        self.health.iter().find(|r| r.phase == phase).map(|r| &**r)
+    }
+
+    /// The failed package-database check when the newest verdict on it says the host needs a
+    /// repair (half-configured packages, an unfinished transaction); `None` otherwise.
+    pub fn needs_repair(&self) -> Option<&CheckResult> {
+        crate::health::needs_repair(self.health.iter().map(|r| &**r))
+    }
+
+    /// Keeps `report` as the last of its phase.
+    pub fn record_health(&mut self, report: Arc<HealthReport>) {
+        match self.health.iter_mut().find(|r| r.phase == report.phase) {
+            Some(old) => *old = report,
+            None => {
+                self.health.push(report);
+                self.health.sort_by_key(|r| r.phase);
+            }
         }
     }
 
@@ -201,6 +227,7 @@ impl HostModel {
             }
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
             Event::Measured { measurement, .. } => self.history.record(measurement),
+            Event::Checked { report, .. } => self.record_health(report.clone()),
             Event::Stage { .. }
             | Event::WaveHostFinished { .. }
             | Event::Wave(_)

@@ -32,6 +32,9 @@ pub struct AuditRecord {
     pub result: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A health report's checks (`action = "checks"`), as the JSON contract gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<crate::health::CheckResult>>,
 }
 
 impl AuditRecord {
@@ -44,6 +47,22 @@ impl AuditRecord {
             user: String::new(),
             result: result.to_string(),
             detail: detail.map(str::to_string),
+            checks: None,
+        }
+    }
+
+    /// The record of one health report: `checks`, `ok` or `failed`, the phase and what failed
+    /// as its detail, every check in `checks`.
+    pub fn checks(host: &str, report: &crate::health::HealthReport) -> Self {
+        let result = if report.ok() { "ok" } else { "failed" };
+        let mut detail = report.phase.as_str().to_string();
+        if !report.ok() {
+            detail.push_str(": ");
+            detail.push_str(&report.failure_summary());
+        }
+        AuditRecord {
+            checks: Some(report.checks.clone()),
+            ..AuditRecord::new("checks", Some(host), result, Some(&detail))
         }
     }
 }

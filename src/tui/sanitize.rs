@@ -128,6 +128,11 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
         Event::Job { .. } | Event::WaveSaved(_) => None,
         // Durations and times tendhost measured itself.
         Event::Measured { .. } => None,
+        // Check details quote what the host printed (unit names, lock holders, dpkg's words).
+        Event::Checked { host, report } => cleaned(&**report)?.map(|report| Event::Checked {
+            host: host.clone(),
+            report: Arc::new(report),
+        }),
         Event::Wave(progress) => wave(progress).map(Event::Wave),
         Event::WaveHostFinished {
             wave_id,
@@ -160,6 +165,7 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
         job,
         survey,
         history,
+        health,
     } = model;
     Ok(HostModel {
         name: name.clone(),
@@ -191,6 +197,10 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
             None => None,
         },
         history: history.clone(),
+        health: health
+            .iter()
+            .map(|report| whole(&**report).map(Arc::new))
+            .collect::<Result<_, _>>()?,
     })
 }
 

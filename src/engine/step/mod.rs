@@ -9,6 +9,7 @@
 
 mod compose;
 mod download;
+pub(super) mod health;
 mod reattach;
 mod reboot;
 pub(super) mod refresh;
@@ -104,6 +105,8 @@ pub(super) struct StepContext {
     /// update step predicts from it whether the host fits its window. A `std` mutex: held
     /// only to copy or push, never across an `.await`.
     pub history: Arc<std::sync::Mutex<crate::fleet::HostHistory>>,
+    /// The host's last pre-update health report: the failed-unit baseline (see `health`).
+    pub baseline: health::Baseline,
 }
 
 pub(super) type StepResult<T> = Result<T, Error>;

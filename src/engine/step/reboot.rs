@@ -25,6 +25,7 @@ use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::errors::chain;
 use crate::fleet::Transition;
+use crate::health::{CheckName, CheckPhase, derived};
 use crate::remote::job::Follow;
 use crate::remote::{self, Executor, RemoteCommand, quote};
 
@@ -99,11 +100,29 @@ impl StepContext {
         if new == old {
             return Err(Error::BootIdUnchanged(old.to_string()));
         }
-        if let Some(post) = &self.host.checks.post {
-            self.check(Stage::Verify, post).await?;
-        }
+        let mut report = self.probe(CheckPhase::PostReboot, None).await?;
         // The reboot cleared what asked for it: read the host's word on it again.
-        self.read_host(super::refresh::Read::AfterChange).await?;
+        let found = self.read_host(super::refresh::Read::AfterChange).await?;
+        let phase = report.phase;
+        let policy = self.host.policy.restart_services;
+        report
+            .checks
+            .insert(0, derived::host_key(phase, &self.exec.describe()));
+        report.checks.extend(derived::needs_restart(
+            phase,
+            found.services.as_deref(),
+            policy,
+        ));
+        report
+            .checks
+            .push(derived::reboot_required(phase, &found.reboot));
+        let mut refused = None;
+        if let Some(post) = &self.host.checks.post {
+            refused = self
+                .operator_check(&mut report, CheckName::Post, Stage::Verify, post)
+                .await?;
+        }
+        self.settle_health(report, refused).await?;
         Ok(())
     }
 

@@ -27,6 +27,8 @@ pub(super) struct Found {
     pub packages: Arc<[PendingPackage]>,
     pub reboot: RebootStatus,
     pub stacks: Vec<StackReport>,
+    /// Services running code an upgrade replaced; `None` where the host has no tool to tell.
+    pub services: Option<Vec<String>>,
 }
 
 /// What a read does with the package lists and with the last read's fingerprint.
@@ -199,6 +201,7 @@ impl StepContext {
             packages: pending.clone(),
             reboot: reboot.clone(),
             stacks: stacks.to_vec(),
+            services: mark.services.clone(),
         };
         self.remember((!mark.fingerprint.is_empty()).then(|| {
             Arc::new(Remembered {
@@ -244,6 +247,7 @@ impl StepContext {
             packages: remembered.pending.clone(),
             reboot: remembered.reboot.clone(),
             stacks: remembered.stacks.to_vec(),
+            services: mark.services.clone(),
         };
         self.remember(Some(Arc::new(Remembered {
             mark,

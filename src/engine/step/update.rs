@@ -19,6 +19,8 @@ use crate::engine::error::Error;
 use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::fleet::{self, Measurement, Refusal, StateKind, Transition, WindowFit};
+use crate::health::probe::SpaceNeeds;
+use crate::health::{CheckName, CheckPhase, derived};
 use crate::pkg::{StackReport, UpgradeOptions, UpgradePlan, UpgradeReport, UpgradeScope};
 
 impl StepContext {
@@ -41,13 +43,6 @@ impl StepContext {
             return Ok(Done::Skipped(reason));
         }
         self.move_to(Transition::Query).await?;
-        if job.runs_pre_check()
-            && let Some(pre) = &self.host.checks.pre
-        {
-            // A check changes nothing: one that could not run for network trouble is tried again.
-            let check = self.read(|| self.check(Stage::PreCheck, pre));
-            self.in_stage(Stage::PreCheck, check).await?;
-        }
         let mut found = self.read_host(Read::BeforeUpgrade).await?;
         self.settle_query(&found).await?;
         let scoped = !job.scope.is_everything();
@@ -79,26 +74,33 @@ impl StepContext {
         if let Some(done) = aborted() {
             return Ok(done);
         }
-        if !found.pending && found.stacks.is_empty() {
-            if found.reboot.required {
-                // `settle_query` left the host waiting for a reboot.
-                return self.reboot_stage(job).await;
-            }
-            return Ok(Done::Ran);
-        }
-        if !found.pending && found.reboot.required {
-            // Waiting for a reboot already: that comes first; the stacks follow next time.
-            return self.reboot_stage(job).await;
-        }
+        // Waiting for a reboot already (`settle_query` left it so): that comes first; any
+        // stacks follow next time.
+        let reboot_only = !found.pending && found.reboot.required;
+        let nothing_to_do = !found.pending && found.stacks.is_empty() && !reboot_only;
         let plan = match found.pending {
             true => Some(self.consented_plan(job, allow_removals).await?),
             false => None,
         };
-        if job.defer_overruns
+        if !nothing_to_do
+            && !reboot_only
+            && job.defer_overruns
             && let Some(reason) = self.overrun_deferral(plan.as_deref(), found.reboot.required)
         {
             // Read and planned, nothing changed: the host waits for its next window.
             return Ok(Done::Skipped(reason));
+        }
+        if job.runs_pre_check() {
+            // Every host a real update is sent to is gated, even one with nothing to do: a
+            // wave counts a host whose checks fail as failed.
+            self.in_stage(Stage::PreCheck, self.pre_checks(plan.as_deref()))
+                .await?;
+        }
+        if nothing_to_do {
+            return Ok(Done::Ran);
+        }
+        if reboot_only {
+            return self.reboot_stage(job).await;
         }
         let stacks = self.compose_check(job).await?;
         if let Some(done) = aborted() {
@@ -243,17 +245,48 @@ impl StepContext {
     /// After an update without a reboot: the post-check passes and the host's lists are read
     /// again, so every consumer sees what is really left pending.
     async fn verify_update(&self) -> StepResult<()> {
+        if self.cancel.is_cancelled() {
+            // The upgrade was let finish while tendhost stops; nothing more may start now.
+            tracing::warn!(host = %self.id, "post-update checks not run: tendhost is stopping");
+            return Ok(());
+        }
+        let mut report = self.probe(CheckPhase::PostUpdate, None).await?;
+        let found = self.read_host(Read::AfterChange).await?;
+        let phase = report.phase;
+        let policy = self.host.policy.restart_services;
+        report.checks.extend(derived::needs_restart(
+            phase,
+            found.services.as_deref(),
+            policy,
+        ));
+        report
+            .checks
+            .push(derived::reboot_required(phase, &found.reboot));
+        let mut refused = None;
         if let Some(post) = &self.host.checks.post {
-            if self.cancel.is_cancelled() {
-                // The upgrade was let finish while tendhost stops; nothing more may start now.
-                tracing::warn!(host = %self.id, "post-check not run: tendhost is stopping");
-                return Ok(());
-            }
-            self.check(Stage::Verify, post).await?;
+            refused = self
+                .operator_check(&mut report, CheckName::Post, Stage::Verify, post)
+                .await?;
         }
-        if !self.cancel.is_cancelled() {
-            self.read_host(Read::AfterChange).await?;
+        self.settle_health(report, refused).await?;
+        Ok(())
+    }
+
+    /// The pre-update gate: the probe (locks, the package database, free space against what
+    /// `plan` needs), then the operator's `pre` command last, only when the built-in checks
+    /// passed. Nothing has changed on the host when it fails.
+    async fn pre_checks(&self, plan: Option<&UpgradePlan>) -> StepResult<()> {
+        let space = plan.map(SpaceNeeds::of_plan);
+        let mut report = self.probe(CheckPhase::Pre, space).await?;
+        let mut refused = None;
+        if report.ok()
+            && let Some(pre) = &self.host.checks.pre
+        {
+            refused = self
+                .operator_check(&mut report, CheckName::Pre, Stage::PreCheck, pre)
+                .await?;
         }
+        self.settle_health(report, refused).await?;
         Ok(())
     }
 

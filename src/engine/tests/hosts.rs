@@ -358,6 +358,7 @@ async fn a_refused_move_stops_the_step_before_it_touches_the_host() {
         lists_limit: Arc::new(tokio::sync::Semaphore::new(1)),
         memory: Default::default(),
         history: Default::default(),
+        baseline: Default::default(),
     };
     let job = Job::new(update(), Origin::Console);
     let running = tokio::spawn(step.run(job, StateKind::PendingUpdates));

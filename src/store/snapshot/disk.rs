@@ -13,6 +13,7 @@ use crate::fleet::{
     FailedInfo, HostHistory, HostModel, HostState, LastError, Phase, Plan, RemoteJob, StateKind,
     SurveyMark,
 };
+use crate::health::HealthReport;
 use crate::inventory::Inventory;
 use crate::pkg::{
     PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan, UpgradeScope,
@@ -52,6 +53,10 @@ pub(super) struct DiskHost {
     /// tendhost measured them).
     #[serde(default)]
     pub history: HostHistory,
+    /// The last health report of each phase: "needs repair" and the failed-unit baseline
+    /// survive a restart.
+    #[serde(default)]
+    pub health: Vec<HealthReport>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -194,6 +199,7 @@ impl From<&SavedHost> for DiskHost {
             job: model.job.as_deref().cloned(),
             survey: model.survey.as_deref().cloned(),
             history: model.history.clone(),
+            health: model.health.iter().map(|r| (**r).clone()).collect(),
         }
     }
 }
@@ -229,6 +235,9 @@ impl From<DiskHost> for SavedHost {
         model.job = disk.job.filter(|j| j.id.is_valid()).map(Arc::new);
         model.survey = disk.survey.map(Arc::new);
         model.history = disk.history;
+        for report in disk.health {
+            model.record_health(Arc::new(report));
+        }
         SavedHost {
             model,
             recent_output: disk.recent_output,

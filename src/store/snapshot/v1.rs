@@ -101,6 +101,7 @@ impl From<V1Host> for DiskHost {
             job: None,
             survey: None,
             history: Default::default(),
+            health: Vec::new(),
             plan: old.plan.map(|plan| DiskPlan {
                 plan,
                 dry_run: true,
