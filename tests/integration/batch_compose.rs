@@ -90,10 +90,13 @@ fn batch_update_recreates_a_changed_compose_service() {
     assert_eq!(host["compose"], web_change(&path, &outdated), "{host}");
     assert_eq!(host["compose_pending"], json!([]), "{host}");
     assert_eq!(stack.running_image("web"), fixture.v2);
-    // The pull and compare run before `updating`, the recreate inside it.
+    // The built-in pre-checks gate the host first; the pull and compare run before
+    // `updating`, the recreate inside it.
     assert_eq!(
         stages(&lines),
         [
+            "pre_check:started",
+            "pre_check:done",
             "compose_check:started",
             "compose_check:done",
             "packages:skipped",
@@ -240,7 +243,12 @@ fn a_failing_stack_fails_the_update_naming_stack_and_service() {
     );
     assert_eq!(
         stages(&lines),
-        ["compose_check:started", "compose_check:failed"]
+        [
+            "pre_check:started",
+            "pre_check:done",
+            "compose_check:started",
+            "compose_check:failed"
+        ]
     );
     assert!(!entered_updating(&lines));
     assert_eq!(

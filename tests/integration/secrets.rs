@@ -31,12 +31,12 @@ fn issue10_a_failing_check_is_named_by_its_stage_not_its_command_line() {
     let env = TestEnv::new();
     env.trust(&host);
     env.write_config(&format!(
-        "{}manager = \"none\"\ncompose_paths = [\"/srv/stack\"]\n\n\
-         [host.checks]\npre = \"test {TOKEN} = x\"\n",
+        "{}manager = \"none\"\n\n[host.checks]\npre = \"test {TOKEN} = x\"\n",
         env.host_toml("web", &host, "root")
     ));
 
-    let out = run_expecting(&env, &["--batch", "update", "--json"], 1);
+    // A wave gates every host it is sent to, even one with nothing to update.
+    let out = run_expecting(&env, &["--batch", "wave", "--json"], 1);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines = json_lines(&out);
@@ -46,7 +46,7 @@ fn issue10_a_failing_check_is_named_by_its_stage_not_its_command_line() {
     assert!(!stderr.contains(TOKEN), "stderr shows the check: {stderr}");
 
     // The table says the same.
-    let out = run_expecting(&env, &["--batch", "update"], 1);
+    let out = run_expecting(&env, &["--batch", "wave"], 1);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("pre-check failed (exit 1)"), "{table}");
     assert!(!table.contains(TOKEN), "{table}");
@@ -75,8 +75,7 @@ fn issue10_tendhost_ssh_key_never_reaches_a_local_command() {
     let env = TestEnv::new();
     let seen = env.dir.path().join("seen-env");
     env.write_config(&format!(
-        "[[host]]\nname = \"here\"\ntransport = \"local\"\nmanager = \"none\"\n\
-         compose_paths = [\"/nonexistent/stack\"]\n\n\
+        "[[host]]\nname = \"here\"\ntransport = \"local\"\nmanager = \"none\"\n\n\
          [host.policy]\nauto_reboot = false\n\n[host.checks]\npre = \"env > {}\"\n",
         seen.display()
     ));
@@ -84,11 +83,11 @@ fn issue10_tendhost_ssh_key_never_reaches_a_local_command() {
     let secret = "c2VjcmV0LWtleS12YWx1ZQ==";
     let out = tendhost(&env)
         .env("TENDHOST_SSH_KEY", secret)
-        .args(["--batch", "update", "--json"])
+        // A wave gates every host it is sent to, even one with nothing to update.
+        .args(["--batch", "wave", "--json"])
         .output()
         .unwrap();
-    // The pre-check passes; the made-up stack then fails the update, which does not matter here.
-    crate::harness::assert_exit(&out, 1);
+    crate::harness::assert_exit(&out, 0);
     let prechecked = json_lines(&out)
         .iter()
         .any(|l| l["type"] == "stage" && l["stage"] == "pre_check" && l["status"] == "done");
