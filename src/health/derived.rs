@@ -7,45 +7,93 @@ use super::{CheckName, CheckPhase, CheckResult};
 use crate::config::RestartServices;
 use crate::pkg::RebootStatus;
 
+/// What `restart_services = "auto"` did after an update, for [`needs_restart`] to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// `systemctl try-restart` of these services exited 0.
+    Restarted(Vec<String>),
+    /// It did not: these services were asked for, `why` is what went wrong (one line).
+    Failed { services: Vec<String>, why: String },
+}
+
+/// The services to restart after an update: those the after-change survey found running
+/// replaced code, under `restart_services = "auto"` only. `None`: restart nothing.
+pub(crate) fn to_restart(
+    policy: RestartServices,
+    services: Option<&[String]>,
+) -> Option<&[String]> {
+    match (policy, services) {
+        (RestartServices::Auto, Some(services)) if !services.is_empty() => Some(services),
+        _ => None,
+    }
+}
+
 /// Services still running replaced code. After an update (no reboot follows) it is a finding
 /// under `restart_services = "list"` (passes, naming them) and, under `"auto"`, what is left
-/// after the restart, which fails; after a reboot every service started afresh, so any left
-/// is a failure. `None` from the survey: the host has no tool to tell, said as such.
+/// after the restart (`restart`, read again afterwards), which fails, as does a restart that
+/// failed; after a reboot every service started afresh, so any left is a failure. `None`
+/// from the survey: the host has no tool to tell, said as such.
 pub(crate) fn needs_restart(
     phase: CheckPhase,
     services: Option<&[String]>,
     policy: RestartServices,
+    restart: Option<&Restart>,
 ) -> Option<CheckResult> {
     let name = CheckName::NeedsRestart;
     if policy == RestartServices::Never && phase == CheckPhase::PostUpdate {
         return None;
     }
+    let list = |names: &[String]| super::probe::name_list(names, 8);
+    let restarted = match restart {
+        Some(Restart::Failed { services, why }) => {
+            return Some(CheckResult::fail(
+                name,
+                phase,
+                format!("could not restart {}: {why}", list(services)),
+            ));
+        }
+        Some(Restart::Restarted(done)) => Some(format!("restarted: {}", list(done))),
+        None => None,
+    };
     let Some(services) = services else {
+        let unknown = "not known: neither needrestart nor needs-restarting is installed";
         return Some(CheckResult::pass(
             name,
             phase,
-            "not known: neither needrestart nor needs-restarting is installed",
+            match restarted {
+                Some(done) => format!("{done}; {unknown}"),
+                None => unknown.to_string(),
+            },
         ));
     };
     if services.is_empty() {
         return Some(CheckResult::pass(
             name,
             phase,
-            "no service runs replaced code",
+            restarted.unwrap_or_else(|| "no service runs replaced code".to_string()),
         ));
     }
-    let list = super::probe::name_list(services, 8);
     let after_restart = phase == CheckPhase::PostUpdate && policy == RestartServices::Auto;
     Some(match phase {
         CheckPhase::PostUpdate if !after_restart => {
-            CheckResult::pass(name, phase, format!("restart needed: {list}"))
+            CheckResult::pass(name, phase, format!("restart needed: {}", list(services)))
         }
         CheckPhase::PostUpdate => CheckResult::fail(
             name,
             phase,
-            format!("still running replaced code after the restart: {list}"),
+            match restarted {
+                Some(done) => format!("{done}; still running replaced code: {}", list(services)),
+                None => format!(
+                    "still running replaced code after the restart: {}",
+                    list(services)
+                ),
+            },
         ),
-        _ => CheckResult::fail(name, phase, format!("still running replaced code: {list}")),
+        _ => CheckResult::fail(
+            name,
+            phase,
+            format!("still running replaced code: {}", list(services)),
+        ),
     })
 }
 
@@ -93,6 +141,7 @@ mod tests {
             CheckPhase::PostUpdate,
             Some(&services),
             RestartServices::List,
+            None,
         )
         .unwrap();
         assert!(
@@ -103,7 +152,8 @@ mod tests {
             needs_restart(
                 CheckPhase::PostUpdate,
                 Some(&services),
-                RestartServices::Never
+                RestartServices::Never,
+                None
             )
             .is_none()
         );
@@ -111,7 +161,8 @@ mod tests {
             !needs_restart(
                 CheckPhase::PostUpdate,
                 Some(&services),
-                RestartServices::Auto
+                RestartServices::Auto,
+                None
             )
             .unwrap()
             .ok
@@ -120,22 +171,76 @@ mod tests {
             !needs_restart(
                 CheckPhase::PostReboot,
                 Some(&services),
-                RestartServices::Never
+                RestartServices::Never,
+                None
             )
             .unwrap()
             .ok
         );
         assert!(
-            needs_restart(CheckPhase::PostReboot, Some(&[]), RestartServices::List)
-                .unwrap()
-                .ok
+            needs_restart(
+                CheckPhase::PostReboot,
+                Some(&[]),
+                RestartServices::List,
+                None
+            )
+            .unwrap()
+            .ok
         );
         assert!(
-            needs_restart(CheckPhase::PostReboot, None, RestartServices::List)
+            needs_restart(CheckPhase::PostReboot, None, RestartServices::List, None)
                 .unwrap()
                 .detail
                 .contains("not known")
         );
+    }
+
+    #[test]
+    fn auto_restarts_what_needs_it_and_says_what_it_restarted_or_why_not() {
+        let services = vec!["cron.service".to_string(), "ssh.service".to_string()];
+        assert_eq!(
+            to_restart(RestartServices::Auto, Some(&services)),
+            Some(&services[..])
+        );
+        assert_eq!(to_restart(RestartServices::Auto, Some(&[])), None);
+        assert_eq!(to_restart(RestartServices::Auto, None), None);
+        assert_eq!(to_restart(RestartServices::List, Some(&services)), None);
+        assert_eq!(to_restart(RestartServices::Never, Some(&services)), None);
+
+        let judge = |left: Option<&[String]>, restart: &Restart| {
+            needs_restart(
+                CheckPhase::PostUpdate,
+                left,
+                RestartServices::Auto,
+                Some(restart),
+            )
+            .unwrap()
+        };
+        let restarted = Restart::Restarted(services.clone());
+        let clean = judge(Some(&[]), &restarted);
+        assert!(clean.ok, "{clean:?}");
+        assert_eq!(&*clean.detail, "restarted: cron.service, ssh.service");
+        let left = judge(Some(&services[1..]), &restarted);
+        assert!(!left.ok);
+        assert_eq!(
+            &*left.detail,
+            "restarted: cron.service, ssh.service; still running replaced code: ssh.service"
+        );
+        let failed = judge(
+            Some(&services),
+            &Restart::Failed {
+                services: services.clone(),
+                why: "systemctl exited 1: System has not been booted with systemd".into(),
+            },
+        );
+        assert!(!failed.ok);
+        assert_eq!(
+            &*failed.detail,
+            "could not restart cron.service, ssh.service: systemctl exited 1: System has not \
+             been booted with systemd"
+        );
+        let unknown = judge(None, &restarted);
+        assert!(unknown.ok && unknown.detail.starts_with("restarted: cron.service"));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! follows every change; the host key from the connection that ran the probe.
 
 pub(crate) mod derived;
+mod disk;
+mod locks;
 pub(crate) mod probe;
 
 use std::sync::Arc;

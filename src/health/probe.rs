@@ -15,6 +15,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::disk::Disk;
+use super::locks::Locks;
 use super::{CheckName, CheckPhase, CheckResult, HealthReport};
 use crate::pkg::ManagerKind;
 use crate::survey::sections::{EXIT, Sections, marker};
@@ -133,7 +135,7 @@ pub(crate) fn healthy_answer() -> String {
 /// say whether anything else about packages can be trusted.
 fn parts(phase: CheckPhase) -> &'static [&'static dyn Part] {
     match phase {
-        CheckPhase::Pre => &[&FailedUnits],
+        CheckPhase::Pre => &[&Locks, &Disk, &FailedUnits],
         CheckPhase::PostUpdate => &[&FailedUnits],
         CheckPhase::PostReboot => &[&FailedUnits],
         CheckPhase::Repair => &[],
@@ -374,7 +376,7 @@ mod tests {
         let pre = request(CheckPhase::Pre, &skip, None)
             .read("@@health\n@@failed_units\nold.service loaded failed failed Old\n@@exit 0\n")
             .unwrap();
-        assert!(pre.ok(), "{pre:?}");
+        assert!(pre.get(CheckName::FailedUnits).unwrap().ok, "{pre:?}");
         assert_eq!(
             pre.failed_units.as_deref(),
             Some(&["old.service".to_string()][..])

@@ -17,6 +17,7 @@ mod batch_waves;
 mod cli;
 mod config;
 mod engine;
+mod health_pre;
 mod host_cmd;
 mod hostile;
 mod inventory;

@@ -225,7 +225,7 @@ async fn safe_upgrade_leaves_kept_back_packages_alone() {
 }
 
 /// Another process holding `path` with an fcntl lock, as apt and dpkg take theirs.
-fn hold_lock(path: &std::path::Path) -> std::process::Child {
+pub(crate) fn hold_lock(path: &std::path::Path) -> std::process::Child {
     let mut holder = std::process::Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(

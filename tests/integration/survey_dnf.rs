@@ -265,13 +265,13 @@ async fn names_the_service_whose_process_maps_a_replaced_file() {
 
 /// A process inside the host that maps one file (as a daemon maps its libraries), in a
 /// systemd-style cgroup `system.slice/UNIT`; killed and its cgroup removed on drop.
-struct Mapper {
+pub(crate) struct Mapper {
     child: Child,
     cgroup: PathBuf,
 }
 
 impl Mapper {
-    fn start(host: &DnfHost, file: &str, unit: &str) -> Mapper {
+    pub(crate) fn start(host: &DnfHost, file: &str, unit: &str) -> Mapper {
         let hierarchy = [
             "/sys/fs/cgroup/systemd",
             "/sys/fs/cgroup/unified",

@@ -112,6 +112,7 @@ impl StepContext {
             phase,
             found.services.as_deref(),
             policy,
+            None,
         ));
         report
             .checks

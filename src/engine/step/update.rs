@@ -20,8 +20,9 @@ use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::fleet::{self, Measurement, Refusal, StateKind, Transition, WindowFit};
 use crate::health::probe::SpaceNeeds;
-use crate::health::{CheckName, CheckPhase, derived};
+use crate::health::{self, CheckName, CheckPhase, derived};
 use crate::pkg::{StackReport, UpgradeOptions, UpgradePlan, UpgradeReport, UpgradeScope};
+use crate::remote::{RemoteCommand, quote};
 
 impl StepContext {
     pub(super) async fn update(&self, job: &Job, from: StateKind) -> StepResult<Done> {
@@ -251,13 +252,27 @@ impl StepContext {
             return Ok(());
         }
         let mut report = self.probe(CheckPhase::PostUpdate, None).await?;
-        let found = self.read_host(Read::AfterChange).await?;
+        let mut found = self.read_host(Read::AfterChange).await?;
         let phase = report.phase;
         let policy = self.host.policy.restart_services;
+        let mut restart = None;
+        if let Some(services) = derived::to_restart(policy, found.services.as_deref()) {
+            let services = services.to_vec();
+            let done = self.restart_services(&services).await;
+            if done.is_ok() {
+                // What is left running replaced code after the restart is the host's word.
+                found = self.read_host(Read::AfterChange).await?;
+            }
+            restart = Some(match done {
+                Ok(()) => derived::Restart::Restarted(services),
+                Err(why) => derived::Restart::Failed { services, why },
+            });
+        }
         report.checks.extend(derived::needs_restart(
             phase,
             found.services.as_deref(),
             policy,
+            restart.as_ref(),
         ));
         report
             .checks
@@ -270,6 +285,31 @@ impl StepContext {
         }
         self.settle_health(report, refused).await?;
         Ok(())
+    }
+
+    /// `restart_services = "auto"`: `systemctl try-restart` of `services` (only those running,
+    /// so a stopped service stays stopped), its output shown as it comes. A short command, not
+    /// a detached job: a restart cut off by a lost connection is simply seen as not done by
+    /// the read that follows. `Err` says in one line why it did not happen (no systemd on the
+    /// host, a unit that failed to start again, the connection lost), for the check to name.
+    async fn restart_services(&self, services: &[String]) -> Result<(), String> {
+        let units: Vec<String> = services.iter().map(|s| quote(s)).collect();
+        let script = format!("systemctl try-restart -- {}", units.join(" "));
+        let command = RemoteCommand::new(script, self.command_timeout).privileged();
+        let out = self
+            .with_output(|lines| async move {
+                self.exec.run(&command, Some(&lines), &self.cancel).await
+            })
+            .await
+            .map_err(|e| crate::errors::chain(&e))?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "systemctl try-restart exited {}: {}",
+            super::exit_label(&out),
+            health::probe::one_line(out.diagnostic())
+        ))
     }
 
     /// The pre-update gate: the probe (locks, the package database, free space against what
