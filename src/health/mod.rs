@@ -12,6 +12,7 @@
 //! follows every change; the host key from the connection that ran the probe.
 
 pub(crate) mod derived;
+pub(crate) mod package_db;
 pub(crate) mod probe;
 
 use std::sync::Arc;
