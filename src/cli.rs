@@ -58,6 +58,9 @@ pub enum BatchCommand {
     Reboot,
     /// Update the selected hosts in batches, halting on failures.
     Wave,
+    /// Repair the package database of the selected hosts (`dpkg --configure -a` then
+    /// `apt-get -f install`; dnf: `remove --duplicates`), then check it again.
+    Repair,
     /// Clear the failed state of the selected hosts.
     Retry,
     /// Mark the failures of the selected hosts as seen.

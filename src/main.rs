@@ -196,6 +196,7 @@ fn batch_name(command: BatchCommand) -> &'static str {
         BatchCommand::Update => "update",
         BatchCommand::Reboot => "reboot",
         BatchCommand::Wave => "wave",
+        BatchCommand::Repair => "repair",
         BatchCommand::Retry => "retry",
         BatchCommand::Ack => "ack",
     }

@@ -133,6 +133,7 @@ impl Request {
                 allow_removals: self.allow_removals,
             },
             BatchCommand::Reboot => JobKind::Reboot,
+            BatchCommand::Repair => JobKind::Repair,
             BatchCommand::Retry => JobKind::Retry,
             BatchCommand::Ack => JobKind::Acknowledge,
             BatchCommand::Check | BatchCommand::Hosts | BatchCommand::Wave => return None,

@@ -200,7 +200,10 @@ impl Printer {
         let row = format!(
             "{:<20} {:<16} {:<28} {:>5} {:>3}  {}",
             truncate(&model.name, 20),
-            model.kind().as_str(),
+            match model.shows_needs_repair() {
+                true => "needs_repair",
+                false => model.kind().as_str(),
+            },
             truncate(&os, 28),
             model
                 .pending_count()

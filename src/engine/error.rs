@@ -28,6 +28,9 @@ pub enum Error {
     Upgrade(#[source] pkg::Error),
     #[error("compose")]
     Compose(#[source] pkg::Error),
+    /// The repair command (`dpkg --configure -a`, …) failed.
+    #[error("repair")]
+    Repair(#[source] pkg::Error),
     /// A health gate failed (see `crate::health`): each failed check named with what it found.
     #[error("{phase} checks failed: {failures}", phase = phase.label())]
     Health {
@@ -200,6 +203,7 @@ impl Error {
             | Error::Read { source: e, .. }
             | Error::Plan(e)
             | Error::Upgrade(e)
+            | Error::Repair(e)
             | Error::Compose(e) => e.is_transient(),
             _ => false,
         }

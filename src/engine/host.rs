@@ -43,7 +43,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 fn holds_cluster(kind: JobKind) -> bool {
     matches!(
         kind,
-        JobKind::Update { dry_run: false, .. } | JobKind::Reboot | JobKind::Reattach
+        JobKind::Update { dry_run: false, .. }
+            | JobKind::Reboot
+            | JobKind::Reattach
+            | JobKind::Repair
     )
 }
 
@@ -287,6 +290,13 @@ impl HostSupervisor {
                 StateKind::Idle | StateKind::PendingUpdates | StateKind::WaitingReboot => Ok(()),
                 other => Err(Refusal(format!("cannot download: it is {other}"))),
             },
+            // Idempotent: any failed or resting host may take one; a busy one may not.
+            JobKind::Repair => {
+                if self.host.manager == ManagerChoice::None {
+                    return Err(Refusal("nothing to repair: manager is 'none'".into()));
+                }
+                probe.apply(Transition::StartRepair, now)
+            }
             JobKind::Retry | JobKind::Acknowledge | JobKind::Reattach => Ok(()),
         }
     }
@@ -433,13 +443,20 @@ impl HostSupervisor {
 
     async fn apply(&mut self, transition: Transition) -> Result<(), Refusal> {
         let from = self.state.kind();
+        let repair = matches!(transition, Transition::StartRepair | Transition::Repaired);
         self.state.apply(transition, Utc::now())?;
-        self.after_move(from).await;
+        self.after_move_as(from, repair.then_some("repair")).await;
         Ok(())
     }
 
     /// Announces the new state: one event, one audit record if it mutates.
     async fn after_move(&mut self, from: StateKind) {
+        self.after_move_as(from, None).await;
+    }
+
+    /// [`after_move`](Self::after_move), audited as `action` when given (a repair's moves
+    /// pass through `updating` but are no update).
+    async fn after_move_as(&mut self, from: StateKind, action: Option<&'static str>) {
         let to = self.state.kind();
         let reason = self.state.phase.reason();
         // The log file and the console's App log tell the story host by host; failures stand out.
@@ -462,12 +479,12 @@ impl HostSupervisor {
         })
         .await;
         if from != to && (from.is_mutating() || to.is_mutating() || from == StateKind::Failed) {
-            let action = match (from, to) {
+            let action = action.unwrap_or(match (from, to) {
                 (StateKind::Failed, StateKind::Idle) => "retry",
                 (_, StateKind::Updating) => "update",
                 (_, StateKind::Rebooting) => "reboot",
                 _ => "state",
-            };
+            });
             let result = format!("{} -> {}", from.as_str(), to.as_str());
             self.audit(action, &result, reason.as_deref()).await;
         }
@@ -621,6 +638,7 @@ fn busy(job: &Job) -> Refusal {
         JobKind::Download => "downloading packages",
         JobKind::Retry | JobKind::Acknowledge => "answering",
         JobKind::Reattach => "asking about a job an earlier run left",
+        JobKind::Repair => "repairing",
     };
     Refusal(format!("busy ({doing})"))
 }

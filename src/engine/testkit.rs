@@ -400,6 +400,15 @@ impl PackageManager for SimManager {
         ManagerKind::Apt
     }
 
+    async fn repair(
+        &self,
+        _exec: &dyn Executor,
+        _lines: Option<&mpsc::Sender<OutputLine>>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), pkg::Error> {
+        Ok(())
+    }
+
     async fn refresh(
         &self,
         _exec: &dyn Executor,

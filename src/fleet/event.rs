@@ -39,6 +39,10 @@ pub enum JobKind {
     Download,
     Retry,
     Acknowledge,
+    /// Repair a half-configured package database (`dpkg --configure -a`, then `apt-get -f
+    /// install`; dnf: what dnf can undo, see `pkg::PackageManager::repair`) as a detached job,
+    /// then check it again. Taken by a failed host or a resting one, never a busy one.
+    Repair,
     /// Find out how a detached job left by an earlier run ended, following it if it still runs
     /// (see `remote::job`). Started by the host's supervisor itself, never by an operator.
     Reattach,
@@ -91,6 +95,8 @@ pub enum Stage {
     Compose,
     Reboot,
     Verify,
+    /// The repair job (see [`JobKind::Repair`]) and its re-check.
+    Repair,
 }
 
 /// Where a stage stands.
@@ -262,6 +268,7 @@ impl JobKind {
             JobKind::Retry => "retry",
             JobKind::Acknowledge => "acknowledge",
             JobKind::Reattach => "reattach",
+            JobKind::Repair => "repair",
         }
     }
 
@@ -290,6 +297,7 @@ impl Stage {
             Stage::Compose => "compose",
             Stage::Reboot => "reboot",
             Stage::Verify => "verify",
+            Stage::Repair => "repair",
         }
     }
 }

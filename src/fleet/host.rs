@@ -108,6 +108,12 @@ impl HostModel {
         crate::health::needs_repair(self.health.iter().map(|r| &**r))
     }
 
+    /// The host is shown as "needs repair" in place of its state: it failed or rests (a busy
+    /// host shows what it does) and [`needs_repair`](Self::needs_repair) says so.
+    pub fn shows_needs_repair(&self) -> bool {
+        !self.kind().is_busy() && self.needs_repair().is_some()
+    }
+
     /// Keeps `report` as the last of its phase.
     pub fn record_health(&mut self, report: Arc<HealthReport>) {
         match self.health.iter_mut().find(|r| r.phase == report.phase) {

@@ -123,6 +123,12 @@ pub enum Transition {
     },
     Retry,
     Acknowledge,
+    /// Start repairing the package database (`dpkg --configure -a`, …): from a failed host
+    /// or any resting one (a repair is idempotent), never from a busy one.
+    StartRepair,
+    /// The repair ran and the package database checks whole again. Not an update: the host's
+    /// last update stays when it was.
+    Repaired,
     /// A job the host failed on (tendhost could not follow it to its end) turned out to be
     /// still running or over after all: back into the state the job belongs to, so its real
     /// outcome settles the host.
@@ -233,6 +239,8 @@ impl Transition {
             Transition::Retry => "retry",
             Transition::Acknowledge => "acknowledge",
             Transition::Reattach { .. } => "reattach to a job",
+            Transition::StartRepair => "repair",
+            Transition::Repaired => "finish a repair",
         }
     }
 }
@@ -314,6 +322,11 @@ impl HostState {
                 self.retry_count += 1;
                 P::Idle
             }
+            (
+                P::Failed(_) | P::Idle | P::PendingUpdates | P::WaitingReboot { .. },
+                T::StartRepair,
+            ) => P::Updating,
+            (P::Updating, T::Repaired) => P::Idle,
             (P::Failed(_), T::Reattach { rebooting }) => {
                 if rebooting {
                     P::Rebooting
@@ -444,6 +457,8 @@ mod tests {
             Transition::Acknowledge,
             Transition::Reattach { rebooting: false },
             Transition::Reattach { rebooting: true },
+            Transition::StartRepair,
+            Transition::Repaired,
         ]
     }
 
@@ -469,6 +484,10 @@ mod tests {
             (S::Failed, T::Acknowledge) => S::Failed,
             (S::Failed, T::Reattach { rebooting: false }) => S::Updating,
             (S::Failed, T::Reattach { rebooting: true }) => S::Rebooting,
+            (S::Failed | S::Idle | S::PendingUpdates | S::WaitingReboot, T::StartRepair) => {
+                S::Updating
+            }
+            (S::Updating, T::Repaired) => S::Idle,
             _ => return None,
         })
     }
@@ -504,7 +523,7 @@ mod tests {
             }
         }
         assert_eq!(
-            legal, 24,
+            legal, 29,
             "the number of legal moves changed; update DESIGN.md §5"
         );
     }
@@ -616,6 +635,36 @@ mod tests {
         assert_eq!(
             state.apply(Transition::Query, at()).unwrap_err().0,
             "cannot refresh: it failed; retry it first"
+        );
+    }
+
+    #[test]
+    fn a_repair_starts_from_failed_or_resting_and_is_not_an_update() {
+        let before = at();
+        let mut state = HostState {
+            phase: failed(),
+            last_update: Some(before),
+            ..HostState::default()
+        };
+        state.apply(Transition::StartRepair, at()).unwrap();
+        assert_eq!(state.kind(), StateKind::Updating);
+        let later = at() + chrono::Duration::seconds(30);
+        state.apply(Transition::Repaired, later).unwrap();
+        assert_eq!(state.kind(), StateKind::Idle);
+        assert_eq!(state.last_update, Some(before), "a repair is not an update");
+        assert_eq!(state.retry_count, 0);
+        let mut busy = HostState {
+            phase: Phase::Rebooting,
+            ..HostState::default()
+        };
+        assert_eq!(
+            busy.apply(Transition::StartRepair, at()).unwrap_err().0,
+            "cannot repair: it is busy (rebooting)"
+        );
+        let mut idle = HostState::default();
+        assert_eq!(
+            idle.apply(Transition::Repaired, at()).unwrap_err().0,
+            "cannot finish a repair: it is idle"
         );
     }
 

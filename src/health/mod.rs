@@ -14,6 +14,7 @@
 pub(crate) mod derived;
 mod disk;
 mod locks;
+pub(crate) mod package_db;
 pub(crate) mod probe;
 
 use std::sync::Arc;

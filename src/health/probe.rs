@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use super::disk::Disk;
 use super::locks::Locks;
+use super::package_db::PackageDb;
 use super::{CheckName, CheckPhase, CheckResult, HealthReport};
 use crate::pkg::ManagerKind;
 use crate::survey::sections::{EXIT, Sections, marker};
@@ -135,10 +136,11 @@ pub(crate) fn healthy_answer() -> String {
 /// say whether anything else about packages can be trusted.
 fn parts(phase: CheckPhase) -> &'static [&'static dyn Part] {
     match phase {
-        CheckPhase::Pre => &[&Locks, &Disk, &FailedUnits],
-        CheckPhase::PostUpdate => &[&FailedUnits],
+        CheckPhase::Pre => &[&Locks, &PackageDb, &Disk, &FailedUnits],
+        CheckPhase::PostUpdate => &[&PackageDb, &FailedUnits],
         CheckPhase::PostReboot => &[&FailedUnits],
-        CheckPhase::Repair => &[],
+        // Only the question a repair answers: is the package database whole again?
+        CheckPhase::Repair => &[&PackageDb],
     }
 }
 

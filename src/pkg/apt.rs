@@ -312,6 +312,28 @@ impl PackageManager for Apt {
         let (required, packages) = parse::parse_reboot_probe(&out.stdout);
         Ok(RebootStatus { required, packages })
     }
+
+    async fn repair(
+        &self,
+        exec: &dyn Executor,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        const STEP: &str = "dpkg --configure -a && apt-get -f install";
+        // What dpkg itself says to run after an interruption, then apt's fix for the
+        // dependencies left broken; both keep locally changed config files as the upgrade does.
+        let script = format!(
+            "export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+             dpkg --force-confdef --force-confold --configure -a &&              apt-get -y {} {DPKG_OPTIONS} -f install",
+            self.lock_option(),
+        );
+        Step::upgrade(STEP, script)
+            .privileged()
+            .streaming(lines)
+            .run_ok_or(exec, cancel, |step, out| self.failure(step, out))
+            .await?;
+        Ok(())
+    }
 }
 
 /// The packages of `pending` that `scope` takes, held ones apart (`holds`: `apt-mark showhold`).

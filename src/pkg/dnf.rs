@@ -298,6 +298,41 @@ impl PackageManager for Dnf {
         Ok(())
     }
 
+    async fn repair(
+        &self,
+        exec: &dyn Executor,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let (step, script) = match self.kind {
+            // yum-utils finishes an unfinished transaction and removes the older half of each
+            // duplicate; without them yum can do neither, and the re-check says what is left.
+            ManagerKind::Yum => (
+                "yum-complete-transaction && package-cleanup --cleandupes",
+                "export LC_ALL=C\n\
+                 if ls /var/lib/yum/transaction-all.* >/dev/null 2>&1; then\n\
+                 command -v yum-complete-transaction >/dev/null 2>&1 || \
+                 { echo 'tendhost: yum-complete-transaction (yum-utils) is not installed' >&2; exit 1; }\n\
+                 yum-complete-transaction -y || exit $?\nfi\n\
+                 if command -v package-cleanup >/dev/null 2>&1; then package-cleanup -y --cleandupes; fi"
+                    .to_string(),
+            ),
+            // dnf 4 cannot resume a transaction: what one cut short leaves are duplicates
+            // (both versions installed), which `remove --duplicates` removes, reinstalling the
+            // newest. Missing requirements it cannot guess; the re-check names them.
+            _ => (
+                "dnf remove --duplicates",
+                "LC_ALL=C dnf --setopt=exit_on_lock=True -y remove --duplicates".to_string(),
+            ),
+        };
+        Step::upgrade(step, script)
+            .privileged()
+            .streaming(lines)
+            .run_ok(exec, cancel)
+            .await?;
+        Ok(())
+    }
+
     async fn upgrade(
         &self,
         exec: &dyn Executor,

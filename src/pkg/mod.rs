@@ -382,6 +382,17 @@ pub trait PackageManager: Send + Sync + std::fmt::Debug {
         exec: &dyn Executor,
         cancel: &CancellationToken,
     ) -> Result<RebootStatus, Error>;
+
+    /// Repairs what an interrupted or failed run left half done (half-configured packages,
+    /// duplicates of a cut-short rpm transaction), streaming every output line to `lines`.
+    /// Changes the host, so it runs as a detached job like the upgrade. Whether the database
+    /// is whole afterwards is the health probe's to say, not this command's exit.
+    async fn repair(
+        &self,
+        exec: &dyn Executor,
+        lines: Option<&mpsc::Sender<OutputLine>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
 }
 
 pub type SharedManager = Arc<dyn PackageManager>;

@@ -152,6 +152,7 @@ impl App {
                 allow_removals: false,
             }),
             Action::Reboot => self.confirm_hosts(JobKind::Reboot),
+            Action::Repair => self.confirm_hosts(JobKind::Repair),
             Action::Retry => self.confirm_hosts(JobKind::Retry),
             Action::Acknowledge => self.confirm_hosts(JobKind::Acknowledge),
             Action::Wave => self.open_wave(),
@@ -259,6 +260,23 @@ impl App {
             if hosts.is_empty() {
                 self.view
                     .set_status(format!("no failed host to {}", action.verb()), true);
+                return;
+            }
+        }
+        if action == JobKind::Repair {
+            // Offered only where the package check found the database broken: on a whole one
+            // the repair would do nothing, and the status line says why nothing happens.
+            hosts.retain(|name| {
+                self.model
+                    .position(name)
+                    .and_then(|i| self.model.host(i))
+                    .is_some_and(|h| h.model.shows_needs_repair())
+            });
+            if hosts.is_empty() {
+                self.view.set_status(
+                    "no selected host needs repair (its last package check found the database whole, or it is busy)",
+                    true,
+                );
                 return;
             }
         }

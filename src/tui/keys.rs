@@ -35,6 +35,8 @@ pub enum Action {
     RefreshLists,
     Update,
     Reboot,
+    /// Repair the package database of hosts that need it (`dpkg --configure -a`, …).
+    Repair,
     Wave,
     PauseWave,
     AbortWave,
@@ -159,6 +161,14 @@ pub(super) const BINDINGS: &[Binding] = &[
         mutating
     ),
     bind!(Reboot, "reboot", ["b"], "reboot", Act, mutating),
+    bind!(
+        Repair,
+        "repair",
+        ["F"],
+        "fix: repair package database",
+        Act,
+        mutating
+    ),
     bind!(Wave, "wave", ["w"], "wave dialog", Act, mutating),
     bind!(
         PauseWave,

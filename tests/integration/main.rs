@@ -28,6 +28,7 @@ mod pkg_dnf;
 mod pkg_quoting;
 mod pkg_scope;
 mod pkg_ssh;
+mod repair;
 mod secrets;
 mod ssh;
 mod survey;

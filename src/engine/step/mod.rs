@@ -13,6 +13,7 @@ pub(super) mod health;
 mod reattach;
 mod reboot;
 pub(super) mod refresh;
+mod repair;
 mod update;
 
 use std::future::Future;
@@ -121,6 +122,7 @@ impl StepContext {
             JobKind::Reboot => self.reboot(&job).await,
             JobKind::Download => self.download(&job, from).await,
             JobKind::Reattach => self.reattach(from).await,
+            JobKind::Repair => self.repair().await,
             // Retry and acknowledge are applied by the supervisor itself.
             JobKind::Retry | JobKind::Acknowledge => Ok(Done::Ran),
         }

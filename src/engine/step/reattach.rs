@@ -18,7 +18,10 @@ impl StepContext {
         let Some(job) = self.outstanding.clone() else {
             return Ok(Done::Ran);
         };
-        if !matches!(job.stage, Stage::Packages | Stage::Compose | Stage::Reboot) {
+        if !matches!(
+            job.stage,
+            Stage::Packages | Stage::Compose | Stage::Reboot | Stage::Repair
+        ) {
             // A pull changes nothing that runs: its record only needs clearing.
             return Ok(Done::Ran);
         }
@@ -40,10 +43,11 @@ impl StepContext {
             Some(exit) => (exit.map_or(JobEnd::Vanished, JobEnd::Exited), from),
             None => self.resolve(&job, from).await?,
         };
-        if job.stage == Stage::Reboot {
-            return self.settle_reboot(&job, end, now).await;
+        match job.stage {
+            Stage::Reboot => self.settle_reboot(&job, end, now).await,
+            Stage::Repair => self.settle_repair(&job, end, now).await,
+            _ => self.settle_update(&job, end, now).await,
         }
-        self.settle_update(&job, end, now).await
     }
 
     /// Asks the host how the job stands, following it to its end if it still runs; returns how
@@ -130,6 +134,13 @@ impl StepContext {
                 self.move_to(Transition::StartUpdate).await?;
                 Ok(StateKind::Updating)
             }
+            (
+                Stage::Repair,
+                StateKind::Idle | StateKind::PendingUpdates | StateKind::WaitingReboot,
+            ) => {
+                self.move_to(Transition::StartRepair).await?;
+                Ok(StateKind::Updating)
+            }
             _ => Ok(from),
         }
     }
@@ -141,23 +152,7 @@ impl StepContext {
         end: JobEnd,
         now: StateKind,
     ) -> StepResult<Done> {
-        match end {
-            JobEnd::Exited(0) => {}
-            JobEnd::Exited(code) => {
-                return Err(Error::JobFailed {
-                    job: job.id.to_string(),
-                    label: job.label.to_string(),
-                    code,
-                    tail: self.log_tail(job, 3).await,
-                });
-            }
-            JobEnd::Vanished | JobEnd::Gone => {
-                return Err(Error::JobVanished {
-                    job: job.id.to_string(),
-                    label: job.label.to_string(),
-                });
-            }
-        }
+        self.ended_well(job, end).await?;
         if now != StateKind::Updating {
             // A resting host (retried after the job outlived its bound): read it like a refresh.
             self.move_to(Transition::Query).await?;
@@ -176,6 +171,39 @@ impl StepContext {
             self.move_to(Transition::Updated).await?;
         }
         Ok(Done::Ran)
+    }
+
+    /// A repair job is over: the package database is checked again as after any repair, and
+    /// the host read afresh.
+    async fn settle_repair(
+        &self,
+        job: &RemoteJob,
+        end: JobEnd,
+        now: StateKind,
+    ) -> StepResult<Done> {
+        self.ended_well(job, end).await?;
+        self.in_stage(Stage::Repair, self.recheck_repair()).await?;
+        if now == StateKind::Updating {
+            self.move_to(Transition::Repaired).await?;
+        }
+        self.read_after_repair().await
+    }
+
+    /// Exit 0, or the job's failure (its error and the tail of its log).
+    async fn ended_well(&self, job: &RemoteJob, end: JobEnd) -> StepResult<()> {
+        match end {
+            JobEnd::Exited(0) => Ok(()),
+            JobEnd::Exited(code) => Err(Error::JobFailed {
+                job: job.id.to_string(),
+                label: job.label.to_string(),
+                code,
+                tail: self.log_tail(job, 3).await,
+            }),
+            JobEnd::Vanished | JobEnd::Gone => Err(Error::JobVanished {
+                job: job.id.to_string(),
+                label: job.label.to_string(),
+            }),
+        }
     }
 
     /// A reboot job: the boot id says whether the reboot happened; then verify as usual.

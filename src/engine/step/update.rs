@@ -233,7 +233,10 @@ impl StepContext {
                 .map_err(Error::Upgrade)
         });
         let started = tokio::time::Instant::now();
-        let report = self.in_stage(Stage::Packages, upgrade).await?;
+        let report = match self.in_stage(Stage::Packages, upgrade).await {
+            Ok(report) => report,
+            Err(error) => return Err(self.after_failed_upgrade(error).await),
+        };
         self.measured(Measurement::Upgrade {
             at: chrono::Utc::now(),
             took: started.elapsed(),

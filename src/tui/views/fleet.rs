@@ -215,11 +215,13 @@ fn host_row(
         if is_cursor { "›" } else { " " },
         if marked { "*" } else { " " }
     );
-    let mut state = format!(
-        "{} {}",
-        state_symbol(host.state()),
-        state_word(host.state())
-    );
+    // A broken package database is what the operator must act on, whatever rests above it.
+    let needs_repair = host.model.shows_needs_repair();
+    let word = match needs_repair {
+        true => "needs repair",
+        false => state_word(host.state()),
+    };
+    let mut state = format!("{} {word}", state_symbol(host.state()));
     if host.state() == StateKind::Failed && host.acknowledged() {
         state.push_str(" (ack)");
     }
@@ -249,7 +251,13 @@ fn host_row(
     let mut cells = vec![
         Cell::from(Span::styled(select, theme.marked())),
         Cell::from(host.name().to_string()),
-        Cell::from(Span::styled(state, theme.state(host.state()))),
+        Cell::from(Span::styled(
+            state,
+            match needs_repair {
+                true => theme.error(),
+                false => theme.state(host.state()),
+            },
+        )),
         Cell::from(fit(&host.os_label(), 11)),
         Cell::from(Line::from(pending).right_aligned()),
         Cell::from(Line::from(Span::styled(security, sec_style)).right_aligned()),
