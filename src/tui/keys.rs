@@ -161,14 +161,7 @@ pub(super) const BINDINGS: &[Binding] = &[
         mutating
     ),
     bind!(Reboot, "reboot", ["b"], "reboot", Act, mutating),
-    bind!(
-        Repair,
-        "repair",
-        ["F"],
-        "fix: repair package database",
-        Act,
-        mutating
-    ),
+    bind!(Repair, "repair", ["F"], "repair package db", Act, mutating),
     bind!(Wave, "wave", ["w"], "wave dialog", Act, mutating),
     bind!(
         PauseWave,
