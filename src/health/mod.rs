@@ -11,8 +11,11 @@
 //! read twice: the services needing a restart and the reboot reason come from the survey that
 //! follows every change; the host key from the connection that ran the probe.
 
+mod compose;
 pub(crate) mod derived;
+mod kernel;
 pub(crate) mod probe;
+mod system;
 
 use std::sync::Arc;
 
