@@ -11,11 +11,14 @@
 //! read twice: the services needing a restart and the reboot reason come from the survey that
 //! follows every change; the host key from the connection that ran the probe.
 
+mod compose;
 pub(crate) mod derived;
 mod disk;
+mod kernel;
 mod locks;
 pub(crate) mod package_db;
 pub(crate) mod probe;
+mod system;
 
 use std::sync::Arc;
 

@@ -138,7 +138,13 @@ fn parts(phase: CheckPhase) -> &'static [&'static dyn Part] {
     match phase {
         CheckPhase::Pre => &[&Locks, &PackageDb, &Disk, &FailedUnits],
         CheckPhase::PostUpdate => &[&PackageDb, &FailedUnits],
-        CheckPhase::PostReboot => &[&FailedUnits],
+        // The system state waits for the boot to settle before the failed units are listed.
+        CheckPhase::PostReboot => &[
+            &super::kernel::Kernel,
+            &super::system::SystemRunning,
+            &FailedUnits,
+            &super::compose::Compose,
+        ],
         // Only the question a repair answers: is the package database whole again?
         CheckPhase::Repair => &[&PackageDb],
     }
@@ -329,6 +335,17 @@ impl FailedUnits {
     }
 }
 
+/// The failed units the `failed_units` section lists, `None` when it is missing, systemd
+/// does not run the host, or `systemctl` failed: for parts that judge by the same list
+/// (`system_running`) without listing the units again.
+pub(super) fn failed_units_section(sections: &Sections) -> Option<Vec<String>> {
+    let section = sections.get("failed_units")?;
+    if section.body.trim() == NO_SYSTEMD || !section.succeeded() {
+        return None;
+    }
+    Some(failed_units(&section.body))
+}
+
 /// The unit names of `systemctl list-units --state=failed --plain --no-legend`, sorted. A
 /// line is `UNIT LOAD ACTIVE SUB DESCRIPTION…`; older systemd prefixes a `●`.
 fn failed_units(body: &str) -> Vec<String> {
@@ -347,10 +364,11 @@ fn failed_units(body: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn request<'a>(
+    /// A request of `phase` on an apt host, for the parts' tests.
+    pub(crate) fn request<'a>(
         phase: CheckPhase,
         skip: &'a BTreeSet<CheckName>,
         baseline: Option<&'a [String]>,

@@ -27,6 +27,11 @@ use crate::remote::{self, Executor, OutputLine};
 
 pub use apt::Apt;
 pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
+/// The post-reboot compose check's probe and its line markers (`crate::health::compose`).
+pub(crate) use compose::{
+    HEALTH_CONTAINER_MARKER as COMPOSE_HEALTH_CONTAINER,
+    HEALTH_SERVICE_MARKER as COMPOSE_HEALTH_SERVICE, health_probe as compose_health_probe,
+};
 pub use detect::{detect, manager as manager_of, manager_for};
 pub use dnf::Dnf;
 pub use parse::os_release::OsInfo;

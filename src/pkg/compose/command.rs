@@ -86,6 +86,45 @@ impl StackCommand {
     }
 }
 
+/// Marker of a service line of [`health_probe`]: `tendhost-want<TAB>SERVICE`.
+pub(crate) const HEALTH_SERVICE_MARKER: &str = "tendhost-want";
+/// Marker of a container line of [`health_probe`]:
+/// `tendhost-state<TAB>SERVICE<TAB>STATUS<TAB>HEALTH` (HEALTH empty without a healthcheck).
+pub(crate) const HEALTH_CONTAINER_MARKER: &str = "tendhost-state";
+/// `docker inspect` template of a [`HEALTH_CONTAINER_MARKER`] line.
+const HEALTH_FORMAT: &str = "\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.State.Status}}\t\
+    {{if .State.Health}}{{.State.Health.Status}}{{end}}";
+/// How many times (2 s apart) the health probe looks again while a healthcheck is still
+/// `starting`: containers started by the boot may not have run their first check yet.
+const HEALTH_TRIES: u32 = 15;
+
+/// Read-only, for the post-reboot health check (`crate::health`): the services of the stack at
+/// `path`, then each of its running containers' service, status and health, looked at again
+/// while a healthcheck is still starting (at most [`HEALTH_TRIES`] times). Exits non-zero when
+/// compose or docker fails.
+pub(crate) fn health_probe(version: ComposeVersion, path: &str) -> String {
+    let stack = StackCommand::new(version, path);
+    let compose = &stack.compose;
+    // A healthcheck still starting ends its line with "<TAB>starting" (a literal tab below).
+    stack.script(&format!(
+        "services=$({compose} config --services) || exit\n\
+         printf '%s\\n' \"$services\" | while IFS= read -r s; do\n\
+         [ -z \"$s\" ] || printf '%s\\t%s\\n' {HEALTH_SERVICE_MARKER} \"$s\"\n\
+         done\n\
+         n=0\n\
+         while :; do\n\
+         containers=$({compose} ps -q) || exit\n\
+         [ -n \"$containers\" ] || exit 0\n\
+         states=$(docker inspect --format {format} $containers) || exit\n\
+         n=$((n+1))\n\
+         case $states in *\"\tstarting\"*) if [ $n -lt {HEALTH_TRIES} ]; then sleep 2; continue; fi;; esac\n\
+         printf '%s\\n' \"$states\"\n\
+         exit 0\n\
+         done\n",
+        format = quote(&format!("{HEALTH_CONTAINER_MARKER}{HEALTH_FORMAT}")),
+    ))
+}
+
 /// Prints one image line for each of `asked` (ids or references), wherever the shell is.
 pub(super) fn images_script(asked: &[&str]) -> String {
     let mut script = image_function();
@@ -141,6 +180,13 @@ mod tests {
                 .up(&["web", "odd name"])
                 .ends_with("\ndocker compose -f compose.yaml up -d web 'odd name'\n")
         );
+        let health = health_probe(ComposeVersion::V1, "/srv/a b/compose.yaml");
+        assert!(
+            health.starts_with("cd -- '/srv/a b' || exit 3\n"),
+            "{health}"
+        );
+        assert!(health.contains("docker-compose -f compose.yaml config --services"));
+        assert!(health.contains("containers=$(docker-compose -f compose.yaml ps -q)"));
         let probe = stack.probe();
         assert!(probe.contains("services=$(docker compose -f compose.yaml config --services)"));
         assert!(probe.contains("containers=$(docker compose -f compose.yaml ps -q)"));

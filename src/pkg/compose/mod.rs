@@ -16,6 +16,7 @@ mod report;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use self::command::{HEALTH_CONTAINER_MARKER, HEALTH_SERVICE_MARKER, health_probe};
 use self::command::{StackCommand, images_script};
 pub use self::report::{ImageRef, ServiceChange, ServiceImage, StackReport};
 use super::Error;

@@ -37,7 +37,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut View
         view.shows_relative_times = true; // "since 3m ago", "gathered 1h ago"
     }
     let lines = match view.tab {
-        Tab::Inventory => inventory_lines(host, ctx, view),
+        Tab::Inventory => inventory_lines(host, ctx, view, usize::from(inner.width)),
         Tab::Pending => pending_lines(host, ctx, usize::from(inner.width)),
         Tab::Log => {
             render_log(inner, buf, ctx, view, host);
@@ -91,7 +91,12 @@ fn field(name: &str, value: impl Into<String>, ctx: Ctx<'_>) -> Line<'static> {
     ])
 }
 
-fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'static>> {
+fn inventory_lines(
+    host: &HostRow,
+    ctx: Ctx<'_>,
+    view: &ViewState,
+    width: usize,
+) -> Vec<Line<'static>> {
     let theme = ctx.theme;
     let mut state = format!(
         "{} {}",
@@ -156,6 +161,8 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
             Span::styled(format!("required {why}"), theme.warn()),
         ]));
     }
+    // What the health gates found comes before the inventory: on a failed host it says why.
+    lines.extend(check_lines(host, ctx, width));
     let Some(inv) = &host.model.inventory else {
         lines.push(field("inventory", "not gathered yet (r refreshes)", ctx));
         return lines;
@@ -197,6 +204,37 @@ fn inventory_lines(host: &HostRow, ctx: Ctx<'_>, view: &ViewState) -> Vec<Line<'
     }
     lines.extend(stack_lines(host, ctx));
     lines
+}
+
+/// The last report of each phase (see `crate::health`), one line per check in the order it
+/// ran: ✓ or ✗ (the symbol carries the verdict without colour), the phase, the check's name
+/// and its detail cut to the pane. The detail is host text, sanitized with the model.
+fn check_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
+    const PHASE_W: usize = 11; // "post-update", "post-reboot"
+    const NAME_W: usize = 15; // "reboot_required"
+    let theme = ctx.theme;
+    let checks = host.model.health.iter().flat_map(|r| r.checks.iter());
+    let detail_w = width.saturating_sub(11 + 2 + PHASE_W + 1 + NAME_W + 1);
+    checks
+        .enumerate()
+        .map(|(i, check)| {
+            let (symbol, style) = match check.ok {
+                true => ("✓", theme.state(StateKind::Idle)),
+                false => ("✗", theme.error()),
+            };
+            let label = if i == 0 { "checks" } else { "" };
+            Line::from(vec![
+                Span::styled(format!("{label:<10} "), theme.dim()),
+                Span::styled(format!("{symbol} "), style),
+                Span::styled(format!("{:<PHASE_W$} ", check.phase.label()), theme.dim()),
+                Span::raw(format!("{:<NAME_W$} ", check.name.as_str())),
+                Span::styled(
+                    fit(&check.detail, detail_w),
+                    if check.ok { Style::new() } else { style },
+                ),
+            ])
+        })
+        .collect()
 }
 
 /// The compose stacks: each service with the image it runs, then what the last update changed.

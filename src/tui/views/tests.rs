@@ -729,3 +729,91 @@ async fn inventory_tab_names_services_needing_a_restart() {
     let screen = text(&draw(&mut app, 100, 30));
     assert!(screen.contains("cron.service, ssh.service"), "{screen}");
 }
+
+/// Issue 13: the Inventory tab shows the last report of each phase, one line per check with
+/// its verdict as a symbol (✓/✗, readable without colour), phase, name and detail, cut to the
+/// pane at 80 columns.
+#[tokio::test]
+async fn inventory_tab_shows_each_check_of_the_last_reports() {
+    use crate::engine::bus::Event;
+    use crate::health::{CheckName, CheckPhase, CheckResult, HealthReport};
+    let report = |phase, checks: Vec<(CheckName, bool, &str)>| {
+        let mut report = HealthReport::new(phase);
+        report.checks = checks
+            .into_iter()
+            .map(|(name, ok, detail)| match ok {
+                true => CheckResult::pass(name, phase, detail),
+                false => CheckResult::fail(name, phase, detail),
+            })
+            .collect();
+        Event::Checked {
+            host: "host-00".into(),
+            report: std::sync::Arc::new(report),
+        }
+    };
+    let pre = report(
+        CheckPhase::Pre,
+        vec![(
+            CheckName::FailedUnits,
+            true,
+            "baseline: 1 already failed, not counted later: tendhost-prefailed.service",
+        )],
+    );
+    let reboot = report(
+        CheckPhase::PostReboot,
+        vec![
+            (
+                CheckName::HostKey,
+                true,
+                "the known host key answered at root@10.0.0.0:22",
+            ),
+            (
+                CheckName::Kernel,
+                true,
+                "running 6.1.0-18-amd64, the newest installed",
+            ),
+            (
+                CheckName::SystemRunning,
+                false,
+                "degraded: tendhost-broken.service failed",
+            ),
+            (
+                CheckName::FailedUnits,
+                false,
+                "newly failed: tendhost-broken.service",
+            ),
+        ],
+    );
+    for theme in [color(), Theme::plain()] {
+        let (mut app, _rig) = demo_app(theme, false);
+        app.apply(&pre);
+        app.apply(&reboot);
+        let buf = draw(&mut app, 80, 24);
+        let screen = text(&buf);
+        let cross = buf
+            .content()
+            .iter()
+            .find(|c| c.symbol() == "✗")
+            .expect("a failed check is drawn with ✗");
+        if theme.color {
+            insta::assert_snapshot!("checks_80x24", screen);
+            assert_eq!(cross.fg, Color::Red);
+        } else {
+            insta::assert_snapshot!("checks_80x24_no_color", screen);
+            assert_eq!(cross.fg, Color::Reset, "NO_COLOR draws no colour");
+        }
+        assert!(
+            screen.contains("checks     ✓ pre-update  failed_units    baseline: 1 already failed"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("✗ post-reboot system_running  degraded: tendhost-broken.service"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("…"),
+            "a long detail is cut to the pane: {screen}"
+        );
+        assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
+    }
+}
