@@ -98,7 +98,11 @@ fn apt_pre_checks_stop_an_update_on_short_disk_and_a_held_lock_leaving_hosts_unc
         locks["ok"], true,
         "another host's lock was reported: {locks}"
     );
-    assert_eq!(names(&pre["checks"])[..2], ["locks", "disk"], "{pre}");
+    assert_eq!(
+        names(&pre["checks"])[..3],
+        ["locks", "package_db", "disk"],
+        "{pre}"
+    );
 
     // locked: python3 and its pid are named; its disk is fine under the default margin.
     let pre = checked(&lines, "locked", "pre");
@@ -215,7 +219,7 @@ fn dnf_pre_checks_pass_and_post_update_checks_name_restarts_which_auto_cannot_do
     assert_eq!(pre["ok"], true, "{pre}");
     assert_eq!(
         names(&pre["checks"]),
-        ["locks", "disk", "failed_units"],
+        ["locks", "package_db", "disk", "failed_units"],
         "{pre}"
     );
     let disk = check(&pre["checks"], "disk", "pre")["detail"]
