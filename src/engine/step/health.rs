@@ -12,7 +12,7 @@ use super::{StepContext, StepResult};
 use crate::engine::bus::{Event, Stage};
 use crate::engine::error::Error;
 use crate::health::probe::{ProbeRequest, SpaceNeeds};
-use crate::health::{CheckName, CheckPhase, CheckResult, HealthReport};
+use crate::health::{CheckName, CheckPhase, CheckResult, HealthReport, derived};
 use crate::remote::RemoteCommand;
 
 /// The pre-update report a host's steps share: the baseline of failed units. Seeded from the
@@ -125,6 +125,34 @@ impl StepContext {
                 failures: report.failure_summary(),
             }),
         }
+    }
+
+    /// The end of both verifications (after an update, after a reboot): the checks derived
+    /// from the read that followed the change (`found`), the operator's `post` last, then the
+    /// report announced and gated. `restart` is what `restart_services = "auto"` did.
+    pub(super) async fn finish_verification(
+        &self,
+        mut report: HealthReport,
+        found: &super::refresh::Found,
+        restart: Option<&derived::Restart>,
+    ) -> StepResult<()> {
+        let phase = report.phase;
+        let policy = self.host.policy.restart_services;
+        let services = found.services.as_deref();
+        report
+            .checks
+            .extend(derived::needs_restart(phase, services, policy, restart));
+        report
+            .checks
+            .push(derived::reboot_required(phase, &found.reboot));
+        let mut refused = None;
+        if let Some(post) = &self.host.checks.post {
+            refused = self
+                .operator_check(&mut report, CheckName::Post, Stage::Verify, post)
+                .await?;
+        }
+        self.settle_health(report, refused).await?;
+        Ok(())
     }
 
     /// The pre-update report the later phases compare with.

@@ -25,7 +25,7 @@ use crate::engine::job::{Done, RebootRule};
 use crate::engine::schedule;
 use crate::errors::chain;
 use crate::fleet::Transition;
-use crate::health::{CheckName, CheckPhase, derived};
+use crate::health::{CheckPhase, derived};
 use crate::remote::job::Follow;
 use crate::remote::{self, Executor, RemoteCommand, quote};
 
@@ -103,28 +103,10 @@ impl StepContext {
         let mut report = self.probe(CheckPhase::PostReboot, None).await?;
         // The reboot cleared what asked for it: read the host's word on it again.
         let found = self.read_host(super::refresh::Read::AfterChange).await?;
-        let phase = report.phase;
-        let policy = self.host.policy.restart_services;
         report
             .checks
-            .insert(0, derived::host_key(phase, &self.exec.describe()));
-        report.checks.extend(derived::needs_restart(
-            phase,
-            found.services.as_deref(),
-            policy,
-            None,
-        ));
-        report
-            .checks
-            .push(derived::reboot_required(phase, &found.reboot));
-        let mut refused = None;
-        if let Some(post) = &self.host.checks.post {
-            refused = self
-                .operator_check(&mut report, CheckName::Post, Stage::Verify, post)
-                .await?;
-        }
-        self.settle_health(report, refused).await?;
-        Ok(())
+            .insert(0, derived::host_key(report.phase, &self.exec.describe()));
+        self.finish_verification(report, &found, None).await
     }
 
     /// Runs the reboot command as a detached job (recorded with the boot id before it, so a

@@ -254,9 +254,8 @@ impl StepContext {
             tracing::warn!(host = %self.id, "post-update checks not run: tendhost is stopping");
             return Ok(());
         }
-        let mut report = self.probe(CheckPhase::PostUpdate, None).await?;
+        let report = self.probe(CheckPhase::PostUpdate, None).await?;
         let mut found = self.read_host(Read::AfterChange).await?;
-        let phase = report.phase;
         let policy = self.host.policy.restart_services;
         let mut restart = None;
         if let Some(services) = derived::to_restart(policy, found.services.as_deref()) {
@@ -271,23 +270,8 @@ impl StepContext {
                 Err(why) => derived::Restart::Failed { services, why },
             });
         }
-        report.checks.extend(derived::needs_restart(
-            phase,
-            found.services.as_deref(),
-            policy,
-            restart.as_ref(),
-        ));
-        report
-            .checks
-            .push(derived::reboot_required(phase, &found.reboot));
-        let mut refused = None;
-        if let Some(post) = &self.host.checks.post {
-            refused = self
-                .operator_check(&mut report, CheckName::Post, Stage::Verify, post)
-                .await?;
-        }
-        self.settle_health(report, refused).await?;
-        Ok(())
+        self.finish_verification(report, &found, restart.as_ref())
+            .await
     }
 
     /// `restart_services = "auto"`: `systemctl try-restart` of `services` (only those running,
