@@ -14,6 +14,8 @@ pub(crate) enum Restart {
     Restarted(Vec<String>),
     /// It did not: these services were asked for, `why` is what went wrong (one line).
     Failed { services: Vec<String>, why: String },
+    /// Not tried: a reboot is due, and it starts every service afresh.
+    Deferred,
 }
 
 /// The services to restart after an update: those the after-change survey found running
@@ -53,7 +55,7 @@ pub(crate) fn needs_restart(
             ));
         }
         Some(Restart::Restarted(done)) => Some(format!("restarted: {}", list(done))),
-        None => None,
+        Some(Restart::Deferred) | None => None,
     };
     let Some(services) = services else {
         let unknown = "not known: neither needrestart nor needs-restarting is installed";
@@ -73,8 +75,18 @@ pub(crate) fn needs_restart(
             restarted.unwrap_or_else(|| "no service runs replaced code".to_string()),
         ));
     }
-    let after_restart = phase == CheckPhase::PostUpdate && policy == RestartServices::Auto;
+    let deferred = matches!(restart, Some(Restart::Deferred));
+    let after_restart =
+        phase == CheckPhase::PostUpdate && policy == RestartServices::Auto && !deferred;
     Some(match phase {
+        CheckPhase::PostUpdate if deferred => CheckResult::pass(
+            name,
+            phase,
+            format!(
+                "restart needed: {} (the reboot due restarts them)",
+                list(services)
+            ),
+        ),
         CheckPhase::PostUpdate if !after_restart => {
             CheckResult::pass(name, phase, format!("restart needed: {}", list(services)))
         }
@@ -241,6 +253,13 @@ mod tests {
         );
         let unknown = judge(None, &restarted);
         assert!(unknown.ok && unknown.detail.starts_with("restarted: cron.service"));
+        // A reboot is due: nothing was restarted, and what needs it is a finding, not a fault.
+        let deferred = judge(Some(&services), &Restart::Deferred);
+        assert!(deferred.ok, "{deferred:?}");
+        assert_eq!(
+            &*deferred.detail,
+            "restart needed: cron.service, ssh.service (the reboot due restarts them)"
+        );
     }
 
     #[test]

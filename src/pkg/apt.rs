@@ -32,6 +32,11 @@ const LOCK_RETRY: Duration = Duration::from_secs(3);
 /// Options every dpkg run gets: keep locally changed config files and never ask about them.
 const DPKG_OPTIONS: &str = "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
 
+/// The environment of every run that changes packages: no prompt, C messages (parsed), and
+/// needrestart's apt hook listing only: what gets restarted after an update is
+/// `restart_services`'s say, not needrestart's default (which restarts services itself).
+const CHANGE_ENV: &str = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l LC_ALL=C";
+
 /// The apt package manager of one host.
 #[derive(Debug, Clone)]
 pub struct Apt {
@@ -285,8 +290,7 @@ impl PackageManager for Apt {
             });
         };
         let script = format!(
-            "DEBIAN_FRONTEND=noninteractive LC_ALL=C apt-get -y {} {DPKG_OPTIONS}{no_remove} \
-             {action}",
+            "{CHANGE_ENV} apt-get -y {} {DPKG_OPTIONS}{no_remove} {action}",
             self.lock_option(),
         );
         let install = Step::upgrade(STEP, script)
@@ -323,7 +327,7 @@ impl PackageManager for Apt {
         // What dpkg itself says to run after an interruption, then apt's fix for the
         // dependencies left broken; both keep locally changed config files as the upgrade does.
         let script = format!(
-            "export DEBIAN_FRONTEND=noninteractive LC_ALL=C
+            "export {CHANGE_ENV}
              dpkg --force-confdef --force-confold --configure -a &&              apt-get -y {} {DPKG_OPTIONS} -f install",
             self.lock_option(),
         );

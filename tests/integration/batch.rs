@@ -639,8 +639,11 @@ fn issue10_sighup_stops_a_batch_wave_cleanly_with_exit_3() {
     let out = child.wait_with_output().unwrap();
     assert!(
         asked.elapsed() < Duration::from_secs(15),
-        "stopping took {:?}",
-        asked.elapsed()
+        "stopping took {:?} (exit {:?}); stdout after the signal:\n{}\nstderr:\n{}",
+        asked.elapsed(),
+        out.status.code(),
+        rest.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
     );
     assert_exit(&out, 3);
     let summary: Value = serde_json::from_str(rest.last().expect("a summary line")).unwrap();

@@ -17,7 +17,7 @@ use crate::pkg_apt::hold_lock;
 use crate::survey_dnf::Mapper;
 
 /// The `checked` line of `host`'s `phase`.
-fn checked<'a>(lines: &'a [Value], host: &str, phase: &str) -> &'a Value {
+pub(crate) fn checked<'a>(lines: &'a [Value], host: &str, phase: &str) -> &'a Value {
     lines
         .iter()
         .find(|l| l["type"] == "checked" && l["host"] == host && l["phase"] == phase)
@@ -25,7 +25,7 @@ fn checked<'a>(lines: &'a [Value], host: &str, phase: &str) -> &'a Value {
 }
 
 /// The check `name` in a list of checks (a `checked` line's or a host line's).
-fn check<'a>(checks: &'a Value, name: &str, phase: &str) -> &'a Value {
+pub(crate) fn check<'a>(checks: &'a Value, name: &str, phase: &str) -> &'a Value {
     checks
         .as_array()
         .unwrap_or_else(|| panic!("no checks: {checks}"))
@@ -34,7 +34,7 @@ fn check<'a>(checks: &'a Value, name: &str, phase: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {phase} check '{name}' in {checks:#}"))
 }
 
-fn names(checks: &Value) -> Vec<&str> {
+pub(crate) fn names(checks: &Value) -> Vec<&str> {
     checks
         .as_array()
         .unwrap()

@@ -9,6 +9,12 @@
 
 mod harness;
 
+// Named to sort first: libtest starts tests in name order, and the VM test is the longest (two
+// boots, an update and a real reboot under software emulation). Started first, it runs beside
+// the rest of the suite instead of alone after it.
+#[path = "vm.rs"]
+mod a_vm;
+
 mod batch;
 mod batch_compose;
 mod batch_plan;
@@ -34,4 +40,3 @@ mod ssh;
 mod survey;
 mod survey_dnf;
 mod tui;
-mod vm;

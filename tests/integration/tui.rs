@@ -999,3 +999,57 @@ fn issue12_a_killed_console_offers_its_wave_and_resuming_redoes_no_finished_host
     });
     assert!(after.contains("EXIT=0"), "{after}");
 }
+
+/// Issue 13 in the console: a host a failed upgrade left half-configured shows "needs repair"
+/// in the table and, in its detail pane, the post-update package check that found it; `F`
+/// asks, then repairs it as a streamed job, and the pane shows the repair's own check passing.
+#[test]
+fn issue13_the_console_shows_checks_and_repairs_a_half_configured_host() {
+    // tendhost-app 1.2's postinst fails: the upgrade leaves it half-configured.
+    let host = AptHost::start("tui-repair", Packages::Broken);
+    let env = TestEnv::new();
+    env.trust(&host.sshd);
+    env.write_config(&format!(
+        "[fleet]\nrefresh_interval = \"0\"\n\n{}manager = \"apt\"\n\n\
+         [host.policy]\nauto_reboot = false\n",
+        env.host_toml("deb", &host.sshd, "root")
+    ));
+    let failed = std::process::Command::new(binary())
+        .args(["--config", &env.config_path().display().to_string()])
+        .args(["--state-dir", &env.state_dir().display().to_string()])
+        .args(["--batch", "update", "--allow-removals"])
+        .env("XDG_DATA_HOME", env.xdg_data_home())
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    // The operator fixed the cause; the database is still half done until a repair.
+    host.root
+        .sh("printf '#!/bin/sh\\nexit 0\\n' > /var/lib/dpkg/info/tendhost-app.postinst");
+
+    let tmux = Tmux::start("repair", &console_command(&env, ""), &console_env(&env));
+    let screen = tmux.wait_for("the host needing repair", Duration::from_secs(60), |s| {
+        s.contains("needs repair")
+    });
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("✗ post-update package_db") && l.contains("tendhost-app")),
+        "{screen}"
+    );
+    tmux.keys(&["F"]);
+    tmux.wait_for("the repair dialog", Duration::from_secs(10), |s| {
+        s.contains(" Confirm ") && s.to_lowercase().contains("repair")
+    });
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("the repaired host", Duration::from_secs(120), |s| {
+        s.lines()
+            .any(|l| l.contains("✓ repair") && l.contains("package_db"))
+    });
+    assert!(!screen.contains("needs repair"), "{screen}");
+    assert_eq!(
+        host.root
+            .sh("dpkg-query -W -f '${Status}' tendhost-app")
+            .trim(),
+        "install ok installed"
+    );
+}

@@ -1,14 +1,20 @@
 //! Issue 10 on a real VM (harness/vm.rs): what the chroot hosts cannot show. systemd is PID 1
 //! there, so every detached job runs as a transient unit (`systemd-run`), and the reboot is a
 //! real `systemctl reboot` that takes the guest down and brings it back with a new boot id.
-//! Slow under TCG emulation (a boot is ~25 s, a reboot ~40 s): two tests, one boot each.
+//! Slow under TCG emulation (a boot is ~25 s, a reboot ~40 s): two scenarios, one boot each,
+//! run in turn by one test.
+//!
+//! The image has a unit that fails at every boot ([`PRE_FAILED_UNIT`]), so both tests see a
+//! degraded system before the update that the checks must not hold against it; the update
+//! installs and starts [`UPDATE_UNIT`], which the second test makes fail.
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::batch::{host_line, json_lines, run_expecting, tendhost_std};
 use crate::harness::TestEnv;
-use crate::harness::vm::{ADDR, PORT, Vm};
+use crate::harness::vm::{ADDR, BREAK_FILE, PORT, PRE_FAILED_UNIT, UPDATE_UNIT, Vm};
+use crate::health_pre::{check, checked, names};
 
 /// One host, the VM, logging in as root with the image's test key. Connecting takes longer
 /// under emulation than on loopback sshds, hence the longer connect timeout.
@@ -53,8 +59,15 @@ fn wait_until(what: &str, done: impl FnMut() -> bool) {
     );
 }
 
+/// One test, two boots in turn: tied to one test thread (the VM is one at a time anyway), so
+/// the rest of the suite runs beside it on the other threads.
 #[test]
-fn vm_update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
+fn a_real_vm_is_updated_rebooted_verified_and_reattached_after_kill_9() {
+    update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle();
+    kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke();
+}
+
+fn update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
     let started = Instant::now();
     let vm = Vm::boot();
     let env = TestEnv::new();
@@ -88,6 +101,80 @@ fn vm_update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
     );
     assert_eq!(vm.version("tendhost-kernel"), "1.1");
     assert_eq!(vm.version("tendhost-app"), "1.1");
+    assert_eq!(vm.version("tendhost-svc"), "1.1");
+    assert_eq!(
+        vm.ssh(&format!("systemctl is-active {UPDATE_UNIT} || true"))
+            .trim(),
+        "active"
+    );
+
+    // The unit failed before the update is the baseline, named by the pre-checks and held
+    // against nobody; the checks after the update (before the reboot) pass.
+    let pre = checked(&lines, "vm", "pre");
+    let baseline = check(&pre["checks"], "failed_units", "pre");
+    assert_eq!(baseline["ok"], true, "{baseline}");
+    assert!(
+        baseline["detail"]
+            .as_str()
+            .unwrap()
+            .contains(PRE_FAILED_UNIT),
+        "{baseline}"
+    );
+    let post_update = checked(&lines, "vm", "post_update");
+    assert!(
+        post_update["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{post_update:#}"
+    );
+    let restart = check(&post_update["checks"], "needs_restart", "post_update");
+    assert!(
+        !restart["detail"].as_str().unwrap().contains("not known"),
+        "needrestart is in the image: {restart}"
+    );
+    let reboot = check(&post_update["checks"], "reboot_required", "post_update");
+    assert!(
+        reboot["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tendhost-kernel"),
+        "{reboot}"
+    );
+
+    // Every verification after the reboot ran on the real guest, and passed.
+    let post_reboot = checked(&lines, "vm", "post_reboot");
+    let ran = names(&post_reboot["checks"]);
+    for name in [
+        "host_key",
+        "kernel",
+        "system_running",
+        "failed_units",
+        "needs_restart",
+        "reboot_required",
+    ] {
+        assert!(
+            ran.contains(&name),
+            "no post-reboot check {name}: {post_reboot:#}"
+        );
+    }
+    for c in post_reboot["checks"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{c}\n{post_reboot:#}");
+    }
+    let running = check(&post_reboot["checks"], "kernel", "post_reboot");
+    let uname = vm.ssh("uname -r");
+    assert!(
+        running["detail"].as_str().unwrap().contains(uname.trim()),
+        "{running}"
+    );
+    // Degraded by the baseline's unit only, which does not count.
+    let system = check(&post_reboot["checks"], "system_running", "post_reboot");
+    assert_eq!(
+        vm.ssh("systemctl is-system-running || true").trim(),
+        "degraded",
+        "{system}"
+    );
 
     // Both jobs (the upgrade, then the reboot) ran as transient systemd units; the upgrade's
     // wrapper finished there with the script's status.
@@ -130,14 +217,15 @@ fn spawn_update(env: &TestEnv) -> Child {
         .unwrap()
 }
 
-#[test]
-fn vm_kill_9_mid_upgrade_then_restart_reattaches_to_the_running_unit() {
+fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke() {
     let started = Instant::now();
     let vm = Vm::boot();
     vm.ssh(&format!(
         "echo 'DPkg::Pre-Invoke {{ \"i=1; while [ $i -le {TICKS} ]; do echo tick-$i; \
          i=$((i+1)); sleep 1; done\"; }};' > /etc/apt/apt.conf.d/99tendhost-slow"
     ));
+    // The update's unit fails to start: the verification after the upgrade must name it.
+    vm.ssh(&format!("touch {BREAK_FILE}"));
     let env = TestEnv::new();
     config(&env, &vm, false);
     let mut child = spawn_update(&env);
@@ -165,12 +253,12 @@ fn vm_kill_9_mid_upgrade_then_restart_reattaches_to_the_running_unit() {
     );
 
     // A new run finds the job in its snapshot, follows the unit to its end, and takes its
-    // outcome: the upgrade succeeded and asked for a reboot (auto_reboot is off).
+    // outcome: the upgrade itself succeeded, then the post-update checks, against the
+    // baseline the killed run took before it, found the unit the update broke.
+    // `hosts` lists; the host's failure is in its line, not in the listing's exit code.
     let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
     assert_eq!(job_file(&vm, &id, "exit"), "0");
     let lines = json_lines(&out);
-    let host = host_line(&lines, "vm");
-    assert_eq!(host["state"], "waiting_reboot", "{host}");
     assert!(
         lines
             .iter()
@@ -188,6 +276,20 @@ fn vm_kill_9_mid_upgrade_then_restart_reattaches_to_the_running_unit() {
         ))
         .trim(),
         "not-found"
+    );
+
+    let post = checked(&lines, "vm", "post_update");
+    let failed = check(&post["checks"], "failed_units", "post_update");
+    let detail = failed["detail"].as_str().unwrap();
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert!(detail.contains(UPDATE_UNIT), "{failed}");
+    assert!(!detail.contains(PRE_FAILED_UNIT), "{failed}");
+    let host = host_line(&lines, "vm");
+    assert_eq!(host["state"], "failed", "{host}");
+    let error = host["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(UPDATE_UNIT) && !error.contains(PRE_FAILED_UNIT),
+        "{host}"
     );
     eprintln!(
         "vm: boot {:.1?}, whole test {:.1?}",

@@ -139,12 +139,14 @@ impl StepContext {
         let phase = report.phase;
         let policy = self.host.policy.restart_services;
         let services = found.services.as_deref();
+        let derived = derived::needs_restart(phase, services, policy, restart)
+            .into_iter()
+            .chain([derived::reboot_required(phase, &found.reboot)]);
+        // `skip` turns these off as it does the probe's parts (the host key is not skippable).
+        let skip = &self.host.checks.skip;
         report
             .checks
-            .extend(derived::needs_restart(phase, services, policy, restart));
-        report
-            .checks
-            .push(derived::reboot_required(phase, &found.reboot));
+            .extend(derived.filter(|c| !skip.contains(&c.name)));
         let mut refused = None;
         if let Some(post) = &self.host.checks.post {
             refused = self

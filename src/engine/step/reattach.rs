@@ -160,8 +160,11 @@ impl StepContext {
             self.settle_query(&found).await?;
             return Ok(Done::Ran);
         }
-        let found = self.read_host(Read::AfterChange).await?;
-        if found.reboot.required {
+        // Checked as after any update: the pre-update baseline came back with the snapshot.
+        let reboot = self
+            .in_stage(Stage::Verify, self.verify_update(false))
+            .await?;
+        if reboot.is_some_and(|r| r.required) {
             self.move_to(Transition::NeedReboot {
                 reason: "a reboot is required (the upgrade finished while tendhost was away)"
                     .into(),

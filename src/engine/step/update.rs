@@ -21,7 +21,9 @@ use crate::engine::schedule;
 use crate::fleet::{self, Measurement, Refusal, StateKind, Transition, WindowFit};
 use crate::health::probe::SpaceNeeds;
 use crate::health::{self, CheckName, CheckPhase, derived};
-use crate::pkg::{StackReport, UpgradeOptions, UpgradePlan, UpgradeReport, UpgradeScope};
+use crate::pkg::{
+    RebootStatus, StackReport, UpgradeOptions, UpgradePlan, UpgradeReport, UpgradeScope,
+};
 use crate::remote::{RemoteCommand, quote};
 
 impl StepContext {
@@ -111,13 +113,26 @@ impl StepContext {
         self.move_to(Transition::StartUpdate).await?;
         let report = self.packages_stage(job, plan, allow_removals).await?;
         self.compose_stage(stacks).await?;
-        if report.reboot.required {
-            self.emit(Event::PendingRefreshed {
-                host: self.id.clone(),
-                packages: Arc::from(Vec::new()),
-                reboot: report.reboot.clone(),
-            })
-            .await;
+        // Checked before any reboot: a host the update broke is not rebooted on top of it.
+        let verified = self
+            .in_stage(Stage::Verify, self.verify_update(report.reboot.required))
+            .await?;
+        let reboot = match verified {
+            // The survey's word, unless only the upgrade saw the reboot coming.
+            Some(reboot) if reboot.required || !report.reboot.required => reboot,
+            Some(_) => report.reboot,
+            None => {
+                // Not read again (tendhost is stopping): the upgrade's own word on the reboot.
+                self.emit(Event::PendingRefreshed {
+                    host: self.id.clone(),
+                    packages: Arc::from(Vec::new()),
+                    reboot: report.reboot.clone(),
+                })
+                .await;
+                report.reboot
+            }
+        };
+        if reboot.required {
             let reason = match schedule::reboot_allowed(&self.host, Local::now().naive_local()) {
                 Err(reason) => reason,
                 Ok(()) if job.stop.is_cancelled() => "wave aborted before the reboot".to_string(),
@@ -129,7 +144,6 @@ impl StepContext {
             .await?;
             return self.reboot_stage(job).await;
         }
-        self.in_stage(Stage::Verify, self.verify_update()).await?;
         self.move_to(Transition::Updated).await?;
         Ok(Done::Ran)
     }
@@ -246,13 +260,19 @@ impl StepContext {
         Ok(report)
     }
 
-    /// After an update without a reboot: the post-check passes and the host's lists are read
-    /// again, so every consumer sees what is really left pending.
-    async fn verify_update(&self) -> StepResult<()> {
+    /// After an update (and before any reboot it asks for): the post-update checks, with the
+    /// host's lists read again so every consumer sees what is really left pending. Returns
+    /// the host's word on the reboot, or `None` when tendhost is stopping and nothing more
+    /// may start. `reboot_follows`: the upgrade said a reboot is due, which restarts every
+    /// service, so `restart_services = "auto"` leaves them to it.
+    pub(super) async fn verify_update(
+        &self,
+        reboot_follows: bool,
+    ) -> StepResult<Option<RebootStatus>> {
         if self.cancel.is_cancelled() {
             // The upgrade was let finish while tendhost stops; nothing more may start now.
             tracing::warn!(host = %self.id, "post-update checks not run: tendhost is stopping");
-            return Ok(());
+            return Ok(None);
         }
         let report = self.probe(CheckPhase::PostUpdate, None).await?;
         let mut found = self.read_host(Read::AfterChange).await?;
@@ -260,18 +280,23 @@ impl StepContext {
         let mut restart = None;
         if let Some(services) = derived::to_restart(policy, found.services.as_deref()) {
             let services = services.to_vec();
-            let done = self.restart_services(&services).await;
-            if done.is_ok() {
-                // What is left running replaced code after the restart is the host's word.
-                found = self.read_host(Read::AfterChange).await?;
-            }
-            restart = Some(match done {
-                Ok(()) => derived::Restart::Restarted(services),
-                Err(why) => derived::Restart::Failed { services, why },
+            restart = Some(if reboot_follows || found.reboot.required {
+                derived::Restart::Deferred
+            } else {
+                let done = self.restart_services(&services).await;
+                if done.is_ok() {
+                    // What is left running replaced code after the restart is the host's word.
+                    found = self.read_host(Read::AfterChange).await?;
+                }
+                match done {
+                    Ok(()) => derived::Restart::Restarted(services),
+                    Err(why) => derived::Restart::Failed { services, why },
+                }
             });
         }
         self.finish_verification(report, &found, restart.as_ref())
-            .await
+            .await?;
+        Ok(Some(found.reboot))
     }
 
     /// `restart_services = "auto"`: `systemctl try-restart` of `services` (only those running,

@@ -50,12 +50,10 @@ impl AptHost {
             Packages::Broken => {
                 aptrepo::install(&root);
                 let broken = Deb {
-                    name: "tendhost-app",
-                    version: "1.2",
-                    depends: None,
                     postinst: Some(
                         "#!/bin/sh\necho 'tendhost-app: configure failed' >&2\nexit 1\n",
                     ),
+                    ..aptrepo::deb("tendhost-app", "1.2")
                 };
                 let repo = root.path("repo");
                 aptrepo::build(&broken, &repo);

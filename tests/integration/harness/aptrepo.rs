@@ -26,6 +26,8 @@ pub(crate) struct Deb<'a> {
     pub version: &'a str,
     pub depends: Option<&'a str>,
     pub postinst: Option<&'a str>,
+    /// More files it ships: (path inside the root, contents).
+    pub files: &'a [(&'a str, &'a str)],
 }
 
 const REBOOT_POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  \
@@ -61,12 +63,13 @@ pub(crate) fn newer() -> Vec<Deb<'static>> {
     ]
 }
 
-fn deb(name: &'static str, version: &'static str) -> Deb<'static> {
+pub(crate) fn deb(name: &'static str, version: &'static str) -> Deb<'static> {
     Deb {
         name,
         version,
         depends: None,
         postinst: None,
+        files: &[],
     }
 }
 
@@ -95,6 +98,11 @@ pub(crate) fn build(deb: &Deb<'_>, out_dir: &Path) -> String {
         .expect("conffile");
         fs::write(pkg.join("DEBIAN/conffiles"), "/etc/tendhost-app.conf\n").expect("conffiles");
     }
+    for (path, text) in deb.files {
+        let file = pkg.join(path);
+        fs::create_dir_all(file.parent().expect("a file in a directory")).expect("payload dir");
+        fs::write(&file, text).expect("payload file");
+    }
     if let Some(depends) = deb.depends {
         control.push_str(&format!("Depends: {depends}\n"));
     }
@@ -122,9 +130,19 @@ pub(crate) fn install(host: &DebRoot) {
 /// [`install`] into any Debian root directory (a test host's, or a VM image's while it is
 /// built): dpkg runs inside it through `chroot`.
 pub(crate) fn install_into(root: &Path) {
+    install_with(root, &[], &[]);
+}
+
+/// [`install_into`], with `more_installed` installed beside the 1.0 packages and
+/// `more_newer` served beside the newer ones (packages only a VM image has).
+pub(crate) fn install_with(root: &Path, more_installed: &[Deb<'_>], more_newer: &[Deb<'_>]) {
     let staging = root.join("tmp/tendhost-installed");
     fs::create_dir_all(&staging).expect("staging dir");
-    let files: Vec<String> = installed().iter().map(|d| build(d, &staging)).collect();
+    let files: Vec<String> = installed()
+        .iter()
+        .chain(more_installed)
+        .map(|d| build(d, &staging))
+        .collect();
     let args: Vec<String> = files
         .iter()
         .map(|f| format!("/tmp/tendhost-installed/{f}"))
@@ -141,13 +159,13 @@ pub(crate) fn install_into(root: &Path) {
     for dir in [&repo, &security] {
         fs::create_dir_all(dir).expect("repo dir");
     }
-    for d in newer() {
+    for d in newer().iter().chain(more_newer) {
         let target = if d.name == "tendhost-kernel" {
             &security
         } else {
             &repo
         };
-        build(&d, target);
+        build(d, target);
     }
     for dir in [&repo, &security] {
         let packages = run(Command::new("dpkg-scanpackages")

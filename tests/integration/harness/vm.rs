@@ -28,7 +28,7 @@ use super::debroot::{self, run};
 /// Where the image and its keys live between runs.
 pub(crate) const VM_DIR: &str = "/var/cache/tendhost-test/vm";
 /// Bumped whenever the image's recipe changes, so a cached image of an older recipe is rebuilt.
-const IMAGE_VERSION: &str = "2";
+const IMAGE_VERSION: &str = "3";
 /// Installed into the image, without recommends.
 const PACKAGES: &[&str] = &[
     "linux-image-amd64",
@@ -38,7 +38,28 @@ const PACKAGES: &[&str] = &[
     "ifupdown",
     "isc-dhcp-client",
     "iproute2",
+    // `needrestart -b`: the services a post-update / post-reboot check names.
+    "needrestart",
 ];
+/// A unit that fails at every boot of the image: already failed before any update, so the
+/// post-update and post-reboot checks must not count it against the update.
+pub(crate) const PRE_FAILED_UNIT: &str = "tendhost-prefailed.service";
+/// The unit `tendhost-svc` 1.1 installs, enables and starts. It fails while
+/// [`BREAK_FILE`] exists: a test that creates it first gets an update that breaks a unit.
+pub(crate) const UPDATE_UNIT: &str = "tendhost-check.service";
+/// See [`UPDATE_UNIT`].
+pub(crate) const BREAK_FILE: &str = "/etc/tendhost-break";
+const UPDATE_UNIT_TEXT: &str = "[Unit]\nDescription=tendhost test: fails while /etc/tendhost-break exists\n\n\
+    [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c '! test -e /etc/tendhost-break'\n\n\
+    [Install]\nWantedBy=multi-user.target\n";
+/// As a packaged service's postinst does (deb-systemd-helper's work, by hand): enable and start
+/// it where systemd runs; a failed start does not fail the package, as with most services.
+const UPDATE_UNIT_POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  \
+    systemctl enable tendhost-check.service >/dev/null 2>&1 || true\n  \
+    if [ -d /run/systemd/system ]; then systemctl start tendhost-check.service || true; fi\nfi\n";
+/// The least free memory the host needs for a guest (768 MiB) beside the tests that run next
+/// to it: below it the VM tests fail saying so rather than swapping into timeouts.
+const MIN_AVAILABLE: u64 = 2 << 30;
 /// Masked in the image. apt's daily timers would take the dpkg lock in the middle of a test
 /// (they have never run in a fresh image, so they fire at boot); the others cost seconds of
 /// every boot under emulation and do nothing for a test (`ifupdown-pre` waits for udev to
@@ -199,7 +220,19 @@ fn build(dir: &Path) {
                 PACKAGES.join(" ")
             ),
         );
-        aptrepo::install_into(&root);
+        let unit_file = [(
+            "lib/systemd/system/tendhost-check.service",
+            UPDATE_UNIT_TEXT,
+        )];
+        aptrepo::install_with(
+            &root,
+            &[aptrepo::deb("tendhost-svc", "1.0")],
+            &[aptrepo::Deb {
+                postinst: Some(UPDATE_UNIT_POSTINST),
+                files: &unit_file,
+                ..aptrepo::deb("tendhost-svc", "1.1")
+            }],
+        );
         chroot(
             &root,
             &format!(
@@ -256,6 +289,21 @@ fn configure(dir: &Path, root: &Path) {
     fs::create_dir_all(root.join("var/log/journal")).expect("var/log/journal");
     // No reverse lookups of qemu's gateway on every login.
     write("etc/ssh/sshd_config.d/tendhost-test.conf", "UseDNS no\n");
+    // Failed at every boot, before any update: the baseline's failed unit.
+    write(
+        &format!("etc/systemd/system/{PRE_FAILED_UNIT}"),
+        "[Unit]\nDescription=tendhost test: always fails\n\n[Service]\nType=oneshot\n\
+         ExecStart=/bin/false\n\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    fs::create_dir_all(root.join("etc/systemd/system/multi-user.target.wants"))
+        .expect("multi-user.target.wants");
+    std::os::unix::fs::symlink(
+        format!("/etc/systemd/system/{PRE_FAILED_UNIT}"),
+        root.join(format!(
+            "etc/systemd/system/multi-user.target.wants/{PRE_FAILED_UNIT}"
+        )),
+    )
+    .expect("enabling the pre-failed unit");
 
     let key = dir.join("client_ed25519");
     let _ = fs::remove_file(&key);
@@ -288,6 +336,13 @@ pub(crate) struct Vm {
 impl Vm {
     /// Boots the image (building it first if needed) and waits until root can log in.
     pub(crate) fn boot() -> Vm {
+        let available = available_memory();
+        assert!(
+            available >= MIN_AVAILABLE,
+            "vm: only {} MiB of memory is free (MemAvailable); a VM test needs {} MiB",
+            available >> 20,
+            MIN_AVAILABLE >> 20
+        );
         let image = Image::get();
         let dir = image.dir.clone();
         let lock = lock(&dir.join(".boot-lock"));
@@ -425,6 +480,17 @@ impl Drop for Vm {
         let _ = self.qemu.kill();
         let _ = self.qemu.wait();
     }
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> u64 {
+    let meminfo = fs::read_to_string("/proc/meminfo").expect("reading /proc/meminfo");
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib << 10)
+        .expect("/proc/meminfo has MemAvailable")
 }
 
 /// Kills a qemu an earlier, killed test process left running on this image (its `Drop` never
