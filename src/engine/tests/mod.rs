@@ -186,10 +186,11 @@ impl Rig {
             .await
     }
 
-    /// Collects events until `stop` says so (or 30 s pass).
+    /// Collects events until `stop` says so, or a safety net passes: generous, because the
+    /// 10,000-host waves run in real time, and on a loaded 2-core machine that is slow.
     pub(crate) async fn until(&mut self, mut stop: impl FnMut(&Event) -> bool) -> Vec<Event> {
         let mut seen = Vec::new();
-        let deadline = tokio::time::sleep(Duration::from_secs(120));
+        let deadline = tokio::time::sleep(Duration::from_secs(300));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
