@@ -600,6 +600,22 @@ fn stderr_closed(cmd: &std::process::Command) -> std::process::Command {
     sh
 }
 
+/// Resets SIGHUP to its default in the child: a test run under `nohup` ignores it, the child
+/// would inherit that, and tendhost rightly keeps an inherited SIG_IGN (src/signals.rs).
+#[allow(unsafe_code)]
+fn hup_delivered(cmd: &mut std::process::Command) {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only `signal(2)`, which is async-signal-safe, runs.
+    unsafe {
+        cmd.pre_exec(|| {
+            signal(Signal::SIGHUP, SigHandler::SigDfl)
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Issue 10: batch mode handles SIGHUP (the ssh session that started it dropped) like SIGTERM:
 /// a wave waiting on a slow host stops cleanly, exits 3 and leaves a saved snapshot.
 #[test]
@@ -608,7 +624,9 @@ fn issue10_sighup_stops_a_batch_wave_cleanly_with_exit_3() {
 
     let env = TestEnv::new();
     let _slow = slow_host(&env);
-    let mut child = tendhost_std(&env)
+    let mut cmd = tendhost_std(&env);
+    hup_delivered(&mut cmd);
+    let mut child = cmd
         .args(["--batch", "wave", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
