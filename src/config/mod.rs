@@ -41,6 +41,8 @@ pub struct Config {
     pub ssh: SshSettings,
     pub fleet: FleetSettings,
     pub audit: AuditSettings,
+    /// `[metrics]`: the Prometheus textfile, if any.
+    pub metrics: MetricsSettings,
     /// `[daemon] log_level` (the only daemon key that still means something).
     pub log_level: Option<String>,
     /// `[keys]`: action name → key specs, overriding the TUI's defaults.
@@ -333,6 +335,13 @@ pub struct FleetSettings {
     pub lists_max_age: Duration,
     /// Most hosts refreshing their package lists at once.
     pub lists_concurrency: usize,
+}
+
+/// `[metrics]`: where the node_exporter textfile goes (none by default).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// `textfile = "PATH"`, ending in `.prom` (node_exporter's textfile collector reads only those).
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

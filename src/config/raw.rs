@@ -21,7 +21,7 @@ use super::{
 };
 
 const TOP_KEYS: &[&str] = &[
-    "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "keys",
+    "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "metrics", "keys",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -172,6 +172,8 @@ impl Ctx<'_> {
         let fleet = self.read_fleet(fleet_table);
         let audit_table = self.table(root, "", "audit");
         let audit = self.read_audit(audit_table);
+        let metrics_table = self.table(root, "", "metrics");
+        let metrics = self.read_metrics(metrics_table);
         let keys_table = self.table(root, "", "keys");
         let keys = self.read_keys(keys_table);
 
@@ -220,6 +222,7 @@ impl Ctx<'_> {
             ssh,
             fleet,
             audit,
+            metrics,
             log_level,
             keys,
             warnings: Vec::new(),

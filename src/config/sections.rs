@@ -13,8 +13,8 @@ use super::window::{parse_day, parse_time};
 use super::{
     AuditSettings, BatchSize, Checks, ComposeVersion, DEFAULT_MAX_HANDSHAKES,
     DEFAULT_MAX_HANDSHAKES_PER_SERVER, DockerSettings, FailureLimit, FleetSettings, KEX_ALGORITHMS,
-    KnownHostsPolicy, MaintenanceWindow, OnThreshold, Policy, RestartServices, SshSettings,
-    UpgradeMode, WaveMode,
+    KnownHostsPolicy, MaintenanceWindow, MetricsSettings, OnThreshold, Policy, RestartServices,
+    SshSettings, UpgradeMode, WaveMode,
 };
 use crate::health::CheckName;
 
@@ -66,6 +66,7 @@ const FLEET_KEYS: &[&str] = &[
     "lists_concurrency",
 ];
 const AUDIT_KEYS: &[&str] = &["enabled", "file", "syslog", "webhook"];
+const METRICS_KEYS: &[&str] = &["textfile"];
 const DAEMON_KEYS: &[&str] = &["bind", "log_level", "tls", "auth"];
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
@@ -537,6 +538,25 @@ impl Ctx<'_> {
             self.error(v.span(), "audit.webhook", "not supported: tendhost makes no network calls besides SSH; ship the audit file instead");
         }
         audit
+    }
+
+    pub(super) fn read_metrics(&mut self, table: Option<&DeTable<'_>>) -> MetricsSettings {
+        let mut metrics = MetricsSettings::default();
+        let Some(table) = table else { return metrics };
+        self.check_keys(table, "metrics", METRICS_KEYS);
+        if let Some(v) = self.string(table, "metrics", "textfile") {
+            let path = expand_home(v.get_ref());
+            if path.extension().is_some_and(|e| e == "prom") {
+                metrics.textfile = Some(path);
+            } else {
+                self.error(
+                    v.span(),
+                    "metrics.textfile",
+                    "must end in '.prom': node_exporter's textfile collector reads only those",
+                );
+            }
+        }
+        metrics
     }
 
     pub(super) fn read_keys(

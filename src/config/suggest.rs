@@ -104,7 +104,7 @@ mod tests {
     ];
     const HOST_KEYS: &[&str] = &["name", "addr", "port", "user", "tags"];
     const TOP_KEYS: &[&str] = &[
-        "daemon", "defaults", "groups", "host", "ssh", "fleet", "audit", "keys",
+        "daemon", "defaults", "groups", "host", "ssh", "fleet", "audit", "metrics", "keys",
     ];
 
     #[test]

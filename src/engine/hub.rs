@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::bus::Event;
 use crate::config::HostId;
+use crate::store::metrics::{self, WaveMetrics};
 use crate::store::snapshot::{self, SavedHost, SavedWave};
 
 /// What travels to the hub: events, and requests to make them durable, in one ordered queue.
@@ -78,6 +79,11 @@ pub(super) struct Hub {
     frontend_stalled: bool,
     /// Counts hand-overs, so a persist knows which write holds its events.
     generation: u64,
+    /// `[metrics] textfile`: where the Prometheus view goes, if anywhere.
+    metrics: Option<PathBuf>,
+    waves: WaveMetrics,
+    /// Something the metrics show changed since they were last handed over.
+    metrics_dirty: bool,
 }
 
 /// How long the hub waits for a frontend during shutdown before it stops forwarding.
@@ -90,6 +96,7 @@ impl Hub {
         path: PathBuf,
         save_every: Duration,
         cancel: CancellationToken,
+        metrics: Option<PathBuf>,
     ) -> Self {
         let index = initial
             .iter()
@@ -107,6 +114,9 @@ impl Hub {
             cancel,
             frontend_stalled: false,
             generation: 0,
+            metrics,
+            waves: WaveMetrics::default(),
+            metrics_dirty: true,
         }
     }
 
@@ -118,6 +128,11 @@ impl Hub {
         let (encoded, latest) = watch::channel::<Option<(u64, Vec<u8>)>>(None);
         let (written_tx, written) = watch::channel::<Written>((0, Ok(())));
         let writer = tokio::spawn(write_snapshots(self.path.clone(), latest, written_tx));
+        let (rendered, latest_metrics) = watch::channel::<Option<String>>(None);
+        let metrics_writer = self
+            .metrics
+            .clone()
+            .map(|path| tokio::spawn(metrics::write_metrics(path, latest_metrics)));
         let save = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(save);
         loop {
@@ -136,6 +151,7 @@ impl Hub {
                 () = &mut save, if self.dirty => {
                     let began = Instant::now();
                     self.hand_over(&encoded);
+                    self.hand_over_metrics(&rendered);
                     // Encoding a large fleet takes a while and the hub does nothing else
                     // meanwhile: keep it under a tenth of the hub's time.
                     let pause = self.save_every.max(began.elapsed() * 10);
@@ -144,12 +160,21 @@ impl Hub {
             }
         }
         self.hand_over(&encoded);
+        self.hand_over_metrics(&rendered);
         drop(encoded);
-        // The writer finishes the last snapshot and stops once the watch closes.
+        drop(rendered);
+        // The writers finish the last snapshot and textfile and stop once their watch closes.
         let _ = writer.await;
+        if let Some(metrics_writer) = metrics_writer {
+            let _ = metrics_writer.await;
+        }
     }
 
     fn apply(&mut self, event: &Event) {
+        if !matches!(event, Event::Output { .. }) {
+            self.waves.apply(event, chrono::Utc::now());
+            self.metrics_dirty = true;
+        }
         if let Event::WaveSaved(wave) = event {
             self.wave = wave.clone();
             self.dirty = true;
@@ -181,6 +206,16 @@ impl Hub {
             _ = frontend.send(event) => {}
             () = self.cancel.cancelled() => {}
         }
+    }
+
+    /// Hands the metrics writer a fresh rendering when something they show changed.
+    fn hand_over_metrics(&mut self, rendered: &watch::Sender<Option<String>>) {
+        if self.metrics.is_none() || !self.metrics_dirty {
+            return;
+        }
+        let hosts: Vec<_> = self.records.iter().map(|r| &r.model).collect();
+        rendered.send_replace(Some(metrics::render(&hosts, &self.waves)));
+        self.metrics_dirty = false;
     }
 
     /// Hands the current picture to the writer; returns its generation (0 when it could not be

@@ -299,6 +299,7 @@ impl Engine {
                 deps.paths.snapshot(),
                 deps.save_every,
                 cancel.clone(),
+                config.metrics.textfile.clone(),
             )
             .run(bus, frontend),
         );

@@ -6,6 +6,7 @@
 
 pub mod audit;
 mod lock;
+pub(crate) mod metrics;
 mod paths;
 pub mod snapshot;
 
