@@ -250,7 +250,7 @@ fn host_add(
                 let record =
                     AuditRecord::new("config_change", Some(&host.name), "ok", Some(&detail))
                         .by_local_user();
-                if let Err(err) = store::audit::append(&path, &[record]) {
+                if let Err(err) = store::audit::append(&path, &[record], &config.audit.rotation) {
                     stdio::err_line(format!(
                         "tendhost: warning: writing the audit log '{}': {err}",
                         path.display()

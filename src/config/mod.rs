@@ -349,6 +349,10 @@ pub struct AuditSettings {
     pub enabled: bool,
     /// Overrides `audit.jsonl` in the state dir.
     pub file: Option<PathBuf>,
+    /// When the live file is renamed aside and how many renamed files stay.
+    pub rotation: crate::store::audit::Rotation,
+    /// The local syslog socket every record is also sent to (`syslog = true`: `/dev/log`).
+    pub syslog: Option<PathBuf>,
 }
 
 impl BatchSize {

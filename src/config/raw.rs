@@ -604,6 +604,40 @@ mod tests {
     }
 
     #[test]
+    fn audit_rotation_and_syslog_are_read_and_bad_values_located() {
+        let config = Config::from_str("t.toml", "").unwrap();
+        assert_eq!(
+            config.audit.rotation,
+            crate::store::audit::Rotation::default()
+        );
+        assert_eq!(config.audit.syslog, None);
+        let text = "[audit]\nmax_size = \"1KiB\"\nmax_age = \"30d\"\nkeep = 3\nsyslog = true\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(config.audit.rotation.max_size, Some(1024));
+        assert_eq!(
+            config.audit.rotation.max_age,
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(config.audit.rotation.keep, 3);
+        assert_eq!(config.audit.syslog, Some(PathBuf::from("/dev/log")));
+        let text = "[audit]\nsyslog = \"/run/t.sock\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(config.audit.syslog, Some(PathBuf::from("/run/t.sock")));
+        let text = "[audit]\nmax_size = \"lots\"\nkeep = 0\nsyslog = 1\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
+            panic!("bad audit keys loaded");
+        };
+        let found: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("t.toml:2:12: key 'audit.max_size': 'lots' is not a size"));
+        assert_eq!(
+            found[1],
+            "t.toml:3:8: key 'audit.keep': must be between 1 and 10000"
+        );
+        assert!(found[2].starts_with("t.toml:4:10: key 'audit.syslog': expected true, false"));
+    }
+
+    #[test]
     fn handshake_limits_and_kex_are_read_and_bad_values_located() {
         let config = Config::from_str("t.toml", "").unwrap();
         assert_eq!(

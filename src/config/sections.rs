@@ -2,6 +2,7 @@
 //! and the per-host (or `[defaults]`) `policy`, `docker` and `checks` tables.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Weekday;
@@ -65,7 +66,9 @@ const FLEET_KEYS: &[&str] = &[
     "lists_max_age",
     "lists_concurrency",
 ];
-const AUDIT_KEYS: &[&str] = &["enabled", "file", "syslog", "webhook"];
+const AUDIT_KEYS: &[&str] = &[
+    "enabled", "file", "syslog", "webhook", "max_size", "max_age", "keep",
+];
 const METRICS_KEYS: &[&str] = &["textfile"];
 const DAEMON_KEYS: &[&str] = &["bind", "log_level", "tls", "auth"];
 const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
@@ -521,6 +524,8 @@ impl Ctx<'_> {
         let mut audit = AuditSettings {
             enabled: true,
             file: None,
+            rotation: crate::store::audit::Rotation::default(),
+            syslog: None,
         };
         let Some(table) = table else { return audit };
         self.check_keys(table, "audit", AUDIT_KEYS);
@@ -530,12 +535,49 @@ impl Ctx<'_> {
         if let Some(v) = self.string(table, "audit", "file") {
             audit.file = Some(expand_home(v.get_ref()));
         }
-        if let Some(true) = self.boolean(table, "audit", "syslog") {
-            let span = table.get("syslog").map_or(0..0, Spanned::span);
-            self.error(span, "audit.syslog", "not supported: tendhost writes audit records to a JSON-lines file; ship that file to syslog instead");
+        if let Some(v) = self.string(table, "audit", "max_size") {
+            match parse_size::parse_size(v.get_ref()) {
+                Ok(0) => self.error(v.span(), "audit.max_size", "must be more than zero"),
+                Ok(bytes) => audit.rotation.max_size = Some(bytes),
+                Err(why) => self.error(
+                    v.span(),
+                    "audit.max_size",
+                    &format!("'{}' is not a size such as \"50MiB\" ({why})", v.get_ref()),
+                ),
+            }
+        }
+        if let Some(d) = self.duration(table, "audit", "max_age", false) {
+            audit.rotation.max_age = Some(d);
+        }
+        if let Some(n) = self.integer(table, "audit", "keep") {
+            if (1..=10_000).contains(&n) {
+                audit.rotation.keep = n as usize;
+            } else {
+                let span = table.get("keep").map_or(0..0, Spanned::span);
+                self.error(span, "audit.keep", "must be between 1 and 10000");
+            }
+        }
+        if let Some(v) = table.get("syslog") {
+            match v.get_ref() {
+                DeValue::Boolean(true) => audit.syslog = Some(PathBuf::from("/dev/log")),
+                DeValue::Boolean(false) => {}
+                DeValue::String(s) if !s.is_empty() => audit.syslog = Some(expand_home(s)),
+                other => self.error(
+                    v.span(),
+                    "audit.syslog",
+                    &format!(
+                        "expected true, false or a socket path such as \"/dev/log\", found {}",
+                        other.type_str()
+                    ),
+                ),
+            }
         }
         if let Some(v) = table.get("webhook") {
-            self.error(v.span(), "audit.webhook", "not supported: tendhost makes no network calls besides SSH; ship the audit file instead");
+            self.error(
+                v.span(),
+                "audit.webhook",
+                "not supported yet: ship the audit file instead",
+            );
         }
         audit
     }

@@ -188,7 +188,12 @@ impl Engine {
                 .file
                 .clone()
                 .unwrap_or_else(|| deps.paths.audit());
-            AuditSink::spawn(path, &tracker)
+            AuditSink::spawn(
+                path,
+                config.audit.rotation.clone(),
+                config.audit.syslog.clone(),
+                &tracker,
+            )
         } else {
             AuditSink::disabled()
         };

@@ -2,7 +2,8 @@
 //! change) as one JSON line in `audit.jsonl`, fsynced per record, file mode 0600.
 //!
 //! One appender task owns the file; everyone else holds an [`AuditSink`] and sends it records.
-//! The audit log knows nothing about hosts beyond their names.
+//! The audit log knows nothing about hosts beyond their names. The appender also rotates the
+//! file (see [`Rotation`]) between records and copies each record to syslog when asked.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -13,6 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
+
+pub use super::rotate::{DEFAULT_KEEP, Rotation, rotated_files};
+use super::syslog::Syslog;
 
 /// Records waiting for the appender. Senders wait when it is full: an action is not done until
 /// its audit line is on its way.
@@ -90,10 +94,21 @@ impl AuditSink {
         }
     }
 
-    /// Starts the appender task writing to `path`. It stops once every sink is dropped.
-    pub fn spawn(path: PathBuf, tracker: &TaskTracker) -> Self {
+    /// Starts the appender task writing to `path`, rotating it by `rotation` and copying each
+    /// record to the syslog socket `syslog`. It stops once every sink is dropped.
+    pub fn spawn(
+        path: PathBuf,
+        rotation: Rotation,
+        syslog: Option<PathBuf>,
+        tracker: &TaskTracker,
+    ) -> Self {
         let (records, incoming) = mpsc::channel(AUDIT_QUEUE);
-        tracker.spawn(append_all(path, incoming));
+        let writer = Writer {
+            path,
+            rotation,
+            syslog: syslog.map(Syslog::new),
+        };
+        tracker.spawn(append_all(writer, incoming));
         AuditSink {
             records: Some(records),
             user: local_user(),
@@ -126,18 +141,52 @@ impl AuditSink {
     }
 }
 
-async fn append_all(path: PathBuf, mut incoming: mpsc::Receiver<Queued>) {
+/// What the appender task owns: the file, its rotation and the syslog connection.
+struct Writer {
+    path: PathBuf,
+    rotation: Rotation,
+    syslog: Option<Syslog>,
+}
+
+impl Writer {
+    fn write(&mut self, records: &[AuditRecord]) -> std::io::Result<()> {
+        let lines = append(&self.path, records, &self.rotation)?;
+        if let Some(syslog) = &mut self.syslog {
+            for line in &lines {
+                syslog.send(line);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn append_all(writer: Writer, mut incoming: mpsc::Receiver<Queued>) {
+    let mut writer = Some(writer);
     while let Some(first) = incoming.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = incoming.try_recv() {
             batch.push(more);
         }
         let (records, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let target = path.clone();
-        let written = match tokio::task::spawn_blocking(move || append(&target, &records)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(err)) => Err(format!("writing the audit log '{}': {err}", path.display())),
-            Err(err) => Err(format!("writing the audit log '{}': {err}", path.display())),
+        let Some(mut owned) = writer.take() else {
+            // A panicked write took the writer with it; nothing more can be written.
+            for done in waiting.into_iter().flatten() {
+                let _ = done.send(Err("the audit log writer stopped".to_string()));
+            }
+            continue;
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = owned.write(&records);
+            (owned, result)
+        })
+        .await;
+        let written = match joined {
+            Ok((owned, result)) => {
+                let path = owned.path.display().to_string();
+                writer = Some(owned);
+                result.map_err(|err| format!("writing the audit log '{path}': {err}"))
+            }
+            Err(err) => Err(format!("writing the audit log: {err}")),
         };
         if let Err(e) = &written {
             tracing::error!("{e}");
@@ -148,20 +197,40 @@ async fn append_all(path: PathBuf, mut incoming: mpsc::Receiver<Queued>) {
     }
 }
 
-/// Appends `records`, each line fsynced before the next is written.
-pub fn append(path: &Path, records: &[AuditRecord]) -> std::io::Result<()> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+/// Appends `records`, each line fsynced before the next is written, rotating the file between
+/// two records when `rotation` says so. Returns the lines written (without their newline).
+pub fn append(
+    path: &Path,
+    records: &[AuditRecord],
+    rotation: &Rotation,
+) -> std::io::Result<Vec<String>> {
+    let mut file: Option<std::fs::File> = None;
+    let mut lines = Vec::with_capacity(records.len());
     for record in records {
         let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        file.write_all(&line)?;
-        file.sync_data()?;
+        if rotation
+            .rotate_if_due(path, line.len() as u64, Utc::now())?
+            .is_some()
+        {
+            file = None;
+        }
+        let out = match &mut file {
+            Some(out) => out,
+            None => file.insert(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .open(path)?,
+            ),
+        };
+        out.write_all(&line)?;
+        out.sync_data()?;
+        line.pop();
+        lines.push(String::from_utf8_lossy(&line).into_owned());
     }
-    Ok(())
+    Ok(lines)
 }
 
 fn local_user() -> String {
@@ -184,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let tracker = TaskTracker::new();
-        let sink = AuditSink::spawn(path.clone(), &tracker);
+        let sink = AuditSink::spawn(path.clone(), Rotation::default(), None, &tracker);
         sink.record(AuditRecord::new("update", Some("web1"), "ok", None))
             .await;
         sink.record(AuditRecord::new(
