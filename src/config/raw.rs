@@ -21,7 +21,7 @@ use super::{
 };
 
 const TOP_KEYS: &[&str] = &[
-    "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "keys",
+    "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "keys", "schedule",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -174,6 +174,7 @@ impl Ctx<'_> {
         let audit = self.read_audit(audit_table);
         let keys_table = self.table(root, "", "keys");
         let keys = self.read_keys(keys_table);
+        let schedules = self.read_schedules(root);
 
         let mut hosts = Vec::new();
         let mut host_spans = Vec::new();
@@ -222,6 +223,7 @@ impl Ctx<'_> {
             audit,
             log_level,
             keys,
+            schedules,
             warnings: Vec::new(),
         }
     }
