@@ -148,6 +148,11 @@ pub struct BatchArgs {
     #[arg(long)]
     pub accept_changes: bool,
 
+    /// `wave`: run the `[[schedule]]` of this name: its selectors and wave options (given
+    /// alongside, they are refused). Waits for the state lock up to the schedule's `lock_wait`.
+    #[arg(long, value_name = "NAME")]
+    pub schedule: Option<String>,
+
     /// With --resume, for a wave paused at its threshold: retry the failed hosts, skip them,
     /// or continue with them counted.
     #[arg(long, value_name = "retry|skip|continue")]
@@ -219,6 +224,36 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout.
     Man,
+    /// Scheduled waves (`[[schedule]]`): list them, install their systemd timers.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Show the configured schedules, their next run, last run and whether a timer is installed.
+    List {
+        /// Look for user units (~/.config/systemd/user) instead of system units.
+        #[arg(long)]
+        user: bool,
+        /// Prefix for the unit directory (for tests and image builds).
+        #[arg(long, value_name = "DIR", env = "TENDHOST_UNIT_ROOT")]
+        root: Option<PathBuf>,
+    },
+    /// Write a systemd timer + service that runs `tendhost --batch wave --schedule NAME`.
+    Install {
+        /// The `[[schedule]]` name.
+        name: String,
+        /// Install user units (~/.config/systemd/user) instead of /etc/systemd/system.
+        #[arg(long)]
+        user: bool,
+        /// Print the units instead of writing them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Prefix for the unit directory (for tests and image builds).
+        #[arg(long, value_name = "DIR", env = "TENDHOST_UNIT_ROOT")]
+        root: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

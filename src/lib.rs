@@ -18,6 +18,7 @@ pub mod logging;
 pub mod pkg;
 pub mod plan;
 pub mod remote;
+pub mod schedule;
 mod signals;
 pub mod stdio;
 pub mod store;

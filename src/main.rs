@@ -7,14 +7,15 @@
 #![deny(unsafe_code)]
 
 use tendhost::{
-    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, stdio, store, tui,
+    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, schedule, stdio,
+    store, tui,
 };
 
 use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{BatchCommand, Cli, Command, HostCommand};
+use crate::cli::{BatchCommand, Cli, Command, HostCommand, ScheduleCommand};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::store::Paths;
@@ -132,6 +133,25 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             let runtime = tokio::runtime::Runtime::new()?;
             Ok(runtime.block_on(hostmgmt::test_hosts(&chosen, &ctx, &opts)))
         }
+        (Some(Command::Schedule(ScheduleCommand::List { user, root })), _) => Ok(
+            schedule::commands::list(&config, &paths, root.as_deref(), *user),
+        ),
+        (
+            Some(Command::Schedule(ScheduleCommand::Install {
+                name,
+                user,
+                dry_run,
+                root,
+            })),
+            _,
+        ) => Ok(schedule::commands::install(
+            &config,
+            cli.state_dir.as_deref(),
+            name,
+            root.as_deref(),
+            *user,
+            *dry_run,
+        )),
         (Some(Command::Keygen { .. } | Command::Completions { .. } | Command::Man), _) => {
             Ok(Exit::Ok)
         }
@@ -145,11 +165,18 @@ fn run_batch(
     config: Config,
     paths: &Paths,
 ) -> color_eyre::Result<Exit> {
-    let request = match batch::Request::new(command, &cli.batch_args, &config) {
+    let scheduled = match schedule::run::batch_args(command, &cli.batch_args, &config) {
+        Ok(scheduled) => scheduled,
+        Err(err) => return Ok(usage_error(&err)),
+    };
+    let args = scheduled.as_ref().map_or(&cli.batch_args, |(args, _)| args);
+    let request = match batch::Request::new(command, args, &config) {
         Ok(request) => request,
         Err(err) => return Ok(usage_error(&err)),
     };
-    let _lock = match take_lock(paths) {
+    let schedule_name = scheduled.as_ref().map(|(_, s)| s.name.clone());
+    let lock_wait = scheduled.as_ref().map(|(_, s)| s.lock_wait);
+    let _lock = match take_lock_waiting(paths, lock_wait) {
         Ok(lock) => lock,
         Err(exit) => return Ok(exit),
     };
@@ -164,21 +191,38 @@ fn run_batch(
     deps.periodic_refresh = false;
     let printer = batch::Printer::new(request.json, batch_name(command)).with_scope(&request.scope);
     let runtime = tokio::runtime::Runtime::new()?;
-    Ok(runtime.block_on(async move {
-        let (engine, events) = engine::Engine::start(config, deps);
+    let started = chrono::Utc::now();
+    let exit = runtime.block_on(async move {
+        let (engine, events) = engine::Engine::start(config.clone(), deps);
         batch::run(engine, events, request, printer).await
-    }))
+    });
+    if let Some(name) = schedule_name {
+        schedule::record_batch_run(paths, &name, started, exit);
+    }
+    Ok(exit)
 }
 
 /// Creates the state dir and takes its lock; exit 4 when another tendhost holds it.
 fn take_lock(paths: &Paths) -> Result<store::StateLock, Exit> {
+    take_lock_waiting(paths, None)
+}
+
+/// [`take_lock`], waiting up to `wait` (a scheduled run) while another tendhost holds it.
+fn take_lock_waiting(
+    paths: &Paths,
+    wait: Option<std::time::Duration>,
+) -> Result<store::StateLock, Exit> {
     if let Err(err) = paths.ensure_state_dir() {
         return Err(usage_error(&format!(
             "creating the state dir '{}': {err}",
             paths.state_dir.display()
         )));
     }
-    match store::StateLock::acquire(&paths.lock()) {
+    let acquired = match wait {
+        Some(wait) => schedule::run::acquire_lock_waiting(&paths.lock(), wait),
+        None => store::StateLock::acquire(&paths.lock()),
+    };
+    match acquired {
         Ok(lock) => Ok(lock),
         Err(err @ store::LockError::Held { .. }) => {
             stdio::err_line(format!("tendhost: {err}"));

@@ -12,6 +12,7 @@ mod error;
 mod fields;
 mod jumps;
 mod raw;
+mod schedule;
 mod sections;
 pub(crate) mod suggest;
 mod window;
@@ -25,7 +26,9 @@ pub use discover::{Discovered, DiscoverySource, discover};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use jumps::JumpHosts;
+pub use schedule::{DEFAULT_LOCK_WAIT, MissedPolicy, ScheduleConfig};
 pub use window::MaintenanceWindow;
+pub(crate) use window::{parse_day, parse_time};
 
 /// A host's unique name, cheap to clone into events and log lines.
 pub type HostId = Arc<str>;
@@ -47,6 +50,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// `[keys]`: action name → key specs, overriding the TUI's defaults.
     pub keys: BTreeMap<String, Vec<String>>,
+    /// `[[schedule]]`, in file order.
+    pub schedules: Vec<ScheduleConfig>,
     /// Things that loaded but deserve a word (e.g. the old `[daemon]` table).
     pub warnings: Vec<Diagnostic>,
 }

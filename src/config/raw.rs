@@ -22,6 +22,7 @@ use super::{
 
 const TOP_KEYS: &[&str] = &[
     "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "metrics", "keys",
+    "schedule",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -176,6 +177,7 @@ impl Ctx<'_> {
         let metrics = self.read_metrics(metrics_table);
         let keys_table = self.table(root, "", "keys");
         let keys = self.read_keys(keys_table);
+        let schedules = self.read_schedules(root);
 
         let mut hosts = Vec::new();
         let mut host_spans = Vec::new();
@@ -225,6 +227,7 @@ impl Ctx<'_> {
             metrics,
             log_level,
             keys,
+            schedules,
             warnings: Vec::new(),
         }
     }

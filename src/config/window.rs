@@ -62,7 +62,7 @@ impl MaintenanceWindow {
 }
 
 /// Parses `HH:MM` (24-hour).
-pub(super) fn parse_time(text: &str) -> Result<NaiveTime, String> {
+pub(crate) fn parse_time(text: &str) -> Result<NaiveTime, String> {
     let ok = text.len() == 5 && text.as_bytes()[2] == b':';
     ok.then(|| NaiveTime::parse_from_str(text, "%H:%M").ok())
         .flatten()
@@ -70,7 +70,7 @@ pub(super) fn parse_time(text: &str) -> Result<NaiveTime, String> {
 }
 
 /// Parses `Mon`, `monday`, `TUE`… .
-pub(super) fn parse_day(text: &str) -> Result<Weekday, String> {
+pub(crate) fn parse_day(text: &str) -> Result<Weekday, String> {
     let lower = text.to_ascii_lowercase();
     let day = match lower.as_str() {
         "mon" | "monday" => Weekday::Mon,
