@@ -22,6 +22,8 @@ PACKAGES=(
   qemu-system-x86 e2fsprogs
   # pkg: the dpkg-lock test holds apt's fcntl lock from python3
   python3
+  # metrics: `promtool check metrics` reads the node_exporter textfile by Prometheus' own rules
+  prometheus
 )
 
 missing=()

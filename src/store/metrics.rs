@@ -221,7 +221,7 @@ pub(crate) fn render(hosts: &[&HostModel], waves: &WaveMetrics) -> String {
     }
     let fleet: [(&str, &str, f64); 5] = [
         (
-            "tendhost_hosts_total",
+            "tendhost_hosts",
             "Hosts in the configuration.",
             hosts.len() as f64,
         ),
@@ -393,7 +393,7 @@ mod tests {
             text.contains("tendhost_host_last_wave_result{host=\"db\",result=\"succeeded\"} 1\n")
         );
         assert!(text.contains("tendhost_host_last_wave_success{host=\"db\"} 1\n"));
-        assert!(text.contains("tendhost_hosts_total 2\n"));
+        assert!(text.contains("tendhost_hosts 2\n"));
         assert!(text.contains("tendhost_wave_running 0\n"));
         assert!(text.contains("tendhost_last_wave_status{status=\"finished\"} 1\n"));
         assert!(text.contains("tendhost_last_wave_end_timestamp_seconds 1700000000\n"));

@@ -28,6 +28,7 @@ mod host_cmd;
 mod hostile;
 mod inventory;
 mod jobs;
+mod metrics;
 mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;
