@@ -1,8 +1,8 @@
 //! Issue 10 on a real VM (harness/vm.rs): what the chroot hosts cannot show. systemd is PID 1
 //! there, so every detached job runs as a transient unit (`systemd-run`), and the reboot is a
 //! real `systemctl reboot` that takes the guest down and brings it back with a new boot id.
-//! Slow under TCG emulation (a boot is ~25 s, a reboot ~40 s): two scenarios, one boot each,
-//! run in turn by one test.
+//! Slow under TCG emulation (a boot is ~25 s, a reboot ~40 s): two scenarios on one boot, run in
+//! turn by one test (the second takes the guest the first left behind).
 //!
 //! The image has a unit that fails at every boot ([`PRE_FAILED_UNIT`]), so both tests see a
 //! degraded system before the update that the checks must not hold against it; the update
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::batch::{host_line, json_lines, run_expecting, tendhost_std};
 use crate::harness::TestEnv;
-use crate::harness::vm::{ADDR, BREAK_FILE, PORT, PRE_FAILED_UNIT, UPDATE_UNIT, Vm};
+use crate::harness::vm::{ADDR, BREAK_FILE, NEXT_REPO, PORT, PRE_FAILED_UNIT, UPDATE_UNIT, Vm};
 use crate::health_pre::{check, checked, names};
 
 /// One host, the VM, logging in as root with the image's test key. Connecting takes longer
@@ -59,19 +59,19 @@ fn wait_until(what: &str, done: impl FnMut() -> bool) {
     );
 }
 
-/// One test, two boots in turn: tied to one test thread (the VM is one at a time anyway), so
-/// the rest of the suite runs beside it on the other threads.
+/// One test, one boot, two scenarios in turn: tied to one test thread (the VM is one at a time
+/// anyway), so the rest of the suite runs beside it on the other threads.
 #[test]
 fn a_real_vm_is_updated_rebooted_verified_and_reattached_after_kill_9() {
-    update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle();
-    kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke();
+    let vm = Vm::boot();
+    update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle(&vm);
+    kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke(&vm);
 }
 
-fn update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
+fn update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle(vm: &Vm) {
     let started = Instant::now();
-    let vm = Vm::boot();
     let env = TestEnv::new();
-    config(&env, &vm, true);
+    config(&env, vm, true);
     let boot_before = vm.boot_id();
     assert_eq!(vm.version("tendhost-kernel"), "1.0");
 
@@ -178,13 +178,13 @@ fn update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle() {
 
     // Both jobs (the upgrade, then the reboot) ran as transient systemd units; the upgrade's
     // wrapper finished there with the script's status.
-    let ids = job_ids(&vm);
+    let ids = job_ids(vm);
     assert_eq!(ids.len(), 2, "{ids:?}");
     for id in &ids {
-        assert_eq!(job_file(&vm, id, "runner"), "systemd", "job {id}");
+        assert_eq!(job_file(vm, id, "runner"), "systemd", "job {id}");
     }
-    assert_eq!(job_file(&vm, &ids[0], "exit"), "0");
-    assert!(job_file(&vm, &ids[1], "script").contains("systemctl reboot"));
+    assert_eq!(job_file(vm, &ids[0], "exit"), "0");
+    assert!(job_file(vm, &ids[1], "script").contains("systemctl reboot"));
     // The journal (persistent in the image) saw both units in the boot before this one.
     let journal = vm.ssh("journalctl -b -1 -o cat -u 'tendhost-job-*' --no-pager 2>&1 || true");
     let units = vm.ssh(
@@ -217,9 +217,14 @@ fn spawn_update(env: &TestEnv) -> Child {
         .unwrap()
 }
 
-fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke() {
+/// On the guest the first scenario left (everything at 1.1, rebooted): `tendhost-svc` 1.2
+/// comes from the image's second repository.
+fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke(vm: &Vm) {
     let started = Instant::now();
-    let vm = Vm::boot();
+    vm.ssh(&format!(
+        "echo '{NEXT_REPO}' > /etc/apt/sources.list.d/next.list"
+    ));
+    let earlier = job_ids(vm);
     vm.ssh(&format!(
         "echo 'DPkg::Pre-Invoke {{ \"i=1; while [ $i -le {TICKS} ]; do echo tick-$i; \
          i=$((i+1)); sleep 1; done\"; }};' > /etc/apt/apt.conf.d/99tendhost-slow"
@@ -227,11 +232,14 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
     // The update's unit fails to start: the verification after the upgrade must name it.
     vm.ssh(&format!("touch {BREAK_FILE}"));
     let env = TestEnv::new();
-    config(&env, &vm, false);
+    config(&env, vm, false);
     let mut child = spawn_update(&env);
     let mut id = String::new();
     wait_until("the upgrade job started on the guest", || {
-        id = job_ids(&vm).pop().unwrap_or_default();
+        id = job_ids(vm)
+            .into_iter()
+            .rfind(|j| !earlier.contains(j))
+            .unwrap_or_default();
         !id.is_empty()
             && vm
                 .try_ssh(&format!("test -e /var/lib/tendhost/jobs/{id}/started"))
@@ -240,7 +248,7 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
     child.kill().unwrap(); // SIGKILL: tendhost gets no say
     child.wait().unwrap();
     let unit = format!("tendhost-job-{id}");
-    assert_eq!(job_file(&vm, &id, "runner"), "systemd");
+    assert_eq!(job_file(vm, &id, "runner"), "systemd");
     assert_eq!(
         vm.ssh(&format!("systemctl is-active {unit} || true"))
             .trim(),
@@ -248,7 +256,7 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
         "the job's unit is not running after tendhost died"
     );
     assert!(
-        job_file(&vm, &id, "exit").is_empty(),
+        job_file(vm, &id, "exit").is_empty(),
         "the job ended before tendhost was killed; the hook is too fast"
     );
 
@@ -257,7 +265,7 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
     // baseline the killed run took before it, found the unit the update broke.
     // `hosts` lists; the host's failure is in its line, not in the listing's exit code.
     let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
-    assert_eq!(job_file(&vm, &id, "exit"), "0");
+    assert_eq!(job_file(vm, &id, "exit"), "0");
     let lines = json_lines(&out);
     assert!(
         lines
@@ -266,8 +274,8 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
                 && l["line"].as_str().unwrap_or("").contains("reattached")),
         "{lines:#?}"
     );
-    assert_eq!(vm.version("tendhost-app"), "1.1");
-    let log = job_file(&vm, &id, "log");
+    assert_eq!(vm.version("tendhost-svc"), "1.2");
+    let log = job_file(vm, &id, "log");
     assert!(log.contains(&format!("tick-{TICKS}")), "{log}");
     // `--collect`: the finished unit is gone from systemd, not left failed or inactive.
     assert_eq!(

@@ -28,7 +28,7 @@ use super::debroot::{self, run};
 /// Where the image and its keys live between runs.
 pub(crate) const VM_DIR: &str = "/var/cache/tendhost-test/vm";
 /// Bumped whenever the image's recipe changes, so a cached image of an older recipe is rebuilt.
-const IMAGE_VERSION: &str = "3";
+const IMAGE_VERSION: &str = "4";
 /// Installed into the image, without recommends.
 const PACKAGES: &[&str] = &[
     "linux-image-amd64",
@@ -52,11 +52,15 @@ pub(crate) const BREAK_FILE: &str = "/etc/tendhost-break";
 const UPDATE_UNIT_TEXT: &str = "[Unit]\nDescription=tendhost test: fails while /etc/tendhost-break exists\n\n\
     [Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c '! test -e /etc/tendhost-break'\n\n\
     [Install]\nWantedBy=multi-user.target\n";
-/// As a packaged service's postinst does (deb-systemd-helper's work, by hand): enable and start
-/// it where systemd runs; a failed start does not fail the package, as with most services.
+/// As a packaged service's postinst does (deb-systemd-helper's work, by hand): enable and
+/// (re)start it where systemd runs; a failed start does not fail the package, as with most
+/// services.
 const UPDATE_UNIT_POSTINST: &str = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  \
     systemctl enable tendhost-check.service >/dev/null 2>&1 || true\n  \
-    if [ -d /run/systemd/system ]; then systemctl start tendhost-check.service || true; fi\nfi\n";
+    if [ -d /run/systemd/system ]; then systemctl restart tendhost-check.service || true; fi\nfi\n";
+/// A second repository in the image, off until a test lists it ([`NEXT_REPO`]): `tendhost-svc`
+/// 1.2, so one boot can serve a second update after the first one took everything to 1.1.
+pub(crate) const NEXT_REPO: &str = "deb [trusted=yes] file:/repo-next ./";
 /// The least free memory the host needs for a guest (768 MiB) beside the tests that run next
 /// to it: below it the VM tests fail saying so rather than swapping into timeouts.
 const MIN_AVAILABLE: u64 = 2 << 30;
@@ -224,15 +228,19 @@ fn build(dir: &Path) {
             "lib/systemd/system/tendhost-check.service",
             UPDATE_UNIT_TEXT,
         )];
-        aptrepo::install_with(
-            &root,
-            &[aptrepo::deb("tendhost-svc", "1.0")],
-            &[aptrepo::Deb {
-                postinst: Some(UPDATE_UNIT_POSTINST),
-                files: &unit_file,
-                ..aptrepo::deb("tendhost-svc", "1.1")
-            }],
-        );
+        let svc = |version| aptrepo::Deb {
+            postinst: Some(UPDATE_UNIT_POSTINST),
+            files: &unit_file,
+            ..aptrepo::deb("tendhost-svc", version)
+        };
+        aptrepo::install_with(&root, &[aptrepo::deb("tendhost-svc", "1.0")], &[svc("1.1")]);
+        let next = root.join("repo-next");
+        fs::create_dir_all(&next).expect("repo-next dir");
+        aptrepo::build(&svc("1.2"), &next);
+        let packages = run(Command::new("dpkg-scanpackages")
+            .args(["--multiversion", ".", "/dev/null"])
+            .current_dir(&next));
+        fs::write(next.join("Packages"), packages).expect("repo-next Packages index");
         chroot(
             &root,
             &format!(
