@@ -161,7 +161,7 @@ impl Printer {
                 self.note(&format!(
                     "wave {}: {} batch {}/{}, {}/{} done, {} failed",
                     p.wave_id,
-                    status_word(p.status),
+                    p.status.as_str(),
                     p.batch,
                     p.batches,
                     p.done,
@@ -262,7 +262,7 @@ impl Printer {
             text.push_str(&format!(" (only {scope})"));
         }
         if let Some(w) = wave {
-            text.push_str(&format!("; wave {}", status_word(w.status)));
+            text.push_str(&format!("; wave {}", w.status.as_str()));
             if let Some(reason) = &w.reason {
                 text.push_str(&format!(" ({reason})"));
             }
@@ -500,19 +500,6 @@ fn plan_note(plan: &crate::pkg::UpgradePlan) -> String {
         ));
     }
     text
-}
-
-fn status_word(status: WaveStatus) -> &'static str {
-    match status {
-        WaveStatus::Started => "started",
-        WaveStatus::Running => "running",
-        WaveStatus::Paused => "paused",
-        WaveStatus::Delaying => "delaying",
-        WaveStatus::Threshold => "threshold",
-        WaveStatus::Halted => "halted",
-        WaveStatus::Aborted => "aborted",
-        WaveStatus::Finished => "finished",
-    }
 }
 
 fn truncate(text: &str, width: usize) -> String {

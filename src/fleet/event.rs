@@ -256,6 +256,22 @@ pub enum WaveStatus {
     Finished,
 }
 
+impl WaveStatus {
+    /// The lowercase name used in JSON, the batch table and the metrics (`finished`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaveStatus::Started => "started",
+            WaveStatus::Running => "running",
+            WaveStatus::Paused => "paused",
+            WaveStatus::Delaying => "delaying",
+            WaveStatus::Threshold => "threshold",
+            WaveStatus::Halted => "halted",
+            WaveStatus::Aborted => "aborted",
+            WaveStatus::Finished => "finished",
+        }
+    }
+}
+
 impl JobKind {
     /// The command's name in messages and JSON (`update`, `reboot`…).
     pub fn name(self) -> &'static str {

@@ -155,6 +155,19 @@ impl Default for HostState {
 }
 
 impl StateKind {
+    /// Every state once, in display order (the console's header totals, the metrics' one-hot
+    /// gauge).
+    pub const ALL: [StateKind; 8] = [
+        StateKind::Idle,
+        StateKind::Querying,
+        StateKind::PendingUpdates,
+        StateKind::Updating,
+        StateKind::WaitingReboot,
+        StateKind::Rebooting,
+        StateKind::Verifying,
+        StateKind::Failed,
+    ];
+
     /// The lowercase name used in JSON and messages (`pending_updates`).
     pub fn as_str(self) -> &'static str {
         match self {

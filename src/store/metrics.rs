@@ -18,18 +18,6 @@ use tokio::sync::watch;
 use crate::config::HostId;
 use crate::fleet::{Event, HostModel, Outcome, StateKind, WaveStatus};
 
-/// Every state a host can be in, for the one-hot `tendhost_host_state` gauge.
-const STATES: [StateKind; 8] = [
-    StateKind::Idle,
-    StateKind::Querying,
-    StateKind::PendingUpdates,
-    StateKind::Updating,
-    StateKind::WaitingReboot,
-    StateKind::Rebooting,
-    StateKind::Verifying,
-    StateKind::Failed,
-];
-
 /// What the metrics know about waves, folded from the events the hub sees.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct WaveMetrics {
@@ -59,7 +47,7 @@ impl WaveMetrics {
                 self.running = !ended;
                 self.last_ok = progress.succeeded;
                 self.last_failed = progress.failed;
-                self.last_status = Some(status_name(progress.status));
+                self.last_status = Some(progress.status.as_str());
                 if ended {
                     self.last_end = Some(now);
                 }
@@ -75,19 +63,6 @@ fn outcome_name(outcome: &Outcome) -> &'static str {
         Outcome::Refused { .. } => "refused",
         Outcome::Skipped { .. } => "skipped",
         Outcome::Failed { .. } => "failed",
-    }
-}
-
-fn status_name(status: WaveStatus) -> &'static str {
-    match status {
-        WaveStatus::Started => "started",
-        WaveStatus::Running => "running",
-        WaveStatus::Paused => "paused",
-        WaveStatus::Delaying => "delaying",
-        WaveStatus::Threshold => "threshold",
-        WaveStatus::Halted => "halted",
-        WaveStatus::Aborted => "aborted",
-        WaveStatus::Finished => "finished",
     }
 }
 
@@ -200,7 +175,7 @@ pub(crate) fn render(hosts: &[&HostModel], waves: &WaveMetrics) -> String {
     let mut family = Family::new(&mut out, name, "1 for the state the host is in (one-hot).");
     for host in hosts {
         let kind = host.kind();
-        for state in STATES {
+        for state in StateKind::ALL {
             family.sample(
                 name,
                 &[("host", &host.name), ("state", state.as_str())],

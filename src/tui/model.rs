@@ -24,16 +24,7 @@ use crate::tui::scrollback::Scrollback;
 pub const DEFAULT_LOG_LINES: usize = 2_000;
 
 /// Every state, in display order (also the order of the header totals).
-pub(super) const ALL_STATES: [StateKind; 8] = [
-    StateKind::Idle,
-    StateKind::Querying,
-    StateKind::PendingUpdates,
-    StateKind::Updating,
-    StateKind::WaitingReboot,
-    StateKind::Rebooting,
-    StateKind::Verifying,
-    StateKind::Failed,
-];
+pub(super) const ALL_STATES: [StateKind; 8] = StateKind::ALL;
 
 /// What the screen knows about one host.
 #[derive(Debug, Clone)]
