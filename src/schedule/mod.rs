@@ -4,7 +4,10 @@
 //! Pure time logic lives in `when.rs`; nothing here starts a wave: the console and `--batch wave
 //! --schedule NAME` do, through the same engine as a wave typed by hand.
 
+mod clock;
 mod when;
+
+pub use clock::{Missed, ScheduleClock, ScheduleRow};
 
 pub use when::When;
 mod state;
