@@ -47,6 +47,7 @@ fn settings() -> Settings {
             on_threshold: tendhost::config::OnThreshold::Pause,
         },
         startup_warning: None,
+        schedule_state: None,
     }
 }
 

@@ -176,9 +176,27 @@ fn run_batch(
     };
     let schedule_name = scheduled.as_ref().map(|(_, s)| s.name.clone());
     let lock_wait = scheduled.as_ref().map(|(_, s)| s.lock_wait);
+    if let Some(name) = &schedule_name
+        && schedule::is_paused(paths, name)
+    {
+        // Paused in the console (or by hand): the timer still fires; the run is a skip.
+        stdio::err_line(format!(
+            "tendhost: schedule '{name}' is paused; not running it"
+        ));
+        schedule::record_batch_skip(&config, paths, name, "paused");
+        return Ok(Exit::Ok);
+    }
     let _lock = match take_lock_waiting(paths, lock_wait) {
         Ok(lock) => lock,
-        Err(exit) => return Ok(exit),
+        Err(exit) => {
+            if let Some(name) = &schedule_name
+                && exit == Exit::Locked
+            {
+                let reason = "another tendhost held the state lock past lock_wait";
+                schedule::audit_batch_skip(&config, paths, name, reason);
+            }
+            return Ok(exit);
+        }
     };
     let _log = logging::init(&paths.log(), config.log_level.as_deref(), None)?;
     let loaded = store::snapshot::load(&paths.snapshot());
@@ -288,18 +306,10 @@ fn host_add(
                 host.name,
                 config.path.display()
             ));
-            if config.audit.enabled {
-                let path = config.audit.file.clone().unwrap_or_else(|| paths.audit());
-                let detail = format!("host add '{target}' to '{}'", config.path.display());
-                let record =
-                    AuditRecord::new("config_change", Some(&host.name), "ok", Some(&detail))
-                        .by_local_user();
-                if let Err(err) = store::audit::append(&path, &[record], &config.audit.rotation) {
-                    stdio::err_line(format!(
-                        "tendhost: warning: writing the audit log '{}': {err}",
-                        path.display()
-                    ));
-                }
+            let detail = format!("host add '{target}' to '{}'", config.path.display());
+            let record = AuditRecord::new("config_change", Some(&host.name), "ok", Some(&detail));
+            if let Err(err) = store::audit::append_one(config, paths, record) {
+                stdio::err_line(format!("tendhost: warning: {err}"));
             }
             Exit::Ok
         }
@@ -331,6 +341,7 @@ fn run_console(cli: &Cli, config: Config, paths: &Paths) -> color_eyre::Result<E
     }
     let settings = tui::Settings {
         startup_warning: loaded.warning,
+        schedule_state: Some(paths.state_dir.join(schedule::STATE_FILE)),
         ..settings
     };
     let config = std::sync::Arc::new(config);

@@ -27,6 +27,7 @@ const SCHEDULE_KEYS: &[&str] = &[
     "security_only",
     "packages",
     "dry_run",
+    "allow_removals",
     "missed",
     "lock_wait",
 ];
@@ -48,6 +49,9 @@ pub struct ScheduleConfig {
     pub security_only: bool,
     pub packages: Vec<String>,
     pub dry_run: bool,
+    /// An upgrade that would remove packages goes ahead (off by default: nobody is there to
+    /// read the plan, so such a host is skipped and says why).
+    pub allow_removals: bool,
     /// What to do with a run that came due while tendhost was not running.
     pub missed: MissedPolicy,
     /// How long a run waits for the state lock before it gives up (exit 4).
@@ -146,6 +150,7 @@ impl Ctx<'_> {
         let max_failures = self.checked(t, "max_failures", |s| FailureLimit::parse(s).map(drop));
         let security_only = self.boolean(t, AT, "security_only").unwrap_or(false);
         let dry_run = self.boolean(t, AT, "dry_run").unwrap_or(false);
+        let allow_removals = self.boolean(t, AT, "allow_removals").unwrap_or(false);
         let packages = list(self, "packages");
         let missed = match self.string(t, AT, "missed") {
             None => MissedPolicy::Skip,
@@ -175,6 +180,7 @@ impl Ctx<'_> {
             security_only,
             packages,
             dry_run,
+            allow_removals,
             missed,
             lock_wait,
         })

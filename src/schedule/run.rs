@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{BatchArgs, BatchCommand};
 use crate::config::{Config, ScheduleConfig};
+use crate::engine::WaveRequest;
 use crate::store::{LockError, StateLock};
 
 /// How often a waiting run tries the lock again (headless, so a short sleep loop is fine).
@@ -43,7 +44,8 @@ pub fn batch_args<'c>(
         || !args.packages.is_empty()
         || args.security_only
         || args.resume
-        || args.plan;
+        || args.plan
+        || args.allow_removals;
     if typed {
         return Err(format!(
             "--schedule '{name}' takes its selectors and wave options from the config; drop the others"
@@ -60,7 +62,23 @@ pub fn batch_args<'c>(
     out.packages = schedule.packages.clone();
     out.security_only = schedule.security_only;
     out.dry_run = args.dry_run || schedule.dry_run;
+    out.allow_removals = args.allow_removals || schedule.allow_removals;
     Ok(Some((out, schedule)))
+}
+
+/// The wave schedule `name` runs, as the console starts it: built from the same options
+/// `--batch wave --schedule NAME` gets, so both frontends run the same wave. `Err` says why
+/// it cannot run (a selection that matches no host, say).
+pub fn wave_request(config: &Config, name: &str) -> Result<WaveRequest, String> {
+    let args = BatchArgs {
+        schedule: Some(name.to_string()),
+        ..BatchArgs::default()
+    };
+    let (args, _) = batch_args(BatchCommand::Wave, &args, config)?
+        .ok_or_else(|| format!("no [[schedule]] named '{name}'"))?;
+    crate::batch::Request::new(BatchCommand::Wave, &args, config)?
+        .wave
+        .ok_or_else(|| format!("schedule '{name}' plans no wave"))
 }
 
 /// Takes the state lock, waiting up to `wait` while another tendhost holds it.
@@ -81,7 +99,7 @@ mod tests {
     fn config() -> Config {
         Config::from_str(
             "t.toml",
-            "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\n\n[[schedule]]\nname = \"sun\"\nwhen = \"Sun 03:00\"\nhosts = [\"a\"]\nbatch_size = \"1\"\nsecurity_only = true\ndry_run = true\n",
+            "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\n\n[[schedule]]\nname = \"sun\"\nwhen = \"Sun 03:00\"\nhosts = [\"a\"]\nbatch_size = \"1\"\nsecurity_only = true\ndry_run = true\nallow_removals = true\n",
         )
         .unwrap()
     }
@@ -100,7 +118,18 @@ mod tests {
         assert_eq!(s.name, "sun");
         assert_eq!(args.select.hosts, ["a"]);
         assert_eq!(args.batch_size.as_deref(), Some("1"));
-        assert!(args.security_only && args.dry_run && args.json);
+        assert!(args.security_only && args.dry_run && args.json && args.allow_removals);
+    }
+
+    #[test]
+    fn the_console_gets_the_same_wave_as_the_batch_run() {
+        let config = config();
+        let wave = wave_request(&config, "sun").unwrap();
+        assert_eq!(wave.hosts.len(), 1);
+        assert_eq!(&*wave.hosts[0], "a");
+        assert!(wave.dry_run && wave.scope.security_only);
+        let err = wave_request(&config, "mon").unwrap_err();
+        assert!(err.contains("no [[schedule]] named 'mon'"), "{err}");
     }
 
     #[test]

@@ -233,6 +233,29 @@ pub fn append(
     Ok(lines)
 }
 
+/// Writes one record for a command that runs without the engine (`host add`, a scheduled run
+/// that did not start), to the configured file with its rotation and to syslog when asked, so
+/// it reads like every other record. A no-op when auditing is off; `Err` names the file.
+pub fn append_one(
+    config: &crate::config::Config,
+    paths: &super::Paths,
+    record: AuditRecord,
+) -> Result<(), String> {
+    if !config.audit.enabled {
+        return Ok(());
+    }
+    let path = config.audit.file.clone().unwrap_or_else(|| paths.audit());
+    let lines = append(&path, &[record.by_local_user()], &config.audit.rotation)
+        .map_err(|err| format!("writing the audit log '{}': {err}", path.display()))?;
+    if let Some(socket) = &config.audit.syslog {
+        let mut syslog = Syslog::new(socket.clone());
+        for line in &lines {
+            syslog.send(line);
+        }
+    }
+    Ok(())
+}
+
 fn local_user() -> String {
     nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()

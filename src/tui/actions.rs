@@ -46,6 +46,7 @@ impl App {
             Overlay::Packages(_) => self.handle_packages(action),
             Overlay::Threshold => self.handle_threshold(action),
             Overlay::ResumeWave(_) => self.handle_resume(action),
+            Overlay::Schedules { .. } => self.handle_schedules(action),
         }
     }
 
@@ -145,6 +146,7 @@ impl App {
             Action::Packages => {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
+            Action::Schedules => self.view.overlay = Overlay::Schedules { cursor: 0 },
             Action::Refresh => self.confirm_hosts(JobKind::Refresh),
             Action::RefreshLists => self.confirm_hosts(JobKind::RefreshLists),
             Action::Update => self.confirm_hosts(JobKind::Update {
@@ -481,6 +483,49 @@ impl App {
                 }
             }
             Action::Back | Action::Quit => self.view.overlay = Overlay::None,
+            _ => {}
+        }
+    }
+
+    /// The Schedules view: move, and pause or resume the schedule under the cursor (saved at
+    /// once, so a restart or `schedule list` sees it).
+    fn handle_schedules(&mut self, action: Action) {
+        let Overlay::Schedules { cursor } = &mut self.view.overlay else {
+            return;
+        };
+        let count = self.scheduler.rows().len();
+        let last = count.saturating_sub(1);
+        match action {
+            Action::MoveDown => *cursor = (*cursor + 1).min(last),
+            Action::MoveUp => *cursor = cursor.saturating_sub(1),
+            Action::Top => *cursor = 0,
+            Action::Bottom => *cursor = last,
+            Action::Mark => {
+                let Some(name) = self.scheduler.rows().get(*cursor).map(|r| r.name.clone()) else {
+                    return;
+                };
+                if self.view.read_only {
+                    self.view.set_status(
+                        "read-only: schedules cannot be paused here (started with --read-only)",
+                        true,
+                    );
+                    return;
+                }
+                match self.scheduler.toggle_pause(&name, chrono::Utc::now()) {
+                    Some(true) => {
+                        self.view
+                            .set_status(format!("schedule '{name}' paused"), false);
+                    }
+                    Some(false) => {
+                        self.view
+                            .set_status(format!("schedule '{name}' resumed"), false);
+                    }
+                    None => self
+                        .view
+                        .set_status(format!("schedule '{name}' cannot be paused here"), true),
+                }
+            }
+            Action::Back | Action::Quit | Action::Schedules => self.view.overlay = Overlay::None,
             _ => {}
         }
     }

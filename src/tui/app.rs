@@ -5,9 +5,10 @@
 //! relative time is on screen, so an idle fleet costs ~0% CPU. The app holds the engine's
 //! [`EngineHandle`] and key handling (`actions.rs`) calls it directly; drawing lives in `views/`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use futures::StreamExt;
 use ratatui::backend::Backend;
@@ -22,6 +23,7 @@ use crate::tui::TuiError;
 use crate::tui::dialogs::{ResumeDialog, WaveDefaults};
 use crate::tui::keys::KeyMap;
 use crate::tui::model::FleetModel;
+use crate::tui::schedules::{Notice, Scheduler};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Overlay, Tab, ViewState};
 use crate::tui::views::{self, Ctx};
@@ -34,6 +36,9 @@ const CLOCK_TICK: Duration = Duration::from_secs(15);
 const APP_LOG_TICK: Duration = Duration::from_millis(250);
 /// Most events folded in before a frame, so a firehose cannot starve the screen.
 const MAX_DRAIN: usize = 10_000;
+/// The schedule timer looks at the wall clock at least this often, so a clock change or a
+/// suspended laptop delays a due run by at most this much.
+const SCHEDULE_RECHECK: Duration = Duration::from_secs(60);
 
 /// Everything the console is told at start besides the fleet.
 #[derive(Debug, Clone)]
@@ -45,6 +50,9 @@ pub struct Settings {
     /// Said on the status line when the console opens (a snapshot that could not be restored):
     /// the operator looks at the screen, not at the log.
     pub startup_warning: Option<String>,
+    /// Where schedules' state lives (`schedules.json`); `None` (read-only, tests): the console
+    /// shows its schedules but never starts, pauses or records them.
+    pub schedule_state: Option<PathBuf>,
 }
 
 pub struct App {
@@ -57,6 +65,8 @@ pub struct App {
     /// never waits on a host.
     pub(crate) engine: EngineHandle,
     pub(crate) wave_defaults: WaveDefaults,
+    /// `[[schedule]]` waves this console starts by itself.
+    pub(crate) scheduler: Scheduler,
     pub(crate) quit: bool,
     pub(crate) dirty: bool,
 }
@@ -66,7 +76,10 @@ impl App {
     /// snapshot), asking `engine` for whatever the operator confirms.
     pub fn new(model: FleetModel, engine: EngineHandle, settings: Settings) -> Self {
         let mut view = ViewState::new(settings.read_only);
-        if let Some(warning) = settings.startup_warning {
+        let state_path = settings.schedule_state.filter(|_| !settings.read_only);
+        let (scheduler, schedule_warning) =
+            Scheduler::load(engine.config(), state_path, Utc::now());
+        if let Some(warning) = settings.startup_warning.or(schedule_warning) {
             view.set_status(format!("warning: {warning}"), true);
         }
         if let Some(saved) = engine.saved_wave()
@@ -82,6 +95,7 @@ impl App {
             theme: settings.theme,
             engine,
             wave_defaults: settings.wave_defaults,
+            scheduler,
             quit: false,
             dirty: true,
         }
@@ -94,6 +108,9 @@ impl App {
     /// Folds an engine event into the model.
     pub fn apply(&mut self, event: &Event) {
         self.model.apply(event);
+        if let Event::Wave(progress) = event {
+            self.scheduler.on_wave(progress);
+        }
         if let Event::Wave(progress) = event
             && progress.status == WaveStatus::Threshold
             && matches!(self.view.overlay, Overlay::None)
@@ -123,6 +140,7 @@ impl App {
             model: &self.model,
             keys: &self.keys,
             theme: self.theme,
+            schedules: &self.scheduler,
         };
         views::render(frame, ctx, &mut self.view);
     }
@@ -160,7 +178,10 @@ impl App {
         let mut app_log = time::interval(APP_LOG_TICK);
         app_log.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut engine_open = true;
+        let missed = self.scheduler.answer_missed(&self.engine, Utc::now());
+        self.show_notices(missed);
         while !self.quit {
+            let schedule_wake = self.scheduler.next_wake().map(until_wake);
             tokio::select! {
                 // All branches are cancel-safe: EventStream::next, recv and tick lose nothing.
                 input_event = input.next() => match input_event {
@@ -195,9 +216,21 @@ impl App {
                 _ = frame.tick(), if self.dirty => self.draw_now(terminal)?,
                 _ = clock.tick(), if self.view.shows_relative_times => self.dirty = true,
                 _ = app_log.tick(), if self.view.tab == Tab::AppLog => self.dirty = true,
+                () = time::sleep(schedule_wake.unwrap_or_default()), if schedule_wake.is_some() => {
+                    let started = self.scheduler.answer_due(&self.engine, Utc::now());
+                    self.show_notices(started);
+                }
             }
         }
         Ok(())
+    }
+
+    /// What the scheduler did goes on the status line (and, through it, the log and audit).
+    fn show_notices(&mut self, notices: Vec<Notice>) {
+        for notice in notices {
+            self.view.set_status(notice.text, notice.error);
+            self.dirty = true;
+        }
     }
 
     fn draw_now<B>(&mut self, terminal: &mut Terminal<B>) -> Result<(), TuiError>
@@ -220,4 +253,13 @@ impl App {
             _ => {}
         }
     }
+}
+
+/// How long to sleep until `wake`: never past [`SCHEDULE_RECHECK`], so the wall clock is read
+/// again even if it jumped.
+fn until_wake(wake: DateTime<Utc>) -> Duration {
+    (wake - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .min(SCHEDULE_RECHECK)
 }

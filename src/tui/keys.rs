@@ -43,6 +43,8 @@ pub enum Action {
     Retry,
     Acknowledge,
     Packages,
+    /// The Schedules view (next and last runs; pause or resume one).
+    Schedules,
     Confirm,
     ToggleDryRun,
     ToggleRemovals,
@@ -144,6 +146,13 @@ pub(super) const BINDINGS: &[Binding] = &[
     bind!(ClearMarks, "clear_marks", ["c"], "clear marks", Select),
     bind!(Sort, "sort", ["s"], "sort by next column", Select),
     bind!(Packages, "packages", ["P"], "fleet-wide packages", Select),
+    bind!(
+        Schedules,
+        "schedules",
+        ["T"],
+        "schedules (space pauses)",
+        Select
+    ),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
     bind!(
         RefreshLists,

@@ -15,6 +15,7 @@ mod keys;
 mod model;
 mod plan_preview;
 pub(crate) mod sanitize;
+mod schedules;
 mod scrollback;
 mod terminal;
 mod theme;
@@ -23,6 +24,8 @@ mod views;
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod schedule_tests;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -71,6 +74,7 @@ impl Settings {
                     .unwrap_or(crate::config::OnThreshold::Pause),
             },
             startup_warning: None,
+            schedule_state: None,
         })
     }
 }

@@ -260,6 +260,7 @@ pub(super) fn settings(
             on_threshold: crate::config::OnThreshold::Pause,
         },
         startup_warning: None,
+        schedule_state: None,
     }
 }
 

@@ -104,6 +104,10 @@ pub enum Overlay {
     Threshold,
     /// At start: the unfinished wave the snapshot holds, to resume, discard or leave.
     ResumeWave(ResumeDialog),
+    /// The configured schedules: next and last runs, their results; one pauses or resumes.
+    Schedules {
+        cursor: usize,
+    },
 }
 
 /// A message on the status line until the next key.

@@ -36,6 +36,7 @@ mod pkg_quoting;
 mod pkg_scope;
 mod pkg_ssh;
 mod repair;
+mod schedule;
 mod secrets;
 mod ssh;
 mod survey;

@@ -2,6 +2,7 @@
 //!
 //! Rows are built only for the window on screen, so 10,000 hosts cost what 20 do.
 
+use chrono::{DateTime, Utc};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -14,17 +15,27 @@ use crate::tui::model::{ALL_STATES, HostRow};
 use crate::tui::theme::{state_symbol, state_word};
 use crate::tui::view::{Input, ViewState};
 
-pub(super) fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
-    // Widest first; on a narrow terminal the words go, the symbols and numbers stay.
+pub(super) fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, now: DateTime<Utc>) {
+    // Widest first; on a narrow terminal the words go, the symbols and numbers stay, and the
+    // next scheduled run goes before the wave's progress does.
     let wave = ctx.model.wave();
-    let candidates = [(false, false), (true, false), (true, true)];
+    let candidates = [
+        (false, false, Some(false)),
+        (true, false, Some(false)),
+        (true, true, Some(false)),
+        (true, true, Some(true)),
+        (true, true, None),
+    ];
     let width = usize::from(area.width);
     let mut chosen = None;
-    for (compact_totals, compact_wave) in candidates {
+    for (compact_totals, compact_wave, schedule) in candidates {
         let left = totals_line(ctx, compact_totals);
-        let right = wave
+        let mut right = wave
             .map(|w| wave_line(w, ctx, compact_wave))
             .unwrap_or_default();
+        if let Some(compact) = schedule {
+            right.spans.extend(schedule_spans(ctx, now, compact));
+        }
         let fits = left.width() + right.width() < width;
         chosen = Some((left, right));
         if fits {
@@ -41,6 +52,35 @@ pub(super) fn render_header(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>) {
     Paragraph::new(right)
         .right_aligned()
         .render(right_area, buf);
+}
+
+/// The schedule this console runs next ("next sunday in 2d 3h"), or the one whose wave runs.
+fn schedule_spans(ctx: Ctx<'_>, now: DateTime<Utc>, compact: bool) -> Vec<Span<'static>> {
+    let theme = ctx.theme;
+    let schedules = ctx.schedules;
+    if let Some(name) = schedules.running() {
+        return vec![Span::styled(format!(" ⟳ {name} "), theme.accent())];
+    }
+    let Some((name, at)) = schedules.next() else {
+        return Vec::new();
+    };
+    let text = if compact {
+        format!(" next {} ", until(at, now))
+    } else {
+        format!(" next {name} in {} ", until(at, now))
+    };
+    vec![Span::styled(text, theme.dim())]
+}
+
+/// `<1m`, `5m`, `3h 20m`, `2d 4h`: how long until `then`.
+pub(super) fn until(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let mins = (then - now).num_minutes().max(0);
+    match mins {
+        0 => "<1m".to_string(),
+        1..60 => format!("{mins}m"),
+        60..1_440 => format!("{}h {}m", mins / 60, mins % 60),
+        _ => format!("{}d {}h", mins / 1_440, mins % 1_440 / 60),
+    }
 }
 
 fn totals_line(ctx: Ctx<'_>, compact: bool) -> Line<'static> {

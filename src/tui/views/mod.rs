@@ -12,6 +12,7 @@ mod help;
 mod packages;
 mod plan;
 mod plan_facts;
+mod schedules;
 mod wave;
 mod wave_prompts;
 
@@ -32,6 +33,7 @@ pub(super) struct Ctx<'a> {
     pub model: &'a FleetModel,
     pub keys: &'a KeyMap,
     pub theme: Theme,
+    pub schedules: &'a crate::tui::schedules::Scheduler,
 }
 
 /// Draws one frame.
@@ -46,7 +48,10 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
     ])
     .areas(area);
     let buf = frame.buffer_mut();
-    fleet::render_header(header, buf, ctx);
+    fleet::render_header(header, buf, ctx, view.now);
+    if ctx.schedules.next().is_some() {
+        view.shows_relative_times = true;
+    }
     if view.zoomed {
         detail::render(body, buf, ctx, view);
     } else {
@@ -71,6 +76,7 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
         Overlay::Packages(_) => packages::render(body, buf, ctx, view),
         Overlay::Threshold => wave_prompts::render_threshold(body, buf, ctx, view),
         Overlay::ResumeWave(_) => wave_prompts::render_resume(body, buf, ctx, view),
+        Overlay::Schedules { .. } => schedules::render(body, buf, ctx, view),
     }
 }
 
