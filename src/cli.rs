@@ -214,6 +214,8 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write a starter tendhost.toml (never over an existing one) and say how to import hosts.
+    Init,
     /// Manage hosts in tendhost.toml.
     #[command(subcommand)]
     Host(HostCommand),
@@ -267,6 +269,35 @@ pub enum HostCommand {
         #[arg(long)]
         name: Option<String>,
         /// Tags for the host (repeatable).
+        #[arg(long = "tag", short = 't')]
+        tags: Vec<String>,
+    },
+    /// Add the hosts of an OpenSSH client config or an Ansible inventory (INI or YAML), keeping
+    /// tendhost.toml's comments; hosts already configured are skipped, the new ones tested.
+    Import {
+        /// Read the `Host` entries of this ssh config [default: ~/.ssh/config].
+        #[arg(
+            long,
+            value_name = "FILE",
+            num_args = 0..=1,
+            default_missing_value = "~/.ssh/config",
+            required_unless_present = "ansible_inventory",
+            conflicts_with = "ansible_inventory"
+        )]
+        ssh_config: Option<PathBuf>,
+        /// Read an Ansible inventory: groups become [groups] and tags.
+        #[arg(long, value_name = "FILE")]
+        ansible_inventory: Option<PathBuf>,
+        /// Show what would be added; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not test the new hosts afterwards.
+        #[arg(long)]
+        no_test: bool,
+        /// Learn the new hosts' keys while testing them (trust on first use).
+        #[arg(long)]
+        accept_new: bool,
+        /// Tags for every imported host (repeatable).
         #[arg(long = "tag", short = 't')]
         tags: Vec<String>,
     },

@@ -71,9 +71,12 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
         Ok(paths) => paths,
         Err(err) => return Ok(usage_error(&format!("resolving XDG directories: {err}"))),
     };
-    // keygen needs no config: it is often the first thing a new user runs.
+    // keygen and init need no config: they are often the first things a new user runs.
     if let Some(Command::Keygen { force }) = &cli.command {
         return Ok(keygen(&paths, *force));
+    }
+    if let Some(Command::Init) = &cli.command {
+        return Ok(init(&cli, &paths));
     }
     let config = match load_config(&cli, &paths) {
         Ok(config) => config,
@@ -133,6 +136,32 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             let runtime = tokio::runtime::Runtime::new()?;
             Ok(runtime.block_on(hostmgmt::test_hosts(&chosen, &ctx, &opts)))
         }
+        (
+            Some(Command::Host(HostCommand::Import {
+                ssh_config,
+                ansible_inventory,
+                dry_run,
+                no_test,
+                accept_new,
+                tags,
+            })),
+            _,
+        ) => {
+            let source = match (ssh_config, ansible_inventory) {
+                (_, Some(file)) => hostmgmt::import::Source::AnsibleInventory(file.clone()),
+                (Some(file), None) => {
+                    hostmgmt::import::Source::SshConfig(hostmgmt::import::expand_home(file))
+                }
+                (None, None) => return Ok(usage_error("name --ssh-config or --ansible-inventory")),
+            };
+            let opts = hostmgmt::import::ImportOptions {
+                dry_run: *dry_run,
+                no_test: *no_test,
+                accept_new: *accept_new,
+                tags: tags.clone(),
+            };
+            Ok(hostmgmt::import::run(&config, &paths, &source, &opts))
+        }
         (Some(Command::Schedule(ScheduleCommand::List { user, root })), _) => Ok(
             schedule::commands::list(&config, &paths, root.as_deref(), *user),
         ),
@@ -152,9 +181,12 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             *user,
             *dry_run,
         )),
-        (Some(Command::Keygen { .. } | Command::Completions { .. } | Command::Man), _) => {
-            Ok(Exit::Ok)
-        }
+        (
+            Some(
+                Command::Keygen { .. } | Command::Init | Command::Completions { .. } | Command::Man,
+            ),
+            _,
+        ) => Ok(Exit::Ok),
     }
 }
 
@@ -285,6 +317,23 @@ fn keygen(paths: &Paths, force: bool) -> Exit {
             Exit::HostFailed
         }
     }
+}
+
+/// `tendhost init`: the starter config where `--config`, `TENDHOST_CONFIG` or else the XDG
+/// config dir says.
+fn init(cli: &Cli, paths: &Paths) -> Exit {
+    let asked = cli
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("TENDHOST_CONFIG").map(PathBuf::from));
+    let target = match (&asked, &paths.config_dir) {
+        (Some(path), _) => path.clone(),
+        (None, Some(dir)) => dir.join("tendhost.toml"),
+        (None, None) => {
+            return usage_error("no config dir (XDG_CONFIG_HOME or HOME): pass --config PATH");
+        }
+    };
+    hostmgmt::init(&target, asked.is_some())
 }
 
 /// `tendhost host add`: append to the config file that was loaded.

@@ -4,6 +4,7 @@
 //! The edited text is validated with the real config loader before it replaces the file
 //! (atomically), so `host add` can never leave a config tendhost refuses to load.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, ArrayOfTables, DocumentMut, Item, Table, value};
@@ -27,6 +28,8 @@ pub enum AddError {
     Duplicate(String),
     #[error("'host' in '{0}' is not an array of [[host]] tables")]
     NotHostTables(PathBuf),
+    #[error("'groups' in '{0}' is not a table of host lists")]
+    NotGroupsTable(PathBuf),
     #[error("the new host would make the config invalid")]
     Invalid(#[source] ConfigError),
     #[error("writing '{path}'")]
@@ -46,6 +49,12 @@ pub struct NewHost {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub tags: Vec<String>,
+    /// `proxy_jump`: a configured host's name or `[user@]host[:port]`.
+    pub proxy_jump: Option<String>,
+    /// `ssh_key`, a path.
+    pub ssh_key: Option<String>,
+    /// `transport = "local"`: this machine, no SSH (then `addr` is not written).
+    pub local: bool,
 }
 
 impl NewHost {
@@ -81,17 +90,31 @@ impl NewHost {
             user,
             port,
             tags,
+            proxy_jump: None,
+            ssh_key: None,
+            local: false,
         })
     }
 }
 
 /// Appends `host` to the config file at `path`, returning the new config.
 pub fn add_host(path: &Path, host: &NewHost) -> Result<Config, AddError> {
+    add_hosts(path, std::slice::from_ref(host), &BTreeMap::new())
+}
+
+/// Appends `hosts` as `[[host]]` tables and their `groups` (group → member names, merged into
+/// `[groups]`) to the config at `path` in one edit, validated by the real loader before the file
+/// is replaced atomically; returns the new config.
+pub fn add_hosts(
+    path: &Path,
+    hosts: &[NewHost],
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Result<Config, AddError> {
     let text = std::fs::read_to_string(path).map_err(|source| AddError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let edited = append(path, &text, host)?;
+    let edited = append(path, &text, hosts, groups)?;
     let config = Config::from_str(path, &edited).map_err(AddError::Invalid)?;
     write_private_atomic(path, edited.as_bytes()).map_err(|source| AddError::Write {
         path: path.to_path_buf(),
@@ -100,43 +123,101 @@ pub fn add_host(path: &Path, host: &NewHost) -> Result<Config, AddError> {
     Ok(config)
 }
 
-/// The text of `text` with `host` appended as the last `[[host]]`.
-fn append(path: &Path, text: &str, host: &NewHost) -> Result<String, AddError> {
+/// The text of `text` with `hosts` appended after the last `[[host]]` and `groups` merged in.
+fn append(
+    path: &Path,
+    text: &str,
+    hosts: &[NewHost],
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Result<String, AddError> {
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| AddError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+    if !groups.is_empty() {
+        merge_groups(path, &mut doc, groups)?;
+    }
     if !doc.contains_key("host") {
         doc.insert("host", Item::ArrayOfTables(ArrayOfTables::new()));
     }
-    let hosts = doc
+    let tables = doc
         .get_mut("host")
         .and_then(Item::as_array_of_tables_mut)
         .ok_or_else(|| AddError::NotHostTables(path.to_path_buf()))?;
-    let taken = hosts
-        .iter()
-        .any(|t| t.get("name").and_then(Item::as_str) == Some(host.name.as_str()));
-    if taken {
-        return Err(AddError::Duplicate(host.name.clone()));
+    for host in hosts {
+        let taken = tables
+            .iter()
+            .any(|t| t.get("name").and_then(Item::as_str) == Some(host.name.as_str()));
+        if taken {
+            return Err(AddError::Duplicate(host.name.clone()));
+        }
+        tables.push(host_table(host));
     }
+    Ok(doc.to_string())
+}
+
+fn host_table(host: &NewHost) -> Table {
     let mut table = Table::new();
     table.insert("name", value(&host.name));
-    table.insert("addr", value(&host.addr));
+    if host.local {
+        table.insert("transport", value("local"));
+    } else {
+        table.insert("addr", value(&host.addr));
+    }
     if let Some(user) = &host.user {
         table.insert("user", value(user));
     }
     if let Some(port) = host.port {
         table.insert("port", value(i64::from(port)));
     }
+    if let Some(jump) = &host.proxy_jump {
+        table.insert("proxy_jump", value(jump));
+    }
+    if let Some(key) = &host.ssh_key {
+        table.insert("ssh_key", value(key));
+    }
     if !host.tags.is_empty() {
         let tags: Array = host.tags.iter().map(String::as_str).collect();
         table.insert("tags", value(tags));
     }
     table.decor_mut().set_prefix("\n");
-    hosts.push(table);
-    Ok(doc.to_string())
+    table
+}
+
+/// Adds each group's members to `[groups]`, creating the table or a group as needed and
+/// leaving members already listed (and every comment) where they are.
+fn merge_groups(
+    path: &Path,
+    doc: &mut DocumentMut,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Result<(), AddError> {
+    let not_groups = || AddError::NotGroupsTable(path.to_path_buf());
+    if !doc.contains_key("groups") {
+        let mut table = Table::new();
+        table.decor_mut().set_prefix("\n");
+        doc.insert("groups", Item::Table(table));
+    }
+    let table = doc
+        .get_mut("groups")
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(not_groups)?;
+    for (group, members) in groups {
+        if table.get(group).is_none() {
+            table.insert(group, value(Array::new()));
+        }
+        let list = table
+            .get_mut(group)
+            .and_then(Item::as_array_mut)
+            .ok_or_else(not_groups)?;
+        for member in members {
+            if !list.iter().any(|v| v.as_str() == Some(member.as_str())) {
+                list.push(member.as_str());
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -182,7 +263,7 @@ auto_reboot = false
             vec!["a".into(), "b".into()],
         )
         .unwrap();
-        let out = append(Path::new("t.toml"), EXAMPLE, &host).unwrap();
+        let out = append(Path::new("t.toml"), EXAMPLE, &[host], &BTreeMap::new()).unwrap();
         let added = "\n[[host]]\nname = \"new\"\naddr = \"10.0.0.9\"\nuser = \"ops\"\nport = 2222\n\
                      tags = [\"a\", \"b\"]\n";
         let at = out
@@ -202,7 +283,7 @@ auto_reboot = false
     fn refuses_duplicates() {
         let host = NewHost::parse("10.0.0.7", Some("web".into()), vec![]).unwrap();
         assert!(matches!(
-            append(Path::new("t"), EXAMPLE, &host),
+            append(Path::new("t"), EXAMPLE, &[host], &BTreeMap::new()),
             Err(AddError::Duplicate(_))
         ));
     }

@@ -16,7 +16,7 @@ mod lines;
 mod local;
 mod quote;
 mod ssh;
-mod ssh_config;
+pub(crate) mod ssh_config;
 
 use std::fmt;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use super::known_hosts::wildcard;
 
 /// What `~/.ssh/config` says about one host alias.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct SshConfigHost {
+pub(crate) struct SshConfigHost {
     pub host_name: Option<String>,
     pub user: Option<String>,
     pub port: Option<u16>,
@@ -22,11 +22,56 @@ pub(super) struct SshConfigHost {
 }
 
 /// Looks `alias` up in the config file at `path` (missing or unreadable file: nothing set).
-pub(super) fn lookup(path: &Path, alias: &str) -> SshConfigHost {
+pub(crate) fn lookup(path: &Path, alias: &str) -> SshConfigHost {
     let mut out = SshConfigHost::default();
     let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     apply_file(path, &base, alias, &mut out, 0);
     out
+}
+
+/// Every concrete alias the `Host` lines of the file at `path` (and its Includes) name, in
+/// order, once each: the hosts a user has set up, for `host import --ssh-config`. Patterns
+/// (`*`, `?`), negations and `Match` blocks name no single host and are left out.
+pub(crate) fn aliases(path: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    collect_aliases(path, &base, &mut out, 0);
+    out
+}
+
+fn collect_aliases(path: &Path, base: &Path, out: &mut Vec<String>, depth: u8) {
+    let Ok(text) = fs::read_to_string(path) else {
+        return;
+    };
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (keyword, value) = split_keyword(line);
+        match keyword.to_ascii_lowercase().as_str() {
+            "host" => {
+                let concrete = value
+                    .split_whitespace()
+                    .map(unquote)
+                    .filter(|p| !p.contains(['*', '?', '!']));
+                for alias in concrete {
+                    if !out.iter().any(|a| a == alias) {
+                        out.push(alias.to_string());
+                    }
+                }
+            }
+            "include" if depth < 8 => {
+                for file in value
+                    .split_whitespace()
+                    .flat_map(|p| expand_include(p, base))
+                {
+                    collect_aliases(&file, base, out, depth + 1);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn apply_file(path: &Path, base: &Path, alias: &str, out: &mut SshConfigHost, depth: u8) {
@@ -188,5 +233,6 @@ mod tests {
         assert_eq!(lookup(&path, "box.lan").port, Some(2200));
         assert_eq!(lookup(&path, "secret.lan").user, None);
         assert_eq!(lookup(&path, "missing"), SshConfigHost::default());
+        assert_eq!(aliases(&path), ["box.lan"]);
     }
 }

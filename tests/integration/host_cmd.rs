@@ -10,7 +10,7 @@ use crate::harness::{SshHost, SshdOptions, TestEnv, assert_exit};
 
 /// The binary, isolated from the user running the tests: XDG dirs and HOME inside `env`, no
 /// agent, no TENDHOST_SSH_KEY.
-fn tendhost(env: &TestEnv) -> Command {
+pub(super) fn tendhost(env: &TestEnv) -> Command {
     let mut cmd = Command::cargo_bin("tendhost").expect("binary built");
     cmd.env("XDG_DATA_HOME", env.xdg_data_home())
         .env("XDG_STATE_HOME", env.state_dir())
@@ -24,7 +24,7 @@ fn tendhost(env: &TestEnv) -> Command {
 }
 
 /// Runs the binary with `--config config` and `args`.
-fn run(env: &TestEnv, config: &Path, args: &[&str]) -> Output {
+pub(super) fn run(env: &TestEnv, config: &Path, args: &[&str]) -> Output {
     tendhost(env)
         .arg("--config")
         .arg(config)
@@ -33,7 +33,7 @@ fn run(env: &TestEnv, config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stdout(out: &Output) -> String {
+pub(super) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

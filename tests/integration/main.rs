@@ -25,6 +25,7 @@ mod config;
 mod engine;
 mod health_pre;
 mod host_cmd;
+mod host_import;
 mod hostile;
 mod inventory;
 mod jobs;
