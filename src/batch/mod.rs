@@ -147,13 +147,13 @@ fn refuse_jump_host_reboots(hosts: &[HostId], jumps: &JumpHosts) -> Result<(), S
     let refused: Vec<String> = hosts
         .iter()
         .filter(|host| !jumps.behind(host).is_empty())
-        .map(|host| format!("'{host}' carries {}", jumps.describe_behind(host)))
+        .map(|host| format!("'{host}' {}", jumps.describe_reboot(host)))
         .collect();
     if refused.is_empty() {
         return Ok(());
     }
     Err(format!(
-        "refusing to reboot a jump host under the hosts behind it ({}); add \
+        "refusing to reboot a host that others reach through or run on ({}); add \
          --reboot-jump-hosts to reboot it after them, or leave it out with --exclude",
         refused.join("; ")
     ))

@@ -1,8 +1,9 @@
 //! Which configured hosts carry others: a host that other configured hosts reach through
 //! (`proxy_jump = "bastion"`, or `user@addr[:port]` naming a configured host's address and
-//! port). Rebooting it cuts off every host behind it, so waves run it after them and never
-//! beside them, a batch `reboot` or `update` runs it last, and an explicit reboot of it asks
-//! again naming them.
+//! port), and a hypervisor its guests run on (`runs_on = "pve1"`). Rebooting it cuts off (or
+//! takes down) every host behind it, so waves run it after them and never beside them, a batch
+//! `reboot` or `update` runs it last, and an explicit reboot of it asks again naming them.
+//! One mechanism for both: a guest behind a hypervisor is "behind" it like a host behind a jump.
 //!
 //! Pure and computed on demand from a [`Config`]; only tendhost.toml's `proxy_jump` counts (a
 //! `ProxyJump` in `~/.ssh/config` is the SSH layer's business and not known here).
@@ -23,6 +24,8 @@ pub struct JumpHosts {
     /// Jump host → the hosts whose route passes through it (directly or through other
     /// configured jump hosts), in config order.
     behind: HashMap<HostId, Vec<HostId>>,
+    /// Hosts that other configured hosts run on as guests.
+    hypervisors: HashSet<HostId>,
 }
 
 impl JumpHosts {
@@ -35,18 +38,20 @@ impl JumpHosts {
             .iter()
             .map(|h| ((h.addr.as_str(), h.port), h))
             .collect();
+        // What a host needs up to stay up and reachable: its jump hosts and its hypervisor.
         let direct = |host: &HostConfig| -> Vec<HostId> {
-            let Some(spec) = host.proxy_jump.as_deref() else {
-                return Vec::new();
-            };
-            spec.split(',')
+            let jumps = host.proxy_jump.as_deref().unwrap_or("");
+            jumps
+                .split(',')
                 .map(str::trim)
+                .filter(|part| !part.is_empty())
                 .filter_map(|part| {
                     by_name
                         .get(part)
                         .or_else(|| address(part).and_then(|a| by_addr.get(&a)))
                         .map(|h| h.name.clone())
                 })
+                .chain(host.runs_on.clone())
                 .collect()
         };
         let mut behind: HashMap<HostId, Vec<HostId>> = HashMap::new();
@@ -68,7 +73,32 @@ impl JumpHosts {
                 frontier = next;
             }
         }
-        JumpHosts { behind }
+        let hypervisors = config
+            .hosts
+            .iter()
+            .filter_map(|h| h.runs_on.clone())
+            .collect();
+        JumpHosts {
+            behind,
+            hypervisors,
+        }
+    }
+
+    /// Whether other configured hosts run on `host` as guests.
+    pub fn is_hypervisor(&self, host: &str) -> bool {
+        self.hypervisors.contains(host)
+    }
+
+    /// What rebooting `host` does to the hosts behind it, for a warning: "is the hypervisor of
+    /// 'vm-1', 'vm-2': they go down with it" or "is the jump host of …: they lose their
+    /// connection".
+    pub fn describe_reboot(&self, host: &str) -> String {
+        let behind = self.describe_behind(host);
+        if self.is_hypervisor(host) {
+            format!("is the hypervisor of {behind}: they go down with it")
+        } else {
+            format!("is the jump host of {behind}: they lose their connection")
+        }
     }
 
     /// The configured hosts that reach `host` only through it, in config order.
@@ -177,6 +207,30 @@ mod tests {
         assert!(jumps.behind("alone").is_empty());
         assert!(!jumps.is_empty());
         assert!(JumpHosts::of(&config("[[host]]\nname = \"a\"\naddr = \"a\"\n")).is_empty());
+    }
+
+    #[test]
+    fn a_hypervisor_carries_its_guests_and_what_is_behind_them() {
+        let jumps = JumpHosts::of(&config(
+            "[[host]]\nname = \"pve1\"\naddr = \"10.0.0.1\"\n\n\
+             [[host]]\nname = \"gw-vm\"\naddr = \"10.0.0.2\"\nruns_on = \"pve1\"\n\n\
+             [[host]]\nname = \"inner\"\naddr = \"10.9.0.1\"\nproxy_jump = \"gw-vm\"\n\n\
+             [[host]]\nname = \"other\"\naddr = \"10.0.0.3\"\n",
+        ));
+        assert_eq!(jumps.behind("pve1"), ids(&["gw-vm", "inner"]));
+        assert!(jumps.is_hypervisor("pve1") && !jumps.is_hypervisor("gw-vm"));
+        assert_eq!(
+            jumps.describe_reboot("pve1"),
+            "is the hypervisor of 'gw-vm', 'inner': they go down with it"
+        );
+        assert_eq!(
+            jumps.describe_reboot("gw-vm"),
+            "is the jump host of 'inner': they lose their connection"
+        );
+        assert_eq!(
+            jumps.phases(&ids(&["pve1", "gw-vm", "inner", "other"])),
+            vec![ids(&["inner", "other"]), ids(&["gw-vm"]), ids(&["pve1"])]
+        );
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub struct HostConfig {
     /// The exclusion group (`cluster = "db"`, or `[clusters] db = [...]`): no two hosts of one
     /// cluster are ever in flight at once (waves, manual updates, reboots).
     pub cluster: Option<std::sync::Arc<str>>,
+    /// The hypervisor this host is a guest of (`runs_on = "pve1"`, a configured host): waves
+    /// update it after its guests and never reboot it while one is in flight (see `JumpHosts`).
+    pub runs_on: Option<HostId>,
     pub policy: Policy,
     pub docker: DockerSettings,
     pub checks: Checks,

@@ -37,6 +37,7 @@ const HOST_KEYS: &[&str] = &[
     "job_dir",
     "tags",
     "cluster",
+    "runs_on",
     "policy",
     "docker",
     "checks",
@@ -66,6 +67,7 @@ pub(super) fn load(path: PathBuf, text: &str) -> Result<Config, ConfigError> {
         text,
         errors: Vec::new(),
         warnings: Vec::new(),
+        runs_on: Vec::new(),
     };
     let root = match DeTable::parse(text) {
         Ok(root) => root,
@@ -135,6 +137,8 @@ pub(super) struct Ctx<'t> {
     text: &'t str,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// Each host's `runs_on` as written, checked once every host is known.
+    runs_on: Vec<(HostId, String, Range<usize>)>,
 }
 
 impl Ctx<'_> {
@@ -215,6 +219,7 @@ impl Ctx<'_> {
         let groups = self.read_groups(root, &mut hosts);
         self.read_clusters(root, &mut hosts);
         self.check_proxy_jumps(&hosts, &host_spans);
+        self.resolve_runs_on(&mut hosts);
         let _ = root_span;
 
         Config {
@@ -389,6 +394,13 @@ impl Ctx<'_> {
                 None
             }
         });
+        if let Some(hypervisor) = self.string(table, "host", "runs_on") {
+            self.runs_on.push((
+                HostId::from(name.as_str()),
+                hypervisor.get_ref().to_string(),
+                hypervisor.span(),
+            ));
+        }
         let policy = match self.table(table, "host", "policy") {
             Some(p) => self.read_policy(p, "host.policy", d.policy.clone()),
             None => d.policy.clone(),
@@ -419,6 +431,7 @@ impl Ctx<'_> {
             tags: tags.into_iter().map(|(t, _)| t).collect(),
             groups: Vec::new(),
             cluster,
+            runs_on: None,
             policy,
             docker,
             checks,
@@ -529,6 +542,57 @@ impl Ctx<'_> {
             } else {
                 first.insert(&host.name, span.start);
             }
+        }
+    }
+
+    /// `runs_on = "pve1"`: the hypervisor must be another configured host, and following
+    /// `runs_on` from any host must end (a guest cannot run its own hypervisor).
+    fn resolve_runs_on(&mut self, hosts: &mut [HostConfig]) {
+        let index: HashMap<String, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.to_string(), i))
+            .collect();
+        let names: Vec<&str> = index.keys().map(String::as_str).collect();
+        let mut errors = Vec::new();
+        let mut spans: HashMap<usize, Range<usize>> = HashMap::new();
+        for (guest, hypervisor, span) in std::mem::take(&mut self.runs_on) {
+            let Some(&g) = index.get(&*guest) else {
+                continue;
+            };
+            match index.get(&hypervisor) {
+                None => {
+                    let hint = did_you_mean(&hypervisor, &names);
+                    errors.push((span, format!("unknown host '{hypervisor}'{hint}")));
+                }
+                Some(_) if *hypervisor == *guest => {
+                    errors.push((span, format!("host '{guest}' cannot run on itself")));
+                }
+                Some(&h) => {
+                    hosts[g].runs_on = Some(hosts[h].name.clone());
+                    spans.insert(g, span);
+                }
+            }
+        }
+        for (i, host) in hosts.iter().enumerate() {
+            let mut at = host.runs_on.clone();
+            for _ in 0..hosts.len() {
+                let Some(next) = at.as_ref().and_then(|h| index.get(&**h)) else {
+                    break;
+                };
+                if *next == i {
+                    let why = format!(
+                        "host '{}' ends up running on itself through runs_on",
+                        host.name
+                    );
+                    errors.push((spans.get(&i).cloned().unwrap_or_default(), why));
+                    break;
+                }
+                at = hosts[*next].runs_on.clone();
+            }
+        }
+        for (span, why) in errors {
+            self.error(span, "host.runs_on", &why);
         }
     }
 
@@ -761,6 +825,42 @@ mod tests {
             problems[0].to_string(),
             "t.toml:2:16: key 'fleet.on_threshold': 'ask' is not a threshold choice (use 'pause' \
              or 'abort')"
+        );
+    }
+
+    #[test]
+    fn runs_on_names_another_configured_host_without_a_loop() {
+        let ok = load(
+            "t.toml".into(),
+            "[[host]]\nname = \"pve1\"\naddr = \"10.0.0.1\"\n\
+             [[host]]\nname = \"vm1\"\naddr = \"10.0.0.2\"\nruns_on = \"pve1\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.hosts[1].runs_on.as_deref(), Some("pve1"));
+        assert_eq!(ok.hosts[0].runs_on, None);
+        let errors = |text: &str| match load("t.toml".into(), text) {
+            Err(ConfigError::Invalid(d)) => d
+                .iter()
+                .map(|d| format!("{}:{} {}: {}", d.line, d.column, d.key, d.message))
+                .collect::<Vec<_>>(),
+            other => panic!("expected errors, got {other:?}"),
+        };
+        let e = errors(
+            "[[host]]\nname = \"pve1\"\naddr = \"10.0.0.1\"\n\
+             [[host]]\nname = \"vm1\"\naddr = \"10.0.0.2\"\nruns_on = \"pve2\"\n",
+        );
+        assert_eq!(
+            e,
+            ["7:11 host.runs_on: unknown host 'pve2' (did you mean 'pve1'?)"]
+        );
+        let e = errors(
+            "[[host]]\nname = \"a\"\naddr = \"10.0.0.1\"\nruns_on = \"b\"\n\
+             [[host]]\nname = \"b\"\naddr = \"10.0.0.2\"\nruns_on = \"a\"\n",
+        );
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("4:11 host.runs_on: host 'a' ends up running on itself"),
+            "{e:?}"
         );
     }
 

@@ -1643,14 +1643,26 @@ mod tests {
         sizes: &str,
         max_failures: FailureLimit,
     ) -> WaveQueue {
+        carried_queue(selection, routes, "proxy_jump", sizes, max_failures)
+    }
+
+    /// A queue over `selection` where each `(host, carrier)` of `edges` is written as `key =
+    /// carrier` (`proxy_jump` or `runs_on`).
+    fn carried_queue(
+        selection: &[&str],
+        edges: &[(&str, &str)],
+        key: &str,
+        sizes: &str,
+        max_failures: FailureLimit,
+    ) -> WaveQueue {
         let mut text = String::new();
         for (i, name) in selection.iter().enumerate() {
             text.push_str(&format!(
                 "[[host]]\nname = \"{name}\"\naddr = \"10.0.0.{}\"\n",
                 i + 1
             ));
-            if let Some((_, jump)) = routes.iter().find(|(host, _)| host == name) {
-                text.push_str(&format!("proxy_jump = \"{jump}\"\n"));
+            if let Some((_, carrier)) = edges.iter().find(|(host, _)| host == name) {
+                text.push_str(&format!("{key} = \"{carrier}\"\n"));
             }
         }
         let config = crate::config::Config::from_str("t.toml", &text).unwrap();
@@ -1664,6 +1676,26 @@ mod tests {
             .iter()
             .map(|b| b.iter().map(|h| &**h).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_hypervisor_goes_after_its_guests_in_any_wave() {
+        let selection = ["pve1", "vm1", "ct2", "other"];
+        let guests = [("vm1", "pve1"), ("ct2", "pve1")];
+        let mut queue = carried_queue(
+            &selection,
+            &guests,
+            "runs_on",
+            "100%",
+            FailureLimit::Count(0),
+        );
+        let (batches, halt) = run(&mut queue, |_| Outcome::Succeeded);
+        assert_eq!(halt, None);
+        assert_eq!(
+            names(&batches),
+            [vec!["vm1", "ct2", "other"], vec!["pve1"]],
+            "even one batch of everything keeps the hypervisor apart, after its guests"
+        );
     }
 
     #[test]

@@ -24,9 +24,12 @@ pub enum Confirmable {
 pub struct ConfirmDialog {
     pub what: Confirmable,
     pub hosts: Vec<HostId>,
-    /// For a reboot: each chosen jump host with the hosts behind it (`'web-1', 'web-2'`),
-    /// which lose their connection while it reboots. When there are any, the dialog asks twice.
+    /// For a reboot: each chosen jump host or hypervisor with what its reboot does to the
+    /// hosts behind it ("is the jump host of 'web-1', 'web-2': they lose their connection").
+    /// When there are any, the dialog asks twice.
     pub jump_hosts: Vec<(HostId, String)>,
+    /// How many of `jump_hosts` are hypervisors (their guests go down, not just away).
+    pub hypervisors: usize,
     /// Confirmed once; now asking again about `jump_hosts`.
     pub asked_again: bool,
     /// For an update: which updates it takes (the package view's picks, the security-only
@@ -40,6 +43,7 @@ impl ConfirmDialog {
             what,
             hosts,
             jump_hosts: Vec::new(),
+            hypervisors: 0,
             asked_again: false,
             scope: UpgradeScope::default(),
         }
@@ -69,8 +73,13 @@ impl ConfirmDialog {
                 .hosts
                 .iter()
                 .filter(|host| !jumps.behind(host).is_empty())
-                .map(|host| (host.clone(), jumps.describe_behind(host)))
+                .map(|host| (host.clone(), jumps.describe_reboot(host)))
                 .collect();
+            self.hypervisors = self
+                .jump_hosts
+                .iter()
+                .filter(|(host, _)| jumps.is_hypervisor(host))
+                .count();
         }
         self
     }
@@ -93,15 +102,26 @@ impl ConfirmDialog {
                 .iter()
                 .map(|(h, _)| format!("'{h}'"))
                 .collect();
-            let (noun, them) = if names.len() == 1 {
-                ("jump host", "it")
-            } else {
-                ("jump hosts", "them")
+            let one = names.len() == 1;
+            let names = names.join(", ");
+            return match (self.hypervisors, one) {
+                (0, true) => format!(
+                    "really reboot jump host {names}? every host behind it loses its connection"
+                ),
+                (0, false) => format!(
+                    "really reboot jump hosts {names}? every host behind them loses its connection"
+                ),
+                (n, true) if n == self.jump_hosts.len() => {
+                    format!("really reboot hypervisor {names}? its guests go down with it")
+                }
+                (n, false) if n == self.jump_hosts.len() => {
+                    format!("really reboot hypervisors {names}? their guests go down with them")
+                }
+                _ => format!(
+                    "really reboot {names}? every guest on them goes down and every host behind \
+                     them loses its connection"
+                ),
             };
-            return format!(
-                "really reboot {noun} {}? every host behind {them} loses its connection",
-                names.join(", ")
-            );
         }
         match &self.what {
             Confirmable::Host(action) => {
@@ -700,7 +720,13 @@ mod tests {
         let hosts = vec![HostId::from("gw"), HostId::from("web")];
         let mut reboot = ConfirmDialog::new(Confirmable::Host(JobKind::Reboot), hosts.clone())
             .with_jump_hosts(&jumps);
-        assert_eq!(reboot.jump_hosts, [("gw".into(), "'web'".to_string())]);
+        assert_eq!(
+            reboot.jump_hosts,
+            [(
+                "gw".into(),
+                "is the jump host of 'web': they lose their connection".to_string()
+            )]
+        );
         assert_eq!(reboot.question(), "reboot 2 hosts?");
         assert!(reboot.ask_again(), "the first confirmation must not reboot");
         assert_eq!(
@@ -722,5 +748,31 @@ mod tests {
         )
         .with_jump_hosts(&jumps);
         assert!(update.jump_hosts.is_empty());
+    }
+
+    #[test]
+    fn rebooting_a_hypervisor_asks_again_naming_its_guests() {
+        let config = crate::config::Config::from_str(
+            "t.toml",
+            "[[host]]\nname = \"pve1\"\naddr = \"10.0.0.1\"\n\
+             [[host]]\nname = \"vm1\"\naddr = \"10.0.0.11\"\nruns_on = \"pve1\"\n\
+             [[host]]\nname = \"ct2\"\naddr = \"10.0.0.12\"\nruns_on = \"pve1\"\n",
+        )
+        .unwrap();
+        let jumps = JumpHosts::of(&config);
+        let mut reboot = ConfirmDialog::new(
+            Confirmable::Host(JobKind::Reboot),
+            vec![HostId::from("pve1")],
+        )
+        .with_jump_hosts(&jumps);
+        assert_eq!(
+            reboot.jump_hosts[0].1,
+            "is the hypervisor of 'vm1', 'ct2': they go down with it"
+        );
+        assert!(reboot.ask_again());
+        assert_eq!(
+            reboot.question(),
+            "really reboot hypervisor 'pve1'? its guests go down with it"
+        );
     }
 }

@@ -41,6 +41,9 @@ pub struct HostRow {
     /// `[host.policy] allow_removals`: the engine lets this host's upgrades remove packages
     /// without the operator's consent per command.
     pub removals_allowed_by_policy: bool,
+    /// The hypervisor this host runs on (`runs_on`), and the hosts that run on this one.
+    pub runs_on: Option<HostId>,
+    pub guests: Vec<HostId>,
 }
 
 impl HostRow {
@@ -129,6 +132,13 @@ impl FleetModel {
                 log_lines,
             );
             row.removals_allowed_by_policy = h.policy.allow_removals;
+            row.runs_on = h.runs_on.clone();
+            row.guests = config
+                .hosts
+                .iter()
+                .filter(|g| g.runs_on.as_ref() == Some(&h.name))
+                .map(|g| g.name.clone())
+                .collect();
             row
         });
         Self::from_rows(rows.collect())
@@ -318,6 +328,8 @@ impl HostRow {
             wave_result: None,
             log: Scrollback::new(log_lines),
             removals_allowed_by_policy: false,
+            runs_on: None,
+            guests: Vec::new(),
         }
     }
 }

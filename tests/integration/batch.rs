@@ -483,8 +483,9 @@ fn issue10_batch_reboot_of_a_jump_host_needs_reboot_jump_hosts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            "tendhost: refusing to reboot a jump host under the hosts behind it ('bastion' \
-             carries 'inner-1', 'inner-2'); add --reboot-jump-hosts"
+            "tendhost: refusing to reboot a host that others reach through or run on ('bastion' \
+             is the jump host of 'inner-1', 'inner-2': they lose their connection); add \
+             --reboot-jump-hosts"
         ),
         "{stderr}"
     );

@@ -220,3 +220,63 @@ fn issue12_kill_9_mid_wave_then_resume_finishes_it_upgrading_no_host_twice() {
         );
     }
 }
+
+/// Issue 15: a hypervisor declared with `runs_on` goes after its guests in a real wave on apt
+/// hosts, even with one batch of everything, and `--batch reboot` refuses it naming them.
+#[test]
+fn a_hypervisor_is_updated_after_its_guest_and_not_rebooted_under_it() {
+    let pve = AptHost::start("pve1", Packages::Upgradable);
+    let guest = AptHost::start("vm1", Packages::Upgradable);
+    let env = TestEnv::new();
+    let mut body = String::new();
+    for (name, host) in [("pve1", &pve), ("vm1", &guest)] {
+        env.trust(&host.sshd);
+        body.push_str(&env.host_toml(name, &host.sshd, "root"));
+        body.push_str("manager = \"apt\"\n");
+        if name == "vm1" {
+            body.push_str("runs_on = \"pve1\"\n");
+        }
+        body.push_str("\n[host.policy]\nauto_reboot = false\n\n");
+    }
+    env.write_config(&body);
+
+    let out = run_expecting(&env, &["--batch", "reboot"], 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'pve1' is the hypervisor of 'vm1': they go down with it"),
+        "{stderr}"
+    );
+
+    let out = run_expecting(
+        &env,
+        &[
+            "--batch",
+            "wave",
+            "--json",
+            "--batch-size",
+            "100%",
+            "--allow-removals",
+        ],
+        0,
+    );
+    let lines = json_lines(&out);
+    let guest_done = lines
+        .iter()
+        .position(|l| l["type"] == "wave_host" && l["host"] == "vm1")
+        .expect("vm1 never finished its turn");
+    let pve_started = lines
+        .iter()
+        .position(|l| {
+            l["in_flight"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|h| h == "pve1"))
+        })
+        .expect("pve1 never ran");
+    assert!(
+        guest_done < pve_started,
+        "pve1 ran beside its guest: {lines:#?}"
+    );
+    assert_eq!(wave_hosts(&lines).len(), 2, "{lines:#?}");
+    assert_eq!(pve.version("tendhost-app"), "1.1");
+    assert_eq!(guest.version("tendhost-app"), "1.1");
+}

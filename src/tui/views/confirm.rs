@@ -223,16 +223,12 @@ fn plan_warnings(
     lines
 }
 
-/// For a reboot: each jump host and whom it cuts off, in the warning colour behind a symbol.
+/// For a reboot: each jump host or hypervisor and whom it cuts off or takes down, in the
+/// warning colour behind a symbol.
 fn jump_host_warnings(ctx: Ctx<'_>, jump_hosts: &[(HostId, String)]) -> Vec<Line<'static>> {
     jump_hosts
         .iter()
-        .map(|(host, behind)| {
-            Line::styled(
-                format!("⚠ {host} is the jump host of {behind}: they lose their connection"),
-                ctx.theme.warn(),
-            )
-        })
+        .map(|(host, what)| Line::styled(format!("⚠ {host} {what}"), ctx.theme.warn()))
         .collect()
 }
 

@@ -111,6 +111,24 @@ fn inventory_lines(
         Span::styled(state, theme.state(host.state())),
     ])];
     lines.push(field("target", host.target.clone(), ctx));
+    if let Some(hypervisor) = &host.runs_on {
+        lines.push(field(
+            "runs on",
+            format!("{hypervisor} (updated and rebooted after this host)"),
+            ctx,
+        ));
+    }
+    if !host.guests.is_empty() {
+        let guests: Vec<&str> = host.guests.iter().map(|g| &**g).collect();
+        lines.push(field(
+            "guests",
+            format!(
+                "{} (updated first; never rebooted under them)",
+                guests.join(", ")
+            ),
+            ctx,
+        ));
+    }
     let mut tags = host.tags.join(",");
     if !host.groups.is_empty() {
         tags.push_str(&format!("  groups {}", host.groups.join(",")));

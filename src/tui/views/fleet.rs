@@ -241,6 +241,20 @@ fn table_title(ctx: Ctx<'_>, view: &ViewState) -> Line<'static> {
     Line::from(spans)
 }
 
+/// The host's name, and dimmed after it where it sits in the fleet: `vm-1 on pve1` for a
+/// guest, `pve1 (3 guests)` for a hypervisor.
+fn name_cell(host: &HostRow, ctx: Ctx<'_>) -> Line<'static> {
+    let mut spans = vec![Span::raw(host.name().to_string())];
+    if let Some(hypervisor) = &host.runs_on {
+        spans.push(Span::styled(format!(" on {hypervisor}"), ctx.theme.dim()));
+    } else if !host.guests.is_empty() {
+        let n = host.guests.len();
+        let s = if n == 1 { "" } else { "s" };
+        spans.push(Span::styled(format!(" ({n} guest{s})"), ctx.theme.dim()));
+    }
+    Line::from(spans)
+}
+
 fn host_row(
     host: &HostRow,
     ctx: Ctx<'_>,
@@ -290,7 +304,7 @@ fn host_row(
         .unwrap_or_else(|| "—".to_string());
     let mut cells = vec![
         Cell::from(Span::styled(select, theme.marked())),
-        Cell::from(host.name().to_string()),
+        Cell::from(name_cell(host, ctx)),
         Cell::from(Span::styled(
             state,
             match needs_repair {

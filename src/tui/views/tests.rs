@@ -817,3 +817,33 @@ async fn inventory_tab_shows_each_check_of_the_last_reports() {
         assert!(screen.lines().all(|l| l.chars().count() <= 80), "{screen}");
     }
 }
+
+#[tokio::test]
+async fn guests_and_their_hypervisor_show_the_relation_in_the_table_and_the_detail_pane() {
+    let config = crate::config::Config::from_str(
+        "t.toml",
+        "[[host]]\nname = \"pve1\"\naddr = \"10.0.0.1\"\n\n\
+         [[host]]\nname = \"vm1\"\naddr = \"10.0.0.2\"\nruns_on = \"pve1\"\n",
+    )
+    .unwrap();
+    let model = crate::tui::model::FleetModel::from_config(&config, 100);
+    let rig = crate::engine::tests::start(config, SimFleet::new());
+    let mut app = crate::tui::app::App::new(
+        model,
+        rig.engine.clone(),
+        crate::tui::testing::settings(color(), false),
+    );
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("pve1 (1 guest)"), "{screen}");
+    assert!(screen.contains("vm1 on pve1"), "{screen}");
+    assert!(
+        screen.contains("guests     vm1 (updated first; never rebooted under them)"),
+        "{screen}"
+    );
+    press(&mut app, "j");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("runs on    pve1 (updated and rebooted after"),
+        "{screen}"
+    );
+}
