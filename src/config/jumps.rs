@@ -31,6 +31,12 @@ pub struct JumpHosts {
 impl JumpHosts {
     /// Works out every configured host's route through the other configured hosts.
     pub fn of(config: &Config) -> JumpHosts {
+        Self::of_fleet(config, &[])
+    }
+
+    /// [`Self::of`], with the `(guest, hypervisor)` pairs the hypervisors' inventories
+    /// detected (see `fleet::guests`) counted like declared `runs_on`.
+    pub fn of_fleet(config: &Config, detected: &[(HostId, HostId)]) -> JumpHosts {
         let by_name: HashMap<&str, &HostConfig> =
             config.hosts.iter().map(|h| (&*h.name, h)).collect();
         let by_addr: HashMap<(&str, u16), &HostConfig> = config
@@ -52,6 +58,12 @@ impl JumpHosts {
                         .map(|h| h.name.clone())
                 })
                 .chain(host.runs_on.clone())
+                .chain(
+                    detected
+                        .iter()
+                        .filter(|(guest, _)| *guest == host.name)
+                        .map(|(_, hypervisor)| hypervisor.clone()),
+                )
                 .collect()
         };
         let mut behind: HashMap<HostId, Vec<HostId>> = HashMap::new();
@@ -77,6 +89,7 @@ impl JumpHosts {
             .hosts
             .iter()
             .filter_map(|h| h.runs_on.clone())
+            .chain(detected.iter().map(|(_, hypervisor)| hypervisor.clone()))
             .collect();
         JumpHosts {
             behind,

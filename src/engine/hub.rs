@@ -64,6 +64,27 @@ impl Bus {
     }
 }
 
+/// `(guest, hypervisor)` pairs detected from the hypervisors' inventories, shared with the
+/// engine handle. The hub writes it; a std mutex held for a clone or a swap only.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DetectedGuests(std::sync::Arc<std::sync::Mutex<Vec<(HostId, HostId)>>>);
+
+impl DetectedGuests {
+    pub(super) fn get(&self) -> Vec<(HostId, HostId)> {
+        match self.0.lock() {
+            Ok(pairs) => pairs.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, pairs: Vec<(HostId, HostId)>) {
+        match self.0.lock() {
+            Ok(mut held) => *held = pairs,
+            Err(poisoned) => *poisoned.into_inner() = pairs,
+        }
+    }
+}
+
 /// What the writer last wrote: the generation it was handed and how the write went.
 type Written = (u64, Result<(), String>);
 
@@ -84,6 +105,8 @@ pub(super) struct Hub {
     waves: WaveMetrics,
     /// Something the metrics show changed since they were last handed over.
     metrics_dirty: bool,
+    /// Where detected guests go, and the config they are matched against.
+    guests: Option<(std::sync::Arc<crate::config::Config>, DetectedGuests)>,
 }
 
 /// How long the hub waits for a frontend during shutdown before it stops forwarding.
@@ -117,7 +140,31 @@ impl Hub {
             metrics,
             waves: WaveMetrics::default(),
             metrics_dirty: true,
+            guests: None,
         }
+    }
+
+    /// Keeps `guests` up to date from the hypervisors' inventories (the restored ones now,
+    /// then every refresh), matched against `config`'s hosts.
+    pub(super) fn with_guests(
+        mut self,
+        config: std::sync::Arc<crate::config::Config>,
+        guests: DetectedGuests,
+    ) -> Self {
+        self.guests = Some((config, guests));
+        self.detect_guests();
+        self
+    }
+
+    fn detect_guests(&self) {
+        let Some((config, guests)) = &self.guests else {
+            return;
+        };
+        let inventories = self
+            .records
+            .iter()
+            .filter_map(|r| Some((&r.model.name, r.model.inventory.as_deref()?)));
+        guests.set(crate::fleet::guests::detected(config, inventories));
     }
 
     pub(super) async fn run(
@@ -187,8 +234,19 @@ impl Hub {
         if let Event::Output { line, .. } = event {
             saved.keep_output(line);
         }
+        let was_hypervisor = saved
+            .model
+            .inventory
+            .as_ref()
+            .is_some_and(|i| i.hypervisor.is_some());
         saved.model.apply(event);
         self.dirty = true;
+        // Before the event goes on to the frontend, so what it asks next sees the guests.
+        if let Event::InventoryRefreshed { inventory, .. } = event
+            && (was_hypervisor || inventory.hypervisor.is_some())
+        {
+            self.detect_guests();
+        }
     }
 
     async fn forward(&mut self, frontend: &mpsc::Sender<Event>, event: Event) {

@@ -171,6 +171,10 @@ struct Inner {
     /// Cancelled only to stop upgrades in flight (see `steps::StepContext::abandon`).
     abandon: CancellationToken,
     tracker: TaskTracker,
+    /// `(guest, hypervisor)` pairs the hypervisors' inventories detected; the hub is its one
+    /// writer (on every hypervisor inventory), waves and frontends read it. A std mutex: a
+    /// short swap or clone, never held across an await.
+    guests: hub::DetectedGuests,
 }
 
 impl Engine {
@@ -297,6 +301,7 @@ impl Engine {
             .map(|(i, h)| (h.id.clone(), i))
             .collect();
 
+        let guests = hub::DetectedGuests::default();
         tracker.spawn(
             hub::Hub::new(
                 &initial,
@@ -306,6 +311,7 @@ impl Engine {
                 cancel.clone(),
                 config.metrics.textfile.clone(),
             )
+            .with_guests(config.clone(), guests.clone())
             .run(bus, frontend),
         );
 
@@ -324,6 +330,7 @@ impl Engine {
             cancel,
             abandon,
             tracker,
+            guests,
         };
         (
             EngineHandle {
@@ -379,7 +386,7 @@ impl EngineHandle {
         if request.hosts.is_empty() {
             return Err(WaveError::NoHosts);
         }
-        let queue = WaveQueue::of(&request, &self.inner.config);
+        let queue = WaveQueue::of_with(&request, &self.inner.config, &self.jump_hosts());
         let id = self.inner.next_wave.fetch_add(1, Ordering::Relaxed);
         let launch = Launch {
             id,
@@ -393,6 +400,17 @@ impl EngineHandle {
 
     /// The unfinished wave the restored snapshot holds (a tendhost stopped or killed
     /// mid-wave), for the frontends to offer; `None` once resumed, discarded or replaced.
+    /// The guests the hypervisors' inventories show, `(guest, hypervisor)`.
+    pub fn detected_guests(&self) -> Vec<(HostId, HostId)> {
+        self.inner.guests.get()
+    }
+
+    /// Who carries whom now: jump hosts, declared `runs_on` and detected guests. What waves,
+    /// reboots and the console's warnings go by.
+    pub fn jump_hosts(&self) -> crate::config::JumpHosts {
+        crate::config::JumpHosts::of_fleet(&self.inner.config, &self.detected_guests())
+    }
+
     pub fn saved_wave(&self) -> Option<SavedWave> {
         lock(&self.inner.saved_wave).clone()
     }
@@ -419,7 +437,7 @@ impl EngineHandle {
             return Err(WaveError::NoHosts);
         }
         let request = WaveRequest::from_saved(&saved.request, hosts);
-        let queue = WaveQueue::of(&request, config).resumed(&saved);
+        let queue = WaveQueue::of_with(&request, config, &self.jump_hosts()).resumed(&saved);
         let ask_first = (saved.status == SavedStatus::Threshold).then(|| {
             saved
                 .reason

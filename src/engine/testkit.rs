@@ -50,6 +50,8 @@ pub struct Behaviour {
     pub fail_download: bool,
     /// How long refreshing the package lists takes.
     pub refresh_time: Duration,
+    /// The host is a hypervisor with these guests (its inventory says so).
+    pub hypervisor: Option<crate::inventory::Hypervisor>,
 }
 
 impl Default for Behaviour {
@@ -68,6 +70,7 @@ impl Default for Behaviour {
             download_time: Duration::ZERO,
             fail_download: false,
             refresh_time: Duration::ZERO,
+            hypervisor: None,
         }
     }
 }
@@ -354,6 +357,7 @@ impl ManagerSource for SimSource {
             images: Vec::new(),
             source: InventorySource::Probe,
             collected_at: Utc::now(),
+            hypervisor: self.0.behaviour(&host.name).hypervisor,
         })
     }
 }

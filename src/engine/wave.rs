@@ -191,9 +191,14 @@ impl WaveQueue {
     /// hosts after the hosts behind them, cluster-mates apart. What the engine runs, and what a
     /// planner [simulates](Self::simulate).
     pub fn of(request: &WaveRequest, config: &Config) -> WaveQueue {
+        Self::of_with(request, config, &JumpHosts::of(config))
+    }
+
+    /// [`Self::of`] with who carries whom as the engine knows it now (detected guests too).
+    pub fn of_with(request: &WaveRequest, config: &Config, jumps: &JumpHosts) -> WaveQueue {
         WaveQueue::new(request.hosts.clone(), &request.sizes, request.max_failures)
             .with_mode(request.mode)
-            .with_jump_hosts(&JumpHosts::of(config))
+            .with_jump_hosts(jumps)
             .with_clusters(config)
     }
 

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod forecast;
+pub mod guests;
 pub mod history;
 mod host;
 mod job;

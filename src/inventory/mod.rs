@@ -7,6 +7,9 @@
 
 mod osquery;
 mod probe;
+mod proxmox;
+
+pub use proxmox::{Guest, GuestKind, Hypervisor};
 
 use std::time::Duration;
 
@@ -46,19 +49,25 @@ pub enum Error {
 pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<Inventory, Error> {
     // One round trip in the common case: the host picks osquery or the probe itself.
     let script = format!(
-        "if command -v osqueryi >/dev/null 2>&1; then\n{}\nelse\n{}\nfi",
+        "if command -v osqueryi >/dev/null 2>&1; then\n{}\nelse\n{}\nfi\n{}",
         osquery::SCRIPT,
-        probe::SCRIPT
+        probe::SCRIPT,
+        proxmox::SCRIPT
     );
     let out = run(exec, "inventory", script, cancel).await?;
+    let hypervisor = proxmox::parse(&out.stdout);
+    let with_hypervisor = |inventory: Inventory| Inventory {
+        hypervisor: hypervisor.clone(),
+        ..inventory
+    };
     if let Some(inventory) = osquery::parse(&out.stdout).filter(|i| !i.os.id.is_empty()) {
-        return Ok(inventory);
+        return Ok(with_hypervisor(inventory));
     }
     if out.success()
         && probe::is_probe_output(&out.stdout)
         && let Some(inventory) = probe::parse(&out.stdout)
     {
-        return Ok(inventory);
+        return Ok(with_hypervisor(inventory));
     }
     // osquery is there but did not answer usefully: ask the probe directly.
     let out = run(exec, "probe", probe::SCRIPT.to_string(), cancel).await?;
@@ -75,15 +84,18 @@ pub async fn collect(exec: &dyn Executor, cancel: &CancellationToken) -> Result<
             .to_string();
         return Err(Error::ProbeFailed { code, detail });
     }
-    probe::parse(&out.stdout).ok_or(Error::Unparsable)
+    probe::parse(&out.stdout)
+        .map(with_hypervisor)
+        .ok_or(Error::Unparsable)
 }
 
 /// The inventory part of a one-round-trip survey (see `survey`): the probe always (it is cheap
 /// and needs nothing), and osquery's answer too where the host has it, behind `@@osquery`.
 pub(crate) fn survey_script() -> String {
     format!(
-        "( {probe} )\nif command -v osqueryi >/dev/null 2>&1; then\necho @@osquery\n( {osquery} )\nfi",
+        "( {probe} )\n( {proxmox} )\nif command -v osqueryi >/dev/null 2>&1; then\necho @@osquery\n( {osquery} )\nfi",
         probe = probe::SCRIPT,
+        proxmox = proxmox::SCRIPT,
         osquery = osquery::SCRIPT
     )
 }
@@ -94,13 +106,22 @@ pub(crate) fn from_survey(text: &str) -> Result<Inventory, Error> {
         Some((probe, osquery)) => (probe, Some(osquery)),
         None => (text, None),
     };
+    let hypervisor = proxmox::parse(probe_text);
     if let Some(inventory) = osquery_text
         .and_then(osquery::parse)
         .filter(|i| !i.os.id.is_empty())
     {
-        return Ok(inventory);
+        return Ok(Inventory {
+            hypervisor,
+            ..inventory
+        });
     }
-    probe::parse(probe_text).ok_or(Error::Unparsable)
+    probe::parse(probe_text)
+        .map(|inventory| Inventory {
+            hypervisor,
+            ..inventory
+        })
+        .ok_or(Error::Unparsable)
 }
 
 async fn run(
@@ -133,6 +154,9 @@ pub struct Inventory {
     pub images: Vec<Image>,
     pub source: InventorySource,
     pub collected_at: DateTime<Utc>,
+    /// Set on a hypervisor (Proxmox VE): its guests, which configured hosts are matched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hypervisor: Option<Hypervisor>,
 }
 
 impl Inventory {
@@ -148,7 +172,14 @@ impl Inventory {
             images: Vec::new(),
             source,
             collected_at: Utc::now(),
+            hypervisor: None,
         }
+    }
+
+    /// An empty inventory, for tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn reading_for_tests(source: InventorySource) -> Self {
+        Self::reading(source)
     }
 
     /// The OS as a table shows it: `Debian 12`, else the OS's own pretty name.

@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use crate::config::{HostId, JumpHosts};
+use crate::config::HostId;
 use crate::engine::bus::{StateKind, WaveStatus};
 use crate::engine::{Job, JobKind, Origin, ThresholdChoice, WaveError};
 use crate::tui::app::App;
@@ -286,7 +286,7 @@ impl App {
             self.view.set_status("no host selected", true);
             return;
         }
-        let jumps = JumpHosts::of(self.engine.config());
+        let jumps = self.engine.jump_hosts();
         self.view.overlay = Overlay::Confirm(
             ConfirmDialog::new(Confirmable::Host(action), hosts).with_jump_hosts(&jumps),
         );

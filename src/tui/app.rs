@@ -79,6 +79,8 @@ impl App {
         let state_path = settings.schedule_state.filter(|_| !settings.read_only);
         let (scheduler, schedule_warning) =
             Scheduler::load(engine.config(), state_path, Utc::now());
+        let mut model = model;
+        model.set_detected_guests(&engine.detected_guests());
         if let Some(warning) = settings.startup_warning.or(schedule_warning) {
             view.set_status(format!("warning: {warning}"), true);
         }
@@ -110,6 +112,13 @@ impl App {
         self.model.apply(event);
         if let Event::Wave(progress) = event {
             self.scheduler.on_wave(progress);
+        }
+        // The hub matched a hypervisor's guests before it sent this on.
+        if let Event::InventoryRefreshed { inventory, .. } = event
+            && inventory.hypervisor.is_some()
+        {
+            self.model
+                .set_detected_guests(&self.engine.detected_guests());
         }
         if let Event::Wave(progress) = event
             && progress.status == WaveStatus::Threshold

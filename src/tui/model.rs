@@ -44,6 +44,9 @@ pub struct HostRow {
     /// The hypervisor this host runs on (`runs_on`), and the hosts that run on this one.
     pub runs_on: Option<HostId>,
     pub guests: Vec<HostId>,
+    /// The same as the hypervisors' inventories found it (see `fleet::guests`).
+    pub detected_runs_on: Option<HostId>,
+    pub detected_guests: Vec<HostId>,
 }
 
 impl HostRow {
@@ -101,6 +104,22 @@ impl HostRow {
 
     pub fn pending_count(&self) -> Option<usize> {
         self.model.pending_count()
+    }
+
+    /// The hypervisor this host runs on, declared or detected.
+    pub fn hypervisor(&self) -> Option<&HostId> {
+        self.runs_on.as_ref().or(self.detected_runs_on.as_ref())
+    }
+
+    /// Every host that runs on this one, declared first.
+    pub fn all_guests(&self) -> Vec<HostId> {
+        let mut all = self.guests.clone();
+        for guest in &self.detected_guests {
+            if !all.contains(guest) {
+                all.push(guest.clone());
+            }
+        }
+        all
     }
 }
 
@@ -301,6 +320,23 @@ impl FleetModel {
         self.generation += 1;
     }
 
+    /// Shows `detected` `(guest, hypervisor)` pairs beside the declared `runs_on`: each row's
+    /// hypervisor and guests, declared first.
+    pub fn set_detected_guests(&mut self, detected: &[(HostId, HostId)]) {
+        for row in &mut self.hosts {
+            row.detected_runs_on = detected
+                .iter()
+                .find(|(guest, _)| guest == row.name())
+                .map(|(_, hypervisor)| hypervisor.clone());
+            row.detected_guests = detected
+                .iter()
+                .filter(|(_, hypervisor)| hypervisor == row.name())
+                .map(|(guest, _)| guest.clone())
+                .collect();
+        }
+        self.generation += 1;
+    }
+
     fn row_mut(&mut self, name: &str) -> Option<&mut HostRow> {
         let i = self.position(name)?;
         self.hosts.get_mut(i)
@@ -330,6 +366,8 @@ impl HostRow {
             removals_allowed_by_policy: false,
             runs_on: None,
             guests: Vec::new(),
+            detected_runs_on: None,
+            detected_guests: Vec::new(),
         }
     }
 }

@@ -380,6 +380,7 @@ mod tests {
             images: Vec::new(),
             source: InventorySource::Probe,
             collected_at: chrono::Utc::now(),
+            hypervisor: None,
         };
         let event = Event::InventoryRefreshed {
             host: host(),

@@ -140,6 +140,7 @@ pub(super) fn inventory(host: &str, id: &str, version: &str) -> Event {
             images: vec![],
             source: InventorySource::Probe,
             collected_at: Utc.with_ymd_and_hms(2026, 1, 1, 11, 0, 0).single().unwrap(),
+            hypervisor: None,
         }),
     }
 }

@@ -547,3 +547,53 @@ async fn cluster_mates_take_turns_through_upgrade_reboot_and_verify() {
     assert_eq!(peak, 1, "two hosts of cluster db changed at once");
     rig.engine.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Issue 15: a hypervisor's inventory names its guests; the engine matches them to configured
+/// hosts (by address and by hostname) and every wave then treats them like declared `runs_on`.
+#[tokio::test(start_paused = true)]
+async fn detected_guests_go_before_their_hypervisor() {
+    use crate::inventory::{Guest, GuestKind, Hypervisor};
+    let guest = |id, name: &str, ips: &[&str]| Guest {
+        id,
+        kind: GuestKind::Lxc,
+        name: name.into(),
+        status: "running".into(),
+        hostname: Some(name.into()),
+        ips: ips.iter().map(|s| s.to_string()).collect(),
+    };
+    let fleet = SimFleet::new();
+    fleet.set(
+        "h0",
+        Behaviour {
+            hypervisor: Some(Hypervisor {
+                platform: "proxmox".into(),
+                version: "8.2.4".into(),
+                guests: vec![guest(101, "ct-dns", &["10.0.0.1"]), guest(102, "h2", &[])],
+            }),
+            ..Behaviour::default()
+        },
+    );
+    let config = fleet_config(4, "");
+    let hosts: Vec<HostId> = config.hosts.iter().map(|h| h.name.clone()).collect();
+    let mut rig = start(config, fleet);
+    assert!(rig.engine.detected_guests().is_empty());
+    rig.step("h0", JobKind::Refresh).await;
+    let detected = rig.engine.detected_guests();
+    let pairs: Vec<(&str, &str)> = detected.iter().map(|(g, h)| (&**g, &**h)).collect();
+    assert_eq!(pairs, [("h1", "h0"), ("h2", "h0")]);
+    assert!(rig.engine.jump_hosts().is_hypervisor("h0"));
+
+    rig.engine
+        .start_wave(wave(hosts, "100%", FailureLimit::Count(0)))
+        .unwrap();
+    let events = rig.until(wave_ended).await;
+    let finished: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WaveHostFinished { host, .. } => Some(&**host),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.last(), Some(&"h0"), "{finished:?}");
+    assert_eq!(last_progress(&events).batches, 2);
+}

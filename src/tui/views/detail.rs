@@ -111,15 +111,21 @@ fn inventory_lines(
         Span::styled(state, theme.state(host.state())),
     ])];
     lines.push(field("target", host.target.clone(), ctx));
-    if let Some(hypervisor) = &host.runs_on {
+    if let Some(hypervisor) = host.hypervisor() {
+        let how = if host.runs_on.is_some() {
+            ""
+        } else {
+            ", detected"
+        };
         lines.push(field(
             "runs on",
-            format!("{hypervisor} (updated and rebooted after this host)"),
+            format!("{hypervisor} (updated and rebooted after this host{how})"),
             ctx,
         ));
     }
-    if !host.guests.is_empty() {
-        let guests: Vec<&str> = host.guests.iter().map(|g| &**g).collect();
+    let guests = host.all_guests();
+    if !guests.is_empty() {
+        let guests: Vec<&str> = guests.iter().map(|g| &**g).collect();
         lines.push(field(
             "guests",
             format!(

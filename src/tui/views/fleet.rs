@@ -245,10 +245,11 @@ fn table_title(ctx: Ctx<'_>, view: &ViewState) -> Line<'static> {
 /// guest, `pve1 (3 guests)` for a hypervisor.
 fn name_cell(host: &HostRow, ctx: Ctx<'_>) -> Line<'static> {
     let mut spans = vec![Span::raw(host.name().to_string())];
-    if let Some(hypervisor) = &host.runs_on {
+    let guests = host.all_guests();
+    if let Some(hypervisor) = host.hypervisor() {
         spans.push(Span::styled(format!(" on {hypervisor}"), ctx.theme.dim()));
-    } else if !host.guests.is_empty() {
-        let n = host.guests.len();
+    } else if !guests.is_empty() {
+        let n = guests.len();
         let s = if n == 1 { "" } else { "s" };
         spans.push(Span::styled(format!(" ({n} guest{s})"), ctx.theme.dim()));
     }
