@@ -22,7 +22,7 @@ use super::{
 
 const TOP_KEYS: &[&str] = &[
     "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "metrics", "keys",
-    "schedule",
+    "schedule", "notify",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -178,6 +178,7 @@ impl Ctx<'_> {
         let keys_table = self.table(root, "", "keys");
         let keys = self.read_keys(keys_table);
         let schedules = self.read_schedules(root);
+        let notify = self.read_notifiers(root);
 
         let mut hosts = Vec::new();
         let mut host_spans = Vec::new();
@@ -228,6 +229,7 @@ impl Ctx<'_> {
             log_level,
             keys,
             schedules,
+            notify,
             warnings: Vec::new(),
         }
     }

@@ -1,7 +1,8 @@
 //! The hub: the only receiver of host events. It folds each event into the fleet's host models
 //! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
-//! frontend, so the TUI and batch persist identically. The unfinished wave's record
+//! frontend, so the TUI and batch persist identically. Each event is also shown to the
+//! notifications' folder (`crate::notify`), so both frontends notify identically too. The unfinished wave's record
 //! (`Event::WaveSaved`, sent by the wave runner) is saved beside the hosts.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
@@ -84,6 +85,8 @@ pub(super) struct Hub {
     waves: WaveMetrics,
     /// Something the metrics show changed since they were last handed over.
     metrics_dirty: bool,
+    /// Turns events into notices for `[[notify]]` (a no-op without notifiers).
+    notices: crate::notify::Folder,
 }
 
 /// How long the hub waits for a frontend during shutdown before it stops forwarding.
@@ -97,12 +100,19 @@ impl Hub {
         save_every: Duration,
         cancel: CancellationToken,
         metrics: Option<PathBuf>,
+        notifier: crate::notify::Notifier,
     ) -> Self {
         let index = initial
             .iter()
             .enumerate()
             .map(|(i, r)| (r.model.name.clone(), i))
             .collect();
+        let notices = crate::notify::Folder::new(
+            notifier,
+            initial
+                .iter()
+                .map(|r| (&r.model.name, r.model.state.kind())),
+        );
         Hub {
             records: initial.to_vec(),
             wave: wave.map(std::sync::Arc::new),
@@ -117,6 +127,7 @@ impl Hub {
             metrics,
             waves: WaveMetrics::default(),
             metrics_dirty: true,
+            notices,
         }
     }
 
@@ -171,6 +182,7 @@ impl Hub {
     }
 
     fn apply(&mut self, event: &Event) {
+        self.notices.observe(event);
         if !matches!(event, Event::Output { .. }) {
             self.waves.apply(event, chrono::Utc::now());
             self.metrics_dirty = true;
