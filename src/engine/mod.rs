@@ -191,10 +191,11 @@ impl Engine {
                 .file
                 .clone()
                 .unwrap_or_else(|| deps.paths.audit());
-            AuditSink::spawn(
+            AuditSink::spawn_with(
                 path,
                 config.audit.rotation.clone(),
                 config.audit.syslog.clone(),
+                config.audit.webhook.clone(),
                 &tracker,
             )
         } else {

@@ -76,6 +76,11 @@ pub(crate) fn post_blocking(post: &Post) -> Result<(), HttpError> {
     }
 }
 
+/// A URL from the config as a [`Post`]'s target.
+pub(crate) fn public_url(url: &str) -> Secret {
+    Secret::public(url.to_string())
+}
+
 /// Sends `post` on a blocking thread.
 pub(crate) async fn post(post: Post) -> Result<(), HttpError> {
     let to = server_of(post.url.expose());
