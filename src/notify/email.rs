@@ -161,4 +161,35 @@ mod tests {
         assert!(text.contains("To: ops@example.com\r\n"), "{text}");
         assert!(text.contains("db1: failed: boom"), "{text}");
     }
+
+    #[tokio::test]
+    async fn sendmail_gets_the_envelope_as_arguments_and_the_message_on_stdin() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let sendmail = dir.path().join("sendmail");
+        std::fs::write(
+            &sendmail,
+            format!(
+                "#!/bin/sh\necho \"$*|${{HOME:-hidden}}\" > {0}\ncat >> {0}\n",
+                crate::remote::quote(&out.display().to_string())
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let notice = Notice::new(NoticeKind::WaveFinished, "wave 1 finished".into(), vec![]);
+        let from = "Tendhost <tendhost@example.com>";
+        let to = ["ops@example.com".to_string()];
+        let mail = message(&notice, from, &to).unwrap();
+        let hide = ["HOME".to_string()];
+        send_sendmail(&sendmail, mail, from, &to, Duration::from_secs(10), &hide)
+            .await
+            .unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.starts_with("-i -f tendhost@example.com -- ops@example.com|hidden\n"),
+            "{text}"
+        );
+        assert!(text.contains("Subject: wave 1 finished\r\n"), "{text}");
+    }
 }

@@ -7,8 +7,8 @@
 //! record of truth: a batch the server keeps refusing is dropped with a warning.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -30,8 +30,25 @@ struct Shared {
     /// A std mutex: held to push or take a few lines, never across an await.
     queue: Mutex<VecDeque<String>>,
     wake: Notify,
-    closed: AtomicBool,
+    /// When the appender let go: queued records may go out until [`GRACE`] after it.
+    closed_at: OnceLock<Instant>,
     dropped: AtomicU64,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            queue: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            closed_at: OnceLock::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// `None` while the appender runs; then the end of the grace period.
+    fn deadline(&self) -> Option<Instant> {
+        self.closed_at.get().map(|at| *at + GRACE)
+    }
 }
 
 /// The appender's end: [`push`](Self::push) never waits. Dropping it lets the poster drain
@@ -43,12 +60,7 @@ pub(crate) struct AuditWebhook {
 impl AuditWebhook {
     /// Starts the poster task on `tracker`.
     pub(crate) fn spawn(url: String, tracker: &TaskTracker) -> Self {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
-            closed: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         tracker.spawn(post_all(url, shared.clone()));
         AuditWebhook { shared }
     }
@@ -71,13 +83,12 @@ impl AuditWebhook {
 
 impl Drop for AuditWebhook {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
+        let _ = self.shared.closed_at.set(Instant::now());
         self.shared.wake.notify_one();
     }
 }
 
 async fn post_all(url: String, shared: Arc<Shared>) {
-    let mut deadline: Option<Instant> = None;
     loop {
         let batch: Vec<String> = {
             let mut queue = lock(&shared.queue);
@@ -92,16 +103,13 @@ async fn post_all(url: String, shared: Arc<Shared>) {
             );
         }
         if batch.is_empty() {
-            if shared.closed.load(Ordering::SeqCst) {
+            if shared.closed_at.get().is_some() {
                 return;
             }
             shared.wake.notified().await;
             continue;
         }
-        if shared.closed.load(Ordering::SeqCst) && deadline.is_none() {
-            deadline = Some(Instant::now() + GRACE);
-        }
-        if deadline.is_some_and(|at| at <= Instant::now()) {
+        if shared.deadline().is_some_and(|at| at <= Instant::now()) {
             let left = lock(&shared.queue).len() + batch.len();
             tracing::warn!(
                 "audit webhook: {left} record(s) not sent before tendhost stopped (the audit \
@@ -118,14 +126,12 @@ async fn post_all(url: String, shared: Arc<Shared>) {
             body,
             timeout: TIMEOUT,
         };
-        let closed = shared.clone();
-        let at = move || {
-            closed
-                .closed
-                .load(Ordering::SeqCst)
-                .then(|| deadline.unwrap_or_else(|| Instant::now() + GRACE))
-        };
-        let sent = http::retry(at, HttpError::Stopped, || http::post(post.clone())).await;
+        let sent = http::retry(
+            || shared.deadline(),
+            HttpError::Stopped,
+            || http::post(post.clone()),
+        )
+        .await;
         if let Err((err, tries)) = sent {
             tracing::warn!(
                 "audit webhook: {} record(s) not delivered ({tries} attempt(s)): {} (the audit \
@@ -149,12 +155,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_its_oldest_lines() {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
-            closed: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new());
         let hook = AuditWebhook {
             shared: shared.clone(),
         };
