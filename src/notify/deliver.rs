@@ -257,7 +257,7 @@ async fn deliver_once(
                 .as_ref()
                 .map(|t| secret("ntfy token", t))
                 .transpose()?,
-            body: notice.text().into_bytes(),
+            body: message::ntfy_body(notice),
             timeout,
         },
         NotifyTarget::Webhook { url: u, token } => json(

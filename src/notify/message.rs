@@ -9,6 +9,8 @@ use crate::config::NoticeKind;
 
 /// Discord refuses a message longer than this many characters.
 pub(crate) const DISCORD_LIMIT: usize = 2000;
+/// ntfy turns a body past 4096 bytes into an attachment; stay under it.
+pub(crate) const NTFY_LIMIT: usize = 4000;
 
 /// Something worth telling a person about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +97,20 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").trim().to_string()
 }
 
-/// ntfy's headers (`Title`, `Priority`, `Tags`); the body is [`Notice::text`].
+/// ntfy's body: [`Notice::text`], cut to [`NTFY_LIMIT`] bytes (at a character's boundary).
+pub(crate) fn ntfy_body(notice: &Notice) -> Vec<u8> {
+    let text = notice.text();
+    if text.len() <= NTFY_LIMIT {
+        return text.into_bytes();
+    }
+    let mut end = NTFY_LIMIT - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into_bytes()
+}
+
+/// ntfy's headers (`Title`, `Priority`, `Tags`); the body is [`ntfy_body`].
 pub(crate) fn ntfy_headers(notice: &Notice) -> Vec<(&'static str, String)> {
     let priority = if notice.urgent() { "high" } else { "default" };
     let tags = match notice.kind {
@@ -240,6 +255,16 @@ mod tests {
         let content = body["content"].as_str().unwrap();
         assert_eq!(content.chars().count(), DISCORD_LIMIT);
         assert!(content.ends_with('…') && content.starts_with("wave 1 halted\n"));
+        let ntfy = String::from_utf8(ntfy_body(&n)).unwrap();
+        assert!(
+            ntfy.len() <= NTFY_LIMIT && ntfy.ends_with('…'),
+            "{}",
+            ntfy.len()
+        );
+        assert_eq!(
+            ntfy_body(&Notice::test("x")),
+            b"tendhost test message for notifier 'x'"
+        );
     }
 
     #[test]

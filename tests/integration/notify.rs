@@ -233,14 +233,18 @@ on = ["wave_finished"]
 fn notify_test_reaches_the_sink_or_says_why_not() {
     let env = TestEnv::new();
     let sink = HttpSink::start();
+    let smtp = SmtpSink::start();
     let dead = dead_port();
     env.write_config(&format!(
         "[[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\ntoken_env = \"{TOKEN_VAR}\"\n\n\
          [[notify]]\nname = \"gone\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{dead}/x\"\n\n\
          [[notify]]\nname = \"nokey\"\nkind = \"ntfy\"\nserver = \"{}\"\ntopic = \"t\"\n\
-         token_env = \"TENDHOST_TEST_UNSET_TOKEN\"\n",
+         token_env = \"TENDHOST_TEST_UNSET_TOKEN\"\n\n\
+         [[notify]]\nname = \"strict\"\nkind = \"email\"\nsmtp_host = \"127.0.0.1\"\n\
+         smtp_port = {}\nfrom = \"a@example.com\"\nto = \"b@example.com\"\n",
         sink.url("/test"),
-        sink.url("")
+        sink.url(""),
+        smtp.addr.port()
     ));
     let out = tendhost(&env)
         .env(TOKEN_VAR, TOKEN)
@@ -287,6 +291,19 @@ fn notify_test_reaches_the_sink_or_says_why_not() {
         ),
         "{stderr}"
     );
+
+    // tls = "starttls" (the default) is required: a server without STARTTLS gets no mail.
+    let out = run_expecting(&env, &["notify", "test", "strict"], 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "tendhost: notifier 'strict' (email): not delivered after 4 attempt(s): SMTP to \
+             127.0.0.1:{}: ",
+            smtp.addr.port()
+        )),
+        "{stderr}"
+    );
+    assert!(smtp.mails().is_empty());
 
     let out = run_expecting(&env, &["notify", "test", "hok"], 2);
     assert_eq!(

@@ -43,6 +43,11 @@ impl SmtpSink {
         SmtpSink { addr, shared }
     }
 
+    /// The messages accepted so far.
+    pub(crate) fn mails(&self) -> Vec<Mail> {
+        self.shared.mails.lock().unwrap().clone()
+    }
+
     /// The messages once there are at least `n`, waiting up to 30 s (a safety net).
     pub(crate) fn wait_for(&self, n: usize) -> Vec<Mail> {
         let deadline = Instant::now() + Duration::from_secs(30);
