@@ -457,11 +457,19 @@ impl Ctx<'_> {
         let to = self.mailboxes(t, &span);
         let username = self.string(t, AT, "username").map(Spanned::into_inner);
         let password = self.secret(t, "password", false, &span);
-        if let (Some(None), Some(username)) = (&password, &username) {
-            let _ = username;
+        if matches!(password, Some(None)) && username.is_some() {
             let at = t.get("username").map_or(span.clone(), Spanned::span);
             let why = "a username needs password_env or password_file";
             self.error(at, "notify.username", why);
+            return None;
+        }
+        if matches!(password, Some(Some(_))) && username.is_none() {
+            let key = ["password_env", "password_file"]
+                .into_iter()
+                .find(|k| t.contains_key(*k))
+                .unwrap_or("password_env");
+            let at = t.get(key).map_or(span.clone(), Spanned::span);
+            self.error(at, &join(AT, key), "a password needs a username");
             return None;
         }
         let tls = tls?;
@@ -827,6 +835,16 @@ command = "logger -t tendhost"
         for e in expect {
             assert!(all.contains(e), "missing {e:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn a_password_without_a_username_is_refused() {
+        let text = "[[notify]]\nname = \"m\"\nkind = \"email\"\nsmtp_host = \"h\"\n\
+                    from = \"a@b.c\"\nto = \"d@e.f\"\npassword_file = \"/run/pw\"\n";
+        assert_eq!(
+            problems(text),
+            ["t.toml:7:17: key 'notify.password_file': a password needs a username"]
+        );
     }
 
     #[test]
