@@ -211,7 +211,7 @@ impl NotifyConfig {
 /// The keys a kind takes besides [`COMMON_KEYS`].
 fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
-        "ntfy" => &["server", "topic", "token_env", "token_file"],
+        "ntfy" => &["url", "server", "topic", "token_env", "token_file"],
         "webhook" => &["url", "url_env", "url_file", "token_env", "token_file"],
         "slack" | "discord" => &["url", "url_env", "url_file"],
         "email" => &[
@@ -363,22 +363,44 @@ impl Ctx<'_> {
     ) -> Option<NotifyTarget> {
         match kind {
             "ntfy" => {
-                let server = match self.string(t, AT, "server") {
-                    Some(s) => self.http_url(s, "notify.server")?,
-                    None => DEFAULT_NTFY_SERVER.to_string(),
+                let token = self.secret(t, "token", false, &span);
+                let (server, topic) = match self.string(t, AT, "url") {
+                    // `url = "https://ntfy.sh/topic"`: the topic's whole URL.
+                    Some(url) => {
+                        let span = url.span();
+                        if t.contains_key("server") || t.contains_key("topic") {
+                            let why = "give url, or server and topic, not both";
+                            self.error(span, "notify.url", why);
+                            return None;
+                        }
+                        let url = self.http_url(url, "notify.url")?;
+                        let url = url.trim_end_matches('/');
+                        let split = url.rsplit_once('/').filter(|(s, _)| !s.ends_with('/'));
+                        let Some((server, topic)) = split else {
+                            let why = "a topic's URL ends in its topic (https://ntfy.sh/TOPIC)";
+                            self.error(span, "notify.url", why);
+                            return None;
+                        };
+                        (server.to_string(), Some((topic.to_string(), span)))
+                    }
+                    None => {
+                        let server = match self.string(t, AT, "server") {
+                            Some(s) => self.http_url(s, "notify.server")?,
+                            None => DEFAULT_NTFY_SERVER.to_string(),
+                        };
+                        let topic = self.required(t, "topic", &span, "e.g. topic = \"tendhost\"");
+                        let at = t.get("topic").map_or(span.clone(), Spanned::span);
+                        (server, topic.map(|topic| (topic, at)))
+                    }
                 };
-                let topic = self.required(t, "topic", &span, "e.g. topic = \"tendhost\"");
-                if let Some(topic) = &topic
-                    && (topic.is_empty() || topic.contains(['/', '?', '#', ' ']))
-                {
-                    let at = t.get("topic").map_or(span.clone(), Spanned::span);
+                let (topic, at) = topic?;
+                if topic.is_empty() || topic.contains(['/', '?', '#', ' ']) {
                     self.error(at, "notify.topic", "a topic is one word (no '/', '?', '#')");
                     return None;
                 }
-                let token = self.secret(t, "token", false, &span);
                 Some(NotifyTarget::Ntfy {
                     server: server.trim_end_matches('/').to_string(),
-                    topic: topic?,
+                    topic,
                     token: token?,
                 })
             }
@@ -686,6 +708,11 @@ topic = "fleet"
 token_env = "NTFY_TOKEN"
 
 [[notify]]
+name = "self-hosted"
+kind = "ntfy"
+url = "https://ntfy.example.com/alerts/"
+
+[[notify]]
 name = "hook"
 kind = "webhook"
 url = "https://example.com/hook"
@@ -725,8 +752,16 @@ kind = "command"
 command = "logger -t tendhost"
 "#;
         let config = Config::from_str("t.toml", text).unwrap();
-        let n = &config.notify;
-        assert_eq!(n.len(), 7);
+        let mut n = config.notify.clone();
+        assert_eq!(n.len(), 8);
+        assert_eq!(
+            n.remove(1).target,
+            NotifyTarget::Ntfy {
+                server: "https://ntfy.example.com".into(),
+                topic: "alerts".into(),
+                token: None,
+            }
+        );
         assert_eq!(
             n[0].target,
             NotifyTarget::Ntfy {
@@ -835,6 +870,21 @@ command = "logger -t tendhost"
         for e in expect {
             assert!(all.contains(e), "missing {e:?} in:\n{all}");
         }
+    }
+
+    #[test]
+    fn an_ntfy_url_names_its_topic() {
+        let text = "[[notify]]\nname = \"a\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh\"\n\
+                    [[notify]]\nname = \"b\"\nkind = \"ntfy\"\nurl = \"https://ntfy.sh/x\"\n\
+                    topic = \"y\"\n";
+        assert_eq!(
+            problems(text),
+            [
+                "t.toml:4:7: key 'notify.url': a topic's URL ends in its topic \
+                 (https://ntfy.sh/TOPIC)",
+                "t.toml:8:7: key 'notify.url': give url, or server and topic, not both",
+            ]
+        );
     }
 
     #[test]
