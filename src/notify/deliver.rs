@@ -49,6 +49,22 @@ pub enum DeliveryError {
     Stopped,
 }
 
+impl http::Transient for DeliveryError {
+    fn worth_retrying(&self) -> bool {
+        match self {
+            DeliveryError::Http(err) => err.worth_retrying(),
+            // A server that did not answer may answer next time; a bad message or a missing
+            // password will not get better.
+            DeliveryError::Email(err) => {
+                matches!(err, EmailError::Smtp { .. } | EmailError::Timeout(_))
+            }
+            DeliveryError::Secret { .. } | DeliveryError::Command(_) | DeliveryError::Stopped => {
+                false
+            }
+        }
+    }
+}
+
 /// The engine's end of the notifier task. Cheap to clone; disabled (no `[[notify]]`) it drops
 /// everything at no cost.
 #[derive(Debug, Clone)]

@@ -41,6 +41,22 @@ pub enum HttpError {
     Stopped,
 }
 
+/// Whether another attempt may go better: a refusal that will not change (a 4xx other than
+/// 408 and 429, a missing secret, a bad address) is not retried.
+pub(crate) trait Transient {
+    fn worth_retrying(&self) -> bool;
+}
+
+impl Transient for HttpError {
+    fn worth_retrying(&self) -> bool {
+        match self {
+            HttpError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            HttpError::Transport { .. } | HttpError::Timeout { .. } => true,
+            HttpError::Stopped => false,
+        }
+    }
+}
+
 /// Sends `post` once, blocking the calling thread for at most its timeout.
 pub(crate) fn post_blocking(post: &Post) -> Result<(), HttpError> {
     let to = server_of(post.url.expose());
@@ -94,8 +110,9 @@ pub(crate) async fn post(post: Post) -> Result<(), HttpError> {
 }
 
 /// Runs `attempt` up to [`ATTEMPTS`] times with doubling pauses, giving up early at `deadline`
-/// (shutdown's grace period). Returns the last error and how many attempts were made.
-pub(crate) async fn retry<E, F, Fut>(
+/// (shutdown's grace period) or at an error not [worth retrying](Transient). Returns the last
+/// error and how many attempts were made.
+pub(crate) async fn retry<E: Transient, F, Fut>(
     deadline: impl Fn() -> Option<Instant>,
     stopped: E,
     mut attempt: F,
@@ -118,6 +135,7 @@ where
         };
         match outcome {
             Ok(()) => return Ok(tries),
+            Err(err) if !err.worth_retrying() => return Err((err, tries)),
             Err(err) => last = err,
         }
         if tries == ATTEMPTS {
@@ -158,6 +176,12 @@ mod tests {
 
     use super::*;
 
+    impl Transient for &str {
+        fn worth_retrying(&self) -> bool {
+            *self != "404"
+        }
+    }
+
     #[test]
     fn errors_show_the_server_only() {
         assert_eq!(
@@ -192,5 +216,18 @@ mod tests {
         let result: Result<u32, (&str, u32)> =
             retry(|| Some(deadline), "stopped", || async { Err("500") }).await;
         assert_eq!(result, Err(("500", 2)));
+        let result: Result<u32, (&str, u32)> =
+            retry(|| None, "stopped", || async { Err("404") }).await;
+        assert_eq!(
+            result,
+            Err(("404", 1)),
+            "a refusal that will not change is not retried"
+        );
+        let status = |status| HttpError::Status {
+            to: String::new(),
+            status,
+        };
+        assert!(status(503).worth_retrying() && status(429).worth_retrying());
+        assert!(!status(404).worth_retrying() && !status(401).worth_retrying());
     }
 }
