@@ -201,6 +201,8 @@ impl Engine {
         } else {
             AuditSink::disabled()
         };
+        // A local host's apt, a check command or a hook never sees a notifier's secret.
+        crate::remote::child::hide(crate::notify::hidden_vars(&config.notify));
         let notifier =
             crate::notify::Notifier::spawn(&config.notify, audit.clone(), cancel.clone(), &tracker);
 

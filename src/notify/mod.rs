@@ -17,6 +17,7 @@ mod message;
 mod secret;
 
 pub use command::CommandError;
+pub(crate) use deliver::hidden_vars;
 pub use deliver::{DeliveryError, Notifier, SHUTDOWN_GRACE};
 pub use email::EmailError;
 pub use fold::{Folder, REBOOTING_NOW};
