@@ -406,6 +406,15 @@ fn print_check(config: &Config) -> Exit {
     if !tags.is_empty() {
         lines.push(format!("  tags  {}", tags.join(", ")));
     }
+    for notifier in &config.notify {
+        let on: Vec<&str> = notifier.on.iter().map(|k| k.as_str()).collect();
+        lines.push(format!(
+            "  notify {:<19} {:<28} {}",
+            notifier.name,
+            notifier.kind(),
+            on.join(",")
+        ));
+    }
     // A reader that stops early (`| head -1`) has seen what it wanted.
     let _ = lines.iter().try_for_each(stdio::out_line);
     Exit::Ok

@@ -246,6 +246,16 @@ fn notify_test_reaches_the_sink_or_says_why_not() {
         sink.url(""),
         smtp.addr.port()
     ));
+    let out = run_expecting(&env, &["--batch", "check"], 0);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains(
+            "  notify hook                webhook                      \
+             wave_finished,wave_halted,reboot_needed,schedule_skipped\n"
+        ),
+        "{listed}"
+    );
+
     let out = tendhost(&env)
         .env(TOKEN_VAR, TOKEN)
         .args(["notify", "test", "hook"])
