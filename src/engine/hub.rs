@@ -2,8 +2,9 @@
 //! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
 //! frontend, so the TUI and batch persist identically. Each event is also shown to the
-//! notifications' folder (`crate::notify`), so both frontends notify identically too. The unfinished wave's record
-//! (`Event::WaveSaved`, sent by the wave runner) is saved beside the hosts.
+//! notifications' folder (`crate::notify`), so both frontends notify identically too. The
+//! unfinished wave's record (`Event::WaveSaved`, sent by the wave runner) is saved beside the
+//! hosts.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
 //! newest encoding and never holds up the hub with disk I/O. A [`Bus::persist`] (the write-ahead
