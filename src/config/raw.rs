@@ -628,6 +628,19 @@ mod tests {
         let text = "[audit]\nsyslog = \"/run/t.sock\"\n";
         let config = Config::from_str("t.toml", text).unwrap();
         assert_eq!(config.audit.syslog, Some(PathBuf::from("/run/t.sock")));
+        let text = "[audit]\nwebhook = \"https://logs.example.com/in\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(
+            config.audit.webhook.as_deref(),
+            Some("https://logs.example.com/in")
+        );
+        let text = "[audit]\nenabled = false\nwebhook = \"https://logs.example.com/in\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(config.audit.webhook, None);
+        assert_eq!(
+            config.warnings[0].to_string(),
+            "t.toml:3:11: key 'audit.webhook': ignored: the audit log is off (enabled = false)"
+        );
         let text = "[audit]\nmax_size = \"lots\"\nkeep = 0\nsyslog = 1\n";
         let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
             panic!("bad audit keys loaded");

@@ -575,6 +575,10 @@ impl Ctx<'_> {
         }
         if let Some(v) = self.string(table, "audit", "webhook") {
             match super::notify::check_http_url(v.get_ref()) {
+                Ok(()) if !audit.enabled => {
+                    let why = "ignored: the audit log is off (enabled = false)";
+                    self.warn(v.span(), "audit.webhook", why);
+                }
                 Ok(()) => audit.webhook = Some(v.into_inner()),
                 Err(why) => self.error(v.span(), "audit.webhook", &why),
             }
