@@ -229,6 +229,18 @@ pub enum Command {
     /// Scheduled waves (`[[schedule]]`): list them, install their systemd timers.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Notifications (`[[notify]]`): send a test message.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test message through one notifier now; exit 0 once it is delivered.
+    Test {
+        /// The `[[notify]]` name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,7 @@ pub mod health;
 pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;
+pub mod notify;
 pub mod pkg;
 pub mod plan;
 pub mod remote;

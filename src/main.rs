@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{BatchCommand, Cli, Command, HostCommand, ScheduleCommand};
+use crate::cli::{BatchCommand, Cli, Command, HostCommand, NotifyCommand, ScheduleCommand};
 use crate::config::{Config, ConfigError};
 use crate::exit::Exit;
 use crate::store::Paths;
@@ -181,6 +181,10 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             *user,
             *dry_run,
         )),
+        (Some(Command::Notify(NotifyCommand::Test { name })), _) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            Ok(notify_test(&config, name, &runtime))
+        }
         (
             Some(
                 Command::Keygen { .. } | Command::Init | Command::Completions { .. } | Command::Man,
@@ -293,6 +297,24 @@ fn batch_name(command: BatchCommand) -> &'static str {
         BatchCommand::Repair => "repair",
         BatchCommand::Retry => "retry",
         BatchCommand::Ack => "ack",
+    }
+}
+
+/// `tendhost notify test NAME`: exit 0 once delivered, 2 for an unknown name, 1 when the
+/// delivery failed (with the error chain).
+fn notify_test(config: &Config, name: &str, runtime: &tokio::runtime::Runtime) -> Exit {
+    match runtime.block_on(tendhost::notify::send_test(config, name)) {
+        Ok(attempts) => {
+            let _ = stdio::out_line(format!(
+                "notifier '{name}': test message delivered ({attempts} attempt(s))"
+            ));
+            Exit::Ok
+        }
+        Err(err @ tendhost::notify::TestError::Unknown { .. }) => usage_error(&err.to_string()),
+        Err(err) => {
+            stdio::err_line(format!("tendhost: {}", errors::chain(&err)));
+            Exit::HostFailed
+        }
     }
 }
 
@@ -443,6 +465,15 @@ fn print_check(config: &Config) -> Exit {
     }
     if !tags.is_empty() {
         lines.push(format!("  tags  {}", tags.join(", ")));
+    }
+    for notifier in &config.notify {
+        let on: Vec<&str> = notifier.on.iter().map(|k| k.as_str()).collect();
+        lines.push(format!(
+            "  notify {:<19} {:<28} {}",
+            notifier.name,
+            notifier.kind(),
+            on.join(",")
+        ));
     }
     // A reader that stops early (`| head -1`) has seen what it wanted.
     let _ = lines.iter().try_for_each(stdio::out_line);

@@ -11,6 +11,7 @@ mod duration;
 mod error;
 mod fields;
 mod jumps;
+mod notify;
 mod raw;
 mod schedule;
 mod sections;
@@ -26,6 +27,10 @@ pub use discover::{Discovered, DiscoverySource, discover};
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use jumps::JumpHosts;
+pub use notify::{
+    DEFAULT_NOTIFY_TIMEOUT, DEFAULT_NTFY_SERVER, DEFAULT_SENDMAIL, NoticeKind, NotifyConfig,
+    NotifyTarget, SecretSource, SmtpTls, UrlSource,
+};
 pub use schedule::{DEFAULT_LOCK_WAIT, MissedPolicy, ScheduleConfig};
 pub use window::MaintenanceWindow;
 pub(crate) use window::{parse_day, parse_time};
@@ -52,6 +57,8 @@ pub struct Config {
     pub keys: BTreeMap<String, Vec<String>>,
     /// `[[schedule]]`, in file order.
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[notify]]`, in file order.
+    pub notify: Vec<NotifyConfig>,
     /// Things that loaded but deserve a word (e.g. the old `[daemon]` table).
     pub warnings: Vec<Diagnostic>,
 }
@@ -361,6 +368,8 @@ pub struct AuditSettings {
     pub rotation: crate::store::audit::Rotation,
     /// The local syslog socket every record is also sent to (`syslog = true`: `/dev/log`).
     pub syslog: Option<PathBuf>,
+    /// `webhook = "URL"`: every record is also POSTed there as JSON, in batches.
+    pub webhook: Option<String>,
 }
 
 impl BatchSize {

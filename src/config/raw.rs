@@ -22,7 +22,7 @@ use super::{
 
 const TOP_KEYS: &[&str] = &[
     "daemon", "defaults", "groups", "clusters", "host", "ssh", "fleet", "audit", "metrics", "keys",
-    "schedule",
+    "schedule", "notify",
 ];
 const HOST_KEYS: &[&str] = &[
     "name",
@@ -182,6 +182,7 @@ impl Ctx<'_> {
         let keys_table = self.table(root, "", "keys");
         let keys = self.read_keys(keys_table);
         let schedules = self.read_schedules(root);
+        let notify = self.read_notifiers(root);
 
         let mut hosts = Vec::new();
         let mut host_spans = Vec::new();
@@ -233,6 +234,7 @@ impl Ctx<'_> {
             log_level,
             keys,
             schedules,
+            notify,
             warnings: Vec::new(),
         }
     }
@@ -690,6 +692,19 @@ mod tests {
         let text = "[audit]\nsyslog = \"/run/t.sock\"\n";
         let config = Config::from_str("t.toml", text).unwrap();
         assert_eq!(config.audit.syslog, Some(PathBuf::from("/run/t.sock")));
+        let text = "[audit]\nwebhook = \"https://logs.example.com/in\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(
+            config.audit.webhook.as_deref(),
+            Some("https://logs.example.com/in")
+        );
+        let text = "[audit]\nenabled = false\nwebhook = \"https://logs.example.com/in\"\n";
+        let config = Config::from_str("t.toml", text).unwrap();
+        assert_eq!(config.audit.webhook, None);
+        assert_eq!(
+            config.warnings[0].to_string(),
+            "t.toml:3:11: key 'audit.webhook': ignored: the audit log is off (enabled = false)"
+        );
         let text = "[audit]\nmax_size = \"lots\"\nkeep = 0\nsyslog = 1\n";
         let Err(ConfigError::Invalid(problems)) = Config::from_str("t.toml", text) else {
             panic!("bad audit keys loaded");

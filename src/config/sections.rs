@@ -526,6 +526,7 @@ impl Ctx<'_> {
             file: None,
             rotation: crate::store::audit::Rotation::default(),
             syslog: None,
+            webhook: None,
         };
         let Some(table) = table else { return audit };
         self.check_keys(table, "audit", AUDIT_KEYS);
@@ -572,12 +573,15 @@ impl Ctx<'_> {
                 ),
             }
         }
-        if let Some(v) = table.get("webhook") {
-            self.error(
-                v.span(),
-                "audit.webhook",
-                "not supported yet: ship the audit file instead",
-            );
+        if let Some(v) = self.string(table, "audit", "webhook") {
+            match super::notify::check_http_url(v.get_ref()) {
+                Ok(()) if !audit.enabled => {
+                    let why = "ignored: the audit log is off (enabled = false)";
+                    self.warn(v.span(), "audit.webhook", why);
+                }
+                Ok(()) => audit.webhook = Some(v.into_inner()),
+                Err(why) => self.error(v.span(), "audit.webhook", &why),
+            }
         }
         audit
     }

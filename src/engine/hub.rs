@@ -1,8 +1,10 @@
 //! The hub: the only receiver of host events. It folds each event into the fleet's host models
 //! (the same fold every consumer uses) and keeps each host's recent output, hands
 //! the snapshot writer a fresh copy at most every `save_every`, then forwards the event to the
-//! frontend, so the TUI and batch persist identically. The unfinished wave's record
-//! (`Event::WaveSaved`, sent by the wave runner) is saved beside the hosts.
+//! frontend, so the TUI and batch persist identically. Each event is also shown to the
+//! notifications' folder (`crate::notify`), so both frontends notify identically too. The
+//! unfinished wave's record (`Event::WaveSaved`, sent by the wave runner) is saved beside the
+//! hosts.
 //!
 //! The snapshot writer is a separate task fed through a `watch` channel: it always writes the
 //! newest encoding and never holds up the hub with disk I/O. A [`Bus::persist`] (the write-ahead
@@ -107,6 +109,8 @@ pub(super) struct Hub {
     metrics_dirty: bool,
     /// Where detected guests go, and the config they are matched against.
     guests: Option<(std::sync::Arc<crate::config::Config>, DetectedGuests)>,
+    /// Turns events into notices for `[[notify]]` (a no-op without notifiers).
+    notices: crate::notify::Folder,
 }
 
 /// How long the hub waits for a frontend during shutdown before it stops forwarding.
@@ -120,12 +124,19 @@ impl Hub {
         save_every: Duration,
         cancel: CancellationToken,
         metrics: Option<PathBuf>,
+        notifier: crate::notify::Notifier,
     ) -> Self {
         let index = initial
             .iter()
             .enumerate()
             .map(|(i, r)| (r.model.name.clone(), i))
             .collect();
+        let notices = crate::notify::Folder::new(
+            notifier,
+            initial
+                .iter()
+                .map(|r| (&r.model.name, r.model.state.kind())),
+        );
         Hub {
             records: initial.to_vec(),
             wave: wave.map(std::sync::Arc::new),
@@ -141,6 +152,7 @@ impl Hub {
             waves: WaveMetrics::default(),
             metrics_dirty: true,
             guests: None,
+            notices,
         }
     }
 
@@ -218,6 +230,7 @@ impl Hub {
     }
 
     fn apply(&mut self, event: &Event) {
+        self.notices.observe(event);
         if !matches!(event, Event::Output { .. }) {
             self.waves.apply(event, chrono::Utc::now());
             self.metrics_dirty = true;

@@ -160,6 +160,9 @@ struct Inner {
     /// Taken at shutdown so the hub sees the bus close once the hosts are gone.
     events: Mutex<Option<hub::Bus>>,
     audit: Mutex<Option<AuditSink>>,
+    /// For notices that do not come from events (a skipped schedule); taken at shutdown so the
+    /// notifier task sees its queue close.
+    notifier: Mutex<Option<crate::notify::Notifier>>,
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
@@ -192,15 +195,20 @@ impl Engine {
                 .file
                 .clone()
                 .unwrap_or_else(|| deps.paths.audit());
-            AuditSink::spawn(
+            AuditSink::spawn_with(
                 path,
                 config.audit.rotation.clone(),
                 config.audit.syslog.clone(),
+                config.audit.webhook.clone(),
                 &tracker,
             )
         } else {
             AuditSink::disabled()
         };
+        // A local host's apt, a check command or a hook never sees a notifier's secret.
+        crate::remote::child::hide(crate::notify::hidden_vars(&config.notify));
+        let notifier =
+            crate::notify::Notifier::spawn(&config.notify, audit.clone(), cancel.clone(), &tracker);
 
         let now = Utc::now();
         let mut snapshot = deps.snapshot;
@@ -310,6 +318,7 @@ impl Engine {
                 deps.save_every,
                 cancel.clone(),
                 config.metrics.textfile.clone(),
+                notifier.clone(),
             )
             .with_guests(config.clone(), guests.clone())
             .run(bus, frontend),
@@ -322,6 +331,7 @@ impl Engine {
             initial,
             events: Mutex::new(Some(events)),
             audit: Mutex::new(Some(audit)),
+            notifier: Mutex::new(Some(notifier)),
             wave: Mutex::new(None),
             // A resumed wave keeps its id; new ones never reuse it.
             next_wave: AtomicU64::new(saved_wave.as_ref().map_or(1, |w| w.id + 1)),
@@ -582,11 +592,35 @@ impl EngineHandle {
         }
     }
 
-    /// Records a mutating action that happened outside a host (a config change, say).
+    /// Records a mutating action that happened outside a host (a config change, say). A
+    /// skipped schedule (`action = "schedule"`, `result = "skipped"`, detail `NAME: reason`)
+    /// is also a `schedule_skipped` notice: every frontend records one, so this is where
+    /// notifications learn of it.
     pub async fn audit(&self, record: AuditRecord) {
+        if record.action == "schedule" && record.result == "skipped" {
+            let detail = record.detail.as_deref().unwrap_or("");
+            let (name, reason) = detail
+                .split_once(": ")
+                .unwrap_or((detail, "no reason given"));
+            self.notify_schedule_skipped(name, reason);
+        }
         let sink = lock(&self.inner.audit).clone();
         if let Some(sink) = sink {
             sink.record(record).await;
+        }
+    }
+
+    /// Tells `[[notify]]` that the schedule `name` did not run, and why. Never waits (a full
+    /// queue drops the notice) and does nothing without notifiers or once stopping.
+    /// [`audit`](Self::audit) calls it for a skipped schedule's record: call one or the other.
+    pub fn notify_schedule_skipped(&self, name: &str, reason: &str) {
+        let notifier = lock(&self.inner.notifier).clone();
+        if let Some(notifier) = notifier.filter(crate::notify::Notifier::is_enabled) {
+            notifier.send(crate::notify::Notice::new(
+                crate::config::NoticeKind::ScheduleSkipped,
+                format!("schedule {name} skipped: {reason}"),
+                Vec::new(),
+            ));
         }
     }
 
@@ -598,6 +632,7 @@ impl EngineHandle {
         // Drop our own senders so the hub and the audit appender see their inputs close.
         lock(&self.inner.events).take();
         lock(&self.inner.audit).take();
+        lock(&self.inner.notifier).take();
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
             .await

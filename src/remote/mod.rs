@@ -6,7 +6,7 @@
 
 mod auth;
 mod capture;
-mod child;
+pub(crate) mod child;
 mod context;
 mod error;
 mod factory;

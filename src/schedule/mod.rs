@@ -64,6 +64,15 @@ pub fn audit_batch_skip(config: &crate::config::Config, paths: &Paths, name: &st
     if let Err(err) = crate::store::audit::append_one(config, paths, record) {
         crate::stdio::err_line(format!("tendhost: warning: {err}"));
     }
+    // The engine turns the console's skip records into notices; here there is no engine.
+    crate::notify::deliver_now(
+        config,
+        crate::notify::Notice::new(
+            crate::config::NoticeKind::ScheduleSkipped,
+            format!("schedule {name} skipped: {reason}"),
+            Vec::new(),
+        ),
+    );
 }
 
 /// Remembers a `--batch wave --schedule NAME` run (its start, end and result) for `schedule

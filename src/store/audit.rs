@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 pub use super::rotate::{DEFAULT_KEEP, Rotation, rotated_files};
 use super::syslog::Syslog;
+use super::webhook::AuditWebhook;
 
 /// Records waiting for the appender. Senders wait when it is full: an action is not done until
 /// its audit line is on its way.
@@ -102,11 +103,23 @@ impl AuditSink {
         syslog: Option<PathBuf>,
         tracker: &TaskTracker,
     ) -> Self {
+        Self::spawn_with(path, rotation, syslog, None, tracker)
+    }
+
+    /// [`spawn`](Self::spawn), also POSTing every record to `webhook` (`[audit] webhook`).
+    pub fn spawn_with(
+        path: PathBuf,
+        rotation: Rotation,
+        syslog: Option<PathBuf>,
+        webhook: Option<String>,
+        tracker: &TaskTracker,
+    ) -> Self {
         let (records, incoming) = mpsc::channel(AUDIT_QUEUE);
         let writer = Writer {
             path,
             rotation,
             syslog: syslog.map(Syslog::new),
+            webhook: webhook.map(|url| AuditWebhook::spawn(url, tracker)),
         };
         tracker.spawn(append_all(writer, incoming));
         AuditSink {
@@ -141,11 +154,13 @@ impl AuditSink {
     }
 }
 
-/// What the appender task owns: the file, its rotation and the syslog connection.
+/// What the appender task owns: the file, its rotation, the syslog connection and the
+/// webhook's queue.
 struct Writer {
     path: PathBuf,
     rotation: Rotation,
     syslog: Option<Syslog>,
+    webhook: Option<AuditWebhook>,
 }
 
 impl Writer {
@@ -155,6 +170,9 @@ impl Writer {
             for line in &lines {
                 syslog.send(line);
             }
+        }
+        if let Some(webhook) = &self.webhook {
+            webhook.push(&lines);
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ mod paths;
 mod rotate;
 pub mod snapshot;
 mod syslog;
+mod webhook;
 
 pub use lock::{LockError, StateLock};
 pub use paths::{Paths, write_private_atomic};

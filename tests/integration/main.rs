@@ -30,6 +30,7 @@ mod hostile;
 mod inventory;
 mod jobs;
 mod metrics;
+mod notify;
 mod pkg_apt;
 mod pkg_compose;
 mod pkg_dnf;

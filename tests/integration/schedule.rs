@@ -50,10 +50,14 @@ fn an_installed_schedule_runs_its_wave_as_systemd_would_and_honours_pause_and_lo
     let host = AptHost::start("sched", Packages::Upgradable);
     let env = TestEnv::new();
     env.trust(&host.sshd);
+    let notices = env.dir.path().join("notices.txt");
     env.write_config(&format!(
-        "{}manager = \"apt\"\n\n[host.policy]\nauto_reboot = false\n\n\
+        "[[notify]]\nname = \"hook\"\nkind = \"command\"\ncommand = \"cat >> {}\"\n\
+         on = [\"schedule_skipped\"]\n\n\
+         {}manager = \"apt\"\n\n[host.policy]\nauto_reboot = false\n\n\
          [[schedule]]\nname = \"sunday\"\nwhen = \"Sun 03:00\"\nhosts = [\"deb\"]\n\
          batch_size = \"1\"\nallow_removals = true\nmissed = \"run\"\nlock_wait = \"2s\"\n",
+        notices.display(),
         env.host_toml("deb", &host.sshd, "root")
     ));
     let root = env.dir.path().join("root");
@@ -158,6 +162,9 @@ fn an_installed_schedule_runs_its_wave_as_systemd_would_and_honours_pause_and_lo
             && l.contains("sunday: paused")),
         "{log}"
     );
+    // And said through [[notify]], though no engine ran.
+    let told = fs::read_to_string(&notices).unwrap_or_default();
+    assert!(told.contains("schedule sunday skipped: paused"), "{told}");
 
     // Another tendhost holds the state lock: the run waits lock_wait, then reports it.
     let mut resumed = after.clone();
@@ -173,5 +180,10 @@ fn an_installed_schedule_runs_its_wave_as_systemd_would_and_honours_pause_and_lo
         log.lines()
             .any(|l| l.contains("sunday: another tendhost held the state lock")),
         "{log}"
+    );
+    let told = fs::read_to_string(&notices).unwrap_or_default();
+    assert!(
+        told.contains("schedule sunday skipped: another tendhost held the state lock"),
+        "{told}"
     );
 }

@@ -136,7 +136,7 @@ impl StepContext {
             let reason = match schedule::reboot_allowed(&self.host, Local::now().naive_local()) {
                 Err(reason) => reason,
                 Ok(()) if job.stop.is_cancelled() => "wave aborted before the reboot".to_string(),
-                Ok(()) => "rebooting".to_string(),
+                Ok(()) => crate::notify::REBOOTING_NOW.to_string(),
             };
             self.move_to(Transition::NeedReboot {
                 reason: reason.into(),

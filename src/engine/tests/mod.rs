@@ -5,6 +5,7 @@
 mod deferral;
 mod hosts;
 mod lists;
+mod notify;
 mod pace;
 mod resume;
 mod scope;

@@ -8,6 +8,8 @@
 //!   [`compose`]: compose stacks running them, and a `docker` shim standing in for compose v2.
 //! - [`vm`]: a real VM (qemu under TCG, systemd as PID 1) from an image cached once; one boots
 //!   at a time.
+//! - [`http_sink`]: a real HTTP/1.1 listener recording requests (and answering 500 on demand);
+//!   [`smtp_sink`]: a minimal real SMTP server recording messages (for notifications).
 //! - [`sshd`]: real OpenSSH hosts ([`SshHost::start`], [`start_fleet`]) torn down by pid on drop.
 //! - [`TestEnv`]: a private temp dir with tendhost's data dir (known_hosts, keys), a state dir and
 //!   a config file, plus helpers that turn harness hosts into a `Config` / `HostConfig` and a
@@ -28,8 +30,10 @@ pub(crate) mod aptrepo;
 pub(crate) mod compose;
 pub(crate) mod debroot;
 pub(crate) mod dnfhost;
+pub(crate) mod http_sink;
 pub(crate) mod registry;
 pub(crate) mod rpmrepo;
+pub(crate) mod smtp_sink;
 pub(crate) mod sshd;
 pub(crate) mod vm;
 
