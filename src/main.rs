@@ -7,8 +7,8 @@
 #![deny(unsafe_code)]
 
 use tendhost::{
-    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, schedule, stdio,
-    store, tui,
+    batch, cli, config, engine, errors, exit, fleet, history, hostmgmt, logging, remote, schedule,
+    stdio, store, tui,
 };
 
 use std::path::PathBuf;
@@ -98,6 +98,16 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
 
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
+        // Read-only, like `check`: the audit log needs no lock and no engine.
+        (None, Some(BatchCommand::History)) => Ok(history::command::history(
+            &config,
+            &paths,
+            history::command::Ask {
+                select: &cli.batch_args.select,
+                since: cli.batch_args.since.as_deref(),
+            },
+            cli.batch_args.json,
+        )),
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => run_console(&cli, config, &paths),
         (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(
@@ -151,6 +161,16 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             root.as_deref(),
             *user,
             *dry_run,
+        )),
+        (Some(Command::Report(args)), _) => Ok(history::command::report(
+            &config,
+            &paths,
+            history::command::Ask {
+                select: &args.select,
+                since: args.since.as_deref(),
+            },
+            args.wave.as_deref(),
+            args.format,
         )),
         (Some(Command::Keygen { .. } | Command::Completions { .. } | Command::Man), _) => {
             Ok(Exit::Ok)
@@ -243,6 +263,7 @@ fn batch_name(command: BatchCommand) -> &'static str {
         BatchCommand::Repair => "repair",
         BatchCommand::Retry => "retry",
         BatchCommand::Ack => "ack",
+        BatchCommand::History => "history",
     }
 }
 
