@@ -160,6 +160,8 @@ struct Inner {
     /// Taken at shutdown so the hub sees the bus close once the hosts are gone.
     events: Mutex<Option<hub::Bus>>,
     audit: Mutex<Option<AuditSink>>,
+    /// Where the audit log is (written only when `[audit] enabled`), for history to read.
+    audit_file: std::path::PathBuf,
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
@@ -182,14 +184,14 @@ impl Engine {
         let (events, bus) = hub::Bus::new(BUS_QUEUE);
         let (frontend, frontend_events) = mpsc::channel(FRONTEND_QUEUE);
 
+        let audit_file = config
+            .audit
+            .file
+            .clone()
+            .unwrap_or_else(|| deps.paths.audit());
         let audit = if config.audit.enabled {
-            let path = config
-                .audit
-                .file
-                .clone()
-                .unwrap_or_else(|| deps.paths.audit());
             AuditSink::spawn(
-                path,
+                audit_file.clone(),
                 config.audit.rotation.clone(),
                 config.audit.syslog.clone(),
                 &tracker,
@@ -316,6 +318,7 @@ impl Engine {
             initial,
             events: Mutex::new(Some(events)),
             audit: Mutex::new(Some(audit)),
+            audit_file,
             wave: Mutex::new(None),
             // A resumed wave keeps its id; new ones never reuse it.
             next_wave: AtomicU64::new(saved_wave.as_ref().map_or(1, |w| w.id + 1)),
@@ -337,6 +340,11 @@ impl Engine {
 impl EngineHandle {
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
+    }
+
+    /// The live audit file (`[audit] file`, else the state dir's), whether or not it is written.
+    pub fn audit_file(&self) -> &std::path::Path {
+        &self.inner.audit_file
     }
 
     /// Every host, in config order.

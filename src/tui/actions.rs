@@ -44,6 +44,7 @@ impl App {
             Overlay::Wave(_) => self.handle_wave(action),
             Overlay::Plan { .. } => self.handle_plan(action),
             Overlay::Packages(_) => self.handle_packages(action),
+            Overlay::History(_) => self.handle_history(action),
             Overlay::Threshold => self.handle_threshold(action),
             Overlay::ResumeWave(_) => self.handle_resume(action),
         }
@@ -145,6 +146,7 @@ impl App {
             Action::Packages => {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
+            Action::History => self.open_history(),
             Action::Refresh => self.confirm_hosts(JobKind::Refresh),
             Action::RefreshLists => self.confirm_hosts(JobKind::RefreshLists),
             Action::Update => self.confirm_hosts(JobKind::Update {

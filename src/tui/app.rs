@@ -59,6 +59,8 @@ pub struct App {
     pub(crate) wave_defaults: WaveDefaults,
     pub(crate) quit: bool,
     pub(crate) dirty: bool,
+    /// History overlay loads coming back from their blocking task.
+    pub(crate) history_loads: crate::tui::history::Loads,
 }
 
 impl App {
@@ -84,6 +86,7 @@ impl App {
             wave_defaults: settings.wave_defaults,
             quit: false,
             dirty: true,
+            history_loads: crate::tui::history::Loads::new(),
         }
     }
 
@@ -160,6 +163,7 @@ impl App {
         let mut app_log = time::interval(APP_LOG_TICK);
         app_log.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut engine_open = true;
+        let mut history_loaded = self.history_loads.rx.take();
         while !self.quit {
             tokio::select! {
                 // All branches are cancel-safe: EventStream::next, recv and tick lose nothing.
@@ -192,6 +196,7 @@ impl App {
                         self.dirty = true;
                     }
                 },
+                Some(loaded) = next_load(&mut history_loaded) => self.history_loaded(loaded),
                 _ = frame.tick(), if self.dirty => self.draw_now(terminal)?,
                 _ = clock.tick(), if self.view.shows_relative_times => self.dirty = true,
                 _ = app_log.tick(), if self.view.tab == Tab::AppLog => self.dirty = true,
@@ -219,5 +224,15 @@ impl App {
             TermEvent::Resize(..) | TermEvent::FocusGained => self.dirty = true,
             _ => {}
         }
+    }
+}
+
+/// The next History load, or never when there is no receiver (cancel-safe: `recv` is).
+async fn next_load(
+    rx: &mut Option<mpsc::UnboundedReceiver<crate::tui::history::Loaded>>,
+) -> Option<crate::tui::history::Loaded> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

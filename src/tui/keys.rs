@@ -43,6 +43,8 @@ pub enum Action {
     Retry,
     Acknowledge,
     Packages,
+    /// The History overlay: past waves and a host's timeline, from the audit log.
+    History,
     Confirm,
     ToggleDryRun,
     ToggleRemovals,
@@ -144,6 +146,7 @@ pub(super) const BINDINGS: &[Binding] = &[
     bind!(ClearMarks, "clear_marks", ["c"], "clear marks", Select),
     bind!(Sort, "sort", ["s"], "sort by next column", Select),
     bind!(Packages, "packages", ["P"], "fleet-wide packages", Select),
+    bind!(History, "history", ["H"], "wave history", Select),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
     bind!(
         RefreshLists,
