@@ -197,3 +197,79 @@ fn check_wave(wave: &Value, key: &str, start: &Value, stop: &Value, reason: &str
     assert_eq!(hosts[1]["outcome"], "failed");
     assert_eq!(hosts[1]["reason"], reason);
 }
+
+/// A wave paused at its threshold reads as paused, with the hosts that never started; resumed,
+/// it is the same wave (same name), finished, resumed once.
+#[test]
+fn a_paused_then_resumed_wave_is_one_wave_in_history() {
+    use crate::harness::{SshHost, SshdOptions};
+    let env = TestEnv::new();
+    let hosts: Vec<SshHost> = (0..3)
+        .map(|_| SshHost::start(SshdOptions::default()).unwrap())
+        .collect();
+    let mut body = String::new();
+    for (i, host) in hosts.iter().enumerate() {
+        env.trust(host);
+        body.push_str(&env.host_toml(&format!("t{i}"), host, "root"));
+        body.push_str("manager = \"none\"\n\n");
+        if i == 1 {
+            body.push_str("[host.checks]\npre = \"false\"\n\n");
+        }
+    }
+    env.write_config(&body);
+    let args = [
+        "--batch",
+        "wave",
+        "--batch-size",
+        "1",
+        "--on-threshold",
+        "pause",
+    ];
+    run_expecting(&env, &args, 5);
+
+    let out = run_expecting(&env, &["--batch", "history", "--json"], 0);
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let wave = &lines[0];
+    assert_eq!(wave["outcome"], "paused", "{wave}");
+    assert!(
+        wave["reason"].as_str().unwrap().contains("failed"),
+        "{wave}"
+    );
+    let outcomes: Vec<(&str, &str)> = wave["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["host"].as_str().unwrap(), h["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("t0", "succeeded"), ("t1", "failed"), ("t2", "not_run")]
+    );
+    let key = wave["wave"].as_str().unwrap().to_string();
+
+    run_expecting(
+        &env,
+        &["--batch", "wave", "--resume", "--failed", "skip"],
+        0,
+    );
+    let records = audit_records(&env);
+    let starts: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "wave_start")
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[1]["result"], "resumed");
+    assert_eq!(starts[1]["wave"], key, "a resumed wave keeps its name");
+
+    let out = run_expecting(&env, &["report", "--format", "json"], 0);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let waves = doc["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 1, "{doc}");
+    assert_eq!(waves[0]["wave"], key);
+    assert_eq!(waves[0]["outcome"], "finished");
+    assert_eq!(waves[0]["resumed"], 1);
+    assert_eq!(waves[0]["hosts"][2]["host"], "t2");
+    assert_eq!(waves[0]["hosts"][2]["outcome"], "succeeded");
+    assert_eq!(waves[0]["hosts"][1]["outcome"], "failed");
+}
