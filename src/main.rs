@@ -99,15 +99,9 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
         // Read-only, like `check`: the audit log needs no lock and no engine.
-        (None, Some(BatchCommand::History)) => Ok(history::command::history(
-            &config,
-            &paths,
-            history::command::Ask {
-                select: &cli.batch_args.select,
-                since: cli.batch_args.since.as_deref(),
-            },
-            cli.batch_args.json,
-        )),
+        (None, Some(BatchCommand::History)) => {
+            Ok(history::command::history(&config, &paths, &cli.batch_args))
+        }
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => run_console(&cli, config, &paths),
         (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{HistoryError, Query, ReadStats, TIMELINE_LIMIT, report};
-use crate::cli::{ReportFormat, SelectArgs};
+use crate::cli::{BatchArgs, ReportFormat, SelectArgs};
 use crate::config::Config;
 use crate::exit::Exit;
 use crate::fleet::select::Selectors;
@@ -25,7 +25,16 @@ pub struct Ask<'a> {
 /// its selected hosts; with selectors, each selected host's timeline after them. `--json`:
 /// one `{"type":"wave",…}` line per wave, one `{"type":"entry",…}` per timeline entry, then a
 /// `{"type":"summary",…}` line.
-pub fn history(config: &Config, paths: &Paths, ask: Ask<'_>, json: bool) -> Exit {
+pub fn history(config: &Config, paths: &Paths, args: &BatchArgs) -> Exit {
+    if let Some(flag) = foreign_flag(args) {
+        stdio::err_line(format!("tendhost: {flag} does not apply to 'history'"));
+        return Exit::Usage;
+    }
+    let ask = Ask {
+        select: &args.select,
+        since: args.since.as_deref(),
+    };
+    let json = args.json;
     let now = Utc::now();
     let (query, since) = match query(config, ask, now) {
         Ok(query) => query,
@@ -112,6 +121,33 @@ pub fn report(
     };
     let _ = stdio::out_bytes(text.as_bytes());
     Exit::Ok
+}
+
+/// The first `--batch` option given that history has no use for: refused rather than ignored,
+/// so `--batch history --dry-run` is not mistaken for something it is not.
+fn foreign_flag(args: &BatchArgs) -> Option<&'static str> {
+    let given = [
+        (args.dry_run, "--dry-run"),
+        (args.refresh_lists, "--refresh-lists"),
+        (args.allow_removals, "--allow-removals"),
+        (!args.packages.is_empty(), "--packages"),
+        (args.security_only, "--security-only"),
+        (args.reboot_jump_hosts, "--reboot-jump-hosts"),
+        (args.batch_size.is_some(), "--batch-size"),
+        (args.delay.is_some(), "--delay"),
+        (args.max_failures.is_some(), "--max-failures"),
+        (args.barriers, "--barriers"),
+        (args.plan, "--plan"),
+        (args.no_defer, "--no-defer"),
+        (args.on_threshold.is_some(), "--on-threshold"),
+        (args.resume, "--resume"),
+        (args.accept_changes, "--accept-changes"),
+        (args.schedule.is_some(), "--schedule"),
+        (args.failed.is_some(), "--failed"),
+    ];
+    given
+        .into_iter()
+        .find_map(|(set, flag)| set.then_some(flag))
 }
 
 /// The query `ask` means, and the `--since` time it named.

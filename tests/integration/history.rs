@@ -123,6 +123,14 @@ fn history_and_reports_match_the_audit_log_of_a_real_wave() {
     );
     assert_eq!(json_lines(&out).last().unwrap()["waves"], 0);
 
+    // Options of other commands are refused, not ignored; so is an unknown tag.
+    let out = run_expecting(&env, &["--batch", "history", "--dry-run"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run does not apply"));
+    let out = run_expecting(&env, &["--batch", "history", "--tag", "nope"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown tag 'nope'"));
+    let out = run_expecting(&env, &["--batch", "history", "--since", "soon"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since 'soon'"));
+
     // The human table names the wave and both hosts.
     let out = run_expecting(&env, &["--batch", "history"], 0);
     let table = String::from_utf8_lossy(&out.stdout);
