@@ -295,6 +295,9 @@ impl Builder {
     /// The wave `line` belongs to, opening one for a start record.
     fn wave_of(&mut self, line: &Line) -> Option<usize> {
         if let Some(key) = &line.wave {
+            // A named record is written by a tendhost that names its waves: an unnamed wave
+            // left open (its tendhost was killed before `wave_stop`) is over.
+            self.legacy = None;
             if let Some(at) = self.index.get(key) {
                 return Some(*at);
             }

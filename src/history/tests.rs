@@ -476,3 +476,79 @@ fn the_table_keeps_host_text_on_one_clean_line() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_wave_stopped_at_its_threshold_stays_paused_and_one_cut_short_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.jsonl");
+    let paused = wave_key(1, at(0));
+    let cut = wave_key(2, at(100));
+    let (p, c) = (Some(paused.as_str()), Some(cut.as_str()));
+    write(
+        &live,
+        &[
+            record(0, "wave_start", None, "started", Some("2 hosts")).in_wave(p),
+            record(1, "wave_host", Some("a"), "failed", Some("boom")).in_wave(p),
+            record(
+                2,
+                "wave_threshold",
+                None,
+                "paused",
+                Some("1 of 2 hosts failed"),
+            )
+            .in_wave(p),
+            record(
+                3,
+                "wave_stop",
+                None,
+                "interrupted; resumable",
+                Some("0 succeeded, 1 failed, 0 skipped of 2"),
+            )
+            .in_wave(p),
+            record(100, "wave_start", None, "started", Some("1 hosts")).in_wave(c),
+            record(101, "update", Some("b"), "idle -> updating", None).in_wave(c),
+            record(102, "wave_host", Some("b"), "interrupted", None).in_wave(c),
+            record(103, "wave_stop", None, "interrupted; resumable", None).in_wave(c),
+        ],
+    );
+    let (history, _) = load(&live, everything()).unwrap();
+    assert_eq!(history.waves[0].outcome, WaveOutcome::Paused);
+    assert_eq!(
+        history.waves[0].reason.as_deref(),
+        Some("1 of 2 hosts failed")
+    );
+    assert_eq!(history.waves[1].outcome, WaveOutcome::Interrupted);
+    assert_eq!(history.waves[1].hosts[0].outcome, HostOutcome::Interrupted);
+}
+
+#[test]
+fn an_unnamed_wave_never_stopped_ends_where_named_records_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.jsonl");
+    let mut records = vec![
+        record(0, "wave_start", None, "started", Some("1 hosts")),
+        record(1, "update", Some("old"), "idle -> updating", None),
+        // Killed here; the next tendhost names its waves.
+    ];
+    records.extend(new_wave(100, 1));
+    // The console's own update after the wave: no wave's.
+    records.push(record(
+        200,
+        "update",
+        Some("web1"),
+        "idle -> updating",
+        None,
+    ));
+    write(&live, &records);
+    let (history, _) = load(&live, everything()).unwrap();
+    assert_eq!(history.waves.len(), 2);
+    assert_eq!(history.waves[0].outcome, WaveOutcome::Running);
+    assert_eq!(history.waves[0].hosts.len(), 1);
+    assert_eq!(history.waves[0].hosts[0].outcome, HostOutcome::Running);
+    let web1 = &history.waves[1].hosts[0];
+    assert_eq!(
+        web1.started,
+        Some(at(101)),
+        "the later update is no part of it"
+    );
+}
