@@ -7,11 +7,15 @@
 //! is counted and skipped: one bad line never hides the rest of the history.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+/// The longest line read as a record. A record is a few KiB (a health report's checks the
+/// most); a longer line is no record tendhost wrote, and is skipped without being held whole.
+const MAX_LINE: u64 = 1 << 20;
 
 /// One audit line as the history reads it. Mirrors `store::audit::AuditRecord`, leniently:
 /// fields it does not know (a health report's `checks`) are ignored, fields added later are
@@ -99,16 +103,26 @@ pub(crate) fn each_record(
         let mut number = 0usize;
         loop {
             buf.clear();
-            let read = reader
+            let failed = |source| ReadError {
+                path: path.clone(),
+                source,
+            };
+            let read = (&mut reader)
+                .take(MAX_LINE)
                 .read_until(b'\n', &mut buf)
-                .map_err(|source| ReadError {
-                    path: path.clone(),
-                    source,
-                })?;
+                .map_err(failed)?;
             if read == 0 {
                 break;
             }
             number += 1;
+            if buf.last() != Some(&b'\n') && read as u64 == MAX_LINE {
+                skip_line(&mut reader).map_err(failed)?;
+                stats.unreadable += 1;
+                stats
+                    .first_unreadable
+                    .get_or_insert_with(|| format!("{}:{number}", path.display()));
+                continue;
+            }
             let text = String::from_utf8_lossy(&buf);
             let text = text.trim();
             if text.is_empty() {
@@ -129,6 +143,26 @@ pub(crate) fn each_record(
         }
     }
     Ok(stats)
+}
+
+/// Reads past the rest of an over-long line, a buffer at a time.
+fn skip_line(reader: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match chunk.iter().position(|b| *b == b'\n') {
+            Some(end) => {
+                reader.consume(end + 1);
+                return Ok(());
+            }
+            None => {
+                let all = chunk.len();
+                reader.consume(all);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +223,21 @@ mod tests {
             stats.first_unreadable,
             Some(format!("{}:2", live.display()))
         );
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_not_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("audit.jsonl");
+        let mut text = line("2026-01-01T00:00:00Z", "update", None);
+        text.push_str(&"x".repeat(3 << 20));
+        text.push('\n');
+        text.push_str(&line("2026-01-01T00:00:01Z", "reboot", None));
+        fs::write(&live, text).unwrap();
+        let mut actions = Vec::new();
+        let stats = each_record(&files(&live).unwrap(), |l| actions.push(l.action)).unwrap();
+        assert_eq!(actions, ["update", "reboot"]);
+        assert_eq!(stats.unreadable, 1);
     }
 
     #[test]
