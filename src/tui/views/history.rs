@@ -151,9 +151,18 @@ fn waves(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut HistoryView) {
     let Some(wave) = view.waves().nth(view.cursor) else {
         return;
     };
+    let [name, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(hosts);
+    // Header row aside, what fits; the last line says how many more when not all do.
+    let room = usize::from(table.height.saturating_sub(1));
+    let shown = if wave.hosts.len() > room {
+        room.saturating_sub(1)
+    } else {
+        wave.hosts.len()
+    };
     let rows: Vec<Row> = wave
         .hosts
         .iter()
+        .take(shown)
         .map(|host| {
             let what = match (&host.reason, host.updated()) {
                 (Some(reason), _) => sanitize::text(reason).into_owned(),
@@ -179,7 +188,22 @@ fn waves(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut HistoryView) {
         Constraint::Length(8),
         Constraint::Fill(1),
     ];
-    let [name, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(hosts);
+    let more = wave.hosts.len() - shown;
+    let [table, rest] = Layout::vertical([
+        Constraint::Length(u16::try_from(shown + 1).unwrap_or(u16::MAX)),
+        Constraint::Min(0),
+    ])
+    .areas(table);
+    if more > 0 {
+        Paragraph::new(Span::styled(
+            format!(
+                "… and {more} more (tendhost report --wave {})",
+                sanitize::text(&wave.key)
+            ),
+            theme.dim(),
+        ))
+        .render(rest, buf);
+    }
     Paragraph::new(Line::from(vec![
         Span::styled("wave ", theme.title()),
         Span::raw(sanitize::text(&wave.key).into_owned()),

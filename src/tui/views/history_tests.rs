@@ -171,3 +171,35 @@ async fn history_overlay_without_an_audit_log_says_so() {
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("no waves in the audit log yet"), "{screen}");
 }
+
+#[tokio::test]
+async fn a_wave_with_more_hosts_than_fit_says_how_many_more() {
+    let (mut app, _rig) = demo_app(Theme { color: true }, false);
+    let live = app.engine.audit_file().to_path_buf();
+    std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+    let key = wave_key(4, Utc.timestamp_opt(1_780_000_000, 0).unwrap());
+    let mut records = vec![record(0, "wave_start", None, "started", None).in_wave(Some(&key))];
+    for i in 0..30 {
+        let host = format!("web-{i:02}");
+        records
+            .push(record(i + 1, "wave_host", Some(&host), "succeeded", None).in_wave(Some(&key)));
+    }
+    append(&live, &records, &Rotation::default()).unwrap();
+    press(&mut app, "H");
+    let loaded = app.history_loads.rx.as_mut().unwrap().recv().await.unwrap();
+    app.history_loaded(loaded);
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("web-00"), "{screen}");
+    assert!(!screen.contains("web-29"), "{screen}");
+    let more = screen
+        .lines()
+        .find(|l| l.contains("more (tendhost report --wave"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let shown = (0..30)
+        .filter(|i| screen.contains(&format!("web-{i:02}")))
+        .count();
+    assert!(
+        more.contains(&format!("… and {} more", 30 - shown)),
+        "{screen}"
+    );
+}
