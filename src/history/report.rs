@@ -197,6 +197,9 @@ fn wave_markdown(out: &mut String, wave: &Wave) {
     if let Some(plan) = &wave.plan {
         let _ = writeln!(out, "- Plan: {}", md(plan));
     }
+    if let Some(options) = wave.options.as_ref().and_then(options_text) {
+        let _ = writeln!(out, "- Options: {}", md(&options));
+    }
     if wave.resumed > 0 {
         let _ = writeln!(out, "- Resumed {} time(s)", wave.resumed);
     }
@@ -263,6 +266,63 @@ fn wave_markdown(out: &mut String, wave: &Wave) {
             );
         }
     }
+}
+
+/// A wave's options on one line as an operator would say them (`batches 1,25%, max failures 0,
+/// rolling`); options of a format this version does not know, as `key: value, …`.
+fn options_text(options: &Value) -> Option<String> {
+    use crate::config::{BatchSize, FailureLimit, OnThreshold, WaveMode};
+    if let Ok(request) =
+        serde_json::from_value::<crate::store::snapshot::SavedRequest>(options.clone())
+    {
+        let size = |s: &BatchSize| match s {
+            BatchSize::Count(n) => n.to_string(),
+            BatchSize::Percent(p) => format!("{p}%"),
+        };
+        let sizes: Vec<String> = request.sizes.iter().map(size).collect();
+        let mut parts = vec![
+            format!("batches {}", sizes.join(",")),
+            match request.max_failures {
+                FailureLimit::Count(n) => format!("max failures {n}"),
+                FailureLimit::Percent(p) => format!("max failures {p}%"),
+            },
+            match request.mode {
+                WaveMode::Rolling => "rolling".to_string(),
+                WaveMode::Batches => "in batches".to_string(),
+            },
+        ];
+        if !request.delay.is_zero() {
+            parts.push(format!(
+                "delay {}",
+                crate::config::format_duration(request.delay)
+            ));
+        }
+        if request.on_threshold == OnThreshold::Pause {
+            parts.push("pauses at its threshold".to_string());
+        }
+        if request.dry_run {
+            parts.push("dry run".to_string());
+        }
+        if request.allow_removals {
+            parts.push("removals allowed".to_string());
+        }
+        if !request.scope.is_everything() {
+            parts.push(request.scope.describe());
+        }
+        if !request.defer_overruns {
+            parts.push("no deferral".to_string());
+        }
+        return Some(parts.join(", "));
+    }
+    let fields = options.as_object()?;
+    let items: Vec<String> = fields
+        .iter()
+        .map(|(key, value)| match value {
+            Value::String(s) => format!("{key}: {s}"),
+            other => format!("{key}: {other}"),
+        })
+        .collect();
+    (!items.is_empty()).then(|| items.join(", "))
 }
 
 /// Host text made safe for markdown: cleaned for a terminal, one line, markup escaped.

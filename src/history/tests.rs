@@ -440,6 +440,10 @@ fn markdown_is_a_change_log_with_host_text_defused() {
         text.contains("- Reason: 1 of 3 hosts failed (limit 0)"),
         "{text}"
     );
+    assert!(
+        text.contains("- Options: sizes: \\[\"1\"\\]"),
+        "not a known format: {text}"
+    );
     assert!(text.contains("| web1 | succeeded | 4.0s | 2 |"), "{text}");
     assert!(
         text.contains("- **web1**: openssl 3.0.1 → 3.0.2 (security), curl 7.1 → 7.2"),

@@ -161,6 +161,10 @@ fn history_and_reports_match_the_audit_log_of_a_real_wave() {
     // report --format markdown: the wave, what was updated, the failure and why.
     let out = run_expecting(&env, &["report", "--wave", "last"], 0);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("- Options: batches 1, max failures 5, rolling, removals allowed"),
+        "{text}"
+    );
     assert!(text.contains("— finished"), "{text}");
     assert!(text.contains("| good | succeeded |"), "{text}");
     assert!(text.contains("tendhost-app 1.0 → 1.1"), "{text}");
