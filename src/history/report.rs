@@ -6,7 +6,8 @@
 //! or a terminal: escape sequences and control characters go (`tui::sanitize::text`), and in
 //! markdown the characters that would make markup are escaped, so a reason cannot turn a
 //! ticket into a link, a table row into two or a code block into a script. JSON and CSV carry
-//! the text as it was: serde and the csv writer quote it.
+//! the text as it was: serde and the csv writer quote it (a CSV cell that a spreadsheet would
+//! take for a formula gets a leading `'`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -115,20 +116,30 @@ pub(crate) fn csv(history: &History) -> Result<String, csv::Error> {
                 wave.started.to_rfc3339(),
                 time(wave.finished),
                 wave.outcome.as_str().to_string(),
-                host.host.clone(),
+                cell(&host.host),
                 host.outcome.as_str().to_string(),
                 time(host.started),
                 time(host.finished),
                 opt(host.duration_secs().map(|s| format!("{s:.3}"))),
                 opt(host.updated().map(|n| n.to_string())),
-                upgrades_text(host),
-                opt(host.reason.clone()),
+                cell(&upgrades_text(host)),
+                cell(host.reason.as_deref().unwrap_or("")),
                 wave.user.clone(),
             ])?;
         }
     }
     let bytes = out.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Host text for a CSV cell: as it was, but never a formula when a spreadsheet opens the
+/// report (OWASP's CSV injection advice: a leading `=`, `+`, `-`, `@`, tab or CR gets a `'`).
+fn cell(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// `name from → to` for each planned upgrade, `; `-separated (security ones marked).

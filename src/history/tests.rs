@@ -556,3 +556,33 @@ fn an_unnamed_wave_never_stopped_ends_where_named_records_begin() {
         "the later update is no part of it"
     );
 }
+
+#[test]
+fn a_csv_cell_a_spreadsheet_would_run_gets_a_quote_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("audit.jsonl");
+    let key = wave_key(1, at(0));
+    write(
+        &live,
+        &[
+            record(0, "wave_start", None, "started", None).in_wave(Some(&key)),
+            record(
+                1,
+                "wave_host",
+                Some("db"),
+                "failed",
+                Some("=HYPERLINK(\"http://x\")"),
+            )
+            .in_wave(Some(&key)),
+        ],
+    );
+    let (history, _) = load(&live, everything()).unwrap();
+    let text = report::csv(&history).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    let reason = report::CSV_HEADER
+        .iter()
+        .position(|h| *h == "reason")
+        .unwrap();
+    assert_eq!(&row[reason], "'=HYPERLINK(\"http://x\")");
+}
