@@ -1,13 +1,15 @@
 //! The console's History overlay (`H`): the waves of the audit log, newest first, with the
 //! hosts of the wave under the cursor; Enter or Tab turns to the timeline of the host under
 //! the fleet cursor. The log is read off the UI thread (`spawn_blocking`) each time the overlay
-//! opens, so a long history never stalls the screen; the result arrives on a channel the UI
+//! opens (the waves) and each time a timeline opens (that host's newest records only), so a
+//! long history never stalls the screen nor fills memory; results arrive on a channel the UI
 //! loop selects on.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::history::model::Entry;
 use crate::history::{self, History, HostFilter, Query, ReadStats};
 use crate::tui::app::App;
 use crate::tui::keys::Action;
@@ -16,8 +18,15 @@ use crate::tui::view::Overlay;
 /// Timeline entries kept per host for the console: enough screens to scroll, bounded memory.
 const CONSOLE_TIMELINE: usize = 200;
 
-/// What reading the audit log gave: the history, or why not.
-pub(crate) type Loaded = Result<(History, ReadStats), String>;
+/// What reading the audit log gave: the waves, or one host's timeline, or why not.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    Waves(Result<(History, ReadStats), String>),
+    Timeline {
+        host: String,
+        entries: Result<Vec<Entry>, String>,
+    },
+}
 
 /// Where loads come back to the UI loop.
 pub(crate) struct Loads {
@@ -44,6 +53,8 @@ pub struct HistoryView {
     pub(crate) offset: usize,
     /// Showing this host's timeline instead of the waves.
     pub(crate) timeline: Option<String>,
+    /// That host's newest records, once read; `Err` when they could not be.
+    pub(crate) entries: Option<Result<Arc<[Entry]>, String>>,
     /// Lines scrolled back from the newest timeline entry.
     pub(crate) scroll: usize,
 }
@@ -57,6 +68,7 @@ impl HistoryView {
             cursor: 0,
             offset: 0,
             timeline: None,
+            entries: None,
             scroll: 0,
         }
     }
@@ -81,18 +93,36 @@ impl HistoryView {
 }
 
 impl App {
-    /// Opens the overlay and starts reading the audit log.
+    /// Opens the overlay and starts reading the waves.
     pub(crate) fn open_history(&mut self) {
         self.view.overlay = Overlay::History(HistoryView::loading());
+        self.load_history(None);
+    }
+
+    /// Reads the waves (`None`), or `host`'s timeline, off the UI thread.
+    fn load_history(&self, host: Option<String>) {
         let path = self.engine.audit_file().to_path_buf();
         let done = self.history_loads.tx.clone();
         let read = move || {
-            let query = Query {
-                hosts: HostFilter::default(),
-                since: None,
-                timeline_limit: Some(CONSOLE_TIMELINE),
+            let loaded = match host {
+                None => Loaded::Waves(
+                    history::load(&path, Query::default()).map_err(|e| crate::errors::chain(&e)),
+                ),
+                Some(host) => {
+                    let query = Query {
+                        hosts: HostFilter {
+                            only: Some([host.clone()].into()),
+                            exclude: Default::default(),
+                        },
+                        since: None,
+                        timeline_limit: Some(CONSOLE_TIMELINE),
+                    };
+                    let entries = history::load(&path, query)
+                        .map(|(mut h, _)| h.timelines.remove(&host).unwrap_or_default())
+                        .map_err(|e| crate::errors::chain(&e));
+                    Loaded::Timeline { host, entries }
+                }
             };
-            let loaded = history::load(&path, query).map_err(|e| crate::errors::chain(&e));
             // Gone only when the console is: nobody to show it to.
             let _ = done.send(loaded);
         };
@@ -109,12 +139,16 @@ impl App {
         let Overlay::History(view) = &mut self.view.overlay else {
             return;
         };
-        if view.history.is_some() || view.error.is_some() {
-            return;
-        }
         match loaded {
-            Ok((history, stats)) => *view = HistoryView::loaded(history, &stats),
-            Err(error) => view.error = Some(error),
+            Loaded::Waves(_) if view.history.is_some() || view.error.is_some() => return,
+            Loaded::Waves(Ok((history, stats))) => *view = HistoryView::loaded(history, &stats),
+            Loaded::Waves(Err(error)) => view.error = Some(error),
+            Loaded::Timeline { host, entries } => {
+                if view.timeline.as_deref() != Some(host.as_str()) {
+                    return;
+                }
+                view.entries = Some(entries.map(Arc::from));
+            }
         }
         self.dirty = true;
     }
@@ -133,8 +167,12 @@ impl App {
                 self.view.overlay = Overlay::None;
             }
             (Action::Zoom | Action::NextTab | Action::PrevTab, false) => {
-                view.timeline = host;
+                view.timeline.clone_from(&host);
+                view.entries = None;
                 view.scroll = 0;
+                if host.is_some() {
+                    self.load_history(host);
+                }
             }
             (Action::Zoom | Action::NextTab | Action::PrevTab, true) => view.timeline = None,
             (Action::MoveDown, false) => {

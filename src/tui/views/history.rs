@@ -218,11 +218,25 @@ fn waves(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut HistoryView) {
 
 fn timeline(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &mut HistoryView, host: &str) {
     let theme = ctx.theme;
-    let entries = view
-        .history
-        .as_ref()
-        .and_then(|h| h.timelines.get(host))
-        .map_or(&[][..], Vec::as_slice);
+    let entries = match &view.entries {
+        None => {
+            Paragraph::new(Span::styled(
+                format!("reading the audit records of {}…", sanitize::text(host)),
+                theme.dim(),
+            ))
+            .render(area, buf);
+            return;
+        }
+        Some(Err(error)) => {
+            Paragraph::new(Span::styled(
+                format!("cannot read the audit log: {}", sanitize::text(error)),
+                theme.error(),
+            ))
+            .render(area, buf);
+            return;
+        }
+        Some(Ok(entries)) => entries.clone(),
+    };
     if entries.is_empty() {
         Paragraph::new(Span::styled(
             format!("no audit records for {}", sanitize::text(host)),

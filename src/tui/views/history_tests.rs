@@ -144,6 +144,9 @@ async fn history_overlay_lists_waves_newest_first_and_a_hosts_timeline_at_80x24(
     let host = app.view.cursor_host(&app.model).unwrap().name().to_string();
     assert_eq!(host, "host-00");
     press(&mut app, "Enter");
+    assert!(text(&draw(&mut app, 80, 24)).contains("reading the audit records of host-00"));
+    let loaded = app.history_loads.rx.as_mut().unwrap().recv().await.unwrap();
+    app.history_loaded(loaded);
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("host-00 timeline"), "{screen}");
     assert_eq!(
