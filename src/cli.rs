@@ -65,8 +65,8 @@ pub enum BatchCommand {
     Retry,
     /// Mark the failures of the selected hosts as seen.
     Ack,
-    /// Print past waves (hosts, durations, outcomes) from the audit log; with selectors, each
-    /// selected host's timeline too. Read-only: takes no lock.
+    /// Print past waves (hosts, durations, outcomes) from the audit log; given hosts, groups or
+    /// tags, each selected host's timeline too. Read-only: takes no lock.
     History,
 }
 

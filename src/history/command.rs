@@ -22,7 +22,7 @@ pub struct Ask<'a> {
 }
 
 /// `--batch history [SELECTORS] [--since X] [--json]`: the waves (newest last), each with
-/// its selected hosts; with selectors, each selected host's timeline after them. `--json`:
+/// its selected hosts; given hosts, groups or tags, each selected host's timeline after them. `--json`:
 /// one `{"type":"wave",…}` line per wave, one `{"type":"entry",…}` per timeline entry, then a
 /// `{"type":"summary",…}` line.
 pub fn history(config: &Config, paths: &Paths, args: &BatchArgs) -> Exit {
@@ -159,8 +159,9 @@ fn query(
     let selectors = Selectors::from(ask.select);
     let hosts = super::host_filter(config, &selectors)?;
     let since = ask.since.map(|s| super::parse_since(s, now)).transpose()?;
-    // Timelines are for hosts asked about; the whole fleet's would bury the waves.
-    let timeline_limit = (!hosts.is_everyone()).then_some(TIMELINE_LIMIT);
+    // Timelines are for hosts asked about (by name, group or tag); the whole fleet's, or all
+    // but a few excluded, would bury the waves.
+    let timeline_limit = hosts.only.is_some().then_some(TIMELINE_LIMIT);
     Ok((
         Query {
             hosts,
