@@ -65,6 +65,9 @@ pub enum BatchCommand {
     Retry,
     /// Mark the failures of the selected hosts as seen.
     Ack,
+    /// Print past waves (hosts, durations, outcomes) from the audit log; given hosts, groups or
+    /// tags, each selected host's timeline too. Read-only: takes no lock.
+    History,
 }
 
 /// Host selection and options for `--batch`.
@@ -157,6 +160,11 @@ pub struct BatchArgs {
     /// or continue with them counted.
     #[arg(long, value_name = "retry|skip|continue")]
     pub failed: Option<FailedArg>,
+
+    /// `history`: only waves started (and entries written) since then: a duration back from
+    /// now (`7d`, `24h`) or a date (`2026-01-31`, RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
 }
 
 /// `--on-threshold`.
@@ -232,6 +240,8 @@ pub enum Command {
     /// Notifications (`[[notify]]`): send a test message.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Summarize past waves from the audit log for a ticket or a change log.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +251,32 @@ pub enum NotifyCommand {
         /// The `[[notify]]` name.
         name: String,
     },
+}
+
+/// `tendhost report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// markdown: a change-log summary; json: one document; csv: one row per host per wave.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub format: ReportFormat,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Only waves started since then: a duration back from now (`7d`, `24h`) or a date
+    /// (`2026-01-31`, RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only this wave: its name (`2026-12-03T15:48:51.123Z#1`), its id (the newest with it),
+    /// or `last`.
+    #[arg(long, value_name = "ID")]
+    pub wave: Option<String>,
+}
+
+/// `report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod exit;
 pub mod fleet;
 pub mod health;
+pub mod history;
 pub mod hostmgmt;
 pub mod inventory;
 pub mod logging;

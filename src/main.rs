@@ -7,8 +7,8 @@
 #![deny(unsafe_code)]
 
 use tendhost::{
-    batch, cli, config, engine, errors, exit, fleet, hostmgmt, logging, remote, schedule, stdio,
-    store, tui,
+    batch, cli, config, engine, errors, exit, fleet, history, hostmgmt, logging, remote, schedule,
+    stdio, store, tui,
 };
 
 use std::path::PathBuf;
@@ -101,6 +101,10 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
 
     match (&cli.command, cli.batch) {
         (None, Some(BatchCommand::Check)) => Ok(print_check(&config)),
+        // Read-only, like `check`: the audit log needs no lock and no engine.
+        (None, Some(BatchCommand::History)) => {
+            Ok(history::command::history(&config, &paths, &cli.batch_args))
+        }
         (None, Some(command)) => run_batch(command, &cli, config, &paths),
         (None, None) => run_console(&cli, config, &paths),
         (Some(Command::Host(HostCommand::Add { target, name, tags })), _) => Ok(host_add(
@@ -185,6 +189,16 @@ fn run(cli: Cli) -> color_eyre::Result<Exit> {
             let runtime = tokio::runtime::Runtime::new()?;
             Ok(notify_test(&config, name, &runtime))
         }
+        (Some(Command::Report(args)), _) => Ok(history::command::report(
+            &config,
+            &paths,
+            history::command::Ask {
+                select: &args.select,
+                since: args.since.as_deref(),
+            },
+            args.wave.as_deref(),
+            args.format,
+        )),
         (
             Some(
                 Command::Keygen { .. } | Command::Init | Command::Completions { .. } | Command::Man,
@@ -297,6 +311,7 @@ fn batch_name(command: BatchCommand) -> &'static str {
         BatchCommand::Repair => "repair",
         BatchCommand::Retry => "retry",
         BatchCommand::Ack => "ack",
+        BatchCommand::History => "history",
     }
 }
 

@@ -81,6 +81,9 @@ impl Request {
                     .into(),
             );
         }
+        if args.since.is_some() {
+            return Err("--since only applies to 'history'".into());
+        }
         if args.no_defer && command != BatchCommand::Wave {
             return Err("--no-defer only applies to 'wave'".into());
         }
@@ -136,7 +139,10 @@ impl Request {
             BatchCommand::Repair => JobKind::Repair,
             BatchCommand::Retry => JobKind::Retry,
             BatchCommand::Ack => JobKind::Acknowledge,
-            BatchCommand::Check | BatchCommand::Hosts | BatchCommand::Wave => return None,
+            BatchCommand::Check
+            | BatchCommand::Hosts
+            | BatchCommand::Wave
+            | BatchCommand::History => return None,
         })
     }
 }

@@ -4,6 +4,8 @@
 //! vocabulary every consumer shares). A job's rules — which checks and windows apply, whether a
 //! refusal is a skip — are decided in one place, `job.rs`.
 
+use std::sync::Arc;
+
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,9 @@ pub struct Job {
     /// A wave's `defer_overruns`: an `Update` whose predicted duration would overrun the host's
     /// maintenance window is skipped (deferred to the next window) instead of started late.
     pub defer_overruns: bool,
+    /// The wave that asked for this job, as the audit log names it (`store::audit::wave_key`):
+    /// the host's records of the job carry it, so history knows which wave they belong to.
+    pub wave: Option<Arc<str>>,
 }
 
 impl Job {
@@ -44,6 +49,7 @@ impl Job {
             stop: CancellationToken::new(),
             scope: UpgradeScope::default(),
             defer_overruns: false,
+            wave: None,
         }
     }
 
@@ -67,6 +73,12 @@ impl Job {
     /// [`Job::defer_overruns`]).
     pub fn deferring_overruns(mut self, defer: bool) -> Job {
         self.defer_overruns = defer;
+        self
+    }
+
+    /// A job of the wave `key` (see [`Job::wave`]).
+    pub fn in_wave(mut self, key: Arc<str>) -> Job {
+        self.wave = Some(key);
         self
     }
 

@@ -331,6 +331,7 @@ impl HostSupervisor {
             stop: job.stop.clone(),
             scope: job.scope.clone(),
             defer_overruns: job.defer_overruns,
+            wave: job.wave.clone(),
         };
         let from = self.state.kind();
         let cluster = self
@@ -384,8 +385,16 @@ impl HostSupervisor {
             }
             StepMsg::Event(event) => {
                 if let Event::Checked { report, .. } = &event {
-                    let record = AuditRecord::checks(&self.id, report);
+                    let record = AuditRecord::checks(&self.id, report).in_wave(self.wave());
                     self.deps.audit.record(record).await;
+                }
+                if let Event::Planned {
+                    plan,
+                    dry_run: false,
+                    ..
+                } = &event
+                {
+                    self.audit_plan(plan).await;
                 }
                 self.emit(event).await
             }
@@ -402,7 +411,8 @@ impl HostSupervisor {
                 self.job = Some(job);
                 self.emit_job().await;
                 let record =
-                    AuditRecord::new("job_start", Some(&self.id), "started", Some(&detail));
+                    AuditRecord::new("job_start", Some(&self.id), "started", Some(&detail))
+                        .in_wave(self.wave());
                 let audited = self.deps.audit.record_durably(record).await;
                 let persisted = self.deps.events.persist().await;
                 let _ = reply.send(audited.and(persisted));
@@ -622,7 +632,29 @@ impl HostSupervisor {
     }
 
     async fn audit(&self, action: &str, result: &str, detail: Option<&str>) {
-        let record = AuditRecord::new(action, Some(&self.id), result, detail);
+        let record = AuditRecord::new(action, Some(&self.id), result, detail).in_wave(self.wave());
+        self.deps.audit.record(record).await;
+    }
+
+    /// The wave whose job runs now, if a wave asked for it: its records name the wave.
+    fn wave(&self) -> Option<&str> {
+        self.running.as_ref()?.job.wave.as_deref()
+    }
+
+    /// What a real update is about to change, for history and reports: a `plan` record with
+    /// the counts as its detail and the upgrades themselves.
+    async fn audit_plan(&self, plan: &crate::pkg::UpgradePlan) {
+        let detail = format!(
+            "{} upgrades, {} installs, {} removals",
+            plan.upgrades.len(),
+            plan.installs.len(),
+            plan.removals.len()
+        );
+        let record = AuditRecord {
+            upgrades: Some(plan.upgrades.clone()),
+            ..AuditRecord::new("plan", Some(&self.id), "planned", Some(&detail))
+        }
+        .in_wave(self.wave());
         self.deps.audit.record(record).await;
     }
 }

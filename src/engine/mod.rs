@@ -163,6 +163,8 @@ struct Inner {
     /// For notices that do not come from events (a skipped schedule); taken at shutdown so the
     /// notifier task sees its queue close.
     notifier: Mutex<Option<crate::notify::Notifier>>,
+    /// Where the audit log is (written only when `[audit] enabled`), for history to read.
+    audit_file: std::path::PathBuf,
     /// The running wave. A std mutex: held only to swap or read a few fields, never across await.
     wave: Mutex<Option<wave::WaveControl>>,
     next_wave: AtomicU64,
@@ -189,14 +191,14 @@ impl Engine {
         let (events, bus) = hub::Bus::new(BUS_QUEUE);
         let (frontend, frontend_events) = mpsc::channel(FRONTEND_QUEUE);
 
+        let audit_file = config
+            .audit
+            .file
+            .clone()
+            .unwrap_or_else(|| deps.paths.audit());
         let audit = if config.audit.enabled {
-            let path = config
-                .audit
-                .file
-                .clone()
-                .unwrap_or_else(|| deps.paths.audit());
             AuditSink::spawn_with(
-                path,
+                audit_file.clone(),
                 config.audit.rotation.clone(),
                 config.audit.syslog.clone(),
                 config.audit.webhook.clone(),
@@ -332,6 +334,7 @@ impl Engine {
             events: Mutex::new(Some(events)),
             audit: Mutex::new(Some(audit)),
             notifier: Mutex::new(Some(notifier)),
+            audit_file,
             wave: Mutex::new(None),
             // A resumed wave keeps its id; new ones never reuse it.
             next_wave: AtomicU64::new(saved_wave.as_ref().map_or(1, |w| w.id + 1)),
@@ -354,6 +357,11 @@ impl Engine {
 impl EngineHandle {
     pub fn config(&self) -> &Arc<Config> {
         &self.inner.config
+    }
+
+    /// The live audit file (`[audit] file`, else the state dir's), whether or not it is written.
+    pub fn audit_file(&self) -> &std::path::Path {
+        &self.inner.audit_file
     }
 
     /// Every host, in config order.

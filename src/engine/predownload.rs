@@ -73,6 +73,7 @@ impl Downloads {
         self,
         handles: HashMap<HostId, HostHandle>,
         wave_id: u64,
+        wave_key: Arc<str>,
         limit: usize,
         no_more: CancellationToken,
     ) {
@@ -87,7 +88,7 @@ impl Downloads {
                     self.phases.clone(),
                     host.clone(),
                     handle,
-                    wave_id,
+                    (wave_id, wave_key.clone()),
                     self.scope.clone(),
                     no_more.clone(),
                 )
@@ -105,7 +106,7 @@ async fn fetch(
     phases: Arc<HashMap<HostId, watch::Sender<Fetch>>>,
     host: HostId,
     handle: Option<HostHandle>,
-    wave_id: u64,
+    (wave_id, wave_key): (u64, Arc<str>),
     scope: UpgradeScope,
     no_more: CancellationToken,
 ) {
@@ -119,7 +120,7 @@ async fn fetch(
     }
     let (job, answer) = Job::answered(JobKind::Download, Origin::Wave(wave_id));
     if handle
-        .send(job.stopped_by(no_more).scoped(scope))
+        .send(job.stopped_by(no_more).scoped(scope).in_wave(wave_key))
         .await
         .is_ok()
     {

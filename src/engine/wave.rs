@@ -852,7 +852,12 @@ impl WaveRunner {
         );
         let resumed = self.reattached.is_some();
         let verb = if resumed { "resumed" } else { "started" };
-        self.audit("wave_start", verb, &detail).await;
+        let start = AuditRecord {
+            hosts: Some(self.request.hosts.iter().map(|h| h.to_string()).collect()),
+            options: serde_json::to_value(self.request.saved()).ok(),
+            ..AuditRecord::new("wave_start", None, verb, Some(&detail))
+        };
+        self.audit.record(start.in_wave(Some(&self.key()))).await;
         progress.batch = self.queue.batch();
         self.emit(&progress).await;
         let halt = match self.prelude(&mut progress).await {
@@ -921,6 +926,7 @@ impl WaveRunner {
             downloads.run(
                 self.handles.clone(),
                 self.id,
+                self.key().into(),
                 self.download_concurrency,
                 no_more.clone(),
             )
@@ -1195,7 +1201,7 @@ impl WaveRunner {
             return;
         };
         let (job, answer) = Job::answered(JobKind::Retry, Origin::Wave(self.id));
-        if handle.send(job).await.is_ok() {
+        if handle.send(job.in_wave(self.key().into())).await.is_ok() {
             // Dropped only when the supervisor stops: the step then fails saying so.
             let _ = answer.await;
         }
@@ -1252,7 +1258,9 @@ impl WaveRunner {
             .await;
         progress.in_flight.retain(|h| *h != host);
         self.unsaved = true;
-        if self.cancel.is_cancelled() && outcome != Outcome::Succeeded {
+        let stopped = self.cancel.is_cancelled() && outcome != Outcome::Succeeded;
+        self.audit_host(&host, &outcome, stopped).await;
+        if stopped {
             // tendhost is stopping: a host that did not succeed was most likely stopped by
             // that, not by itself. It stays in flight in the record, so a resumed wave runs it
             // again (after the reattach of its job, if one runs on).
@@ -1272,6 +1280,7 @@ impl WaveRunner {
             allow_removals: self.request.allow_removals,
         };
         let origin = Origin::Wave(self.id);
+        let key: Arc<str> = self.key().into();
         let scope = self.request.scope.clone();
         let defer_overruns = self.request.defer_overruns;
         let stop = self.abort.clone();
@@ -1288,7 +1297,8 @@ impl WaveRunner {
             let command = job
                 .stopped_by(stop)
                 .scoped(scope)
-                .deferring_overruns(defer_overruns);
+                .deferring_overruns(defer_overruns)
+                .in_wave(key);
             // `send` waits for room in the host's small queue; the supervisor drains it promptly.
             let outcome = match handle.send(command).await {
                 Ok(()) => answer.await.unwrap_or_else(|_| Outcome::Failed {
@@ -1331,7 +1341,26 @@ impl WaveRunner {
 
     async fn audit(&self, action: &str, result: &str, detail: &str) {
         let record = AuditRecord::new(action, None, result, Some(detail));
-        self.audit.record(record).await;
+        self.audit.record(record.in_wave(Some(&self.key()))).await;
+    }
+
+    /// A host's turn is over: a `wave_host` record says how (`succeeded`, `failed`, `skipped`,
+    /// `refused`, or `interrupted` when tendhost stopping cut it short), with the reason.
+    async fn audit_host(&self, host: &HostId, outcome: &Outcome, stopped: bool) {
+        let (result, detail) = match outcome {
+            _ if stopped => ("interrupted", None),
+            Outcome::Succeeded => ("succeeded", None),
+            Outcome::Failed { error } => ("failed", Some(error.as_str())),
+            Outcome::Skipped { reason } => ("skipped", Some(reason.as_str())),
+            Outcome::Refused { reason } => ("refused", Some(reason.as_str())),
+        };
+        let record = AuditRecord::new("wave_host", Some(host), result, detail);
+        self.audit.record(record.in_wave(Some(&self.key()))).await;
+    }
+
+    /// This wave's name in the audit log.
+    fn key(&self) -> String {
+        crate::store::audit::wave_key(self.id, self.started_at)
     }
 }
 

@@ -40,6 +40,31 @@ pub struct AuditRecord {
     /// A health report's checks (`action = "checks"`), as the JSON contract gives them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<crate::health::CheckResult>>,
+    /// The wave the record belongs to, as [`wave_key`] names it: set on the wave runner's own
+    /// records and on every record of a host's work a wave asked for (its turn, a retry, a
+    /// pre-download). Absent for other work and in records older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<String>,
+    /// `wave_start`: the wave's hosts, in the order they run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<String>>,
+    /// `wave_start`: the wave's options (batch sizes, delay, max failures, mode, scope…) as its
+    /// saved record keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<serde_json::Value>,
+    /// `plan`: the upgrades a real update is about to make, as the plan listed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrades: Option<Vec<crate::pkg::PendingPackage>>,
+}
+
+/// The name of a wave in the audit log: `<started, RFC3339 UTC in milliseconds>#<id>`, e.g.
+/// `2026-12-03T15:48:51.123Z#1`. Wave ids restart with every run of tendhost, the start time
+/// does not; a resumed wave keeps both, so its records continue the same wave.
+pub fn wave_key(id: u64, started: DateTime<Utc>) -> String {
+    format!(
+        "{}#{id}",
+        started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
 }
 
 impl AuditRecord {
@@ -53,7 +78,17 @@ impl AuditRecord {
             result: result.to_string(),
             detail: detail.map(str::to_string),
             checks: None,
+            wave: None,
+            hosts: None,
+            options: None,
+            upgrades: None,
         }
+    }
+
+    /// This record, as part of the wave `key` (see [`wave_key`]).
+    pub fn in_wave(mut self, key: Option<&str>) -> Self {
+        self.wave = key.map(str::to_string);
+        self
     }
 
     /// The record of one health report: `checks`, `ok` or `failed`, the phase and what failed

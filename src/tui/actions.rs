@@ -44,6 +44,7 @@ impl App {
             Overlay::Wave(_) => self.handle_wave(action),
             Overlay::Plan { .. } => self.handle_plan(action),
             Overlay::Packages(_) => self.handle_packages(action),
+            Overlay::History(_) => self.handle_history(action),
             Overlay::Threshold => self.handle_threshold(action),
             Overlay::ResumeWave(_) => self.handle_resume(action),
             Overlay::Schedules { .. } => self.handle_schedules(action),
@@ -147,6 +148,7 @@ impl App {
                 self.view.overlay = Overlay::Packages(PackagesDialog::build(&self.model));
             }
             Action::Schedules => self.view.overlay = Overlay::Schedules { cursor: 0 },
+            Action::History => self.open_history(),
             Action::Refresh => self.confirm_hosts(JobKind::Refresh),
             Action::RefreshLists => self.confirm_hosts(JobKind::RefreshLists),
             Action::Update => self.confirm_hosts(JobKind::Update {

@@ -69,6 +69,8 @@ pub struct App {
     pub(crate) scheduler: Scheduler,
     pub(crate) quit: bool,
     pub(crate) dirty: bool,
+    /// History overlay loads coming back from their blocking task.
+    pub(crate) history_loads: crate::tui::history::Loads,
 }
 
 impl App {
@@ -100,6 +102,7 @@ impl App {
             scheduler,
             quit: false,
             dirty: true,
+            history_loads: crate::tui::history::Loads::new(),
         }
     }
 
@@ -189,6 +192,7 @@ impl App {
         let mut engine_open = true;
         let missed = self.scheduler.answer_missed(&self.engine, Utc::now());
         self.show_notices(missed);
+        let mut history_loaded = self.history_loads.rx.take();
         while !self.quit {
             let schedule_wake = self.scheduler.next_wake().map(until_wake);
             tokio::select! {
@@ -222,6 +226,7 @@ impl App {
                         self.dirty = true;
                     }
                 },
+                Some(loaded) = next_load(&mut history_loaded) => self.history_loaded(loaded),
                 _ = frame.tick(), if self.dirty => self.draw_now(terminal)?,
                 _ = clock.tick(), if self.view.shows_relative_times => self.dirty = true,
                 _ = app_log.tick(), if self.view.tab == Tab::AppLog => self.dirty = true,
@@ -271,4 +276,14 @@ fn until_wake(wake: DateTime<Utc>) -> Duration {
         .to_std()
         .unwrap_or(Duration::ZERO)
         .min(SCHEDULE_RECHECK)
+}
+
+/// The next History load, or never when there is no receiver (cancel-safe: `recv` is).
+async fn next_load(
+    rx: &mut Option<mpsc::UnboundedReceiver<crate::tui::history::Loaded>>,
+) -> Option<crate::tui::history::Loaded> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

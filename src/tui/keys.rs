@@ -45,6 +45,8 @@ pub enum Action {
     Packages,
     /// The Schedules view (next and last runs; pause or resume one).
     Schedules,
+    /// The History overlay: past waves and a host's timeline, from the audit log.
+    History,
     Confirm,
     ToggleDryRun,
     ToggleRemovals,
@@ -153,6 +155,7 @@ pub(super) const BINDINGS: &[Binding] = &[
         "schedules (space pauses)",
         Select
     ),
+    bind!(History, "history", ["H"], "wave history", Select),
     bind!(Refresh, "refresh", ["r"], "refresh inventory", Act),
     bind!(
         RefreshLists,

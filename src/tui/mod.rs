@@ -11,6 +11,7 @@ mod actions;
 mod app;
 mod dialogs;
 mod filter;
+mod history;
 mod keys;
 mod model;
 mod plan_preview;

@@ -99,6 +99,8 @@ pub enum Overlay {
         scroll: usize,
     },
     Packages(PackagesDialog),
+    /// Past waves and a host's timeline, from the audit log (`tui::history`).
+    History(crate::tui::history::HistoryView),
     /// The wave paused at its threshold: which hosts failed and why, and the four choices
     /// (read from the model's wave progress).
     Threshold,

@@ -24,6 +24,7 @@ mod cli;
 mod config;
 mod engine;
 mod health_pre;
+mod history;
 mod host_cmd;
 mod host_import;
 mod hostile;

@@ -9,6 +9,7 @@ mod confirm;
 mod detail;
 mod fleet;
 mod help;
+mod history;
 mod packages;
 mod plan;
 mod plan_facts;
@@ -74,6 +75,7 @@ pub(super) fn render(frame: &mut Frame, ctx: Ctx<'_>, view: &mut ViewState) {
         Overlay::Wave(_) => wave::render(body, buf, ctx, view),
         Overlay::Plan { .. } => plan::render(body, buf, ctx, view),
         Overlay::Packages(_) => packages::render(body, buf, ctx, view),
+        Overlay::History(_) => history::render(body, buf, ctx, view),
         Overlay::Threshold => wave_prompts::render_threshold(body, buf, ctx, view),
         Overlay::ResumeWave(_) => wave_prompts::render_resume(body, buf, ctx, view),
         Overlay::Schedules { .. } => schedules::render(body, buf, ctx, view),
@@ -234,6 +236,8 @@ pub(super) fn name_list(
     out
 }
 
+#[cfg(test)]
+mod history_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
