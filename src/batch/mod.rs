@@ -50,6 +50,8 @@ pub struct Request {
     pub phases: Vec<Vec<HostId>>,
     /// Set for `wave --resume`: continue the saved wave instead of starting `wave`.
     pub resume: Option<Resume>,
+    /// `reboot --reboot-jump-hosts`: hosts others reach through or run on may be rebooted too.
+    pub reboot_jump_hosts: bool,
 }
 
 /// `--resume` and what goes with it.
@@ -123,6 +125,7 @@ impl Request {
             plan: args.plan,
             phases,
             resume,
+            reboot_jump_hosts: args.reboot_jump_hosts,
         })
     }
 
@@ -333,6 +336,24 @@ impl Runner {
     async fn run(mut self) -> Exit {
         if self.wait_reattached().await {
             return self.finish(true).await;
+        }
+        // The config's jump hosts were checked before the engine started; the guests the
+        // hypervisors' inventories show are known now.
+        let jumps = self.engine.jump_hosts();
+        if matches!(
+            self.request.command,
+            BatchCommand::Update | BatchCommand::Reboot
+        ) {
+            if self.request.command == BatchCommand::Reboot
+                && !self.request.reboot_jump_hosts
+                && let Err(why) = refuse_jump_host_reboots(&self.request.hosts, &jumps)
+            {
+                stdio::err_line(format!("tendhost: {why}"));
+                self.request.hosts.clear();
+                let _ = self.finish(false).await;
+                return Exit::Usage;
+            }
+            self.request.phases = jumps.phases(&self.request.hosts);
         }
         if let Some(resume) = self.request.resume
             && let Err(why) = self.resume(resume)

@@ -38,6 +38,7 @@ mod pkg_dnf;
 mod pkg_quoting;
 mod pkg_scope;
 mod pkg_ssh;
+mod proxmox;
 mod repair;
 mod schedule;
 mod secrets;

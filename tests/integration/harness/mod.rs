@@ -31,6 +31,7 @@ pub(crate) mod compose;
 pub(crate) mod debroot;
 pub(crate) mod dnfhost;
 pub(crate) mod http_sink;
+pub(crate) mod proxmox;
 pub(crate) mod registry;
 pub(crate) mod rpmrepo;
 pub(crate) mod smtp_sink;
