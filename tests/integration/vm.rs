@@ -66,6 +66,72 @@ fn a_real_vm_is_updated_rebooted_verified_and_reattached_after_kill_9() {
     let vm = Vm::boot();
     update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle(&vm);
     kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_broke(&vm);
+    a_schedule_installed_in_the_guest_is_accepted_and_run_by_systemd(&vm);
+}
+
+/// Issue 14: `schedule install` inside the guest, where systemd is PID 1: systemd accepts the
+/// timer (it computes a next elapse from `OnCalendar=`), and starting the service runs
+/// `tendhost --batch wave --schedule` as systemd runs it, recorded for `schedule list`. The
+/// guest's tendhost manages the guest itself (a local host), so nothing else is needed.
+fn a_schedule_installed_in_the_guest_is_accepted_and_run_by_systemd(vm: &Vm) {
+    let started = Instant::now();
+    // Without its line tables the binary is a third of the size to push into the emulated guest.
+    let binary = assert_cmd::cargo::cargo_bin("tendhost");
+    let stripped = tempfile::NamedTempFile::new().unwrap();
+    let strip = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(stripped.path())
+        .arg(&binary)
+        .status();
+    let local = match strip {
+        Ok(status) if status.success() => stripped.path().to_path_buf(),
+        _ => binary,
+    };
+    vm.copy_in(&local, "/usr/local/bin/tendhost");
+    vm.ssh(
+        "mkdir -p /etc/tendhost && cat > /etc/tendhost/tendhost.toml <<'EOF'\n\
+         [[host]]\nname = \"self\"\ntransport = \"local\"\nmanager = \"none\"\n\n\
+         [[schedule]]\nname = \"sunday\"\nwhen = \"Sun 03:00\"\nmissed = \"run\"\n\
+         EOF",
+    );
+    let config = "--config /etc/tendhost/tendhost.toml";
+    vm.ssh(&format!(
+        "/usr/local/bin/tendhost {config} schedule install sunday"
+    ));
+    let service = vm.ssh("cat /etc/systemd/system/tendhost-schedule-sunday.service");
+    assert!(
+        service.contains(
+            "ExecStart=/usr/local/bin/tendhost --config /etc/tendhost/tendhost.toml --batch wave \
+             --schedule sunday"
+        ),
+        "{service}"
+    );
+    vm.ssh("systemctl daemon-reload && systemctl enable --now tendhost-schedule-sunday.timer");
+    let next =
+        vm.ssh("systemctl show -p NextElapseUSecRealtime --value tendhost-schedule-sunday.timer");
+    assert!(
+        next.trim().starts_with("Sun "),
+        "systemd did not schedule the timer on a Sunday: {next:?}"
+    );
+    // A oneshot: `start` returns once the run is over.
+    vm.ssh("systemctl start tendhost-schedule-sunday.service");
+    let result = vm.ssh("systemctl show -p Result --value tendhost-schedule-sunday.service");
+    assert_eq!(
+        result.trim(),
+        "success",
+        "{}",
+        vm.ssh("journalctl -u tendhost-schedule-sunday.service --no-pager | tail -20")
+    );
+    let listed = vm.ssh(&format!("/usr/local/bin/tendhost {config} schedule list"));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("sunday"))
+        .unwrap_or_else(|| panic!("no sunday row in:\n{listed}"));
+    assert!(row.contains(" ok ") && row.ends_with("installed"), "{row}");
+    eprintln!(
+        "vm: the schedule ran under systemd {:.1?} after copying tendhost in",
+        started.elapsed()
+    );
 }
 
 fn update_runs_in_a_systemd_unit_then_really_reboots_and_comes_back_idle(vm: &Vm) {

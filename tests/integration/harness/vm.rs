@@ -466,6 +466,32 @@ impl Vm {
         }
     }
 
+    /// Copies the local file `local` to `remote` in the guest (mode 0755, renamed into place).
+    pub(crate) fn copy_in(&self, local: &Path, remote: &str) {
+        let known_hosts = self.image.dir.join("known_hosts");
+        let file = fs::File::open(local)
+            .unwrap_or_else(|e| panic!("vm: opening {}: {e}", local.display()));
+        let out = Command::new("ssh")
+            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o"])
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
+            .arg("-i")
+            .arg(self.image.client_key())
+            .args(["-p", &PORT.to_string(), &format!("root@{ADDR}")])
+            .arg(format!(
+                "cat > {remote}.part && chmod 755 {remote}.part && mv {remote}.part {remote}"
+            ))
+            .stdin(file)
+            .output()
+            .unwrap_or_else(|e| panic!("vm: running ssh: {e}"));
+        assert!(
+            out.status.success(),
+            "vm: copying {} in: {}",
+            local.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The guest kernel's boot id: a reboot changes it.
     pub(crate) fn boot_id(&self) -> String {
         self.ssh("cat /proc/sys/kernel/random/boot_id")
