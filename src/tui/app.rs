@@ -236,6 +236,8 @@ impl App {
                 }
             }
         }
+        // A pause pressed just before `q` is on disk before the console is gone.
+        self.scheduler.flush().await;
         Ok(())
     }
 

@@ -36,33 +36,18 @@ fn config(hosts: &[&str], missed: &str) -> Config {
 
 const HOSTS: [&str; 3] = ["h0", "h1", "h2"];
 
-/// Waits (a safety net, not a proof) until the state file, written off the UI task, says
-/// what `check` wants.
-fn saved_state(path: &Path, check: impl Fn(&ScheduleStates) -> bool) -> ScheduleStates {
-    for _ in 0..1_000 {
-        if let Ok(states) = ScheduleStates::load(path)
-            && check(&states)
-        {
-            return states;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{} never held the expected state", path.display());
+/// The state file once every write the scheduler started is done.
+async fn saved(scheduler: &mut Scheduler, path: &Path) -> ScheduleStates {
+    scheduler.flush().await;
+    ScheduleStates::load(path).unwrap()
 }
 
-/// The audit file's lines once one of them contains `needle`. The engine's appender is a task
-/// on this runtime, so the wait yields to it (and gives its file writes real time).
-async fn audited(rig: &Rig, needle: &str) -> String {
-    let path = rig.dir.path().join("audit.jsonl");
-    for _ in 0..1_000 {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    panic!("the audit never said {needle:?}");
+/// The audit file once the scheduler's records are handed over and the engine's appender has
+/// written everything (it drains at shutdown).
+async fn audit_after(scheduler: &mut Scheduler, rig: &Rig) -> String {
+    scheduler.flush().await;
+    rig.engine.shutdown(Duration::from_secs(10)).await;
+    std::fs::read_to_string(rig.dir.path().join("audit.jsonl")).unwrap_or_default()
 }
 
 async fn until_wave_ends(rig: &mut Rig) -> Vec<Event> {
@@ -118,13 +103,12 @@ async fn a_due_schedule_starts_its_wave_once_and_records_how_it_went() {
     let last = scheduler.rows()[0].last_run.clone().unwrap();
     assert_eq!(last.result, "ok: 3 hosts");
     assert!(last.finished.is_some());
-    let states = saved_state(&path, |s| {
-        s.get("nightly")
-            .last_run
-            .is_some_and(|r| r.result == "ok: 3 hosts")
-    });
+    let states = saved(&mut scheduler, &path).await;
+    let last = states.get("nightly").last_run.unwrap();
+    assert_eq!(last.result, "ok: 3 hosts");
     assert_eq!(states.get("nightly").last_due, Some(wake));
-    audited(&rig, "nightly: wave").await;
+    let audit = audit_after(&mut scheduler, &rig).await;
+    assert!(audit.contains("nightly: wave"), "{audit}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,12 +133,11 @@ async fn a_run_due_while_a_wave_runs_is_skipped_and_audited_not_stacked() {
     assert_eq!(scheduler.running(), None);
     let result = scheduler.rows()[0].last_run.clone().unwrap().result;
     assert!(result.starts_with("skipped: due "), "{result}");
-    saved_state(&path, |s| {
-        s.get("nightly")
-            .last_run
-            .is_some_and(|r| r.result.starts_with("skipped"))
-    });
-    let audit = audited(&rig, "\"skipped\"").await;
+    let states = saved(&mut scheduler, &path).await;
+    let last = states.get("nightly").last_run.unwrap();
+    assert!(last.result.starts_with("skipped"), "{last:?}");
+    let audit = audit_after(&mut scheduler, &rig).await;
+    assert!(audit.contains("\"skipped\""), "{audit}");
     assert!(audit.contains("\"action\":\"schedule\""), "{audit}");
     assert!(audit.contains("nightly: due "), "{audit}");
 }
@@ -178,7 +161,8 @@ async fn a_run_missed_while_away_is_reported_then_run_or_skipped_by_its_policy()
         if policy == "skip" {
             assert!(text.starts_with("schedule 'nightly' skipped"), "{text}");
             assert_eq!(scheduler.running(), None);
-            audited(&rig, "nightly: missed run due").await;
+            let audit = audit_after(&mut scheduler, &rig).await;
+            assert!(audit.contains("nightly: missed run due"), "{audit}");
         } else {
             assert!(
                 text.starts_with("schedule 'nightly' started wave"),
@@ -188,11 +172,9 @@ async fn a_run_missed_while_away_is_reported_then_run_or_skipped_by_its_policy()
         }
         // Reported once: a second look finds nothing more.
         assert!(scheduler.answer_missed(&rig.engine, now).is_empty());
-        saved_state(&path, |s| {
-            s.get("nightly")
-                .last_due
-                .is_some_and(|d| d > now - chrono::Duration::minutes(2))
-        });
+        let states = saved(&mut scheduler, &path).await;
+        let last_due = states.get("nightly").last_due.unwrap();
+        assert!(last_due > now - chrono::Duration::minutes(2), "{last_due}");
     }
 }
 
@@ -204,12 +186,12 @@ async fn a_pause_is_saved_and_a_read_only_console_runs_nothing() {
     let now = Utc::now();
     let (mut scheduler, _) = Scheduler::load(rig.engine.config(), Some(path.clone()), now);
     assert_eq!(scheduler.toggle_pause("nightly", now), Some(true));
-    saved_state(&path, |s| s.get("nightly").paused);
+    assert!(saved(&mut scheduler, &path).await.get("nightly").paused);
     assert_eq!(scheduler.next().map(|(n, _)| n), Some("sunday"));
     let far: DateTime<Utc> = now + chrono::Duration::hours(2);
     assert!(scheduler.answer_due(&rig.engine, far).is_empty(), "paused");
     assert_eq!(scheduler.toggle_pause("nightly", far), Some(false));
-    saved_state(&path, |s| !s.get("nightly").paused);
+    assert!(!saved(&mut scheduler, &path).await.get("nightly").paused);
 
     // Read-only: the same schedules are shown, and nothing is started, paused or written.
     let other = dir.path().join("other.json");
@@ -268,7 +250,8 @@ async fn the_header_names_the_next_run_and_t_opens_the_schedules_view() {
     let screen = text(&draw(&mut app, 80, 24));
     assert!(screen.contains("schedule 'nightly' paused"), "{screen}");
     assert!(screen.contains("paused"), "{screen}");
-    saved_state(&dir.path().join(STATE_FILE), |s| s.get("nightly").paused);
+    let states = saved(&mut app.scheduler, &dir.path().join(STATE_FILE)).await;
+    assert!(states.get("nightly").paused);
     press(&mut app, "j Space");
     assert!(app.scheduler.rows()[1].paused);
     press(&mut app, "Esc");

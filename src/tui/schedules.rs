@@ -40,6 +40,9 @@ pub(crate) struct Scheduler {
     /// Save generations: each save carries the next one and a write never replaces a newer one.
     saves: u64,
     written: Arc<Mutex<u64>>,
+    /// State writes and audit records on their way, finished ones dropped as new ones start;
+    /// [`Self::flush`] waits for them (tests, and anything that must see them done).
+    pending: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// What answering the clock did, for the status line.
@@ -79,6 +82,7 @@ impl Scheduler {
             rows: Vec::new(),
             saves: 0,
             written: Arc::new(Mutex::new(0)),
+            pending: Vec::new(),
         };
         scheduler.rows = scheduler.clock.rows();
         (scheduler, warning)
@@ -243,7 +247,7 @@ impl Scheduler {
                     },
                 );
                 tracing::info!("schedule '{name}' started wave {wave_id} ({why})");
-                audit(
+                self.audit(
                     engine,
                     AuditRecord::new(
                         "schedule",
@@ -279,7 +283,7 @@ impl Scheduler {
             },
         );
         tracing::warn!("schedule '{name}' skipped: {reason}");
-        audit(
+        self.audit(
             engine,
             AuditRecord::new(
                 "schedule",
@@ -304,7 +308,7 @@ impl Scheduler {
         let generation = self.saves;
         let states = self.clock.states().clone();
         let written = self.written.clone();
-        tokio::task::spawn_blocking(move || {
+        self.track(tokio::task::spawn_blocking(move || {
             // One write at a time, and never an older state over a newer one. The lock
             // guards only this file write; nothing awaits under it.
             let mut last = match written.lock() {
@@ -318,14 +322,26 @@ impl Scheduler {
                 tracing::warn!("{}", crate::errors::chain(&err));
             }
             *last = generation;
-        });
+        }));
     }
-}
 
-/// Writes `record` without holding up the UI task.
-fn audit(engine: &EngineHandle, record: AuditRecord) {
-    let engine = engine.clone();
-    tokio::spawn(async move { engine.audit(record).await });
+    /// Writes `record` (and, for a skip, tells `[[notify]]`) without holding up the UI task.
+    fn audit(&mut self, engine: &EngineHandle, record: AuditRecord) {
+        let engine = engine.clone();
+        self.track(tokio::spawn(async move { engine.audit(record).await }));
+    }
+
+    fn track(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.pending.retain(|t| !t.is_finished());
+        self.pending.push(task);
+    }
+
+    /// Waits until every state write and audit record started so far is done.
+    pub(crate) async fn flush(&mut self) {
+        for task in std::mem::take(&mut self.pending) {
+            let _ = task.await;
+        }
+    }
 }
 
 /// `Sun 01 Dec 03:00`, the operator's local time.
