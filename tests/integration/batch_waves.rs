@@ -221,6 +221,24 @@ fn issue12_kill_9_mid_wave_then_resume_finishes_it_upgrading_no_host_twice() {
     }
 }
 
+/// Asserts that in a wave's JSON lines `first` finished its turn before `then` was ever in
+/// flight (a guest before its hypervisor).
+pub(super) fn assert_done_before_started(lines: &[Value], first: &str, then: &str) {
+    let done = lines
+        .iter()
+        .position(|l| l["type"] == "wave_host" && l["host"] == first)
+        .unwrap_or_else(|| panic!("{first} never finished its turn: {lines:#?}"));
+    let started = lines
+        .iter()
+        .position(|l| {
+            l["in_flight"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|h| h == then))
+        })
+        .unwrap_or_else(|| panic!("{then} never ran: {lines:#?}"));
+    assert!(done < started, "{then} ran beside {first}: {lines:#?}");
+}
+
 /// Issue 15: a hypervisor declared with `runs_on` goes after its guests in a real wave on apt
 /// hosts, even with one batch of everything, and `--batch reboot` refuses it naming them.
 #[test]
@@ -260,22 +278,7 @@ fn a_hypervisor_is_updated_after_its_guest_and_not_rebooted_under_it() {
         0,
     );
     let lines = json_lines(&out);
-    let guest_done = lines
-        .iter()
-        .position(|l| l["type"] == "wave_host" && l["host"] == "vm1")
-        .expect("vm1 never finished its turn");
-    let pve_started = lines
-        .iter()
-        .position(|l| {
-            l["in_flight"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|h| h == "pve1"))
-        })
-        .expect("pve1 never ran");
-    assert!(
-        guest_done < pve_started,
-        "pve1 ran beside its guest: {lines:#?}"
-    );
+    assert_done_before_started(&lines, "vm1", "pve1");
     assert_eq!(wave_hosts(&lines).len(), 2, "{lines:#?}");
     assert_eq!(pve.version("tendhost-app"), "1.1");
     assert_eq!(guest.version("tendhost-app"), "1.1");

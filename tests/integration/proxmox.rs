@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::batch::{json_lines, run_expecting};
+use crate::batch_waves::assert_done_before_started;
 use crate::harness::TestEnv;
 use crate::harness::apthost::{AptHost, Packages};
 use crate::harness::proxmox::make_hypervisor;
@@ -62,22 +63,6 @@ fn a_proxmox_host_is_seen_as_hypervisor_and_goes_after_its_guest() {
         ],
         0,
     );
-    let lines = json_lines(&out);
-    let guest_done = lines
-        .iter()
-        .position(|l| l["type"] == "wave_host" && l["host"] == "debian-vm")
-        .expect("the guest never finished its turn");
-    let pve_started = lines
-        .iter()
-        .position(|l| {
-            l["in_flight"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|h| h == "pve"))
-        })
-        .expect("pve never ran");
-    assert!(
-        guest_done < pve_started,
-        "pve ran beside its guest: {lines:#?}"
-    );
+    assert_done_before_started(&json_lines(&out), "debian-vm", "pve");
     assert_eq!(pve.version("tendhost-app"), "1.1");
 }
