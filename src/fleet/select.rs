@@ -44,6 +44,17 @@ pub enum SelectError {
     Empty,
 }
 
+/// Whether `selectors` choose `host` before `exclude` applies: named, or in a named group
+/// (neither given: every host), and carrying every tag. The one rule for `select` and for
+/// history, which also keeps hosts the config no longer has.
+pub fn chosen(selectors: &Selectors, host: &crate::config::HostConfig) -> bool {
+    let everyone = selectors.hosts.is_empty() && selectors.groups.is_empty();
+    (everyone
+        || selectors.hosts.iter().any(|n| *n == *host.name)
+        || selectors.groups.iter().any(|g| host.groups.contains(g)))
+        && selectors.tags.iter().all(|t| host.tags.contains(t))
+}
+
 /// The selected hosts, in config order, each once.
 ///
 /// Hosts named outright and the members of the named groups are united (neither given: every
@@ -74,16 +85,10 @@ pub fn select(config: &Config, selectors: &Selectors) -> Result<Vec<HostId>, Sel
         }
     }
 
-    let everyone = selectors.hosts.is_empty() && selectors.groups.is_empty();
     let selected: Vec<HostId> = config
         .hosts
         .iter()
-        .filter(|host| {
-            everyone
-                || selectors.hosts.iter().any(|n| *n == *host.name)
-                || selectors.groups.iter().any(|g| host.groups.contains(g))
-        })
-        .filter(|host| selectors.tags.iter().all(|t| host.tags.contains(t)))
+        .filter(|host| chosen(selectors, host))
         .filter(|host| !selectors.exclude.iter().any(|n| *n == *host.name))
         .map(|host| host.name.clone())
         .collect();

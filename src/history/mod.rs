@@ -91,12 +91,7 @@ pub(crate) fn host_filter(
     let mut only: BTreeSet<String> = config
         .hosts
         .iter()
-        .filter(|host| {
-            everyone
-                || selectors.hosts.iter().any(|n| *n == *host.name)
-                || selectors.groups.iter().any(|g| host.groups.contains(g))
-        })
-        .filter(|host| selectors.tags.iter().all(|t| host.tags.contains(t)))
+        .filter(|host| crate::fleet::select::chosen(selectors, host))
         .map(|host| host.name.to_string())
         .collect();
     // A host the config no longer has has no tags: named outright, it counts only untagged.
