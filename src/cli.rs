@@ -61,6 +61,10 @@ pub enum BatchCommand {
     /// Repair the package database of the selected hosts (`dpkg --configure -a` then
     /// `apt-get -f install`; dnf: `remove --duplicates`), then check it again.
     Repair,
+    /// Put the compose services the last update moved back on the images they ran before it
+    /// (`--stack PATH` for one stack), `up -d` them and check they run them; later updates
+    /// leave the rolled-back images out. Needs HOST (or --tag/--group); `--dry-run` only asks.
+    Rollback,
     /// Clear the failed state of the selected hosts.
     Retry,
     /// Mark the failures of the selected hosts as seen.
@@ -102,6 +106,10 @@ pub struct BatchArgs {
     /// `--security` advisories); with `--packages`, only those of them.
     #[arg(long)]
     pub security_only: bool,
+
+    /// `rollback`: only the compose stack at PATH (one of the host's `compose_paths`).
+    #[arg(long, value_name = "PATH")]
+    pub stack: Option<String>,
 
     /// Let `reboot` reboot hosts that other hosts reach through (`proxy_jump`); they reboot
     /// after the selected hosts behind them.

@@ -309,6 +309,7 @@ fn batch_name(command: BatchCommand) -> &'static str {
         BatchCommand::Reboot => "reboot",
         BatchCommand::Wave => "wave",
         BatchCommand::Repair => "repair",
+        BatchCommand::Rollback => "rollback",
         BatchCommand::Retry => "retry",
         BatchCommand::Ack => "ack",
         BatchCommand::History => "history",

@@ -10,6 +10,7 @@ mod output;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +53,8 @@ pub struct Request {
     pub resume: Option<Resume>,
     /// `reboot --reboot-jump-hosts`: hosts others reach through or run on may be rebooted too.
     pub reboot_jump_hosts: bool,
+    /// `rollback --stack`: the one stack to roll back.
+    pub stack: Option<Arc<str>>,
 }
 
 /// `--resume` and what goes with it.
@@ -89,9 +92,15 @@ impl Request {
         if args.no_defer && command != BatchCommand::Wave {
             return Err("--no-defer only applies to 'wave'".into());
         }
-        if args.dry_run && !matches!(command, BatchCommand::Update | BatchCommand::Wave) {
-            return Err("--dry-run only applies to 'update' and 'wave'".into());
+        if args.dry_run
+            && !matches!(
+                command,
+                BatchCommand::Update | BatchCommand::Wave | BatchCommand::Rollback
+            )
+        {
+            return Err("--dry-run only applies to 'update', 'wave' and 'rollback'".into());
         }
+        let stack = rollback_stack(command, args, &hosts)?;
         if args.plan && command != BatchCommand::Wave {
             return Err("--plan only applies to 'wave'".into());
         }
@@ -126,6 +135,7 @@ impl Request {
             phases,
             resume,
             reboot_jump_hosts: args.reboot_jump_hosts,
+            stack,
         })
     }
 
@@ -140,6 +150,9 @@ impl Request {
             },
             BatchCommand::Reboot => JobKind::Reboot,
             BatchCommand::Repair => JobKind::Repair,
+            BatchCommand::Rollback => JobKind::Rollback {
+                dry_run: self.dry_run,
+            },
             BatchCommand::Retry => JobKind::Retry,
             BatchCommand::Ack => JobKind::Acknowledge,
             BatchCommand::Check
@@ -147,6 +160,35 @@ impl Request {
             | BatchCommand::Wave
             | BatchCommand::History => return None,
         })
+    }
+}
+
+/// A rollback undoes work on purpose, so it is never fleet-wide by default: it needs hosts named
+/// (or a tag or group); `--stack` names one stack of one host.
+fn rollback_stack(
+    command: BatchCommand,
+    args: &BatchArgs,
+    hosts: &[HostId],
+) -> Result<Option<Arc<str>>, String> {
+    if command != BatchCommand::Rollback {
+        return match args.stack {
+            Some(_) => Err("--stack only applies to 'rollback'".into()),
+            None => Ok(None),
+        };
+    }
+    let select = &args.select;
+    if select.hosts.is_empty() && select.tags.is_empty() && select.groups.is_empty() {
+        return Err(
+            "rollback needs the hosts to roll back: name them (or use --tag or --group)".into(),
+        );
+    }
+    match (&args.stack, hosts) {
+        (None, _) => Ok(None),
+        (Some(path), [_]) => Ok(Some(Arc::from(path.as_str()))),
+        (Some(_), _) => Err(format!(
+            "--stack names a stack of one host, but {} hosts are selected",
+            hosts.len()
+        )),
     }
 }
 
@@ -417,7 +459,9 @@ impl Runner {
         let mut answers = FuturesUnordered::new();
         for host in phase {
             let (job, answer) = Job::answered(kind, Origin::Batch);
-            let job = job.scoped(self.request.scope.clone());
+            let job = job
+                .scoped(self.request.scope.clone())
+                .of_stack(self.request.stack.clone());
             match self.engine.try_send(&host, job) {
                 Ok(()) => answers.push(async move { (host, answer.await) }),
                 Err(e) => {

@@ -145,6 +145,28 @@ impl Printer {
                 dry_run: true,
                 ..
             } => self.note(&format!("{host}: plan: {}", plan_note(plan))),
+            Event::Held { host, held } => {
+                for h in held.iter() {
+                    self.note(&format!(
+                        "{host}: leaves {} in {} as is: {}",
+                        h.service, h.path, h.hold
+                    ));
+                }
+            }
+            Event::RollbackPlanned {
+                host,
+                steps,
+                dry_run,
+            } => {
+                let verb = if *dry_run {
+                    "would roll back"
+                } else {
+                    "rolling back"
+                };
+                for step in steps.iter() {
+                    self.note(&format!("{host}: {verb} {}", step.describe()));
+                }
+            }
             Event::Checked { host, report } => {
                 let passed = report.checks.iter().filter(|c| c.ok).count();
                 let mut text = format!(
@@ -337,6 +359,15 @@ fn event_json(event: &Event, opened: bool) -> Option<Value> {
             stacks,
             updated,
         } => json!({"type": "stacks", "host": host, "updated": updated, "stacks": stacks}),
+        Event::RollbackPlanned {
+            host,
+            steps,
+            dry_run,
+        } => json!({"type": "rollback_planned", "host": host, "dry_run": dry_run, "steps": steps}),
+        Event::Held { host, held } => json!({"type": "held", "host": host, "held": held}),
+        Event::RollingBack { host, undone, at } => {
+            json!({"type": "rolling_back", "host": host, "at": at, "undone": undone})
+        }
         Event::Output { host, stream, line } => {
             json!({"type": "output", "host": host, "stream": stream, "line": line})
         }
@@ -451,6 +482,10 @@ fn host_json(model: &HostModel, result: &HostResult) -> Value {
         "plan": model.plan.as_ref().map(|p| &p.plan),
         "compose": model.compose_changes,
         "compose_pending": model.compose_pending(),
+        // Per service, what a rollback would put it back on, and the images rolled back from.
+        "rollback_points": model.rollback.points,
+        "compose_rejected": model.rollback.rejected,
+        "compose_held": model.compose_held,
         "stacks": model.stacks,
         // The last report of each phase that ran, flattened in phase order.
         "checks": model.health.iter().flat_map(|r| r.checks.iter()).collect::<Vec<_>>(),

@@ -214,6 +214,9 @@ pub enum RestartServices {
 pub struct DockerSettings {
     pub compose_version: ComposeVersion,
     pub pull_before_update: bool,
+    /// Images built less than this long ago are left for a later run (a cooldown: a broken
+    /// release is usually found, and replaced, within days). `None`: any age.
+    pub min_image_age: Option<Duration>,
 }
 
 /// What gates an update (see `crate::health`): the built-in checks, minus those in `skip`, and

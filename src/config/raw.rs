@@ -126,6 +126,7 @@ impl Default for HostDefaults {
             docker: DockerSettings {
                 compose_version: ComposeVersion::V2,
                 pull_before_update: true,
+                min_image_age: None,
             },
             checks: Checks::default(),
         }

@@ -27,7 +27,7 @@ const POLICY_KEYS: &[&str] = &[
     "restart_services",
 ];
 const WINDOW_KEYS: &[&str] = &["start", "end", "days"];
-const DOCKER_KEYS: &[&str] = &["compose_version", "pull_before_update"];
+const DOCKER_KEYS: &[&str] = &["compose_version", "pull_before_update", "min_image_age"];
 const CHECK_KEYS: &[&str] = &[
     "pre",
     "post",
@@ -258,6 +258,9 @@ impl Ctx<'_> {
         }
         if let Some(v) = self.boolean(table, at, "pull_before_update") {
             docker.pull_before_update = v;
+        }
+        if let Some(age) = self.duration(table, at, "min_image_age", true) {
+            docker.min_image_age = Some(age).filter(|a| !a.is_zero());
         }
         docker
     }

@@ -37,6 +37,9 @@ pub struct Job {
     /// The wave that asked for this job, as the audit log names it (`store::audit::wave_key`):
     /// the host's records of the job carry it, so history knows which wave they belong to.
     pub wave: Option<Arc<str>>,
+    /// A `Rollback` of this one stack (a `compose_paths` entry) only; `None`: every stack with
+    /// rollback points.
+    pub stack: Option<Arc<str>>,
 }
 
 impl Job {
@@ -50,6 +53,7 @@ impl Job {
             scope: UpgradeScope::default(),
             defer_overruns: false,
             wave: None,
+            stack: None,
         }
     }
 
@@ -79,6 +83,12 @@ impl Job {
     /// A job of the wave `key` (see [`Job::wave`]).
     pub fn in_wave(mut self, key: Arc<str>) -> Job {
         self.wave = Some(key);
+        self
+    }
+
+    /// A `Rollback` of the stack at `path` only (see [`Job::stack`]).
+    pub fn of_stack(mut self, path: Option<Arc<str>>) -> Job {
+        self.stack = path;
         self
     }
 

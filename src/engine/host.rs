@@ -47,6 +47,7 @@ fn holds_cluster(kind: JobKind) -> bool {
             | JobKind::Reboot
             | JobKind::Reattach
             | JobKind::Repair
+            | JobKind::Rollback { dry_run: false }
     )
 }
 
@@ -297,6 +298,18 @@ impl HostSupervisor {
                 }
                 probe.apply(Transition::StartRepair, now)
             }
+            JobKind::Rollback { dry_run } => {
+                if self.host.compose_paths.is_empty() {
+                    return Err(Refusal(
+                        "nothing to roll back: the host has no compose_paths".into(),
+                    ));
+                }
+                if dry_run {
+                    // A look changes nothing: any host not busy may take one.
+                    return Ok(());
+                }
+                probe.apply(Transition::StartRollback, now)
+            }
             JobKind::Retry | JobKind::Acknowledge | JobKind::Reattach => Ok(()),
         }
     }
@@ -332,6 +345,7 @@ impl HostSupervisor {
             scope: job.scope.clone(),
             defer_overruns: job.defer_overruns,
             wave: job.wave.clone(),
+            stack: job.stack.clone(),
         };
         let from = self.state.kind();
         let cluster = self
@@ -671,6 +685,8 @@ fn busy(job: &Job) -> Refusal {
         JobKind::Retry | JobKind::Acknowledge => "answering",
         JobKind::Reattach => "asking about a job an earlier run left",
         JobKind::Repair => "repairing",
+        JobKind::Rollback { dry_run: true } => "asking what a rollback would do",
+        JobKind::Rollback { .. } => "rolling back",
     };
     Refusal(format!("busy ({doing})"))
 }

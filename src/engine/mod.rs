@@ -273,6 +273,7 @@ impl Engine {
                     &saved.model,
                 ))),
                 history: Arc::new(Mutex::new(saved.model.history.clone())),
+                rollback: Arc::new(Mutex::new(saved.model.rollback.clone())),
                 baseline: Arc::new(Mutex::new(
                     saved
                         .model

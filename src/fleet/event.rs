@@ -7,13 +7,17 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::job::RemoteJob;
 use super::state::{HostState, StateKind};
 use crate::config::HostId;
 use crate::inventory::Inventory;
-use crate::pkg::{PendingPackage, RebootStatus, StackReport, UpgradePlan, UpgradeScope};
+use crate::pkg::{
+    HeldService, PendingPackage, RebootStatus, RollbackStep, ServiceChange, StackReport,
+    UpgradePlan, UpgradeScope,
+};
 use crate::remote::Stream;
 
 /// What a job asks of one host.
@@ -46,6 +50,12 @@ pub enum JobKind {
     /// Find out how a detached job left by an earlier run ended, following it if it still runs
     /// (see `remote::job`). Started by the host's supervisor itself, never by an operator.
     Reattach,
+    /// Put compose services back on the images they ran before the last update that changed
+    /// them (`Job::stack` names one stack, else every stack with rollback points), `up -d`
+    /// them, and prove they run them. `dry_run` only asks the host what that would do.
+    Rollback {
+        dry_run: bool,
+    },
 }
 
 /// Who asked: decides which checks and window rules apply and whether a refusal is a skip.
@@ -97,6 +107,8 @@ pub enum Stage {
     Verify,
     /// The repair job (see [`JobKind::Repair`]) and its re-check.
     Repair,
+    /// A compose rollback (see [`JobKind::Rollback`]): re-tag, `up -d`, prove.
+    Rollback,
 }
 
 /// Where a stage stands.
@@ -162,6 +174,26 @@ pub enum Event {
         host: HostId,
         stacks: Arc<[StackReport]>,
         updated: bool,
+    },
+    /// What the compose check found an update must leave for later (rolled back from, or too
+    /// new for `min_image_age`): replaces what the last check said.
+    Held {
+        host: HostId,
+        held: Arc<[HeldService]>,
+    },
+    /// What a rollback does (or, `dry_run`, would do), per service, as the host answered.
+    RollbackPlanned {
+        host: HostId,
+        steps: Arc<[RollbackStep]>,
+        dry_run: bool,
+    },
+    /// A rollback of `undone` (each the change an update made) is about to run: the images
+    /// they moved to are rejected from now on (see `pkg::RollbackLedger`), even if the rollback
+    /// itself fails.
+    RollingBack {
+        host: HostId,
+        undone: Arc<[ServiceChange]>,
+        at: DateTime<Utc>,
     },
     Stage {
         host: HostId,
@@ -285,6 +317,7 @@ impl JobKind {
             JobKind::Acknowledge => "acknowledge",
             JobKind::Reattach => "reattach",
             JobKind::Repair => "repair",
+            JobKind::Rollback { .. } => "rollback",
         }
     }
 
@@ -292,6 +325,7 @@ impl JobKind {
     pub fn verb(self) -> &'static str {
         match self {
             JobKind::Update { dry_run: true, .. } => "dry-run update",
+            JobKind::Rollback { dry_run: true } => "dry-run rollback",
             other => other.name(),
         }
     }
@@ -314,6 +348,7 @@ impl Stage {
             Stage::Reboot => "reboot",
             Stage::Verify => "verify",
             Stage::Repair => "repair",
+            Stage::Rollback => "rollback",
         }
     }
 }
@@ -330,6 +365,9 @@ impl Event {
             | Event::Surveyed { host, .. }
             | Event::Planned { host, .. }
             | Event::Stacks { host, .. }
+            | Event::RollbackPlanned { host, .. }
+            | Event::Held { host, .. }
+            | Event::RollingBack { host, .. }
             | Event::Stage { host, .. }
             | Event::Refused { host, .. }
             | Event::Measured { host, .. }

@@ -17,8 +17,8 @@ use crate::config::HostId;
 use crate::health::{CheckPhase, CheckResult, HealthReport};
 use crate::inventory::Inventory;
 use crate::pkg::{
-    PendingPackage, RebootStatus, ServiceChange, StackReport, UpdateProgress, UpgradePlan,
-    UpgradeScope,
+    HeldService, PendingPackage, RebootStatus, RollbackLedger, ServiceChange, StackReport,
+    UpdateProgress, UpgradePlan, UpgradeScope,
 };
 
 /// One host as tendhost knows it.
@@ -38,6 +38,10 @@ pub struct HostModel {
     pub stacks: Arc<[StackReport]>,
     /// What the last update changed in the stacks: per service the old and new image.
     pub compose_changes: Arc<[ServiceChange]>,
+    /// What the last compose check left for later, and why.
+    pub compose_held: Arc<[HeldService]>,
+    /// What a compose rollback would restore, and the images rolled back from.
+    pub rollback: RollbackLedger,
     pub last_refresh: Option<DateTime<Utc>>,
     /// The last refusal, for the detail pane and the status line.
     pub refused: Option<(JobKind, Arc<str>)>,
@@ -87,6 +91,8 @@ impl HostModel {
             plan: None,
             stacks: Arc::from(Vec::new()),
             compose_changes: Arc::from(Vec::new()),
+            compose_held: Arc::from(Vec::new()),
+            rollback: RollbackLedger::default(),
             last_refresh: None,
             refused: None,
             progress: None,
@@ -212,6 +218,7 @@ impl HostModel {
                 stacks, updated, ..
             } => {
                 if *updated {
+                    self.rollback.updated(stacks);
                     // An update that failed part-way reports the stacks it got to; the others
                     // stay as last seen (with what the check found still pending).
                     self.compose_changes = stacks
@@ -231,10 +238,13 @@ impl HostModel {
                     self.stacks = stacks.clone();
                 }
             }
+            Event::Held { held, .. } => self.compose_held = held.clone(),
+            Event::RollingBack { undone, at, .. } => self.rollback.rolled_back(undone, *at),
             Event::Refused { job, reason, .. } => self.refused = Some((*job, reason.clone())),
             Event::Measured { measurement, .. } => self.history.record(measurement),
             Event::Checked { report, .. } => self.record_health(report.clone()),
             Event::Stage { .. }
+            | Event::RollbackPlanned { .. }
             | Event::WaveHostFinished { .. }
             | Event::Wave(_)
             | Event::WaveSaved(_) => return false,
@@ -265,6 +275,7 @@ mod tests {
                 image: Some("reg/web:latest".into()),
                 running: image(running),
                 available: image(available),
+                held: None,
             }],
             recreated,
         }

@@ -26,7 +26,10 @@ use tokio_util::sync::CancellationToken;
 use crate::remote::{self, Executor, OutputLine};
 
 pub use apt::Apt;
-pub use compose::{ComposeUpdater, ImageRef, ServiceChange, ServiceImage, StackReport};
+pub use compose::{
+    ComposeUpdater, HeldService, Hold, ImageRef, Rejected, RollbackLedger, RollbackPreview,
+    RollbackStep, ServiceChange, ServiceImage, StackReport, short_image_id,
+};
 /// The post-reboot compose check's probe and its line markers (`crate::health::compose`).
 pub(crate) use compose::{
     HEALTH_CONTAINER_MARKER as COMPOSE_HEALTH_CONTAINER,
@@ -313,6 +316,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// A service that cannot be rolled back, and why.
+    #[error("cannot roll back: {0}")]
+    NoRollback(String),
     /// `up -d` succeeded but the service does not run the image it was recreated for.
     #[error("'up -d' left it {}", match running {
         Some(old) => format!("on image '{old}' instead of '{expected}'"),

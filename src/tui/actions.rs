@@ -157,6 +157,7 @@ impl App {
             }),
             Action::Reboot => self.confirm_hosts(JobKind::Reboot),
             Action::Repair => self.confirm_hosts(JobKind::Repair),
+            Action::Rollback => self.confirm_hosts(JobKind::Rollback { dry_run: false }),
             Action::Retry => self.confirm_hosts(JobKind::Retry),
             Action::Acknowledge => self.confirm_hosts(JobKind::Acknowledge),
             Action::Wave => self.open_wave(),
@@ -284,13 +285,37 @@ impl App {
                 return;
             }
         }
+        let mut stacks = Vec::new();
+        if matches!(action, JobKind::Rollback { .. }) {
+            // Offered only where an update by tendhost left something to put back.
+            let undoable = |name: &HostId| {
+                self.model
+                    .position(name)
+                    .and_then(|i| self.model.host(i))
+                    .map(|h| h.rollback_stacks())
+                    .unwrap_or_default()
+            };
+            hosts.retain(|name| !undoable(name).is_empty());
+            if hosts.is_empty() {
+                self.view.set_status(
+                    "nothing to roll back: no update by tendhost changed a stack of the selected hosts (or it already runs its old images)",
+                    true,
+                );
+                return;
+            }
+            if let [only] = hosts.as_slice() {
+                stacks = undoable(only);
+            }
+        }
         if hosts.is_empty() {
             self.view.set_status("no host selected", true);
             return;
         }
         let jumps = self.engine.jump_hosts();
         self.view.overlay = Overlay::Confirm(
-            ConfirmDialog::new(Confirmable::Host(action), hosts).with_jump_hosts(&jumps),
+            ConfirmDialog::new(Confirmable::Host(action), hosts)
+                .with_jump_hosts(&jumps)
+                .with_stacks(stacks),
         );
     }
 
@@ -360,6 +385,8 @@ impl App {
             Action::ToggleDryRun => dialog.toggle_dry_run(),
             Action::ToggleRemovals => dialog.toggle_removals(),
             Action::ToggleSecurityOnly => dialog.toggle_security_only(),
+            Action::Decrease => dialog.cycle_stack(-1),
+            Action::Increase => dialog.cycle_stack(1),
             Action::Confirm | Action::Zoom => {
                 // Rebooting a jump host asks twice: the dialog stays open, asking again.
                 if dialog.ask_again() {
@@ -386,7 +413,9 @@ impl App {
                 let mut refused = Vec::new();
                 let scope = dialog.scope;
                 for host in dialog.hosts {
-                    let job = Job::new(action, Origin::Console).scoped(scope.clone());
+                    let job = Job::new(action, Origin::Console)
+                        .scoped(scope.clone())
+                        .of_stack(dialog.stack.clone());
                     if let Err(reason) = self.engine.try_send(&host, job) {
                         refused.push(format!("{host} ({reason})"));
                     }

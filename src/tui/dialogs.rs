@@ -3,6 +3,7 @@
 //! A dialog never sends anything itself; `actions.rs` turns a confirmed dialog into engine calls.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BatchSize, FailureLimit, HostId, JumpHosts, WaveMode};
@@ -35,6 +36,10 @@ pub struct ConfirmDialog {
     /// For an update: which updates it takes (the package view's picks, the security-only
     /// toggle); every other action ignores it.
     pub scope: UpgradeScope,
+    /// For a rollback of one host: the stacks it could roll back, and the one chosen (`None`:
+    /// all of them).
+    pub stacks: Vec<Arc<str>>,
+    pub stack: Option<Arc<str>>,
 }
 
 impl ConfirmDialog {
@@ -46,7 +51,32 @@ impl ConfirmDialog {
             hypervisors: 0,
             asked_again: false,
             scope: UpgradeScope::default(),
+            stacks: Vec::new(),
+            stack: None,
         }
+    }
+
+    /// A rollback of one host that can choose among `stacks` (fewer than two: nothing to
+    /// choose).
+    pub fn with_stacks(mut self, stacks: Vec<Arc<str>>) -> Self {
+        if stacks.len() > 1 {
+            self.stacks = stacks;
+        }
+        self
+    }
+
+    /// Moves the rollback's choice along "all stacks", then each stack in turn.
+    pub fn cycle_stack(&mut self, step: isize) {
+        if self.stacks.is_empty() {
+            return;
+        }
+        let choices = self.stacks.len() + 1;
+        let now = match &self.stack {
+            None => 0,
+            Some(chosen) => 1 + self.stacks.iter().position(|s| s == chosen).unwrap_or(0),
+        };
+        let next = (now as isize + step).rem_euclid(choices as isize) as usize;
+        self.stack = next.checked_sub(1).map(|i| self.stacks[i].clone());
     }
 
     /// An update of only the updates in `scope`.
@@ -126,9 +156,13 @@ impl ConfirmDialog {
         match &self.what {
             Confirmable::Host(action) => {
                 let n = self.hosts.len();
-                let scope = match self.is_update() && !self.scope.is_everything() {
-                    true => format!(" (only {})", self.scope.describe()),
-                    false => String::new(),
+                let scope = match (&self.stack, self.is_update()) {
+                    (Some(stack), _) => format!(" (only stack {stack})"),
+                    (None, true) if !self.scope.is_everything() => {
+                        format!(" (only {})", self.scope.describe())
+                    }
+                    (None, _) if !self.stacks.is_empty() => " (all its stacks)".to_string(),
+                    (None, _) => String::new(),
                 };
                 format!(
                     "{} {n} host{}{scope}?",
@@ -149,7 +183,9 @@ impl ConfirmDialog {
 
     /// Flips dry run for an update; other actions ignore it.
     pub fn toggle_dry_run(&mut self) {
-        if let Confirmable::Host(JobKind::Update { dry_run, .. }) = &mut self.what {
+        if let Confirmable::Host(JobKind::Update { dry_run, .. } | JobKind::Rollback { dry_run }) =
+            &mut self.what
+        {
             *dry_run = !*dry_run;
         }
     }

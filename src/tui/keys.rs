@@ -37,6 +37,8 @@ pub enum Action {
     Reboot,
     /// Repair the package database of hosts that need it (`dpkg --configure -a`, …).
     Repair,
+    /// Roll compose services back to their images before the last update.
+    Rollback,
     Wave,
     PauseWave,
     AbortWave,
@@ -174,6 +176,14 @@ pub(super) const BINDINGS: &[Binding] = &[
     ),
     bind!(Reboot, "reboot", ["b"], "reboot", Act, mutating),
     bind!(Repair, "repair", ["F"], "repair package db", Act, mutating),
+    bind!(
+        Rollback,
+        "rollback",
+        ["o"],
+        "roll back compose",
+        Act,
+        mutating
+    ),
     bind!(Wave, "wave", ["w"], "wave dialog", Act, mutating),
     bind!(
         PauseWave,

@@ -54,6 +54,22 @@ impl HostRow {
         &self.model.name
     }
 
+    /// What a compose rollback of `stack` (or of every stack) would put back, as last seen.
+    pub fn rollback_preview(&self, stack: Option<&str>) -> Vec<crate::pkg::RollbackPreview> {
+        self.model.rollback.preview(&self.model.stacks, stack)
+    }
+
+    /// The stacks a rollback would change something in, in the order of their points.
+    pub fn rollback_stacks(&self) -> Vec<std::sync::Arc<str>> {
+        let mut stacks: Vec<std::sync::Arc<str>> = Vec::new();
+        for preview in self.rollback_preview(None).iter().filter(|p| !p.done()) {
+            if !stacks.iter().any(|s| **s == *preview.path) {
+                stacks.push(preview.path.as_str().into());
+            }
+        }
+        stacks
+    }
+
     pub fn state(&self) -> StateKind {
         self.model.kind()
     }

@@ -109,6 +109,26 @@ pub(crate) fn event(event: &Event) -> Result<Cow<'_, Event>, Unclean> {
             stacks,
             updated: *updated,
         }),
+        Event::RollbackPlanned {
+            host,
+            steps,
+            dry_run,
+        } => cleaned(steps)?.map(|steps| Event::RollbackPlanned {
+            host: host.clone(),
+            steps,
+            dry_run: *dry_run,
+        }),
+        Event::Held { host, held } => cleaned(held)?.map(|held| Event::Held {
+            host: host.clone(),
+            held,
+        }),
+        Event::RollingBack { host, undone, at } => {
+            cleaned(undone)?.map(|undone| Event::RollingBack {
+                host: host.clone(),
+                undone,
+                at: *at,
+            })
+        }
         Event::Stage {
             host,
             stage,
@@ -159,6 +179,8 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
         plan,
         stacks,
         compose_changes,
+        compose_held,
+        rollback,
         last_refresh,
         refused,
         progress,
@@ -186,6 +208,8 @@ pub(crate) fn model(model: &HostModel) -> Result<HostModel, Unclean> {
         },
         stacks: whole(stacks)?,
         compose_changes: whole(compose_changes)?,
+        compose_held: whole(compose_held)?,
+        rollback: whole(rollback)?,
         last_refresh: *last_refresh,
         refused: refused
             .as_ref()

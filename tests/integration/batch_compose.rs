@@ -15,9 +15,14 @@ use crate::harness::registry;
 /// never a reboot. Its jobs and host lock live in the test's own directory: every test's
 /// `docker` is this machine, and tests run in parallel.
 fn docker_host(env: &TestEnv, path: &str, version: &str) {
+    docker_host_with(env, path, version, "");
+}
+
+/// [`docker_host`] with more `[host.docker]` lines (`docker`, each ending in a newline).
+pub(super) fn docker_host_with(env: &TestEnv, path: &str, version: &str, docker: &str) {
     env.write_config(&format!(
         "[[host]]\nname = \"docker\"\ntransport = \"local\"\nmanager = \"none\"\n\
-         compose_paths = [{path}]\njob_dir = {jobs}\n\n[host.docker]\ncompose_version = \"{version}\"\n\n\
+         compose_paths = [{path}]\njob_dir = {jobs}\n\n[host.docker]\ncompose_version = \"{version}\"\n{docker}\n\
          [host.policy]\nauto_reboot = false\n",
         path = toml::Value::String(path.to_string()),
         jobs = toml::Value::String(env.dir.path().join("jobs").display().to_string())
@@ -26,7 +31,7 @@ fn docker_host(env: &TestEnv, path: &str, version: &str) {
 
 /// An [`Outdated`] stack for test `name` (compose file `file`) as host `docker`'s one stack, at
 /// the path `at` gives (its directory or its file), with compose `version`; and that path.
-fn outdated_host(
+pub(super) fn outdated_host(
     name: &str,
     file: &str,
     at: fn(&Stack) -> String,
@@ -40,7 +45,7 @@ fn outdated_host(
 }
 
 /// `stage:status` of every `"stage"` line, in order.
-fn stages(lines: &[Value]) -> Vec<String> {
+pub(super) fn stages(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
         .filter(|l| l["type"] == "stage")

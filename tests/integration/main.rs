@@ -18,6 +18,7 @@ mod a_vm;
 mod batch;
 mod batch_compose;
 mod batch_plan;
+mod batch_rollback;
 mod batch_scope;
 mod batch_waves;
 mod cli;

@@ -19,6 +19,7 @@ fn updater(version: ComposeVersion, pull_before_update: bool) -> ComposeUpdater 
     ComposeUpdater::new(&DockerSettings {
         compose_version: version,
         pull_before_update,
+        min_image_age: None,
     })
 }
 
@@ -84,7 +85,7 @@ async fn records_both_images_and_recreates_only_the_changed_service() {
     assert_eq!(web.local_id(), fixture.v1);
 
     // A check pulls and compares, and recreates nothing.
-    let checked = v1.check(&exec, &path, None, &cancel).await.unwrap();
+    let checked = v1.check(&exec, &path, &[], None, &cancel).await.unwrap();
     assert_eq!(
         checked.services[0].available,
         Some(image(&fixture.v2, &v2_digest))

@@ -11,11 +11,29 @@ use std::sync::Arc;
 use super::{StepContext, StepResult};
 use crate::engine::bus::{Event, Stage, StageStatus};
 use crate::engine::error::Error;
-use crate::pkg::{self, ComposeUpdater, StackReport};
+use crate::pkg::{self, ComposeUpdater, RollbackLedger, StackReport};
 
 impl StepContext {
-    fn composer(&self) -> ComposeUpdater {
+    pub(super) fn composer(&self) -> ComposeUpdater {
         ComposeUpdater::new(&self.host.docker)
+    }
+
+    /// The host's rollback points and rejected images as they stand.
+    pub(super) fn ledger(&self) -> RollbackLedger {
+        // A poisoned lock only means a panic elsewhere mid-fold: the data is still a ledger.
+        match self.rollback.lock() {
+            Ok(ledger) => ledger.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Folds `change` into the step's ledger (the event that announces it folds every other
+    /// copy the same way).
+    pub(super) fn fold_ledger(&self, change: impl FnOnce(&mut RollbackLedger)) {
+        match self.rollback.lock() {
+            Ok(mut ledger) => change(&mut ledger),
+            Err(poisoned) => change(&mut poisoned.into_inner()),
+        }
     }
 
     /// The compose check stage: pulls (when `pull_before_update`) and compares, changing
@@ -27,12 +45,21 @@ impl StepContext {
         let composer = self.composer();
         let journal = self.journal(Stage::ComposeCheck, None);
         let exec = &self.jobs(&journal);
+        let rejected = &self.ledger().rejected;
         let check = self.read_stacks(|path| {
             self.with_output(move |lines| async move {
-                composer.check(exec, path, Some(&lines), &self.cancel).await
+                composer
+                    .check(exec, path, rejected, Some(&lines), &self.cancel)
+                    .await
             })
         });
-        self.in_stage(Stage::ComposeCheck, check).await
+        let stacks = self.in_stage(Stage::ComposeCheck, check).await?;
+        self.emit(Event::Held {
+            host: self.id.clone(),
+            held: stacks.iter().flat_map(StackReport::held_services).collect(),
+        })
+        .await;
+        Ok(stacks)
     }
 
     /// Reads every stack with `read` (retried on network trouble: a pull changes nothing that
@@ -103,6 +130,9 @@ impl StepContext {
     }
 
     pub(super) async fn announce_stacks(&self, stacks: &[StackReport], updated: bool) {
+        if updated {
+            self.fold_ledger(|ledger| ledger.updated(stacks));
+        }
         self.emit(Event::Stacks {
             host: self.id.clone(),
             stacks: Arc::from(stacks.to_vec()),

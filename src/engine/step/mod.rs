@@ -14,6 +14,7 @@ mod reattach;
 mod reboot;
 pub(super) mod refresh;
 mod repair;
+mod rollback;
 mod update;
 
 use std::future::Future;
@@ -106,6 +107,10 @@ pub(super) struct StepContext {
     /// update step predicts from it whether the host fits its window. A `std` mutex: held
     /// only to copy or push, never across an `.await`.
     pub history: Arc<std::sync::Mutex<crate::fleet::HostHistory>>,
+    /// The host's rollback points and rejected images (see `pkg::RollbackLedger`), seeded from
+    /// the snapshot and kept by the compose stages, which also announce every change of it. A
+    /// `std` mutex: held only to copy or fold, never across an `.await`.
+    pub rollback: Arc<std::sync::Mutex<crate::pkg::RollbackLedger>>,
     /// The host's last pre-update health report: the failed-unit baseline (see `health`).
     pub baseline: health::Baseline,
 }
@@ -123,6 +128,7 @@ impl StepContext {
             JobKind::Download => self.download(&job, from).await,
             JobKind::Reattach => self.reattach(from).await,
             JobKind::Repair => self.repair().await,
+            JobKind::Rollback { dry_run } => self.rollback(&job, dry_run).await,
             // Retry and acknowledge are applied by the supervisor itself.
             JobKind::Retry | JobKind::Acknowledge => Ok(Done::Ran),
         }

@@ -20,7 +20,7 @@ impl StepContext {
         };
         if !matches!(
             job.stage,
-            Stage::Packages | Stage::Compose | Stage::Reboot | Stage::Repair
+            Stage::Packages | Stage::Compose | Stage::Reboot | Stage::Repair | Stage::Rollback
         ) {
             // A pull changes nothing that runs: its record only needs clearing.
             return Ok(Done::Ran);
@@ -45,7 +45,11 @@ impl StepContext {
         };
         match job.stage {
             Stage::Reboot => self.settle_reboot(&job, end, now).await,
-            Stage::Repair => self.settle_repair(&job, end, now).await,
+            Stage::Repair => self.settle_fix(&job, end, now, Transition::Repaired).await,
+            Stage::Rollback => {
+                self.settle_fix(&job, end, now, Transition::RolledBack)
+                    .await
+            }
             _ => self.settle_update(&job, end, now).await,
         }
     }
@@ -141,6 +145,13 @@ impl StepContext {
                 self.move_to(Transition::StartRepair).await?;
                 Ok(StateKind::Updating)
             }
+            (
+                Stage::Rollback,
+                StateKind::Idle | StateKind::PendingUpdates | StateKind::WaitingReboot,
+            ) => {
+                self.move_to(Transition::StartRollback).await?;
+                Ok(StateKind::Updating)
+            }
             _ => Ok(from),
         }
     }
@@ -176,20 +187,24 @@ impl StepContext {
         Ok(Done::Ran)
     }
 
-    /// A repair job is over: the package database is checked again as after any repair, and
-    /// the host read afresh.
-    async fn settle_repair(
+    /// A repair or rollback job is over (`done` ends it): a repair's package database is
+    /// checked again as after any repair (a rollback's images were rejected before it
+    /// started), and the host is read afresh.
+    async fn settle_fix(
         &self,
         job: &RemoteJob,
         end: JobEnd,
         now: StateKind,
+        done: Transition,
     ) -> StepResult<Done> {
         self.ended_well(job, end).await?;
-        self.in_stage(Stage::Repair, self.recheck_repair()).await?;
-        if now == StateKind::Updating {
-            self.move_to(Transition::Repaired).await?;
+        if job.stage == Stage::Repair {
+            self.in_stage(Stage::Repair, self.recheck_repair()).await?;
         }
-        self.read_after_repair().await
+        if now == StateKind::Updating {
+            self.move_to(done).await?;
+        }
+        self.read_after_change().await
     }
 
     /// Exit 0, or the job's failure (its error and the tail of its log).

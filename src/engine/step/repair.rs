@@ -28,7 +28,7 @@ impl StepContext {
         self.in_stage(Stage::Repair, self.run_repair(manager))
             .await?;
         self.move_to(Transition::Repaired).await?;
-        self.read_after_repair().await
+        self.read_after_change().await
     }
 
     /// The repair command, then the re-check, which runs even when the command failed so the
@@ -84,8 +84,9 @@ impl StepContext {
         error
     }
 
-    /// After a repair the host rests; read it like a refresh so pending and reboot are right.
-    pub(super) async fn read_after_repair(&self) -> StepResult<Done> {
+    /// After a repair or a rollback the host rests; read it like a refresh so pending, reboot
+    /// and stacks are right.
+    pub(super) async fn read_after_change(&self) -> StepResult<Done> {
         self.move_to(Transition::Query).await?;
         let found = self.read_host(Read::AfterChange).await?;
         self.settle_query(&found).await?;

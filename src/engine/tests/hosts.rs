@@ -372,6 +372,7 @@ async fn a_refused_move_stops_the_step_before_it_touches_the_host() {
         lists_limit: Arc::new(tokio::sync::Semaphore::new(1)),
         memory: Default::default(),
         history: Default::default(),
+        rollback: Default::default(),
         baseline: Default::default(),
     };
     let job = Job::new(update(), Origin::Console);

@@ -13,8 +13,8 @@ const CONTAINER_FORMAT: &str =
     "\t{{index .Config.Labels \"com.docker.compose.service\"}}\t{{.Image}}\t{{.Config.Image}}";
 /// `docker inspect` template printing a container's image id and its reference, one a line.
 const IMAGES_OF_CONTAINER: &str = "{{.Image}}\n{{.Config.Image}}";
-/// `docker image inspect` template: id, then every repo digest.
-const IMAGE_FORMAT: &str = "{{.Id}}\t{{range .RepoDigests}}{{.}} {{end}}";
+/// `docker image inspect` template: id, every repo digest, and when it was built.
+const IMAGE_FORMAT: &str = "{{.Id}}\t{{range .RepoDigests}}{{.}} {{end}}\t{{.Created}}";
 
 /// How to reach one stack: the directory to `cd` into and the compose invocation for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +81,82 @@ impl StackCommand {
 
     /// `up -d` of `services` only: the others keep their containers, running or not.
     pub(super) fn up(&self, services: &[&str]) -> String {
-        let names: String = services.iter().map(|s| format!(" {}", quote(s))).collect();
-        self.script(&format!("{} up -d{names}\n", self.compose))
+        self.script(&format!("{}\n", self.up_line(services)))
     }
+
+    fn up_line(&self, services: &[&str]) -> String {
+        let names: String = services.iter().map(|s| format!(" {}", quote(s))).collect();
+        format!("{} up -d{names}", self.compose)
+    }
+
+    /// Puts each service's reference back on the image it ran before (pulled by its digest
+    /// first when it is no longer on the host), then `up -d` of those services: one script, so
+    /// it runs as one detached job.
+    pub(super) fn rollback(&self, steps: &[RollbackStep]) -> String {
+        let mut body = String::new();
+        for step in steps {
+            let id = quote(&step.restore.id);
+            if let Some(digest) = step.pull.as_deref() {
+                body.push_str(&format!(
+                    "docker image inspect {id} >/dev/null 2>&1 || docker pull {} || exit\n",
+                    quote(digest)
+                ));
+            }
+            body.push_str(&format!(
+                "docker tag {id} {} || exit\n",
+                quote(&step.reference)
+            ));
+        }
+        let services: Vec<&str> = steps.iter().map(|s| s.service.as_str()).collect();
+        body.push_str(&self.up_line(&services));
+        body.push('\n');
+        self.script(&body)
+    }
+}
+
+/// One service of a rollback: the reference to point back at `restore`, pulled by `pull` (a
+/// digest) first when the image is gone from the host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RollbackStep {
+    pub path: String,
+    pub service: String,
+    /// The reference its container is created from, e.g. `reg:5000/app:latest`.
+    pub reference: String,
+    /// The image it runs now.
+    pub running: Option<String>,
+    /// The image it ran before the update: what it is put back on.
+    pub restore: super::ImageRef,
+    /// The digest to pull when `restore` is no longer on the host; `None` when it is there.
+    pub pull: Option<String>,
+}
+
+impl RollbackStep {
+    /// `web in /srv/app: 89abcdef0123 → 0123456789ab`, and how the old image is had.
+    pub fn describe(&self) -> String {
+        let short = super::report::short_id;
+        let now = self
+            .running
+            .as_deref()
+            .map_or("(no container)".into(), short);
+        let how = match &self.pull {
+            Some(digest) => format!(" (pulling {digest} first)"),
+            None => String::new(),
+        };
+        format!(
+            "{} in {}: {now} → {}{how}",
+            self.service,
+            self.path,
+            short(&self.restore.id)
+        )
+    }
+}
+
+/// Points each `(image id, reference)` tag at its image: how a held service's reference is put
+/// back on what it runs after a pull moved it.
+pub(super) fn retag_script(tags: &[(&str, &str)]) -> String {
+    tags.iter()
+        .map(|(id, reference)| format!("docker tag {} {} || exit\n", quote(id), quote(reference)))
+        .collect()
 }
 
 /// Marker of a service line of [`health_probe`]: `tendhost-want<TAB>SERVICE`.
@@ -190,6 +263,32 @@ mod tests {
         let probe = stack.probe();
         assert!(probe.contains("services=$(docker compose -f compose.yaml config --services)"));
         assert!(probe.contains("containers=$(docker compose -f compose.yaml ps -q)"));
+        let step = |service: &str, pull: Option<&str>| RollbackStep {
+            path: "/srv/a b/compose.yaml".into(),
+            service: service.into(),
+            reference: "reg/app:latest".into(),
+            running: Some("sha256:new".into()),
+            restore: crate::pkg::ImageRef {
+                id: "sha256:old".into(),
+                digest: Some("reg/app@sha256:d1".into()),
+            },
+            pull: pull.map(String::from),
+        };
+        assert_eq!(
+            stack.rollback(&[
+                step("web", None),
+                step("odd name", Some("reg/app@sha256:d1"))
+            ]),
+            "cd -- '/srv/a b' || exit 3\nset -f\n\
+             docker tag sha256:old reg/app:latest || exit\n\
+             docker image inspect sha256:old >/dev/null 2>&1 || docker pull reg/app@sha256:d1 || exit\n\
+             docker tag sha256:old reg/app:latest || exit\n\
+             docker compose -f compose.yaml up -d web 'odd name'\n"
+        );
+        assert_eq!(
+            retag_script(&[("sha256:old", "reg/$(x):1")]),
+            "docker tag sha256:old 'reg/$(x):1' || exit\n"
+        );
         assert!(
             images_script(&["reg/app:1", "$(x)"]).ends_with("img reg/app:1\nimg '$(x)'\n"),
             "{}",

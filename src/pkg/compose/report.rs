@@ -4,6 +4,7 @@
 //!
 //! Built from the parsed probes (`parse::compose`); runs nothing itself.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::pkg::Error;
@@ -16,6 +17,12 @@ pub struct ImageRef {
     pub id: String,
     /// `None` for an image built or imported locally and never pushed or pulled.
     pub digest: Option<String>,
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`, as docker shows image ids.
+pub fn short_id(id: &str) -> String {
+    let bare = id.strip_prefix("sha256:").unwrap_or(id);
+    bare.chars().take(12).collect()
 }
 
 /// One service of a stack, with the image it ran and the one its reference points at now.
@@ -31,11 +38,58 @@ pub struct ServiceImage {
     /// What `image` points at on the host (after the pull, when one ran); `None` when the
     /// reference is unknown or no such image is present.
     pub available: Option<ImageRef>,
+    /// Why an update leaves the service on the image it runs although `available` differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+}
+
+/// Why an update leaves a service where it is although its reference points at another image.
+/// The local tag is pointed back at the running image, so nothing (not a manual `up -d`
+/// either) picks the held one up; the next pull looks again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Hold {
+    /// The operator rolled this image back: it stays out until the reference points at a
+    /// different one.
+    RolledBack,
+    /// Built less than `[host.docker] min_image_age` ago: a later run takes it once it has
+    /// aged (a fresh release is where a broken one is found).
+    TooNew { created: DateTime<Utc> },
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hold::RolledBack => write!(f, "held: rolled back"),
+            Hold::TooNew { created } => {
+                write!(
+                    f,
+                    "held: too new (built {})",
+                    created.format("%Y-%m-%d %H:%M UTC")
+                )
+            }
+        }
+    }
+}
+
+/// A service an update left on the image it runs: the image it left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldService {
+    pub path: String,
+    pub service: String,
+    /// The image left out (what the reference pointed at after the pull).
+    pub image: ImageRef,
+    pub hold: Hold,
 }
 
 impl ServiceImage {
-    /// A different image is there for a service that has a container.
+    /// A different image is there for a service that has a container, and nothing holds it.
     pub fn changed(&self) -> bool {
+        self.held.is_none() && self.differs()
+    }
+
+    /// The reference points at another image than the service runs (held or not).
+    fn differs(&self) -> bool {
         matches!((&self.running, &self.available), (Some(old), Some(new)) if old.id != new.id)
     }
 }
@@ -137,6 +191,7 @@ impl StackReport {
                     image,
                     running,
                     available,
+                    held: None,
                 }
             })
             .collect();
@@ -150,6 +205,26 @@ impl StackReport {
     /// Services with a different image available (changed by the update once `recreated`).
     pub fn changed(&self) -> impl Iterator<Item = &ServiceImage> {
         self.services.iter().filter(|s| s.changed())
+    }
+
+    /// Services whose new image an update leaves for later, with why.
+    pub fn held(&self) -> impl Iterator<Item = (&ServiceImage, &Hold)> {
+        self.services
+            .iter()
+            .filter(|s| s.differs())
+            .filter_map(|s| Some((s, s.held.as_ref()?)))
+    }
+
+    /// [`held`](Self::held), as records for the host model.
+    pub fn held_services(&self) -> impl Iterator<Item = HeldService> + '_ {
+        self.held().filter_map(|(service, hold)| {
+            Some(HeldService {
+                path: self.path.clone(),
+                service: service.service.clone(),
+                image: service.available.clone()?,
+                hold: hold.clone(),
+            })
+        })
     }
 
     /// One record per changed service: old and new image, by id and digest.
@@ -167,26 +242,42 @@ impl StackReport {
     /// Checks, against a probe taken after `up -d`, that every container of every changed
     /// service runs its new image; the error names the first service that does not.
     pub(super) fn verify(&self, after: &StackProbe) -> Result<(), Error> {
-        for change in self.changes() {
-            let running: Vec<&str> = after
-                .containers_of(&change.service)
-                .map(|c| c.image_id.as_str())
-                .collect();
-            let stale = running.iter().find(|id| **id != change.to.id);
-            if running.is_empty() || stale.is_some() {
-                let stale = stale.map(|id| (*id).to_string());
-                return Err(Error::Compose {
-                    path: self.path.clone(),
-                    service: Some(change.service),
-                    source: Box::new(Error::NotRecreated {
-                        running: stale,
-                        expected: change.to.id,
-                    }),
-                });
-            }
-        }
-        Ok(())
+        let changes: Vec<ServiceChange> = self.changes().collect();
+        verify_running(
+            &self.path,
+            after,
+            changes
+                .iter()
+                .map(|c| (c.service.as_str(), c.to.id.as_str())),
+        )
     }
+}
+
+/// Checks, against a probe taken after `up -d` of the stack at `path`, that every container of
+/// each `(service, image id)` runs that image; the error names the first service that does not.
+pub(super) fn verify_running<'a>(
+    path: &str,
+    after: &StackProbe,
+    expected: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), Error> {
+    for (service, image) in expected {
+        let running: Vec<&str> = after
+            .containers_of(service)
+            .map(|c| c.image_id.as_str())
+            .collect();
+        let stale = running.iter().find(|id| **id != image);
+        if running.is_empty() || stale.is_some() {
+            return Err(Error::Compose {
+                path: path.to_string(),
+                service: Some(service.to_string()),
+                source: Box::new(Error::NotRecreated {
+                    running: stale.map(|id| (*id).to_string()),
+                    expected: image.to_string(),
+                }),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -207,6 +298,7 @@ mod tests {
             image: Some("web:latest".into()),
             running: running.map(|id| image(id, None)),
             available: available.map(|id| image(id, None)),
+            held: None,
         }
     }
 
@@ -216,6 +308,18 @@ mod tests {
         assert!(!service(Some("a"), Some("a")).changed());
         assert!(!service(None, Some("a")).changed());
         assert!(!service(Some("a"), None).changed());
+        let held = ServiceImage {
+            held: Some(Hold::RolledBack),
+            ..service(Some("a"), Some("b"))
+        };
+        assert!(!held.changed(), "a held image is no change");
+        let stack = StackReport {
+            path: "/s".into(),
+            services: vec![held, service(Some("a"), Some("a"))],
+            recreated: false,
+        };
+        let held: Vec<&str> = stack.held().map(|(s, _)| s.service.as_str()).collect();
+        assert_eq!(held, ["web"]);
     }
 
     const PROBE: &str = "tendhost-svc\tweb\ntendhost-svc\tidle\ntendhost-svc\tlocal\n\

@@ -9,8 +9,9 @@
 pub(crate) const SERVICE_MARKER: &str = "tendhost-svc";
 /// Marker of a container line: `tendhost-ctr<TAB>SERVICE<TAB>IMAGE_ID<TAB>IMAGE_REF`.
 pub(crate) const CONTAINER_MARKER: &str = "tendhost-ctr";
-/// Marker of an image line: `tendhost-img<TAB>ASKED<TAB>IMAGE_ID<TAB>DIGEST DIGEST …`, where
-/// ASKED is the id or reference that was inspected; the id is empty when the image is missing.
+/// Marker of an image line: `tendhost-img<TAB>ASKED<TAB>IMAGE_ID<TAB>DIGEST DIGEST …<TAB>CREATED`,
+/// where ASKED is the id or reference that was inspected; the id is empty when the image is
+/// missing; CREATED is when the image was built (RFC 3339).
 pub(crate) const IMAGE_MARKER: &str = "tendhost-img";
 
 /// One container of a stack, as `docker inspect` saw it.
@@ -32,6 +33,8 @@ pub(crate) struct ImageProbe {
     pub id: Option<String>,
     /// Its `RepoDigests` (`repo@sha256:…`); empty for an image that never met a registry.
     pub digests: Vec<String>,
+    /// When it was built; `None` when docker did not say (or said something unreadable).
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Everything one run of the stack probe printed.
@@ -109,6 +112,10 @@ pub(crate) fn parse_images(text: &str) -> Vec<ImageProbe> {
                     .get(2)
                     .map(|d| d.split_whitespace().map(str::to_string).collect())
                     .unwrap_or_default(),
+                created: f
+                    .get(3)
+                    .and_then(|c| chrono::DateTime::parse_from_rfc3339(c.trim()).ok())
+                    .map(|c| c.to_utc()),
             })
         })
         .collect()
@@ -165,7 +172,7 @@ mod tests {
                     tendhost-svc\tworker\n\
                     tendhost-ctr\tweb\tsha256:aaa\t127.0.0.1:5000/web:latest\n\
                     tendhost-img\tsha256:aaa\tsha256:aaa\t127.0.0.1:5000/web@sha256:d1 \n\
-                    tendhost-img\t127.0.0.1:5000/web:latest\tsha256:aaa\t\n\
+                    tendhost-img\t127.0.0.1:5000/web:latest\tsha256:aaa\t\t2026-11-30T08:15:02.123456789Z\n\
                     tendhost-img\tgone:1\t\t\n";
         let probe = parse_stack(text);
         assert_eq!(probe.services, ["web", "worker"]);
@@ -183,6 +190,11 @@ mod tests {
         let by_ref = probe.image("127.0.0.1:5000/web:latest").unwrap();
         assert_eq!(by_ref.id.as_deref(), Some("sha256:aaa"));
         assert!(by_ref.digests.is_empty());
+        assert_eq!(
+            by_ref.created.map(|c| c.to_rfc3339()).as_deref(),
+            Some("2026-11-30T08:15:02.123456789+00:00")
+        );
+        assert_eq!(by_id.created, None);
         assert_eq!(probe.image("gone:1").unwrap().id, None);
     }
 

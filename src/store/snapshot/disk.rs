@@ -16,7 +16,8 @@ use crate::fleet::{
 use crate::health::HealthReport;
 use crate::inventory::Inventory;
 use crate::pkg::{
-    PendingPackage, RebootStatus, ServiceChange, StackReport, UpgradePlan, UpgradeScope,
+    HeldService, PendingPackage, RebootStatus, RollbackLedger, ServiceChange, StackReport,
+    UpgradePlan, UpgradeScope,
 };
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -36,6 +37,12 @@ pub(super) struct DiskHost {
     pub stacks: Vec<StackReport>,
     #[serde(default)]
     pub compose_changes: Vec<ServiceChange>,
+    #[serde(default)]
+    pub compose_held: Vec<HeldService>,
+    /// Rollback points and rejected images; absent from snapshots written before rollbacks,
+    /// whose `compose_changes` then stand in for the points.
+    #[serde(default)]
+    pub rollback: Option<RollbackLedger>,
     #[serde(default)]
     pub last_refresh: Option<DateTime<Utc>>,
     #[serde(default)]
@@ -193,6 +200,8 @@ impl From<&SavedHost> for DiskHost {
             }),
             stacks: model.stacks.to_vec(),
             compose_changes: model.compose_changes.to_vec(),
+            compose_held: model.compose_held.to_vec(),
+            rollback: Some(model.rollback.clone()),
             last_refresh: model.last_refresh,
             recent_output: saved.recent_output.clone(),
             dropped_output: saved.dropped_output,
@@ -229,7 +238,17 @@ impl From<DiskHost> for SavedHost {
             scope: p.scope,
         });
         model.stacks = Arc::from(disk.stacks);
+        model.rollback = disk.rollback.unwrap_or_else(|| RollbackLedger {
+            points: disk
+                .compose_changes
+                .iter()
+                .filter(|c| c.from.is_some())
+                .cloned()
+                .collect(),
+            rejected: Vec::new(),
+        });
         model.compose_changes = Arc::from(disk.compose_changes);
+        model.compose_held = Arc::from(disk.compose_held);
         model.last_refresh = disk.last_refresh;
         // An id that is not one tendhost makes would become a path on the host: drop it.
         model.job = disk.job.filter(|j| j.id.is_valid()).map(Arc::new);

@@ -109,6 +109,8 @@ impl From<V1Host> for DiskHost {
             }),
             stacks: Vec::new(),
             compose_changes: Vec::new(),
+            compose_held: Vec::new(),
+            rollback: None,
             last_refresh: old.last_refresh,
             recent_output: old.recent_output,
             dropped_output: old.dropped_output,

@@ -9,7 +9,7 @@ use super::{Ctx, name_list, popup};
 use crate::config::HostId;
 use crate::engine::JobKind;
 use crate::pkg::UpgradePlan;
-use crate::tui::dialogs::Confirmable;
+use crate::tui::dialogs::{ConfirmDialog, Confirmable};
 use crate::tui::keys::Action;
 use crate::tui::view::{Overlay, ViewState};
 
@@ -26,6 +26,7 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             dry_run,
             allow_removals,
         }) => plan_warnings(ctx, &dialog.hosts, dry_run, allow_removals),
+        Confirmable::Host(JobKind::Rollback { dry_run }) => rollback_lines(ctx, dialog, dry_run),
         _ => jump_host_warnings(ctx, &dialog.jump_hosts),
     };
     // Question, host names (at most 6 lines), warnings, a blank line and the key hint.
@@ -67,6 +68,24 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
             " security only: {}  ",
             on_off(dialog.scope.security_only)
         )));
+    }
+    if let Confirmable::Host(JobKind::Rollback { dry_run }) = dialog.what {
+        hint.push(Span::styled(
+            keys.keys_label(Action::ToggleDryRun),
+            theme.title(),
+        ));
+        hint.push(Span::raw(format!(" only ask: {}  ", on_off(dry_run))));
+        if !dialog.stacks.is_empty() {
+            hint.push(Span::styled(
+                format!(
+                    "{}/{}",
+                    keys.first_key(Action::Decrease),
+                    keys.first_key(Action::Increase)
+                ),
+                theme.title(),
+            ));
+            hint.push(Span::raw(" stack  "));
+        }
     }
     hint.push(Span::styled(
         format!(
@@ -222,6 +241,46 @@ fn plan_warnings(
     }
     lines
 }
+
+/// For a rollback: per host and service, the image it runs and the one it goes back to, as
+/// tendhost last saw them (the host is asked again before anything runs), at most
+/// [`ROLLBACK_LINES`] of them.
+fn rollback_lines(ctx: Ctx<'_>, dialog: &ConfirmDialog, dry_run: bool) -> Vec<Line<'static>> {
+    let mut previews = Vec::new();
+    for name in &dialog.hosts {
+        let Some(host) = ctx.model.position(name).and_then(|i| ctx.model.host(i)) else {
+            continue;
+        };
+        for preview in host.rollback_preview(dialog.stack.as_deref()) {
+            if !preview.done() {
+                previews.push(format!("↺ {name} {}: {}", preview.path, preview.describe()));
+            }
+        }
+    }
+    let more = previews.len().saturating_sub(ROLLBACK_LINES);
+    let mut lines: Vec<Line<'static>> = previews
+        .into_iter()
+        .take(ROLLBACK_LINES)
+        .map(|text| Line::styled(text, ctx.theme.accent()))
+        .collect();
+    if more > 0 {
+        lines.push(Line::raw(format!(
+            "… and {more} more service{}",
+            plural(more)
+        )));
+    }
+    lines.push(Line::styled(
+        match dry_run {
+            true => "only asks each host what it would do; changes nothing",
+            false => "the images rolled back from are left out of later updates",
+        },
+        ctx.theme.dim(),
+    ));
+    lines
+}
+
+/// Services a rollback confirmation names before the rest are counted.
+const ROLLBACK_LINES: usize = 6;
 
 /// For a reboot: each jump host or hypervisor and whom it cuts off or takes down, in the
 /// warning colour behind a symbol.

@@ -310,14 +310,37 @@ fn stack_lines(host: &HostRow, ctx: Ctx<'_>) -> Vec<Line<'static>> {
             ),
         ]));
     }
+    // What an update leaves for later, and what a rollback (the rollback key) would put back.
+    let held = host.model.compose_held.iter().map(|h| {
+        format!(
+            "{} {}: {} ({})",
+            h.path,
+            h.service,
+            h.hold,
+            short_id(&h.image.id)
+        )
+    });
+    let rollback = host
+        .rollback_preview(None)
+        .into_iter()
+        .filter(|p| !p.done())
+        .map(|p| format!("{} {}", p.path, p.describe()));
+    for (label, rows) in [
+        ("held", held.collect::<Vec<_>>()),
+        ("rollback", rollback.collect()),
+    ] {
+        for (i, text) in rows.into_iter().enumerate() {
+            let name = if i == 0 { label } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{name:<10} "), ctx.theme.dim()),
+                Span::styled(text, ctx.theme.warn()),
+            ]));
+        }
+    }
     lines
 }
 
-/// `sha256:0123456789ab…` → `0123456789ab`, as docker shows image ids.
-fn short_id(id: &str) -> String {
-    let bare = id.strip_prefix("sha256:").unwrap_or(id);
-    bare.chars().take(12).collect()
-}
+use crate::pkg::short_image_id as short_id;
 
 fn pending_lines(host: &HostRow, ctx: Ctx<'_>, width: usize) -> Vec<Line<'static>> {
     let theme = ctx.theme;

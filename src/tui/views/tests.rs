@@ -568,12 +568,14 @@ async fn inventory_tab_shows_stacks_services_and_what_the_update_changed() {
         image: Some("127.0.0.1:5000/app:latest".into()),
         running: Some(image("aaaaaaaaaaaa1111")),
         available: Some(image("bbbbbbbbbbbb2222")),
+        held: None,
     };
     let db = ServiceImage {
         service: "db".into(),
         image: Some("127.0.0.1:5000/db:16".into()),
         running: None,
         available: None,
+        held: None,
     };
     let stacks_event = |recreated| {
         let stack = StackReport {
@@ -846,4 +848,97 @@ async fn guests_and_their_hypervisor_show_the_relation_in_the_table_and_the_deta
         screen.contains("runs on    pve1 (updated and rebooted after"),
         "{screen}"
     );
+}
+
+/// Issue 15: after an update changed two stacks, the detail pane lists what a rollback would put
+/// back and what an update held; `o` opens a confirmation naming each service's images (80×24),
+/// ←/→ narrow it to one stack, and a host with nothing to roll back gets a status line instead.
+#[tokio::test]
+async fn rollback_key_confirms_what_it_puts_back_and_picks_a_stack() {
+    use crate::engine::bus::Event;
+    use crate::pkg::{HeldService, Hold, ImageRef, ServiceImage, StackReport};
+    use crate::tui::dialogs::Confirmable;
+    use crate::tui::view::Overlay;
+    let image = |id: &str| ImageRef {
+        id: format!("sha256:{id}"),
+        digest: Some(format!("reg/app@sha256:{id}")),
+    };
+    let stack = |path: &str| StackReport {
+        path: path.into(),
+        services: vec![ServiceImage {
+            service: "web".into(),
+            image: Some("127.0.0.1:5000/app:latest".into()),
+            running: Some(image("aaaaaaaaaaaa1111")),
+            available: Some(image("bbbbbbbbbbbb2222")),
+            held: None,
+        }],
+        recreated: true,
+    };
+    let (mut app, _rig) = demo_app(color(), false);
+    press(&mut app, "o");
+    assert!(
+        matches!(app.view.overlay, Overlay::None),
+        "nothing to roll back yet"
+    );
+    assert!(
+        app.view
+            .status
+            .as_ref()
+            .is_some_and(|s| s.text.starts_with("nothing to roll back")),
+        "{:?}",
+        app.view.status
+    );
+
+    app.apply(&Event::Stacks {
+        host: "host-00".into(),
+        stacks: std::sync::Arc::from(vec![stack("/srv/a"), stack("/srv/b")]),
+        updated: true,
+    });
+    app.apply(&Event::Held {
+        host: "host-00".into(),
+        held: std::sync::Arc::from(vec![HeldService {
+            path: "/srv/c".into(),
+            service: "cache".into(),
+            image: image("cccccccccccc3333"),
+            hold: Hold::RolledBack,
+        }]),
+    });
+    let screen = text(&draw(&mut app, 80, 40));
+    assert!(
+        screen.contains("rollback   /srv/a web: bbbbbbbbbbbb → aaaaaaaaaaaa"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("held       /srv/c cache: held: rolled back (cccccccccccc)"),
+        "{screen}"
+    );
+
+    press(&mut app, "o");
+    let Overlay::Confirm(dialog) = &app.view.overlay else {
+        panic!("no confirmation: {:?}", app.view.overlay);
+    };
+    assert_eq!(
+        dialog.what,
+        Confirmable::Host(crate::engine::JobKind::Rollback { dry_run: false })
+    );
+    assert_eq!(dialog.question(), "rollback 1 host (all its stacks)?");
+    let screen = text(&draw(&mut app, 80, 24));
+    for line in [
+        "↺ host-00 /srv/a: web: bbbbbbbbbbbb → aaaaaaaaaaaa",
+        "↺ host-00 /srv/b: web: bbbbbbbbbbbb → aaaaaaaaaaaa",
+        "left out of later updates",
+    ] {
+        assert!(screen.contains(line), "{line:?} missing: {screen}");
+    }
+    press(&mut app, "l l");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(
+        screen.contains("rollback 1 host (only stack /srv/b)?"),
+        "{screen}"
+    );
+    assert!(!screen.contains("/srv/a:"), "{screen}");
+    press(&mut app, "d");
+    let screen = text(&draw(&mut app, 80, 24));
+    assert!(screen.contains("dry-run rollback 1 host"), "{screen}");
+    assert!(screen.contains("changes nothing"), "{screen}");
 }
