@@ -191,3 +191,80 @@ fn min_image_age_holds_a_fresh_image_until_the_cooldown_is_gone() {
     run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
     assert_eq!(stack.running_image("web"), fixture.v2);
 }
+
+/// A `kill -9` of tendhost while a rollback's job runs on the host: the job was written ahead,
+/// so the next run reattaches, follows it to its end and settles the host; the image rolled back
+/// from was rejected before the job started, so it stays rejected.
+#[test]
+fn a_rollback_killed_mid_job_is_reattached_and_settled_by_the_next_run() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let fixture = registry::shared();
+    let (outdated, env, _path) =
+        outdated_host("rollback-kill", "docker-compose.yml", Stack::dir_path, "v1");
+    let stack = &outdated.stack;
+    run_expecting(&env, &["--batch", "update", "docker", "--json"], 0);
+    assert_eq!(stack.running_image("web"), fixture.v2);
+
+    // A `docker` first on PATH whose `tag` takes a while: the window to kill tendhost in.
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v docker"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let shim = tempfile::tempdir().unwrap();
+    let flag = shim.path().join("tagging");
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = tag ]; then : > '{}'; sleep 3; fi\nexec {} \"$@\"\n",
+        flag.display(),
+        real.trim()
+    );
+    let docker = shim.path().join("docker");
+    std::fs::write(&docker, script).unwrap();
+    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        shim.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let mut child = super::batch::tendhost_std(&env)
+        .args(["--batch", "rollback", "docker", "--json"])
+        .env("PATH", path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_until(
+        "the rollback's job to re-tag",
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        || flag.exists(),
+    );
+    child.kill().unwrap(); // SIGKILL: tendhost gets no say
+    child.wait().unwrap();
+    let snapshot = std::fs::read_to_string(env.state_dir().join("tendhost/snapshot.json")).unwrap();
+    assert!(
+        snapshot.contains("\"label\":\"compose rollback\""),
+        "{snapshot}"
+    );
+
+    // The next run (the shim gone) asks about the job, follows it and settles the host.
+    let lines = json_lines(&run_expecting(&env, &["--batch", "hosts", "--json"], 0));
+    assert_eq!(stack.running_image("web"), fixture.v1);
+    let host = host_line(&lines, "docker");
+    assert_eq!(host["state"], "idle", "{host}");
+    assert_eq!(host["compose_rejected"][0]["image"], fixture.v2, "{host}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output"
+                && l["line"].as_str().unwrap_or("").contains("reattached")),
+        "{lines:#?}"
+    );
+}
