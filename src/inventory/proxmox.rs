@@ -27,10 +27,8 @@ pub(super) const SCRIPT: &str = r#"
 if command -v pveversion >/dev/null 2>&1; then
   pve_pct=$(pct list 2>/dev/null); pve_qm=$(qm list 2>/dev/null)
   echo @@pveversion; pveversion 2>/dev/null
-  echo @@pct-list; [ -n "$pve_pct" ] && printf '%s
-' "$pve_pct"
-  echo @@qm-list; [ -n "$pve_qm" ] && printf '%s
-' "$pve_qm"
+  echo @@pct-list; [ -n "$pve_pct" ] && printf '%s\n' "$pve_pct"
+  echo @@qm-list; [ -n "$pve_qm" ] && printf '%s\n' "$pve_qm"
   for f in /etc/pve/lxc/*.conf; do
     if [ -r "$f" ]; then echo "@@lxc-conf ${f##*/}"; cat "$f"; fi
   done
@@ -39,10 +37,8 @@ if command -v pveversion >/dev/null 2>&1; then
   done
   pve_dir=$(mktemp -d 2>/dev/null) || pve_dir=
   if [ -n "$pve_dir" ] && command -v timeout >/dev/null 2>&1; then
-    printf '%s
-' "$pve_pct" | awk 'NR > 1 && $2 == "running" { print "lxc-ifaces", $1 }' >"$pve_dir/jobs"
-    for pve_id in $(printf '%s
-' "$pve_qm" | awk 'NR > 1 && $3 == "running" { print $1 }'); do
+    printf '%s\n' "$pve_pct" | awk 'NR > 1 && $2 == "running" { print "lxc-ifaces", $1 }' >"$pve_dir/jobs"
+    for pve_id in $(printf '%s\n' "$pve_qm" | awk 'NR > 1 && $3 == "running" { print $1 }'); do
       awk -F': *' '/^\[/ { exit }
         $1 == "agent" { n = split($2, p, ","); for (i = 1; i <= n; i++) {
           if (p[i] !~ /=/) on = p[i]; else if (p[i] ~ /^enabled=/) on = substr(p[i], 9) } }
@@ -150,7 +146,10 @@ pub(super) fn parse(output: &str) -> Option<Hypervisor> {
             Some(("lxc-ifaces", _)) => (GuestKind::Lxc, lxc_addresses(body)),
             _ => continue,
         };
-        let Some(id) = name.split_once(' ').and_then(|(_, id)| id.parse::<u32>().ok()) else {
+        let Some(id) = name
+            .split_once(' ')
+            .and_then(|(_, id)| id.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Some(guest) = guests.iter_mut().find(|g| g.id == id && g.kind == kind) {
@@ -235,7 +234,11 @@ fn apply_config(guest: &mut Guest, body: &str) {
 }
 
 fn add_ip(guest: &mut Guest, ip: String) {
-    if !guest.ips.iter().any(|known| known.eq_ignore_ascii_case(&ip)) {
+    if !guest
+        .ips
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(&ip))
+    {
         guest.ips.push(ip);
     }
 }
@@ -411,7 +414,14 @@ mod tests {
 
     #[test]
     fn reported_addresses_skip_loopback_and_link_local_and_tolerate_junk() {
-        for skipped in ["127.0.0.1", "127.1.2.3", "::1", "fe80::1", "febf::1", "169.254.3.4"] {
+        for skipped in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "fe80::1",
+            "febf::1",
+            "169.254.3.4",
+        ] {
             assert_eq!(reachable(skipped), None, "{skipped}");
         }
         assert_eq!(reachable("10.0.0.5").as_deref(), Some("10.0.0.5"));

@@ -40,9 +40,24 @@ fn a_proxmox_host_is_seen_as_hypervisor_and_goes_after_its_guest() {
     assert_eq!(hypervisor["platform"], "proxmox", "{pve_model:#}");
     assert_eq!(hypervisor["version"], "8.2.4");
     let guests = hypervisor["guests"].as_array().unwrap();
-    assert_eq!(guests.len(), 5, "{hypervisor:#}");
+    assert_eq!(guests.len(), 6, "{hypervisor:#}");
     assert_eq!(guests[0]["hostname"], "pihole");
     assert_eq!(guests[0]["ips"][0], "192.168.1.53");
+    // Run-time addresses through the real script: a DHCP container's from `pvesh`, a DHCP VM's
+    // from its guest agent; VM 100's agent hangs and `timeout` leaves it its static address.
+    let ips = |id: u64| {
+        let guest = guests.iter().find(|g| g["id"] == id).expect("the guest");
+        guest["ips"].clone()
+    };
+    assert_eq!(
+        ips(105),
+        serde_json::json!(["192.168.1.105", "fd12:3456:789a:1:be24:11ff:fe5e:2a05"])
+    );
+    assert_eq!(
+        ips(104),
+        serde_json::json!(["192.168.1.104", "fd12:3456:789a:1:be24:11ff:fe00:68"])
+    );
+    assert_eq!(ips(100), serde_json::json!(["192.168.1.20"]));
 
     let out = run_expecting(&env, &["--batch", "reboot"], 2);
     let stderr = String::from_utf8_lossy(&out.stderr);
