@@ -156,6 +156,13 @@ impl Hub {
         }
     }
 
+    /// Starts the wave gauges from what the audit log says of past waves (see
+    /// `WaveMetrics::from_history`) instead of from nothing.
+    pub(super) fn with_past_waves(mut self, waves: WaveMetrics) -> Self {
+        self.waves = waves;
+        self
+    }
+
     /// Keeps `guests` up to date from the hypervisors' inventories (the restored ones now,
     /// then every refresh), matched against `config`'s hosts.
     pub(super) fn with_guests(

@@ -46,6 +46,7 @@ use crate::pkg::{self, SharedManager};
 use crate::remote::{Executor, SharedExecutor};
 use crate::store::Paths;
 use crate::store::audit::{AuditRecord, AuditSink};
+use crate::store::metrics::WaveMetrics;
 use crate::store::snapshot::{SavedHost, SavedStatus, SavedWave, Snapshot, host_digest};
 use crate::survey::{self, Survey, SurveyRequest};
 
@@ -196,6 +197,12 @@ impl Engine {
             .file
             .clone()
             .unwrap_or_else(|| deps.paths.audit());
+        // The textfile's wave gauges start from the log's past waves, read before this run's
+        // appender writes to it.
+        let past_waves = match (&config.metrics.textfile, config.audit.enabled) {
+            (Some(_), true) => WaveMetrics::from_audit_log(&audit_file),
+            _ => WaveMetrics::default(),
+        };
         let audit = if config.audit.enabled {
             AuditSink::spawn_with(
                 audit_file.clone(),
@@ -324,6 +331,7 @@ impl Engine {
                 notifier.clone(),
             )
             .with_guests(config.clone(), guests.clone())
+            .with_past_waves(past_waves)
             .run(bus, frontend),
         );
 

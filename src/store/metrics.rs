@@ -57,6 +57,58 @@ impl WaveMetrics {
     }
 }
 
+impl WaveMetrics {
+    /// What the audit log's waves (oldest first) say: the newest one's status and totals, and
+    /// each host's outcome in the last wave it was part of. A restarted tendhost shows the last
+    /// wave's gauges before it runs one; a wave the log shows unfinished (the run that ran it
+    /// was killed or stopped) reads as `interrupted`.
+    pub(crate) fn from_history(waves: &[crate::history::Wave]) -> Self {
+        use crate::history::model::{HostOutcome, WaveOutcome};
+        let mut metrics = WaveMetrics::default();
+        for wave in waves {
+            for host in &wave.hosts {
+                let name = match host.outcome {
+                    HostOutcome::Succeeded => "succeeded",
+                    HostOutcome::Failed => "failed",
+                    HostOutcome::Skipped => "skipped",
+                    HostOutcome::Refused => "refused",
+                    HostOutcome::Interrupted | HostOutcome::Running => "interrupted",
+                    HostOutcome::NotRun => continue,
+                };
+                metrics
+                    .host_results
+                    .insert(HostId::from(host.host.as_str()), name);
+            }
+        }
+        if let Some(last) = waves.last() {
+            metrics.last_status = Some(match last.outcome {
+                WaveOutcome::Finished => WaveStatus::Finished.as_str(),
+                WaveOutcome::Halted => WaveStatus::Halted.as_str(),
+                WaveOutcome::Aborted => WaveStatus::Aborted.as_str(),
+                WaveOutcome::Paused => WaveStatus::Threshold.as_str(),
+                WaveOutcome::Running | WaveOutcome::Interrupted => "interrupted",
+            });
+            metrics.last_ok = last.count(HostOutcome::Succeeded);
+            metrics.last_failed = last.count(HostOutcome::Failed);
+            metrics.last_end = last.finished;
+        }
+        metrics
+    }
+
+    /// [`from_history`](Self::from_history) of the audit log whose live file is `live`; no
+    /// gauges when there is none or it cannot be read (said in the log: the metrics fail
+    /// nothing).
+    pub(crate) fn from_audit_log(live: &Path) -> Self {
+        match crate::history::load(live, crate::history::Query::default()) {
+            Ok((history, _)) => Self::from_history(&history.waves),
+            Err(err) => {
+                tracing::warn!(file = %live.display(), error = %crate::errors::chain(&err), "metrics: the last wave's gauges could not be read from the audit log");
+                Self::default()
+            }
+        }
+    }
+}
+
 fn outcome_name(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Succeeded => "succeeded",

@@ -84,4 +84,33 @@ fn a_wave_leaves_a_textfile_promtool_accepts_with_what_the_wave_did() {
         sample(&text, "tendhost_last_wave_status{status=\"finished\"}"),
         1.0
     );
+
+    assert_eq!(
+        sample(&text, "tendhost_host_last_wave_success{host=\"deb\"}"),
+        1.0
+    );
+    let ended = sample(&text, "tendhost_last_wave_end_timestamp_seconds");
+
+    // A new run that runs no wave still shows the last one, read back from the audit log.
+    fs::remove_file(&textfile).unwrap();
+    run_expecting(&env, &["--batch", "hosts"], 0);
+    let text = fs::read_to_string(&textfile).expect("`--batch hosts` wrote no textfile");
+    assert_eq!(sample(&text, "tendhost_last_wave_hosts_ok"), 1.0, "{text}");
+    assert_eq!(sample(&text, "tendhost_last_wave_hosts_failed"), 0.0);
+    assert_eq!(
+        sample(&text, "tendhost_last_wave_status{status=\"finished\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tendhost_host_last_wave_result{host=\"deb\",result=\"succeeded\"}"
+        ),
+        1.0
+    );
+    let seeded = sample(&text, "tendhost_last_wave_end_timestamp_seconds");
+    assert!(
+        (seeded - ended).abs() < 5.0,
+        "the end of the wave as the log has it ({seeded}) vs as it was seen ({ended})"
+    );
 }
