@@ -38,6 +38,19 @@ pub(super) fn run_expecting(env: &TestEnv, args: &[&str], code: i32) -> Output {
     exits_with(tendhost(env).args(args), code)
 }
 
+/// Asserts that the run whose JSON `lines` these are reattached to a job an earlier run left
+/// (its "-- tendhost: reattached to …" output line).
+#[track_caller]
+pub(super) fn assert_reattached(lines: &[Value]) {
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "output"
+                && l["line"].as_str().unwrap_or("").contains("reattached")),
+        "no reattach in {lines:#?}"
+    );
+}
+
 /// Runs `cmd` and checks its exit code, showing stderr when it differs.
 pub(super) fn exits_with(cmd: &mut Command, code: i32) -> Output {
     let out = cmd.output().unwrap();

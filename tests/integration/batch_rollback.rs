@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::batch::{host_line, json_lines, run_expecting};
+use super::batch::{assert_reattached, host_line, json_lines, run_expecting};
 use super::batch_compose::{docker_host_with, outdated_host, stages};
 use crate::harness::compose::Stack;
 use crate::harness::registry;
@@ -260,11 +260,5 @@ fn a_rollback_killed_mid_job_is_reattached_and_settled_by_the_next_run() {
     let host = host_line(&lines, "docker");
     assert_eq!(host["state"], "idle", "{host}");
     assert_eq!(host["compose_rejected"][0]["image"], fixture.v2, "{host}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["type"] == "output"
-                && l["line"].as_str().unwrap_or("").contains("reattached")),
-        "{lines:#?}"
-    );
+    assert_reattached(&lines);
 }

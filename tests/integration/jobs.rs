@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::batch::{host_line, json_lines, run_expecting, tendhost, tendhost_std};
+use crate::batch::{
+    assert_reattached, host_line, json_lines, run_expecting, tendhost, tendhost_std,
+};
 use crate::harness::apthost::{AptHost, Packages};
 use crate::harness::{TestEnv, assert_exit};
 
@@ -114,13 +116,7 @@ fn kill_9_mid_upgrade_then_restart_shows_the_jobs_real_outcome() {
     // The upgrade succeeded and one package asked for a reboot (auto_reboot is off).
     assert_eq!(victim["state"], "waiting_reboot", "{victim}");
     assert_eq!(host.version("tendhost-app"), "1.1");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["type"] == "output"
-                && l["line"].as_str().unwrap_or("").contains("reattached")),
-        "{lines:#?}"
-    );
+    assert_reattached(&lines);
     let audit = fs::read_to_string(env.state_dir().join("tendhost/audit.jsonl")).unwrap();
     assert!(
         audit.contains("\"job_end\"") && audit.contains("exit 0"),

@@ -11,7 +11,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::batch::{host_line, json_lines, run_expecting, tendhost_std};
+use crate::batch::{assert_reattached, host_line, json_lines, run_expecting, tendhost_std};
 use crate::harness::TestEnv;
 use crate::harness::vm::{ADDR, BREAK_FILE, NEXT_REPO, PORT, PRE_FAILED_UNIT, UPDATE_UNIT, Vm};
 use crate::health_pre::{check, checked, names};
@@ -333,13 +333,7 @@ fn kill_9_mid_upgrade_then_restart_reattaches_and_names_the_unit_the_update_brok
     let out = run_expecting(&env, &["--batch", "hosts", "--json"], 0);
     assert_eq!(job_file(vm, &id, "exit"), "0");
     let lines = json_lines(&out);
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["type"] == "output"
-                && l["line"].as_str().unwrap_or("").contains("reattached")),
-        "{lines:#?}"
-    );
+    assert_reattached(&lines);
     assert_eq!(vm.version("tendhost-svc"), "1.2");
     let log = job_file(vm, &id, "log");
     assert!(log.contains(&format!("tick-{TICKS}")), "{log}");
