@@ -1,9 +1,10 @@
 //! Which configured hosts are guests of which configured hypervisor, as the hypervisors' own
-//! inventories tell it (Proxmox: `pct list`, `qm list` and each guest's config). A declared
+//! inventories tell it (Proxmox: `pct list`, `qm list`, each guest's config and the addresses
+//! its guest agent or LXC interfaces report). A declared
 //! `runs_on` always wins; a detected guest is behind its hypervisor exactly like a declared one
 //! (see `config::JumpHosts`).
 //!
-//! A configured host is a guest when its `addr` is one of the guest's static addresses, or its
+//! A configured host is a guest when its `addr` is one of the guest's addresses, or its
 //! `addr` or name is the guest's hostname or Proxmox name (case-insensitive; `nas` matches
 //! `nas.lan` when one side is unqualified).
 

@@ -46,7 +46,7 @@ if command -v pveversion >/dev/null 2>&1; then
         echo "qm-agent $pve_id"
     done >>"$pve_dir/jobs"
     pve_node=$(uname -n)
-    xargs -P 4 -L 1 sh -c 'case $3 in
+    xargs -r -P 4 -L 1 sh -c 'case $3 in
         qm-agent) timeout -k 1 5 qm guest cmd "$4" network-get-interfaces ;;
         lxc-ifaces) timeout -k 1 5 pvesh get "/nodes/$1/lxc/$4/interfaces" --output-format json ;;
       esac >"$2/$3-$4" 2>/dev/null' sh "${pve_node%%.*}" "$pve_dir" <"$pve_dir/jobs"

@@ -221,6 +221,38 @@ fn issue12_kill_9_mid_wave_then_resume_finishes_it_upgrading_no_host_twice() {
     }
 }
 
+/// Asserts that `--batch reboot` refuses `hypervisor` naming `guest`, and that a real wave over
+/// the fleet (one batch) finishes `guest` before `hypervisor` starts; returns the wave's lines.
+pub(super) fn assert_hypervisor_waits_for_its_guest(
+    env: &TestEnv,
+    hypervisor: &str,
+    guest: &str,
+) -> Vec<Value> {
+    let out = run_expecting(env, &["--batch", "reboot"], 2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "'{hypervisor}' is the hypervisor of '{guest}': they go down with it"
+        )),
+        "{stderr}"
+    );
+    let out = run_expecting(
+        env,
+        &[
+            "--batch",
+            "wave",
+            "--json",
+            "--batch-size",
+            "100%",
+            "--allow-removals",
+        ],
+        0,
+    );
+    let lines = json_lines(&out);
+    assert_done_before_started(&lines, guest, hypervisor);
+    lines
+}
+
 /// Asserts that in a wave's JSON lines `first` finished its turn before `then` was ever in
 /// flight (a guest before its hypervisor).
 pub(super) fn assert_done_before_started(lines: &[Value], first: &str, then: &str) {
@@ -258,27 +290,7 @@ fn a_hypervisor_is_updated_after_its_guest_and_not_rebooted_under_it() {
     }
     env.write_config(&body);
 
-    let out = run_expecting(&env, &["--batch", "reboot"], 2);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("'pve1' is the hypervisor of 'vm1': they go down with it"),
-        "{stderr}"
-    );
-
-    let out = run_expecting(
-        &env,
-        &[
-            "--batch",
-            "wave",
-            "--json",
-            "--batch-size",
-            "100%",
-            "--allow-removals",
-        ],
-        0,
-    );
-    let lines = json_lines(&out);
-    assert_done_before_started(&lines, "vm1", "pve1");
+    let lines = assert_hypervisor_waits_for_its_guest(&env, "pve1", "vm1");
     assert_eq!(wave_hosts(&lines).len(), 2, "{lines:#?}");
     assert_eq!(pve.version("tendhost-app"), "1.1");
     assert_eq!(guest.version("tendhost-app"), "1.1");

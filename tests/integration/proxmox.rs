@@ -1,15 +1,31 @@
 //! Issue 15, guests before their hypervisor, on real hosts: a harness apt host made a Proxmox VE
 //! stand-in (its `pveversion`/`pct`/`qm` print real Proxmox output) is inventoried as a
 //! hypervisor; the configured host named like one of its VMs is matched as its guest, so a wave
-//! updates the guest first and `--batch reboot` refuses the hypervisor, naming the guest.
+//! updates the guest first and `--batch reboot` refuses the hypervisor, naming the guest. A guest
+//! known only by the address its QEMU guest agent reports (a DHCP VM) is matched the same way.
 
 use serde_json::Value;
 
-use crate::batch::{json_lines, run_expecting};
-use crate::batch_waves::assert_done_before_started;
+use crate::batch::run_expecting;
+use crate::batch_waves::assert_hypervisor_waits_for_its_guest;
 use crate::harness::TestEnv;
 use crate::harness::apthost::{AptHost, Packages};
-use crate::harness::proxmox::make_hypervisor;
+use crate::harness::proxmox::{make_hypervisor, make_hypervisor_with, routable_local_ipv4};
+
+/// Runs `--batch inventory` and returns `host`'s model from the snapshot it wrote.
+fn inventoried(env: &TestEnv, host: &str) -> Value {
+    run_expecting(env, &["--batch", "inventory"], 0);
+    let snapshot: Value = serde_json::from_str(
+        &std::fs::read_to_string(env.state_dir().join("tendhost/snapshot.json")).unwrap(),
+    )
+    .unwrap();
+    let hosts = snapshot["hosts"].as_array().expect("hosts in the snapshot");
+    hosts
+        .iter()
+        .find(|h| h["name"] == host)
+        .unwrap_or_else(|| panic!("{host} in the snapshot"))
+        .clone()
+}
 
 #[test]
 fn a_proxmox_host_is_seen_as_hypervisor_and_goes_after_its_guest() {
@@ -26,16 +42,7 @@ fn a_proxmox_host_is_seen_as_hypervisor_and_goes_after_its_guest() {
     }
     env.write_config(&body);
 
-    run_expecting(&env, &["--batch", "inventory"], 0);
-    let snapshot: Value = serde_json::from_str(
-        &std::fs::read_to_string(env.state_dir().join("tendhost/snapshot.json")).unwrap(),
-    )
-    .unwrap();
-    let hosts = snapshot["hosts"].as_array().expect("hosts in the snapshot");
-    let pve_model = hosts
-        .iter()
-        .find(|h| h["name"] == "pve")
-        .expect("pve in the snapshot");
+    let pve_model = inventoried(&env, "pve");
     let hypervisor = &pve_model["inventory"]["hypervisor"];
     assert_eq!(hypervisor["platform"], "proxmox", "{pve_model:#}");
     assert_eq!(hypervisor["version"], "8.2.4");
@@ -59,25 +66,54 @@ fn a_proxmox_host_is_seen_as_hypervisor_and_goes_after_its_guest() {
     );
     assert_eq!(ips(100), serde_json::json!(["192.168.1.20"]));
 
-    let out = run_expecting(&env, &["--batch", "reboot"], 2);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("'pve' is the hypervisor of 'debian-vm': they go down with it"),
-        "{stderr}"
+    assert_hypervisor_waits_for_its_guest(&env, "pve", "debian-vm");
+    assert_eq!(pve.version("tendhost-app"), "1.1");
+}
+
+#[test]
+fn a_dhcp_vm_known_only_through_its_guest_agent_goes_before_its_hypervisor() {
+    // The guest is reached on a real (non-loopback) address of this machine, which VM 104's
+    // agent reports as its DHCP lease; its name and config match nothing.
+    let ip = routable_local_ipv4();
+    let pve = AptHost::start("pve", Packages::Upgradable);
+    make_hypervisor_with(&pve.root, &ip);
+    let mut guest = AptHost::start("app", Packages::Upgradable);
+    let port = guest
+        .sshd
+        .listen_also_on(&ip)
+        .expect("sshd listening on the agent's address");
+    let env = TestEnv::new();
+    env.trust(&pve.sshd);
+    env.append_known_hosts(&format!("[{ip}]:{port} {}\n", guest.sshd.host_public_key()));
+    let mut body = env.host_toml("pve", &pve.sshd, "root");
+    body.push_str("manager = \"apt\"\n\n[host.policy]\nauto_reboot = false\n\n");
+    body.push_str(&format!(
+        "[[host]]\nname = \"app\"\naddr = \"{ip}\"\nport = {port}\nuser = \"root\"\n\
+         ssh_key = \"{}\"\nmanager = \"apt\"\n\n[host.policy]\nauto_reboot = false\n\n",
+        crate::harness::client_key().expect("client key").display()
+    ));
+    env.write_config(&body);
+
+    let pve_model = inventoried(&env, "pve");
+    let guests = pve_model["inventory"]["hypervisor"]["guests"]
+        .as_array()
+        .expect("pve seen as a hypervisor");
+    let vm = guests
+        .iter()
+        .find(|g| g["id"] == 104)
+        .expect("VM 104 among the guests");
+    assert_eq!(
+        vm["ips"],
+        serde_json::json!([ip, "fd12:3456:789a:1:be24:11ff:fe00:68"]),
+        "the agent's addresses, without loopback and link-local: {vm:#}"
+    );
+    let unifi = guests.iter().find(|g| g["id"] == 105).unwrap();
+    assert_eq!(
+        unifi["ips"][0], "192.168.1.105",
+        "pvesh's interfaces: {unifi:#}"
     );
 
-    let out = run_expecting(
-        &env,
-        &[
-            "--batch",
-            "wave",
-            "--json",
-            "--batch-size",
-            "100%",
-            "--allow-removals",
-        ],
-        0,
-    );
-    assert_done_before_started(&json_lines(&out), "debian-vm", "pve");
+    assert_hypervisor_waits_for_its_guest(&env, "pve", "app");
+    assert_eq!(guest.version("tendhost-app"), "1.1");
     assert_eq!(pve.version("tendhost-app"), "1.1");
 }

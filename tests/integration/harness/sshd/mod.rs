@@ -190,6 +190,18 @@ impl SshHost {
         self.spawn()
     }
 
+    /// Makes sshd listen on `ip` too (a free port there) and restarts it; returns the port. For
+    /// a host that must be reached through an address other than its loopback claim.
+    pub(crate) fn listen_also_on(&mut self, ip: &str) -> io::Result<u16> {
+        let port = std::net::TcpListener::bind((ip, 0))?.local_addr()?.port();
+        self.options
+            .extra_config
+            .push_str(&format!("\nListenAddress {ip}:{port}\n"));
+        self.write_config()?;
+        self.restart()?;
+        Ok(port)
+    }
+
     /// sshd's own log (`-E`), for assertion messages.
     pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.join("sshd.log")).unwrap_or_default()
