@@ -37,65 +37,52 @@ pub(super) fn render(area: Rect, buf: &mut Buffer, ctx: Ctx<'_>, view: &ViewStat
     } else {
         name_list(&dialog.hosts, inner_width, max_name_lines.max(1))
     };
-    let mut hint = vec![Span::styled(
+    // Each hint is a key (in the title style) and what it does.
+    let mut hint: Vec<Span<'static>> = Vec::new();
+    let mut key = |label: String, what: String| {
+        hint.push(Span::styled(label, theme.title()));
+        hint.push(Span::raw(what));
+    };
+    key(
         format!("{}/Enter", keys.keys_label(Action::Confirm)),
-        theme.title(),
-    )];
-    hint.push(Span::raw(" go  "));
-    if let Confirmable::Host(JobKind::Update {
-        dry_run,
-        allow_removals,
-    }) = dialog.what
-    {
-        hint.push(Span::styled(
-            keys.keys_label(Action::ToggleDryRun),
-            theme.title(),
-        ));
-        hint.push(Span::raw(format!(" dry run: {}  ", on_off(dry_run))));
-        hint.push(Span::styled(
-            keys.keys_label(Action::ToggleRemovals),
-            theme.title(),
-        ));
-        hint.push(Span::raw(format!(
-            " removals: {}  ",
-            on_off(allow_removals)
-        )));
-        hint.push(Span::styled(
-            keys.keys_label(Action::ToggleSecurityOnly),
-            theme.title(),
-        ));
-        hint.push(Span::raw(format!(
-            " security only: {}  ",
-            on_off(dialog.scope.security_only)
-        )));
-    }
-    if let Confirmable::Host(JobKind::Rollback { dry_run }) = dialog.what {
-        hint.push(Span::styled(
-            keys.keys_label(Action::ToggleDryRun),
-            theme.title(),
-        ));
-        hint.push(Span::raw(format!(" only ask: {}  ", on_off(dry_run))));
-        if !dialog.stacks.is_empty() {
-            hint.push(Span::styled(
-                format!(
-                    "{}/{}",
-                    keys.first_key(Action::Decrease),
-                    keys.first_key(Action::Increase)
-                ),
-                theme.title(),
-            ));
-            hint.push(Span::raw(" stack  "));
+        " go  ".into(),
+    );
+    match dialog.what {
+        Confirmable::Host(JobKind::Update {
+            dry_run,
+            allow_removals,
+        }) => {
+            let security_only = dialog.scope.security_only;
+            key(
+                keys.keys_label(Action::ToggleDryRun),
+                format!(" dry run: {}  ", on_off(dry_run)),
+            );
+            key(
+                keys.keys_label(Action::ToggleRemovals),
+                format!(" removals: {}  ", on_off(allow_removals)),
+            );
+            key(
+                keys.keys_label(Action::ToggleSecurityOnly),
+                format!(" security only: {}  ", on_off(security_only)),
+            );
         }
+        Confirmable::Host(JobKind::Rollback { dry_run }) => {
+            key(
+                keys.keys_label(Action::ToggleDryRun),
+                format!(" only ask: {}  ", on_off(dry_run)),
+            );
+            if !dialog.stacks.is_empty() {
+                let (left, right) = (
+                    keys.first_key(Action::Decrease),
+                    keys.first_key(Action::Increase),
+                );
+                key(format!("{left}/{right}"), " stack  ".into());
+            }
+        }
+        _ => {}
     }
-    hint.push(Span::styled(
-        format!(
-            "{}/{}",
-            keys.first_key(Action::Back),
-            keys.first_key(Action::Quit)
-        ),
-        theme.title(),
-    ));
-    hint.push(Span::raw(" cancel"));
+    let (back, quit) = (keys.first_key(Action::Back), keys.first_key(Action::Quit));
+    key(format!("{back}/{quit}"), " cancel".into());
     let hint = Line::from(hint);
     let needed = 1 + names.len() + warning_rows + 1 + rows(&hint, inner_width);
     let height = u16::try_from(needed + 2)
